@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { DermError, serializeError } from '../common/errors.js';
+import { createCore, type Core } from '../core/core.js';
+import type { JobProgress } from '../core/jobs/job.js';
+
+/**
+ * Exit codes of every `dermws` command (documented in the README):
+ * 0 everything succeeded; 1 the command ran but some items failed (e.g. some files could not be
+ * imported); 2 the command could not run (bad arguments, unreadable library, …); 130 cancelled.
+ */
+export const exitCodes = { ok: 0, partial: 1, couldNotRun: 2, cancelled: 130 } as const;
+
+export interface GlobalOptions {
+  library?: string;
+  json?: boolean;
+}
+
+export function globalOptions(command: Command): GlobalOptions {
+  return command.optsWithGlobals() as GlobalOptions;
+}
+
+/** Opens the core for one command and always closes it. */
+export async function withCore<T>(command: Command, work: (core: Core, options: GlobalOptions) => Promise<T> | T): Promise<T> {
+  const options = globalOptions(command);
+  const core = createCore(options.library ? { libraryFolder: options.library } : {});
+  try {
+    return await work(core, options);
+  } finally {
+    core.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A one-line progress bar on a TTY (stderr); silent otherwise, so piped output stays clean. */
+export function progressPrinter(enabled = Boolean(process.stderr.isTTY)): ((progress: JobProgress) => void) | undefined {
+  if (!enabled) return undefined;
+  return (progress) => {
+    const width = 30;
+    const fraction = progress.total > 0 ? progress.done / progress.total : 0;
+    const filled = Math.round(fraction * width);
+    const eta = progress.etaSeconds === null ? '' : ` ETA ${formatSeconds(progress.etaSeconds)}`;
+    const current = progress.current ? ` ${truncateMiddle(progress.current, 40)}` : '';
+    process.stderr.write(
+      `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${progress.done}/${progress.total} ${progress.ratePerSecond.toFixed(1)}/s${eta}${current}\x1b[K`,
+    );
+    if (progress.done >= progress.total) process.stderr.write('\n');
+  };
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
+}
+
+function truncateMiddle(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max / 2 - 1)}…${text.slice(-max / 2)}`;
+}
+
+/** Prints an error (as JSON with --json) and returns the exit code for it. */
+export function reportError(error: unknown, json: boolean): number {
+  const serialized = serializeError(error);
+  if (json) printJson({ error: serialized });
+  else process.stderr.write(`dermws: ${serialized.message}\n`);
+  if (serialized.code === 'cancelled') return exitCodes.cancelled;
+  return exitCodes.couldNotRun;
+}
+
+/** Parses a positive integer option, with an error that names the option. */
+export function parsePositiveInteger(name: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0 || parsed > max) {
+    throw new DermError('invalid-input', `${name} must be a whole number from 1 to ${max}; got "${value}".`, { field: name });
+  }
+  return parsed;
+}

@@ -1,0 +1,9 @@
+import type { Command } from 'commander';
+
+/**
+ * Every `dermws` command registers itself here. Each feature keeps its commands in its own
+ * `<feature>.command.ts` file and is added with one line below.
+ */
+export function registerCommands(program: Command): void {
+  void program;
+}

@@ -1,0 +1,69 @@
+/**
+ * Long work is a job: it reports progress, can be cancelled through an AbortSignal, and ends with a
+ * status. Jobs commit their unit of work atomically, so a cancelled or killed job is resumed simply by
+ * running it again.
+ */
+export type JobStatus = 'success' | 'partial' | 'cancelled' | 'failed';
+
+export interface JobProgress {
+  /** Stable job kind, e.g. "import", "embed", "index-build", "probe-train". */
+  job: string;
+  done: number;
+  total: number;
+  /** What is being worked on now (a file path, an image id, a fold), when there is one. */
+  current?: string;
+  /** Units per second since the job started. */
+  ratePerSecond: number;
+  /** Seconds left at the current rate; null until a rate is known. */
+  etaSeconds: number | null;
+  message?: string;
+}
+
+export type ProgressListener = (progress: JobProgress) => void;
+
+export interface JobControl {
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/** Measures rate and ETA and throttles progress events to at most one every `intervalMs`. */
+export class ProgressReporter {
+  private readonly startedAt = performance.now();
+  private lastEmit = 0;
+
+  constructor(
+    private readonly job: string,
+    private total: number,
+    private readonly listener: ProgressListener | undefined,
+    private readonly intervalMs = 100,
+  ) {}
+
+  setTotal(total: number): void {
+    this.total = total;
+  }
+
+  report(done: number, current?: string, force = false): void {
+    if (!this.listener) return;
+    const now = performance.now();
+    if (!force && done < this.total && now - this.lastEmit < this.intervalMs) return;
+    this.lastEmit = now;
+    const seconds = (now - this.startedAt) / 1000;
+    const ratePerSecond = seconds > 0 ? done / seconds : 0;
+    const etaSeconds = ratePerSecond > 0 ? Math.max(0, (this.total - done) / ratePerSecond) : null;
+    const progress: JobProgress = { job: this.job, done, total: this.total, ratePerSecond, etaSeconds };
+    if (current !== undefined) progress.current = current;
+    this.listener(progress);
+  }
+}
+
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    const error = new Error('The job was cancelled.');
+    error.name = 'AbortError';
+    throw error;
+  }
+}
+
+export function isCancellation(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError';
+}

@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Database from 'better-sqlite3';
+import { DermError } from '../../common/errors.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const migrationFilePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+
+/** Finds the top-level `migrations/` folder from source (electron/core/library) or compiled (dist/…) code. */
+export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.meta.url))): string {
+  let folder = start;
+  for (;;) {
+    const candidate = path.join(folder, 'migrations');
+    if (fs.existsSync(path.join(candidate, '0001_library.sql'))) return candidate;
+    const parent = path.dirname(folder);
+    if (parent === folder) throw new DermError('internal', `Could not find the migrations folder above ${start}.`);
+    folder = parent;
+  }
+}
+
+export function loadMigrations(folder = findMigrationsFolder()): Migration[] {
+  const migrations: Migration[] = [];
+  for (const file of fs.readdirSync(folder).sort()) {
+    const match = migrationFilePattern.exec(file);
+    if (!match) continue;
+    migrations.push({ version: Number(match[1]), name: match[2]!, sql: fs.readFileSync(path.join(folder, file), 'utf8') });
+  }
+  migrations.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new DermError('internal', `Migration ${migration.version}_${migration.name} is out of sequence: expected number ${index + 1}.`);
+    }
+  });
+  return migrations;
+}
+
+export const schemaTableSql = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at TEXT NOT NULL
+)`;
+
+/** The highest migration recorded in an opened database, or 0 for a new file. */
+export function appliedVersion(db: Database.Database): number {
+  const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (!table) return 0;
+  const row = db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null };
+  return row.version ?? 0;
+}
+
+/** Applies every pending migration in order, each in its own transaction. Returns the versions applied. */
+export function applyMigrations(db: Database.Database, migrations: Migration[], databaseFile: string): number[] {
+  db.exec(schemaTableSql);
+  const current = appliedVersion(db);
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    if (migration.version <= current) continue;
+    const run = db.transaction(() => {
+      db.exec(migration.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      );
+    });
+    try {
+      run();
+    } catch (error) {
+      throw new DermError(
+        'migration-failed',
+        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current + applied.length}.`,
+        { file: databaseFile, migration: migration.version },
+      );
+    }
+    applied.push(migration.version);
+  }
+  return applied;
+}
