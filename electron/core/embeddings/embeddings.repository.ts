@@ -1,0 +1,122 @@
+import type Database from 'better-sqlite3';
+import { DermError } from '../../common/errors.js';
+import { blobToVector, vectorToBlob } from './vector-codec.js';
+
+export interface EmbeddingModelRecord {
+  id: string;
+  displayName: string;
+  dim: number;
+  sha256: string;
+  source: 'onnx' | 'imported';
+  preprocessing: unknown;
+  registeredAt: string;
+}
+
+/** A dense matrix of one model's embeddings: row i belongs to imageIds[i]. */
+export interface EmbeddingMatrix {
+  modelId: string;
+  dim: number;
+  imageIds: number[];
+  /** Row-major, imageIds.length × dim. */
+  data: Float32Array;
+}
+
+/** Every read and write of the `embedding_models` and `embeddings` tables. */
+export class EmbeddingsRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  registerModel(model: Omit<EmbeddingModelRecord, 'registeredAt'>): void {
+    const existing = this.model(model.id);
+    if (existing && existing.dim !== model.dim) {
+      throw new DermError(
+        'conflict',
+        `Model "${model.id}" already has ${existing.dim}-d embeddings in this library; the new ones are ${model.dim}-d. Use another model id.`,
+        { modelId: model.id },
+      );
+    }
+    this.db
+      .prepare(
+        `INSERT INTO embedding_models (id, display_name, dim, sha256, source, preprocessing, registered_at)
+         VALUES (@id, @displayName, @dim, @sha256, @source, @preprocessing, @registeredAt)
+         ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, sha256 = excluded.sha256,
+           source = excluded.source, preprocessing = excluded.preprocessing`,
+      )
+      .run({ ...model, preprocessing: JSON.stringify(model.preprocessing ?? null), registeredAt: new Date().toISOString() });
+  }
+
+  model(id: string): EmbeddingModelRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM embedding_models WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    if (!row) return undefined;
+    return {
+      id: row.id as string,
+      displayName: row.display_name as string,
+      dim: row.dim as number,
+      sha256: row.sha256 as string,
+      source: row.source as 'onnx' | 'imported',
+      preprocessing: row.preprocessing ? JSON.parse(row.preprocessing as string) : null,
+      registeredAt: row.registered_at as string,
+    };
+  }
+
+  models(): Array<EmbeddingModelRecord & { count: number }> {
+    const rows = this.db.prepare('SELECT m.id, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id').all() as {
+      id: string;
+      count: number;
+    }[];
+    return rows.map((row) => ({ ...this.model(row.id)!, count: row.count }));
+  }
+
+  /** Inserts or replaces embeddings in one transaction (the unit of work of the embed job). */
+  put(modelId: string, modelSha256: string, rows: Array<{ imageId: number; vector: ArrayLike<number> }>): void {
+    const insert = this.db.prepare(
+      `INSERT INTO embeddings (image_id, model_id, model_sha256, dim, vector, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(model_id, image_id) DO UPDATE SET model_sha256 = excluded.model_sha256, dim = excluded.dim, vector = excluded.vector, created_at = excluded.created_at`,
+    );
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      for (const row of rows) insert.run(row.imageId, modelId, modelSha256, row.vector.length, vectorToBlob(row.vector), now);
+    })();
+  }
+
+  get(modelId: string, imageId: number): Float32Array | undefined {
+    const row = this.db.prepare('SELECT vector FROM embeddings WHERE model_id = ? AND image_id = ?').get(modelId, imageId) as { vector: Buffer } | undefined;
+    return row ? blobToVector(row.vector) : undefined;
+  }
+
+  count(modelId: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ?').get(modelId) as { n: number }).n;
+  }
+
+  /** Image ids (not deleted) that have no embedding for the model yet, in id order. */
+  imagesWithout(modelId: string, limit = -1): number[] {
+    return (
+      this.db
+        .prepare(
+          'SELECT i.id FROM images i WHERE i.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id) ORDER BY i.id LIMIT ?',
+        )
+        .all(modelId, limit) as { id: number }[]
+    ).map((row) => row.id);
+  }
+
+  /** All embeddings of a model for images not deleted (optionally only `imageIds`), in image-id order, as one matrix. */
+  matrix(modelId: string, imageIds?: number[]): EmbeddingMatrix {
+    const model = this.model(modelId);
+    if (!model) throw new DermError('not-found', `The library has no embeddings for model "${modelId}".`, { modelId });
+    const wanted = imageIds ? new Set(imageIds) : undefined;
+    const total = this.count(modelId);
+    const data = new Float32Array(total * model.dim);
+    const ids: number[] = [];
+    const statement = this.db.prepare(
+      'SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id',
+    );
+    for (const row of statement.iterate(modelId) as Iterable<{ imageId: number; vector: Buffer }>) {
+      if (wanted && !wanted.has(row.imageId)) continue;
+      if (row.vector.byteLength !== model.dim * 4) {
+        throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`);
+      }
+      data.set(blobToVector(row.vector), ids.length * model.dim);
+      ids.push(row.imageId);
+    }
+    return { modelId, dim: model.dim, imageIds: ids, data: data.subarray(0, ids.length * model.dim) };
+  }
+}
