@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerServeCommands } from './serve.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -6,4 +7,5 @@ import type { Command } from 'commander';
  */
 export function registerCommands(program: Command): void {
   void program;
+  registerServeCommands(program);
 }

@@ -1,0 +1,16 @@
+import { createCore, type CoreConfig } from '../core.js';
+import { AppApi, type AppApiOptions, type Handlers } from './app-api.js';
+import { imagesHandlers } from './handlers/images.handlers.js';
+import { jobsHandlers } from './handlers/jobs.handlers.js';
+import { libraryHandlers } from './handlers/library.handlers.js';
+
+/** Every contract call's handler; the type makes a call without a handler a compile error. */
+export const handlers: Handlers = {
+  ...libraryHandlers,
+  ...jobsHandlers,
+  ...imagesHandlers,
+};
+
+export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {
+  return new AppApi(createCore(config), handlers, options);
+}

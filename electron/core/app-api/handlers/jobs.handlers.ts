@@ -1,0 +1,7 @@
+import type { HandlerGroup } from '../app-api.js';
+
+export const jobsHandlers: HandlerGroup<'jobsList' | 'jobGet' | 'jobCancel'> = {
+  jobsList: (_input, { jobs }) => ({ jobs: jobs.list() }),
+  jobGet: (input, { jobs }) => jobs.get(input.jobId),
+  jobCancel: (input, { jobs }) => ({ cancelled: jobs.cancel(input.jobId) }),
+};

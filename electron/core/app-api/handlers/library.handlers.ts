@@ -1,0 +1,27 @@
+import type { HandlerGroup } from '../app-api.js';
+
+export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryOverview' | 'settingsGet' | 'settingsSet'> = {
+  appInfo: (_input, { core, options }) => ({
+    appVersion: options.appVersion,
+    mode: options.mode,
+    libraryFolder: core.library.paths.root,
+    schemaVersion: core.library.schemaVersion,
+    acceptsPaths: true,
+  }),
+  libraryOverview: (_input, { view }) => view.overview(),
+  settingsGet: (input, { core }) => {
+    const values: Record<string, unknown> = {};
+    const keys =
+      input.keys ?? (core.library.db.prepare('SELECT key FROM settings ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+    for (const key of keys) {
+      const value = core.settings.get(key);
+      if (value !== undefined) values[key] = value;
+    }
+    return { values };
+  },
+  settingsSet: (input, { core, emit }) => {
+    core.settings.set(input.key, input.value ?? null);
+    emit({ type: 'library-changed', what: 'settings' });
+    return { key: input.key };
+  },
+};

@@ -1,0 +1,147 @@
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import type { CallOutput, ImageFilter } from '../../common/contract.js';
+import { DermError } from '../../common/errors.js';
+
+/**
+ * Read-only views the screens need that no feature service offers as such: the library overview for
+ * the navigation, the per-image detail page, and import outcomes. Reads only; every write goes through
+ * the feature services.
+ */
+export class LibraryViewRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  overview(): CallOutput<'libraryOverview'> {
+    const images = (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n;
+    const batches = this.db
+      .prepare('SELECT id, started_at AS startedAt, status, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50')
+      .all() as CallOutput<'libraryOverview'>['batches'];
+    const flags = this.db
+      .prepare(
+        'SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN images i ON i.id = f.image_id WHERE i.deleted_at IS NULL GROUP BY f.flag ORDER BY f.flag',
+      )
+      .all() as Array<{ flag: string; count: number }>;
+    const embeddings = this.db
+      .prepare('SELECT m.id AS modelId, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id')
+      .all() as Array<{ modelId: string; count: number }>;
+    const metadataKeys = (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key LIMIT 200').all() as Array<{ key: string }>).map((row) => row.key);
+    return { images, batches, flags, embeddings, metadataKeys };
+  }
+
+  /** SQL for a filter over non-deleted images; the same clauses serve the count and the page. */
+  private where(filter: ImageFilter | undefined): { sql: string; parameters: unknown[] } {
+    const clauses = ['i.deleted_at IS NULL'];
+    const parameters: unknown[] = [];
+    if (filter?.flags && filter.flags.length > 0) {
+      clauses.push(`EXISTS (SELECT 1 FROM image_flags f WHERE f.image_id = i.id AND f.flag IN (${filter.flags.map(() => '?').join(', ')}))`);
+      parameters.push(...filter.flags);
+    }
+    if (filter?.batchId !== undefined) {
+      clauses.push('i.batch_id = ?');
+      parameters.push(filter.batchId);
+    }
+    if (filter?.caseKey !== undefined) {
+      clauses.push('i.case_id = (SELECT id FROM cases WHERE case_key = ?)');
+      parameters.push(filter.caseKey);
+    }
+    for (const [key, value] of Object.entries(filter?.metadata ?? {})) {
+      clauses.push('EXISTS (SELECT 1 FROM image_metadata m WHERE m.image_id = i.id AND m.key = ? AND m.value = ?)');
+      parameters.push(key, value);
+    }
+    if (filter?.search) {
+      clauses.push("i.original_path LIKE ? ESCAPE '\\'");
+      parameters.push(`%${filter.search.replace(/[\\%_]/g, (character) => `\\${character}`)}%`);
+    }
+    return { sql: clauses.join(' AND '), parameters };
+  }
+
+  page(filter: ImageFilter | undefined, offset: number, limit: number): { total: number; ids: number[] } {
+    const { sql, parameters } = this.where(filter);
+    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM images i WHERE ${sql}`).get(...parameters) as { n: number }).n;
+    const ids = (this.db.prepare(`SELECT i.id FROM images i WHERE ${sql} ORDER BY i.id LIMIT ? OFFSET ?`).all(...parameters, limit, offset) as Array<{ id: number }>).map(
+      (row) => row.id,
+    );
+    return { total, ids };
+  }
+
+  detail(imageId: number): CallOutput<'imageDetail'> {
+    const row = this.db
+      .prepare(
+        `SELECT i.id, i.original_path, i.relative_path, i.width, i.height, i.format, i.bytes, i.imported_at, i.batch_id, c.case_key
+         FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ? AND i.deleted_at IS NULL`,
+      )
+      .get(imageId) as
+      | { id: number; original_path: string; relative_path: string | null; width: number; height: number; format: string; bytes: number; imported_at: string; batch_id: number; case_key: string | null }
+      | undefined;
+    if (!row) throw new DermError('not-found', `There is no image ${imageId} in this library.`, { imageId });
+    const metadata: Record<string, string> = {};
+    for (const entry of this.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(imageId) as Array<{ key: string; value: string }>) {
+      metadata[entry.key] = entry.value;
+    }
+    const flags = this.db.prepare('SELECT flag, source, detail FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{
+      flag: string;
+      source: string;
+      detail: string | null;
+    }>;
+    const metrics = this.db.prepare('SELECT * FROM quality_metrics WHERE image_id = ?').get(imageId) as Record<string, unknown> | undefined;
+    let quality: Record<string, number> | null = null;
+    if (metrics) {
+      quality = {};
+      for (const [key, value] of Object.entries(metrics)) if (typeof value === 'number' && key !== 'image_id' && key !== 'metrics_version') quality[key] = value;
+    }
+    const labels = this.db
+      .prepare(
+        `SELECT l.kind, l.value, l.confidence, a.name AS annotator, l.origin FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id
+         WHERE l.image_id = ? AND l.superseded_at IS NULL ORDER BY l.kind, l.value`,
+      )
+      .all(imageId) as CallOutput<'imageDetail'>['labels'];
+    return {
+      id: row.id,
+      fileName: path.basename(row.original_path),
+      originalPath: row.original_path,
+      relativePath: row.relative_path,
+      width: row.width,
+      height: row.height,
+      format: row.format,
+      bytes: row.bytes,
+      importedAt: row.imported_at,
+      batchId: row.batch_id,
+      caseKey: row.case_key,
+      metadata,
+      flags,
+      quality,
+      labels,
+    };
+  }
+
+  importReport(batchId: number, outcome: string | undefined): CallOutput<'importReport'> {
+    const batch = this.db.prepare('SELECT id, status, total_files, imported, duplicates, failed FROM import_batches WHERE id = ?').get(batchId) as
+      | { id: number; status: string; total_files: number; imported: number; duplicates: number; failed: number }
+      | undefined;
+    if (!batch) throw new DermError('not-found', `There is no import batch ${batchId}.`, { batchId });
+    const rows = this.db
+      .prepare(`SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ${outcome ? 'AND outcome = ?' : ''} ORDER BY id LIMIT 5000`)
+      .all(...(outcome ? [batchId, outcome] : [batchId])) as Array<{ path: string; outcome: 'imported' | 'duplicate' | 'failed' | 'skipped'; reason: string | null; image_id: number | null }>;
+    return {
+      batchId,
+      status: batch.status,
+      counts: { total: batch.total_files, imported: batch.imported, duplicates: batch.duplicates, failed: batch.failed },
+      outcomes: rows.map((entry) => ({
+        path: entry.path,
+        outcome: entry.outcome,
+        ...(entry.reason ? { reason: entry.reason } : {}),
+        ...(entry.image_id !== null ? { imageId: entry.image_id } : {}),
+      })),
+    };
+  }
+
+  /** Files behind the media endpoints; never a path from the request, only from the image row. */
+  mediaFile(kind: 'thumbnail' | 'image', imageId: number, libraryRoot: string): string {
+    const row = this.db.prepare('SELECT thumbnail_path, managed_path, original_path FROM images WHERE id = ?').get(imageId) as
+      | { thumbnail_path: string; managed_path: string | null; original_path: string }
+      | undefined;
+    if (!row) throw new DermError('not-found', `There is no image ${imageId}.`, { imageId });
+    if (kind === 'thumbnail') return path.join(libraryRoot, row.thumbnail_path);
+    return row.managed_path ? path.join(libraryRoot, row.managed_path) : row.original_path;
+  }
+}
