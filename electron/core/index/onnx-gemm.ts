@@ -1,14 +1,12 @@
-import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
+import { OnnxGraphBuilder } from '../../../native-models/onnx/onnx-graph-builder.js';
 import { DermError } from '../../common/errors.js';
-
-const { onnx } = onnxProto;
 
 /**
  * Dense matrix products through onnxruntime. The randomized PCA fit and the query projection are
  * nothing but matrix products, and ORT's CPU kernels (blocked, vectorised, multi-threaded) run them
  * one to two orders of magnitude faster than a JavaScript triple loop. The graphs are written in
- * memory with onnx-proto, so no model file is shipped or downloaded.
+ * memory with the project's ONNX graph builder, so no model file is shipped or downloaded.
  */
 
 /** A row-major float32 matrix. */
@@ -18,73 +16,31 @@ export interface Matrix {
   data: Float32Array;
 }
 
-export function matrix(rows: number, cols: number, data = new Float32Array(rows * cols)): Matrix {
+export function matrix(rows: number, cols: number, data: Float32Array = new Float32Array(rows * cols)): Matrix {
   if (data.length !== rows * cols) throw new DermError('internal', `A ${rows}x${cols} matrix needs ${rows * cols} values; got ${data.length}.`);
   return { rows, cols, data };
 }
 
-const floatType = onnx.TensorProto.DataType.FLOAT;
-
-function tensorType(dims: Array<number | string>): onnx.ITypeProto {
-  return {
-    tensorType: {
-      elemType: floatType,
-      shape: { dim: dims.map((dim) => (typeof dim === 'number' ? { dimValue: dim } : { dimParam: dim })) },
-    },
-  };
-}
-
-function initializer(name: string, dims: number[], values: Float32Array): onnx.ITensorProto {
-  return {
-    name,
-    dims,
-    dataType: floatType,
-    rawData: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
-  };
-}
-
-function encodeModel(graph: onnx.IGraphProto): Uint8Array {
-  return onnx.ModelProto.encode({
-    irVersion: 7,
-    opsetImport: [{ domain: '', version: 13 }],
-    producerName: 'derm-workstation',
-    graph,
-  }).finish();
-}
-
 /** A Gemm graph `Y = op(A) · op(B)` with every dimension symbolic, so one session serves all shapes. */
 export function gemmModel(transposeA: boolean, transposeB: boolean): Uint8Array {
-  return encodeModel({
-    name: 'gemm',
-    node: [
-      {
-        opType: 'Gemm',
-        input: ['A', 'B'],
-        output: ['Y'],
-        attribute: [
-          { name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: transposeA ? 1 : 0 },
-          { name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: transposeB ? 1 : 0 },
-        ],
-      },
-    ],
-    input: [
-      { name: 'A', type: tensorType(['a0', 'a1']) },
-      { name: 'B', type: tensorType(['b0', 'b1']) },
-    ],
-    output: [{ name: 'Y', type: tensorType(['y0', 'y1']) }],
-  });
+  const graph = new OnnxGraphBuilder({ name: 'gemm' });
+  graph.addInput('A', ['a0', 'a1']);
+  graph.addInput('B', ['b0', 'b1']);
+  graph.op('Gemm', ['A', 'B'], { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 }, 'Y');
+  graph.addOutput('Y', ['y0', 'y1']);
+  return graph.serialize();
 }
 
 /** `Y = X · W + bias` with W and bias baked in as initializers (the projection on the query hot path). */
 export function affineModel(weights: Matrix, bias: Float32Array): Uint8Array {
   if (bias.length !== weights.cols) throw new DermError('internal', `Bias of ${bias.length} values for a ${weights.rows}x${weights.cols} weight matrix.`);
-  return encodeModel({
-    name: 'affine',
-    node: [{ opType: 'Gemm', input: ['X', 'W', 'bias'], output: ['Y'] }],
-    initializer: [initializer('W', [weights.rows, weights.cols], weights.data), initializer('bias', [weights.cols], bias)],
-    input: [{ name: 'X', type: tensorType(['n', weights.rows]) }],
-    output: [{ name: 'Y', type: tensorType(['n', weights.cols]) }],
-  });
+  const graph = new OnnxGraphBuilder({ name: 'affine' });
+  graph.addInput('X', ['n', weights.rows]);
+  graph.addInitializer('W', [weights.rows, weights.cols], weights.data);
+  graph.addInitializer('bias', [weights.cols], bias);
+  graph.op('Gemm', ['X', 'W', 'bias'], {}, 'Y');
+  graph.addOutput('Y', ['n', weights.cols]);
+  return graph.serialize();
 }
 
 const sessionOptions: ort.InferenceSession.SessionOptions = {
