@@ -1,0 +1,108 @@
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+
+export interface LibraryImageRef {
+  id: number;
+  relativePath: string | null;
+  originalPath: string;
+  caseId: number | null;
+}
+
+/** Library images found by the ways dataset rows name them. */
+export class ImageLookup {
+  private readonly byRelative = new Map<string, LibraryImageRef[]>();
+  private readonly byName = new Map<string, LibraryImageRef[]>();
+  private readonly byStem = new Map<string, LibraryImageRef[]>();
+
+  constructor(images: LibraryImageRef[]) {
+    for (const image of images) {
+      if (image.relativePath) push(this.byRelative, normalisePath(image.relativePath), image);
+      const name = path.posix.basename(normalisePath(image.relativePath ?? image.originalPath));
+      push(this.byName, name.toLowerCase(), image);
+      push(this.byStem, stemOf(name).toLowerCase(), image);
+    }
+  }
+
+  /** By relative path, then by file name; `ambiguous` when a file name matches several images. */
+  byPathOrName(value: string): { image?: LibraryImageRef; ambiguous?: LibraryImageRef[] } {
+    const normalised = normalisePath(value);
+    const exact = this.byRelative.get(normalised);
+    if (exact?.length === 1) return { image: exact[0]! };
+    if (exact && exact.length > 1) return { ambiguous: exact };
+    return single(this.byName.get(path.posix.basename(normalised).toLowerCase()));
+  }
+
+  /** By file name without extension (ISIC: isic_id = file stem). */
+  byFileStem(stem: string): { image?: LibraryImageRef; ambiguous?: LibraryImageRef[] } {
+    return single(this.byStem.get(stem.trim().toLowerCase()));
+  }
+}
+
+function single(found: LibraryImageRef[] | undefined): { image?: LibraryImageRef; ambiguous?: LibraryImageRef[] } {
+  if (!found || found.length === 0) return {};
+  if (found.length === 1) return { image: found[0]! };
+  return { ambiguous: found };
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+export function normalisePath(value: string): string {
+  return value.trim().replaceAll('\\', '/').replace(/^(\.\/)+/, '');
+}
+
+export function stemOf(name: string): string {
+  const extension = path.posix.extname(name);
+  return extension ? name.slice(0, -extension.length) : name;
+}
+
+/** Every SQL statement of dataset imports: cases, case membership and image metadata. */
+export class DatasetsRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  imageLookup(): ImageLookup {
+    const rows = this.db
+      .prepare('SELECT id, relative_path AS relativePath, original_path AS originalPath, case_id AS caseId FROM images WHERE deleted_at IS NULL ORDER BY id')
+      .all() as LibraryImageRef[];
+    return new ImageLookup(rows);
+  }
+
+  image(id: number): LibraryImageRef | undefined {
+    return this.db
+      .prepare('SELECT id, relative_path AS relativePath, original_path AS originalPath, case_id AS caseId FROM images WHERE id = ?')
+      .get(id) as LibraryImageRef | undefined;
+  }
+
+  caseKey(caseId: number): string | undefined {
+    return (this.db.prepare('SELECT case_key AS caseKey FROM cases WHERE id = ?').get(caseId) as { caseKey: string } | undefined)?.caseKey;
+  }
+
+  /** The case with this key, created when missing. */
+  ensureCase(caseKey: string, source: string, at: string): { id: number; created: boolean } {
+    const found = this.db.prepare('SELECT id FROM cases WHERE case_key = ?').get(caseKey) as { id: number } | undefined;
+    if (found) return { id: found.id, created: false };
+    const id = this.db.prepare('INSERT INTO cases (case_key, source, created_at) VALUES (?, ?, ?)').run(caseKey, source, at).lastInsertRowid as number;
+    return { id, created: true };
+  }
+
+  setImageCase(imageId: number, caseId: number): boolean {
+    return this.db.prepare('UPDATE images SET case_id = ? WHERE id = ? AND (case_id IS NULL OR case_id <> ?)').run(caseId, imageId, caseId).changes > 0;
+  }
+
+  /** Sets one metadata value; 'unchanged' when it already had exactly this value. */
+  setMetadata(imageId: number, key: string, value: string, source: string): 'set' | 'unchanged' {
+    const existing = this.db.prepare('SELECT value FROM image_metadata WHERE image_id = ? AND key = ?').get(imageId, key) as { value: string } | undefined;
+    if (existing?.value === value) return 'unchanged';
+    this.db
+      .prepare('INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, ?, ?, ?) ON CONFLICT(image_id, key) DO UPDATE SET value = excluded.value, source = excluded.source')
+      .run(imageId, key, value, source);
+    return 'set';
+  }
+}
