@@ -1,0 +1,313 @@
+import type Database from 'better-sqlite3';
+import type { LabelKind, LabelOrigin } from './label-kinds.js';
+
+/** One value of a label slot. */
+export interface LabelValue {
+  value: string;
+  confidence: number | null;
+}
+
+/** A current (or historical) label row with its annotator's name. */
+export interface Label extends LabelValue {
+  id: number;
+  imageId: number;
+  kind: LabelKind;
+  annotator: string | null;
+  annotatorId: number | null;
+  sessionId: number | null;
+  origin: LabelOrigin;
+  createdAt: string;
+}
+
+/**
+ * The set of labels that one change replaces: one image, one kind, one annotator's own labels of one
+ * origin. Consensus labels form one slot per image and kind, whoever adjudicated.
+ */
+export interface LabelSlot {
+  imageId: number;
+  kind: LabelKind;
+  origin: LabelOrigin;
+  annotatorId: number | null;
+}
+
+export type AuditAction = 'set' | 'remove' | 'record' | 'import' | 'adjudicate' | 'undo' | 'redo';
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  action: AuditAction;
+  editId: number | null;
+  revertsEditId: number | null;
+  annotator: string | null;
+  sessionId: number | null;
+  imageId: number;
+  kind: LabelKind;
+  origin: LabelOrigin;
+  slotAnnotatorId: number | null;
+  before: LabelValue[];
+  after: LabelValue[];
+}
+
+export interface LabelEdit {
+  id: number;
+  annotatorId: number;
+  previousEditId: number | null;
+  sessionId: number | null;
+  description: string;
+  createdAt: string;
+}
+
+interface LabelRow {
+  id: number;
+  image_id: number;
+  kind: string;
+  value: string;
+  confidence: number | null;
+  annotator_id: number | null;
+  annotator: string | null;
+  session_id: number | null;
+  origin: string;
+  created_at: string;
+}
+
+function toLabel(row: LabelRow): Label {
+  return {
+    id: row.id,
+    imageId: row.image_id,
+    kind: row.kind as LabelKind,
+    value: row.value,
+    confidence: row.confidence,
+    annotator: row.annotator,
+    annotatorId: row.annotator_id,
+    sessionId: row.session_id,
+    origin: row.origin as LabelOrigin,
+    createdAt: row.created_at,
+  };
+}
+
+interface AuditRow {
+  id: number;
+  at: string;
+  action: string;
+  edit_id: number | null;
+  reverts_edit_id: number | null;
+  annotator: string | null;
+  session_id: number | null;
+  image_id: number;
+  kind: string;
+  origin: string;
+  slot_annotator_id: number | null;
+  before_values: string;
+  after_values: string;
+}
+
+function toAudit(row: AuditRow): AuditEntry {
+  return {
+    id: row.id,
+    at: row.at,
+    action: row.action as AuditAction,
+    editId: row.edit_id,
+    revertsEditId: row.reverts_edit_id,
+    annotator: row.annotator,
+    sessionId: row.session_id,
+    imageId: row.image_id,
+    kind: row.kind as LabelKind,
+    origin: row.origin as LabelOrigin,
+    slotAnnotatorId: row.slot_annotator_id,
+    before: JSON.parse(row.before_values) as LabelValue[],
+    after: JSON.parse(row.after_values) as LabelValue[],
+  };
+}
+
+const labelColumns = 'l.id, l.image_id, l.kind, l.value, l.confidence, l.annotator_id, a.name AS annotator, l.session_id, l.origin, l.created_at';
+
+/** Every read and write of `annotators`, `labels`, `label_audit`, `label_edits` and `label_edit_cursors`. */
+export class LabelsRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  annotatorId(name: string): number | undefined {
+    return (this.db.prepare('SELECT id FROM annotators WHERE name = ?').get(name) as { id: number } | undefined)?.id;
+  }
+
+  ensureAnnotator(name: string, at: string): number {
+    this.db.prepare('INSERT INTO annotators (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING').run(name, at);
+    return this.annotatorId(name)!;
+  }
+
+  annotators(): Array<{ id: number; name: string; createdAt: string }> {
+    return (this.db.prepare('SELECT id, name, created_at FROM annotators ORDER BY name').all() as { id: number; name: string; created_at: string }[]).map((row) => ({
+      id: row.id,
+      name: row.name,
+      createdAt: row.created_at,
+    }));
+  }
+
+  existingImageIds(ids: number[]): Set<number> {
+    const found = new Set<number>();
+    const statement = this.db.prepare('SELECT id FROM images WHERE id = ?');
+    for (const id of new Set(ids)) if (statement.get(id)) found.add(id);
+    return found;
+  }
+
+  slotRows(slot: LabelSlot): Label[] {
+    const rows =
+      slot.origin === 'consensus'
+        ? this.db
+            .prepare(
+              `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id
+               WHERE l.image_id = ? AND l.kind = ? AND l.origin = 'consensus' AND l.superseded_at IS NULL ORDER BY l.value`,
+            )
+            .all(slot.imageId, slot.kind)
+        : this.db
+            .prepare(
+              `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id
+               WHERE l.image_id = ? AND l.kind = ? AND l.origin = ? AND l.annotator_id IS ? AND l.superseded_at IS NULL ORDER BY l.value`,
+            )
+            .all(slot.imageId, slot.kind, slot.origin, slot.annotatorId);
+    return (rows as LabelRow[]).map(toLabel);
+  }
+
+  supersede(ids: number[], at: string): void {
+    const statement = this.db.prepare('UPDATE labels SET superseded_at = ? WHERE id = ? AND superseded_at IS NULL');
+    for (const id of ids) statement.run(at, id);
+  }
+
+  insertLabel(slot: LabelSlot, value: LabelValue, writerId: number | null, sessionId: number | null, at: string): void {
+    this.db
+      .prepare('INSERT INTO labels (image_id, kind, value, confidence, annotator_id, session_id, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(slot.imageId, slot.kind, value.value, value.confidence, slot.origin === 'consensus' ? writerId : slot.annotatorId, sessionId, slot.origin, at);
+  }
+
+  insertAudit(entry: {
+    at: string;
+    action: AuditAction;
+    editId: number | null;
+    revertsEditId: number | null;
+    annotatorId: number | null;
+    sessionId: number | null;
+    slot: LabelSlot;
+    before: LabelValue[];
+    after: LabelValue[];
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO label_audit (at, action, edit_id, reverts_edit_id, annotator_id, session_id, image_id, kind, origin, slot_annotator_id, before_values, after_values)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        entry.at,
+        entry.action,
+        entry.editId,
+        entry.revertsEditId,
+        entry.annotatorId,
+        entry.sessionId,
+        entry.slot.imageId,
+        entry.slot.kind,
+        entry.slot.origin,
+        entry.slot.origin === 'consensus' ? null : entry.slot.annotatorId,
+        JSON.stringify(entry.before),
+        JSON.stringify(entry.after),
+      );
+  }
+
+  insertEdit(edit: Omit<LabelEdit, 'id'>): number {
+    return Number(
+      this.db
+        .prepare('INSERT INTO label_edits (annotator_id, previous_edit_id, session_id, description, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(edit.annotatorId, edit.previousEditId, edit.sessionId, edit.description, edit.createdAt).lastInsertRowid,
+    );
+  }
+
+  edit(id: number): LabelEdit | undefined {
+    const row = this.db.prepare('SELECT * FROM label_edits WHERE id = ?').get(id) as
+      | { id: number; annotator_id: number; previous_edit_id: number | null; session_id: number | null; description: string; created_at: string }
+      | undefined;
+    return row
+      ? { id: row.id, annotatorId: row.annotator_id, previousEditId: row.previous_edit_id, sessionId: row.session_id, description: row.description, createdAt: row.created_at }
+      : undefined;
+  }
+
+  /** The edit redo re-applies from `cursor`: the newest edit made when the cursor was there. */
+  newestChildEdit(annotatorId: number, cursor: number | null): LabelEdit | undefined {
+    const row = this.db.prepare('SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1').get(annotatorId, cursor) as
+      | { id: number }
+      | undefined;
+    return row ? this.edit(row.id) : undefined;
+  }
+
+  cursor(annotatorId: number): number | null {
+    const row = this.db.prepare('SELECT edit_id FROM label_edit_cursors WHERE annotator_id = ?').get(annotatorId) as { edit_id: number | null } | undefined;
+    return row?.edit_id ?? null;
+  }
+
+  setCursor(annotatorId: number, editId: number | null, at: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO label_edit_cursors (annotator_id, edit_id, updated_at) VALUES (?, ?, ?) ON CONFLICT(annotator_id) DO UPDATE SET edit_id = excluded.edit_id, updated_at = excluded.updated_at',
+      )
+      .run(annotatorId, editId, at);
+  }
+
+  /** The slot changes an edit made originally (not its later undo/redo rows), in the order made. */
+  changesOfEdit(editId: number): AuditEntry[] {
+    return (
+      this.db
+        .prepare(`SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`)
+        .all(editId) as AuditRow[]
+    ).map(toAudit);
+  }
+
+  audit(filter: { imageId?: number; annotatorId?: number; limit?: number } = {}): AuditEntry[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.imageId !== undefined) {
+      where.push('la.image_id = ?');
+      params.push(filter.imageId);
+    }
+    if (filter.annotatorId !== undefined) {
+      where.push('la.annotator_id = ?');
+      params.push(filter.annotatorId);
+    }
+    params.push(filter.limit ?? -1);
+    return (
+      this.db
+        .prepare(
+          `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id
+           ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY la.id LIMIT ?`,
+        )
+        .all(...params) as AuditRow[]
+    ).map(toAudit);
+  }
+
+  /** Current labels of the images, optionally only some kinds, origins or one annotator. */
+  current(imageIds: number[] | undefined, filter: { kinds?: LabelKind[]; origins?: LabelOrigin[]; annotatorId?: number } = {}): Label[] {
+    const where = ['l.superseded_at IS NULL'];
+    const params: unknown[] = [];
+    if (imageIds !== undefined) {
+      if (imageIds.length === 0) return [];
+      where.push('l.image_id IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(imageIds));
+    }
+    if (filter.kinds?.length) {
+      where.push('l.kind IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(filter.kinds));
+    }
+    if (filter.origins?.length) {
+      where.push('l.origin IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(filter.origins));
+    }
+    if (filter.annotatorId !== undefined) {
+      where.push('l.annotator_id = ?');
+      params.push(filter.annotatorId);
+    }
+    return (
+      this.db
+        .prepare(`SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`)
+        .all(...params) as LabelRow[]
+    ).map(toLabel);
+  }
+}
