@@ -1,0 +1,367 @@
+import { groupedFolds, subsampleByCase } from './grouped-folds.js';
+import {
+  accumulateRow,
+  fitLogisticModels,
+  statisticsFromSums,
+  type ColumnOutcome,
+  type FittedModels,
+  type ProbeModelSpec,
+} from './logistic-regression.js';
+import type { MatrixEngine } from './matrix-engine.js';
+import { accuracy, bootstrapAucIntervals, calibration, multiLabelSummary, rankScores, rocAuc, type RankedScores } from './metrics.js';
+import type { AucResult, CurvePoint, GroupMetrics, LabelMetrics, ProbeMetrics, SubgroupAttribute, SubgroupResult, SubgroupTable } from './probe-metrics.types.js';
+import { SeededRandom } from './seeded-random.js';
+
+/** Everything a probe evaluation needs, in plain typed arrays so it crosses into a worker thread. */
+export interface ProbeProblem {
+  /** Embeddings of every image of the model, rowCount × dim, row-major. */
+  data: Float32Array;
+  rowCount: number;
+  dim: number;
+  labels: string[];
+  /** rowCount × labels, row-major: 1 positive, 0 negative (meaningful only where known = 1). */
+  targets: Uint8Array;
+  known: Uint8Array;
+  /** Rows of the labelled population the probe learns from and is evaluated on. */
+  populationRows: Int32Array;
+  /** Case index of every population row (0..cases-1; an image without a case is its own case); -1 elsewhere. */
+  caseOfRow: Int32Array;
+  subgroups: Array<{ attribute: SubgroupAttribute; source: string; valueOfRow: Array<string | null> }>;
+  settings: ProbeSettings;
+}
+
+export interface ProbeSettings {
+  folds: number;
+  seed: number;
+  l2: number;
+  classWeights: boolean;
+  maxIterations: number;
+  gradientTolerance: number;
+  bootstrapReplicates: number;
+  /** Case fractions of the data-efficiency curve below 1 (1 is the cross-validation itself); empty for none. */
+  curveFractions: number[];
+  curveSeeds: number;
+  /** A subgroup with fewer cases than this reports "too small". */
+  minGroupCases: number;
+  /** onnxruntime intra-op threads; default: all cores. */
+  threads?: number;
+}
+
+export interface StageProgress {
+  stage: string;
+  stageIndex: number;
+  stageCount: number;
+  pass: number;
+  activeColumns: number;
+  columns: number;
+}
+
+export interface ProbeOutcome {
+  metrics: ProbeMetrics;
+  /** Final model (trained on the whole population): weights on raw features, dim × labels, and offsets. */
+  finalWeights: Float32Array;
+  finalOffsets: number[];
+  /** Final-model probabilities of every row, rowCount × labels. */
+  predictions: Float32Array;
+  /** Out-of-fold probabilities of the population rows (rowCount × labels; 0 elsewhere). */
+  outOfFold: Float32Array;
+  foldOfRow: Int32Array;
+}
+
+export interface EvaluationControl {
+  isCancelled?: () => boolean;
+  onProgress?: (progress: StageProgress) => void;
+}
+
+/**
+ * Case-grouped k-fold cross-validation, final fit, data-efficiency curve and every metric of a
+ * probe. Deterministic for a given problem and seed: folds, subsamples and bootstrap replicates come
+ * from seeded streams, and the solver has no randomness.
+ */
+export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem, control: EvaluationControl = {}): Promise<ProbeOutcome> {
+  const started = performance.now();
+  const { data, dim, rowCount, labels, targets, known, populationRows, caseOfRow, settings } = problem;
+  const labelCount = labels.length;
+  const folds = settings.folds;
+
+  const foldOfPopulation = groupedFolds(Int32Array.from(populationRows, (row) => caseOfRow[row]!), folds, settings.seed);
+  const foldOfRow = new Int32Array(rowCount).fill(-1);
+  populationRows.forEach((row, position) => {
+    foldOfRow[row] = foldOfPopulation[position]!;
+  });
+  const rowsOfFold = Array.from({ length: folds }, (_, fold) => populationRows.filter((row) => foldOfRow[row] === fold));
+
+  // Feature sums per fold, so each training fold's mean and σ come from its own rows without a second pass.
+  const foldSums = rowsOfFold.map((rows) => {
+    const sums = new Float64Array(dim);
+    const squares = new Float64Array(dim);
+    for (const row of rows) accumulateRow(data, dim, row, sums, squares);
+    return { sums, squares, count: rows.length };
+  });
+  const trainingStatistics = (excludedFold: number) => {
+    const sums = new Float64Array(dim);
+    const squares = new Float64Array(dim);
+    let count = 0;
+    foldSums.forEach((fold, index) => {
+      if (index === excludedFold) return;
+      for (let feature = 0; feature < dim; feature++) {
+        sums[feature]! += fold.sums[feature]!;
+        squares[feature]! += fold.squares[feature]!;
+      }
+      count += fold.count;
+    });
+    return statisticsFromSums(sums, squares, count);
+  };
+
+  const cvModels: ProbeModelSpec[] = rowsOfFold.map((_, fold) => ({
+    trainingRows: populationRows.filter((row) => foldOfRow[row] !== fold),
+    ...trainingStatistics(fold),
+  }));
+  const finalModel: ProbeModelSpec = { trainingRows: populationRows, ...trainingStatistics(-1) };
+
+  const curveFractions = [...new Set(settings.curveFractions.filter((fraction) => fraction > 0 && fraction < 1))].sort((a, b) => a - b);
+  const stageCount = 1 + curveFractions.length * settings.curveSeeds;
+  let stageIndex = 0;
+  const solverOptions = (stage: string, columns: number) => ({
+    l2: settings.l2,
+    classWeights: settings.classWeights,
+    maxIterations: settings.maxIterations,
+    gradientTolerance: settings.gradientTolerance,
+    ...(control.isCancelled ? { isCancelled: control.isCancelled } : {}),
+    onPass: (pass: number, activeColumns: number) => control.onProgress?.({ stage, stageIndex, stageCount, pass, activeColumns, columns }),
+  });
+
+  const mainModels = [...cvModels, finalModel];
+  const mainFit = await fitLogisticModels(engine, targets, known, labelCount, mainModels, solverOptions('cross-validation and final fit', mainModels.length * labelCount));
+  const fits: FittedModels[] = [mainFit];
+  const mainProbabilities = await probabilitiesOf(engine, mainFit);
+  const mainColumns = mainModels.length * labelCount;
+  const outOfFold = new Float32Array(rowCount * labelCount);
+  const predictions = new Float32Array(rowCount * labelCount);
+  for (let row = 0; row < rowCount; row++) {
+    const fold = foldOfRow[row]!;
+    for (let label = 0; label < labelCount; label++) {
+      if (fold >= 0) outOfFold[row * labelCount + label] = mainProbabilities[row * mainColumns + fold * labelCount + label]!;
+      predictions[row * labelCount + label] = mainProbabilities[row * mainColumns + folds * labelCount + label]!;
+    }
+  }
+
+  const overall = groupMetrics(outOfFold, problem, populationRows, settings.bootstrapReplicates, SeededRandom.derive(settings.seed, 2).nextInt(2 ** 31), true);
+
+  const subgroups: SubgroupTable[] = problem.subgroups.map((subgroup, attributeIndex) => {
+    const byValue = new Map<string, number[]>();
+    const missing: number[] = [];
+    for (const row of populationRows) {
+      const value = subgroup.valueOfRow[row];
+      if (value === null || value === undefined) missing.push(row);
+      else {
+        const list = byValue.get(value);
+        if (list) list.push(row);
+        else byValue.set(value, [row]);
+      }
+    }
+    const values = [...byValue.keys()].sort(compareSubgroupValues);
+    const groups: SubgroupResult[] = values.map((value, valueIndex) => {
+      const rows = Int32Array.from(byValue.get(value)!);
+      const cases = distinctCases(rows, caseOfRow);
+      if (cases < settings.minGroupCases) {
+        return { value, images: rows.length, cases, status: 'too-small', reason: `only ${cases} case${cases === 1 ? '' : 's'} (at least ${settings.minGroupCases} needed)` };
+      }
+      const seed = SeededRandom.derive(settings.seed, 3, attributeIndex, valueIndex).nextInt(2 ** 31);
+      return { value, images: rows.length, cases, status: 'measured', metrics: groupMetrics(outOfFold, problem, rows, settings.bootstrapReplicates, seed, false) };
+    });
+    const missingRows = Int32Array.from(missing);
+    return { attribute: subgroup.attribute, source: subgroup.source, notRecorded: { images: missingRows.length, cases: distinctCases(missingRows, caseOfRow) }, groups };
+  });
+
+  const curve: CurvePoint[] = [];
+  const curveValues = new Map<number, Array<Array<number | null>>>();
+  const curveCases = new Map<number, number[]>();
+  for (const fraction of curveFractions) {
+    for (let seedIndex = 0; seedIndex < settings.curveSeeds; seedIndex++) {
+      stageIndex++;
+      const models: ProbeModelSpec[] = cvModels.map((model, fold) => ({
+        trainingRows: subsampleByCase(model.trainingRows, caseOfRow, fraction, SeededRandom.derive(settings.seed, 4, seedIndex, fold, Math.round(fraction * 1e6))),
+        // Standardised with the whole training fold's feature statistics: features only, no labels, and never the test fold.
+        mean: model.mean,
+        std: model.std,
+      }));
+      const fit = await fitLogisticModels(engine, targets, known, labelCount, models, solverOptions(`data-efficiency ${Math.round(fraction * 100)}% seed ${seedIndex + 1}`, models.length * labelCount));
+      fits.push(fit);
+      const probabilities = await probabilitiesOf(engine, fit);
+      const columns = models.length * labelCount;
+      const pooled = new Float32Array(rowCount * labelCount);
+      for (const row of populationRows) {
+        const fold = foldOfRow[row]!;
+        for (let label = 0; label < labelCount; label++) pooled[row * labelCount + label] = probabilities[row * columns + fold * labelCount + label]!;
+      }
+      const aucs = labels.map((_, label) => labelAuc(pooled, problem, populationRows, label));
+      curveValues.set(fraction, [...(curveValues.get(fraction) ?? []), aucs]);
+      curveCases.set(fraction, [...(curveCases.get(fraction) ?? []), ...models.map((model) => distinctCases(model.trainingRows, caseOfRow))]);
+    }
+    const runs = curveValues.get(fraction)!;
+    curve.push(curvePoint(fraction, mean(curveCases.get(fraction)!)!, labels, runs));
+  }
+  const fullAucs = labels.map((_, label) => labelAuc(outOfFold, problem, populationRows, label));
+  curve.push(curvePoint(1, mean(cvModels.map((model) => distinctCases(model.trainingRows, caseOfRow)))!, labels, [fullAucs]));
+
+  const iterations = fits.flatMap((fit) => Array.from(fit.iterations));
+  const outcomes: Partial<Record<ColumnOutcome, number>> = {};
+  for (const fit of fits) for (const outcome of fit.outcomes) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+
+  const finalWeights = Float32Array.from(mainFit.weights[folds]!);
+  return {
+    metrics: {
+      labels,
+      folds: { count: folds, images: rowsOfFold.map((rows) => rows.length), cases: rowsOfFold.map((rows) => distinctCases(rows, caseOfRow)) },
+      overall,
+      subgroups,
+      curve,
+      solver: {
+        passes: fits.reduce((sum, fit) => sum + fit.passes, 0),
+        maxIterations: Math.max(0, ...iterations),
+        meanIterations: mean(iterations) ?? 0,
+        outcomes,
+        seconds: (performance.now() - started) / 1000,
+      },
+    },
+    finalWeights,
+    finalOffsets: Array.from(mainFit.offsets[folds]!),
+    predictions,
+    outOfFold,
+    foldOfRow,
+  };
+}
+
+/** Probabilities of every row for every column of the fitted models, in one pass: rowCount × (models × labels). */
+async function probabilitiesOf(engine: MatrixEngine, fit: FittedModels): Promise<Float32Array> {
+  const { labelCount, weights, offsets } = fit;
+  const columns = weights.length * labelCount;
+  const packed = new Float32Array(engine.dim * columns);
+  weights.forEach((modelWeights, model) => {
+    for (let feature = 0; feature < engine.dim; feature++) {
+      for (let label = 0; label < labelCount; label++) packed[feature * columns + model * labelCount + label] = modelWeights[feature * labelCount + label]!;
+    }
+  });
+  const logits = await engine.multiply(packed, columns);
+  const probabilities = new Float32Array(logits.length);
+  for (let index = 0; index < logits.length; index++) {
+    const column = index % columns;
+    const z = logits[index]! + offsets[Math.floor(column / labelCount)]![column % labelCount]!;
+    probabilities[index] = z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
+  }
+  return probabilities;
+}
+
+function column(values: Float32Array | Uint8Array, labelCount: number, label: number, rowCount: number): Float64Array {
+  const out = new Float64Array(rowCount);
+  for (let row = 0; row < rowCount; row++) out[row] = values[row * labelCount + label]!;
+  return out;
+}
+
+function knownRows(problem: ProbeProblem, rows: Int32Array, label: number): Int32Array {
+  const labelCount = problem.labels.length;
+  return rows.filter((row) => problem.known[row * labelCount + label] === 1);
+}
+
+function labelAuc(scores: Float32Array, problem: ProbeProblem, rows: Int32Array, label: number): number | null {
+  const labelCount = problem.labels.length;
+  return rocAuc(column(scores, labelCount, label, problem.rowCount), column(problem.targets, labelCount, label, problem.rowCount), knownRows(problem, rows, label));
+}
+
+function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Array, replicates: number, seed: number, withReliability: boolean): GroupMetrics {
+  const { labels, targets, known, caseOfRow, rowCount } = problem;
+  const labelCount = labels.length;
+  const perLabelRows = labels.map((_, label) => knownRows(problem, rows, label));
+  const scoreColumns = labels.map((_, label) => column(scores, labelCount, label, rowCount));
+  const targetColumns = labels.map((_, label) => column(targets, labelCount, label, rowCount));
+  const ranked: Array<RankedScores | null> = labels.map((_, label) => {
+    const labelRows = perLabelRows[label]!;
+    const positives = labelRows.filter((row) => targetColumns[label]![row] === 1).length;
+    return positives > 0 && positives < labelRows.length ? rankScores(scoreColumns[label]!, targetColumns[label]!, labelRows) : null;
+  });
+  // Every label shares the same case draws; rows outside a label's known set simply carry no weight in its ranking.
+  const intervals = bootstrapAucIntervals(ranked, rows, caseOfRow, replicates, seed);
+  const perLabel: LabelMetrics[] = labels.map((label, index) => {
+    const labelRows = perLabelRows[index]!;
+    const targetColumn = targetColumns[index]!;
+    const positiveRows = labelRows.filter((row) => targetColumn[row] === 1);
+    const positives = positiveRows.length;
+    const negatives = labelRows.length - positives;
+    let auc: AucResult;
+    const rankedLabel = ranked[index];
+    const interval = intervals[index];
+    if (!rankedLabel) {
+      auc = { status: 'too-small', reason: positives === 0 ? 'no positive images' : 'no negative images' };
+    } else if (!interval) {
+      auc = { status: 'too-small', reason: 'no bootstrap replicate drew both classes' };
+    } else {
+      auc = { status: 'measured', value: rocAuc(scoreColumns[index]!, targetColumn, labelRows)!, ci95: [interval.low, interval.high], bootstrapReplicates: interval.replicates };
+    }
+    const summary = calibration(scoreColumns[index]!, targetColumn, labelRows);
+    const metrics: LabelMetrics = {
+      label,
+      images: labelRows.length,
+      positives,
+      negatives,
+      positiveCases: distinctCases(positiveRows, caseOfRow),
+      auc,
+      accuracy: accuracy(scoreColumns[index]!, targetColumn, labelRows),
+      brier: summary.brier,
+      ece: summary.ece,
+    };
+    if (withReliability) metrics.reliability = summary.bins;
+    return metrics;
+  });
+  const summary = multiLabelSummary(scores, targets, known, labelCount, rows);
+  const measured = perLabel.flatMap((metrics) => (metrics.auc.status === 'measured' ? [metrics.auc.value] : []));
+  return {
+    images: rows.length,
+    cases: distinctCases(rows, caseOfRow),
+    macroAuc: mean(measured),
+    hammingLoss: summary.hammingLoss,
+    subsetAccuracy: summary.subsetAccuracy,
+    perLabel,
+  };
+}
+
+function curvePoint(fraction: number, trainingCases: number, labels: string[], runs: Array<Array<number | null>>): CurvePoint {
+  const perLabel = labels.map((label, index) => {
+    const values = runs.map((run) => run[index] ?? null);
+    const measured = values.filter((value): value is number => value !== null);
+    return { label, mean: mean(measured), sd: standardDeviation(measured), values };
+  });
+  const macros = runs.map((run) => mean(run.filter((value): value is number => value !== null))).filter((value): value is number => value !== null);
+  return { fraction, trainingCases, seeds: runs.length, macroAuc: { mean: mean(macros), sd: standardDeviation(macros) }, perLabel };
+}
+
+export function distinctCases(rows: Int32Array, caseOfRow: Int32Array): number {
+  const seen = new Set<number>();
+  for (const row of rows) seen.add(caseOfRow[row]!);
+  return seen.size;
+}
+
+function mean(values: number[]): number | null {
+  return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
+function standardDeviation(values: number[]): number | null {
+  const average = mean(values);
+  if (average === null) return null;
+  if (values.length < 2) return 0;
+  return Math.sqrt(values.reduce((sum, value) => sum + (value - average) ** 2, 0) / (values.length - 1));
+}
+
+const romanOrder = ['I', 'II', 'III', 'IV', 'V', 'VI'];
+
+/** Fitzpatrick types in Roman order, Monk tones numerically, anything else alphabetically. */
+function compareSubgroupValues(a: string, b: string): number {
+  const romanA = romanOrder.indexOf(a);
+  const romanB = romanOrder.indexOf(b);
+  if (romanA >= 0 && romanB >= 0) return romanA - romanB;
+  const numberA = Number(a);
+  const numberB = Number(b);
+  if (Number.isFinite(numberA) && Number.isFinite(numberB)) return numberA - numberB;
+  return a.localeCompare(b);
+}
+

@@ -1,0 +1,70 @@
+import type { ColumnOutcome } from './logistic-regression.js';
+import type { ReliabilityBin } from './metrics.js';
+
+/**
+ * The stored, JSON-serialisable evaluation of a probe run (probe_runs.metrics). Every AUC is either a
+ * number with its case-bootstrap interval or an explicit "too small" with the reason, never a number
+ * computed from a group that cannot support one.
+ */
+export type AucResult =
+  | { status: 'measured'; value: number; ci95: [number, number]; bootstrapReplicates: number }
+  | { status: 'too-small'; reason: string };
+
+export interface LabelMetrics {
+  label: string;
+  /** Images whose target for this label is known. */
+  images: number;
+  positives: number;
+  negatives: number;
+  /** Cases with at least one positive image. */
+  positiveCases: number;
+  auc: AucResult;
+  /** At threshold 0.5. */
+  accuracy: number;
+  brier: number;
+  ece: number;
+  /** Reliability diagram (ten equal-width bins); only in the overall table. */
+  reliability?: ReliabilityBin[];
+}
+
+export interface GroupMetrics {
+  images: number;
+  cases: number;
+  /** Mean of the measured per-label AUCs; null when none could be measured. */
+  macroAuc: number | null;
+  hammingLoss: number;
+  subsetAccuracy: number;
+  perLabel: LabelMetrics[];
+}
+
+export type SubgroupResult =
+  | { value: string; images: number; cases: number; status: 'measured'; metrics: GroupMetrics }
+  | { value: string; images: number; cases: number; status: 'too-small'; reason: string };
+
+export type SubgroupAttribute = 'fitzpatrick' | 'monk_tone' | 'sex' | 'age_group';
+
+export interface SubgroupTable {
+  attribute: SubgroupAttribute;
+  /** Where the values came from, e.g. "label fitzpatrick, else metadata fitzpatrick_self". */
+  source: string;
+  notRecorded: { images: number; cases: number };
+  groups: SubgroupResult[];
+}
+
+export interface CurvePoint {
+  fraction: number;
+  /** Mean number of training cases per fold at this fraction. */
+  trainingCases: number;
+  seeds: number;
+  macroAuc: { mean: number | null; sd: number | null };
+  perLabel: Array<{ label: string; mean: number | null; sd: number | null; values: Array<number | null> }>;
+}
+
+export interface ProbeMetrics {
+  labels: string[];
+  folds: { count: number; images: number[]; cases: number[] };
+  overall: GroupMetrics;
+  subgroups: SubgroupTable[];
+  curve: CurvePoint[];
+  solver: { passes: number; maxIterations: number; meanIterations: number; outcomes: Partial<Record<ColumnOutcome, number>>; seconds: number };
+}

@@ -1,0 +1,48 @@
+/**
+ * A small seeded generator (mulberry32) so folds, case subsamples and bootstrap replicates are the
+ * same on every machine and every run with the same seed; Math.random cannot be seeded.
+ */
+export class SeededRandom {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** A child stream whose sequence depends only on this seed and `parts`, not on how much was drawn. */
+  static derive(seed: number, ...parts: number[]): SeededRandom {
+    let hash = (seed ^ 0x9e3779b9) >>> 0;
+    for (const part of parts) {
+      hash = Math.imul(hash ^ (part >>> 0), 0x85ebca6b) >>> 0;
+      hash = (hash ^ (hash >>> 13)) >>> 0;
+      hash = Math.imul(hash, 0xc2b2ae35) >>> 0;
+      hash = (hash ^ (hash >>> 16)) >>> 0;
+    }
+    return new SeededRandom(hash);
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Uniform integer in [0, bound). */
+  nextInt(bound: number): number {
+    return Math.floor(this.next() * bound);
+  }
+
+  /** Fisher–Yates shuffle in place. */
+  shuffle<T>(items: T[]): T[] {
+    for (let index = items.length - 1; index > 0; index--) {
+      const other = this.nextInt(index + 1);
+      const swap = items[index]!;
+      items[index] = items[other]!;
+      items[other] = swap;
+    }
+    return items;
+  }
+}
