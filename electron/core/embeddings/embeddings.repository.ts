@@ -98,6 +98,47 @@ export class EmbeddingsRepository {
     ).map((row) => row.id);
   }
 
+  /**
+   * Images (not deleted) that still need an embedding from this model file: none stored yet, or one
+   * made by a different file under the same id (its sha256 differs), in id order.
+   */
+  imagesNeedingEmbedding(modelId: string, modelSha256: string): number[] {
+    return (
+      this.db
+        .prepare(
+          'SELECT i.id FROM images i WHERE i.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id',
+        )
+        .all(modelId, modelSha256) as { id: number }[]
+    ).map((row) => row.id);
+  }
+
+  /** Number of images (not deleted) in the library. */
+  activeImageCount(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n;
+  }
+
+  /** Where each image's pixels can be read: the managed copy (relative to the library root) or the original file. */
+  imageSources(imageIds: readonly number[]): Array<{ imageId: number; originalPath: string; managedPath: string | null; relativePath: string | null }> {
+    const statement = this.db.prepare('SELECT id, original_path, managed_path, relative_path FROM images WHERE id = ?');
+    const rows: Array<{ imageId: number; originalPath: string; managedPath: string | null; relativePath: string | null }> = [];
+    for (const imageId of imageIds) {
+      const row = statement.get(imageId) as { id: number; original_path: string; managed_path: string | null; relative_path: string | null } | undefined;
+      if (row) rows.push({ imageId: row.id, originalPath: row.original_path, managedPath: row.managed_path, relativePath: row.relative_path });
+    }
+    return rows;
+  }
+
+  /** Every image (not deleted) with the paths npz keys are matched against. */
+  imagePaths(): Array<{ imageId: number; originalPath: string; relativePath: string | null }> {
+    return (
+      this.db.prepare('SELECT id, original_path, relative_path FROM images WHERE deleted_at IS NULL ORDER BY id').all() as {
+        id: number;
+        original_path: string;
+        relative_path: string | null;
+      }[]
+    ).map((row) => ({ imageId: row.id, originalPath: row.original_path, relativePath: row.relative_path }));
+  }
+
   /** All embeddings of a model for images not deleted (optionally only `imageIds`), in image-id order, as one matrix. */
   matrix(modelId: string, imageIds?: number[]): EmbeddingMatrix {
     const model = this.model(modelId);
