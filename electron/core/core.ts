@@ -1,6 +1,14 @@
 import { openLibrary, type Library } from './library/library.js';
 import { resolveLibraryFolder } from './library/library-location.js';
 import { SettingsRepository } from './library/settings.repository.js';
+import type { ImagesRepository } from './images/images.repository.js';
+import type { ImportBatchesRepository } from './import/import-batches.repository.js';
+import { createImportServices } from './import/import-services.js';
+import type { ImportService } from './import/import.service.js';
+import type { QualityService } from './quality/quality.service.js';
+import type { EmbeddingService } from './embeddings/embedding.service.js';
+import { createModelServices } from './models/model-services.js';
+import type { ModelRegistry } from './models/model-registry.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -14,15 +22,35 @@ export interface CoreConfig {
 export interface Core {
   readonly library: Library;
   readonly settings: SettingsRepository;
+  readonly images: ImagesRepository;
+  readonly quality: QualityService;
+  readonly import: ImportService;
+  readonly importBatches: ImportBatchesRepository;
+  /** Encoder models: listing, checking, adding. */
+  readonly models: ModelRegistry;
+  /** Embedding jobs, single-image embedding and precomputed-embedding import. */
+  readonly embeddings: EmbeddingService;
   close(): void;
 }
 
 export function createCore(config: CoreConfig = {}): Core {
   const library = openLibrary(resolveLibraryFolder(config.libraryFolder));
   const settings = new SettingsRepository(library.db);
+  const importServices = createImportServices(library, settings);
+  const modelServices = createModelServices(library);
   return {
     library,
     settings,
-    close: () => library.close(),
+    images: importServices.images,
+    quality: importServices.quality,
+    import: importServices.import,
+    importBatches: importServices.importBatches,
+    models: modelServices.models,
+    embeddings: modelServices.embeddings,
+    close: () => {
+      // Stops the encoder worker threads; termination starts now, so the process can exit.
+      void modelServices.embeddings.close();
+      library.close();
+    },
   };
 }

@@ -1,0 +1,136 @@
+import sharp, { type Metadata } from 'sharp';
+import { DermError } from '../../common/errors.js';
+
+/**
+ * The pixel limit given to sharp's `limitInputPixels`: 100 megapixels. The largest clinical and
+ * dermoscopic photographs are ~50 MP; anything bigger is treated as a possible decompression bomb
+ * (a small file that expands to gigabytes). One decoded 100-MP image takes 300 MB of RGB memory, and
+ * the import keeps only a few in flight.
+ */
+export const defaultMaxPixels = 100_000_000;
+
+export const thumbnailSide = 256;
+
+/** One decoded image: 8-bit sRGB, 3 channels, row-major, after EXIF orientation and alpha flattening on white. */
+export interface DecodedImage {
+  pixels: Buffer;
+  width: number;
+  height: number;
+  channels: 3;
+  /** The file format sharp recognised: jpeg, png, webp, tiff, heif, gif … */
+  format: string;
+  /** The EXIF orientation that was applied (1 = none). */
+  exifOrientation: number;
+  /** Colour space before conversion: srgb, cmyk, b-w, rgb16, grey16 … */
+  sourceColorSpace: string | null;
+  /** Sample depth before conversion: uchar, ushort … */
+  sourceBitDepth: string | null;
+  hadAlpha: boolean;
+}
+
+/**
+ * Decodes an encoded image once into 8-bit sRGB RGB pixels. `failOn: 'truncated'` makes a file that
+ * ends before its image data does an error, while tolerating the harmless warnings many cameras'
+ * JPEGs produce. Errors are DermErrors ('decode-failed') with a reason a person understands.
+ */
+export async function decodeImage(bytes: Buffer, maxPixels = defaultMaxPixels): Promise<DecodedImage> {
+  if (bytes.length === 0) throw new DermError('decode-failed', 'The file is empty (0 bytes).');
+  let header: Metadata;
+  try {
+    // Reading the header does not decode pixels, so it is safe without a limit and lets the error name the size.
+    header = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw new DermError('decode-failed', explainDecodeError(error, bytes));
+  }
+  const orientation = header.orientation ?? 1;
+  const pixelCount = (header.width ?? 0) * (header.pageHeight ?? header.height ?? 0);
+  if (pixelCount > maxPixels) {
+    throw new DermError(
+      'decode-failed',
+      `The image is ${header.width}×${header.pageHeight ?? header.height} = ${(pixelCount / 1e6).toFixed(1)} megapixels, over the ${maxPixels / 1e6}-megapixel limit that guards against decompression bombs.`,
+    );
+  }
+  try {
+    // Multi-page files (TIFF, GIF) contribute their first page.
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', pages: 1 })
+      .rotate()
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const pixels = info.channels === 3 ? data : toRgb(data, info.width, info.height, info.channels);
+    return {
+      pixels,
+      width: info.width,
+      height: info.height,
+      channels: 3,
+      format: normaliseFormat(header.format),
+      exifOrientation: orientation,
+      sourceColorSpace: header.space ?? null,
+      sourceBitDepth: header.depth ?? null,
+      hadAlpha: Boolean(header.hasAlpha),
+    };
+  } catch (error) {
+    throw new DermError('decode-failed', explainDecodeError(error, bytes));
+  }
+}
+
+/** A 256-px (long side) WebP thumbnail made from the decoded pixels, so the file is not decoded again. */
+export async function makeThumbnail(image: Pick<DecodedImage, 'pixels' | 'width' | 'height'>): Promise<Buffer> {
+  return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(thumbnailSide, thumbnailSide, { fit: 'inside', withoutEnlargement: true })
+    .webp({ quality: 80 })
+    .toBuffer();
+}
+
+function toRgb(data: Buffer, width: number, height: number, channels: number): Buffer {
+  const rgb = Buffer.alloc(width * height * 3);
+  for (let pixel = 0; pixel < width * height; pixel++) {
+    const source = pixel * channels;
+    if (channels < 3) {
+      rgb.fill(data[source]!, pixel * 3, pixel * 3 + 3);
+    } else {
+      rgb[pixel * 3] = data[source]!;
+      rgb[pixel * 3 + 1] = data[source + 1]!;
+      rgb[pixel * 3 + 2] = data[source + 2]!;
+    }
+  }
+  return rgb;
+}
+
+function normaliseFormat(format: string | undefined): string {
+  if (!format) return 'unknown';
+  return format === 'jpg' ? 'jpeg' : format;
+}
+
+/** Turns a libvips/sharp message into a sentence for the person importing. */
+export function explainDecodeError(error: unknown, bytes: Buffer): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/empty/i.test(message) && bytes.length === 0) return 'The file is empty (0 bytes).';
+  if (/premature end|truncated|unexpected end|read error|not enough data|incomplete/i.test(message)) {
+    return `The image is truncated: the file ends before its image data does (a partial download or copy?). Decoder said: ${firstLine(message)}`;
+  }
+  if (/pixel limit/i.test(message)) return `The image is over the pixel limit that guards against decompression bombs. Decoder said: ${firstLine(message)}`;
+  if (/unsupported image format/i.test(message)) {
+    if (looksLikeText(bytes)) return 'The file contains text, not an image.';
+    return 'Not a recognised image: the content is not JPEG, PNG, WebP, TIFF, GIF, HEIC or AVIF data (random or corrupted bytes?).';
+  }
+  return `The image could not be decoded: ${firstLine(message)}`;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]!.trim();
+}
+
+/** True when the first bytes are printable UTF-8 text (no NUL and almost no control characters). */
+export function looksLikeText(bytes: Buffer): boolean {
+  const sample = bytes.subarray(0, 512);
+  if (sample.length === 0) return false;
+  let control = 0;
+  for (const byte of sample) {
+    if (byte === 0) return false;
+    if (byte < 9 || (byte > 13 && byte < 32)) control++;
+  }
+  if (control > sample.length * 0.02) return false;
+  return !sample.toString('utf8').includes('\uFFFD');
+}

@@ -1,0 +1,247 @@
+/**
+ * Image-quality metrics computed from the one decode an import makes: 8-bit sRGB pixels, 3 channels,
+ * after EXIF orientation and alpha flattening. Pure functions; no I/O.
+ *
+ * Formulas (metrics version 1):
+ * - brightness of a pixel b = √(0.241·R² + 0.691·G² + 0.068·B²) / 255 (perceived brightness, as in
+ *   cleanvision), summarised by its mean, 5th and 99th percentiles over all pixels;
+ * - entropy: Shannon entropy in bits of the 256-bin histogram of b (0 … 8);
+ * - saturation: mean chroma (max(R,G,B) − min(R,G,B)) / 255. Chroma rather than HSV saturation
+ *   because HSV saturation turns sensor noise in near-black pixels into large values;
+ * - blur (0 sharp … 1 fully blurred): the re-blur measure of Crete et al. (2007) on a grey image
+ *   downscaled by area-averaging to at most 512 px on the long side. The image is blurred again with
+ *   a 9-tap box filter along rows and along columns; the share of neighbour-to-neighbour variation
+ *   that survives the re-blur is how blurred the image already was. Because it is a ratio of the
+ *   image to itself it is normalised by local contrast: a dim, low-contrast photo is not called
+ *   blurry for being dim. The larger of the row and column values is kept;
+ * - greyStd: standard deviation of the downscaled grey image (0 … 255). An image with almost no
+ *   contrast has no edges whose sharpness could be judged, so blur is not assessed below a minimum
+ *   contrast: a flat, uniform image is low-information, not blurry (cleanvision's false positive);
+ * - laplacianVariance: variance of the 4-neighbour Laplacian of the same grey image, kept for
+ *   comparison with the usual Laplacian-variance detector;
+ * - aspectRatio = width / height; sizeSqrt = √(width · height).
+ */
+export const metricsVersion = 1;
+
+export interface QualityMetrics {
+  brightnessMean: number;
+  brightnessP05: number;
+  brightnessP99: number;
+  blurScore: number;
+  laplacianVariance: number;
+  entropy: number;
+  saturationMean: number;
+  aspectRatio: number;
+  sizeSqrt: number;
+  greyStd: number;
+  width: number;
+  height: number;
+}
+
+export const blurAnalysisSide = 512;
+const reblurTaps = 9;
+
+// Per-channel weights are integer lookups, so a pixel's squared brightness (0 … 65025) is an integer
+// index into square-root and histogram-bin tables: no floating-point work per pixel. Rounding the
+// squared brightness changes b by less than 0.002 at its darkest non-zero value.
+const weightRed = new Float64Array(256);
+const weightGreen = new Float64Array(256);
+const weightBlue = new Float64Array(256);
+for (let value = 0; value < 256; value++) {
+  weightRed[value] = 0.241 * value * value;
+  weightGreen[value] = 0.691 * value * value;
+  weightBlue[value] = 0.068 * value * value;
+}
+const redSquared = new Int32Array(256);
+const greenSquared = new Int32Array(256);
+const blueSquared = new Int32Array(256);
+for (let value = 0; value < 256; value++) {
+  redSquared[value] = Math.round(weightRed[value]! * 64);
+  greenSquared[value] = Math.round(weightGreen[value]! * 64);
+  blueSquared[value] = Math.round(weightBlue[value]! * 64);
+}
+const maxSquared = 255 * 255;
+const rootOf = new Float64Array(maxSquared + 1);
+const binOf = new Uint8Array(maxSquared + 1);
+for (let squared = 0; squared <= maxSquared; squared++) {
+  rootOf[squared] = Math.sqrt(squared);
+  binOf[squared] = Math.min(255, Math.floor(Math.sqrt(squared)));
+}
+
+/** A downscaled copy of the image (RGB, at most blurAnalysisSide on the long side) used for the blur measures. */
+export interface ReducedImage {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** At most this many pixels are visited for the brightness, entropy and saturation statistics. */
+export const statisticsSampleTarget = 262_144;
+
+/**
+ * Computes every metric. Brightness, entropy and saturation are statistics of the full-resolution
+ * pixels, read on a regular grid of every k-th pixel in both directions with k chosen so at most
+ * ~262k pixels are visited (k = 1 up to 0.26 MP, 3 for a 1600×1200 photo): percentiles and a 256-bin
+ * entropy are estimated to well under 0.01 from that many samples, and it keeps the measurement a
+ * small fraction of the decode. Blur, greyStd and the Laplacian come from `reduced`, the
+ * area-averaged downscale made once per image (see reduceForAnalysis in quality-reduce.ts); when it
+ * is not given it is computed here by box averaging.
+ */
+export function computeQualityMetrics(pixels: Uint8Array, width: number, height: number, reduced?: ReducedImage): QualityMetrics {
+  if (pixels.length !== width * height * 3) {
+    throw new RangeError(`Expected ${width}×${height}×3 = ${width * height * 3} bytes of RGB pixels, got ${pixels.length}.`);
+  }
+  const small = reduced ?? boxReduce(pixels, width, height);
+  if (small.pixels.length !== small.width * small.height * 3) {
+    throw new RangeError(`Expected a reduced image of ${small.width}×${small.height}×3 bytes, got ${small.pixels.length}.`);
+  }
+  const step = Math.max(1, Math.ceil(Math.sqrt((width * height) / statisticsSampleTarget)));
+  const histogram = new Uint32Array(256);
+  let brightnessTotal = 0;
+  let chromaTotal = 0;
+  let count = 0;
+  for (let y = Math.floor(step / 2); y < height; y += step) {
+    let offset = (y * width + Math.floor(step / 2)) * 3;
+    const rowEnd = (y + 1) * width * 3;
+    for (; offset < rowEnd; offset += step * 3) {
+      const r = pixels[offset]!;
+      const g = pixels[offset + 1]!;
+      const b = pixels[offset + 2]!;
+      // Weights scaled by 64 keep 6 bits of the fraction; >> 6 with rounding gives the squared brightness.
+      const squared = (redSquared[r]! + greenSquared[g]! + blueSquared[b]! + 32) >> 6;
+      brightnessTotal += rootOf[squared]!;
+      histogram[binOf[squared]!]!++;
+      const max = r > g ? (r > b ? r : b) : g > b ? g : b;
+      const min = r < g ? (r < b ? r : b) : g < b ? g : b;
+      chromaTotal += max - min;
+      count++;
+    }
+  }
+
+  const grey = new Float64Array(small.width * small.height);
+  for (let index = 0, offset = 0; index < grey.length; index++, offset += 3) {
+    grey[index] = rootOf[(redSquared[small.pixels[offset]!]! + greenSquared[small.pixels[offset + 1]!]! + blueSquared[small.pixels[offset + 2]!]! + 32) >> 6]!;
+  }
+
+  let entropy = 0;
+  for (const bin of histogram) {
+    if (bin === 0) continue;
+    const p = bin / count;
+    entropy -= p * Math.log2(p);
+  }
+  return {
+    brightnessMean: brightnessTotal / count / 255,
+    brightnessP05: histogramPercentile(histogram, count, 0.05) / 255,
+    brightnessP99: histogramPercentile(histogram, count, 0.99) / 255,
+    blurScore: reblurScore(grey, small.width, small.height),
+    laplacianVariance: laplacianVariance(grey, small.width, small.height),
+    entropy: Math.max(0, entropy),
+    saturationMean: chromaTotal / count / 255,
+    aspectRatio: width / height,
+    sizeSqrt: Math.sqrt(width * height),
+    greyStd: standardDeviation(grey),
+    width,
+    height,
+  };
+}
+
+/** The size of the analysis image for a width × height photo: fits inside blurAnalysisSide, never enlarged. */
+export function analysisSize(width: number, height: number): { width: number; height: number } {
+  const scale = Math.max(1, Math.max(width, height) / blurAnalysisSide);
+  return { width: Math.max(1, Math.round(width / scale)), height: Math.max(1, Math.round(height / scale)) };
+}
+
+/** Area-averaging downscale in plain JavaScript, for callers that have no reduced image at hand. */
+export function boxReduce(pixels: Uint8Array, width: number, height: number): ReducedImage {
+  const size = analysisSize(width, height);
+  if (size.width === width && size.height === height) return { pixels, width, height };
+  const sums = new Float64Array(size.width * size.height * 3);
+  const counts = new Uint32Array(size.width * size.height);
+  for (let y = 0; y < height; y++) {
+    const rowBase = Math.min(size.height - 1, Math.floor((y * size.height) / height)) * size.width;
+    for (let x = 0; x < width; x++) {
+      const cell = rowBase + Math.min(size.width - 1, Math.floor((x * size.width) / width));
+      const offset = (y * width + x) * 3;
+      sums[cell * 3]! += pixels[offset]!;
+      sums[cell * 3 + 1]! += pixels[offset + 1]!;
+      sums[cell * 3 + 2]! += pixels[offset + 2]!;
+      counts[cell]!++;
+    }
+  }
+  const reduced = new Uint8Array(sums.length);
+  for (let cell = 0; cell < counts.length; cell++) {
+    for (let channel = 0; channel < 3; channel++) reduced[cell * 3 + channel] = Math.round(sums[cell * 3 + channel]! / Math.max(1, counts[cell]!));
+  }
+  return { pixels: reduced, width: size.width, height: size.height };
+}
+
+/** The value below which `fraction` of the pixels lie, interpolated inside the bin (bins are 1 grey level wide). */
+function histogramPercentile(histogram: Uint32Array, count: number, fraction: number): number {
+  const target = fraction * count;
+  let seen = 0;
+  for (let bin = 0; bin < histogram.length; bin++) {
+    const inBin = histogram[bin]!;
+    if (inBin > 0 && seen + inBin >= target) return Math.min(255, bin + (target - seen) / inBin);
+    seen += inBin;
+  }
+  return 255;
+}
+
+function standardDeviation(values: Float64Array): number {
+  let sum = 0;
+  for (const value of values) sum += value;
+  const mean = sum / values.length;
+  let squares = 0;
+  for (const value of values) squares += (value - mean) * (value - mean);
+  return Math.sqrt(squares / values.length);
+}
+
+function laplacianVariance(grey: Float64Array, width: number, height: number): number {
+  if (width < 3 || height < 3) return 0;
+  let sum = 0;
+  let squares = 0;
+  let n = 0;
+  for (let y = 1; y < height - 1; y++) {
+    for (let x = 1; x < width - 1; x++) {
+      const i = y * width + x;
+      const value = grey[i - 1]! + grey[i + 1]! + grey[i - width]! + grey[i + width]! - 4 * grey[i]!;
+      sum += value;
+      squares += value * value;
+      n++;
+    }
+  }
+  const mean = sum / n;
+  return squares / n - mean * mean;
+}
+
+/** Crete et al.'s re-blur measure along rows and along columns; the blurrier direction wins. */
+function reblurScore(grey: Float64Array, width: number, height: number): number {
+  const along = (length: number, lines: number, at: (line: number, position: number) => number): number => {
+    if (length < 2) return 0;
+    let variation = 0;
+    let lost = 0;
+    const line = new Float64Array(length);
+    const blurred = new Float64Array(length);
+    const half = (reblurTaps - 1) / 2;
+    for (let l = 0; l < lines; l++) {
+      for (let p = 0; p < length; p++) line[p] = at(l, p);
+      // Box filter with edge clamping, done with a running sum.
+      let running = 0;
+      for (let k = -half; k <= half; k++) running += line[Math.min(length - 1, Math.max(0, k))]!;
+      for (let p = 0; p < length; p++) {
+        blurred[p] = running / reblurTaps;
+        running += line[Math.min(length - 1, p + half + 1)]! - line[Math.max(0, p - half)]!;
+      }
+      for (let p = 1; p < length; p++) {
+        const original = Math.abs(line[p]! - line[p - 1]!);
+        const after = Math.abs(blurred[p]! - blurred[p - 1]!);
+        variation += original;
+        lost += Math.max(0, original - after);
+      }
+    }
+    return variation > 0 ? (variation - lost) / variation : 1;
+  };
+  const rows = along(width, height, (row, x) => grey[row * width + x]!);
+  const columns = along(height, width, (column, y) => grey[y * width + column]!);
+  return Math.max(rows, columns);
+}

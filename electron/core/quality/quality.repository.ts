@@ -1,0 +1,140 @@
+import type Database from 'better-sqlite3';
+import { metricsVersion, type QualityMetrics } from './quality-metrics.js';
+import type { FlagDecision, QualityFlag } from './quality-flags.js';
+
+interface MetricsRow {
+  image_id: number;
+  brightness_mean: number;
+  brightness_p05: number;
+  brightness_p99: number;
+  blur_score: number;
+  laplacian_variance: number;
+  entropy: number;
+  saturation_mean: number;
+  aspect_ratio: number;
+  size_sqrt: number;
+  extra: string | null;
+  width: number;
+  height: number;
+}
+
+/** Every read and write of `quality_metrics` and the automatic rows of `image_flags`. */
+export class QualityRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  saveMetrics(imageId: number, metrics: QualityMetrics): void {
+    this.db
+      .prepare(
+        `INSERT INTO quality_metrics (image_id, metrics_version, brightness_mean, brightness_p05, brightness_p99, blur_score,
+           laplacian_variance, entropy, saturation_mean, aspect_ratio, size_sqrt, extra)
+         VALUES (@imageId, @version, @brightnessMean, @brightnessP05, @brightnessP99, @blurScore, @laplacianVariance, @entropy,
+           @saturationMean, @aspectRatio, @sizeSqrt, @extra)
+         ON CONFLICT(image_id) DO UPDATE SET metrics_version = excluded.metrics_version, brightness_mean = excluded.brightness_mean,
+           brightness_p05 = excluded.brightness_p05, brightness_p99 = excluded.brightness_p99, blur_score = excluded.blur_score,
+           laplacian_variance = excluded.laplacian_variance, entropy = excluded.entropy, saturation_mean = excluded.saturation_mean,
+           aspect_ratio = excluded.aspect_ratio, size_sqrt = excluded.size_sqrt, extra = excluded.extra`,
+      )
+      .run({
+        imageId,
+        version: metricsVersion,
+        brightnessMean: metrics.brightnessMean,
+        brightnessP05: metrics.brightnessP05,
+        brightnessP99: metrics.brightnessP99,
+        blurScore: metrics.blurScore,
+        laplacianVariance: metrics.laplacianVariance,
+        entropy: metrics.entropy,
+        saturationMean: metrics.saturationMean,
+        aspectRatio: metrics.aspectRatio,
+        sizeSqrt: metrics.sizeSqrt,
+        extra: JSON.stringify({ greyStd: metrics.greyStd }),
+      });
+  }
+
+  metrics(imageId: number): QualityMetrics | undefined {
+    const row = this.db.prepare(`${metricsSelect} WHERE q.image_id = ?`).get(imageId) as MetricsRow | undefined;
+    return row ? rowToMetrics(row) : undefined;
+  }
+
+  /** Metrics of every image that is not deleted, in id order. */
+  allMetrics(): Array<{ imageId: number; metrics: QualityMetrics }> {
+    const rows = this.db.prepare(`${metricsSelect} WHERE i.deleted_at IS NULL ORDER BY q.image_id`).all() as MetricsRow[];
+    return rows.map((row) => ({ imageId: row.image_id, metrics: rowToMetrics(row) }));
+  }
+
+  sizes(): Array<{ imageId: number; sizeSqrt: number }> {
+    return (
+      this.db
+        .prepare('SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN images i ON i.id = q.image_id WHERE i.deleted_at IS NULL')
+        .all() as Array<{ imageId: number; sizeSqrt: number }>
+    );
+  }
+
+  /** Groups of two or more non-deleted images with the same decoded pixels. */
+  pixelDuplicateGroups(): number[][] {
+    const rows = this.db
+      .prepare(
+        `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM images WHERE deleted_at IS NULL ORDER BY id)
+         GROUP BY pixel_sha256 HAVING COUNT(*) > 1`,
+      )
+      .all() as Array<{ ids: string }>;
+    return rows.map((row) => row.ids.split(',').map(Number).sort((a, b) => a - b));
+  }
+
+  /** Replaces the automatic flags named in `flags` for one image (manual flags are never touched). */
+  replaceAutoFlags(imageId: number, decisions: FlagDecision[], flags: readonly QualityFlag[], at: string): void {
+    const remove = this.db.prepare("DELETE FROM image_flags WHERE image_id = ? AND source = 'auto' AND flag = ?");
+    for (const flag of flags) remove.run(imageId, flag);
+    const insert = this.db.prepare("INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, ?, 'auto', ?, ?)");
+    for (const decision of decisions) insert.run(imageId, decision.flag, decision.detail, at);
+  }
+
+  /** Removes the automatic rows of the given flags from every image. */
+  clearAutoFlags(flags: readonly QualityFlag[]): void {
+    const remove = this.db.prepare("DELETE FROM image_flags WHERE source = 'auto' AND flag = ?");
+    for (const flag of flags) remove.run(flag);
+  }
+
+  /** Number of non-deleted images carrying each flag (automatic or manual, counted once per image). */
+  flagCounts(): Record<string, number> {
+    const rows = this.db
+      .prepare(
+        `SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN images i ON i.id = f.image_id
+         WHERE i.deleted_at IS NULL GROUP BY f.flag ORDER BY f.flag`,
+      )
+      .all() as Array<{ flag: string; count: number }>;
+    return Object.fromEntries(rows.map((row) => [row.flag, row.count]));
+  }
+
+  flaggedImageCount(): number {
+    return (
+      this.db
+        .prepare('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN images i ON i.id = f.image_id WHERE i.deleted_at IS NULL')
+        .get() as { count: number }
+    ).count;
+  }
+
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+}
+
+const metricsSelect = `SELECT q.*, i.width AS width, i.height AS height FROM quality_metrics q JOIN images i ON i.id = q.image_id`;
+
+function rowToMetrics(row: MetricsRow): QualityMetrics {
+  const extra = row.extra ? (JSON.parse(row.extra) as { greyStd?: number }) : {};
+  return {
+    brightnessMean: row.brightness_mean,
+    brightnessP05: row.brightness_p05,
+    brightnessP99: row.brightness_p99,
+    blurScore: row.blur_score,
+    laplacianVariance: row.laplacian_variance,
+    entropy: row.entropy,
+    saturationMean: row.saturation_mean,
+    aspectRatio: row.aspect_ratio,
+    sizeSqrt: row.size_sqrt,
+    // Metrics rows written without greyStd count as having contrast, so blur is still judged.
+    greyStd: extra.greyStd ?? Number.POSITIVE_INFINITY,
+    width: row.width,
+    height: row.height,
+  };
+}
