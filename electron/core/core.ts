@@ -9,6 +9,14 @@ import type { QualityService } from './quality/quality.service.js';
 import type { EmbeddingService } from './embeddings/embedding.service.js';
 import { createModelServices } from './models/model-services.js';
 import type { ModelRegistry } from './models/model-registry.js';
+import { createLabellingServices } from './labels/labelling-services.js';
+import type { TaxonomyService } from './labels/taxonomy.service.js';
+import type { LabelsService } from './labels/labels.service.js';
+import type { AgreementService } from './labels/agreement.service.js';
+import type { LabelSuggestionsService } from './labels/label-suggestions.service.js';
+import type { SessionsService } from './sessions/sessions.service.js';
+import { createProbesService } from './probes/probe-services.js';
+import type { ProbesService } from './probes/probes.service.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -30,6 +38,18 @@ export interface Core {
   readonly models: ModelRegistry;
   /** Embedding jobs, single-image embedding and precomputed-embedding import. */
   readonly embeddings: EmbeddingService;
+  /** Label vocabularies: starter taxonomy, CSV/JSON import, removal guarded by usage. */
+  readonly taxonomy: TaxonomyService;
+  /** Labels per annotator with audit log and undo/redo; bulk import for datasets; consensus. */
+  readonly labels: LabelsService;
+  /** Labelling sessions: queues, progress, time per image, pause/resume. */
+  readonly sessions: SessionsService;
+  /** Cohen's/Fleiss' kappa, disagreements, adjudication. */
+  readonly agreement: AgreementService;
+  /** Labels of the k nearest labelled images, weighted by similarity. */
+  readonly suggestions: LabelSuggestionsService;
+  /** Linear probes: case-grouped CV with bootstrap CIs and subgroups, stored runs, predictions as suggestions. */
+  readonly probes: ProbesService;
   close(): void;
 }
 
@@ -38,6 +58,7 @@ export function createCore(config: CoreConfig = {}): Core {
   const settings = new SettingsRepository(library.db);
   const importServices = createImportServices(library, settings);
   const modelServices = createModelServices(library);
+  const labelling = createLabellingServices(library, settings);
   return {
     library,
     settings,
@@ -47,6 +68,12 @@ export function createCore(config: CoreConfig = {}): Core {
     importBatches: importServices.importBatches,
     models: modelServices.models,
     embeddings: modelServices.embeddings,
+    taxonomy: labelling.taxonomy,
+    labels: labelling.labels,
+    sessions: labelling.sessions,
+    agreement: labelling.agreement,
+    suggestions: labelling.suggestions,
+    probes: createProbesService(library),
     close: () => {
       // Stops the encoder worker threads; termination starts now, so the process can exit.
       void modelServices.embeddings.close();
