@@ -1,0 +1,203 @@
+import type Database from 'better-sqlite3';
+import { DermError } from '../../common/errors.js';
+import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
+
+/** What an index file was built from; the row lives in `vector_indexes` (migration 0005). */
+export interface VectorIndexRecord {
+  modelId: string;
+  /** Relative to the library root. */
+  file: string;
+  fileSha256: string;
+  space: 'cosine' | 'l2';
+  modelDim: number;
+  graphDim: number;
+  projectionVersion: number | null;
+  elementCount: number;
+  idChecksum: string;
+  deletedIds: number[];
+  capacity: number;
+  m: number;
+  efConstruction: number;
+  changeSeq: number;
+  builtAt: string;
+  updatedAt: string;
+}
+
+export interface ProjectionRecord {
+  modelId: string;
+  version: number;
+  inputDim: number;
+  outputDim: number;
+  sampleSize: number;
+  explainedVariance: number;
+  mean: Float32Array;
+  components: Float32Array;
+  fittedAt: string;
+}
+
+export interface EmbeddingRow {
+  imageId: number;
+  vector: Float32Array;
+}
+
+function idsToBlob(ids: number[]): Buffer {
+  return vectorToUint32Blob(Uint32Array.from(ids));
+}
+
+function vectorToUint32Blob(values: Uint32Array): Buffer {
+  const buffer = Buffer.alloc(values.length * 4);
+  values.forEach((value, index) => buffer.writeUInt32LE(value, index * 4));
+  return buffer;
+}
+
+function blobToIds(blob: Buffer): number[] {
+  const ids: number[] = [];
+  for (let offset = 0; offset + 4 <= blob.byteLength; offset += 4) ids.push(blob.readUInt32LE(offset));
+  return ids;
+}
+
+/**
+ * Every SQLite read and write of the vector index: its bookkeeping row, the PCA projections, the
+ * change log the triggers fill, and the embeddings it is built from (read in id order, in chunks,
+ * so a 100k × 6144 library is never held in memory at once).
+ */
+export class VectorIndexRepository {
+  private readonly byIdsStatement: Database.Statement;
+
+  constructor(private readonly db: Database.Database) {
+    this.byIdsStatement = db.prepare(
+      `SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN images i ON i.id = e.image_id
+       WHERE e.model_id = ? AND i.deleted_at IS NULL AND e.image_id IN (SELECT value FROM json_each(?))`,
+    );
+  }
+
+  record(modelId: string): VectorIndexRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM vector_indexes WHERE model_id = ?').get(modelId) as Record<string, unknown> | undefined;
+    if (!row) return undefined;
+    return {
+      modelId: row.model_id as string,
+      file: row.file as string,
+      fileSha256: row.file_sha256 as string,
+      space: row.space as 'cosine' | 'l2',
+      modelDim: row.model_dim as number,
+      graphDim: row.graph_dim as number,
+      projectionVersion: (row.projection_version as number | null) ?? null,
+      elementCount: row.element_count as number,
+      idChecksum: row.id_checksum as string,
+      deletedIds: blobToIds(row.deleted_ids as Buffer),
+      capacity: row.capacity as number,
+      m: row.m as number,
+      efConstruction: row.ef_construction as number,
+      changeSeq: row.change_seq as number,
+      builtAt: row.built_at as string,
+      updatedAt: row.updated_at as string,
+    };
+  }
+
+  /** Records a freshly written file and drops the change-log entries it already contains, atomically. */
+  saveRecord(record: VectorIndexRecord): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO vector_indexes (model_id, file, file_sha256, space, model_dim, graph_dim, projection_version, element_count, id_checksum,
+             deleted_ids, capacity, m, ef_construction, change_seq, built_at, updated_at)
+           VALUES (@modelId, @file, @fileSha256, @space, @modelDim, @graphDim, @projectionVersion, @elementCount, @idChecksum,
+             @deletedIds, @capacity, @m, @efConstruction, @changeSeq, @builtAt, @updatedAt)
+           ON CONFLICT(model_id) DO UPDATE SET file = excluded.file, file_sha256 = excluded.file_sha256, space = excluded.space,
+             model_dim = excluded.model_dim, graph_dim = excluded.graph_dim, projection_version = excluded.projection_version,
+             element_count = excluded.element_count, id_checksum = excluded.id_checksum, deleted_ids = excluded.deleted_ids,
+             capacity = excluded.capacity, m = excluded.m, ef_construction = excluded.ef_construction, change_seq = excluded.change_seq,
+             built_at = excluded.built_at, updated_at = excluded.updated_at`,
+        )
+        .run({ ...record, deletedIds: idsToBlob(record.deletedIds) });
+      this.db.prepare('DELETE FROM vector_index_changes WHERE model_id = ? AND seq <= ?').run(record.modelId, record.changeSeq);
+    })();
+  }
+
+  deleteRecord(modelId: string): void {
+    this.db.prepare('DELETE FROM vector_indexes WHERE model_id = ?').run(modelId);
+  }
+
+  /** Highest change-log sequence number for the model (0 when none). */
+  lastChangeSeq(modelId: string): number {
+    const row = this.db.prepare('SELECT MAX(seq) AS seq FROM vector_index_changes WHERE model_id = ?').get(modelId) as { seq: number | null };
+    return row.seq ?? 0;
+  }
+
+  /** Image ids changed after `seq`, and the sequence number they run up to. */
+  changesSince(modelId: string, seq: number): { imageIds: number[]; lastSeq: number } {
+    const rows = this.db.prepare('SELECT seq, image_id AS imageId FROM vector_index_changes WHERE model_id = ? AND seq > ? ORDER BY seq').all(modelId, seq) as {
+      seq: number;
+      imageId: number;
+    }[];
+    const imageIds = [...new Set(rows.map((row) => row.imageId))];
+    return { imageIds, lastSeq: rows.length > 0 ? rows[rows.length - 1]!.seq : seq };
+  }
+
+  /** Image ids (not deleted) that have an embedding for the model, ascending. */
+  liveIds(modelId: string): number[] {
+    return (
+      this.db
+        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id')
+        .all(modelId) as { id: number }[]
+    ).map((row) => row.id);
+  }
+
+  /** Embeddings of the given images that exist and are not deleted, in no particular order. */
+  vectors(modelId: string, imageIds: readonly number[]): EmbeddingRow[] {
+    if (imageIds.length === 0) return [];
+    const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds)) as { imageId: number; vector: Buffer }[];
+    return rows.map((row) => ({ imageId: row.imageId, vector: blobToVector(row.vector) }));
+  }
+
+  projection(modelId: string, version?: number): ProjectionRecord | undefined {
+    const row = (
+      version === undefined
+        ? this.db.prepare('SELECT * FROM vector_projections WHERE model_id = ? ORDER BY version DESC LIMIT 1').get(modelId)
+        : this.db.prepare('SELECT * FROM vector_projections WHERE model_id = ? AND version = ?').get(modelId, version)
+    ) as Record<string, unknown> | undefined;
+    if (!row) return undefined;
+    const record: ProjectionRecord = {
+      modelId: row.model_id as string,
+      version: row.version as number,
+      inputDim: row.input_dim as number,
+      outputDim: row.output_dim as number,
+      sampleSize: row.sample_size as number,
+      explainedVariance: row.explained_variance as number,
+      mean: blobToVector(row.mean as Buffer),
+      components: blobToVector(row.components as Buffer),
+      fittedAt: row.fitted_at as string,
+    };
+    if (record.mean.length !== record.inputDim || record.components.length !== record.inputDim * record.outputDim) {
+      throw new DermError('index-invalid', `The stored projection v${record.version} of model "${modelId}" has the wrong size; refit it with "dermws index rebuild --refit --model ${modelId}".`, {
+        modelId,
+      });
+    }
+    return record;
+  }
+
+  /** Stores a new projection as the next version and returns it. */
+  addProjection(projection: Omit<ProjectionRecord, 'version' | 'fittedAt'>): ProjectionRecord {
+    return this.db.transaction(() => {
+      const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?').get(projection.modelId) as { version: number };
+      const record: ProjectionRecord = { ...projection, version: row.version + 1, fittedAt: new Date().toISOString() };
+      this.db
+        .prepare(
+          `INSERT INTO vector_projections (model_id, version, input_dim, output_dim, sample_size, explained_variance, mean, components, fitted_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          record.modelId,
+          record.version,
+          record.inputDim,
+          record.outputDim,
+          record.sampleSize,
+          record.explainedVariance,
+          vectorToBlob(record.mean),
+          vectorToBlob(record.components),
+          record.fittedAt,
+        );
+      return record;
+    })();
+  }
+}

@@ -1,0 +1,610 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import hnswlib from 'hnswlib-node';
+import { DermError } from '../../common/errors.js';
+import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
+import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
+import { fitRandomizedPca, projectionBias } from './randomized-pca.js';
+import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
+import { cosine, normalized, normalizeRows, TopK, type Neighbour } from './vector-math.js';
+
+const { HierarchicalNSW } = hnswlib;
+type Hnsw = InstanceType<typeof HierarchicalNSW>;
+
+/**
+ * Parameters of the index. The defaults were chosen by measurement (test/bench/search.bench.ts; the
+ * figures and the reasoning are in the README's "Similar-case search" section).
+ */
+export interface VectorIndexParameters {
+  /** Graph degree. */
+  m: number;
+  efConstruction: number;
+  /** Minimum beam width at query time (raised to the number of candidates asked for). */
+  efSearch: number;
+  /** Graph candidates re-ranked by exact cosine on the full embeddings, for projected models. */
+  rerankCandidates: number;
+  /** Models with more dimensions than this get a PCA projection for the graph. */
+  projectAbove: number;
+  projectedDim: number;
+  /** Embeddings sampled for the PCA fit. */
+  pcaSampleSize: number;
+  pcaPowerIterations: number;
+  /** Filters that keep at most this many images are answered by an exact scan of those images. */
+  exactFilterLimit: number;
+  /** Rebuild (compact) when more than this fraction of the graph is marked deleted. */
+  maxDeletedFraction: number;
+}
+
+export const defaultIndexParameters: VectorIndexParameters = {
+  m: 16,
+  efConstruction: 100,
+  efSearch: 64,
+  rerankCandidates: 64,
+  projectAbove: 512,
+  projectedDim: 256,
+  pcaSampleSize: 8192,
+  pcaPowerIterations: 2,
+  exactFilterLimit: 2000,
+  maxDeletedFraction: 0.25,
+};
+
+export type IndexState = 'ready' | 'behind' | 'missing' | 'corrupt' | 'stale';
+
+export interface IndexStatus {
+  modelId: string;
+  /** ready: usable as is; behind: usable after folding in pending changes; missing/corrupt/stale: needs a rebuild. */
+  state: IndexState;
+  reason: string;
+  file: string;
+  fileBytes: number | null;
+  databaseCount: number;
+  indexedCount: number | null;
+  pendingChanges: number;
+  modelDim: number;
+  graphDim: number | null;
+  projectionVersion: number | null;
+  builtAt: string | null;
+}
+
+export interface IndexBuildResult {
+  status: 'success';
+  modelId: string;
+  reason: string;
+  elements: number;
+  graphDim: number;
+  projectionVersion: number | null;
+  explainedVariance: number | null;
+  fitSeconds: number | null;
+  buildSeconds: number;
+}
+
+export interface IndexSearchOptions {
+  /** Only images for which this returns true are returned. */
+  allow?: (imageId: number) => boolean;
+  /** How many images pass `allow` (decides between the graph and an exact scan of the allowed set). */
+  allowedIds?: readonly number[];
+}
+
+interface LoadedProjection {
+  record: ProjectionRecord;
+  affine: OnnxAffine;
+}
+
+interface LoadedIndex {
+  record: VectorIndexRecord;
+  hnsw: Hnsw;
+  live: Set<number>;
+  deleted: Set<number>;
+  projection: LoadedProjection | undefined;
+}
+
+export interface IndexLocations {
+  root: string;
+  indexes: string;
+}
+
+export function idChecksum(ids: Iterable<number>): string {
+  const sorted = Uint32Array.from(ids).sort();
+  const bytes = Buffer.alloc(sorted.length * 4);
+  sorted.forEach((id, index) => bytes.writeUInt32LE(id, index * 4));
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+async function sha256OfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One HNSW graph per model, persisted in `<library>/indexes/<modelId>.hnsw`, kept consistent with the
+ * embeddings table. The file is only a cache: its bookkeeping row (model, dimension, projection
+ * version, live count, id checksum, file sha256) is checked at first use, and a missing, corrupt or
+ * stale file is rebuilt — never used as is. Changes committed after the file was written reach it
+ * through the trigger-filled change log: new embeddings are added (growing the graph with
+ * resizeIndex), removed ones are marked deleted.
+ */
+export class VectorIndexService {
+  private readonly loaded = new Map<string, LoadedIndex>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private gemm: OnnxGemm | undefined;
+  readonly parameters: VectorIndexParameters;
+
+  constructor(
+    private readonly repository: VectorIndexRepository,
+    private readonly embeddings: EmbeddingsRepository,
+    private readonly locations: IndexLocations,
+    parameters: Partial<VectorIndexParameters> = {},
+  ) {
+    this.parameters = { ...defaultIndexParameters, ...parameters };
+  }
+
+  indexFile(modelId: string): string {
+    return path.join(this.locations.indexes, `${modelId}.hnsw`);
+  }
+
+  private model(modelId: string): { dim: number } {
+    const model = this.embeddings.model(modelId);
+    if (!model) {
+      const known = this.embeddings.models().map((entry) => entry.id);
+      throw new DermError(
+        'not-found',
+        `The library has no embeddings for model "${modelId}"${known.length > 0 ? ` (models with embeddings: ${known.join(', ')})` : ''}. Run "dermws embed --model ${modelId}" first.`,
+        { modelId },
+      );
+    }
+    return model;
+  }
+
+  /** Checks the index file of a model against the database without changing anything. */
+  async status(modelId: string): Promise<IndexStatus> {
+    const model = this.model(modelId);
+    const liveIds = this.repository.liveIds(modelId);
+    const record = this.repository.record(modelId);
+    const file = this.indexFile(modelId);
+    const fileBytes = fs.existsSync(file) ? fs.statSync(file).size : null;
+    const base: IndexStatus = {
+      modelId,
+      state: 'ready',
+      reason: 'the index matches the library',
+      file,
+      fileBytes,
+      databaseCount: liveIds.length,
+      indexedCount: record?.elementCount ?? null,
+      pendingChanges: record ? this.repository.changesSince(modelId, record.changeSeq).imageIds.length : 0,
+      modelDim: model.dim,
+      graphDim: record?.graphDim ?? null,
+      projectionVersion: record?.projectionVersion ?? null,
+      builtAt: record?.builtAt ?? null,
+    };
+    const problem = await this.problemWith(modelId, model.dim, liveIds.length, record);
+    if (problem) return { ...base, state: problem.state, reason: problem.reason };
+    if (base.pendingChanges > 0) return { ...base, state: 'behind', reason: `${base.pendingChanges} images changed since the index was written` };
+    if (record!.idChecksum !== idChecksum(liveIds)) return { ...base, state: 'stale', reason: 'the indexed image ids differ from the library' };
+    return base;
+  }
+
+  /** Why the stored file cannot be used (missing, corrupt, stale), or undefined when it can be loaded. */
+  private async problemWith(
+    modelId: string,
+    modelDim: number,
+    liveCount: number,
+    record: VectorIndexRecord | undefined,
+  ): Promise<{ state: 'missing' | 'corrupt' | 'stale'; reason: string } | undefined> {
+    const file = this.indexFile(modelId);
+    if (!record) return { state: 'missing', reason: 'no index has been built for this model' };
+    if (!fs.existsSync(file)) return { state: 'missing', reason: `the index file ${file} is missing` };
+    if (record.modelDim !== modelDim) return { state: 'stale', reason: `the index was built for ${record.modelDim}-d embeddings; the model now has ${modelDim}` };
+    if (record.m !== this.parameters.m || record.efConstruction !== this.parameters.efConstruction) {
+      return { state: 'stale', reason: `the index was built with M=${record.m}, efConstruction=${record.efConstruction}` };
+    }
+    const projection = this.wantedProjection(modelId, modelDim, liveCount);
+    if (projection.refit) return { state: 'stale', reason: projection.refit };
+    if ((projection.current?.version ?? null) !== record.projectionVersion) {
+      return { state: 'stale', reason: `the index uses projection ${record.projectionVersion ?? 'none'}; the current one is ${projection.current?.version ?? 'none'}` };
+    }
+    const sha = await sha256OfFile(file);
+    if (sha !== record.fileSha256) return { state: 'corrupt', reason: `the index file ${file} does not match its recorded checksum` };
+    return undefined;
+  }
+
+  /** Which projection a model should use now, and why it must be refitted when it must. */
+  private wantedProjection(modelId: string, modelDim: number, liveCount: number): { use: boolean; current: ProjectionRecord | undefined; refit?: string } {
+    const use = modelDim > this.parameters.projectAbove && liveCount >= 2;
+    if (!use) return { use, current: undefined };
+    const current = this.repository.projection(modelId);
+    if (!current) return { use, current, refit: 'the model has no PCA projection yet' };
+    if (current.inputDim !== modelDim) return { use, current, refit: `the projection was fitted on ${current.inputDim}-d embeddings` };
+    const wantedSample = Math.min(liveCount, this.parameters.pcaSampleSize);
+    if (current.sampleSize < wantedSample / 2) {
+      return { use, current, refit: `the projection was fitted on ${current.sampleSize} embeddings; the library now has ${liveCount}` };
+    }
+    return { use, current };
+  }
+
+  /**
+   * Makes the model's index usable: loads and verifies the file, rebuilds it (a job with progress)
+   * when it is missing, corrupt or stale, and folds in changes committed since it was written.
+   */
+  async ensureReady(modelId: string, control: JobControl = {}): Promise<{ rebuilt: IndexBuildResult | null }> {
+    return this.exclusive(modelId, () => this.readyUnlocked(modelId, control));
+  }
+
+  private async readyUnlocked(modelId: string, control: JobControl): Promise<{ rebuilt: IndexBuildResult | null }> {
+    const cached = this.loaded.get(modelId);
+    if (cached) {
+      await this.applyChanges(modelId, cached);
+      return { rebuilt: null };
+    }
+    const model = this.model(modelId);
+    const liveIds = this.repository.liveIds(modelId);
+    if (liveIds.length === 0) {
+      throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, { modelId });
+    }
+    this.removeAbandonedTemporaryFiles(modelId);
+    const record = this.repository.record(modelId);
+    const problem = await this.problemWith(modelId, model.dim, liveIds.length, record);
+    if (problem) return { rebuilt: await this.build(modelId, problem.reason, control, false) };
+    let loaded: LoadedIndex;
+    try {
+      loaded = await this.load(record!);
+    } catch (error) {
+      return { rebuilt: await this.build(modelId, `the index file could not be read (${(error as Error).message})`, control, false) };
+    }
+    this.loaded.set(modelId, loaded);
+    await this.applyChanges(modelId, loaded);
+    const current = this.loaded.get(modelId);
+    if (current === loaded && (loaded.live.size !== liveIds.length || idChecksum(loaded.live) !== idChecksum(liveIds))) {
+      return { rebuilt: await this.build(modelId, 'the indexed image ids differ from the library', control, false) };
+    }
+    return { rebuilt: null };
+  }
+
+  /** Rebuilds the index of a model from the embeddings (optionally refitting the projection first). */
+  async rebuild(modelId: string, control: JobControl = {}, options: { refit?: boolean } = {}): Promise<IndexBuildResult> {
+    return this.exclusive(modelId, async () => {
+      this.model(modelId);
+      return this.build(modelId, options.refit ? 'rebuild asked for, with a new projection' : 'rebuild asked for', control, options.refit ?? false);
+    });
+  }
+
+  /** Folds embeddings committed (or images deleted) since the index was written into it and saves it. */
+  async sync(modelId: string): Promise<{ added: number; updated: number; removed: number }> {
+    return this.exclusive(modelId, async () => {
+      const loaded = this.loaded.get(modelId);
+      if (!loaded) {
+        await this.readyUnlocked(modelId, {});
+        return { added: 0, updated: 0, removed: 0 };
+      }
+      return this.applyChanges(modelId, loaded);
+    });
+  }
+
+  private async exclusive<T>(modelId: string, work: () => Promise<T>): Promise<T> {
+    while (this.inFlight.has(modelId)) await this.inFlight.get(modelId)!.catch(() => undefined);
+    const promise = work();
+    this.inFlight.set(modelId, promise);
+    try {
+      return await promise;
+    } finally {
+      if (this.inFlight.get(modelId) === promise) this.inFlight.delete(modelId);
+    }
+  }
+
+  private removeAbandonedTemporaryFiles(modelId: string): void {
+    const prefix = `${modelId}.hnsw.`;
+    for (const name of fs.existsSync(this.locations.indexes) ? fs.readdirSync(this.locations.indexes) : []) {
+      if (!name.startsWith(prefix) || !name.endsWith('.partial')) continue;
+      const pid = Number(name.slice(prefix.length, -'.partial'.length));
+      if (pid === process.pid || !Number.isInteger(pid) || !isProcessAlive(pid)) fs.rmSync(path.join(this.locations.indexes, name), { force: true });
+    }
+  }
+
+  private async loadProjection(record: ProjectionRecord): Promise<LoadedProjection> {
+    const bias = projectionBias(record);
+    const affine = await OnnxAffine.create(matrix(record.inputDim, record.outputDim, record.components), bias);
+    return { record, affine };
+  }
+
+  private async load(record: VectorIndexRecord): Promise<LoadedIndex> {
+    const hnsw = new HierarchicalNSW(record.space, record.graphDim);
+    hnsw.readIndexSync(this.indexFile(record.modelId));
+    if (hnsw.getNumDimensions() !== record.graphDim) throw new Error(`the file holds ${hnsw.getNumDimensions()}-d points; expected ${record.graphDim}`);
+    // readIndex resets ef to its default of 10, which would silently cut recall.
+    hnsw.setEf(this.parameters.efSearch);
+    const deleted = new Set(record.deletedIds);
+    const live = new Set(hnsw.getIdsList().filter((id) => !deleted.has(id)));
+    if (live.size !== record.elementCount || idChecksum(live) !== record.idChecksum) throw new Error('the ids in the file differ from its record');
+    const projectionRecord = record.projectionVersion === null ? undefined : this.repository.projection(record.modelId, record.projectionVersion);
+    if (record.projectionVersion !== null && !projectionRecord) throw new Error(`projection v${record.projectionVersion} is missing`);
+    const projection = projectionRecord ? await this.loadProjection(projectionRecord) : undefined;
+    return { record, hnsw, live, deleted, projection };
+  }
+
+  private async project(loaded: { projection: LoadedProjection | undefined }, rows: Float32Array, count: number): Promise<Float32Array> {
+    return loaded.projection ? loaded.projection.affine.apply(rows, count) : rows;
+  }
+
+  private async build(modelId: string, reason: string, control: JobControl, forceRefit: boolean): Promise<IndexBuildResult> {
+    const started = performance.now();
+    const model = this.model(modelId);
+    const previous = this.loaded.get(modelId);
+    this.loaded.delete(modelId);
+    await previous?.projection?.affine.release();
+    const changeSeq = this.repository.lastChangeSeq(modelId);
+    const liveIds = this.repository.liveIds(modelId);
+    if (liveIds.length === 0) {
+      throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, { modelId });
+    }
+    const reporter = new ProgressReporter('index-build', liveIds.length, control.onProgress);
+    reporter.report(0, `${modelId}: ${reason}`, true);
+
+    let fitSeconds: number | null = null;
+    let projection: LoadedProjection | undefined;
+    const wanted = this.wantedProjection(modelId, model.dim, liveIds.length);
+    if (wanted.use) {
+      let record = wanted.current;
+      if (!record || wanted.refit || forceRefit) {
+        const fitStarted = performance.now();
+        record = await this.fitProjection(modelId, model.dim, liveIds, control);
+        fitSeconds = (performance.now() - fitStarted) / 1000;
+      }
+      projection = await this.loadProjection(record);
+    }
+    const graphDim = projection ? projection.record.outputDim : model.dim;
+    const space = projection ? 'l2' : 'cosine';
+    const capacity = Math.max(64, Math.ceil(liveIds.length * 1.25));
+    const hnsw = new HierarchicalNSW(space, graphDim);
+    hnsw.initIndex({ maxElements: capacity, m: this.parameters.m, efConstruction: this.parameters.efConstruction, randomSeed: 100 });
+
+    const chunk = 512;
+    let done = 0;
+    const live = new Set<number>();
+    try {
+      for (let start = 0; start < liveIds.length; start += chunk) {
+        throwIfCancelled(control.signal);
+        const rows = this.repository.vectors(modelId, liveIds.slice(start, start + chunk));
+        this.addRows(hnsw, rows, graphDim, await this.projectRows({ projection }, rows, model.dim), live);
+        done += rows.length;
+        reporter.report(done, modelId);
+        await yieldToEventLoop();
+      }
+      throwIfCancelled(control.signal);
+    } catch (error) {
+      await projection?.affine.release();
+      throw error;
+    }
+    hnsw.setEf(this.parameters.efSearch);
+    const now = new Date().toISOString();
+    const record: VectorIndexRecord = {
+      modelId,
+      file: path.relative(this.locations.root, this.indexFile(modelId)),
+      fileSha256: '',
+      space,
+      modelDim: model.dim,
+      graphDim,
+      projectionVersion: projection?.record.version ?? null,
+      elementCount: live.size,
+      idChecksum: idChecksum(live),
+      deletedIds: [],
+      capacity,
+      m: this.parameters.m,
+      efConstruction: this.parameters.efConstruction,
+      changeSeq,
+      builtAt: now,
+      updatedAt: now,
+    };
+    const loaded: LoadedIndex = { record, hnsw, live, deleted: new Set(), projection };
+    await this.persist(loaded);
+    this.loaded.set(modelId, loaded);
+    await this.applyChanges(modelId, loaded);
+    reporter.report(liveIds.length, modelId, true);
+    return {
+      status: 'success',
+      modelId,
+      reason,
+      elements: loaded.live.size,
+      graphDim,
+      projectionVersion: record.projectionVersion,
+      explainedVariance: projection?.record.explainedVariance ?? null,
+      fitSeconds,
+      buildSeconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  private async projectRows(loaded: { projection: LoadedProjection | undefined }, rows: { vector: Float32Array }[], dim: number): Promise<Float32Array> {
+    const data = new Float32Array(rows.length * dim);
+    rows.forEach((row, index) => {
+      if (row.vector.length !== dim) throw new DermError('embeddings-invalid', `An embedding has ${row.vector.length} values; the model has ${dim}.`);
+      data.set(row.vector, index * dim);
+    });
+    normalizeRows(data, dim);
+    return this.project(loaded, data, rows.length);
+  }
+
+  private addRows(hnsw: Hnsw, rows: { imageId: number }[], graphDim: number, points: Float32Array, live: Set<number>): void {
+    rows.forEach((row, index) => {
+      hnsw.addPoint(Array.from(points.subarray(index * graphDim, (index + 1) * graphDim)), row.imageId);
+      live.add(row.imageId);
+    });
+  }
+
+  private async fitProjection(modelId: string, dim: number, liveIds: number[], control: JobControl): Promise<ProjectionRecord> {
+    const sampleSize = Math.min(liveIds.length, this.parameters.pcaSampleSize);
+    // A deterministic spread over the whole id range: every (n / sampleSize)-th id.
+    const step = liveIds.length / sampleSize;
+    const sampleIds = Array.from({ length: sampleSize }, (_, index) => liveIds[Math.floor(index * step)]!);
+    const sample = new Float32Array(sampleSize * dim);
+    let filled = 0;
+    for (let start = 0; start < sampleIds.length; start += 1024) {
+      throwIfCancelled(control.signal);
+      for (const row of this.repository.vectors(modelId, sampleIds.slice(start, start + 1024))) {
+        sample.set(normalized(row.vector), filled * dim);
+        filled++;
+      }
+    }
+    this.gemm ??= new OnnxGemm();
+    const model = await fitRandomizedPca(this.gemm, matrix(filled, dim, sample.subarray(0, filled * dim)), {
+      components: Math.min(this.parameters.projectedDim, filled - 1),
+      powerIterations: this.parameters.pcaPowerIterations,
+    });
+    const kept = model.variances.reduce((sum, value) => sum + value, 0);
+    return this.repository.addProjection({
+      modelId,
+      inputDim: dim,
+      outputDim: model.outputDim,
+      sampleSize: model.sampleSize,
+      explainedVariance: model.totalVariance > 0 ? Math.min(1, kept / model.totalVariance) : 1,
+      mean: model.mean,
+      components: model.components,
+    });
+  }
+
+  /** Writes the graph to a temporary file, renames it over the old one, then records it. */
+  private async persist(loaded: LoadedIndex): Promise<void> {
+    const file = this.indexFile(loaded.record.modelId);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const temporary = `${file}.${process.pid}.partial`;
+    try {
+      await loaded.hnsw.writeIndex(temporary);
+      const sha = await sha256OfFile(temporary);
+      fs.renameSync(temporary, file);
+      loaded.record = {
+        ...loaded.record,
+        fileSha256: sha,
+        elementCount: loaded.live.size,
+        idChecksum: idChecksum(loaded.live),
+        deletedIds: [...loaded.deleted].sort((a, b) => a - b),
+        capacity: loaded.hnsw.getMaxElements(),
+        updatedAt: new Date().toISOString(),
+      };
+      this.repository.saveRecord(loaded.record);
+    } finally {
+      fs.rmSync(temporary, { force: true });
+    }
+  }
+
+  private async applyChanges(modelId: string, loaded: LoadedIndex): Promise<{ added: number; updated: number; removed: number }> {
+    const changes = this.repository.changesSince(modelId, loaded.record.changeSeq);
+    const counts = { added: 0, updated: 0, removed: 0 };
+    if (changes.imageIds.length === 0) return counts;
+    const model = this.model(modelId);
+    if (model.dim !== loaded.record.modelDim) {
+      this.loaded.delete(modelId);
+      throw new DermError('index-invalid', `Model "${modelId}" changed dimension; its index must be rebuilt.`, { modelId });
+    }
+    const present = new Map<number, Float32Array>();
+    for (let start = 0; start < changes.imageIds.length; start += 1024) {
+      for (const row of this.repository.vectors(modelId, changes.imageIds.slice(start, start + 1024))) present.set(row.imageId, row.vector);
+    }
+    const rows = [...present.entries()].map(([imageId, vector]) => ({ imageId, vector }));
+    const points = await this.projectRows(loaded, rows, model.dim);
+    const graphDim = loaded.record.graphDim;
+    const newElements = rows.filter((row) => !loaded.live.has(row.imageId) && !loaded.deleted.has(row.imageId)).length;
+    const needed = loaded.hnsw.getCurrentCount() + newElements;
+    if (needed > loaded.hnsw.getMaxElements()) loaded.hnsw.resizeIndex(Math.max(needed, Math.ceil(loaded.hnsw.getMaxElements() * 1.5)));
+    rows.forEach((row, index) => {
+      const point = Array.from(points.subarray(index * graphDim, (index + 1) * graphDim));
+      if (loaded.live.has(row.imageId)) counts.updated++;
+      else counts.added++;
+      // With replacement of deleted slots off, addPoint on a deleted label unmarks it and updates it.
+      loaded.hnsw.addPoint(point, row.imageId);
+      loaded.deleted.delete(row.imageId);
+      loaded.live.add(row.imageId);
+    });
+    for (const imageId of changes.imageIds) {
+      if (present.has(imageId) || !loaded.live.has(imageId)) continue;
+      loaded.hnsw.markDelete(imageId);
+      loaded.live.delete(imageId);
+      loaded.deleted.add(imageId);
+      counts.removed++;
+    }
+    loaded.record = { ...loaded.record, changeSeq: changes.lastSeq };
+    if (loaded.deleted.size > this.parameters.maxDeletedFraction * loaded.hnsw.getCurrentCount()) {
+      await this.build(modelId, `${loaded.deleted.size} deleted elements; compacting`, {}, false);
+      return counts;
+    }
+    await this.persist(loaded);
+    return counts;
+  }
+
+  /** Number of live elements in the loaded index (after ensureReady). */
+  size(modelId: string): number {
+    return this.loaded.get(modelId)?.live.size ?? 0;
+  }
+
+  /**
+   * The k nearest library images to a query embedding (full model dimension), by cosine similarity.
+   * Projected models are searched on the graph and their candidates re-ranked by exact cosine on the
+   * full embeddings. Filtered queries never starve: the search widens until k allowed images are
+   * found or every allowed image has been considered.
+   */
+  async search(modelId: string, query: ArrayLike<number>, k: number, options: IndexSearchOptions = {}): Promise<Neighbour[]> {
+    if (!Number.isInteger(k) || k < 1 || k > 1000) throw new DermError('invalid-input', `k must be a whole number from 1 to 1000; got ${k}.`, { field: 'k' });
+    await this.ensureReady(modelId);
+    const loaded = this.loaded.get(modelId)!;
+    if (query.length !== loaded.record.modelDim) {
+      throw new DermError('invalid-input', `The query vector has ${query.length} values; model "${modelId}" has ${loaded.record.modelDim}.`, { field: 'query' });
+    }
+    for (let index = 0; index < query.length; index++) {
+      if (!Number.isFinite(query[index]!)) throw new DermError('invalid-input', `The query vector has a non-finite value at position ${index}.`, { field: 'query' });
+    }
+    const unit = normalized(query);
+    const allowedCount = options.allowedIds?.length ?? loaded.live.size;
+    if (options.allowedIds && (allowedCount <= this.parameters.exactFilterLimit || allowedCount <= loaded.live.size * 0.02)) {
+      return this.exactOver(modelId, unit, options.allowedIds, k);
+    }
+    const projectedQuery = Array.from(await this.project(loaded, unit, 1));
+    const baseCandidates = loaded.projection ? Math.max(this.parameters.rerankCandidates, 2 * k) : k;
+    let request = Math.min(baseCandidates, loaded.live.size);
+    for (;;) {
+      loaded.hnsw.setEf(Math.max(this.parameters.efSearch, request));
+      const found = options.allow
+        ? loaded.hnsw.searchKnn(projectedQuery, request, options.allow)
+        : loaded.hnsw.searchKnn(projectedQuery, request);
+      const enough = found.neighbors.length >= Math.min(request, allowedCount);
+      if (enough || request >= loaded.live.size) {
+        if (!loaded.projection) {
+          return found.neighbors.slice(0, k).map((imageId, index) => ({ imageId, similarity: 1 - found.distances[index]! }));
+        }
+        return this.rerank(modelId, unit, found.neighbors, k);
+      }
+      request = Math.min(loaded.live.size, request * 4);
+    }
+  }
+
+  private rerank(modelId: string, unit: Float32Array, candidates: number[], k: number): Neighbour[] {
+    const top = new TopK(k);
+    for (const row of this.repository.vectors(modelId, candidates)) top.offer(row.imageId, cosine(unit, row.vector));
+    return top.result();
+  }
+
+  private exactOver(modelId: string, unit: Float32Array, imageIds: readonly number[], k: number): Neighbour[] {
+    const top = new TopK(k);
+    for (let start = 0; start < imageIds.length; start += 512) {
+      for (const row of this.repository.vectors(modelId, imageIds.slice(start, start + 512))) top.offer(row.imageId, cosine(unit, row.vector));
+    }
+    return top.result();
+  }
+
+  /** Forgets loaded graphs and releases ORT sessions. */
+  async close(): Promise<void> {
+    for (const loaded of this.loaded.values()) await loaded.projection?.affine.release();
+    this.loaded.clear();
+    await this.gemm?.release();
+    this.gemm = undefined;
+  }
+}
