@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerServeCommands } from './serve.command.js';
+import { registerLibraryCommands } from './library.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -8,4 +9,5 @@ import { registerServeCommands } from './serve.command.js';
 export function registerCommands(program: Command): void {
   void program;
   registerServeCommands(program);
+  registerLibraryCommands(program);
 }

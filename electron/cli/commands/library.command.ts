@@ -1,0 +1,165 @@
+import type { Command } from 'commander';
+import type { Core } from '../../core/core.js';
+import type { ImportReport } from '../../core/import/import.service.js';
+import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
+import { exitCodes, printJson, progressPrinter, withCore } from '../cli-context.js';
+
+/**
+ * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in the README
+ * ("Importing images", "Image-quality flags").
+ */
+export function registerLibraryCommands(program: Command): void {
+  program
+    .command('import')
+    .description('import image files and folders (recursive) into the library; running it again resumes an interrupted import')
+    .argument('<paths...>', 'files and folders to import')
+    .option('--copy', 'also copy each image into the library folder ("copy into library")')
+    .option('--root <dir>', 'folder that stored relative paths are measured from (default: each folder given)')
+    .action(async (paths: string[], options: { copy?: boolean; root?: string }, command: Command) => {
+      await withCore(command, async (core, { json }) => {
+        const controller = new AbortController();
+        const onSignal = () => controller.abort();
+        process.once('SIGINT', onSignal);
+        try {
+          const progress = json ? undefined : progressPrinter();
+          const report = await core.import.importPaths(paths, {
+            copyIntoLibrary: Boolean(options.copy),
+            signal: controller.signal,
+            ...(options.root ? { root: options.root } : {}),
+            ...(progress ? { onProgress: progress } : {}),
+          });
+          if (json) printJson(report);
+          else printImportReport(report);
+          process.exitCode =
+            report.status === 'cancelled' ? exitCodes.cancelled : report.failed > 0 ? exitCodes.partial : exitCodes.ok;
+        } finally {
+          process.off('SIGINT', onSignal);
+        }
+      });
+    });
+
+  program
+    .command('info')
+    .description('what the library holds: images, formats, quality flags, import batches, schema version, folder')
+    .action(async (_options: unknown, command: Command) => {
+      await withCore(command, (core, { json }) => {
+        const info = libraryInfo(core);
+        if (json) printJson(info);
+        else {
+          process.stdout.write(`Library ${info.library} (schema ${info.schemaVersion})\n`);
+          process.stdout.write(`${info.images} images (${formatBytes(info.bytes)}), ${info.deletedImages} deleted, ${info.cases} cases, ${info.batches} import batches\n`);
+          process.stdout.write(`Formats: ${describeCounts(info.formats) || 'none'}\n`);
+          process.stdout.write(`Flagged: ${info.flaggedImages} images — ${describeCounts(info.flags) || 'none'}\n`);
+          if (info.lastImport) process.stdout.write(`Last import: batch ${info.lastImport.id}, ${info.lastImport.status}, ${info.lastImport.startedAt}\n`);
+        }
+        process.exitCode = exitCodes.ok;
+      });
+    });
+
+  program
+    .command('qc')
+    .description(`quality-flag counts and thresholds; --set NAME=VALUE changes a threshold and re-flags without decoding (${qualityThresholdNames.join(', ')})`)
+    .option('--set <NAME=VALUE...>', 'change one or more thresholds, then re-flag every image')
+    .option('--reflag', 're-flag every image from its stored metrics with the current thresholds')
+    .action(async (options: { set?: string[]; reflag?: boolean }, command: Command) => {
+      // Arguments are checked before the library is opened, so a typo never touches it.
+      const change: Record<string, number> = {};
+      for (const assignment of options.set ?? []) {
+        const [name, value] = parseThresholdAssignment(assignment);
+        change[name] = value;
+      }
+      await withCore(command, (core, { json }) => {
+        const before = core.quality.thresholds();
+        let reflagged = false;
+        if (Object.keys(change).length > 0) {
+          core.quality.setThresholds(change);
+          reflagged = true;
+        } else if (options.reflag) {
+          core.quality.reflag();
+          reflagged = true;
+        }
+        const thresholds = core.quality.thresholds();
+        const changed = Object.keys(change).map((name) => ({
+          name,
+          from: before[name as keyof typeof before],
+          to: thresholds[name as keyof typeof thresholds],
+        }));
+        const result = {
+          images: core.images.count(),
+          flaggedImages: core.quality.flaggedImageCount(),
+          flags: core.quality.flagCounts(),
+          thresholds,
+          changed,
+          reflagged,
+        };
+        if (json) printJson(result);
+        else {
+          for (const entry of changed) process.stdout.write(`${entry.name}: ${entry.from} → ${entry.to}\n`);
+          if (reflagged) process.stdout.write('Re-flagged every image from its stored metrics.\n');
+          process.stdout.write(`${result.flaggedImages} of ${result.images} images flagged\n`);
+          for (const [flag, count] of Object.entries(result.flags)) process.stdout.write(`  ${flag.padEnd(18)} ${count}\n`);
+          process.stdout.write('Thresholds:\n');
+          for (const [name, value] of Object.entries(thresholds)) process.stdout.write(`  ${name.padEnd(26)} ${value}\n`);
+        }
+        process.exitCode = exitCodes.ok;
+      });
+    });
+}
+
+/** The `dermws info --json` object. */
+export function libraryInfo(core: Core) {
+  const totals = core.images.totals();
+  const batches = core.importBatches.list(1);
+  const last = batches[0];
+  return {
+    library: core.library.paths.root,
+    schemaVersion: core.library.schemaVersion,
+    images: totals.images,
+    deletedImages: totals.deleted,
+    bytes: totals.bytes,
+    cases: totals.cases,
+    formats: core.images.formatCounts(),
+    flaggedImages: core.quality.flaggedImageCount(),
+    flags: core.quality.flagCounts(),
+    batches: (core.library.db.prepare('SELECT COUNT(*) AS count FROM import_batches').get() as { count: number }).count,
+    lastImport: last
+      ? { id: last.id, status: last.status, startedAt: last.startedAt, finishedAt: last.finishedAt, imported: last.imported, duplicates: last.duplicates, failed: last.failed }
+      : null,
+  };
+}
+
+function printImportReport(report: ImportReport): void {
+  const out = process.stdout;
+  for (const outcome of report.outcomes) {
+    if (outcome.outcome === 'failed') out.write(`failed   ${outcome.path}: ${outcome.reason}\n`);
+  }
+  for (const outcome of report.outcomes) {
+    if (outcome.outcome === 'skipped') out.write(`skipped  ${outcome.path}: ${outcome.reason}\n`);
+  }
+  const resumed = report.resumed ? ' (resumed an interrupted import)' : '';
+  out.write(
+    `Batch ${report.batchId}${resumed}: ${report.imported} imported, ${report.duplicates} already in the library, ${report.failed} failed, ${report.skipped} skipped, of ${report.total}.\n`,
+  );
+  if (report.status === 'cancelled') out.write('Cancelled. Run the same command again to resume.\n');
+  else if (report.imported === 0 && report.duplicates > 0 && report.failed === 0) out.write('Nothing new: every image was already in the library.\n');
+}
+
+function describeCounts(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .filter(([, count]) => count > 0)
+    .map(([name, count]) => `${name} ${count}`)
+    .join(', ');
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = -1;
+  do {
+    value /= 1024;
+    unit++;
+  } while (value >= 1024 && unit < units.length - 1);
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
