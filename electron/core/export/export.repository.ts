@@ -1,0 +1,51 @@
+import type Database from 'better-sqlite3';
+
+export interface FlagRow {
+  imageId: number;
+  flag: string;
+  source: 'auto' | 'manual';
+}
+
+/** The reads an export needs that no other repository offers: bulk metadata and flags, settings, label filters. */
+export class ExportRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  /** Metadata of the given images, keyed by image id (one JSON-array statement however many ids). */
+  metadataFor(imageIds: number[]): Map<number, Record<string, string>> {
+    const rows = this.db
+      .prepare('SELECT image_id AS imageId, key, value FROM image_metadata WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, key')
+      .all(JSON.stringify(imageIds)) as Array<{ imageId: number; key: string; value: string }>;
+    const byImage = new Map<number, Record<string, string>>();
+    for (const row of rows) {
+      const entry = byImage.get(row.imageId) ?? {};
+      entry[row.key] = row.value;
+      byImage.set(row.imageId, entry);
+    }
+    return byImage;
+  }
+
+  flagsFor(imageIds: number[]): Map<number, FlagRow[]> {
+    const rows = this.db
+      .prepare('SELECT image_id AS imageId, flag, source FROM image_flags WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, flag, source')
+      .all(JSON.stringify(imageIds)) as FlagRow[];
+    const byImage = new Map<number, FlagRow[]>();
+    for (const row of rows) {
+      const list = byImage.get(row.imageId);
+      if (list) list.push(row);
+      else byImage.set(row.imageId, [row]);
+    }
+    return byImage;
+  }
+
+  /** Ids of images with a current label of this kind and value (any annotator or origin). */
+  imagesWithLabel(kind: string, value: string): Set<number> {
+    const rows = this.db.prepare('SELECT DISTINCT image_id AS id FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL').all(kind, value) as { id: number }[];
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /** Every library setting (thresholds and preferences), parsed from JSON. */
+  settings(): Record<string, unknown> {
+    const rows = this.db.prepare('SELECT key, value FROM settings ORDER BY key').all() as Array<{ key: string; value: string }>;
+    return Object.fromEntries(rows.map((row) => [row.key, JSON.parse(row.value) as unknown]));
+  }
+}
