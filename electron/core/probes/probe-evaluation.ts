@@ -79,7 +79,6 @@ export interface EvaluationControl {
  * from seeded streams, and the solver has no randomness.
  */
 export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem, control: EvaluationControl = {}): Promise<ProbeOutcome> {
-  const started = performance.now();
   const { data, dim, rowCount, labels, targets, known, populationRows, caseOfRow, settings } = problem;
   const labelCount = labels.length;
   const folds = settings.folds;
@@ -222,7 +221,6 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
         maxIterations: Math.max(0, ...iterations),
         meanIterations: mean(iterations) ?? 0,
         outcomes,
-        seconds: (performance.now() - started) / 1000,
       },
     },
     finalWeights,

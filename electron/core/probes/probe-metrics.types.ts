@@ -66,5 +66,5 @@ export interface ProbeMetrics {
   overall: GroupMetrics;
   subgroups: SubgroupTable[];
   curve: CurvePoint[];
-  solver: { passes: number; maxIterations: number; meanIterations: number; outcomes: Partial<Record<ColumnOutcome, number>>; seconds: number };
+  solver: { passes: number; maxIterations: number; meanIterations: number; outcomes: Partial<Record<ColumnOutcome, number>> };
 }

@@ -1,0 +1,224 @@
+import type Database from 'better-sqlite3';
+import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
+import type { ProbeMetrics } from './probe-metrics.types.js';
+import type { LabelRow } from './target-resolution.js';
+
+export type ProbeLabelKind = 'condition' | 'quality';
+export type ProbeRunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface ProbeManifest {
+  modelId: string;
+  modelSha256: string;
+  embeddingDim: number;
+  labelKind: ProbeLabelKind;
+  labels: string[];
+  filters: {
+    minConfidence: number | null;
+    labelResolution: string;
+    population: string;
+  };
+  seed: number;
+  folds: number;
+  hyperparameters: {
+    l2: number;
+    classWeights: boolean;
+    solver: string;
+    maxIterations: number;
+    gradientTolerance: number;
+    bootstrapReplicates: number;
+    curveFractions: number[];
+    curveSeeds: number;
+    minGroupCases: number;
+  };
+  appVersion: string;
+  population: {
+    images: number;
+    cases: number;
+    /** Labelled images left out because they have no embedding for the model. */
+    labelledWithoutEmbedding: number;
+    positives: Record<string, number>;
+    unknown: Record<string, number>;
+  };
+  /** Embedded images that receive a final-model prediction. */
+  predictedImages: number;
+}
+
+export interface ProbeRunRecord {
+  id: number;
+  createdAt: string;
+  finishedAt: string | null;
+  status: ProbeRunStatus;
+  modelId: string;
+  modelSha256: string;
+  labelKind: ProbeLabelKind;
+  labels: string[];
+  seed: number;
+  folds: number;
+  appVersion: string;
+  manifest: ProbeManifest;
+  metrics: ProbeMetrics | null;
+  error: string | null;
+}
+
+export interface StoredProbeModel {
+  weights: Float32Array;
+  offsets: number[];
+}
+
+export interface ProbePredictionRow {
+  imageId: number;
+  label: string;
+  probability: number;
+}
+
+interface RunRow {
+  id: number;
+  created_at: string;
+  finished_at: string | null;
+  status: ProbeRunStatus;
+  model_id: string;
+  model_sha256: string;
+  label_kind: ProbeLabelKind;
+  labels: string;
+  seed: number;
+  folds: number;
+  app_version: string;
+  manifest: string;
+  metrics: string | null;
+  error: string | null;
+}
+
+/** Every read the probes need from the library (labels, cases, metadata) and every write of probe runs. */
+export class ProbesRepository {
+  constructor(private readonly db: Database.Database) {}
+
+  /** Current labels of a kind on images that are not deleted. */
+  currentLabels(kind: string): LabelRow[] {
+    return this.db
+      .prepare(
+        `SELECT l.image_id AS imageId, l.value AS value, l.confidence AS confidence, l.origin AS origin
+         FROM labels l JOIN images i ON i.id = l.image_id
+         WHERE l.kind = ? AND l.superseded_at IS NULL AND i.deleted_at IS NULL
+         ORDER BY l.image_id, l.id`,
+      )
+      .all(kind) as LabelRow[];
+  }
+
+  /** Quality flags set by a person (image_flags with source 'manual') on images that are not deleted. */
+  manualImageFlags(): Array<{ imageId: number; flag: string }> {
+    return this.db
+      .prepare(
+        `SELECT f.image_id AS imageId, f.flag AS flag FROM image_flags f JOIN images i ON i.id = f.image_id
+         WHERE f.source = 'manual' AND i.deleted_at IS NULL ORDER BY f.image_id, f.flag`,
+      )
+      .all() as Array<{ imageId: number; flag: string }>;
+  }
+
+  /** image id → case id, for images that belong to a case. */
+  casesOfImages(): Map<number, number> {
+    const rows = this.db.prepare('SELECT id, case_id AS caseId FROM images WHERE case_id IS NOT NULL AND deleted_at IS NULL').all() as Array<{ id: number; caseId: number }>;
+    return new Map(rows.map((row) => [row.id, row.caseId]));
+  }
+
+  /** image id → value of one metadata key. */
+  metadataValues(key: string): Map<number, string> {
+    const rows = this.db.prepare('SELECT image_id AS imageId, value FROM image_metadata WHERE key = ?').all(key) as Array<{ imageId: number; value: string }>;
+    return new Map(rows.map((row) => [row.imageId, row.value]));
+  }
+
+  insertRun(run: { createdAt: string; manifest: ProbeManifest }): number {
+    const { manifest } = run;
+    return this.db
+      .prepare(
+        `INSERT INTO probe_runs (created_at, model_id, model_sha256, label_kind, labels, status, seed, folds, hyperparameters, filters, app_version, manifest)
+         VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        run.createdAt,
+        manifest.modelId,
+        manifest.modelSha256,
+        manifest.labelKind,
+        JSON.stringify(manifest.labels),
+        manifest.seed,
+        manifest.folds,
+        JSON.stringify(manifest.hyperparameters),
+        JSON.stringify(manifest.filters),
+        manifest.appVersion,
+        JSON.stringify(manifest),
+      ).lastInsertRowid as number;
+  }
+
+  /** Stores the evaluation, the final model and its predictions in one transaction. */
+  completeRun(runId: number, result: { metrics: ProbeMetrics; model: StoredProbeModel; predictions: ProbePredictionRow[]; finishedAt: string }): void {
+    const insert = this.db.prepare('INSERT INTO probe_predictions (run_id, image_id, label, probability) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM probe_predictions WHERE run_id = ?').run(runId);
+      for (const row of result.predictions) insert.run(runId, row.imageId, row.label, row.probability);
+      this.db
+        .prepare("UPDATE probe_runs SET status = 'completed', finished_at = ?, metrics = ?, final_weights = ?, final_offsets = ? WHERE id = ?")
+        .run(result.finishedAt, JSON.stringify(result.metrics), vectorToBlob(result.model.weights), JSON.stringify(result.model.offsets), runId);
+    })();
+  }
+
+  endRun(runId: number, status: 'cancelled' | 'failed', finishedAt: string, error: string | null): void {
+    this.db.prepare('UPDATE probe_runs SET status = ?, finished_at = ?, error = ? WHERE id = ?').run(status, finishedAt, error, runId);
+  }
+
+  run(runId: number): ProbeRunRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM probe_runs WHERE id = ?').get(runId) as RunRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  runs(): ProbeRunRecord[] {
+    return (this.db.prepare('SELECT * FROM probe_runs ORDER BY id').all() as RunRow[]).map(toRecord);
+  }
+
+  model(runId: number): StoredProbeModel | undefined {
+    const row = this.db.prepare('SELECT final_weights AS weights, final_offsets AS offsets FROM probe_runs WHERE id = ?').get(runId) as
+      | { weights: Buffer | null; offsets: string | null }
+      | undefined;
+    if (!row?.weights || !row.offsets) return undefined;
+    return { weights: blobToVector(row.weights), offsets: JSON.parse(row.offsets) as number[] };
+  }
+
+  /** Upserts predictions (the final model applied to images embedded after the run, or again). */
+  putPredictions(runId: number, rows: ProbePredictionRow[]): void {
+    const upsert = this.db.prepare(
+      'INSERT INTO probe_predictions (run_id, image_id, label, probability) VALUES (?, ?, ?, ?) ON CONFLICT(run_id, image_id, label) DO UPDATE SET probability = excluded.probability',
+    );
+    this.db.transaction(() => {
+      for (const row of rows) upsert.run(runId, row.imageId, row.label, row.probability);
+    })();
+  }
+
+  predictions(runId: number, imageIds?: number[]): ProbePredictionRow[] {
+    if (imageIds) {
+      const statement = this.db.prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? AND image_id = ? ORDER BY label');
+      return imageIds.flatMap((imageId) => statement.all(runId, imageId) as ProbePredictionRow[]);
+    }
+    return this.db.prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label').all(runId) as ProbePredictionRow[];
+  }
+
+  predictionCount(runId: number): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM probe_predictions WHERE run_id = ?').get(runId) as { n: number }).n;
+  }
+}
+
+function toRecord(row: RunRow): ProbeRunRecord {
+  return {
+    id: row.id,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+    status: row.status,
+    modelId: row.model_id,
+    modelSha256: row.model_sha256,
+    labelKind: row.label_kind,
+    labels: JSON.parse(row.labels) as string[],
+    seed: row.seed,
+    folds: row.folds,
+    appVersion: row.app_version,
+    manifest: JSON.parse(row.manifest) as ProbeManifest,
+    metrics: row.metrics ? (JSON.parse(row.metrics) as ProbeMetrics) : null,
+    error: row.error,
+  };
+}

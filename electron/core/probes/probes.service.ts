@@ -1,0 +1,469 @@
+import { DermError } from '../../common/errors.js';
+import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.js';
+import { appVersion } from './app-version.js';
+import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
+import type { SubgroupAttribute } from './probe-metrics.types.js';
+import { runProbeInWorker } from './probe-worker-client.js';
+import type { ProbeLabelKind, ProbeManifest, ProbePredictionRow, ProbeRunRecord, ProbeRunStatus, ProbesRepository } from './probes.repository.js';
+import { normaliseFitzpatrick, normaliseMonkTone, resolveMultiLabel, resolveQualityTargets, resolveSingleValue, type ResolvedTargets } from './target-resolution.js';
+
+export interface TrainProbeOptions extends JobControl {
+  modelId: string;
+  /** 'condition' (default): the condition labels; 'quality': "is this image gradable?" and the manual quality flags. */
+  labelKind?: ProbeLabelKind;
+  /** Labels to learn; default: the `top` most common with enough positive cases. */
+  labels?: string[];
+  /** How many labels to pick when `labels` is not given (default 10). */
+  top?: number;
+  folds?: number;
+  seed?: number;
+  /** L2 penalty λ on standardised weights, with the loss averaged over training images (default 1e-2). */
+  l2?: number;
+  /** Weigh positives and negatives equally per label (default false). */
+  classWeights?: boolean;
+  /** Condition labels below this confidence (1–5) are treated as unknown, not positive. */
+  minConfidence?: number;
+  maxIterations?: number;
+  gradientTolerance?: number;
+  bootstrapReplicates?: number;
+  /** Case fractions of the data-efficiency curve (1 is always included as the CV itself); [] for none. */
+  curveFractions?: number[];
+  curveSeeds?: number;
+  minGroupCases?: number;
+  /** onnxruntime threads (default: all cores). */
+  threads?: number;
+}
+
+export const probeDefaults = {
+  labelKind: 'condition' as ProbeLabelKind,
+  top: 10,
+  folds: 5,
+  seed: 0,
+  l2: 1e-2,
+  classWeights: false,
+  maxIterations: 200,
+  gradientTolerance: 1e-4,
+  bootstrapReplicates: 1000,
+  curveFractions: [0.1, 0.25, 0.5],
+  curveSeeds: 3,
+  minGroupCases: 10,
+};
+
+export interface ProbeRunSummary {
+  id: number;
+  createdAt: string;
+  finishedAt: string | null;
+  status: ProbeRunStatus;
+  modelId: string;
+  labelKind: ProbeLabelKind;
+  labels: string[];
+  seed: number;
+  folds: number;
+  images: number;
+  cases: number;
+  macroAuc: number | null;
+}
+
+export interface ProbeReport extends ProbeRunRecord {
+  predictionCount: number;
+}
+
+export interface ProbePredictionResult {
+  runId: number;
+  modelId: string;
+  labels: string[];
+  images: Array<{ imageId: number; probabilities: Record<string, number> }>;
+  /** Requested images that have no embedding for the run's model. */
+  withoutEmbedding: number[];
+}
+
+export interface ImageSuggestion {
+  runId: number;
+  modelId: string;
+  labelKind: ProbeLabelKind;
+  probabilities: Record<string, number>;
+}
+
+const labelResolution =
+  'consensus rows if the image has any; otherwise a value is positive when any annotator (manual or imported) gave it at or above the confidence floor (rows without a confidence pass); a value given only below the floor is unknown for that image and left out of that label; single-valued kinds (gradable, Fitzpatrick, Monk tone) take the consensus, else the most frequent value, ties unresolved';
+
+/**
+ * Linear probes on a model's embeddings: case-grouped cross-validated evaluation with bootstrap
+ * intervals and skin-tone subgroups, a data-efficiency curve, and a final model whose predictions are
+ * stored as suggestions (probe_predictions), never as labels.
+ */
+export class ProbesService {
+  constructor(
+    private readonly probes: ProbesRepository,
+    private readonly embeddings: EmbeddingsRepository,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async train(options: TrainProbeOptions): Promise<ProbeReport> {
+    const settings = this.settingsFrom(options);
+    const labelKind = options.labelKind ?? probeDefaults.labelKind;
+    if (labelKind !== 'condition' && labelKind !== 'quality') {
+      throw new DermError('invalid-input', `labelKind must be "condition" or "quality"; got "${String(labelKind)}".`, { field: 'labelKind' });
+    }
+    const model = this.embeddings.model(options.modelId);
+    if (!model) {
+      const available = this.embeddings.models().map((entry) => entry.id);
+      throw new DermError('not-found', `The library has no embeddings for model "${options.modelId}". Models with embeddings: ${available.join(', ') || 'none'}.`, {
+        field: 'modelId',
+        value: options.modelId,
+      });
+    }
+    if (options.minConfidence !== undefined && !(Number.isInteger(options.minConfidence) && options.minConfidence >= 1 && options.minConfidence <= 5)) {
+      throw new DermError('invalid-input', `minConfidence must be a whole number from 1 to 5; got ${options.minConfidence}.`, { field: 'minConfidence' });
+    }
+
+    const resolved =
+      labelKind === 'condition'
+        ? resolveMultiLabel(this.probes.currentLabels('condition'), options.minConfidence)
+        : resolveQualityTargets(this.probes.currentLabels('gradable'), this.probes.currentLabels('quality_flag'), this.probes.manualImageFlags());
+    const matrix = this.embeddings.matrix(options.modelId);
+    const rowOfImage = new Map(matrix.imageIds.map((imageId, row) => [imageId, row]));
+    const populationImages = resolved.images.filter((imageId) => rowOfImage.has(imageId));
+    const labelledWithoutEmbedding = resolved.images.length - populationImages.length;
+    if (populationImages.length === 0) {
+      throw new DermError(
+        'invalid-input',
+        `No ${labelKind === 'condition' ? 'condition-labelled' : 'quality-judged'} image has an embedding for model "${options.modelId}" (${resolved.images.length} labelled, ${matrix.imageIds.length} embedded).`,
+        { field: 'labelKind' },
+      );
+    }
+
+    const casesOfImages = this.probes.casesOfImages();
+    const caseKeyOf = (imageId: number) => {
+      const caseId = casesOfImages.get(imageId);
+      return caseId === undefined ? `image:${imageId}` : `case:${caseId}`;
+    };
+    const labels = this.chooseLabels(resolved, populationImages, caseKeyOf, options, settings.folds, labelKind);
+
+    const rowCount = matrix.imageIds.length;
+    const labelCount = labels.length;
+    const targets = new Uint8Array(rowCount * labelCount);
+    const known = new Uint8Array(rowCount * labelCount);
+    const caseOfRow = new Int32Array(rowCount).fill(-1);
+    const caseIndex = new Map<string, number>();
+    const positives: Record<string, number> = Object.fromEntries(labels.map((label) => [label, 0]));
+    const unknownCounts: Record<string, number> = Object.fromEntries(labels.map((label) => [label, 0]));
+    for (const imageId of populationImages) {
+      const row = rowOfImage.get(imageId)!;
+      const key = caseKeyOf(imageId);
+      if (!caseIndex.has(key)) caseIndex.set(key, caseIndex.size);
+      caseOfRow[row] = caseIndex.get(key)!;
+      labels.forEach((label, index) => {
+        if (resolved.unknown.get(imageId)?.has(label)) {
+          unknownCounts[label]!++;
+          return;
+        }
+        known[row * labelCount + index] = 1;
+        if (resolved.positives.get(imageId)?.has(label)) {
+          targets[row * labelCount + index] = 1;
+          positives[label]!++;
+        }
+      });
+    }
+
+    const subgroups = this.subgroupsFor(matrix.imageIds);
+    const manifest: ProbeManifest = {
+      modelId: model.id,
+      modelSha256: model.sha256,
+      embeddingDim: model.dim,
+      labelKind,
+      labels,
+      filters: {
+        minConfidence: options.minConfidence ?? null,
+        labelResolution,
+        population:
+          labelKind === 'condition'
+            ? 'images (not deleted) with at least one current condition label and an embedding for the model; images without any of the chosen labels are negatives for all of them'
+            : 'images (not deleted) with a current gradable or quality_flag label or a manual image flag, and an embedding for the model; "ungradable" is positive when gradable resolves to "no"',
+      },
+      seed: settings.seed,
+      folds: settings.folds,
+      hyperparameters: {
+        l2: settings.l2,
+        classWeights: settings.classWeights,
+        solver: 'L-BFGS (memory 7, backtracking Armijo) per label, on standardised features (training-fold mean and σ)',
+        maxIterations: settings.maxIterations,
+        gradientTolerance: settings.gradientTolerance,
+        bootstrapReplicates: settings.bootstrapReplicates,
+        curveFractions: [...settings.curveFractions, 1],
+        curveSeeds: settings.curveSeeds,
+        minGroupCases: settings.minGroupCases,
+      },
+      appVersion: appVersion(),
+      population: { images: populationImages.length, cases: caseIndex.size, labelledWithoutEmbedding, positives, unknown: unknownCounts },
+      predictedImages: rowCount,
+    };
+    const runId = this.probes.insertRun({ createdAt: this.clock().toISOString(), manifest });
+
+    // A view into a larger buffer would be cloned whole by postMessage; a tight copy is transferred instead.
+    const data = matrix.data.byteOffset === 0 && matrix.data.byteLength === matrix.data.buffer.byteLength ? matrix.data : matrix.data.slice();
+    const problem: ProbeProblem = {
+      data,
+      rowCount,
+      dim: matrix.dim,
+      labels,
+      targets,
+      known,
+      populationRows: Int32Array.from(populationImages, (imageId) => rowOfImage.get(imageId)!).sort(),
+      caseOfRow,
+      subgroups,
+      settings,
+    };
+    const stageCount = 1 + settings.curveFractions.length * settings.curveSeeds;
+    const reporter = new ProgressReporter('probe-train', stageCount * settings.maxIterations, options.onProgress);
+    try {
+      const outcome = await runProbeInWorker(problem, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (progress) =>
+          reporter.report(
+            progress.stageIndex * settings.maxIterations + Math.min(progress.pass, settings.maxIterations - 1),
+            `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running`,
+          ),
+      });
+      const predictions: ProbePredictionRow[] = [];
+      matrix.imageIds.forEach((imageId, row) => {
+        labels.forEach((label, index) => predictions.push({ imageId, label, probability: outcome.predictions[row * labelCount + index]! }));
+      });
+      this.probes.completeRun(runId, {
+        metrics: outcome.metrics,
+        model: { weights: outcome.finalWeights, offsets: outcome.finalOffsets },
+        predictions,
+        finishedAt: this.clock().toISOString(),
+      });
+      reporter.report(stageCount * settings.maxIterations, 'done', true);
+    } catch (error) {
+      if (isCancellation(error)) {
+        this.probes.endRun(runId, 'cancelled', this.clock().toISOString(), null);
+        throw new DermError('cancelled', `Probe run ${runId} was cancelled; nothing but the cancelled run record was stored.`, { runId });
+      }
+      this.probes.endRun(runId, 'failed', this.clock().toISOString(), error instanceof Error ? error.message : String(error));
+      throw error;
+    }
+    return this.report(runId);
+  }
+
+  report(runId: number): ProbeReport {
+    const run = this.probes.run(runId);
+    if (!run) throw new DermError('not-found', `There is no probe run ${runId} in this library.`, { field: 'runId', value: runId });
+    return { ...run, predictionCount: this.probes.predictionCount(runId) };
+  }
+
+  list(): ProbeRunSummary[] {
+    return this.probes.runs().map((run) => ({
+      id: run.id,
+      createdAt: run.createdAt,
+      finishedAt: run.finishedAt,
+      status: run.status,
+      modelId: run.modelId,
+      labelKind: run.labelKind,
+      labels: run.labels,
+      seed: run.seed,
+      folds: run.folds,
+      images: run.manifest.population.images,
+      cases: run.manifest.population.cases,
+      macroAuc: run.metrics?.overall.macroAuc ?? null,
+    }));
+  }
+
+  /**
+   * Applies a completed run's final model to images (default: every embedded image of its model),
+   * stores the probabilities as suggestions and returns them.
+   */
+  predict(runId: number, imageIds?: number[]): ProbePredictionResult {
+    const run = this.report(runId);
+    const model = this.probes.model(runId);
+    if (run.status !== 'completed' || !model) {
+      throw new DermError('invalid-input', `Probe run ${runId} is ${run.status}; only a completed run can predict.`, { field: 'runId', value: runId });
+    }
+    const embeddingModel = this.embeddings.model(run.modelId);
+    if (!embeddingModel) throw new DermError('not-found', `Probe run ${runId} was trained on model "${run.modelId}", which has no embeddings in this library any more.`, { runId });
+    if (embeddingModel.sha256 !== run.modelSha256) {
+      throw new DermError(
+        'conflict',
+        `Probe run ${runId} was trained on model "${run.modelId}" with sha256 ${run.modelSha256}, but the library's embeddings now come from sha256 ${embeddingModel.sha256}. Train a new probe.`,
+        { runId },
+      );
+    }
+    const matrix = this.embeddings.matrix(run.modelId, imageIds);
+    const labels = run.labels;
+    const labelCount = labels.length;
+    if (model.weights.length !== matrix.dim * labelCount) {
+      throw new DermError('embeddings-invalid', `Probe run ${runId} has ${model.weights.length} weights; expected ${matrix.dim} × ${labelCount} for model "${run.modelId}".`, { runId });
+    }
+    const rows: ProbePredictionRow[] = [];
+    const images: ProbePredictionResult['images'] = [];
+    const logits = new Float64Array(labelCount);
+    matrix.imageIds.forEach((imageId, row) => {
+      logits.set(model.offsets);
+      const start = row * matrix.dim;
+      for (let feature = 0; feature < matrix.dim; feature++) {
+        const value = matrix.data[start + feature]!;
+        const weightStart = feature * labelCount;
+        for (let label = 0; label < labelCount; label++) logits[label]! += value * model.weights[weightStart + label]!;
+      }
+      const probabilities: Record<string, number> = {};
+      labels.forEach((label, index) => {
+        const z = logits[index]!;
+        // Rounded through Float32 like the stored training predictions, so both paths give the same values.
+        const probability = Math.fround(z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
+        probabilities[label] = probability;
+        rows.push({ imageId, label, probability });
+      });
+      images.push({ imageId, probabilities });
+    });
+    this.probes.putPredictions(runId, rows);
+    const embedded = new Set(matrix.imageIds);
+    return { runId, modelId: run.modelId, labels, images, withoutEmbedding: (imageIds ?? []).filter((imageId) => !embedded.has(imageId)) };
+  }
+
+  /** The latest completed run's stored predictions for one image, per label kind: shown beside the annotator's choices. */
+  suggestionsFor(imageId: number, modelId?: string): ImageSuggestion[] {
+    const latest = new Map<ProbeLabelKind, ProbeRunRecord>();
+    for (const run of this.probes.runs()) {
+      if (run.status !== 'completed' || (modelId !== undefined && run.modelId !== modelId)) continue;
+      latest.set(run.labelKind, run);
+    }
+    return [...latest.values()].flatMap((run) => {
+      const rows = this.probes.predictions(run.id, [imageId]);
+      if (rows.length === 0) return [];
+      return [{ runId: run.id, modelId: run.modelId, labelKind: run.labelKind, probabilities: Object.fromEntries(rows.map((row) => [row.label, row.probability])) }];
+    });
+  }
+
+  private settingsFrom(options: TrainProbeOptions): ProbeSettings {
+    const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number) => {
+      const chosen = value ?? fallback;
+      if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+        throw new DermError('invalid-input', `${name} must be a whole number from ${min} to ${max}; got ${chosen}.`, { field: name });
+      }
+      return chosen;
+    };
+    const l2 = options.l2 ?? probeDefaults.l2;
+    if (!(Number.isFinite(l2) && l2 > 0)) throw new DermError('invalid-input', `l2 must be a positive number; got ${l2}.`, { field: 'l2' });
+    const gradientTolerance = options.gradientTolerance ?? probeDefaults.gradientTolerance;
+    if (!(Number.isFinite(gradientTolerance) && gradientTolerance > 0)) {
+      throw new DermError('invalid-input', `gradientTolerance must be a positive number; got ${gradientTolerance}.`, { field: 'gradientTolerance' });
+    }
+    const curveFractions = options.curveFractions ?? probeDefaults.curveFractions;
+    for (const fraction of curveFractions) {
+      if (!(fraction > 0 && fraction <= 1)) throw new DermError('invalid-input', `Curve fractions must be in (0, 1]; got ${fraction}.`, { field: 'curveFractions' });
+    }
+    const settings: ProbeSettings = {
+      folds: integer('folds', options.folds, probeDefaults.folds, 2, 50),
+      seed: integer('seed', options.seed, probeDefaults.seed, 0, 2 ** 31 - 1),
+      l2,
+      classWeights: options.classWeights ?? probeDefaults.classWeights,
+      maxIterations: integer('maxIterations', options.maxIterations, probeDefaults.maxIterations, 1, 100_000),
+      gradientTolerance,
+      bootstrapReplicates: integer('bootstrapReplicates', options.bootstrapReplicates, probeDefaults.bootstrapReplicates, 1, 100_000),
+      curveFractions: [...new Set(curveFractions.filter((fraction) => fraction < 1))].sort((a, b) => a - b),
+      curveSeeds: integer('curveSeeds', options.curveSeeds, probeDefaults.curveSeeds, 1, 100),
+      minGroupCases: integer('minGroupCases', options.minGroupCases, probeDefaults.minGroupCases, 1, 1_000_000),
+    };
+    if (options.threads !== undefined) settings.threads = integer('threads', options.threads, 1, 1, 256);
+    return settings;
+  }
+
+  /** Explicit labels must each have two positive and two negative cases; the default picks the most common with 2 × folds (at least 10) positive cases. */
+  private chooseLabels(
+    resolved: ResolvedTargets,
+    population: number[],
+    caseKeyOf: (imageId: number) => string,
+    options: TrainProbeOptions,
+    folds: number,
+    labelKind: ProbeLabelKind,
+  ): string[] {
+    const positiveCases = new Map<string, Set<string>>();
+    const labelledCases = new Map<string, Set<string>>();
+    for (const imageId of population) {
+      const key = caseKeyOf(imageId);
+      for (const value of resolved.positives.get(imageId) ?? []) {
+        let set = positiveCases.get(value);
+        if (!set) positiveCases.set(value, (set = new Set()));
+        set.add(key);
+      }
+    }
+    const allCases = new Set(population.map(caseKeyOf));
+    const negativeCaseCount = (label: string) => {
+      let set = labelledCases.get(label);
+      if (!set) {
+        set = new Set();
+        for (const imageId of population) {
+          if (!resolved.positives.get(imageId)?.has(label) && !resolved.unknown.get(imageId)?.has(label)) set.add(caseKeyOf(imageId));
+        }
+        labelledCases.set(label, set);
+      }
+      return set.size;
+    };
+    const ranked = [...positiveCases.entries()].map(([label, cases]) => ({ label, cases: cases.size })).sort((a, b) => b.cases - a.cases || a.label.localeCompare(b.label));
+    if (options.labels && options.labels.length > 0) {
+      const labels = [...new Set(options.labels.map((label) => label.trim()).filter((label) => label.length > 0))];
+      for (const label of labels) {
+        const cases = positiveCases.get(label)?.size ?? 0;
+        if (cases < 2 || negativeCaseCount(label) < 2) {
+          const common = ranked.slice(0, 10).map((entry) => `${entry.label} (${entry.cases})`).join(', ');
+          throw new DermError(
+            'invalid-input',
+            `Label "${label}" has ${cases} positive case${cases === 1 ? '' : 's'} and ${negativeCaseCount(label)} negative among the embedded ${labelKind} population; a probe needs at least 2 of each. Most common: ${common || 'none'}.`,
+            { field: 'labels', value: label },
+          );
+        }
+      }
+      return labels;
+    }
+    const top = options.top ?? probeDefaults.top;
+    if (!Number.isInteger(top) || top < 1) throw new DermError('invalid-input', `top must be a whole number of at least 1; got ${top}.`, { field: 'top' });
+    const needed = Math.max(10, 2 * folds);
+    const chosen = ranked.filter((entry) => entry.cases >= needed && negativeCaseCount(entry.label) >= needed).slice(0, top);
+    if (chosen.length === 0) {
+      throw new DermError(
+        'invalid-input',
+        `No ${labelKind} label has at least ${needed} positive and ${needed} negative cases among ${allCases.size} embedded cases; name labels explicitly. Most common: ${ranked
+          .slice(0, 10)
+          .map((entry) => `${entry.label} (${entry.cases})`)
+          .join(', ') || 'none'}.`,
+        { field: 'labels' },
+      );
+    }
+    return chosen.map((entry) => entry.label);
+  }
+
+  private subgroupsFor(imageIds: number[]): ProbeProblem['subgroups'] {
+    const fitzpatrickLabels = resolveSingleValue(this.probes.currentLabels('fitzpatrick'), normaliseFitzpatrick);
+    const fitzpatrickSelf = this.probes.metadataValues('fitzpatrick_self');
+    const monkLabels = resolveSingleValue(this.probes.currentLabels('monk_tone'), normaliseMonkTone);
+    const monkUs = this.probes.metadataValues('monk_tone_us');
+    const monkIndia = this.probes.metadataValues('monk_tone_india');
+    const sex = this.probes.metadataValues('sex');
+    const ageGroup = this.probes.metadataValues('age_group');
+    const fromMetadata = (values: Map<number, string>, normalise: (value: string) => string | null) => (imageId: number) => {
+      const value = values.get(imageId);
+      return value === undefined ? null : normalise(value);
+    };
+    const trimmed = (value: string) => (value.trim() === '' ? null : value.trim());
+    const attributes: Array<{ attribute: SubgroupAttribute; source: string; of: (imageId: number) => string | null }> = [
+      {
+        attribute: 'fitzpatrick',
+        source: 'label fitzpatrick (consensus, else most frequent), else metadata fitzpatrick_self (FST1..FST6 → I..VI)',
+        of: (imageId) => fitzpatrickLabels.get(imageId) ?? fromMetadata(fitzpatrickSelf, normaliseFitzpatrick)(imageId),
+      },
+      {
+        attribute: 'monk_tone',
+        source: 'label monk_tone (consensus, else most frequent), else metadata monk_tone_us, else monk_tone_india',
+        of: (imageId) => monkLabels.get(imageId) ?? fromMetadata(monkUs, normaliseMonkTone)(imageId) ?? fromMetadata(monkIndia, normaliseMonkTone)(imageId),
+      },
+      { attribute: 'sex', source: 'metadata sex', of: fromMetadata(sex, trimmed) },
+      { attribute: 'age_group', source: 'metadata age_group', of: fromMetadata(ageGroup, trimmed) },
+    ];
+    return attributes
+      .map(({ attribute, source, of }) => ({ attribute, source, valueOfRow: imageIds.map(of) }))
+      .filter((subgroup) => subgroup.valueOfRow.some((value) => value !== null));
+  }
+}
+
