@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { registerServeCommands } from './serve.command.js';
+import { registerModelsCommands } from './models.command.js';
 import { registerLibraryCommands } from './library.command.js';
+import { registerProbesCommands } from './probes.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -9,5 +11,7 @@ import { registerLibraryCommands } from './library.command.js';
 export function registerCommands(program: Command): void {
   void program;
   registerServeCommands(program);
+  registerModelsCommands(program);
   registerLibraryCommands(program);
+  registerProbesCommands(program);
 }

@@ -190,6 +190,11 @@ export class EmbeddingService {
     });
   }
 
+  /** Models with embeddings in this library (ONNX-made and imported) and how many images each covers. */
+  storedModels(): ReturnType<EmbeddingsRepository['models']> {
+    return this.repository.models();
+  }
+
   /** Decodes and embeds a file that is not in the library (e.g. a query photo for search). */
   async embedImageFile(file: string, modelId?: string): Promise<Float32Array> {
     return this.embedSource({ file }, modelId);

@@ -135,8 +135,8 @@ export class ModelRegistry {
    * the provider that will really be used, and why others were skipped), the graph's inputs and outputs
    * match the manifest, and generated images produce finite embeddings of the declared size.
    */
-  async check(idOrModel: string | RegisteredModel, options: EncoderRuntimeOptions = {}): Promise<ModelCheckResult> {
-    const model = typeof idOrModel === 'string' ? await this.get(idOrModel) : idOrModel;
+  async check(idOrModel?: string | RegisteredModel, options: EncoderRuntimeOptions = {}): Promise<ModelCheckResult> {
+    const model = idOrModel === undefined || typeof idOrModel === 'string' ? await this.get(idOrModel) : idOrModel;
     return checkModel(model, model.source, { ...this.options.runtimeOptions, ...options });
   }
 

@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EmbeddingService } from '../embeddings/embedding.service.js';
+import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import type { Library } from '../library/library.js';
+import { applicationDataFolder } from '../library/library-location.js';
+import type { ManifestLocation } from './manifest-file.js';
+import { ModelRegistry } from './model-registry.js';
+
+/**
+ * Where the converted default encoder is cached: `DERMWS_MODEL_CACHE`, else
+ * `<application data>/models`. It is shared by every library on the machine, because the
+ * conversion is deterministic and takes a while.
+ */
+export function modelCacheFolder(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DERMWS_MODEL_CACHE ? path.resolve(env.DERMWS_MODEL_CACHE) : path.join(applicationDataFolder(process.platform, env), 'models');
+}
+
+/** `native-models/manifests` above this module (source tree or packaged app), when it exists. */
+export function bundledManifestFolders(start = path.dirname(fileURLToPath(import.meta.url))): string[] {
+  let folder = start;
+  for (;;) {
+    const candidate = path.join(folder, 'native-models', 'manifests');
+    if (fs.existsSync(candidate)) return [candidate];
+    const parent = path.dirname(folder);
+    if (parent === folder) return [];
+    folder = parent;
+  }
+}
+
+/** Converts (once per machine) and locates the bundled default encoder. Loaded lazily: the converter pulls in the nsfwjs weights. */
+export async function defaultEncoderLocation(cacheFolder = modelCacheFolder()): Promise<ManifestLocation> {
+  const { ensureDefaultEncoder } = await import('../../../native-models/nsfwjs-mobilenet-v2/convert.js');
+  const ensured = await ensureDefaultEncoder({ cacheFolder });
+  return { manifestPath: ensured.manifestPath, onnxPath: ensured.onnxPath, manifest: ensured.manifest };
+}
+
+export interface ModelServices {
+  models: ModelRegistry;
+  embeddings: EmbeddingService;
+  embeddingsRepository: EmbeddingsRepository;
+}
+
+export function createModelServices(library: Library): ModelServices {
+  const models = new ModelRegistry({
+    libraryModelsFolder: library.paths.models,
+    bundledManifestFolders: bundledManifestFolders(),
+    defaultEncoder: () => defaultEncoderLocation(),
+  });
+  const embeddingsRepository = new EmbeddingsRepository(library.db);
+  return { models, embeddingsRepository, embeddings: new EmbeddingService(embeddingsRepository, models, library.paths.root) };
+}
