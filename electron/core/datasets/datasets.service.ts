@@ -227,6 +227,7 @@ export class DatasetsService {
     const pending: PendingLabel[] = [];
     const progress = new ProgressReporter('dataset-import', parsed.records.length, options.onProgress);
     const chunkSize = 500;
+    const lineOfImage = new Map<number, number>();
     let status: JobStatus = 'success';
     try {
       for (let start = 0; start < parsed.records.length; start += chunkSize) {
@@ -251,6 +252,12 @@ export class DatasetsService {
               continue;
             }
             const image = found.image;
+            const earlier = lineOfImage.get(image.id);
+            if (earlier !== undefined) {
+              issues.error(file, record.line, `names the same library image (${describeImage(image)}) as line ${earlier}; this row was skipped`, record.match.column, record.match.value);
+              continue;
+            }
+            lineOfImage.set(image.id, record.line);
             report.images.matched++;
             report.rowsApplied++;
             if (record.caseKey !== null) {

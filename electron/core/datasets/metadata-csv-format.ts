@@ -199,7 +199,7 @@ export function parseMappedTable(table: CsvTable, mapping: ColumnMapping): Metad
       issues.error(table.file, row.line, 'no image named; the row was skipped', mapping.image);
       continue;
     }
-    const key = image.replaceAll('\\', '/').toLowerCase();
+    const key = image.replaceAll('\\', '/').replace(/^(\.\/)+/, '').toLowerCase();
     const earlier = seen.get(key);
     if (earlier !== undefined) {
       issues.error(table.file, row.line, `the image ${image} already appears on line ${earlier}; this row was skipped`, mapping.image, image);
