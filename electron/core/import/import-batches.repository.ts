@@ -59,11 +59,11 @@ export class ImportBatchesRepository {
 
   /**
    * The latest batch over exactly these source paths and copy choice that never finished (killed
-   * while running, or cancelled): running the same import again resumes it.
+   * while running, cancelled, or stopped by an error): running the same import again resumes it.
    */
   findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch | undefined {
     const row = this.db
-      .prepare("SELECT * FROM import_batches WHERE status IN ('running', 'cancelled') AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC LIMIT 1")
+      .prepare("SELECT * FROM import_batches WHERE status IN ('running', 'cancelled', 'failed') AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC LIMIT 1")
       .get(JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow | undefined;
     return row ? rowToBatch(row) : undefined;
   }
