@@ -50,13 +50,17 @@ export const appEventSchema = z.discriminatedUnion('type', [
 export type AppEvent = z.infer<typeof appEventSchema>;
 
 export const imageFilterSchema = z.strictObject({
-  /** Images carrying any of these flags (auto or manual). */
+  /** Images carrying every one of these flags (automatic or manual). */
   flags: z.array(z.string().min(1)).max(50).optional(),
+  /** Images carrying none of these flags. */
+  withoutFlags: z.array(z.string().min(1)).max(50).optional(),
   batchId: z.int().positive().optional(),
   caseKey: z.string().min(1).optional(),
   /** Exact metadata matches, key → value. */
   metadata: z.record(z.string().min(1), z.string()).optional(),
-  /** Text contained in the file path. */
+  /** Only these image ids (e.g. a lasso selection on the map, or search hits). */
+  ids: z.array(z.int().positive()).max(200_000).optional(),
+  /** Text contained in the file path (case-insensitive). */
   search: z.string().max(500).optional(),
 });
 export type ImageFilter = z.infer<typeof imageFilterSchema>;
@@ -163,6 +167,15 @@ export const contract = {
       ),
     }),
   }),
+  importStart: defineCall({
+    description: 'Imports files and folders given as paths on this machine, or files uploaded from the browser (always copied into the library).',
+    startsJob: 'import',
+    input: z.union([
+      z.strictObject({ paths: z.array(z.string().min(1)).min(1).max(10_000), copyIntoLibrary: z.boolean().optional() }),
+      z.strictObject({ uploadId: uploadIdSchema }),
+    ]),
+    output: jobStartedSchema,
+  }),
   importReport: defineCall({
     description: 'Per-file outcomes of one import batch (failed files with reasons, duplicates with the image they duplicate).',
     input: z.strictObject({ batchId: z.int().positive(), outcome: z.enum(['imported', 'duplicate', 'failed', 'skipped']).optional() }),
@@ -172,6 +185,33 @@ export const contract = {
       counts: z.object({ total: z.int(), imported: z.int(), duplicates: z.int(), failed: z.int() }),
       outcomes: z.array(importOutcomeSchema),
     }),
+  }),
+  qualityOverview: defineCall({
+    description: 'Histograms of each quality metric with its flag threshold, counts per flag and the current thresholds.',
+    input: emptyInput,
+    output: z.object({
+      images: z.int(),
+      flaggedImages: z.int(),
+      flagCounts: z.record(z.string(), z.int()),
+      thresholds: z.record(z.string(), z.number()),
+      histograms: z.array(
+        z.object({
+          metric: z.string(),
+          label: z.string(),
+          explanation: z.string(),
+          flag: z.string(),
+          threshold: z.object({ name: z.string(), value: z.number(), direction: z.enum(['below', 'above']) }),
+          min: z.number(),
+          max: z.number(),
+          bins: z.array(z.int()),
+        }),
+      ),
+    }),
+  }),
+  qualitySetThresholds: defineCall({
+    description: 'Changes flag thresholds and re-flags the library from stored metrics (no decoding).',
+    input: z.strictObject({ change: z.record(z.string().min(1), z.number()) }),
+    output: z.object({ thresholds: z.record(z.string(), z.number()), flagCounts: z.record(z.string(), z.int()) }),
   }),
 };
 

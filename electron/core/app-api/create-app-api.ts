@@ -1,6 +1,8 @@
 import { createCore, type CoreConfig } from '../core.js';
 import { AppApi, type AppApiOptions, type Handlers } from './app-api.js';
 import { imagesHandlers } from './handlers/images.handlers.js';
+import { importHandlers } from './handlers/import.handlers.js';
+import { qualityHandlers } from './handlers/quality.handlers.js';
 import { jobsHandlers } from './handlers/jobs.handlers.js';
 import { libraryHandlers } from './handlers/library.handlers.js';
 
@@ -9,6 +11,8 @@ export const handlers: Handlers = {
   ...libraryHandlers,
   ...jobsHandlers,
   ...imagesHandlers,
+  ...importHandlers,
+  ...qualityHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

@@ -1,7 +1,26 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import type { CallOutput, ImageFilter } from '../../common/contract.js';
+import type { CallOutput } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
+
+const histogramDefinitions: Array<{
+  metric: string;
+  label: string;
+  explanation: string;
+  sql: string;
+  flag: string;
+  threshold: string;
+  direction: 'below' | 'above';
+  max?: number;
+}> = [
+  { metric: 'brightness_p99', label: 'Brightest areas (99th percentile)', explanation: 'Images whose brightest parts stay below the line are flagged dark.', sql: 'q.brightness_p99', flag: 'dark', threshold: 'darkP99Below', direction: 'below', max: 1 },
+  { metric: 'brightness_p05', label: 'Darkest areas (5th percentile)', explanation: 'Images whose darkest parts are above the line are flagged overexposed.', sql: 'q.brightness_p05', flag: 'overexposed', threshold: 'overexposedP05Above', direction: 'above', max: 1 },
+  { metric: 'blur_score', label: 'Blur score', explanation: 'Above the line an image is flagged blurry (0 sharp, 1 fully blurred).', sql: 'q.blur_score', flag: 'blurry', threshold: 'blurryAbove', direction: 'above', max: 1 },
+  { metric: 'entropy', label: 'Information (entropy, bits)', explanation: 'Below the line an image is flagged low information.', sql: 'q.entropy', flag: 'low_information', threshold: 'lowEntropyBelow', direction: 'below', max: 8 },
+  { metric: 'saturation_mean', label: 'Colour saturation', explanation: 'Below the line an image is flagged grayscale.', sql: 'q.saturation_mean', flag: 'grayscale', threshold: 'grayscaleSaturationBelow', direction: 'below' },
+  { metric: 'aspect', label: 'Aspect ratio (short ÷ long side)', explanation: 'Below the line an image is flagged odd aspect ratio.', sql: 'MIN(q.aspect_ratio, 1.0 / q.aspect_ratio)', flag: 'odd_aspect_ratio', threshold: 'oddAspectBelow', direction: 'below', max: 1 },
+  { metric: 'short_side', label: 'Short side (pixels)', explanation: 'Below the line an image is flagged low resolution.', sql: 'MIN(i.width, i.height)', flag: 'low_resolution', threshold: 'lowResolutionBelow', direction: 'below' },
+];
 
 /**
  * Read-only views the screens need that no feature service offers as such: the library overview for
@@ -26,42 +45,6 @@ export class LibraryViewRepository {
       .all() as Array<{ modelId: string; count: number }>;
     const metadataKeys = (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key LIMIT 200').all() as Array<{ key: string }>).map((row) => row.key);
     return { images, batches, flags, embeddings, metadataKeys };
-  }
-
-  /** SQL for a filter over non-deleted images; the same clauses serve the count and the page. */
-  private where(filter: ImageFilter | undefined): { sql: string; parameters: unknown[] } {
-    const clauses = ['i.deleted_at IS NULL'];
-    const parameters: unknown[] = [];
-    if (filter?.flags && filter.flags.length > 0) {
-      clauses.push(`EXISTS (SELECT 1 FROM image_flags f WHERE f.image_id = i.id AND f.flag IN (${filter.flags.map(() => '?').join(', ')}))`);
-      parameters.push(...filter.flags);
-    }
-    if (filter?.batchId !== undefined) {
-      clauses.push('i.batch_id = ?');
-      parameters.push(filter.batchId);
-    }
-    if (filter?.caseKey !== undefined) {
-      clauses.push('i.case_id = (SELECT id FROM cases WHERE case_key = ?)');
-      parameters.push(filter.caseKey);
-    }
-    for (const [key, value] of Object.entries(filter?.metadata ?? {})) {
-      clauses.push('EXISTS (SELECT 1 FROM image_metadata m WHERE m.image_id = i.id AND m.key = ? AND m.value = ?)');
-      parameters.push(key, value);
-    }
-    if (filter?.search) {
-      clauses.push("i.original_path LIKE ? ESCAPE '\\'");
-      parameters.push(`%${filter.search.replace(/[\\%_]/g, (character) => `\\${character}`)}%`);
-    }
-    return { sql: clauses.join(' AND '), parameters };
-  }
-
-  page(filter: ImageFilter | undefined, offset: number, limit: number): { total: number; ids: number[] } {
-    const { sql, parameters } = this.where(filter);
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n FROM images i WHERE ${sql}`).get(...parameters) as { n: number }).n;
-    const ids = (this.db.prepare(`SELECT i.id FROM images i WHERE ${sql} ORDER BY i.id LIMIT ? OFFSET ?`).all(...parameters, limit, offset) as Array<{ id: number }>).map(
-      (row) => row.id,
-    );
-    return { total, ids };
   }
 
   detail(imageId: number): CallOutput<'imageDetail'> {
@@ -133,6 +116,44 @@ export class LibraryViewRepository {
         ...(entry.image_id !== null ? { imageId: entry.image_id } : {}),
       })),
     };
+  }
+
+  /**
+   * Histograms (40 bins) of the metrics that have a flag threshold, over non-deleted images. Bounded
+   * metrics use their natural range so the threshold line keeps its place as the library grows.
+   */
+  qualityHistograms(thresholds: Record<string, number>): CallOutput<'qualityOverview'>['histograms'] {
+    const histograms: CallOutput<'qualityOverview'>['histograms'] = [];
+    for (const definition of histogramDefinitions) {
+      const values = (
+        this.db
+          .prepare(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN images i ON i.id = q.image_id WHERE i.deleted_at IS NULL`)
+          .raw()
+          .all() as Array<[number | null]>
+      )
+        .map((row) => row[0])
+        .filter((value): value is number => value !== null && Number.isFinite(value));
+      const threshold = thresholds[definition.threshold] ?? 0;
+      const dataMax = values.reduce((max, value) => Math.max(max, value), 0);
+      const max = definition.max ?? Math.max(dataMax, threshold * 1.25, 1);
+      const min = 0;
+      const bins = new Array<number>(40).fill(0);
+      for (const value of values) {
+        const bin = Math.min(bins.length - 1, Math.max(0, Math.floor(((value - min) / (max - min)) * bins.length)));
+        bins[bin]!++;
+      }
+      histograms.push({
+        metric: definition.metric,
+        label: definition.label,
+        explanation: definition.explanation,
+        flag: definition.flag,
+        threshold: { name: definition.threshold, value: threshold, direction: definition.direction },
+        min,
+        max,
+        bins,
+      });
+    }
+    return histograms;
   }
 
   /** Files behind the media endpoints; never a path from the request, only from the image row. */

@@ -1,0 +1,40 @@
+import type { Component } from 'svelte';
+import ImportScreen from './import/ImportScreen.svelte';
+import LibraryScreen from './library/LibraryScreen.svelte';
+import QualityScreen from './quality/QualityScreen.svelte';
+import SettingsScreen from './settings/SettingsScreen.svelte';
+
+export interface ScreenDefinition {
+  id: string;
+  title: string;
+  /** Digit that opens the screen from anywhere outside a text field. */
+  key: string;
+  component: Component;
+  /** Shortcuts shown in the `?` overlay while this screen is open. */
+  shortcuts?: Array<[string, string]>;
+}
+
+/**
+ * The screens of the app, in navigation order. Each feature folder is independent: a new screen is a
+ * folder under features/ and one entry here.
+ */
+export const screens: ScreenDefinition[] = [
+  {
+    id: 'library',
+    title: 'Library',
+    key: '1',
+    component: LibraryScreen,
+    shortcuts: [
+      ['/', 'Search file names'],
+      ['← ↑ → ↓', 'Move through the grid'],
+      ['Shift + arrows', 'Extend the selection'],
+      ['Space', 'Select or deselect'],
+      ['Enter', 'Open the image'],
+      ['+ / − / 0', 'Zoom in, out, fit (image open)'],
+      ['Esc', 'Close the image'],
+    ],
+  },
+  { id: 'import', title: 'Import', key: '2', component: ImportScreen },
+  { id: 'quality', title: 'Quality', key: '5', component: QualityScreen, shortcuts: [['← →', 'Move a focused threshold (Shift: faster)']] },
+  { id: 'settings', title: 'Models & settings', key: '8', component: SettingsScreen },
+];

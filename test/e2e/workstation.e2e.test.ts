@@ -1,0 +1,140 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
+
+/**
+ * The workstation end to end, in Debian's Chromium through the local web mode on a real temporary
+ * library: the renderer is built first, images (good and broken) are uploaded and imported through the
+ * Import screen, and every screen is photographed into test-artifacts/ for a person to look at.
+ */
+const root = path.resolve(import.meta.dirname, '../..');
+const artifacts = path.join(root, 'test-artifacts');
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+describe('workstation in the browser', () => {
+  let folder: string;
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const goodFiles: string[] = [];
+  let brokenCount = 0;
+
+  const screenshot = (name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`) });
+
+  beforeAll(async () => {
+    const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
+    fs.mkdirSync(artifacts, { recursive: true });
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-'));
+    const photos = path.join(folder, 'photos');
+    for (let index = 0; index < 14; index++) {
+      const format = index % 3 === 0 ? 'png' : 'jpeg';
+      goodFiles.push(
+        await writeSkinImage(path.join(photos, `patient ${String(index + 1).padStart(2, '0')}.${format === 'png' ? 'png' : 'jpg'}`), {
+          seed: 100 + index,
+          toneIndex: index % 10,
+          width: 480,
+          height: 360,
+          format,
+        }),
+      );
+    }
+    // Files without an image extension (notes.txt) are skipped, not failed.
+    brokenCount = Object.keys(await writeBrokenFiles(path.join(photos, 'broken'))).filter((name) => !name.endsWith('.txt')).length;
+    server = await startServer({ libraryFolder: path.join(folder, 'library'), port: 0 });
+    browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (folder) fs.rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('opens with the token from the printed URL and shows the empty library', async () => {
+    await page.goto(server.bridge.url);
+    expect(page.url()).not.toContain('token=');
+    await page.getByRole('heading', { name: 'The library is empty' }).waitFor();
+    await screenshot('01-library-empty');
+  });
+
+  it('imports uploaded photographs and reports the broken files with reasons', async () => {
+    await page.keyboard.press('2');
+    await page.getByRole('heading', { name: 'Import', exact: true }).waitFor();
+    const brokenFolder = path.join(folder, 'photos', 'broken');
+    const files = [...goodFiles, ...fs.readdirSync(brokenFolder).map((name) => path.join(brokenFolder, name))];
+    await page.locator('[data-testid="import-files"]').setInputFiles(files);
+    const report = page.getByRole('region', { name: 'Import report' });
+    await report.waitFor({ timeout: 60_000 });
+    await expect.poll(() => report.textContent()).toContain('imported');
+    const text = (await report.textContent()) ?? '';
+    expect(text).toMatch(new RegExp(`${goodFiles.length}\\s*imported`));
+    expect(text).toMatch(new RegExp(`${brokenCount}\\s*failed`));
+    const rows = report.locator('tbody tr');
+    expect(await rows.count()).toBe(brokenCount);
+    expect(await report.locator('tbody').textContent()).toContain('zero-bytes.jpg');
+    await screenshot('02-import-report');
+  });
+
+  it('shows the imported images in the library grid and opens one', async () => {
+    await page.keyboard.press('1');
+    await expect.poll(() => page.getByTestId('library-count').textContent()).toContain(`${goodFiles.length} images`);
+    const cells = page.locator('[role="grid"] img');
+    await expect.poll(() => cells.count()).toBe(goodFiles.length);
+    await page.waitForFunction(() => [...document.querySelectorAll('[role="grid"] img')].every((image) => (image as HTMLImageElement).naturalWidth > 0));
+    await screenshot('03-library-grid');
+    await page.locator('[role="grid"]').focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    const detail = page.getByRole('dialog');
+    await detail.getByText('Quality metrics').waitFor();
+    await page.waitForFunction(() => (document.querySelector('[role="dialog"] .canvas img') as HTMLImageElement | null)?.naturalWidth === 480);
+    await screenshot('04-image-detail');
+    await page.keyboard.press('Escape');
+    await detail.waitFor({ state: 'detached' });
+  });
+
+  it('shows quality histograms and re-flags when a threshold moves', async () => {
+    await page.keyboard.press('5');
+    const slider = page.getByRole('slider', { name: /Short side/ });
+    await slider.waitFor();
+    await screenshot('05-quality');
+    await slider.focus();
+    for (let step = 0; step < 3; step++) await page.keyboard.press('Shift+ArrowRight');
+    await expect.poll(async () => Number(await slider.getAttribute('aria-valuenow'))).toBeGreaterThan(300);
+    const flagged = page.getByRole('button', { name: /low resolution/ });
+    await expect.poll(async () => (await flagged.textContent())?.replace(/\D+/g, ' ').trim()).toBe(String(goodFiles.length));
+  });
+
+  it('shows the library and jobs on the settings screen', async () => {
+    await page.keyboard.press('8');
+    await page.getByRole('region', { name: 'Jobs' }).getByText('import').first().waitFor();
+    await screenshot('08-settings');
+  });
+
+  it('shows the shortcut overlay with ?', async () => {
+    await page.keyboard.press('?');
+    await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
+    await screenshot('09-shortcuts');
+    await page.keyboard.press('Escape');
+  });
+
+  it('ran without page errors or CSP violations', () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
