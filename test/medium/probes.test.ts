@@ -197,9 +197,11 @@ describe('probes on generated data', () => {
       runCli(['--library', library.paths.root, '--json', 'probe', 'train', '--labels', 'linear,coin', '--model', modelId, '--folds', '3', '--seed', '5', '--bootstrap', '100', '--curve', 'none']),
     );
     expect(output.code).toBe(0);
-    const trained = JSON.parse(output.text) as { id: number; status: string; overall: { perLabel: Array<{ label: string; auc: number | null }> } };
+    const trained = JSON.parse(output.text) as { id: number; status: string; folds: number; metrics: { overall: { perLabel: Array<{ label: string }> }; curve: unknown[] } };
     expect(trained.status).toBe('completed');
-    expect(trained.overall.perLabel[0]!.label).toBe('linear');
+    expect(trained.folds).toBe(3);
+    expect(trained.metrics.overall.perLabel[0]!.label).toBe('linear');
+    expect(trained.metrics.curve).toHaveLength(1);
     const listed = await captureStdout(() => runCli(['--library', library.paths.root, '--json', 'probe', 'list']));
     expect((JSON.parse(listed.text) as Array<{ id: number }>).map((run) => run.id)).toContain(trained.id);
     const report = await captureStdout(() => runCli(['--library', library.paths.root, 'probe', 'report', String(trained.id)]));

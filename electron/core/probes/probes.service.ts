@@ -9,7 +9,8 @@ import type { ProbeLabelKind, ProbeManifest, ProbePredictionRow, ProbeRunRecord,
 import { normaliseFitzpatrick, normaliseMonkTone, resolveMultiLabel, resolveQualityTargets, resolveSingleValue, type ResolvedTargets } from './target-resolution.js';
 
 export interface TrainProbeOptions extends JobControl {
-  modelId: string;
+  /** Embedding model; default: the only model with embeddings in the library. */
+  modelId?: string;
   /** 'condition' (default): the condition labels; 'quality': "is this image gradable?" and the manual quality flags. */
   labelKind?: ProbeLabelKind;
   /** Labels to learn; default: the `top` most common with enough positive cases. */
@@ -106,14 +107,8 @@ export class ProbesService {
     if (labelKind !== 'condition' && labelKind !== 'quality') {
       throw new DermError('invalid-input', `labelKind must be "condition" or "quality"; got "${String(labelKind)}".`, { field: 'labelKind' });
     }
-    const model = this.embeddings.model(options.modelId);
-    if (!model) {
-      const available = this.embeddings.models().map((entry) => entry.id);
-      throw new DermError('not-found', `The library has no embeddings for model "${options.modelId}". Models with embeddings: ${available.join(', ') || 'none'}.`, {
-        field: 'modelId',
-        value: options.modelId,
-      });
-    }
+    const modelId = this.chooseModel(options.modelId);
+    const model = this.embeddings.model(modelId)!;
     if (options.minConfidence !== undefined && !(Number.isInteger(options.minConfidence) && options.minConfidence >= 1 && options.minConfidence <= 5)) {
       throw new DermError('invalid-input', `minConfidence must be a whole number from 1 to 5; got ${options.minConfidence}.`, { field: 'minConfidence' });
     }
@@ -122,14 +117,14 @@ export class ProbesService {
       labelKind === 'condition'
         ? resolveMultiLabel(this.probes.currentLabels('condition'), options.minConfidence)
         : resolveQualityTargets(this.probes.currentLabels('gradable'), this.probes.currentLabels('quality_flag'), this.probes.manualImageFlags());
-    const matrix = this.embeddings.matrix(options.modelId);
+    const matrix = this.embeddings.matrix(modelId);
     const rowOfImage = new Map(matrix.imageIds.map((imageId, row) => [imageId, row]));
     const populationImages = resolved.images.filter((imageId) => rowOfImage.has(imageId));
     const labelledWithoutEmbedding = resolved.images.length - populationImages.length;
     if (populationImages.length === 0) {
       throw new DermError(
         'invalid-input',
-        `No ${labelKind === 'condition' ? 'condition-labelled' : 'quality-judged'} image has an embedding for model "${options.modelId}" (${resolved.images.length} labelled, ${matrix.imageIds.length} embedded).`,
+        `No ${labelKind === 'condition' ? 'condition-labelled' : 'quality-judged'} image has an embedding for model "${modelId}" (${resolved.images.length} labelled, ${matrix.imageIds.length} embedded).`,
         { field: 'labelKind' },
       );
     }
@@ -334,6 +329,27 @@ export class ProbesService {
       if (rows.length === 0) return [];
       return [{ runId: run.id, modelId: run.modelId, labelKind: run.labelKind, probabilities: Object.fromEntries(rows.map((row) => [row.label, row.probability])) }];
     });
+  }
+
+  private chooseModel(requested: string | undefined): string {
+    const withEmbeddings = this.embeddings.models().filter((entry) => entry.count > 0).map((entry) => entry.id);
+    if (requested === undefined) {
+      if (withEmbeddings.length === 1) return withEmbeddings[0]!;
+      throw new DermError(
+        'invalid-input',
+        withEmbeddings.length === 0
+          ? 'The library has no embeddings yet; embed the images (dermws embed) or import embeddings first.'
+          : `Several models have embeddings in this library (${withEmbeddings.join(', ')}); choose one with --model.`,
+        { field: 'modelId' },
+      );
+    }
+    if (!this.embeddings.model(requested) || !withEmbeddings.includes(requested)) {
+      throw new DermError('not-found', `The library has no embeddings for model "${requested}". Models with embeddings: ${withEmbeddings.join(', ') || 'none'}.`, {
+        field: 'modelId',
+        value: requested,
+      });
+    }
+    return requested;
   }
 
   private settingsFrom(options: TrainProbeOptions): ProbeSettings {
