@@ -1,0 +1,255 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../electron/cli/main.js';
+import { EmbeddingService } from '../../electron/core/embeddings/embedding.service.js';
+import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
+import type { JobProgress } from '../../electron/core/jobs/job.js';
+import { ModelRegistry } from '../../electron/core/models/model-registry.js';
+import { writeTinyEncoder } from '../../native-models/test-encoders.js';
+import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { skinImagePixels, writeSkinImage } from '../fixtures/skin-images.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const modelCache = process.env.DERMWS_MODEL_CACHE ?? path.join(repoRoot, 'native-models', 'generated');
+
+type TestLibrary = ReturnType<typeof createTestLibrary>;
+const libraries: TestLibrary[] = [];
+const services: EmbeddingService[] = [];
+let modelsFolder: string;
+
+beforeAll(async () => {
+  const scratch = createTestLibrary('dermws-embed-models-');
+  libraries.push(scratch);
+  modelsFolder = path.join(scratch.paths.root, '..', 'models');
+  await writeTinyEncoder({ folder: modelsFolder, id: 'tiny', size: 32, dim: 16, seed: 5 });
+});
+afterAll(async () => {
+  await Promise.all(services.map((service) => service.close()));
+  for (const library of libraries) library.cleanup();
+});
+
+/** A library whose image rows point at real generated photos (JPEG) in its parent folder. */
+async function libraryWithImages(count: number, size = { width: 160, height: 120 }): Promise<{ library: TestLibrary; ids: number[]; files: string[] }> {
+  const library = createTestLibrary('dermws-embed-');
+  libraries.push(library);
+  const ids = insertSyntheticImages(library, count);
+  const files: string[] = [];
+  const update = library.db.prepare('UPDATE images SET original_path = ?, relative_path = ? WHERE id = ?');
+  for (const [index, id] of ids.entries()) {
+    const relative = `photos/case-${index}.jpg`;
+    const file = await writeSkinImage(path.join(library.paths.root, '..', relative), { seed: 100 + index, ...size });
+    update.run(file, relative, id);
+    files.push(file);
+  }
+  return { library, ids, files };
+}
+
+function service(library: TestLibrary, extra: { defaultEncoder?: boolean } = {}): { embeddings: EmbeddingService; repository: EmbeddingsRepository } {
+  const registry = new ModelRegistry({
+    libraryModelsFolder: library.paths.models,
+    bundledManifestFolders: [modelsFolder],
+    runtimeOptions: { providers: ['cpu'] },
+    ...(extra.defaultEncoder
+      ? { defaultEncoder: async () => (await import('../../electron/core/models/model-services.js')).defaultEncoderLocation(modelCache) }
+      : {}),
+  });
+  const repository = new EmbeddingsRepository(library.db);
+  const embeddings = new EmbeddingService(repository, registry, library.paths.root);
+  services.push(embeddings);
+  return { embeddings, repository };
+}
+
+function rowsFor(library: TestLibrary, modelId: string): Array<{ image_id: number; n: number }> {
+  return library.db.prepare('SELECT image_id, COUNT(*) AS n FROM embeddings WHERE model_id = ? GROUP BY image_id ORDER BY image_id').all(modelId) as Array<{
+    image_id: number;
+    n: number;
+  }>;
+}
+
+describe('embedding job', () => {
+  it('embeds every image once, stores Float32 blobs with the model sha256, and skips them on the next run', async () => {
+    const { library, ids } = await libraryWithImages(11);
+    const { embeddings, repository } = service(library);
+    const progress: JobProgress[] = [];
+    const result = await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 4, onProgress: (event) => progress.push(event) });
+    expect(result).toMatchObject({ status: 'success', modelId: 'tiny', total: 11, embedded: 11, skipped: 0, failed: [], provider: 'cpu', batchSize: 4 });
+    expect(rowsFor(library, 'tiny')).toEqual(ids.map((id) => ({ image_id: id, n: 1 })));
+    const stored = library.db.prepare('SELECT model_sha256, dim, length(vector) AS bytes FROM embeddings LIMIT 1').get() as { model_sha256: string; dim: number; bytes: number };
+    const manifest = JSON.parse(fs.readFileSync(path.join(modelsFolder, 'tiny.manifest.json'), 'utf8'));
+    expect(stored).toEqual({ model_sha256: manifest.sha256, dim: 16, bytes: 64 });
+    expect(repository.model('tiny')).toMatchObject({ dim: 16, source: 'onnx', sha256: manifest.sha256 });
+    expect(progress.at(-1)).toMatchObject({ job: 'embed', done: 11, total: 11 });
+    expect(progress.some((event) => event.ratePerSecond > 0)).toBe(true);
+
+    const vectors = ids.map((id) => repository.get('tiny', id)!);
+    expect(new Set(vectors.map((vector) => vector.join(','))).size).toBe(11);
+
+    const again = await embeddings.embedLibrary({ modelId: 'tiny' });
+    expect(again).toMatchObject({ status: 'success', total: 0, embedded: 0, skipped: 11 });
+  });
+
+  it('gives the same vector for a library image, the same file from outside, and its decoded pixels', async () => {
+    const { library, ids, files } = await libraryWithImages(3);
+    const { embeddings, repository } = service(library);
+    await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 2 });
+    const fromFile = await embeddings.embedImageFile(files[1]!, 'tiny');
+    expect(Array.from(fromFile)).toEqual(Array.from(repository.get('tiny', ids[1]!)!));
+
+    const pixels = skinImagePixels({ seed: 5, width: 100, height: 80 });
+    const png = path.join(library.paths.root, '..', 'lossless.png');
+    await sharp(pixels.data, { raw: { width: 100, height: 80, channels: 3 } }).png().toFile(png);
+    const fromPixels = await embeddings.embedPixels({ data: pixels.data, width: 100, height: 80, channels: 3 }, 'tiny');
+    const fromPng = await embeddings.embedImageFile(png, 'tiny');
+    expect(fromPixels.length).toBe(16);
+    for (let index = 0; index < 16; index++) expect(fromPixels[index]).toBeCloseTo(fromPng[index]!, 5);
+  });
+
+  it('resumes after a cancel without duplicates or holes', async () => {
+    const { library, ids } = await libraryWithImages(12);
+    const { embeddings } = service(library);
+    const controller = new AbortController();
+    const first = await embeddings.embedLibrary({
+      modelId: 'tiny',
+      batchSize: 3,
+      signal: controller.signal,
+      onProgress: (event) => {
+        if (event.done >= 3) controller.abort();
+      },
+    });
+    expect(first.status).toBe('cancelled');
+    expect(first.embedded).toBeGreaterThanOrEqual(3);
+    expect(first.embedded).toBeLessThan(12);
+    expect(first.embedded % 3).toBe(0);
+    expect(rowsFor(library, 'tiny')).toHaveLength(first.embedded);
+
+    const second = await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 3 });
+    expect(second).toMatchObject({ status: 'success', skipped: first.embedded, embedded: 12 - first.embedded });
+    expect(rowsFor(library, 'tiny')).toEqual(ids.map((id) => ({ image_id: id, n: 1 })));
+  });
+
+  it('reports a vanished or unreadable file as a per-image failure and embeds the rest; managed copies are preferred', async () => {
+    const { library, ids, files } = await libraryWithImages(6);
+    fs.rmSync(files[2]!);
+    fs.writeFileSync(files[4]!, 'this is no longer a JPEG');
+    // Image 0's original is gone but its managed copy inside the library is there.
+    const managed = path.join(library.paths.managedImages, 'copy-0.jpg');
+    fs.copyFileSync(files[0]!, managed);
+    fs.rmSync(files[0]!);
+    library.db.prepare('UPDATE images SET managed_path = ? WHERE id = ?').run(path.relative(library.paths.root, managed), ids[0]);
+    // A deleted image is not embedded at all.
+    library.db.prepare("UPDATE images SET deleted_at = '2026-01-01' WHERE id = ?").run(ids[5]);
+
+    const { embeddings } = service(library);
+    const result = await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 2 });
+    expect(result.status).toBe('partial');
+    expect(result.total).toBe(5);
+    expect(result.embedded).toBe(3);
+    expect(result.failed.map((failure) => failure.imageId)).toEqual([ids[2], ids[4]]);
+    expect(result.failed[0]).toMatchObject({ path: files[2], reason: expect.stringContaining('no longer exists') });
+    expect(result.failed[1]!.reason).toContain(files[4]!);
+    expect(rowsFor(library, 'tiny').map((row) => row.image_id)).toEqual([ids[0], ids[1], ids[3]]);
+  });
+
+  it('refuses to mix an ONNX model with imported embeddings under the same id, leaving the library unchanged', async () => {
+    const { library } = await libraryWithImages(2);
+    const { embeddings, repository } = service(library);
+    repository.registerModel({ id: 'tiny', displayName: 'imported', dim: 16, sha256: 'f'.repeat(64), source: 'imported', preprocessing: null });
+    await expect(embeddings.embedLibrary({ modelId: 'tiny' })).rejects.toThrow(/imported embeddings under the model id "tiny"/);
+    expect(rowsFor(library, 'tiny')).toEqual([]);
+  });
+
+  it('resumes after the embedding process is killed with SIGKILL (dermws embed in a child process)', async () => {
+    const { library, ids } = await libraryWithImages(32, { width: 400, height: 300 });
+    const root = library.paths.root;
+    // The default encoder is slow enough on CPU that the kill lands mid-job.
+    const env = { ...process.env, DERMWS_MODEL_CACHE: modelCache, DERMWS_EXECUTION_PROVIDERS: 'cpu' };
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'dermws.js'), '--library', root, 'embed', '--batch-size', '2', '--json'], { env, stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const reader = new Database(path.join(root, 'library.sqlite'), { readonly: true });
+    let seen = 0;
+    for (let tries = 0; tries < 3000 && seen < 4; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      try {
+        seen = (reader.prepare('SELECT COUNT(*) AS n FROM embeddings').get() as { n: number }).n;
+      } catch {
+        // The schema may not be visible to this reader yet.
+      }
+    }
+    child.kill('SIGKILL');
+    await exited;
+    reader.close();
+    const afterKill = rowsFor(library, 'nsfwjs-mobilenet-v2');
+    expect(afterKill.length).toBeGreaterThanOrEqual(4);
+    expect(afterKill.length % 2).toBe(0);
+    expect(afterKill.length).toBeLessThan(32);
+
+    const { embeddings } = service(library, { defaultEncoder: true });
+    const resumed = await embeddings.embedLibrary({ batchSize: 8 });
+    expect(resumed).toMatchObject({ status: 'success', modelId: 'nsfwjs-mobilenet-v2', skipped: afterKill.length, embedded: 32 - afterKill.length });
+    expect(rowsFor(library, 'nsfwjs-mobilenet-v2')).toEqual(ids.map((id) => ({ image_id: id, n: 1 })));
+  });
+});
+
+describe('dermws models / embed (CLI)', () => {
+  async function cli(args: string[]): Promise<{ code: number; stdout: string }> {
+    const chunks: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      chunks.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write;
+    const previous = process.exitCode;
+    process.exitCode = undefined;
+    try {
+      const code = await runCli(args);
+      return { code, stdout: chunks.join('') };
+    } finally {
+      process.stdout.write = write;
+      process.exitCode = previous;
+    }
+  }
+
+  it('adds, lists and checks a model, then embeds the library with --json output', async () => {
+    const { library } = await libraryWithImages(5);
+    const root = library.paths.root;
+    const previousCache = process.env.DERMWS_MODEL_CACHE;
+    const previousProviders = process.env.DERMWS_EXECUTION_PROVIDERS;
+    process.env.DERMWS_MODEL_CACHE = modelCache;
+    process.env.DERMWS_EXECUTION_PROVIDERS = 'cpu';
+    try {
+      const added = await cli(['--library', root, '--json', 'models', 'add', path.join(modelsFolder, 'tiny.onnx'), '--manifest', path.join(modelsFolder, 'tiny.manifest.json')]);
+      expect(added.code).toBe(0);
+      expect(JSON.parse(added.stdout)).toMatchObject({ id: 'tiny', source: 'library', provider: 'cpu', dim: 16 });
+
+      const listed = await cli(['--library', root, '--json', 'models', 'list']);
+      const listing = JSON.parse(listed.stdout);
+      expect(listing.defaultModelId).toBe('nsfwjs-mobilenet-v2');
+      expect(listing.models.map((model: { id: string }) => model.id)).toEqual(['nsfwjs-mobilenet-v2', 'tiny']);
+      expect(listing.models[1]).toMatchObject({ source: 'library', dim: 16, embeddedImages: 0 });
+
+      const checked = await cli(['--library', root, '--json', 'models', 'check', 'tiny']);
+      expect(JSON.parse(checked.stdout)).toMatchObject({ id: 'tiny', provider: 'cpu', fallbackReason: null });
+
+      const embedded = await cli(['--library', root, '--json', 'embed', '--model', 'tiny', '--batch-size', '2']);
+      expect(embedded.code).toBe(0);
+      expect(JSON.parse(embedded.stdout)).toMatchObject({ status: 'success', modelId: 'tiny', embedded: 5, failed: [], provider: 'cpu', batchSize: 2 });
+
+      const missing = await cli(['--library', root, '--json', 'models', 'check', 'no-such-model']);
+      expect(missing.code).toBe(2);
+      expect(JSON.parse(missing.stdout).error.message).toMatch(/No model with id "no-such-model". Known models: nsfwjs-mobilenet-v2, tiny/);
+
+      const badBatch = await cli(['--library', root, '--json', 'embed', '--batch-size', '0']);
+      expect(badBatch.code).toBe(2);
+      expect(JSON.parse(badBatch.stdout).error.message).toContain('--batch-size');
+    } finally {
+      if (previousCache === undefined) delete process.env.DERMWS_MODEL_CACHE;
+      else process.env.DERMWS_MODEL_CACHE = previousCache;
+      if (previousProviders === undefined) delete process.env.DERMWS_EXECUTION_PROVIDERS;
+      else process.env.DERMWS_EXECUTION_PROVIDERS = previousProviders;
+    }
+  });
+});
