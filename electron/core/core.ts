@@ -17,6 +17,9 @@ import type { LabelSuggestionsService } from './labels/label-suggestions.service
 import type { SessionsService } from './sessions/sessions.service.js';
 import { createProbesService } from './probes/probe-services.js';
 import type { ProbesService } from './probes/probes.service.js';
+import { createDatasetServices } from './datasets/dataset-services.js';
+import type { DatasetsService } from './datasets/datasets.service.js';
+import type { ExportService } from './export/export.service.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -50,6 +53,10 @@ export interface Core {
   readonly suggestions: LabelSuggestionsService;
   /** Linear probes: case-grouped CV with bootstrap CIs and subgroups, stored runs, predictions as suggestions. */
   readonly probes: ProbesService;
+  /** Dataset import: SCIN folders, ISIC metadata, any CSV with a column mapping. */
+  readonly datasets: DatasetsService;
+  /** Exports: CSV (wide and long), embeddings npz/npy, image copies without EXIF/GPS, manifest. */
+  readonly exports: ExportService;
   close(): void;
 }
 
@@ -59,6 +66,13 @@ export function createCore(config: CoreConfig = {}): Core {
   const importServices = createImportServices(library, settings);
   const modelServices = createModelServices(library);
   const labelling = createLabellingServices(library, settings);
+  const datasetServices = createDatasetServices(library, {
+    import: importServices.import,
+    images: importServices.images,
+    labels: labelling.labels,
+    taxonomy: labelling.taxonomy,
+    quality: importServices.quality,
+  });
   return {
     library,
     settings,
@@ -74,6 +88,8 @@ export function createCore(config: CoreConfig = {}): Core {
     agreement: labelling.agreement,
     suggestions: labelling.suggestions,
     probes: createProbesService(library),
+    datasets: datasetServices.datasets,
+    exports: datasetServices.exports,
     close: () => {
       // Stops the encoder worker threads; termination starts now, so the process can exit.
       void modelServices.embeddings.close();
