@@ -3,6 +3,8 @@ import { registerServeCommands } from './serve.command.js';
 import { registerModelsCommands } from './models.command.js';
 import { registerLibraryCommands } from './library.command.js';
 import { registerProbesCommands } from './probes.command.js';
+import { registerLabelsCommands } from './labels.command.js';
+import { registerDatasetsCommands } from './datasets.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -14,4 +16,6 @@ export function registerCommands(program: Command): void {
   registerModelsCommands(program);
   registerLibraryCommands(program);
   registerProbesCommands(program);
+  registerLabelsCommands(program);
+  registerDatasetsCommands(program);
 }

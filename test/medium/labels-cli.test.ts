@@ -1,0 +1,99 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../electron/cli/main.js';
+import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+
+const libraries: Array<{ cleanup(): void }> = [];
+afterEach(() => {
+  for (const made of libraries.splice(0)) made.cleanup();
+});
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; json: any }> {
+  const chunks: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  }) as typeof process.stdout.write;
+  const previous = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    const code = await runCli(args);
+    const stdout = chunks.join('');
+    let json: unknown;
+    try {
+      json = JSON.parse(stdout);
+    } catch {
+      json = undefined;
+    }
+    return { code, stdout, json };
+  } finally {
+    process.stdout.write = write;
+    process.exitCode = previous;
+  }
+}
+
+describe('dermws labelling commands', () => {
+  it('labels, undoes and redoes, runs a session, measures agreement and adjudicates, all with --json', async () => {
+    const library = createTestLibrary('dermws-labels-cli-');
+    libraries.push(library);
+    const ids = insertSyntheticImages(library, 4);
+    const root = library.paths.root;
+    library.close();
+    const run = (...args: string[]) => cli(['--library', root, '--json', ...args]);
+
+    const taxonomy = await run('taxonomy', 'list', '--kind', 'body_site');
+    expect(taxonomy.code).toBe(0);
+    expect(taxonomy.json.entries.map((entry: { code: string }) => entry.code)).toContain('HEAD_OR_NECK');
+
+    const file = path.join(path.dirname(root), 'extra.csv');
+    fs.writeFileSync(file, 'code,display_name,hotkey\nchilblains,Chilblains,x\n');
+    expect((await run('taxonomy', 'import', file, '--kind', 'condition')).json).toMatchObject({ added: 1, entries: 1 });
+
+    const set = await run('label', String(ids[0]), '--kind', 'condition', '--value', 'chilblains', '--confidence', '4', '--annotator', 'dr-a');
+    expect(set.code).toBe(0);
+    expect(set.json.changes[0]).toMatchObject({ kind: 'condition', before: [], after: [{ value: 'chilblains', confidence: 4 }] });
+    const shown = await run('label', String(ids[0]));
+    expect(shown.json.labels.map((label: { value: string; annotator: string }) => `${label.annotator}:${label.value}`)).toEqual(['dr-a:chilblains']);
+
+    const undo = await run('label', 'undo', '--annotator', 'dr-a');
+    expect(undo.json).toMatchObject({ canUndo: false, canRedo: true, changes: [{ imageId: ids[0], after: [] }] });
+    expect((await run('label', String(ids[0]))).json.labels).toEqual([]);
+    const redo = await run('label', 'redo', '--annotator', 'dr-a');
+    expect(redo.json.edit.description).toContain('chilblains');
+    expect((await run('label', 'history', '--image', String(ids[0]))).json.entries.map((entry: { action: string }) => entry.action)).toEqual(['set', 'undo', 'redo']);
+
+    const removal = await run('taxonomy', 'remove', 'condition', 'chilblains');
+    expect(removal.code).toBe(2);
+    expect(removal.json.error).toMatchObject({ code: 'in-use', details: { count: 1 } });
+
+    const created = await run('session', 'create', '--name', 'pair', '--annotator', 'dr-b', '--images', ids.join(','), '--order', 'random', '--seed', '3');
+    expect(created.json).toMatchObject({ total: 4, order: 'random', seed: 3, status: 'active' });
+    const first = await run('session', 'next', String(created.json.id));
+    const current = first.json.current.imageId as number;
+    const recorded = await run('session', 'record', String(created.json.id), String(current), '--label', 'condition=eczema:3', '--label', 'fitzpatrick=IV', '--seconds', '9');
+    expect(recorded.json.session).toMatchObject({ labelled: 1, secondsSpent: 9 });
+    expect(recorded.json.current.imageId).toBe(first.json.following.imageId);
+    const stats = await run('session', 'stats', String(created.json.id));
+    expect(stats.json.labelCounts).toEqual({ condition: { eczema: 1 }, fitzpatrick: { IV: 1 } });
+    expect((await run('session', 'list')).json.sessions).toHaveLength(1);
+
+    await run('label', String(current), '--kind', 'fitzpatrick', '--value', 'II', '--annotator', 'dr-a');
+    const agreement = await run('agreement', '--kind', 'fitzpatrick', '--disagreements');
+    expect(agreement.json.kinds[0]).toMatchObject({ kind: 'fitzpatrick', annotators: ['dr-a', 'dr-b'], pairs: [{ items: 1, percentAgreement: 0 }] });
+    expect(agreement.json.disagreements).toEqual([
+      { imageId: current, kind: 'fitzpatrick', ratings: [{ annotator: 'dr-a', values: ['II'] }, { annotator: 'dr-b', values: ['IV'] }], consensus: null },
+    ]);
+    const adjudicated = await run('adjudicate', String(current), '--kind', 'fitzpatrick', '--value', 'III', '--annotator', 'dr-lead');
+    expect(adjudicated.json.changes[0]).toMatchObject({ origin: 'consensus', after: [{ value: 'III', confidence: null }] });
+    expect((await run('agreement', '--kind', 'fitzpatrick', '--disagreements')).json.disagreements).toEqual([]);
+
+    const bad = await run('session', 'create', '--name', 'x', '--annotator', 'a', '--where', 'colour=red');
+    expect(bad.code).toBe(2);
+    expect(bad.json.error.message).toContain('colour=red');
+    const badLabel = await run('label', String(ids[1]), '--kind', 'condition', '--value', 'dragon pox', '--annotator', 'dr-a');
+    expect(badLabel.code).toBe(2);
+    expect(badLabel.json.error.message).toContain('dragon pox');
+  });
+});
