@@ -4,10 +4,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import sharp from 'sharp';
 import { isCallName } from '../common/contract.js';
 import { DermError, serializeError, type ErrorCode } from '../common/errors.js';
 import type { AppApiHost } from '../core/app-api/app-api-host.js';
+import { mediaBody } from '../core/app-api/media-file.js';
 
 /**
  * The local web mode's HTTP bridge: the built renderer, the contract at POST /api/<call>, app events as
@@ -55,16 +55,6 @@ const staticTypes: Record<string, string> = {
   '.ico': 'image/x-icon',
   '.woff2': 'font/woff2',
   '.webp': 'image/webp',
-};
-
-/** Formats a browser shows as they are; anything else (TIFF, HEIF …) is re-encoded for display. */
-const browserImageTypes: Record<string, string> = {
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.png': 'image/png',
-  '.webp': 'image/webp',
-  '.gif': 'image/gif',
-  '.avif': 'image/avif',
 };
 
 const statusOfCode: Partial<Record<ErrorCode, number>> = {
@@ -216,18 +206,11 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
       sendJson(response, 404, { error: { code: 'not-found', message: 'Media URLs are /media/thumbnail/<image id> or /media/image/<image id>.' } });
       return;
     }
-    const file = await options.api.mediaFile(kind, Number(idText));
-    const headers = { ...securityHeaders, 'Cache-Control': 'private, max-age=3600' };
-    const type = kind === 'thumbnail' ? 'image/webp' : browserImageTypes[path.extname(file).toLowerCase()];
-    if (!fs.existsSync(file)) throw new DermError('not-found', `The file of image ${idText} is missing: ${file}`, { imageId: Number(idText) });
-    if (type) {
-      response.writeHead(200, { ...headers, 'Content-Type': type });
-      await pipeline(fs.createReadStream(file), response);
-      return;
-    }
-    const converted = await sharp(file, { limitInputPixels: 100_000_000 }).rotate().webp({ quality: 90 }).toBuffer();
-    response.writeHead(200, { ...headers, 'Content-Type': 'image/webp' });
-    response.end(converted);
+    const imageId = Number(idText);
+    const body = await mediaBody(kind, await options.api.mediaFile(kind, imageId), imageId);
+    response.writeHead(200, { ...securityHeaders, 'Content-Type': body.type, 'Cache-Control': 'private, max-age=3600' });
+    if ('file' in body) await pipeline(fs.createReadStream(body.file), response);
+    else response.end(body.bytes);
   }
 
   async function handleUpload(request: http.IncomingMessage, response: http.ServerResponse, url: URL): Promise<void> {
