@@ -59,7 +59,7 @@ export function parseMediaUrl(url: string): { kind: 'thumbnail' | 'image'; image
   } catch {
     return undefined;
   }
-  if (parsed.protocol !== 'derm-media:') return undefined;
+  if (parsed.protocol !== 'derm-media:' || parsed.search !== '' || parsed.hash !== '') return undefined;
   const kind = parsed.host;
   const id = parsed.pathname.replace(/^\//, '');
   if ((kind !== 'thumbnail' && kind !== 'image') || !/^[1-9][0-9]{0,15}$/.test(id)) return undefined;
