@@ -194,3 +194,68 @@ describe('SCIN import', () => {
     expect(second.issues.filter((issue) => issue.severity === 'error')).toHaveLength(7);
   });
 });
+
+describe('SCIN import, faults across runs', () => {
+  it('keeps an image file that two cases list in the first case only, with a warning', async () => {
+    const own = createTestLibrary('dermws-scin-dup-');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-scin-dup-data-'));
+    try {
+      const data = await writeScinDataset(root, { cases: 5, duplicateImageAcrossCases: true });
+      const report = await datasetServices(own).datasets.importScin(root);
+      const firstCase = data.cases[0]!;
+      const lastCase = data.cases[data.cases.length - 1]!;
+      const caseOf = (relative: string) =>
+        (own.db.prepare('SELECT c.case_key AS k FROM images i JOIN cases c ON c.id = i.case_id WHERE i.file_sha256 = (SELECT file_sha256 FROM images WHERE relative_path = ?)').get(relative) as { k: string }).k;
+      expect(caseOf(firstCase.imagePaths[0]!)).toBe(firstCase.caseId);
+      expect(report.issues.filter((issue) => issue.severity === 'warning' && /same file as one already in case/.test(issue.message))).toEqual([
+        expect.objectContaining({ file: 'scin_cases.csv', line: data.faults.missingImage.line, value: lastCase.caseId }),
+      ]);
+      const lastCaseImages = own.db.prepare('SELECT COUNT(*) AS n FROM images i JOIN cases c ON c.id = i.case_id WHERE c.case_key = ?').get(lastCase.caseId) as { n: number };
+      expect(lastCaseImages.n).toBe(1);
+      // The first case's image carries the first case's labels only.
+      const annotatorsOfShot = own.db
+        .prepare("SELECT COUNT(*) AS n FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.case_id = (SELECT id FROM cases WHERE case_key = ?) AND m.key = 'age_group' AND m.value <> ?")
+        .get(firstCase.caseId, firstCase.ageGroup) as { n: number };
+      expect(annotatorsOfShot.n).toBe(0);
+    } finally {
+      own.cleanup();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('resumes a cancelled import: the second run finishes it, with the same result as one uninterrupted run', async () => {
+    const own = createTestLibrary('dermws-scin-cancel-');
+    try {
+      const services = datasetServices(own);
+      const controller = new AbortController();
+      const cancelled = await services.datasets.importScin(folder, {
+        signal: controller.signal,
+        onProgress: (progress) => {
+          if (progress.job === 'dataset-import' && progress.done >= 1) controller.abort();
+        },
+      });
+      expect(cancelled.status).toBe('cancelled');
+      const casesAfterCancel = (own.db.prepare('SELECT COUNT(*) AS n FROM cases').get() as { n: number }).n;
+      expect(casesAfterCancel).toBeGreaterThan(0);
+      expect(casesAfterCancel).toBeLessThan(dataset.cases.length + 1);
+      expect((own.db.prepare('SELECT COUNT(*) AS n FROM labels').get() as { n: number }).n).toBe(0);
+
+      const resumed = await services.datasets.importScin(folder);
+      expect(resumed.status).toBe('partial');
+      const counts = {
+        images: (own.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n,
+        cases: (own.db.prepare('SELECT COUNT(*) AS n FROM cases').get() as { n: number }).n,
+        metadata: (own.db.prepare('SELECT COUNT(*) AS n FROM image_metadata').get() as { n: number }).n,
+        labels: (own.db.prepare('SELECT COUNT(*) AS n FROM labels WHERE superseded_at IS NULL').get() as { n: number }).n,
+      };
+      expect(counts).toEqual({
+        images: countsAfterFirst.images,
+        cases: countsAfterFirst.cases,
+        metadata: countsAfterFirst.metadata,
+        labels: count('SELECT COUNT(*) AS n FROM labels WHERE superseded_at IS NULL'),
+      });
+    } finally {
+      own.cleanup();
+    }
+  });
+});
