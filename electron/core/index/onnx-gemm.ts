@@ -47,6 +47,8 @@ const sessionOptions: ort.InferenceSession.SessionOptions = {
   executionProviders: ['cpu'],
   graphOptimizationLevel: 'all',
   logSeverityLevel: 3,
+  // Spinning worker threads burn the cores other work (SQLite, sharp, the UI) needs between products.
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
 };
 
 /** Matrix products on onnxruntime's CPU provider. Sessions are created once per transpose combination. */

@@ -586,6 +586,61 @@ export class VectorIndexService {
     }
   }
 
+  /**
+   * Every pair of live images whose embeddings have cosine ≥ `threshold`, looking at each image's
+   * `perImage` nearest graph neighbours. For projected graphs the projection never lengthens a
+   * distance (orthonormal axes), and for unit vectors cos ≥ t ⇔ ‖x − y‖² ≤ 2 − 2t, so graph
+   * candidates farther than that are discarded without reading their embeddings; the rest are
+   * checked exactly.
+   */
+  async similarPairs(
+    modelId: string,
+    threshold: number,
+    options: JobControl & { perImage?: number } = {},
+  ): Promise<Array<{ a: number; b: number; similarity: number }>> {
+    if (!(threshold > 0 && threshold <= 1)) throw new DermError('invalid-input', `The similarity threshold must be above 0 and at most 1; got ${threshold}.`, { field: 'threshold' });
+    await this.ensureReady(modelId, options);
+    const loaded = this.loaded.get(modelId)!;
+    const perImage = Math.min(options.perImage ?? 10, loaded.live.size);
+    const ids = [...loaded.live].sort((x, y) => x - y);
+    const reporter = new ProgressReporter('duplicates', ids.length, options.onProgress);
+    const pairs: Array<{ a: number; b: number; similarity: number }> = [];
+    const squaredBound = 2 - 2 * threshold + 1e-6;
+    loaded.hnsw.setEf(Math.max(this.parameters.efSearch, perImage));
+    for (let start = 0; start < ids.length; start += 256) {
+      throwIfCancelled(options.signal);
+      const rows = this.repository.vectors(modelId, ids.slice(start, start + 256));
+      const points = await this.projectRows(loaded, rows, loaded.record.modelDim);
+      const graphDim = loaded.record.graphDim;
+      const toCheck: Array<{ row: number; candidate: number }> = [];
+      rows.forEach((row, index) => {
+        const found = loaded.hnsw.searchKnn(Array.from(points.subarray(index * graphDim, (index + 1) * graphDim)), perImage);
+        found.neighbors.forEach((candidate, position) => {
+          if (candidate <= row.imageId) return;
+          const distance = found.distances[position]!;
+          if (!loaded.projection) {
+            if (1 - distance >= threshold) pairs.push({ a: row.imageId, b: candidate, similarity: 1 - distance });
+          } else if (distance <= squaredBound) {
+            toCheck.push({ row: index, candidate });
+          }
+        });
+      });
+      if (toCheck.length > 0) {
+        const candidates = new Map(this.repository.vectors(modelId, [...new Set(toCheck.map((item) => item.candidate))]).map((row) => [row.imageId, row.vector]));
+        for (const { row, candidate } of toCheck) {
+          const vector = candidates.get(candidate);
+          if (!vector) continue;
+          const similarity = cosine(rows[row]!.vector, vector);
+          if (similarity >= threshold) pairs.push({ a: rows[row]!.imageId, b: candidate, similarity });
+        }
+      }
+      reporter.report(Math.min(ids.length, start + rows.length));
+      await yieldToEventLoop();
+    }
+    loaded.hnsw.setEf(this.parameters.efSearch);
+    return pairs.sort((x, y) => y.similarity - x.similarity || x.a - y.a || x.b - y.b);
+  }
+
   private rerank(modelId: string, unit: Float32Array, candidates: number[], k: number): Neighbour[] {
     const top = new TopK(k);
     for (const row of this.repository.vectors(modelId, candidates)) top.offer(row.imageId, cosine(unit, row.vector));

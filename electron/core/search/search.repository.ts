@@ -1,0 +1,139 @@
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+
+/** What a search result shows beside the query for side-by-side comparison. */
+export interface ImageCard {
+  imageId: number;
+  /** Absolute paths. */
+  thumbnailPath: string;
+  originalPath: string;
+  managedPath: string | null;
+  width: number;
+  height: number;
+  format: string;
+  batchId: number;
+  caseKey: string | null;
+  pixelSha256: string;
+  /** Every metadata key of the image (sex, age_group, fitzpatrick_self, body_parts, dataset …). */
+  metadata: Record<string, string>;
+  /** Quality and review flags (automatic or manual), sorted. */
+  flags: string[];
+  /** Current labels by kind (values of every annotator, distinct, sorted). */
+  labels: Record<string, string[]>;
+}
+
+/** The SQLite side of search: filter → image ids, result cards, exact duplicates and duplicate review actions. */
+export class SearchRepository {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly libraryRoot: string,
+  ) {}
+
+  /** Ids of images (not deleted) matching a condition over `images i`, ascending. */
+  matchingIds(condition: { sql: string; params: unknown[] }): number[] {
+    return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map(
+      (row) => row.id,
+    );
+  }
+
+  /** The image, when it exists and is not deleted. */
+  liveImage(imageId: number): { id: number; caseId: number | null } | undefined {
+    return this.db.prepare('SELECT id, case_id AS caseId FROM images WHERE id = ? AND deleted_at IS NULL').get(imageId) as
+      | { id: number; caseId: number | null }
+      | undefined;
+  }
+
+  imageIdsOfCase(caseId: number): number[] {
+    return (this.db.prepare('SELECT id FROM images WHERE case_id = ?').all(caseId) as { id: number }[]).map((row) => row.id);
+  }
+
+  cards(imageIds: readonly number[]): Map<number, ImageCard> {
+    const cards = new Map<number, ImageCard>();
+    if (imageIds.length === 0) return cards;
+    const ids = JSON.stringify(imageIds);
+    const rows = this.db
+      .prepare(
+        `SELECT i.id, i.thumbnail_path, i.original_path, i.managed_path, i.width, i.height, i.format, i.batch_id, i.pixel_sha256, c.case_key
+         FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id IN (SELECT value FROM json_each(?))`,
+      )
+      .all(ids) as Array<Record<string, unknown>>;
+    const absolute = (relative: string) => (path.isAbsolute(relative) ? relative : path.join(this.libraryRoot, relative));
+    for (const row of rows) {
+      cards.set(row.id as number, {
+        imageId: row.id as number,
+        thumbnailPath: absolute(row.thumbnail_path as string),
+        originalPath: row.original_path as string,
+        managedPath: row.managed_path ? absolute(row.managed_path as string) : null,
+        width: row.width as number,
+        height: row.height as number,
+        format: row.format as string,
+        batchId: row.batch_id as number,
+        caseKey: (row.case_key as string | null) ?? null,
+        pixelSha256: row.pixel_sha256 as string,
+        metadata: {},
+        flags: [],
+        labels: {},
+      });
+    }
+    for (const row of this.db
+      .prepare('SELECT image_id AS imageId, key, value FROM image_metadata WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY key')
+      .all(ids) as { imageId: number; key: string; value: string }[]) {
+      const card = cards.get(row.imageId);
+      if (card) card.metadata[row.key] = row.value;
+    }
+    for (const row of this.db
+      .prepare('SELECT DISTINCT image_id AS imageId, flag FROM image_flags WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY flag')
+      .all(ids) as { imageId: number; flag: string }[]) {
+      cards.get(row.imageId)?.flags.push(row.flag);
+    }
+    for (const row of this.db
+      .prepare(
+        `SELECT DISTINCT image_id AS imageId, kind, value FROM labels
+         WHERE superseded_at IS NULL AND kind != 'note' AND image_id IN (SELECT value FROM json_each(?)) ORDER BY kind, value`,
+      )
+      .all(ids) as { imageId: number; kind: string; value: string }[]) {
+      const card = cards.get(row.imageId);
+      if (card) (card.labels[row.kind] ??= []).push(row.value);
+    }
+    return cards;
+  }
+
+  /** Groups of live images whose decoded pixels hash the same (re-encoded or renamed copies). */
+  exactDuplicateGroups(): number[][] {
+    const rows = this.db
+      .prepare(
+        `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM images WHERE deleted_at IS NULL ORDER BY id)
+         GROUP BY pixel_sha256 HAVING COUNT(*) > 1 ORDER BY MIN(id)`,
+      )
+      .all() as { ids: string }[];
+    return rows.map((row) => row.ids.split(',').map(Number));
+  }
+
+  /** Flags `imageIds` as manual duplicates of `keepId` and returns how many flags were new. */
+  flagDuplicates(keepId: number, imageIds: readonly number[]): number {
+    const insert = this.db.prepare(
+      "INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, 'duplicate', 'manual', ?, ?) ON CONFLICT(image_id, flag, source) DO UPDATE SET detail = excluded.detail, set_at = excluded.set_at",
+    );
+    const existing = this.db.prepare("SELECT 1 FROM image_flags WHERE image_id = ? AND flag = 'duplicate' AND source = 'manual'");
+    const now = new Date().toISOString();
+    let added = 0;
+    this.db.transaction(() => {
+      for (const imageId of imageIds) {
+        if (!existing.get(imageId)) added++;
+        insert.run(imageId, `duplicate of image ${keepId}`, now);
+      }
+    })();
+    return added;
+  }
+
+  /** Marks images deleted (they stay in the database and can be restored); returns how many changed. */
+  markDeleted(imageIds: readonly number[]): number {
+    const update = this.db.prepare('UPDATE images SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL');
+    const now = new Date().toISOString();
+    let changed = 0;
+    this.db.transaction(() => {
+      for (const imageId of imageIds) changed += update.run(now, imageId).changes;
+    })();
+    return changed;
+  }
+}

@@ -1,0 +1,227 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DermError, isDermError } from '../../common/errors.js';
+import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import type { VectorIndexService } from '../index/vector-index.service.js';
+import type { JobControl } from '../jobs/job.js';
+import { parseSearchFilter, searchFilterSql } from './search-filter.js';
+import type { ImageCard, SearchRepository } from './search.repository.js';
+import { UnionFind } from './union-find.js';
+
+/** Embeds a photo that is not in the library (EmbeddingService.embedImageFile). */
+export interface QueryEmbedder {
+  embedImageFile(file: string, modelId?: string): Promise<Float32Array>;
+}
+
+export type SearchQuery = { imageId: number } | { file: string } | { vector: ArrayLike<number> };
+
+export interface SearchRequest {
+  query: SearchQuery;
+  /** Defaults to the only model with embeddings in the library. */
+  modelId?: string;
+  /** 1..1000, default 10. */
+  k?: number;
+  /** `--where` clauses (search-filter.ts), all of which must hold. */
+  where?: readonly string[];
+  /** Leave the query image itself out of the results (query by image id). */
+  excludeSelf?: boolean;
+  /** Leave out every image of the query image's case. */
+  excludeCase?: boolean;
+}
+
+export interface SearchHit extends ImageCard {
+  rank: number;
+  /** Cosine similarity to the query, exact on the full embeddings. */
+  similarity: number;
+}
+
+export interface SearchResponse {
+  modelId: string;
+  k: number;
+  query: { kind: 'image'; imageId: number } | { kind: 'file'; file: string } | { kind: 'vector'; dim: number };
+  where: string[];
+  /** Images that pass the filters (all live images with an embedding when there are none). */
+  eligible: number;
+  results: SearchHit[];
+}
+
+export interface DuplicateGroup {
+  imageIds: number[];
+  /** Suggested image to keep: the largest, then the earliest imported. */
+  keep: number;
+  /** Some members have identical decoded pixels. */
+  exact: boolean;
+  /** Highest cosine similarity between two members (1 for exact duplicates without an embedding pair). */
+  maxSimilarity: number;
+  pairs: Array<{ a: number; b: number; similarity: number | null; exact: boolean }>;
+  images: ImageCard[];
+}
+
+export interface DuplicateReport {
+  modelId: string | null;
+  threshold: number;
+  groups: DuplicateGroup[];
+}
+
+export const maxK = 1000;
+
+/**
+ * Similar-case search: by a library image, a photo from outside the library, or a raw vector, with
+ * the library's filters, returning what the side-by-side view shows. Also the near-duplicate review.
+ */
+export class SearchService {
+  constructor(
+    private readonly repository: SearchRepository,
+    private readonly index: VectorIndexService,
+    private readonly embeddings: EmbeddingsRepository,
+    private readonly embedder: QueryEmbedder | undefined,
+  ) {}
+
+  /** The model to search: the one asked for, or the only model with embeddings. */
+  resolveModel(modelId?: string): string {
+    const models = this.embeddings.models().filter((model) => model.count > 0);
+    if (modelId !== undefined) {
+      if (!this.embeddings.model(modelId)) {
+        throw new DermError(
+          'not-found',
+          `The library has no embeddings for model "${modelId}"${models.length > 0 ? ` (models with embeddings: ${models.map((model) => model.id).join(', ')})` : ''}.`,
+          { modelId },
+        );
+      }
+      return modelId;
+    }
+    if (models.length === 1) return models[0]!.id;
+    if (models.length === 0) throw new DermError('not-found', 'The library has no embeddings yet; run "dermws embed" (or import embeddings) before searching.', {});
+    throw new DermError('invalid-input', `The library has embeddings of several models (${models.map((model) => model.id).join(', ')}); choose one with --model.`, {
+      field: 'model',
+    });
+  }
+
+  async search(request: SearchRequest, control: JobControl = {}): Promise<SearchResponse> {
+    const k = request.k ?? 10;
+    if (!Number.isInteger(k) || k < 1 || k > maxK) throw new DermError('invalid-input', `k must be a whole number from 1 to ${maxK}; got ${String(k)}.`, { field: 'k' });
+    const where = [...(request.where ?? [])];
+    const clauses = parseSearchFilter(where);
+    const modelId = this.resolveModel(request.modelId);
+
+    let queryVector: ArrayLike<number>;
+    let query: SearchResponse['query'];
+    const excluded = new Set<number>();
+    if ('imageId' in request.query) {
+      const imageId = request.query.imageId;
+      const image = Number.isInteger(imageId) ? this.repository.liveImage(imageId) : undefined;
+      if (!image) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
+      const vector = this.embeddings.get(modelId, imageId);
+      if (!vector) throw new DermError('not-found', `Image ${imageId} has no embedding for model "${modelId}"; run "dermws embed --model ${modelId}" first.`, { imageId, modelId });
+      queryVector = vector;
+      query = { kind: 'image', imageId };
+      if (request.excludeSelf) excluded.add(imageId);
+      if (request.excludeCase && image.caseId !== null) for (const id of this.repository.imageIdsOfCase(image.caseId)) excluded.add(id);
+    } else if ('file' in request.query) {
+      const file = path.resolve(request.query.file);
+      if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new DermError('not-found', `The query image ${file} does not exist.`, { file });
+      if (!this.embedder) throw new DermError('internal', 'Searching by a photo needs the embedding service, which this core was built without.', {});
+      try {
+        queryVector = await this.embedder.embedImageFile(file, modelId);
+      } catch (error) {
+        if (isDermError(error) && error.code !== 'internal') throw error;
+        throw new DermError('decode-failed', `The query image ${file} could not be decoded and embedded: ${(error as Error).message}`, { file });
+      }
+      query = { kind: 'file', file };
+    } else {
+      queryVector = request.query.vector;
+      query = { kind: 'vector', dim: queryVector.length };
+    }
+
+    let allowedIds: number[] | undefined;
+    if (clauses.length > 0 || excluded.size > 0) {
+      allowedIds = this.repository.matchingIds(searchFilterSql(clauses)).filter((id) => !excluded.has(id));
+    }
+    await this.index.ensureReady(modelId, control);
+    const eligible = allowedIds?.length ?? this.index.size(modelId);
+    let neighbours: Array<{ imageId: number; similarity: number }> = [];
+    if (allowedIds === undefined) {
+      neighbours = await this.index.search(modelId, queryVector, k);
+    } else if (allowedIds.length > 0) {
+      const allowed = new Set(allowedIds);
+      neighbours = await this.index.search(modelId, queryVector, k, { allow: (id) => allowed.has(id), allowedIds });
+    }
+    const cards = this.repository.cards(neighbours.map((neighbour) => neighbour.imageId));
+    const results = neighbours.flatMap((neighbour, index) => {
+      const card = cards.get(neighbour.imageId);
+      return card ? [{ ...card, rank: index + 1, similarity: neighbour.similarity }] : [];
+    });
+    return { modelId, k, query, where, eligible, results };
+  }
+
+  /**
+   * Near-duplicate review: pairs of images whose embeddings have cosine ≥ threshold, plus images with
+   * identical decoded pixels, grouped transitively (a ~ b and b ~ c put a, b and c in one group).
+   * Without any model, only the exact duplicates are reported.
+   */
+  async duplicates(options: { threshold?: number; modelId?: string; perImage?: number } & JobControl = {}): Promise<DuplicateReport> {
+    const threshold = options.threshold ?? 0.97;
+    if (!(Number.isFinite(threshold) && threshold > 0 && threshold <= 1)) {
+      throw new DermError('invalid-input', `The similarity threshold must be above 0 and at most 1; got ${String(threshold)}.`, { field: 'threshold' });
+    }
+    const hasModels = this.embeddings.models().some((model) => model.count > 0);
+    const modelId = options.modelId !== undefined || hasModels ? this.resolveModel(options.modelId) : null;
+    const near = modelId === null ? [] : await this.index.similarPairs(modelId, threshold, options);
+    const exactGroups = this.repository.exactDuplicateGroups();
+
+    const groups = new UnionFind();
+    for (const pair of near) groups.union(pair.a, pair.b);
+    const exactPairs: Array<{ a: number; b: number }> = [];
+    for (const group of exactGroups) {
+      for (const other of group.slice(1)) {
+        groups.union(group[0]!, other);
+        exactPairs.push({ a: group[0]!, b: other });
+      }
+    }
+    const exactKey = new Set(exactGroups.flatMap((group) => group.flatMap((a) => group.filter((b) => b > a).map((b) => `${a}-${b}`))));
+    const similarityOf = new Map(near.map((pair) => [`${pair.a}-${pair.b}`, pair.similarity]));
+
+    const members = groups.groups();
+    const cards = this.repository.cards(members.flat());
+    const result: DuplicateGroup[] = members.map((imageIds) => {
+      const inGroup = new Set(imageIds);
+      const pairKeys = new Set<string>();
+      for (const pair of near) if (inGroup.has(pair.a)) pairKeys.add(`${pair.a}-${pair.b}`);
+      for (const pair of exactPairs) if (inGroup.has(pair.a)) pairKeys.add(`${Math.min(pair.a, pair.b)}-${Math.max(pair.a, pair.b)}`);
+      const pairs = [...pairKeys].map((key) => {
+        const [a, b] = key.split('-').map(Number) as [number, number];
+        return { a, b, similarity: similarityOf.get(key) ?? null, exact: exactKey.has(key) };
+      });
+      pairs.sort((x, y) => (y.similarity ?? 1) - (x.similarity ?? 1) || x.a - y.a || x.b - y.b);
+      const images = imageIds.flatMap((id) => (cards.has(id) ? [cards.get(id)!] : []));
+      const keep = [...images].sort((x, y) => y.width * y.height - x.width * x.height || x.imageId - y.imageId)[0]?.imageId ?? imageIds[0]!;
+      return {
+        imageIds,
+        keep,
+        exact: pairs.some((pair) => pair.exact),
+        maxSimilarity: pairs.reduce((best, pair) => Math.max(best, pair.similarity ?? 1), 0),
+        pairs,
+        images,
+      };
+    });
+    result.sort((x, y) => y.maxSimilarity - x.maxSimilarity || x.imageIds[0]! - y.imageIds[0]!);
+    return { modelId, threshold, groups: result };
+  }
+
+  /**
+   * Keeps one image of a duplicate group and flags the others (`duplicate`, manual, "duplicate of
+   * image N") or marks them deleted. Checks every id first, so a bad id changes nothing.
+   */
+  resolveDuplicates(request: { keep: number; others: readonly number[]; action: 'flag' | 'delete' }): { keep: number; action: 'flag' | 'delete'; images: number[]; changed: number } {
+    const { keep, others, action } = request;
+    if (action !== 'flag' && action !== 'delete') throw new DermError('invalid-input', `The duplicate action must be "flag" or "delete"; got "${String(action)}".`, { field: 'action' });
+    if (others.length === 0) throw new DermError('invalid-input', 'Name at least one image to mark as a duplicate of the one kept.', { field: 'others' });
+    if (others.includes(keep)) throw new DermError('invalid-input', `Image ${keep} is the one kept; it cannot also be marked as its duplicate.`, { field: 'others' });
+    for (const imageId of [keep, ...others]) {
+      if (!Number.isInteger(imageId) || !this.repository.liveImage(imageId)) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
+    }
+    const images = [...new Set(others)];
+    const changed = action === 'flag' ? this.repository.flagDuplicates(keep, images) : this.repository.markDeleted(images);
+    return { keep, action, images, changed };
+  }
+}
