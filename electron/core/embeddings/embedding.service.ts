@@ -62,6 +62,11 @@ export class EmbeddingService {
     const model = await this.registry.get(modelId);
     const id = model.manifest.id;
     let runtime = this.runtimes.get(id);
+    if (runtime && !(await runtime.then((started) => started.usable).catch(() => false))) {
+      // The worker died (or failed to start): start a fresh one rather than failing every later call.
+      this.runtimes.delete(id);
+      runtime = undefined;
+    }
     if (!runtime) {
       runtime = this.registry.start(model);
       this.runtimes.set(id, runtime);

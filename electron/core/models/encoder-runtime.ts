@@ -105,6 +105,11 @@ export class EncoderRuntime {
     return new EncoderRuntime(worker, model, sha256, loaded.provider, loaded.fallbackReason, loaded.attempts, loaded.inputs, loaded.outputs, batchSize, contract.fixedBatchSize);
   }
 
+  /** False once the worker has died or the runtime was closed; a new one must be started. */
+  get usable(): boolean {
+    return !this.failure && !this.closed;
+  }
+
   get dim(): number {
     return this.model.manifest.output.dim;
   }
