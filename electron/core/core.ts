@@ -20,6 +20,9 @@ import type { ProbesService } from './probes/probes.service.js';
 import { createDatasetServices } from './datasets/dataset-services.js';
 import type { DatasetsService } from './datasets/datasets.service.js';
 import type { ExportService } from './export/export.service.js';
+import { createSearchServices } from './search/search-services.js';
+import type { VectorIndexService } from './index/vector-index.service.js';
+import type { SearchService } from './search/search.service.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -57,6 +60,10 @@ export interface Core {
   readonly datasets: DatasetsService;
   /** Exports: CSV (wide and long), embeddings npz/npy, image copies without EXIF/GPS, manifest. */
   readonly exports: ExportService;
+  /** Persisted HNSW index per model, kept consistent with the embeddings (rebuild, status, sync). */
+  readonly index: VectorIndexService;
+  /** Similar-case search with filters, and near-duplicate review. */
+  readonly search: SearchService;
   close(): void;
 }
 
@@ -66,6 +73,7 @@ export function createCore(config: CoreConfig = {}): Core {
   const importServices = createImportServices(library, settings);
   const modelServices = createModelServices(library);
   const labelling = createLabellingServices(library, settings);
+  const searchServices = createSearchServices(library, modelServices.embeddings);
   const datasetServices = createDatasetServices(library, {
     import: importServices.import,
     images: importServices.images,
@@ -90,7 +98,10 @@ export function createCore(config: CoreConfig = {}): Core {
     probes: createProbesService(library),
     datasets: datasetServices.datasets,
     exports: datasetServices.exports,
+    index: searchServices.index,
+    search: searchServices.search,
     close: () => {
+      void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.
       void modelServices.embeddings.close();
       library.close();
