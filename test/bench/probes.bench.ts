@@ -1,0 +1,150 @@
+/**
+ * Probe training at the scale of SCIN with Derm Foundation: 10,000 images × 6144-d × 10 labels, cases
+ * of one to three photos. Prints the seconds for the full case-grouped 5-fold CV + final fit (with
+ * 1000 case-bootstrap replicates and subgroup tables), the same with the data-efficiency curve, and
+ * memory: the peak RSS above the matrix itself, next to the matrix size (a per-fold copy would add
+ * the matrix size again per fold). Also one solver pass through onnxruntime vs a plain JavaScript
+ * loop, side by side on the same matrix.
+ */
+import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
+import { evaluateProbe, type ProbeProblem, type ProbeSettings } from '../../electron/core/probes/probe-evaluation.js';
+import { probeDefaults } from '../../electron/core/probes/probes.service.js';
+import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+
+const rowCount = 10_000;
+const dim = 6144;
+const labelCount = 10;
+const latentRank = 64;
+
+function gaussian(random: SeededRandom): number {
+  return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
+}
+
+const megabytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+
+async function buildProblem(): Promise<ProbeProblem> {
+  const random = new SeededRandom(2026);
+  // Photos of a case share its latent vector; embeddings are a low-rank map of it plus noise, like real embeddings' correlated features.
+  const caseOfRow = new Int32Array(rowCount);
+  let caseNumber = -1;
+  let left = 0;
+  for (let row = 0; row < rowCount; row++) {
+    if (left === 0) {
+      caseNumber++;
+      left = 1 + random.nextInt(3);
+    }
+    caseOfRow[row] = caseNumber;
+    left--;
+  }
+  const caseLatent = Array.from({ length: caseNumber + 1 }, () => Float32Array.from({ length: latentRank }, () => gaussian(random)));
+  const latent = new Float32Array(rowCount * latentRank);
+  for (let row = 0; row < rowCount; row++) {
+    for (let k = 0; k < latentRank; k++) latent[row * latentRank + k] = caseLatent[caseOfRow[row]!]![k]! + 0.3 * gaussian(random);
+  }
+  const factors = Float32Array.from({ length: latentRank * dim }, () => gaussian(random) / Math.sqrt(latentRank));
+  const generator = await MatrixEngine.create(latent, rowCount, latentRank);
+  const data = new Float32Array(await generator.multiply(factors, dim));
+  await generator.release();
+  for (let index = 0; index < data.length; index += 7) data[index]! += 0.2 * gaussian(random);
+
+  // Label l is a noisy threshold on latent direction l, with prevalences from 5% to 30%.
+  const targets = new Uint8Array(rowCount * labelCount);
+  for (let row = 0; row < rowCount; row++) {
+    for (let label = 0; label < labelCount; label++) {
+      const score = latent[row * latentRank + label]! + 0.7 * gaussian(random);
+      const threshold = 0.5 + label * 0.12;
+      targets[row * labelCount + label] = score > threshold ? 1 : 0;
+    }
+  }
+  const fitzpatrick = ['I', 'II', 'III', 'IV', 'V', 'VI'];
+  const sexes = ['FEMALE', 'MALE', 'OTHER_OR_UNSPECIFIED'];
+  return {
+    data,
+    rowCount,
+    dim,
+    labels: Array.from({ length: labelCount }, (_, label) => `condition-${label + 1}`),
+    targets,
+    known: new Uint8Array(rowCount * labelCount).fill(1),
+    populationRows: Int32Array.from({ length: rowCount }, (_, row) => row),
+    caseOfRow,
+    subgroups: [
+      { attribute: 'fitzpatrick', source: 'generated', valueOfRow: Array.from(caseOfRow, (caseId) => fitzpatrick[caseId % 6]!) },
+      { attribute: 'sex', source: 'generated', valueOfRow: Array.from(caseOfRow, (caseId) => sexes[caseId % 3]!) },
+    ],
+    settings: settings([]),
+  };
+}
+
+function settings(curveFractions: number[]): ProbeSettings {
+  return {
+    folds: probeDefaults.folds,
+    seed: 1,
+    l2: probeDefaults.l2,
+    classWeights: false,
+    maxIterations: probeDefaults.maxIterations,
+    gradientTolerance: probeDefaults.gradientTolerance,
+    bootstrapReplicates: probeDefaults.bootstrapReplicates,
+    curveFractions,
+    curveSeeds: probeDefaults.curveSeeds,
+    minGroupCases: probeDefaults.minGroupCases,
+  };
+}
+
+/** One solver pass (X·W then Xᵀ·R) for 6 models × 10 labels in plain JavaScript, for comparison. */
+function javascriptPass(data: Float32Array, weights: Float32Array, columns: number): number {
+  const logits = new Float64Array(columns);
+  const gradient = new Float64Array(dim * columns);
+  for (let row = 0; row < rowCount; row++) {
+    logits.fill(0);
+    const start = row * dim;
+    for (let feature = 0; feature < dim; feature++) {
+      const value = data[start + feature]!;
+      for (let column = 0; column < columns; column++) logits[column]! += value * weights[feature * columns + column]!;
+    }
+    for (let feature = 0; feature < dim; feature++) {
+      const value = data[start + feature]!;
+      for (let column = 0; column < columns; column++) gradient[feature * columns + column]! += value * logits[column]!;
+    }
+  }
+  return gradient[0]!;
+}
+
+export async function run(): Promise<void> {
+  const problem = await buildProblem();
+  const matrixBytes = problem.data.byteLength;
+  const engine = await MatrixEngine.create(problem.data, rowCount, dim);
+  const baseline = process.memoryUsage().rss;
+  console.log(`matrix ${rowCount} × ${dim} float32 = ${megabytes(matrixBytes)}; ${labelCount} labels; ${new Set(problem.caseOfRow).size} cases; RSS with the matrix ${megabytes(baseline)}`);
+
+  const columns = 6 * labelCount;
+  const weights = Float32Array.from({ length: dim * columns }, (_, index) => ((index % 13) - 6) * 1e-4);
+  let started = performance.now();
+  const logits = await engine.multiply(weights, columns);
+  await engine.multiplyTransposed(new Float32Array(logits.length).fill(1e-3), columns);
+  const ortPass = (performance.now() - started) / 1000;
+  started = performance.now();
+  javascriptPass(problem.data, weights, columns);
+  const jsPass = (performance.now() - started) / 1000;
+  console.log(`one solver pass, 60 columns: onnxruntime ${ortPass.toFixed(2)} s, JavaScript loop ${jsPass.toFixed(2)} s (${(jsPass / ortPass).toFixed(1)}×)`);
+
+  for (const [name, fractions] of [
+    ['5-fold grouped CV + final fit', []],
+    ['… plus data-efficiency curve (10/25/50% × 3 seeds)', [0.1, 0.25, 0.5]],
+  ] as Array<[string, number[]]>) {
+    let peak = process.memoryUsage().rss;
+    const sample = () => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    };
+    const timer = setInterval(sample, 50);
+    started = performance.now();
+    const outcome = await evaluateProbe(engine, { ...problem, settings: settings(fractions) }, { onProgress: sample });
+    const seconds = (performance.now() - started) / 1000;
+    clearInterval(timer);
+    sample();
+    const { solver, overall } = outcome.metrics;
+    console.log(
+      `${name}: ${seconds.toFixed(1)} s; ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS +${megabytes(peak - baseline)} over the matrix (${megabytes(matrixBytes)} per copy)`,
+    );
+  }
+  await engine.release();
+}
