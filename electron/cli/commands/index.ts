@@ -5,6 +5,7 @@ import { registerLibraryCommands } from './library.command.js';
 import { registerProbesCommands } from './probes.command.js';
 import { registerLabelsCommands } from './labels.command.js';
 import { registerDatasetsCommands } from './datasets.command.js';
+import { registerSearchCommands } from './search.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerProbesCommands(program);
   registerLabelsCommands(program);
   registerDatasetsCommands(program);
+  registerSearchCommands(program);
 }

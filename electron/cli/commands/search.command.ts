@@ -1,0 +1,207 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { DermError } from '../../common/errors.js';
+import type { Core } from '../../core/core.js';
+import type { DuplicateReport, SearchResponse } from '../../core/search/search.service.js';
+import { parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
+
+/**
+ * `dermws search`, `dermws duplicates` and `dermws index status|rebuild`. With --json: search prints
+ * SearchResponse, duplicates prints DuplicateReport (or the resolution with --keep), index status
+ * prints IndexStatus[] and index rebuild prints IndexBuildResult[]; the shapes are documented in the
+ * README ("Similar-case search").
+ */
+export function registerSearchCommands(program: Command): void {
+  program
+    .command('search')
+    .description('find the library images most similar to a library image (by id) or to a photo file (embedded on the fly, not imported)')
+    .argument('<query>', 'an image id, or the path of an image file')
+    .option('-k, --k <n>', 'number of results, 1..1000 (default 10)')
+    .option('--model <id>', 'embedding model (default: the only model with embeddings)')
+    .option('--where <clause>', 'filter clause, repeatable (e.g. flag!=blurry, label.condition=eczema, meta.body_parts~ARM, batch=3, skin_type=V)', collect, [])
+    .option('--exclude-self', 'leave the query image out of the results')
+    .option('--exclude-case', "leave out every image of the query image's case")
+    .action(async (queryText: string, options: SearchCliOptions, command: Command) => {
+      await withCore(command, async (core, { json }) => {
+        const k = options.k === undefined ? 10 : parseK(options.k);
+        const query = /^\d+$/.test(queryText) && !fs.existsSync(queryText) ? { imageId: Number(queryText) } : { file: queryText };
+        const response = await withCancellation((signal) => {
+          const onProgress = progressPrinter();
+          return core.search.search(
+            {
+              query,
+              k,
+              where: options.where,
+              ...(options.model === undefined ? {} : { modelId: options.model }),
+              ...(options.excludeSelf ? { excludeSelf: true } : {}),
+              ...(options.excludeCase ? { excludeCase: true } : {}),
+            },
+            { signal, ...(onProgress ? { onProgress } : {}) },
+          );
+        });
+        if (json) printJson(response);
+        else printSearch(response);
+      });
+    });
+
+  program
+    .command('duplicates')
+    .description('near-duplicate review: groups of images whose embeddings are nearly identical, plus exact pixel duplicates; --keep/--mark acts on a group')
+    .option('--threshold <t>', 'cosine similarity at or above which two images count as near duplicates (default 0.97)')
+    .option('--model <id>', 'embedding model (default: the only model with embeddings)')
+    .option('--per-image <n>', 'nearest neighbours examined per image (default 10)')
+    .option('--keep <id>', 'with --mark: the image to keep')
+    .option('--mark <ids>', 'with --keep: comma-separated images to flag as duplicates of it')
+    .option('--delete', 'with --keep/--mark: mark those images deleted instead of flagging them')
+    .action(async (options: DuplicatesCliOptions, command: Command) => {
+      await withCore(command, async (core, { json }) => {
+        if (options.keep !== undefined || options.mark !== undefined) {
+          if (options.keep === undefined || options.mark === undefined) {
+            throw new DermError('invalid-input', '--keep and --mark go together: --keep ID --mark ID,ID…', { field: 'keep' });
+          }
+          const result = core.search.resolveDuplicates({
+            keep: parsePositiveInteger('--keep', options.keep),
+            others: options.mark.split(',').map((id) => parsePositiveInteger('--mark', id.trim())),
+            action: options.delete ? 'delete' : 'flag',
+          });
+          if (json) printJson(result);
+          else process.stdout.write(`kept image ${result.keep}; ${result.action === 'flag' ? 'flagged' : 'deleted'} ${result.changed} of ${result.images.join(', ')}\n`);
+          return;
+        }
+        const threshold = options.threshold === undefined ? undefined : Number(options.threshold);
+        if (threshold !== undefined && !(threshold > 0 && threshold <= 1)) {
+          throw new DermError('invalid-input', `--threshold must be a number above 0 and at most 1; got "${options.threshold}".`, { field: 'threshold' });
+        }
+        const report = await withCancellation((signal) => {
+          const onProgress = progressPrinter();
+          return core.search.duplicates({
+            ...(threshold === undefined ? {} : { threshold }),
+            ...(options.model === undefined ? {} : { modelId: options.model }),
+            ...(options.perImage === undefined ? {} : { perImage: parsePositiveInteger('--per-image', options.perImage, 100) }),
+            signal,
+            ...(onProgress ? { onProgress } : {}),
+          });
+        });
+        if (json) printJson(report);
+        else printDuplicates(report);
+      });
+    });
+
+  const index = program.command('index').description('the HNSW vector index of each model (a cache of the embeddings)');
+  index
+    .command('status')
+    .description('check each index against the library: ready, behind (pending changes), missing, corrupt or stale')
+    .option('--model <id>', 'only this model (default: every model with embeddings)')
+    .action(async (options: { model?: string }, command: Command) => {
+      await withCore(command, async (core, { json }) => {
+        const statuses = [];
+        for (const modelId of modelsOf(core, options.model)) statuses.push(await core.index.status(modelId));
+        if (json) {
+          printJson(statuses);
+          return;
+        }
+        if (statuses.length === 0) process.stdout.write('no models with embeddings\n');
+        for (const status of statuses) {
+          process.stdout.write(
+            `${status.modelId}: ${status.state} (${status.reason}); ${status.indexedCount ?? 0}/${status.databaseCount} images, ` +
+              `${status.modelDim}-d${status.projectionVersion === null ? '' : ` projected to ${status.graphDim}-d (projection v${status.projectionVersion})`}\n`,
+          );
+        }
+      });
+    });
+  index
+    .command('rebuild')
+    .description('rebuild the index from the embeddings (Ctrl-C leaves the previous index in place)')
+    .option('--model <id>', 'only this model (default: every model with embeddings)')
+    .option('--refit', 'fit a new PCA projection first (high-dimensional models)')
+    .action(async (options: { model?: string; refit?: boolean }, command: Command) => {
+      await withCore(command, async (core, { json }) => {
+        const results = [];
+        for (const modelId of modelsOf(core, options.model)) {
+          results.push(
+            await withCancellation((signal) => {
+              const onProgress = progressPrinter();
+              return core.index.rebuild(modelId, { signal, ...(onProgress ? { onProgress } : {}) }, { refit: options.refit ?? false });
+            }),
+          );
+        }
+        if (json) {
+          printJson(results);
+          return;
+        }
+        for (const result of results) {
+          process.stdout.write(
+            `${result.modelId}: ${result.elements} images, ${result.graphDim}-d graph${result.projectionVersion === null ? '' : ` (projection v${result.projectionVersion}, ${((result.explainedVariance ?? 0) * 100).toFixed(1)}% of variance)`} in ${result.buildSeconds.toFixed(1)} s\n`,
+          );
+        }
+      });
+    });
+}
+
+interface SearchCliOptions {
+  k?: string;
+  model?: string;
+  where: string[];
+  excludeSelf?: boolean;
+  excludeCase?: boolean;
+}
+
+interface DuplicatesCliOptions {
+  threshold?: string;
+  model?: string;
+  perImage?: string;
+  keep?: string;
+  mark?: string;
+  delete?: boolean;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseK(value: string): number {
+  const k = Number(value);
+  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new DermError('invalid-input', `-k must be a whole number from 1 to 1000; got "${value}".`, { field: 'k' });
+  return k;
+}
+
+function modelsOf(core: Core, modelId: string | undefined): string[] {
+  if (modelId !== undefined) return [core.search.resolveModel(modelId)];
+  return core.embeddings.storedModels().filter((model) => model.count > 0).map((model) => model.id);
+}
+
+/** Runs the work with an AbortSignal that Ctrl-C trips; a cancelled job reports 'cancelled'. */
+async function withCancellation<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  try {
+    return await work(controller.signal);
+  } catch (error) {
+    if (error instanceof Error && error.name === 'AbortError') throw new DermError('cancelled', 'Cancelled; the previous index (if any) was left in place.');
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+  }
+}
+
+function printSearch(response: SearchResponse): void {
+  const what = response.query.kind === 'image' ? `image ${response.query.imageId}` : response.query.kind === 'file' ? response.query.file : `a ${response.query.dim}-d vector`;
+  process.stdout.write(`${response.results.length} most similar to ${what} (model ${response.modelId}; ${response.eligible} eligible images${response.where.length > 0 ? `; where ${response.where.join(' and ')}` : ''})\n`);
+  process.stdout.write(`${'rank'.padStart(4)} ${'cosine'.padStart(7)} ${'image'.padStart(7)}  ${'case'.padEnd(14)} ${'size'.padEnd(10)} ${'flags'.padEnd(18)} thumbnail\n`);
+  for (const hit of response.results) {
+    process.stdout.write(
+      `${String(hit.rank).padStart(4)} ${hit.similarity.toFixed(4).padStart(7)} ${String(hit.imageId).padStart(7)}  ${(hit.caseKey ?? '-').slice(0, 14).padEnd(14)} ${`${hit.width}x${hit.height}`.padEnd(10)} ${(hit.flags.join(',') || '-').slice(0, 18).padEnd(18)} ${hit.thumbnailPath}\n`,
+    );
+  }
+}
+
+function printDuplicates(report: DuplicateReport): void {
+  process.stdout.write(`${report.groups.length} duplicate groups (cosine ≥ ${report.threshold}${report.modelId ? `, model ${report.modelId}` : ', exact pixel duplicates only'})\n`);
+  for (const group of report.groups) {
+    process.stdout.write(
+      `  images ${group.imageIds.join(', ')}: max cosine ${group.maxSimilarity.toFixed(4)}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}\n`,
+    );
+  }
+  if (report.groups.length > 0) process.stdout.write('Act on a group with: dermws duplicates --keep ID --mark ID,ID [--delete]\n');
+}
