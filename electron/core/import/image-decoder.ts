@@ -79,7 +79,7 @@ export async function decodeImage(bytes: Buffer, maxPixels = defaultMaxPixels): 
 export async function makeThumbnail(image: Pick<DecodedImage, 'pixels' | 'width' | 'height'>): Promise<Buffer> {
   return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize(thumbnailSide, thumbnailSide, { fit: 'inside', withoutEnlargement: true })
-    .webp({ quality: 80 })
+    .webp({ quality: 80, effort: 2 })
     .toBuffer();
 }
 
