@@ -66,15 +66,23 @@ export async function run(): Promise<void> {
     const warmStarted = performance.now();
     await session.run(feeds);
     const warmSeconds = (performance.now() - warmStarted) / 1000;
+    // Wall time depends on what else the machine is doing; CPU time (all of onnxruntime's threads,
+    // which run in this process) does much less, so both are printed.
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < runs; i++) {
       const started = performance.now();
+      const cpuStarted = process.cpuUsage();
       await session.run(feeds);
+      const cpu = process.cpuUsage(cpuStarted);
       times.push((performance.now() - started) / 1000);
+      cpuTimes.push((cpu.user + cpu.system) / 1e6);
     }
     await session.release();
 
     const mean = times.reduce((a, b) => a + b, 0) / times.length;
+    const cpuMean = cpuTimes.reduce((a, b) => a + b, 0) / cpuTimes.length;
+    const load = os.loadavg()[0]!;
     const table = {
       model: `${name} (BiT-ResNet-v2, blocks ${blocks.join('/')}, width x${width}, ${size}x${size}, random weights)`,
       parameters: `${(model.parameterCount / 1e6).toFixed(1)} M (backbone, no head)`,
@@ -84,7 +92,9 @@ export async function run(): Promise<void> {
       [`session create (${provider})`]: `${loadSeconds.toFixed(1)} s`,
       'first run (warm-up)': `${warmSeconds.toFixed(2)} s`,
       [`seconds per image, batch 1 (${provider}, ${threads} threads, mean of ${runs})`]: `${mean.toFixed(2)} s (min ${Math.min(...times).toFixed(2)} s)`,
-      'effective throughput': `${((2 * model.multiplyAccumulates) / mean / 1e9).toFixed(1)} GFLOP/s`,
+      'CPU time per image (all threads)': `${cpuMean.toFixed(1)} s → ${(cpuMean / threads).toFixed(1)} s per image if ${threads} cores were free`,
+      'effective throughput (wall)': `${((2 * model.multiplyAccumulates) / mean / 1e9).toFixed(1)} GFLOP/s`,
+      'load average during the bench (1 min)': `${load.toFixed(1)} on ${os.cpus().length} cores`,
     };
     for (const [key, value] of Object.entries(table)) console.log(`${key.padEnd(58)} ${value}`);
   } finally {
