@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../electron/cli/main.js';
 import { EmbeddingService } from '../../electron/core/embeddings/embedding.service.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
+import { writeNpz } from '../../electron/core/embeddings/npz.js';
 import type { JobProgress } from '../../electron/core/jobs/job.js';
+import { providerOrder, type ExecutionProvider } from '../../electron/core/models/execution-providers.js';
 import { ModelRegistry } from '../../electron/core/models/model-registry.js';
 import { writeTinyEncoder } from '../../native-models/test-encoders.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
@@ -48,11 +50,14 @@ async function libraryWithImages(count: number, size = { width: 160, height: 120
   return { library, ids, files };
 }
 
-function service(library: TestLibrary, extra: { defaultEncoder?: boolean } = {}): { embeddings: EmbeddingService; repository: EmbeddingsRepository } {
+function service(
+  library: TestLibrary,
+  extra: { defaultEncoder?: boolean; providers?: ExecutionProvider[] } = {},
+): { embeddings: EmbeddingService; repository: EmbeddingsRepository } {
   const registry = new ModelRegistry({
     libraryModelsFolder: library.paths.models,
     bundledManifestFolders: [modelsFolder],
-    runtimeOptions: { providers: ['cpu'] },
+    runtimeOptions: { providers: extra.providers ?? ['cpu'] },
     ...(extra.defaultEncoder
       ? { defaultEncoder: async () => (await import('../../electron/core/models/model-services.js')).defaultEncoderLocation(modelCache) }
       : {}),
@@ -154,6 +159,16 @@ describe('embedding job', () => {
     expect(rowsFor(library, 'tiny').map((row) => row.image_id)).toEqual([ids[0], ids[1], ids[3]]);
   });
 
+  it('says in the job result which provider ran and why faster ones were skipped', async () => {
+    const { library } = await libraryWithImages(2);
+    // DirectML exists only on Windows; elsewhere the platform order starts with CUDA or CoreML, absent here.
+    const providers: ExecutionProvider[] = process.platform === 'win32' ? providerOrder() : ['dml', 'cpu'];
+    const { embeddings } = service(library, { providers });
+    const result = await embeddings.embedLibrary({ modelId: 'tiny' });
+    expect(result.embedded).toBe(2);
+    if (result.provider === 'cpu') expect(result.fallbackReason).toMatch(new RegExp(`^${providers[0]}: .+`));
+  });
+
   it('refuses to mix an ONNX model with imported embeddings under the same id, leaving the library unchanged', async () => {
     const { library } = await libraryWithImages(2);
     const { embeddings, repository } = service(library);
@@ -213,7 +228,7 @@ describe('dermws models / embed (CLI)', () => {
     }
   }
 
-  it('adds, lists and checks a model, then embeds the library with --json output', async () => {
+  it('adds, lists and checks a model, embeds the library and imports precomputed embeddings, with --json output', async () => {
     const { library } = await libraryWithImages(5);
     const root = library.paths.root;
     const previousCache = process.env.DERMWS_MODEL_CACHE;
@@ -237,6 +252,20 @@ describe('dermws models / embed (CLI)', () => {
       const embedded = await cli(['--library', root, '--json', 'embed', '--model', 'tiny', '--batch-size', '2']);
       expect(embedded.code).toBe(0);
       expect(JSON.parse(embedded.stdout)).toMatchObject({ status: 'success', modelId: 'tiny', embedded: 5, failed: [], provider: 'cpu', batchSize: 2 });
+
+      const npz = path.join(root, '..', 'precomputed.npz');
+      writeNpz(npz, [
+        ['photos/case-0.jpg', new Float64Array(6).fill(0.5), [6]],
+        ['photos/not-in-library.jpg', new Float64Array(6).fill(0.25), [6]],
+      ]);
+      const imported = await cli(['--library', root, '--json', 'embeddings', 'import', npz, '--model', 'precomputed']);
+      expect(imported.code).toBe(1);
+      expect(JSON.parse(imported.stdout)).toMatchObject({ modelId: 'precomputed', dim: 6, stored: 1, matchedByRelativePath: 1, unmatched: ['photos/not-in-library.jpg'] });
+      const afterwards = JSON.parse((await cli(['--library', root, '--json', 'models', 'list'])).stdout);
+      expect(afterwards.stored.map((model: { id: string; source: string; images: number }) => [model.id, model.source, model.images])).toEqual([
+        ['precomputed', 'imported', 1],
+        ['tiny', 'onnx', 5],
+      ]);
 
       const missing = await cli(['--library', root, '--json', 'models', 'check', 'no-such-model']);
       expect(missing.code).toBe(2);

@@ -58,6 +58,27 @@ function npyBytesWithDescr(descr: string, values: Uint8Array, shape: string): Ui
   return out;
 }
 
+/**
+ * `np.savez(f, **{'dataset/images/-1001.png': np.array([0.5, -1.25, 2.0]), 'dataset/images/77.png':
+ * np.array([1, 2, 3], dtype='<f4')})` from NumPy 2.4: NumPy writes every entry with a ZIP64 local header.
+ */
+const numpyNpz = Buffer.from(
+  [
+    '504b03042d00000000000000210092378ff2ffffffffffffffff1c001400646174617365742f696d616765732f2d313030312e706e672e6e70790100',
+    '100098000000000000009800000000000000934e554d5059010076007b276465736372273a20273c6638272c2027666f727472616e5f6f7264657227',
+    '3a2046616c73652c20277368617065273a2028332c292c207d2020202020202020202020202020202020202020202020202020202020202020202020',
+    '202020202020202020202020202020202020202020202020200a000000000000e03f000000000000f4bf0000000000000040504b03042d0000000000',
+    '0000210077a640d1ffffffffffffffff19001400646174617365742f696d616765732f37372e706e672e6e7079010010008c000000000000008c0000',
+    '0000000000934e554d5059010076007b276465736372273a20273c6634272c2027666f727472616e5f6f72646572273a2046616c73652c2027736861',
+    '7065273a2028332c292c207d202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020',
+    '2020202020202020202020200a0000803f0000004000004040504b01022d032d00000000000000210092378ff298000000980000001c000000000000',
+    '0000000000800100000000646174617365742f696d616765732f2d313030312e706e672e6e7079504b01022d032d00000000000000210077a640d18c',
+    '0000008c0000001900000000000000000000008001e6000000646174617365742f696d616765732f37372e706e672e6e7079504b0506000000000200',
+    '020091000000bd0100000000',
+  ].join(''),
+  'hex',
+);
+
 describe('.npz files', () => {
   it('round-trips entries, stored and deflated, streaming them back in order', async () => {
     const { folder } = scinLibrary(0);
@@ -83,6 +104,18 @@ describe('.npz files', () => {
       ['matrix', vector(6, 2, 'f4'), [2, 3]],
     ]);
     expect(fs.readFileSync(path.join(folder, 'again.npz')).equals(fs.readFileSync(path.join(folder, 's.npz')))).toBe(true);
+  });
+
+  it('reads an .npz written by NumPy (ZIP64 local headers, one float64 and one float32 key)', async () => {
+    const { folder } = scinLibrary(0);
+    const file = path.join(folder, 'numpy.npz');
+    fs.writeFileSync(file, numpyNpz);
+    const entries = [];
+    for await (const entry of readNpzEntries(file)) entries.push(entry);
+    expect(entries.map((entry) => [entry.key, entry.dtype, entry.shape, Array.from(entry.data)])).toEqual([
+      ['dataset/images/-1001.png', '<f8', [3], [0.5, -1.25, 2]],
+      ['dataset/images/77.png', '<f4', [3], [1, 2, 3]],
+    ]);
   });
 
   it('writes .npy files that read back, and refuses a non-ZIP .npz or a bad entry naming the key', async () => {

@@ -15,7 +15,8 @@ export function registerModelsCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       await withCore(command, async (core, { json }) => {
         const listing = await core.models.list();
-        const counts = new Map(core.embeddings.storedModels().map((model) => [model.id, model.count]));
+        const stored = core.embeddings.storedModels();
+        const counts = new Map(stored.map((model) => [model.id, model.count]));
         const rows = listing.models.map((model) => ({
           id: model.manifest.id,
           displayName: model.manifest.displayName,
@@ -31,12 +32,21 @@ export function registerModelsCommands(program: Command): void {
           embeddedImages: counts.get(model.manifest.id) ?? 0,
         }));
         if (json) {
-          printJson({ defaultModelId: listing.defaultModelId, models: rows, problems: listing.problems });
+          printJson({
+            defaultModelId: listing.defaultModelId,
+            models: rows,
+            stored: stored.map((model) => ({ id: model.id, displayName: model.displayName, source: model.source, dim: model.dim, sha256: model.sha256, images: model.count })),
+            problems: listing.problems,
+          });
         } else {
           for (const row of rows) {
             process.stdout.write(
               `${row.default ? '*' : ' '} ${row.id.padEnd(28)} ${String(row.dim).padStart(5)}-d  ${row.input.width}x${row.input.height} ${row.input.layout}  ${row.source.padEnd(7)}  ${row.embeddedImages} embedded  ${row.displayName}\n`,
             );
+          }
+          const encoderIds = new Set(rows.map((row) => row.id));
+          for (const model of stored.filter((entry) => !encoderIds.has(entry.id))) {
+            process.stdout.write(`  ${model.id.padEnd(28)} ${String(model.dim).padStart(5)}-d  (${model.source} embeddings only)  ${model.count} embedded  ${model.displayName}\n`);
           }
           for (const problem of listing.problems) process.stdout.write(`! ${problem.message}\n`);
         }
