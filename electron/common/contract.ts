@@ -84,6 +84,101 @@ export const importReportSchema = z.object({
 });
 export type ImportReport = z.infer<typeof importReportSchema>;
 
+
+export const labelKindSchema = z.enum(['condition', 'body_site', 'fitzpatrick', 'monk_tone', 'severity', 'gradable', 'quality_flag', 'note']);
+const annotatorSchema = z.string().trim().min(1, 'must name the annotator').max(100);
+const sessionId = z.int().positive();
+
+export const labelSchema = z.object({
+  kind: z.string(),
+  value: z.string(),
+  confidence: z.int().nullable(),
+  annotator: z.string().nullable(),
+  origin: z.string(),
+});
+
+export const taxonomyEntrySchema = z.object({
+  kind: z.string(),
+  code: z.string(),
+  displayName: z.string(),
+  parentCode: z.string().nullable(),
+  hotkey: z.string().nullable(),
+  sortOrder: z.number(),
+  depth: z.int(),
+  labelCount: z.int(),
+});
+
+export const sessionSummarySchema = z.object({
+  id: z.int(),
+  name: z.string(),
+  annotator: z.string(),
+  order: z.string(),
+  status: z.string(),
+  position: z.int(),
+  total: z.int(),
+  labelled: z.int(),
+  skipped: z.int(),
+  remaining: z.int(),
+  secondsSpent: z.number(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+const sessionItemSchema = z.object({
+  position: z.int(),
+  imageId: z.int(),
+  secondsSpent: z.number(),
+  labelledAt: z.string().nullable(),
+  skippedAt: z.string().nullable(),
+  labels: z.array(labelSchema),
+});
+
+export const sessionNextSchema = z.object({
+  session: sessionSummarySchema,
+  current: sessionItemSchema.nullable(),
+  following: sessionItemSchema.nullable(),
+});
+export type SessionNext = z.infer<typeof sessionNextSchema>;
+
+const kindLabelsSchema = z.strictObject({
+  kind: labelKindSchema,
+  values: z.array(z.strictObject({ value: z.string().min(1).max(4000), confidence: z.int().min(1).max(5).nullable().optional() })).max(50),
+});
+
+const undoResultSchema = z.object({ description: z.string().nullable(), canUndo: z.boolean(), canRedo: z.boolean() });
+
+export const exportReportSchema = z.object({
+  status: z.enum(['success', 'partial', 'cancelled', 'failed']),
+  folder: z.string(),
+  files: z.array(z.object({ name: z.string(), bytes: z.int(), sha256: z.string(), entries: z.int() })),
+  counts: z.object({ images: z.int(), cases: z.int(), labels: z.int(), embeddings: z.int(), imageFiles: z.int() }),
+  model: z.object({ id: z.string(), sha256: z.string(), dim: z.int() }).nullable(),
+  issues: z.array(z.object({ imageId: z.int().nullable(), message: z.string() })),
+});
+export type ExportReport = z.infer<typeof exportReportSchema>;
+
+export const modelSummarySchema = z.object({
+  id: z.string(),
+  displayName: z.string(),
+  source: z.string(),
+  dim: z.int(),
+  inputSize: z.string(),
+  licence: z.string(),
+  description: z.string().nullable(),
+  assumptions: z.array(z.string()),
+  embedded: z.int(),
+});
+
+export const modelCheckSchema = z.object({
+  id: z.string(),
+  displayName: z.string(),
+  dim: z.int(),
+  sha256: z.string(),
+  provider: z.string(),
+  fallbackReason: z.string().nullable(),
+  batchSize: z.int(),
+});
+
 const emptyInput = z.strictObject({});
 
 export const contract = {
@@ -212,6 +307,128 @@ export const contract = {
     description: 'Changes flag thresholds and re-flags the library from stored metrics (no decoding).',
     input: z.strictObject({ change: z.record(z.string().min(1), z.number()) }),
     output: z.object({ thresholds: z.record(z.string(), z.number()), flagCounts: z.record(z.string(), z.int()) }),
+  }),
+  taxonomyList: defineCall({
+    description: 'The label vocabulary (starter taxonomy plus imported entries), with hotkeys and how often each code is used.',
+    input: z.strictObject({ kind: labelKindSchema.exclude(['note']).optional() }),
+    output: z.object({ entries: z.array(taxonomyEntrySchema) }),
+  }),
+  labelsOfImage: defineCall({
+    description: 'Current labels of one image (every annotator and origin, or one annotator).',
+    input: z.strictObject({ imageId, annotator: annotatorSchema.optional() }),
+    output: z.object({ labels: z.array(labelSchema) }),
+  }),
+  labelSet: defineCall({
+    description: 'Gives an image a label as an annotator (single-valued kinds replace the previous value); recorded in the audit log.',
+    input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).max(4000), confidence: z.int().min(1).max(5).optional(), annotator: annotatorSchema }),
+    output: z.object({ labels: z.array(labelSchema) }),
+  }),
+  labelRemove: defineCall({
+    description: 'Removes an annotator’s label of a kind (one value, or all of the kind).',
+    input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).optional(), annotator: annotatorSchema }),
+    output: z.object({ labels: z.array(labelSchema) }),
+  }),
+  labelUndo: defineCall({
+    description: 'Undoes the annotator’s last label change (persisted: works after a restart).',
+    input: z.strictObject({ annotator: annotatorSchema }),
+    output: undoResultSchema,
+  }),
+  labelRedo: defineCall({
+    description: 'Redoes the annotator’s last undone label change.',
+    input: z.strictObject({ annotator: annotatorSchema }),
+    output: undoResultSchema,
+  }),
+  labelSuggestions: defineCall({
+    description: 'Labels of the most similar labelled images, weighted by similarity: suggestions shown beside the image, never applied by themselves.',
+    input: z.strictObject({ imageId, kind: labelKindSchema.exclude(['note']).optional(), modelId: z.string().min(1).optional(), k: z.int().min(1).max(100).optional() }),
+    output: z.object({
+      modelId: z.string(),
+      suggestions: z.array(z.object({ value: z.string(), score: z.number(), neighbours: z.int() })),
+    }),
+  }),
+  sessionCreate: defineCall({
+    description: 'Creates a labelling session for an annotator over a filter (e.g. "unlabelled", "flag!=blurry") or an explicit list of images.',
+    input: z.strictObject({
+      name: z.string().trim().min(1).max(200),
+      annotator: annotatorSchema,
+      where: z.array(z.string().min(1).max(500)).max(20).optional(),
+      imageIds: z.array(imageId).min(1).max(500_000).optional(),
+      order: z.enum(['unlabelled-first', 'random', 'cluster', 'uncertain']).optional(),
+      seed: z.int().optional(),
+    }),
+    output: sessionSummarySchema,
+  }),
+  sessionList: defineCall({
+    description: 'Every labelling session with its progress.',
+    input: emptyInput,
+    output: z.object({ sessions: z.array(sessionSummarySchema) }),
+  }),
+  sessionNext: defineCall({
+    description: 'The image to label now (where the session left off) and the following one to prefetch.',
+    input: z.strictObject({ sessionId }),
+    output: sessionNextSchema,
+  }),
+  sessionRecord: defineCall({
+    description: 'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on.',
+    input: z.strictObject({ sessionId, imageId, labels: z.array(kindLabelsSchema).max(20), secondsSpent: z.number().min(0).max(86_400).optional() }),
+    output: sessionNextSchema,
+  }),
+  sessionSkip: defineCall({
+    description: 'Skips the current image (it stays in the queue).',
+    input: z.strictObject({ sessionId, imageId: imageId.optional(), secondsSpent: z.number().min(0).max(86_400).optional() }),
+    output: sessionNextSchema,
+  }),
+  sessionPrevious: defineCall({
+    description: 'Goes back one image to review or correct it.',
+    input: z.strictObject({ sessionId }),
+    output: sessionNextSchema,
+  }),
+  sessionPause: defineCall({
+    description: 'Pauses a session; it resumes at the same image.',
+    input: z.strictObject({ sessionId }),
+    output: sessionSummarySchema,
+  }),
+  exportStart: defineCall({
+    description: 'Exports images.csv, labels_long.csv, embeddings (npz/npy), image copies without EXIF/GPS and manifest.json to a folder.',
+    startsJob: 'export',
+    input: z.strictObject({
+      folder: z.string().min(1).max(4096),
+      formats: z.array(z.enum(['csv', 'npz', 'npy'])).min(1).max(3).optional(),
+      modelId: z.string().min(1).optional(),
+      images: z.boolean().optional(),
+      overwrite: z.boolean().optional(),
+      filter: z
+        .strictObject({
+          batchId: z.int().positive().optional(),
+          flags: z.array(z.string().min(1)).optional(),
+          withoutFlags: z.array(z.string().min(1)).optional(),
+          metadata: z.record(z.string().min(1), z.string()).optional(),
+          labels: z.array(z.strictObject({ kind: z.string().min(1), value: z.string().min(1) })).optional(),
+          ids: z.array(imageId).optional(),
+        })
+        .optional(),
+    }),
+    output: jobStartedSchema,
+  }),
+  modelsList: defineCall({
+    description: 'The encoders this library can use (bundled default, bundled manifests, models added to the library), with how many images each has embedded.',
+    input: emptyInput,
+    output: z.object({
+      models: z.array(modelSummarySchema),
+      problems: z.array(z.object({ file: z.string(), message: z.string() })),
+      defaultModelId: z.string().nullable(),
+    }),
+  }),
+  modelsCheck: defineCall({
+    description: 'Loads a model, runs it on generated images and reports the execution provider actually running it (and why not a faster one).',
+    input: z.strictObject({ modelId: z.string().min(1) }),
+    output: modelCheckSchema,
+  }),
+  embedStart: defineCall({
+    description: 'Embeds every image that has no embedding from the model yet (resumable; progress, cancel).',
+    startsJob: 'embed',
+    input: z.strictObject({ modelId: z.string().min(1).optional(), batchSize: z.int().min(1).max(1024).optional() }),
+    output: jobStartedSchema,
   }),
 };
 

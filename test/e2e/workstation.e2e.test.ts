@@ -50,6 +50,8 @@ describe('workstation in the browser', () => {
     }
     // Files without an image extension (notes.txt) are skipped, not failed.
     brokenCount = Object.keys(await writeBrokenFiles(path.join(photos, 'broken'))).filter((name) => !name.endsWith('.txt')).length;
+    // The default encoder is converted once per machine into this shared cache (see native-models/).
+    process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: path.join(folder, 'library'), port: 0 });
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
     const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
@@ -121,10 +123,83 @@ describe('workstation in the browser', () => {
     await expect.poll(async () => (await flagged.textContent())?.replace(/\D+/g, ' ').trim()).toBe(String(goodFiles.length));
   });
 
-  it('shows the library and jobs on the settings screen', async () => {
+  it('embeds the library with the default encoder from the models screen', async () => {
     await page.keyboard.press('8');
+    const models = page.getByRole('region', { name: 'Models' });
+    await models.getByRole('button', { name: 'Check' }).first().click({ timeout: 120_000 });
+    await models.getByText('cpu', { exact: true }).waitFor({ timeout: 120_000 });
+    await models.getByRole('button', { name: 'Embed missing' }).first().click();
+    await expect.poll(() => models.getByRole('status').textContent(), { timeout: 120_000 }).toContain(`${goodFiles.length} embedded`);
     await page.getByRole('region', { name: 'Jobs' }).getByText('import').first().waitFor();
-    await screenshot('08-settings');
+    await screenshot('08-models-settings');
+  });
+
+  it('runs a labelling session from the keyboard, flags an image and undoes a change', async () => {
+    await page.keyboard.press('4');
+    const form = page.getByRole('form', { name: 'New session' });
+    await form.getByLabel('Annotator').fill('e2e-annotator');
+    await form.getByRole('button', { name: 'Start labelling' }).click();
+    const progress = page.getByTestId('session-progress');
+    await expect.poll(() => progress.textContent()).toBe(`0 of ${goodFiles.length}`);
+    await page.getByRole('img', { name: /to label/ }).waitFor();
+    const firstImage = Number((await page.getByRole('img', { name: /to label/ }).getAttribute('alt'))!.match(/\d+/)![0]);
+    await page.locator('body').press('e');
+    await page.keyboard.press('4');
+    await page.getByRole('region', { name: 'Chosen labels' }).getByText('Condition: Eczema (4)').waitFor();
+    await screenshot('06-labelling');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => progress.textContent()).toBe(`1 of ${goodFiles.length}`);
+    const secondImage = Number((await page.getByRole('img', { name: /to label/ }).getAttribute('alt'))!.match(/\d+/)![0]);
+    expect(secondImage).not.toBe(firstImage);
+    for (let press = 0; press < 6; press++) await page.keyboard.press('Tab');
+    await page.getByRole('list', { name: 'Quality flags' }).waitFor();
+    await page.keyboard.press('b');
+    await page.keyboard.press('p');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => progress.textContent()).toBe(`2 of ${goodFiles.length}`);
+    // Undo the last saved change (the psoriasis slot is not there: 'p' is not a quality-flag key).
+    await page.keyboard.press('Control+z');
+    await page.getByRole('status').filter({ hasText: /Undone/ }).waitFor();
+
+    const labelsOf = async (imageId: number) => {
+      const response = await fetch(`${server.bridge.origin}/api/labelsOfImage`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-dermws-token': server.bridge.token },
+        body: JSON.stringify({ imageId }),
+      });
+      return ((await response.json()) as { output: { labels: Array<{ kind: string; value: string; confidence: number | null; annotator: string | null }> } }).output.labels;
+    };
+    expect(await labelsOf(firstImage)).toContainEqual({ kind: 'condition', value: 'eczema', confidence: 4, annotator: 'e2e-annotator', origin: 'manual' });
+    // The undo removed the flag recorded on the second image.
+    expect((await labelsOf(secondImage)).filter((label) => label.kind === 'quality_flag')).toEqual([]);
+    // Back to the second image; the quality-flag kind is still the active one.
+    await page.keyboard.press('ArrowLeft');
+    await expect.poll(async () => Number((await page.getByRole('img', { name: /to label/ }).getAttribute('alt'))!.match(/\d+/)![0])).toBe(secondImage);
+    await page.keyboard.press('b');
+    await page.keyboard.press('Enter');
+    await expect.poll(async () => (await labelsOf(secondImage)).map((label) => `${label.kind}:${label.value}`)).toContain('quality_flag:blurry');
+    await page.keyboard.press('Escape');
+    await page.getByRole('region', { name: 'Sessions' }).getByText('e2e-annotator').waitFor();
+  });
+
+  it('exports CSV and npz files that can be read back', async () => {
+    await page.keyboard.press('7');
+    const exportFolder = path.join(folder, 'export');
+    const form = page.getByRole('form', { name: 'Export settings' });
+    await form.getByRole('textbox').fill(exportFolder);
+    await form.getByLabel(/as \.npz/).check();
+    await form.getByRole('button', { name: 'Export' }).click();
+    const report = page.getByRole('region', { name: 'Export report' });
+    await report.waitFor({ timeout: 60_000 });
+    await screenshot('07-export');
+    for (const name of ['images.csv', 'labels_long.csv', 'manifest.json']) expect(fs.existsSync(path.join(exportFolder, name)), name).toBe(true);
+    const npz = fs.readdirSync(exportFolder).find((name) => name.endsWith('.npz'));
+    expect(npz).toBeDefined();
+    const imagesCsv = fs.readFileSync(path.join(exportFolder, 'images.csv'), 'utf8').trim().split(/\r?\n/);
+    expect(imagesCsv.length).toBe(goodFiles.length + 1);
+    expect(fs.readFileSync(path.join(exportFolder, 'labels_long.csv'), 'utf8')).toMatch(/eczema/);
+    expect(fs.readFileSync(path.join(exportFolder, 'labels_long.csv'), 'utf8')).toMatch(/blurry/);
+    expect(fs.readFileSync(path.join(exportFolder, npz!)).subarray(0, 2).toString('latin1')).toBe('PK');
   });
 
   it('shows the shortcut overlay with ?', async () => {

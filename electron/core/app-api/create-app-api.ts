@@ -1,9 +1,11 @@
 import { createCore, type CoreConfig } from '../core.js';
 import { AppApi, type AppApiOptions, type Handlers } from './app-api.js';
+import { exportModelsHandlers } from './handlers/export-models.handlers.js';
 import { imagesHandlers } from './handlers/images.handlers.js';
 import { importHandlers } from './handlers/import.handlers.js';
 import { qualityHandlers } from './handlers/quality.handlers.js';
 import { jobsHandlers } from './handlers/jobs.handlers.js';
+import { labellingHandlers } from './handlers/labelling.handlers.js';
 import { libraryHandlers } from './handlers/library.handlers.js';
 
 /** Every contract call's handler; the type makes a call without a handler a compile error. */
@@ -13,6 +15,8 @@ export const handlers: Handlers = {
   ...imagesHandlers,
   ...importHandlers,
   ...qualityHandlers,
+  ...labellingHandlers,
+  ...exportModelsHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

@@ -1,5 +1,7 @@
 import type { Component } from 'svelte';
 import ImportScreen from './import/ImportScreen.svelte';
+import LabellingScreen from './labelling/LabellingScreen.svelte';
+import ExportScreen from './export/ExportScreen.svelte';
 import LibraryScreen from './library/LibraryScreen.svelte';
 import QualityScreen from './quality/QualityScreen.svelte';
 import SettingsScreen from './settings/SettingsScreen.svelte';
@@ -35,6 +37,25 @@ export const screens: ScreenDefinition[] = [
     ],
   },
   { id: 'import', title: 'Import', key: '2', component: ImportScreen },
+  {
+    id: 'labelling',
+    title: 'Labelling',
+    key: '4',
+    component: LabellingScreen,
+    shortcuts: [
+      ['Enter', 'Save labels and show the next image'],
+      ['→', 'Skip this image'],
+      ['←', 'Previous image'],
+      ['Tab / Shift+Tab', 'Next / previous label kind'],
+      ['letter', 'Choose the value with that hotkey'],
+      ['1–5', 'Confidence of the last condition chosen'],
+      ['1–6 / 1–0', 'Fitzpatrick type / Monk tone (in those kinds)'],
+      ['.', 'Write a note'],
+      ['Ctrl+Z / Ctrl+Shift+Z', 'Undo / redo the last saved change'],
+      ['Esc', 'Back to the sessions'],
+    ],
+  },
   { id: 'quality', title: 'Quality', key: '5', component: QualityScreen, shortcuts: [['← →', 'Move a focused threshold (Shift: faster)']] },
+  { id: 'export', title: 'Export', key: '7', component: ExportScreen },
   { id: 'settings', title: 'Models & settings', key: '8', component: SettingsScreen },
 ];

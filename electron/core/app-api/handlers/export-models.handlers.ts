@@ -1,0 +1,68 @@
+import path from 'node:path';
+import type { HandlerGroup } from '../app-api.js';
+
+export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | 'modelsCheck' | 'embedStart'> = {
+  exportStart: (input, { core, jobs }) => {
+    const job = jobs.start('export', async ({ signal, onProgress }) => {
+      const report = await core.exports.export({
+        folder: path.resolve(input.folder),
+        signal,
+        onProgress,
+        ...(input.formats ? { formats: input.formats } : {}),
+        ...(input.modelId ? { modelId: input.modelId } : {}),
+        ...(input.images !== undefined ? { images: input.images } : {}),
+        ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
+        ...(input.filter ? { filter: input.filter } : {}),
+      });
+      return { status: report.status, result: report };
+    });
+    return { jobId: job.id };
+  },
+  modelsList: async (_input, { core }) => {
+    const listing = await core.models.list();
+    const counts = new Map(core.embeddings.storedModels().map((model) => [model.id, model.count]));
+    return {
+      models: listing.models.map((model) => ({
+        id: model.manifest.id,
+        displayName: model.manifest.displayName,
+        source: model.source,
+        dim: model.manifest.output.dim,
+        inputSize: `${model.manifest.input.width}×${model.manifest.input.height}`,
+        licence: model.manifest.licence,
+        description: model.manifest.description ?? null,
+        assumptions: model.manifest.assumptions ?? [],
+        embedded: counts.get(model.manifest.id) ?? 0,
+      })),
+      problems: listing.problems,
+      defaultModelId: listing.defaultModelId,
+    };
+  },
+  modelsCheck: async (input, { core }) => {
+    const result = await core.models.check(input.modelId);
+    return {
+      id: result.id,
+      displayName: result.displayName,
+      dim: result.dim,
+      sha256: result.sha256,
+      provider: result.provider,
+      fallbackReason: result.fallbackReason,
+      batchSize: result.batchSize,
+    };
+  },
+  embedStart: (input, { core, jobs, emit }) => {
+    const job = jobs.start('embed', async ({ signal, onProgress }) => {
+      try {
+        const result = await core.embeddings.embedLibrary({
+          signal,
+          onProgress,
+          ...(input.modelId ? { modelId: input.modelId } : {}),
+          ...(input.batchSize ? { batchSize: input.batchSize } : {}),
+        });
+        return { status: result.status, result };
+      } finally {
+        emit({ type: 'library-changed', what: 'embeddings' });
+      }
+    });
+    return { jobId: job.id };
+  },
+};

@@ -1,0 +1,91 @@
+import type { Label } from '../../labels/labels.repository.js';
+import type { UndoRedoResult } from '../../labels/labels.service.js';
+import type { HandlerGroup } from '../app-api.js';
+
+type Names =
+  | 'taxonomyList'
+  | 'labelsOfImage'
+  | 'labelSet'
+  | 'labelRemove'
+  | 'labelUndo'
+  | 'labelRedo'
+  | 'labelSuggestions'
+  | 'sessionCreate'
+  | 'sessionList'
+  | 'sessionNext'
+  | 'sessionRecord'
+  | 'sessionSkip'
+  | 'sessionPrevious'
+  | 'sessionPause';
+
+function shownLabel(label: Label) {
+  return { kind: label.kind, value: label.value, confidence: label.confidence, annotator: label.annotator, origin: label.origin };
+}
+
+function undoShape(result: UndoRedoResult) {
+  return { description: result.edit?.description ?? null, canUndo: result.canUndo, canRedo: result.canRedo };
+}
+
+export const labellingHandlers: HandlerGroup<Names> = {
+  taxonomyList: (input, { core }) => {
+    core.taxonomy.ensureStarter();
+    return { entries: core.taxonomy.list(input.kind) };
+  },
+  labelsOfImage: (input, { core }) => ({
+    labels: core.labels.currentLabels(input.imageId, input.annotator ? { annotator: input.annotator } : {}).map(shownLabel),
+  }),
+  labelSet: (input, { core, emit }) => {
+    core.labels.setLabel({ imageId: input.imageId, kind: input.kind, value: input.value, confidence: input.confidence ?? null, annotator: input.annotator });
+    emit({ type: 'library-changed', what: 'labels' });
+    return { labels: core.labels.currentLabels(input.imageId).map(shownLabel) };
+  },
+  labelRemove: (input, { core, emit }) => {
+    core.labels.removeLabel({ imageId: input.imageId, kind: input.kind, annotator: input.annotator, ...(input.value ? { value: input.value } : {}) });
+    emit({ type: 'library-changed', what: 'labels' });
+    return { labels: core.labels.currentLabels(input.imageId).map(shownLabel) };
+  },
+  labelUndo: (input, { core, emit }) => {
+    const result = core.labels.undo(input.annotator);
+    emit({ type: 'library-changed', what: 'labels' });
+    return undoShape(result);
+  },
+  labelRedo: (input, { core, emit }) => {
+    const result = core.labels.redo(input.annotator);
+    emit({ type: 'library-changed', what: 'labels' });
+    return undoShape(result);
+  },
+  labelSuggestions: (input, { core }) => {
+    const result = core.suggestions.suggest(input.imageId, {
+      ...(input.kind ? { kind: input.kind } : {}),
+      ...(input.modelId ? { modelId: input.modelId } : {}),
+      ...(input.k ? { k: input.k } : {}),
+    });
+    return { modelId: result.modelId, suggestions: result.suggestions };
+  },
+  sessionCreate: (input, { core }) => {
+    core.taxonomy.ensureStarter();
+    return core.sessions.create({
+      name: input.name,
+      annotator: input.annotator,
+      ...(input.where ? { where: input.where } : {}),
+      ...(input.imageIds ? { imageIds: input.imageIds } : {}),
+      ...(input.order ? { order: input.order } : {}),
+      ...(input.seed !== undefined ? { seed: input.seed } : {}),
+    });
+  },
+  sessionList: (_input, { core }) => ({ sessions: core.sessions.list() }),
+  sessionNext: (input, { core }) => core.sessions.next(input.sessionId),
+  sessionRecord: (input, { core, emit }) => {
+    const next = core.sessions.record(
+      input.sessionId,
+      input.imageId,
+      input.labels.map((entry) => ({ kind: entry.kind, values: entry.values.map((value) => ({ value: value.value, confidence: value.confidence ?? null })) })),
+      input.secondsSpent,
+    );
+    emit({ type: 'library-changed', what: 'labels' });
+    return next;
+  },
+  sessionSkip: (input, { core }) => core.sessions.skip(input.sessionId, input.imageId, input.secondsSpent),
+  sessionPrevious: (input, { core }) => core.sessions.previous(input.sessionId),
+  sessionPause: (input, { core }) => core.sessions.pause(input.sessionId),
+};
