@@ -94,6 +94,14 @@ describe('dermws dataset / export', () => {
     const rows = parseCsvTable(fs.readFileSync(path.join(out, 'images.csv'), 'utf8'), 'images.csv').rows;
     expect(rows.map((row) => row.values.relative_path).sort()).toEqual([...notGradable.imagePaths].sort());
 
+    const where = await dermws('--library', library, 'export', path.join(work, 'export-where'), '--where', `meta.age_group=${notGradable.ageGroup}`, 'label.gradable=no', '--json');
+    expect(where.code).toBe(0);
+    expect(where.json.counts.images).toBe(notGradable.imagePaths.length);
+    const badWhere = await dermws('--library', library, 'export', path.join(work, 'export-bad-where'), '--where', 'colour=red', '--json');
+    expect(badWhere.code).toBe(2);
+    expect(badWhere.json.error.message).toMatch(/colour=red/);
+    expect(fs.existsSync(path.join(work, 'export-bad-where'))).toBe(false);
+
     const badFormat = await dermws('--library', library, 'export', out, '--format', 'csv,xlsx', '--json');
     expect(badFormat.code).toBe(2);
     expect(badFormat.json.error.message).toMatch(/--format "xlsx"/);

@@ -248,6 +248,11 @@ describe('export filters and model choice', () => {
     const flagged = await exportsService.export({ folder: folder('export-flagged'), filter: { flags: ['blurry'], metadata: {} } });
     expect(flagged.counts.images).toBe(1);
     await expect(exportsService.export({ folder: folder('export-bad'), filter: { labels: [{ kind: 'colour', value: 'x' }] } })).rejects.toThrow(/"colour" is not a label kind/);
+    // The search grammar: every clause must hold.
+    const where = await exportsService.export({ folder: folder('export-where'), filter: { where: ['flag!=blurry', 'skin_type=IV'] } });
+    expect(where.counts.images).toBe(1);
+    const excluded = await exportsService.export({ folder: folder('export-where-none'), filter: { where: ['flag!=blurry'], ids: [imageIds[2]!] } });
+    expect(excluded.counts.images).toBe(0);
   });
 
   it('names the unknown model and refuses unknown formats before writing anything', async () => {

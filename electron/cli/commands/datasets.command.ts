@@ -4,6 +4,7 @@ import { formatIssue, type DatasetImportReport } from '../../core/datasets/datas
 import { parseColumnMapping } from '../../core/datasets/metadata-csv-format.js';
 import { exportFormats, type ExportFilter, type ExportFormat, type ExportReport } from '../../core/export/export.service.js';
 import type { JobStatus } from '../../core/jobs/job.js';
+import { parseSearchFilter } from '../../core/search/search-filter.js';
 import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
 
 /**
@@ -76,6 +77,7 @@ export function registerDatasetsCommands(program: Command): void {
     .option('--meta <key=value...>', 'only images whose metadata has every one of these values')
     .option('--label <kind=value...>', 'only images with a current label of every one of these kinds and values')
     .option('--ids <list>', 'only these image ids (comma-separated)')
+    .option('--where <clause...>', 'only images passing these clauses of the search filter grammar, e.g. flag!=blurry label.condition=eczema skin_type=IV')
     .action(async (dir: string, options: ExportCliOptions, command: Command) => {
       const formats = parseFormats(options.format);
       const filter = parseExportFilter(options);
@@ -112,6 +114,7 @@ interface ExportCliOptions {
   meta?: string[];
   label?: string[];
   ids?: string;
+  where?: string[];
 }
 
 export function parseFormats(values: string[]): ExportFormat[] {
@@ -132,6 +135,11 @@ export function parseExportFilter(options: ExportCliOptions): ExportFilter {
   if (options.withoutFlag?.length) filter.withoutFlags = options.withoutFlag;
   if (options.meta?.length) filter.metadata = Object.fromEntries(options.meta.map((pair) => splitPair('--meta', pair, 'key=value')));
   if (options.label?.length) filter.labels = options.label.map((pair) => splitPair('--label', pair, 'kind=value')).map(([kind, value]) => ({ kind, value }));
+  if (options.where?.length) {
+    // Checked here, before the library is opened, so a malformed clause never touches it.
+    parseSearchFilter(options.where);
+    filter.where = options.where;
+  }
   if (options.ids !== undefined) filter.ids = options.ids.split(',').filter((part) => part.trim() !== '').map((part) => parsePositiveInteger('--ids', part.trim()));
   return filter;
 }

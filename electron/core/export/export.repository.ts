@@ -43,6 +43,11 @@ export class ExportRepository {
     return new Set(rows.map((row) => row.id));
   }
 
+  /** Ids of images passing an SQL condition over `images i` (the search filter grammar's output), in id order. */
+  imageIdsWhere(condition: { sql: string; params: unknown[] }): number[] {
+    return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map((row) => row.id);
+  }
+
   /** Every library setting (thresholds and preferences), parsed from JSON. */
   settings(): Record<string, unknown> {
     const rows = this.db.prepare('SELECT key, value FROM settings ORDER BY key').all() as Array<{ key: string; value: string }>;

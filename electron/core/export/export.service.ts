@@ -9,6 +9,7 @@ import { writeNpz } from '../embeddings/npz.js';
 import type { ImageFilter, ImageRecord } from '../images/images.repository.js';
 import { isCancellation, ProgressReporter, throwIfCancelled, type JobControl, type JobStatus } from '../jobs/job.js';
 import { labelKinds, type LabelKind, type LabelOrigin } from '../labels/label-kinds.js';
+import { parseSearchFilter, searchFilterSql } from '../search/search-filter.js';
 import { ExportFolder } from './export-paths.js';
 import type { ExportRepository, FlagRow } from './export.repository.js';
 import { exportFormatFor, writeImageWithoutMetadata } from './image-copy.js';
@@ -19,9 +20,12 @@ export type ExportFormat = (typeof exportFormats)[number];
 /**
  * Which images to export. Every given condition must hold; deleted images are never exported.
  * The image conditions are the images repository's filter; `labels` adds "has a current label of
- * this kind and value" (any annotator or origin), each pair required.
+ * this kind and value" (any annotator or origin), each pair required; `where` takes clauses of the
+ * similar-case search's `--where` grammar (electron/core/search/search-filter.ts), e.g.
+ * `flag!=blurry`, `label.condition=eczema`, `meta.body_parts~ARM`, `skin_type=IV`, `dataset=scin`.
  */
 export interface ExportFilter {
+  where?: string[];
   batchId?: number;
   caseKey?: string;
   flags?: string[];
@@ -251,6 +255,10 @@ export class ExportService {
     if (filter.metadata && Object.keys(filter.metadata).length > 0) imageFilter.metadata = filter.metadata;
     if (filter.ids) imageFilter.ids = filter.ids;
     let ids = this.dependencies.images.ids(imageFilter);
+    if (filter.where?.length) {
+      const passing = new Set(this.dependencies.repository.imageIdsWhere(searchFilterSql(parseSearchFilter(filter.where))));
+      ids = ids.filter((id) => passing.has(id));
+    }
     for (const { kind, value } of filter.labels ?? []) {
       if (!(labelKinds as readonly string[]).includes(kind)) {
         throw new DermError('invalid-input', `filter label kind "${kind}" is not a label kind; expected one of ${labelKinds.join(', ')}.`, { field: 'filter.labels', value: kind });
