@@ -262,6 +262,39 @@ describe('export filters and model choice', () => {
   });
 });
 
+describe('export failures', () => {
+  it('reports an image file that vanished, exports the rest, and ends partial', async () => {
+    const id = imageIds[2]!;
+    const original = (library.db.prepare('SELECT original_path AS p FROM images WHERE id = ?').get(id) as { p: string }).p;
+    library.db.prepare('UPDATE images SET original_path = ? WHERE id = ?').run(path.join(work, 'gone', 'vanished.png'), id);
+    try {
+      const report = await exportsService.export({ folder: folder('export-vanished'), images: true });
+      expect(report.status).toBe('partial');
+      expect(report.counts.imageFiles).toBe(3);
+      expect(report.issues).toEqual([expect.objectContaining({ imageId: id, message: expect.stringMatching(/could not be exported/) })]);
+      expect(JSON.parse(fs.readFileSync(path.join(folder('export-vanished'), 'manifest.json'), 'utf8')).issues).toHaveLength(1);
+    } finally {
+      library.db.prepare('UPDATE images SET original_path = ? WHERE id = ?').run(original, id);
+    }
+  });
+
+  it('stops when cancelled and leaves no manifest, so the export reads as incomplete', async () => {
+    const controller = new AbortController();
+    const report = await exportsService.export({
+      folder: folder('export-cancelled'),
+      images: true,
+      signal: controller.signal,
+      onProgress: (progress) => {
+        if (progress.current === 'images.csv') controller.abort();
+      },
+    });
+    expect(report.status).toBe('cancelled');
+    expect(fs.existsSync(path.join(folder('export-cancelled'), 'images.csv'))).toBe(true);
+    expect(fs.existsSync(path.join(folder('export-cancelled'), 'manifest.json'))).toBe(false);
+    expect(fs.readdirSync(folder('export-cancelled')).some((name) => name.endsWith('.partial'))).toBe(false);
+  });
+});
+
 describe('export paths', () => {
   it('refuses names that leave the export folder', () => {
     const target = ExportFolder.open(folder('export-paths'));
