@@ -5,10 +5,12 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
 import { readManifestFile } from '../../electron/core/models/manifest-file.js';
-import { providerOrder } from '../../electron/core/models/execution-providers.js';
+import { defaultBatchSize, providerOrder, providersFromEnvironment } from '../../electron/core/models/execution-providers.js';
 import { ModelRegistry } from '../../electron/core/models/model-registry.js';
 import { preprocessImage, type InputSpec } from '../../electron/core/models/preprocess.js';
 import { defaultEncoderLocation } from '../../electron/core/models/model-services.js';
+import { writeManifestFile } from '../../native-models/model-files.js';
+import { OnnxGraphBuilder } from '../../native-models/onnx/onnx-graph-builder.js';
 import { brokenModelKinds, writeBrokenModels, writeTinyEncoder, type BrokenModel, type BrokenModelKind } from '../../native-models/test-encoders.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -127,6 +129,49 @@ describe('model registry and runtime', () => {
     const nan = broken['nan-output'];
     await expect(models.add(nan.onnxPath, nan.manifestPath)).rejects.toThrow(/NaN/);
     expect(fs.readdirSync(path.join(folder, 'library-models')).sort()).toEqual(before);
+  });
+
+  it('chooses providers per platform and batch sizes per provider', () => {
+    expect(providerOrder('win32', 'x64')).toEqual(['dml', 'cpu']);
+    expect(providerOrder('linux', 'x64')).toEqual(['cuda', 'cpu']);
+    expect(providerOrder('darwin', 'arm64')).toEqual(['coreml', 'cpu']);
+    expect(providerOrder('darwin', 'x64')).toEqual(['cpu']);
+    expect(providersFromEnvironment(' CPU ')).toEqual(['cpu']);
+    expect(providersFromEnvironment(undefined)).toBeUndefined();
+    expect(() => providersFromEnvironment('cuda,tpu')).toThrow(/unknown execution provider "tpu"/);
+    expect(defaultBatchSize('cuda')).toBeGreaterThan(defaultBatchSize('cpu'));
+  });
+
+  it('runs a graph with a fixed batch size of 1 by splitting and padding batches', async () => {
+    const fixedFolder = path.join(folder, 'fixed');
+    const graph = new OnnxGraphBuilder({ name: 'fixed-batch' });
+    graph.addInput('image', [1, 16, 16, 3]);
+    const pooled = graph.globalAveragePoolFlat(graph.transpose('image', [0, 3, 1, 2]));
+    graph.addOutput(pooled, [1, 3]);
+    const written = await graph.writeFile(path.join(fixedFolder, 'fixed.onnx'));
+    writeManifestFile(path.join(fixedFolder, 'fixed.manifest.json'), {
+      id: 'fixed-batch',
+      displayName: 'Mean colour, batch 1',
+      file: 'fixed.onnx',
+      sha256: written.sha256,
+      input: { name: 'image', layout: 'NHWC', width: 16, height: 16, resize: 'bilinear', fit: 'stretch', valueRange: [0, 255], mean: [0, 0, 0], std: [1, 1, 1] },
+      output: { name: pooled, dim: 3 },
+      licence: 'Apache-2.0',
+      origin: 'test',
+    });
+    const models = registry({ bundledManifestFolders: [fixedFolder] });
+    const checked = await models.check('fixed-batch');
+    expect(checked.batchSize).toBe(1);
+    const runtime = await models.start((await models.get('fixed-batch')));
+    try {
+      const colours = [10, 20, 30, 40, 50];
+      const batch = new Float32Array(colours.length * 16 * 16 * 3);
+      colours.forEach((value, image) => batch.fill(value, image * 768, (image + 1) * 768));
+      const out = await runtime.run(batch, colours.length);
+      expect(Array.from(out)).toEqual(colours.flatMap((value) => [value, value, value]));
+    } finally {
+      await runtime.close();
+    }
   });
 
   it('lists and checks the bundled default encoder (MobileNetV2, 1280-d)', async () => {
