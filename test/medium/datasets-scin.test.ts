@@ -143,6 +143,12 @@ describe('SCIN import', () => {
         notGradable.imagePaths[0]!,
       ),
     ).toBe(1);
+    expect(
+      count(
+        "SELECT COUNT(*) AS n FROM labels l JOIN images i ON i.id = l.image_id JOIN annotators a ON a.id = l.annotator_id WHERE i.relative_path = ? AND l.kind = 'gradable' AND l.value = 'yes' AND a.name = 'scin-dermatologist-3'",
+        dataset.cases[4]!.imagePaths[0]!,
+      ),
+    ).toBe(1);
     // A SCIN condition missing from the starter taxonomy becomes a new entry rather than being lost.
     expect(count("SELECT COUNT(*) AS n FROM taxonomy_entries WHERE kind = 'condition' AND display_name = ?", "Kaposi's sarcoma of skin")).toBe(1);
   });
