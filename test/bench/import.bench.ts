@@ -10,13 +10,17 @@
  * Environment: IMPORT_BENCH_COUNT=N (default 300) images; IMPORT_BENCH_CONCURRENCY=N files in flight
  * (default: the import's own default).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { decodeImage, makeThumbnail } from '../../electron/core/import/image-decoder.js';
 import { createImportServices } from '../../electron/core/import/import-services.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
+import { computeQualityMetrics } from '../../electron/core/quality/quality-metrics.js';
+import { reduceForAnalysis } from '../../electron/core/quality/quality-reduce.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';
 
 const width = 1600;
@@ -88,6 +92,35 @@ async function fullImport(folder: string, count: number, concurrency: number): P
   }
 }
 
+/**
+ * CPU milliseconds per image of each stage, run one file at a time so process.cpuUsage() (all
+ * threads) is attributable: this is what explains the ratio on a machine whose cores are all busy.
+ */
+async function stageCosts(files: string[]): Promise<Array<[string, number]>> {
+  const totals = new Map<string, number>();
+  const measure = async <T>(name: string, work: () => Promise<T> | T): Promise<T> => {
+    const before = process.cpuUsage();
+    const result = await work();
+    const used = process.cpuUsage(before);
+    totals.set(name, (totals.get(name) ?? 0) + (used.user + used.system) / 1000);
+    return result;
+  };
+  for (const file of files) {
+    await measure('raw sharp decode (baseline)', () => sharp(file).raw().toBuffer());
+    const bytes = await measure('read file + file sha256', async () => {
+      const read = await fs.promises.readFile(file);
+      crypto.createHash('sha256').update(read).digest('hex');
+      return read;
+    });
+    const decoded = await measure('import decode (header, rotate, sRGB)', () => decodeImage(bytes));
+    const reduced = await measure('downscale to ≤ 512 px (sharp)', () => reduceForAnalysis(decoded.pixels, decoded.width, decoded.height));
+    await measure('pixel sha256', () => crypto.createHash('sha256').update(decoded.pixels).digest('hex'));
+    await measure('thumbnail 256-px WebP', () => makeThumbnail({ pixels: Buffer.from(reduced.pixels), width: reduced.width, height: reduced.height }));
+    await measure('quality metrics', () => computeQualityMetrics(decoded.pixels, decoded.width, decoded.height, reduced));
+  }
+  return [...totals].map(([name, total]) => [name, total / files.length]);
+}
+
 export async function run(): Promise<void> {
   const count = integerFromEnvironment('IMPORT_BENCH_COUNT', 300);
   const concurrency = integerFromEnvironment('IMPORT_BENCH_CONCURRENCY', Math.max(2, Math.min(8, os.availableParallelism() + 1)));
@@ -113,4 +146,8 @@ export async function run(): Promise<void> {
     ['import / decode', `${(imported / decode).toFixed(2)}`, 'goal ≥ 0.80'],
   ];
   for (const [name, value, detail] of rows) process.stdout.write(`${name!.padEnd(18)} ${value!.padStart(16)}   (${detail})\n`);
+  process.stdout.write('\nCPU ms per image by stage (one file at a time, all threads):\n');
+  for (const [name, milliseconds] of await stageCosts(files.slice(0, Math.min(30, files.length)))) {
+    process.stdout.write(`  ${name.padEnd(38)} ${milliseconds.toFixed(1).padStart(6)}\n`);
+  }
 }

@@ -277,6 +277,24 @@ describe('import', () => {
     expect(() => images.thumbnailFile(424242)).toThrow(/No image with id 424242/);
   });
 
+  it('measures relative paths from the root for files named one by one, and walks a linked folder once', async () => {
+    const { source, import: importer, images } = setup();
+    const a = await writeSkinImage(path.join(source, 'dataset', 'images', '-123456.png'), { seed: 61, width: 200, height: 150, format: 'png' });
+    const b = await writeSkinImage(path.join(source, 'dataset', 'images', 'b c.png'), { seed: 62, width: 200, height: 150, format: 'png' });
+    const named = await importer.importPaths([a, b], { root: source });
+    expect(named.imported).toBe(2);
+    expect(images.findByRelativePath('dataset/images/-123456.png').map((image) => image.originalPath)).toEqual([a]);
+    expect(images.findByRelativePath('./dataset/images/b c.png').map((image) => image.originalPath)).toEqual([b]);
+
+    const walked = tempFolder();
+    cleanups.push(() => fs.rmSync(walked, { recursive: true, force: true }));
+    await writeSkinImage(path.join(walked, 'real', 'x.jpg'), { seed: 63, width: 200, height: 150 });
+    fs.symlinkSync(path.join(walked, 'real'), path.join(walked, 'z-alias'));
+    const report = await importer.importPaths([walked]);
+    expect(report).toMatchObject({ imported: 1, failed: 0, skipped: 1 });
+    expect(outcomeOf(report, 'z-alias')).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/Same folder as .*real/) });
+  });
+
   it('stops when the onDecoded step fails, keeps what was committed, and resumes afterwards', async () => {
     const { source, import: importer, images } = setup();
     for (let index = 0; index < 5; index++) await writeSkinImage(path.join(source, `p${index}.jpg`), { seed: 300 + index, width: 200, height: 150 });
