@@ -3,7 +3,9 @@ import path from 'node:path';
 import { Zip, ZipPassThrough } from 'fflate';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
+import { EmbeddingService } from '../../electron/core/embeddings/embedding.service.js';
 import { importEmbeddingsFile } from '../../electron/core/embeddings/embeddings-import.js';
+import { ModelRegistry } from '../../electron/core/models/model-registry.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { encodeNpy, readNpy, writeNpy } from '../../electron/core/embeddings/npy-format.js';
 import { readNpzEntries, writeNpz } from '../../electron/core/embeddings/npz.js';
@@ -164,6 +166,13 @@ describe('importing precomputed embeddings', () => {
     expect(stored).toBeInstanceOf(Float32Array);
     expect(Array.from(stored)).toEqual(Array.from(Float32Array.from(vector(8, 0))));
     expect(repository.get('derm-foundation-scin', ids[2]!)).toBeDefined();
+
+    // There is no encoder behind imported embeddings: embedding a new photo with them says so.
+    const registry = new ModelRegistry({ libraryModelsFolder: library.paths.models });
+    const service = new EmbeddingService(repository, registry, library.paths.root);
+    await expect(service.embedImageFile(path.join(folder, 'query.jpg'), 'derm-foundation-scin')).rejects.toThrow(
+      /"derm-foundation-scin" were imported from scin_dataset_precomputed_embeddings\.npz; there is no ONNX encoder/,
+    );
 
     // Importing the same file again changes nothing and duplicates nothing.
     const again = await importEmbeddingsFile(repository, { file, modelId: 'derm-foundation-scin' });

@@ -59,6 +59,14 @@ export class EmbeddingService {
 
   /** The running encoder for a model (started on first use, then reused). */
   async encoder(modelId?: string): Promise<EncoderRuntime> {
+    const stored = modelId === undefined ? undefined : this.repository.model(modelId);
+    if (stored?.source === 'imported' && !(await this.registry.list()).models.some((model) => model.manifest.id === modelId)) {
+      throw new DermError(
+        'not-found',
+        `The embeddings of "${modelId}" were imported from ${String((stored.preprocessing as { importedFrom?: string } | null)?.importedFrom ?? 'a file')}; there is no ONNX encoder for it, so new images cannot be embedded with it. Add the model with \`dermws models add\` or import their embeddings too.`,
+        { modelId },
+      );
+    }
     const model = await this.registry.get(modelId);
     const id = model.manifest.id;
     let runtime = this.runtimes.get(id);
