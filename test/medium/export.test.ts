@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +24,8 @@ import { createTestLibrary } from '../fixtures/library-fixture.js';
 import { skinImagePixels, writeSkinImage } from '../fixtures/skin-images.js';
 
 const dim = 12;
+/** numpy is not a dependency; when a python3 with numpy is on the machine, the export is also read by numpy itself. */
+const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
 const modelSha = 'a'.repeat(64);
 let library: ReturnType<typeof createTestLibrary>;
 let work: string;
@@ -160,6 +163,22 @@ describe('export', () => {
       const data = bytes.subarray(10 + headerLength);
       expect(data.length).toBe(dim * 4);
       expect(Array.from({ length: dim }, (_, index) => data.readFloatLE(index * 4))).toEqual(Array.from(vector));
+    }
+  });
+
+  it.skipIf(!hasNumpy)('is read by numpy itself: np.load gives float32 (dim,) arrays under the image paths', () => {
+    const script = [
+      'import json, sys, numpy as np',
+      'd = np.load(sys.argv[1])',
+      'm = np.load(sys.argv[2])',
+      'print(json.dumps({"entries": {k: [str(d[k].dtype), list(d[k].shape), d[k].astype(float).tolist()] for k in d.files}, "matrix": [str(m.dtype), list(m.shape)]}))',
+    ].join('\n');
+    const result = spawnSync('python3', ['-c', script, path.join(out(), 'embeddings_tiny-test.npz'), path.join(out(), 'embeddings_tiny-test.npy')], { encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    const parsed = JSON.parse(result.stdout) as { entries: Record<string, [string, number[], number[]]>; matrix: [string, number[]] };
+    expect(parsed.matrix).toEqual(['float32', [3, dim]]);
+    for (const [id, vector] of vectors) {
+      expect(parsed.entries[relativePaths.get(id)!]).toEqual(['float32', [dim], Array.from(vector)]);
     }
   });
 
