@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -38,6 +39,7 @@ describe('import', () => {
     await encode('b.png', (image) => image.png());
     await encode('c.webp', (image) => image.webp({ quality: 90 }));
     await encode('d.tiff', (image) => image.tiff());
+    await encode('e.avif', (image) => image.avif({ quality: 60, effort: 0 }));
     await encode('rotated.jpg', (image) => image.jpeg().withMetadata({ orientation: 6 }));
     await encode('sixteen-bit.png', (image) => image.toColourspace('rgb16').png());
     await encode('grey.png', (image) => image.toColourspace('b-w').png());
@@ -54,8 +56,8 @@ describe('import', () => {
     const decoded: DecodedImageEvent[] = [];
     const report = await importer.importPaths([source], { onDecoded: (image) => void decoded.push({ ...image }) });
     expect(report.status).toBe('success');
-    expect(report).toMatchObject({ total: 10, imported: 10, duplicates: 0, failed: 0, skipped: 0, resumed: false });
-    expect(decoded).toHaveLength(10);
+    expect(report).toMatchObject({ total: 11, imported: 11, duplicates: 0, failed: 0, skipped: 0, resumed: false });
+    expect(decoded).toHaveLength(11);
 
     const byName = new Map(images.list({ limit: 100 }).map((image) => [path.basename(image.originalPath), image]));
     expect(byName.get('rotated.jpg')).toMatchObject({ width: 200, height: 300, exifOrientation: 6, format: 'jpeg' });
@@ -65,6 +67,7 @@ describe('import', () => {
     expect(byName.get('rgba.png')?.hadAlpha).toBe(true);
     expect(byName.get('c.webp')?.format).toBe('webp');
     expect(byName.get('d.tiff')?.format).toBe('tiff');
+    expect(byName.get('e.avif')?.format).toBe('heif');
     expect(byName.get('grey.png')?.flags).toContain('grayscale');
     expect(byName.get('a.jpg')?.flags).not.toContain('grayscale');
 
@@ -293,6 +296,23 @@ describe('import', () => {
     const report = await importer.importPaths([walked]);
     expect(report).toMatchObject({ imported: 1, failed: 0, skipped: 1 });
     expect(outcomeOf(report, 'z-alias')).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/Same folder as .*real/) });
+  });
+
+  it('never stores a row without its thumbnail: a failing library write stops the import, and a rerun resumes', async () => {
+    const { source, import: importer, images, library } = setup();
+    const files: string[] = [];
+    for (let index = 0; index < 4; index++) files.push(await writeSkinImage(path.join(source, `w${index}.jpg`), { seed: 400 + index, width: 200, height: 150 }));
+    // A plain file where the third image's thumbnail folder must go makes that write fail.
+    const blockedSha = crypto.createHash('sha256').update(fs.readFileSync(files[2]!)).digest('hex');
+    const blocker = path.join(library.paths.thumbnails, blockedSha.slice(0, 2));
+    fs.writeFileSync(blocker, 'not a folder');
+    await expect(importer.importPaths([source], { concurrency: 1 })).rejects.toThrow(/Could not write into the library while importing .*w2\.jpg.*running the same import again resumes it/);
+    expect(images.count()).toBe(2);
+    fs.rmSync(blocker);
+    for (const image of images.list()) expect(fs.existsSync(path.join(library.paths.root, image.thumbnailPath))).toBe(true);
+    const resumed = await importer.importPaths([source]);
+    expect(resumed).toMatchObject({ status: 'success', imported: 4, resumed: true });
+    for (const image of images.list()) expect(fs.existsSync(images.thumbnailFile(image.id))).toBe(true);
   });
 
   it('stops when the onDecoded step fails, keeps what was committed, and resumes afterwards', async () => {
