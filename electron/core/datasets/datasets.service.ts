@@ -90,7 +90,7 @@ export class DatasetsService {
     const issues = parsed.issues;
 
     // Files listed but not on disk are reported against their CSV cell, before any import starts.
-    const present: string[] = [];
+    const present = new Set<string>();
     const pathOf = new Map<string, string>();
     for (const record of parsed.cases) {
       for (const image of record.images) {
@@ -105,19 +105,19 @@ export class DatasetsService {
         if (!isFile) {
           issues.error(scinFiles.cases, image.line, `image file not found at ${absolute}`, image.column, image.path);
           report.images.missing++;
-        } else if (!present.includes(absolute)) {
-          present.push(absolute);
+        } else {
+          present.add(absolute);
         }
       }
     }
 
     const outcomes = new Map<string, { outcome: string; reason?: string; imageId?: number }>();
     let status: JobStatus = 'success';
-    if (present.length > 0) {
+    if (present.size > 0) {
       const importOptions: Parameters<ImageFileImporter['importPaths']>[1] = { root: datasetRoot, copyIntoLibrary: options.copyIntoLibrary ?? false };
       if (options.signal) importOptions.signal = options.signal;
       if (options.onProgress) importOptions.onProgress = options.onProgress;
-      const imported = await this.importer.importPaths(present, importOptions);
+      const imported = await this.importer.importPaths([...present], importOptions);
       report.importBatchId = imported.batchId;
       for (const outcome of imported.outcomes) outcomes.set(path.resolve(outcome.path), outcome);
       if (imported.status === 'cancelled') status = 'cancelled';
@@ -129,7 +129,7 @@ export class DatasetsService {
       for (const [index, record] of parsed.cases.entries()) {
         if (status === 'cancelled') break;
         throwIfCancelled(options.signal);
-        this.applyScinCase(record, pathOf, outcomes, report, issues, pending);
+        this.applyScinCase(record, pathOf, present, outcomes, report, issues, pending);
         progress.report(index + 1, record.caseId);
       }
       if (status !== 'cancelled') this.storeLabels(pending, report, issues);
@@ -143,6 +143,7 @@ export class DatasetsService {
   private applyScinCase(
     record: ScinCaseRecord,
     pathOf: Map<string, string>,
+    present: Set<string>,
     outcomes: Map<string, { outcome: string; reason?: string; imageId?: number }>,
     report: DatasetImportReport,
     issues: IssueList,
@@ -152,7 +153,14 @@ export class DatasetsService {
     for (const image of record.images) {
       const absolute = pathOf.get(image.path)!;
       const outcome = outcomes.get(absolute);
-      if (!outcome) continue;
+      if (!outcome) {
+        // Files missing on disk were reported above; every file handed to the import must have an outcome.
+        if (present.has(absolute)) {
+          issues.error(scinFiles.cases, image.line, 'the image import reported nothing for this file', image.column, image.path);
+          report.images.failed++;
+        }
+        continue;
+      }
       if (outcome.outcome === 'failed' || outcome.outcome === 'skipped' || outcome.imageId === undefined) {
         issues.error(scinFiles.cases, image.line, `the image could not be imported: ${outcome.reason ?? outcome.outcome}`, image.column, image.path);
         report.images.failed++;
