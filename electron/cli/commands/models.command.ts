@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
@@ -26,6 +27,8 @@ export function registerModelsCommands(program: Command): void {
           input: model.manifest.input,
           manifestPath: model.manifestPath,
           onnxPath: model.onnxPath,
+          // A bundled manifest can describe a model the user has not exported yet (Derm Foundation).
+          fileExists: fs.existsSync(model.onnxPath),
           sha256: model.manifest.sha256,
           licence: model.manifest.licence,
           origin: model.manifest.origin,
@@ -41,7 +44,7 @@ export function registerModelsCommands(program: Command): void {
         } else {
           for (const row of rows) {
             process.stdout.write(
-              `${row.default ? '*' : ' '} ${row.id.padEnd(28)} ${String(row.dim).padStart(5)}-d  ${row.input.width}x${row.input.height} ${row.input.layout}  ${row.source.padEnd(7)}  ${row.embeddedImages} embedded  ${row.displayName}\n`,
+              `${row.default ? '*' : ' '} ${row.id.padEnd(28)} ${String(row.dim).padStart(5)}-d  ${row.input.width}x${row.input.height} ${row.input.layout}  ${row.source.padEnd(7)}  ${row.embeddedImages} embedded  ${row.displayName}${row.fileExists ? '' : `  (missing: ${row.onnxPath})`}\n`,
             );
           }
           const encoderIds = new Set(rows.map((row) => row.id));
