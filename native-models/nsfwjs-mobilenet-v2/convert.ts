@@ -5,7 +5,7 @@ import { modelManifestSchema, type ModelManifest } from '../../electron/core/mod
 import { convertKerasModel, type KerasConversion } from '../keras/keras-to-onnx.js';
 import { manifestFileName, writeManifestFile, type ModelFiles } from '../model-files.js';
 import { sha256OfFile } from '../onnx/onnx-graph-builder.js';
-import { dequantiseWeights, readNsfwjsMobileNetV2, type NsfwjsModel } from './nsfwjs-files.js';
+import { dequantiseWeights, nsfwjsVersion, readNsfwjsMobileNetV2, type NsfwjsModel } from './nsfwjs-files.js';
 
 /**
  * The bundled default encoder: nsfwjs's MobileNetV2 (Keras, TF.js layers format) converted to ONNX
@@ -120,9 +120,9 @@ export interface EnsuredModel extends ModelFiles {
 export async function ensureDefaultEncoder(options: EnsureDefaultEncoderOptions): Promise<EnsuredModel> {
   const onnxPath = path.join(options.cacheFolder, `${defaultEncoderId}.onnx`);
   const manifestPath = path.join(options.cacheFolder, manifestFileName(defaultEncoderId));
-  const model = readNsfwjsMobileNetV2();
-  const cached = await cachedModel(manifestPath, onnxPath, model.version);
+  const cached = await cachedModel(manifestPath, onnxPath, nsfwjsVersion());
   if (cached) return { manifestPath, onnxPath, manifest: cached, converted: false };
+  const model = readNsfwjsMobileNetV2();
   try {
     fs.mkdirSync(options.cacheFolder, { recursive: true });
   } catch (error) {

@@ -65,9 +65,14 @@ function evaluateBundle(file: string): unknown {
   return JSON.parse(JSON.stringify(module.exports)) as unknown;
 }
 
+/** The installed nsfwjs version, without reading the model bundles. */
+export function nsfwjsVersion(packageFolder = nsfwjsPackageFolder()): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageFolder, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 export function readNsfwjsMobileNetV2(): NsfwjsModel {
   const packageFolder = nsfwjsPackageFolder();
-  const version = (JSON.parse(fs.readFileSync(path.join(packageFolder, 'package.json'), 'utf8')) as { version: string }).version;
+  const version = nsfwjsVersion(packageFolder);
   const modelFolder = path.join(packageFolder, 'dist', 'models', 'mobilenet_v2');
   const modelFile = path.join(modelFolder, 'model.min.js');
   const modelJson = evaluateBundle(modelFile) as {
