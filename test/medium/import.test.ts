@@ -301,10 +301,16 @@ describe('import', () => {
   it('never stores a row without its thumbnail: a failing library write stops the import, and a rerun resumes', async () => {
     const { source, import: importer, images, library } = setup();
     const files: string[] = [];
-    for (let index = 0; index < 4; index++) files.push(await writeSkinImage(path.join(source, `w${index}.jpg`), { seed: 400 + index, width: 200, height: 150 }));
+    const prefixOf = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 2);
+    // Seeds are picked so no two files share a thumbnail folder (first two hex digits of their sha256).
+    for (let index = 0, seed = 400; index < 4; seed++) {
+      const file = await writeSkinImage(path.join(source, `w${index}.jpg`), { seed, width: 200, height: 150 });
+      if (files.some((other) => prefixOf(other) === prefixOf(file))) continue;
+      files.push(file);
+      index++;
+    }
     // A plain file where the third image's thumbnail folder must go makes that write fail.
-    const blockedSha = crypto.createHash('sha256').update(fs.readFileSync(files[2]!)).digest('hex');
-    const blocker = path.join(library.paths.thumbnails, blockedSha.slice(0, 2));
+    const blocker = path.join(library.paths.thumbnails, prefixOf(files[2]!));
     fs.writeFileSync(blocker, 'not a folder');
     await expect(importer.importPaths([source], { concurrency: 1 })).rejects.toThrow(/Could not write into the library while importing .*w2\.jpg.*running the same import again resumes it/);
     expect(images.count()).toBe(2);
