@@ -191,8 +191,12 @@ describe('import', () => {
     expect(cancelled.imported).toBeLessThan(10);
     expect(importBatches.get(cancelled.batchId)?.status).toBe('cancelled');
 
-    const resumed = await importer.importPaths([source]);
+    const resumedProgress: JobProgress[] = [];
+    const resumed = await importer.importPaths([source], { onProgress: (progress) => resumedProgress.push(progress) });
     expect(resumed).toMatchObject({ batchId: cancelled.batchId, resumed: true, status: 'success', total: 10, imported: 10, duplicates: 0 });
+    // Progress covers the whole batch; the rate counts only this run's files.
+    expect(resumedProgress[0]).toMatchObject({ done: cancelled.imported, total: 10, ratePerSecond: 0, etaSeconds: null });
+    expect(resumedProgress[resumedProgress.length - 1]).toMatchObject({ done: 10, total: 10, etaSeconds: 0 });
 
     // A killed process leaves its batch "running" with some images committed: the next run finishes it.
     const more = tempFolder();

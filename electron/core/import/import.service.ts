@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DermError, isDermError } from '../../common/errors.js';
 import type { ImagesRepository } from '../images/images.repository.js';
-import { ProgressReporter, type JobControl, type JobStatus } from '../jobs/job.js';
+import { ProgressReporter, type JobControl, type JobStatus, type ProgressListener } from '../jobs/job.js';
 import { reduceForAnalysis } from '../quality/quality-reduce.js';
 import type { QualityService } from '../quality/quality.service.js';
 import { explainFileSystemError, listImportFiles, type ListedFile } from './file-walker.js';
@@ -109,8 +109,8 @@ export class ImportService {
     });
     const work = listing.files.filter((file) => !settled.has(file.path));
 
-    const reporter = new ProgressReporter('import', total, options.onProgress);
     let done = total - work.length;
+    const reporter = new ProgressReporter('import', total, resumedRate(options.onProgress, done));
     reporter.report(done, undefined, true);
 
     const thresholds = quality.thresholds();
@@ -241,6 +241,21 @@ export class ImportService {
     }
     return committed;
   }
+}
+
+/**
+ * Rate and ETA from the files this run processed: a resumed batch starts with many files already
+ * done, which would otherwise count as work done in the first instant.
+ */
+function resumedRate(listener: ProgressListener | undefined, alreadyDone: number): ProgressListener | undefined {
+  if (!listener || alreadyDone === 0) return listener;
+  const startedAt = performance.now();
+  return (progress) => {
+    const seconds = (performance.now() - startedAt) / 1000;
+    const ratePerSecond = seconds > 0 ? (progress.done - alreadyDone) / seconds : 0;
+    const etaSeconds = ratePerSecond > 0 ? Math.max(0, (progress.total - progress.done) / ratePerSecond) : progress.done >= progress.total ? 0 : null;
+    listener({ ...progress, ratePerSecond, etaSeconds });
+  };
 }
 
 function duplicateOf(file: string, existing: { id: number; originalPath: string; deletedAt: string | null }): ImportOutcome {
