@@ -179,6 +179,25 @@ export const modelCheckSchema = z.object({
   batchSize: z.int(),
 });
 
+export const imageCardSchema = z.object({
+  imageId: z.int(),
+  fileName: z.string(),
+  width: z.int(),
+  height: z.int(),
+  caseKey: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()),
+  flags: z.array(z.string()),
+  labels: z.record(z.string(), z.array(z.string())),
+});
+
+const searchOptions = {
+  modelId: z.string().min(1).optional(),
+  k: z.int().min(1).max(1000).optional(),
+  /** Filter clauses as in `dermws search --where`, e.g. "flag!=blurry", "label.condition=eczema", "meta.body_parts~ARM". */
+  where: z.array(z.string().min(1).max(500)).max(20).optional(),
+  excludeCase: z.boolean().optional(),
+};
+
 const emptyInput = z.strictObject({});
 
 export const contract = {
@@ -429,6 +448,33 @@ export const contract = {
     startsJob: 'embed',
     input: z.strictObject({ modelId: z.string().min(1).optional(), batchSize: z.int().min(1).max(1024).optional() }),
     output: jobStartedSchema,
+  }),
+  searchSimilar: defineCall({
+    description: 'Similar cases for a library image or an uploaded outside photo (embedded on the fly, not imported), with filters; cosine similarity on the full embeddings.',
+    input: z.union([
+      z.strictObject({ imageId, excludeSelf: z.boolean().optional(), ...searchOptions }),
+      z.strictObject({ uploadId: uploadIdSchema, ...searchOptions }),
+      z.strictObject({ path: z.string().min(1).max(4096), ...searchOptions }),
+    ]),
+    output: z.object({
+      modelId: z.string(),
+      eligible: z.int(),
+      results: z.array(imageCardSchema.extend({ rank: z.int(), similarity: z.number() })),
+    }),
+  }),
+  duplicatesFind: defineCall({
+    description: 'Near-duplicate groups (similarity above the threshold) and exact pixel duplicates, each with a suggested image to keep.',
+    input: z.strictObject({ threshold: z.number().min(0.5).max(1).optional(), modelId: z.string().min(1).optional() }),
+    output: z.object({
+      modelId: z.string().nullable(),
+      threshold: z.number(),
+      groups: z.array(z.object({ imageIds: z.array(z.int()), keep: z.int(), exact: z.boolean(), maxSimilarity: z.number() })),
+    }),
+  }),
+  duplicatesResolve: defineCall({
+    description: 'Keeps one image of a duplicate group and flags the others as duplicates (or marks them deleted).',
+    input: z.strictObject({ keep: imageId, others: z.array(imageId).min(1).max(1000), action: z.enum(['flag', 'delete']) }),
+    output: z.object({ changed: z.int() }),
   }),
 };
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
@@ -132,6 +133,38 @@ describe('workstation in the browser', () => {
     await expect.poll(() => models.getByRole('status').textContent(), { timeout: 120_000 }).toContain(`${goodFiles.length} embedded`);
     await page.getByRole('region', { name: 'Jobs' }).getByText('import').first().waitFor();
     await screenshot('08-models-settings');
+  });
+
+  it('finds similar cases for a library image and for an outside photo, and compares side by side', async () => {
+    await page.keyboard.press('1');
+    await page.locator('[role="grid"]').focus();
+    await page.keyboard.press('ArrowRight');
+    await page.getByRole('button', { name: 'find similar cases' }).click();
+    const results = page.getByRole('region', { name: 'Results' });
+    await expect.poll(() => results.getByRole('button', { name: /similarity/ }).count(), { timeout: 60_000 }).toBe(goodFiles.length - 1);
+    await page.waitForFunction(() => [...document.querySelectorAll('[aria-label="Results"] img')].every((image) => (image as HTMLImageElement).naturalWidth > 0));
+    await screenshot('03b-similar-cases');
+    await results.getByRole('button', { name: /similarity/ }).first().click();
+    await page.getByRole('dialog', { name: 'Side-by-side comparison' }).waitFor();
+    await page.keyboard.press('+');
+    await screenshot('03c-compare');
+    await page.keyboard.press('Escape');
+
+    // A re-encoded, resized copy of an imported photo, from outside the library, finds its original first.
+    const outside = path.join(folder, 'outside.webp');
+    await sharp(goodFiles[5]!).resize(400).webp({ quality: 80 }).toFile(outside);
+    await page.locator('[data-testid="search-file"]').setInputFiles(outside);
+    await expect.poll(() => page.getByRole('complementary', { name: 'Query' }).textContent()).toContain('Outside photo: outside.webp');
+    const first = results.getByRole('button', { name: /similarity/ }).first();
+    await first.waitFor({ timeout: 60_000 });
+    const similarity = Number((await first.getAttribute('aria-label'))!.match(/similarity ([0-9.]+)/)![1]);
+    expect(similarity).toBeGreaterThan(0.9);
+    const filtered = page.getByRole('complementary', { name: 'Query' }).getByRole('textbox', { name: /Conditions/ });
+    await filtered.fill('flag=no_such_flag');
+    await page.getByRole('button', { name: 'Search again' }).click();
+    await results.getByText('No image passes these filters.').waitFor({ timeout: 60_000 });
+    await filtered.fill('');
+    await filtered.blur();
   });
 
   it('runs a labelling session from the keyboard, flags an image and undoes a change', async () => {

@@ -4,6 +4,7 @@ import { exportModelsHandlers } from './handlers/export-models.handlers.js';
 import { imagesHandlers } from './handlers/images.handlers.js';
 import { importHandlers } from './handlers/import.handlers.js';
 import { qualityHandlers } from './handlers/quality.handlers.js';
+import { searchHandlers } from './handlers/search.handlers.js';
 import { jobsHandlers } from './handlers/jobs.handlers.js';
 import { labellingHandlers } from './handlers/labelling.handlers.js';
 import { libraryHandlers } from './handlers/library.handlers.js';
@@ -17,6 +18,7 @@ export const handlers: Handlers = {
   ...qualityHandlers,
   ...labellingHandlers,
   ...exportModelsHandlers,
+  ...searchHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

@@ -2,6 +2,7 @@ import type { Component } from 'svelte';
 import ImportScreen from './import/ImportScreen.svelte';
 import LabellingScreen from './labelling/LabellingScreen.svelte';
 import ExportScreen from './export/ExportScreen.svelte';
+import SimilarScreen from './similar/SimilarScreen.svelte';
 import LibraryScreen from './library/LibraryScreen.svelte';
 import QualityScreen from './quality/QualityScreen.svelte';
 import SettingsScreen from './settings/SettingsScreen.svelte';
@@ -37,6 +38,7 @@ export const screens: ScreenDefinition[] = [
     ],
   },
   { id: 'import', title: 'Import', key: '2', component: ImportScreen },
+  { id: 'similar', title: 'Similar cases', key: '3', component: SimilarScreen, shortcuts: [['+ / − / 0', 'Zoom both images (comparing)']] },
   {
     id: 'labelling',
     title: 'Labelling',

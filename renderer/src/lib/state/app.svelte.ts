@@ -20,6 +20,8 @@ export class AppState {
   overview = $state.raw<LibraryOverview | null>(null);
   notices = $state.raw<Notice[]>([]);
   shortcutsOpen = $state(false);
+  /** An image another screen asked the Similar cases screen to search with. */
+  similarQuery = $state<number | null>(null);
   private nextNotice = 1;
   private readonly changeListeners = new Set<(what: string) => void>();
 
@@ -68,6 +70,11 @@ export class AppState {
   libraryChanged(what: string): void {
     void this.refreshOverview();
     for (const listener of this.changeListeners) listener(what);
+  }
+
+  findSimilar(imageId: number): void {
+    this.similarQuery = imageId;
+    this.navigate('similar');
   }
 
   notify(tone: Notice['tone'], text: string): void {

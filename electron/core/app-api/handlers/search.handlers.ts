@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DermError } from '../../../common/errors.js';
+import type { SearchHit } from '../../search/search.service.js';
+import type { HandlerGroup } from '../app-api.js';
+
+function card(hit: SearchHit) {
+  return {
+    imageId: hit.imageId,
+    fileName: path.basename(hit.originalPath),
+    width: hit.width,
+    height: hit.height,
+    caseKey: hit.caseKey,
+    metadata: hit.metadata,
+    flags: hit.flags,
+    labels: hit.labels,
+    rank: hit.rank,
+    similarity: hit.similarity,
+  };
+}
+
+/** The one photo of an upload used as a search query (the first image file, in name order). */
+function uploadedPhoto(uploadsFolder: string | undefined, uploadId: string): string {
+  if (!uploadsFolder) throw new DermError('invalid-input', 'Uploads are only accepted in the local web mode.', { field: 'uploadId' });
+  const folder = path.join(uploadsFolder, uploadId);
+  const files = fs.existsSync(folder) ? fs.readdirSync(folder, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()) : [];
+  const first = files.map((entry) => path.join(entry.parentPath, entry.name)).sort()[0];
+  if (!first) throw new DermError('not-found', `No photo was uploaded under id ${uploadId}.`, { field: 'uploadId' });
+  return first;
+}
+
+export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | 'duplicatesResolve'> = {
+  searchSimilar: async (input, { core, options }) => {
+    const common = {
+      ...(input.modelId ? { modelId: input.modelId } : {}),
+      ...(input.k ? { k: input.k } : {}),
+      ...(input.where ? { where: input.where } : {}),
+      ...(input.excludeCase !== undefined ? { excludeCase: input.excludeCase } : {}),
+    };
+    if ('imageId' in input) {
+      const response = await core.search.search({ query: { imageId: input.imageId }, excludeSelf: input.excludeSelf ?? true, ...common });
+      return { modelId: response.modelId, eligible: response.eligible, results: response.results.map(card) };
+    }
+    if ('path' in input) {
+      const response = await core.search.search({ query: { file: path.resolve(input.path) }, ...common });
+      return { modelId: response.modelId, eligible: response.eligible, results: response.results.map(card) };
+    }
+    const file = uploadedPhoto(options.uploadsFolder, input.uploadId);
+    try {
+      const response = await core.search.search({ query: { file }, ...common });
+      return { modelId: response.modelId, eligible: response.eligible, results: response.results.map(card) };
+    } finally {
+      fs.rmSync(path.join(options.uploadsFolder!, input.uploadId), { recursive: true, force: true });
+    }
+  },
+  duplicatesFind: async (input, { core }) => {
+    const report = await core.search.duplicates({
+      ...(input.threshold !== undefined ? { threshold: input.threshold } : {}),
+      ...(input.modelId ? { modelId: input.modelId } : {}),
+    });
+    return {
+      modelId: report.modelId,
+      threshold: report.threshold,
+      groups: report.groups.map((group) => ({ imageIds: group.imageIds, keep: group.keep, exact: group.exact, maxSimilarity: group.maxSimilarity })),
+    };
+  },
+  duplicatesResolve: (input, { core, emit }) => {
+    const result = core.search.resolveDuplicates({ keep: input.keep, others: input.others, action: input.action });
+    emit({ type: 'library-changed', what: 'flags' });
+    return { changed: result.changed };
+  },
+};
