@@ -123,23 +123,35 @@ const labelColumns = 'l.id, l.image_id, l.kind, l.value, l.confidence, l.annotat
 
 /** Every read and write of `annotators`, `labels`, `label_audit`, `label_edits` and `label_edit_cursors`. */
 export class LabelsRepository {
+  /** Prepared once per SQL text: imports and undo run these statements thousands of times. */
+  private readonly statements = new Map<string, Database.Statement>();
+
   constructor(private readonly db: Database.Database) {}
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
 
   transaction<T>(work: () => T): T {
     return this.db.transaction(work)();
   }
 
   annotatorId(name: string): number | undefined {
-    return (this.db.prepare('SELECT id FROM annotators WHERE name = ?').get(name) as { id: number } | undefined)?.id;
+    return (this.statement('SELECT id FROM annotators WHERE name = ?').get(name) as { id: number } | undefined)?.id;
   }
 
   ensureAnnotator(name: string, at: string): number {
-    this.db.prepare('INSERT INTO annotators (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING').run(name, at);
+    this.statement('INSERT INTO annotators (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING').run(name, at);
     return this.annotatorId(name)!;
   }
 
   annotators(): Array<{ id: number; name: string; createdAt: string }> {
-    return (this.db.prepare('SELECT id, name, created_at FROM annotators ORDER BY name').all() as { id: number; name: string; created_at: string }[]).map((row) => ({
+    return (this.statement('SELECT id, name, created_at FROM annotators ORDER BY name').all() as { id: number; name: string; created_at: string }[]).map((row) => ({
       id: row.id,
       name: row.name,
       createdAt: row.created_at,
@@ -148,7 +160,7 @@ export class LabelsRepository {
 
   existingImageIds(ids: number[]): Set<number> {
     const found = new Set<number>();
-    const statement = this.db.prepare('SELECT id FROM images WHERE id = ?');
+    const statement = this.statement('SELECT id FROM images WHERE id = ?');
     for (const id of new Set(ids)) if (statement.get(id)) found.add(id);
     return found;
   }
@@ -156,29 +168,28 @@ export class LabelsRepository {
   slotRows(slot: LabelSlot): Label[] {
     const rows =
       slot.origin === 'consensus'
-        ? this.db
-            .prepare(
-              `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id
+        ? this.statement(
+              `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
                WHERE l.image_id = ? AND l.kind = ? AND l.origin = 'consensus' AND l.superseded_at IS NULL ORDER BY l.value`,
             )
             .all(slot.imageId, slot.kind)
-        : this.db
-            .prepare(
-              `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id
+        : this.statement(
+              `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
                WHERE l.image_id = ? AND l.kind = ? AND l.origin = ? AND l.annotator_id IS ? AND l.superseded_at IS NULL ORDER BY l.value`,
             )
             .all(slot.imageId, slot.kind, slot.origin, slot.annotatorId);
+    // INDEXED BY: without statistics SQLite picks labels_kind_value or labels_annotator here and scans
+    // every label of the kind (or annotator) on each call, which makes bulk imports quadratic.
     return (rows as LabelRow[]).map(toLabel);
   }
 
   supersede(ids: number[], at: string): void {
-    const statement = this.db.prepare('UPDATE labels SET superseded_at = ? WHERE id = ? AND superseded_at IS NULL');
+    const statement = this.statement('UPDATE labels SET superseded_at = ? WHERE id = ? AND superseded_at IS NULL');
     for (const id of ids) statement.run(at, id);
   }
 
   insertLabel(slot: LabelSlot, value: LabelValue, writerId: number | null, sessionId: number | null, at: string): void {
-    this.db
-      .prepare('INSERT INTO labels (image_id, kind, value, confidence, annotator_id, session_id, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.statement('INSERT INTO labels (image_id, kind, value, confidence, annotator_id, session_id, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(slot.imageId, slot.kind, value.value, value.confidence, slot.origin === 'consensus' ? writerId : slot.annotatorId, sessionId, slot.origin, at);
   }
 
@@ -193,8 +204,7 @@ export class LabelsRepository {
     before: LabelValue[];
     after: LabelValue[];
   }): void {
-    this.db
-      .prepare(
+    this.statement(
         `INSERT INTO label_audit (at, action, edit_id, reverts_edit_id, annotator_id, session_id, image_id, kind, origin, slot_annotator_id, before_values, after_values)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -216,14 +226,13 @@ export class LabelsRepository {
 
   insertEdit(edit: Omit<LabelEdit, 'id'>): number {
     return Number(
-      this.db
-        .prepare('INSERT INTO label_edits (annotator_id, previous_edit_id, session_id, description, created_at) VALUES (?, ?, ?, ?, ?)')
+      this.statement('INSERT INTO label_edits (annotator_id, previous_edit_id, session_id, description, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(edit.annotatorId, edit.previousEditId, edit.sessionId, edit.description, edit.createdAt).lastInsertRowid,
     );
   }
 
   edit(id: number): LabelEdit | undefined {
-    const row = this.db.prepare('SELECT * FROM label_edits WHERE id = ?').get(id) as
+    const row = this.statement('SELECT * FROM label_edits WHERE id = ?').get(id) as
       | { id: number; annotator_id: number; previous_edit_id: number | null; session_id: number | null; description: string; created_at: string }
       | undefined;
     return row
@@ -233,20 +242,19 @@ export class LabelsRepository {
 
   /** The edit redo re-applies from `cursor`: the newest edit made when the cursor was there. */
   newestChildEdit(annotatorId: number, cursor: number | null): LabelEdit | undefined {
-    const row = this.db.prepare('SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1').get(annotatorId, cursor) as
+    const row = this.statement('SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1').get(annotatorId, cursor) as
       | { id: number }
       | undefined;
     return row ? this.edit(row.id) : undefined;
   }
 
   cursor(annotatorId: number): number | null {
-    const row = this.db.prepare('SELECT edit_id FROM label_edit_cursors WHERE annotator_id = ?').get(annotatorId) as { edit_id: number | null } | undefined;
+    const row = this.statement('SELECT edit_id FROM label_edit_cursors WHERE annotator_id = ?').get(annotatorId) as { edit_id: number | null } | undefined;
     return row?.edit_id ?? null;
   }
 
   setCursor(annotatorId: number, editId: number | null, at: string): void {
-    this.db
-      .prepare(
+    this.statement(
         'INSERT INTO label_edit_cursors (annotator_id, edit_id, updated_at) VALUES (?, ?, ?) ON CONFLICT(annotator_id) DO UPDATE SET edit_id = excluded.edit_id, updated_at = excluded.updated_at',
       )
       .run(annotatorId, editId, at);
@@ -255,8 +263,7 @@ export class LabelsRepository {
   /** The slot changes an edit made originally (not its later undo/redo rows), in the order made. */
   changesOfEdit(editId: number): AuditEntry[] {
     return (
-      this.db
-        .prepare(`SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`)
+      this.statement(`SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`)
         .all(editId) as AuditRow[]
     ).map(toAudit);
   }
@@ -274,8 +281,7 @@ export class LabelsRepository {
     }
     params.push(filter.limit ?? -1);
     return (
-      this.db
-        .prepare(
+      this.statement(
           `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id
            ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY la.id LIMIT ?`,
         )
@@ -305,8 +311,7 @@ export class LabelsRepository {
       params.push(filter.annotatorId);
     }
     return (
-      this.db
-        .prepare(`SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`)
+      this.statement(`SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`)
         .all(...params) as LabelRow[]
     ).map(toLabel);
   }

@@ -174,14 +174,25 @@ export class LabelsService {
 
     // Resolve values to taxonomy codes, adding the dataset's missing ones when allowed.
     const byKind = new Map<LabelKind, typeof valid>();
-    for (const row of valid) byKind.set(row.kind, [...(byKind.get(row.kind) ?? []), row]);
+    for (const row of valid) {
+      const list = byKind.get(row.kind);
+      if (list) list.push(row);
+      else byKind.set(row.kind, [row]);
+    }
     const resolved: typeof valid = [];
+    // Datasets repeat the same few values thousands of times: resolve each distinct one once.
+    const cache = new Map<string, string | undefined>();
+    const resolve = (kind: Exclude<LabelKind, 'note'>, value: string) => {
+      const key = `${kind}\u0000${value}`;
+      if (!cache.has(key)) cache.set(key, this.taxonomy.resolve(kind, value));
+      return cache.get(key);
+    };
     for (const [kind, kindRows] of byKind) {
       if (kind === 'note') {
         resolved.push(...kindRows);
         continue;
       }
-      const unknown = [...new Set(kindRows.filter((row) => this.taxonomy.resolve(kind, row.value) === undefined).map((row) => row.value))];
+      const unknown = [...new Set(kindRows.filter((row) => resolve(kind, row.value) === undefined).map((row) => row.value))];
       if (unknown.length > 0 && (unknownValues === 'reject' || kind !== 'condition')) {
         const rejected = new Set(unknown);
         for (const row of kindRows) {
@@ -190,10 +201,11 @@ export class LabelsService {
           }
         }
       } else if (unknown.length > 0) {
-        this.taxonomy.addMissing(kind, unknown);
+        const added = this.taxonomy.addMissing(kind, unknown);
+        unknown.forEach((value, index) => cache.set(`${kind}\u0000${value}`, added[index]));
       }
       for (const row of kindRows) {
-        const code = this.taxonomy.resolve(kind, row.value);
+        const code = resolve(kind, row.value);
         if (code !== undefined) resolved.push({ ...row, value: code });
       }
     }

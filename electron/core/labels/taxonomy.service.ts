@@ -50,6 +50,8 @@ function describeWhere(file: string, where: { line?: number; path?: string }): s
  * or JSON (validated entry by entry, all or nothing), listing, and removal guarded by usage counts.
  */
 export class TaxonomyService {
+  private starterChecked = false;
+
   constructor(
     private readonly repository: TaxonomyRepository,
     private readonly settings: SettingsRepository,
@@ -58,8 +60,12 @@ export class TaxonomyService {
 
   /** Installs the starter taxonomy once per starter version; entries the user removed are not brought back. */
   ensureStarter(): void {
+    if (this.starterChecked) return;
     const installed = this.settings.get<number>(starterVersionSetting) ?? 0;
-    if (installed >= starterTaxonomyVersion) return;
+    if (installed >= starterTaxonomyVersion) {
+      this.starterChecked = true;
+      return;
+    }
     this.repository.transaction(() => {
       const fresh: TaxonomyEntry[] = [];
       const existing = this.repository.all();
@@ -76,6 +82,7 @@ export class TaxonomyService {
       this.repository.upsert(fresh, this.now().toISOString());
       this.settings.set(starterVersionSetting, starterTaxonomyVersion);
     });
+    this.starterChecked = true;
   }
 
   list(kind?: TaxonomyKind): TaxonomyListEntry[] {
@@ -104,7 +111,9 @@ export class TaxonomyService {
     const children = new Map<string, TaxonomyEntry[]>();
     for (const entry of sorted) {
       const parentKey = entry.parentCode && byKey.has(`${entry.kind}\u0000${entry.parentCode}`) ? `${entry.kind}\u0000${entry.parentCode}` : `${entry.kind}\u0000`;
-      children.set(parentKey, [...(children.get(parentKey) ?? []), entry]);
+      const siblings = children.get(parentKey);
+      if (siblings) siblings.push(entry);
+      else children.set(parentKey, [entry]);
     }
     const visit = (entry: TaxonomyEntry) => {
       ordered.push({ ...entry, depth: depthOf(entry), labelCount: counts.get(`${entry.kind}\u0000${entry.code}`) ?? 0 });

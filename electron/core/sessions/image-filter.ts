@@ -94,7 +94,8 @@ export function filterSql(clauses: readonly FilterClause[]): { sql: string; para
         params.push(clause.key, clause.value);
         break;
       case 'label':
-        parts.push(`${clause.op === '!=' ? 'NOT ' : ''}EXISTS (SELECT 1 FROM labels l WHERE l.image_id = i.id AND l.kind = ? AND l.value = ? AND l.superseded_at IS NULL)`);
+        // Uncorrelated IN: evaluated once through labels_kind_value, not once per image.
+        parts.push(`i.id ${clause.op === '!=' ? 'NOT ' : ''}IN (SELECT l.image_id FROM labels l WHERE l.kind = ? AND l.value = ? AND l.superseded_at IS NULL)`);
         params.push(clause.kind, clause.value);
         break;
       case 'labelled':
