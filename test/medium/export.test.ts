@@ -12,6 +12,7 @@ import { createDatasetServices } from '../../electron/core/datasets/dataset-serv
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { readNpy } from '../../electron/core/embeddings/npy-format.js';
 import { readNpzEntries } from '../../electron/core/embeddings/npz.js';
+import { importEmbeddingsFile } from '../../electron/core/embeddings/embeddings-import.js';
 import { ExportFolder } from '../../electron/core/export/export-paths.js';
 import type { ExportService } from '../../electron/core/export/export.service.js';
 import { createImportServices } from '../../electron/core/import/import-services.js';
@@ -187,13 +188,28 @@ describe('export', () => {
     expect(matrix.dtype).toBe('<f4');
     expect(matrix.shape).toEqual([3, dim]);
     const paths = parseCsvTable(fs.readFileSync(path.join(out(), 'embeddings_tiny-test_paths.csv'), 'utf8'), 'paths.csv');
-    expect(paths.header).toEqual(['row', 'image_id', 'export_key']);
+    expect(paths.header).toEqual(['row', 'image_id', 'path']);
     for (const row of paths.rows) {
       const index = Number(row.values.row);
       const vector = vectors.get(Number(row.values.image_id))!;
-      expect(row.values.export_key).toBe(relativePaths.get(Number(row.values.image_id)));
+      expect(row.values.path).toBe(relativePaths.get(Number(row.values.image_id)));
       expect(Array.from(matrix.data.subarray(index * dim, (index + 1) * dim))).toEqual(Array.from(vector));
     }
+  });
+
+  it('imports back through `dermws embeddings import`: npz by key, npy by its paths CSV, every vector matched to its image', async () => {
+    const repository = new EmbeddingsRepository(library.db);
+    const fromNpz = await importEmbeddingsFile(repository, { file: path.join(out(), 'embeddings_tiny-test.npz'), modelId: 'round-trip-npz' });
+    const fromNpy = await importEmbeddingsFile(repository, {
+      file: path.join(out(), 'embeddings_tiny-test.npy'),
+      pathsCsv: path.join(out(), 'embeddings_tiny-test_paths.csv'),
+      modelId: 'round-trip-npy',
+    });
+    for (const result of [fromNpz, fromNpy]) {
+      expect(result).toMatchObject({ stored: 3, matchedByRelativePath: 3, unmatched: [], ambiguous: [], duplicates: [] });
+      for (const [id, vector] of vectors) expect(Array.from(repository.get(result.modelId, id)!)).toEqual(Array.from(vector));
+    }
+    library.db.prepare("DELETE FROM embedding_models WHERE id IN ('round-trip-npz', 'round-trip-npy')").run();
   });
 
   it('exports image copies with no EXIF or GPS left', async () => {

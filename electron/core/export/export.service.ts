@@ -236,7 +236,7 @@ export class ExportService {
         'images.csv': 'one row per image: ids, paths, case, flags, metadata columns (meta.<key>), current labels per kind (label.<kind>, label.<kind>.from = consensus|annotators)',
         'labels_long.csv': 'one row per current label: image, kind, value, confidence, annotator, origin, session, time',
         '<embeddings>.npz': 'numpy npz: key = export_key (image path relative to its import folder), value = float32 array of shape (dim,)',
-        '<embeddings>.npy': 'numpy float32 matrix (images, dim); row i belongs to row i of <embeddings>_paths.csv',
+        '<embeddings>.npy': 'numpy float32 matrix (images, dim); row i belongs to row i of <embeddings>_paths.csv (columns row, image_id, path = export_key)',
         'images/': 'image copies re-encoded without EXIF/GPS/XMP/IPTC, at images/<export_key>',
       },
     };
@@ -408,7 +408,8 @@ export class ExportService {
     folder.writeFile(`${stem}_paths.csv`, (temporary) => {
       const writer = new CsvFileWriter(temporary);
       try {
-        writer.write(['row', 'image_id', 'export_key']);
+        // `path` is the column name `dermws embeddings import --paths` looks for, so an export imports back as is.
+        writer.write(['row', 'image_id', 'path']);
         imageIds.forEach((imageId, row) => writer.write([row, imageId, keys.get(imageId)!]));
         writer.close();
       } catch (error) {
