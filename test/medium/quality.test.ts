@@ -66,6 +66,16 @@ describe('quality flags', () => {
     expect(flagsOf('light-skin.jpg')).toEqual([]);
   });
 
+  it('does not call a large sharp photo blurry (blur is judged at the analysis size), but does a large blurred one', async () => {
+    const { source, import: importer, images } = setup();
+    const large = skinImagePixels({ seed: 21, width: 2000, height: 1500, toneIndex: 4, lesions: 3 });
+    await rawToFile(path.join(source, 'large-sharp.jpg'), large.data, 2000, 1500, (image) => image.jpeg({ quality: 90 }));
+    await rawToFile(path.join(source, 'large-blurred.jpg'), large.data, 2000, 1500, (image) => image.blur(25).jpeg({ quality: 90 }));
+    await importer.importPaths([source]);
+    expect(images.findByFileName('large-sharp.jpg')[0]!.flags).toEqual([]);
+    expect(images.findByFileName('large-blurred.jpg')[0]!.flags).toEqual(['blurry']);
+  });
+
   it('re-flags from stored metrics after a threshold change, without the source files', async () => {
     const { source, import: importer, images, quality, settings, library } = setup();
     const lesion = skinImagePixels({ seed: 9, width: 480, height: 360, toneIndex: 5 });
