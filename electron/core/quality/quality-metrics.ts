@@ -4,21 +4,22 @@
  *
  * Formulas (metrics version 1):
  * - brightness of a pixel b = √(0.241·R² + 0.691·G² + 0.068·B²) / 255 (perceived brightness, as in
- *   cleanvision), summarised by its mean, 5th and 99th percentiles over all pixels;
+ *   cleanvision), summarised by its mean, 5th and 99th percentiles (over a grid sample of the
+ *   pixels, see computeQualityMetrics);
  * - entropy: Shannon entropy in bits of the 256-bin histogram of b (0 … 8);
  * - saturation: mean chroma (max(R,G,B) − min(R,G,B)) / 255. Chroma rather than HSV saturation
  *   because HSV saturation turns sensor noise in near-black pixels into large values;
  * - blur (0 sharp … 1 fully blurred): the re-blur measure of Crete et al. (2007) on the Rec. 601
- *   luma (0.299 R + 0.587 G + 0.114 B) of the image downscaled to at most 512 px on the long side. The image is blurred again with
- *   a 9-tap box filter along rows and along columns; the share of neighbour-to-neighbour variation
+ *   luma (0.299 R + 0.587 G + 0.114 B) of the image downscaled to at most 512 px on the long side
+ *   (the analysis image). It is blurred again with a 9-tap box filter along rows and along columns; the share of neighbour-to-neighbour variation
  *   that survives the re-blur is how blurred the image already was. Because it is a ratio of the
  *   image to itself it is normalised by local contrast: a dim, low-contrast photo is not called
  *   blurry for being dim. The larger of the row and column values is kept;
- * - greyStd: standard deviation of the downscaled grey image (0 … 255). An image with almost no
+ * - greyStd: standard deviation of that luma (grey levels, 0 … 255). An image with almost no
  *   contrast has no edges whose sharpness could be judged, so blur is not assessed below a minimum
  *   contrast: a flat, uniform image is low-information, not blurry (cleanvision's false positive);
  * - laplacianVariance: variance of the 4-neighbour Laplacian of the same grey image, kept for
- *   comparison with the usual Laplacian-variance detector;
+ *   comparison with the usual Laplacian-variance detector (grey levels², not used for flags);
  * - aspectRatio = width / height; sizeSqrt = √(width · height).
  */
 export const metricsVersion = 1;
@@ -83,9 +84,10 @@ export const statisticsSampleTarget = 65_536;
  * pixels, read on a regular grid of every k-th pixel in both directions with k chosen so at most
  * ~65k pixels are visited (k = 1 up to 0.065 MP, 6 for a 1600×1200 photo): the 5th and 99th
  * percentiles rest on thousands and hundreds of samples and the 256-bin entropy's sampling bias is
- * below 0.01 bit, and it keeps the measurement a small fraction of the decode. Blur, greyStd and the Laplacian come from `reduced`, the
- * area-averaged downscale made once per image (see reduceForAnalysis in quality-reduce.ts); when it
- * is not given it is computed here by box averaging.
+ * below 0.01 bit, and it keeps the measurement cheap next to the decode. Blur, greyStd and the
+ * Laplacian come from `reduced`, the analysis image made once per image by libvips (see
+ * reduceForAnalysis in quality-reduce.ts); without it, it is computed here by box averaging, which
+ * gives slightly different blur values.
  */
 export function computeQualityMetrics(pixels: Uint8Array, width: number, height: number, reduced?: ReducedImage): QualityMetrics {
   if (pixels.length !== width * height * 3) {
