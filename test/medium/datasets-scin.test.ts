@@ -207,7 +207,14 @@ describe('SCIN import, faults across runs', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-scin-dup-data-'));
     try {
       const data = await writeScinDataset(root, { cases: 5, duplicateImageAcrossCases: true });
+      // And one listed file that is not an image at all.
+      const broken = data.cases[1]!.imagePaths[0]!;
+      fs.writeFileSync(path.join(root, broken), 'not a PNG, just text\n');
       const report = await datasetServices(own).datasets.importScin(root);
+      expect(report.images.failed).toBe(1);
+      expect(report.issues.filter((issue) => issue.value === broken)).toEqual([
+        expect.objectContaining({ severity: 'error', file: 'scin_cases.csv', line: 3, column: 'image_1_path', message: expect.stringMatching(/could not be imported/) }),
+      ]);
       const firstCase = data.cases[0]!;
       const lastCase = data.cases[data.cases.length - 1]!;
       const caseOf = (relative: string) =>

@@ -121,6 +121,13 @@ export class DatasetsService {
       report.importBatchId = imported.batchId;
       for (const outcome of imported.outcomes) outcomes.set(path.resolve(outcome.path), outcome);
       if (imported.status === 'cancelled') status = 'cancelled';
+      // Counted per file (a file two rows list counts once); issues are reported per CSV cell below.
+      for (const file of present) {
+        const outcome = outcomes.get(file);
+        if (outcome?.outcome === 'imported') report.images.imported++;
+        else if (outcome?.outcome === 'duplicate' && outcome.imageId !== undefined) report.images.alreadyInLibrary++;
+        else if (outcome || status !== 'cancelled') report.images.failed++;
+      }
     }
 
     const pending: PendingLabel[] = [];
@@ -155,19 +162,13 @@ export class DatasetsService {
       const outcome = outcomes.get(absolute);
       if (!outcome) {
         // Files missing on disk were reported above; every file handed to the import must have an outcome.
-        if (present.has(absolute)) {
-          issues.error(scinFiles.cases, image.line, 'the image import reported nothing for this file', image.column, image.path);
-          report.images.failed++;
-        }
+        if (present.has(absolute)) issues.error(scinFiles.cases, image.line, 'the image import reported nothing for this file', image.column, image.path);
         continue;
       }
       if (outcome.outcome === 'failed' || outcome.outcome === 'skipped' || outcome.imageId === undefined) {
         issues.error(scinFiles.cases, image.line, `the image could not be imported: ${outcome.reason ?? outcome.outcome}`, image.column, image.path);
-        report.images.failed++;
         continue;
       }
-      if (outcome.outcome === 'imported') report.images.imported++;
-      else report.images.alreadyInLibrary++;
       resolved.push({ imageId: outcome.imageId, shotType: image.shotType });
     }
     if (resolved.length === 0) return;
