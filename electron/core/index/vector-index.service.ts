@@ -44,8 +44,8 @@ export const defaultIndexParameters: VectorIndexParameters = {
   rerankCandidates: 64,
   projectAbove: 512,
   projectedDim: 256,
-  pcaSampleSize: 8192,
-  pcaPowerIterations: 2,
+  pcaSampleSize: 4096,
+  pcaPowerIterations: 1,
   exactFilterLimit: 2000,
   maxDeletedFraction: 0.25,
 };

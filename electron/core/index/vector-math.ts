@@ -35,14 +35,17 @@ export function dot(a: Float32Array, b: Float32Array, bOffset = 0): number {
   return sum;
 }
 
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** Cosine of two vectors, or of `a` and row `bOffset / a.length` of a matrix `b`. Typed arrays only: this is the re-rank hot loop. */
+export function cosine(a: Float32Array, b: Float32Array, bOffset = 0): number {
   let ab = 0;
   let aa = 0;
   let bb = 0;
   for (let index = 0; index < a.length; index++) {
-    ab += a[index]! * b[index]!;
-    aa += a[index]! * a[index]!;
-    bb += b[index]! * b[index]!;
+    const x = a[index]!;
+    const y = b[bOffset + index]!;
+    ab += x * y;
+    aa += x * x;
+    bb += y * y;
   }
   return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
 }
