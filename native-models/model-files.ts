@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../electron/common/errors.js';
@@ -18,7 +19,7 @@ export function manifestFileName(id: string): string {
 /** Writes a data file atomically: a temporary file in the same folder, then rename. */
 export function writeFileAtomically(file: string, data: string | Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.partial`;
+  const temporary = `${file}.${randomUUID()}.partial`;
   try {
     fs.writeFileSync(temporary, data);
     fs.renameSync(temporary, file);

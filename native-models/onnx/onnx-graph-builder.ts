@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -294,7 +294,9 @@ export class OnnxGraphBuilder {
    */
   async writeFile(file: string): Promise<WrittenModel> {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const temporary = `${file}.${process.pid}.partial`;
+    // Unique per call, so concurrent writers of the same file (two processes preparing the default
+    // encoder at once) never share a temporary file; the last rename wins with identical bytes.
+    const temporary = `${file}.${randomUUID()}.partial`;
     const hash = createHash('sha256');
     let bytes = 0;
     const handle = await fs.promises.open(temporary, 'w');

@@ -114,5 +114,13 @@ describe('default encoder (nsfwjs MobileNetV2 → ONNX)', () => {
     const repaired = await ensureDefaultEncoder({ cacheFolder: cache });
     expect(repaired.converted).toBe(true);
     expect(await sha256OfFile(repaired.onnxPath)).toBe(first);
+
+    // Two preparations racing for the same empty cache both succeed with the same file, and leave no temporaries.
+    const raced = path.join(folder, 'raced');
+    const [one, two] = await Promise.all([ensureDefaultEncoder({ cacheFolder: raced }), ensureDefaultEncoder({ cacheFolder: raced })]);
+    expect(one.manifest.sha256).toBe(first);
+    expect(two.manifest.sha256).toBe(first);
+    expect(await sha256OfFile(one.onnxPath)).toBe(first);
+    expect(fs.readdirSync(raced).sort()).toEqual([`${defaultEncoderId}.manifest.json`, `${defaultEncoderId}.onnx`]);
   });
 });
