@@ -175,8 +175,16 @@ class DermFoundationGraph:
         placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
         placeholder.attr["shape"].shape.CopyFrom(tf.TensorShape([None, height, width, 3]).as_proto())
         network = tf.compat.v1.graph_util.extract_sub_graph(rewritten, [tensor_parts(self.embedding_name)[0]])
-        used_ops = {node.op for node in network.node}
-        if not any(function.signature.name in used_ops for function in network.library.function):
+        # Functions are referenced as an op name (direct calls) or through func attributes
+        # (PartitionedCall's f, While's cond/body); keep the library if anything still uses it.
+        referenced = set()
+        for node in network.node:
+            referenced.add(node.op)
+            for value in node.attr.values():
+                if value.HasField("func"):
+                    referenced.add(value.func.name)
+                referenced.update(function.name for function in value.list.func)
+        if not any(function.signature.name in referenced for function in network.library.function):
             del network.library.function[:]  # decoding lived there; nothing after the cut calls it
         return network
 
