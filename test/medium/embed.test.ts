@@ -68,6 +68,20 @@ function service(
   return { embeddings, repository };
 }
 
+/** The real repository, observed: `onSources` runs when the job asks where a batch's files are (the moment it starts reading that batch). */
+function observedService(library: TestLibrary, onSources: (imageIds: readonly number[]) => void): { embeddings: EmbeddingService } {
+  class ObservedRepository extends EmbeddingsRepository {
+    override imageSources(imageIds: readonly number[]) {
+      onSources(imageIds);
+      return super.imageSources(imageIds);
+    }
+  }
+  const registry = new ModelRegistry({ libraryModelsFolder: library.paths.models, bundledManifestFolders: [modelsFolder], runtimeOptions: { providers: ['cpu'] } });
+  const embeddings = new EmbeddingService(new ObservedRepository(library.db), registry, library.paths.root);
+  services.push(embeddings);
+  return { embeddings };
+}
+
 function rowsFor(library: TestLibrary, modelId: string): Array<{ image_id: number; n: number }> {
   return library.db.prepare('SELECT image_id, COUNT(*) AS n FROM embeddings WHERE model_id = ? GROUP BY image_id ORDER BY image_id').all(modelId) as Array<{
     image_id: number;
@@ -115,20 +129,15 @@ describe('embedding job', () => {
 
   it('resumes after a cancel without duplicates or holes', async () => {
     const { library, ids } = await libraryWithImages(12);
-    const { embeddings } = service(library);
     const controller = new AbortController();
-    const first = await embeddings.embedLibrary({
-      modelId: 'tiny',
-      batchSize: 3,
-      signal: controller.signal,
-      onProgress: (event) => {
-        if (event.done >= 3) controller.abort();
-      },
+    // Cancel while the second batch is being read: the first batch is still committed, nothing after it.
+    const { embeddings: cancelling } = observedService(library, (imageIds) => {
+      if (imageIds[0] === ids[3]) controller.abort();
     });
+    const first = await cancelling.embedLibrary({ modelId: 'tiny', batchSize: 3, signal: controller.signal });
+    const { embeddings } = service(library);
     expect(first.status).toBe('cancelled');
-    expect(first.embedded).toBeGreaterThanOrEqual(3);
-    expect(first.embedded).toBeLessThan(12);
-    expect(first.embedded % 3).toBe(0);
+    expect(first.embedded).toBe(3);
     expect(rowsFor(library, 'tiny')).toHaveLength(first.embedded);
 
     const second = await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 3 });
@@ -157,6 +166,23 @@ describe('embedding job', () => {
     expect(result.failed[0]).toMatchObject({ path: files[2], reason: expect.stringContaining('no longer exists') });
     expect(result.failed[1]!.reason).toContain(files[4]!);
     expect(rowsFor(library, 'tiny').map((row) => row.image_id)).toEqual([ids[0], ids[1], ids[3]]);
+  });
+
+  it('goes on when a file vanishes while the job is running', async () => {
+    const { library, ids, files } = await libraryWithImages(8);
+    // When the job asks where batch 2 (images 2–3) is, batch 4 has not been read yet: remove its first file then.
+    let removed = false;
+    const { embeddings } = observedService(library, (imageIds) => {
+      if (imageIds[0] === ids[2]) {
+        fs.rmSync(files[6]!);
+        removed = true;
+      }
+    });
+    const result = await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 2 });
+    expect(removed).toBe(true);
+    expect(result).toMatchObject({ status: 'partial', total: 8, embedded: 7 });
+    expect(result.failed).toEqual([{ imageId: ids[6], path: files[6], reason: expect.stringContaining('no longer exists') }]);
+    expect(rowsFor(library, 'tiny').map((row) => row.image_id)).toEqual(ids.filter((_, index) => index !== 6));
   });
 
   it('says in the job result which provider ran and why faster ones were skipped', async () => {

@@ -147,7 +147,6 @@ export class EmbeddingService {
       // A batch prepared ahead of a cancel or an error is discarded; nothing of it was stored.
       await next?.catch(() => undefined);
     }
-    if (result.status !== 'cancelled' && options.signal?.aborted) result.status = 'cancelled';
     if (result.status === 'success' && result.failed.length > 0) result.status = 'partial';
     progress.report(done, undefined, true);
     return result;
