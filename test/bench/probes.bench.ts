@@ -110,7 +110,19 @@ function javascriptPass(data: Float32Array, rowCount: number, weights: Float32Ar
   return gradient[0]!;
 }
 
+/** A fixed gather-and-add loop (1e8 steps), printed so figures taken on a busy machine can be scaled. */
+function referenceLoopMilliseconds(): number {
+  const weights = new Float64Array(50_000).fill(1);
+  const index = Int32Array.from({ length: 100_000 }, (_, position) => (position * 7919) % 50_000);
+  const started = performance.now();
+  let sum = 0;
+  for (let repeat = 0; repeat < 1000; repeat++) for (let position = 0; position < index.length; position++) sum += weights[index[position]!]!;
+  if (sum !== 1e8) throw new Error('reference loop miscounted');
+  return performance.now() - started;
+}
+
 export async function run(): Promise<void> {
+  console.log(`reference loop (1e8 gather-adds, to compare machine load between runs): ${referenceLoopMilliseconds().toFixed(0)} ms`);
   const problem = await buildProblem();
   const matrixBytes = problem.data.byteLength;
   const engine = await MatrixEngine.create(problem.data, rowCount, dim);

@@ -10,53 +10,57 @@ import { SeededRandom } from './seeded-random.js';
 export interface RankedScores {
   /** Row indices in ascending score order. */
   order: Int32Array;
-  /** blockEnd[k] is one past the last position of the tie block that starts at position k (only read at block starts). */
-  blockEnd: Int32Array;
-  /** 1 for a positive row, 0 for a negative, indexed by row. */
-  targets: ArrayLike<number>;
+  /** Start positions of the tie blocks in `order`, followed by order.length. */
+  blockStarts: Int32Array;
+  /** 1 for a positive, 0 for a negative, by position in `order`. */
+  sortedTargets: Uint8Array;
+  /** 1 at the last position of each tie block. */
+  blockLast: Uint8Array;
 }
 
 export function rankScores(scores: ArrayLike<number>, targets: ArrayLike<number>, rows: Int32Array): RankedScores {
   const order = Int32Array.from(rows).sort((a, b) => scores[a]! - scores[b]! || a - b);
-  const blockEnd = new Int32Array(order.length);
-  let start = 0;
-  while (start < order.length) {
-    let end = start + 1;
-    while (end < order.length && scores[order[end]!] === scores[order[start]!]) end++;
-    blockEnd[start] = end;
-    start = end;
+  const sortedTargets = Uint8Array.from(order, (row) => (targets[row] ? 1 : 0));
+  const starts: number[] = [];
+  for (let position = 0; position < order.length; position++) {
+    if (position === 0 || scores[order[position]!] !== scores[order[position - 1]!]) starts.push(position);
   }
-  return { order, blockEnd, targets };
+  starts.push(order.length);
+  const blockLast = new Uint8Array(order.length);
+  for (let block = 1; block < starts.length; block++) blockLast[starts[block]! - 1] = 1;
+  return { order, blockStarts: Int32Array.from(starts), sortedTargets, blockLast };
 }
 
 /**
  * The exact ROC AUC (the Mann–Whitney probability that a random positive scores above a random
- * negative, ties counting one half), with optional row weights (bootstrap multiplicities).
- * Null when the positives or the negatives have zero total weight.
+ * negative, ties counting one half), with an optional weight per position in the ranking
+ * (bootstrap multiplicities). Null when the positives or the negatives have zero total weight.
  */
-export function aucOfRanked(ranked: RankedScores, weightOfRow?: ArrayLike<number>): number | null {
-  const { order, blockEnd, targets } = ranked;
+function aucOfPositions(ranked: RankedScores, weightAt: (position: number) => number): number | null {
+  const { blockStarts, sortedTargets } = ranked;
   let negativesBelow = 0;
   let pairs = 0;
   let totalPositive = 0;
-  let position = 0;
-  while (position < order.length) {
-    const end = blockEnd[position]!;
+  for (let block = 0; block < blockStarts.length - 1; block++) {
     let blockPositive = 0;
     let blockNegative = 0;
-    for (let index = position; index < end; index++) {
-      const row = order[index]!;
-      const weight = weightOfRow ? weightOfRow[row]! : 1;
-      if (targets[row]) blockPositive += weight;
+    for (let position = blockStarts[block]!, end = blockStarts[block + 1]!; position < end; position++) {
+      const weight = weightAt(position);
+      if (sortedTargets[position] === 1) blockPositive += weight;
       else blockNegative += weight;
     }
     pairs += blockPositive * (negativesBelow + 0.5 * blockNegative);
     negativesBelow += blockNegative;
     totalPositive += blockPositive;
-    position = end;
   }
   if (totalPositive === 0 || negativesBelow === 0) return null;
   return pairs / (totalPositive * negativesBelow);
+}
+
+/** AUC of a ranking, optionally with a weight per row (a weight of k counts the row k times). */
+export function aucOfRanked(ranked: RankedScores, weightOfRow?: ArrayLike<number>): number | null {
+  const { order } = ranked;
+  return aucOfPositions(ranked, weightOfRow ? (position) => weightOfRow[order[position]!]! : () => 1);
 }
 
 export function rocAuc(scores: ArrayLike<number>, targets: ArrayLike<number>, rows?: Int32Array): number | null {
@@ -91,37 +95,57 @@ export function bootstrapAucIntervals(
   replicates: number,
   seed: number,
 ): Array<BootstrapInterval | null> {
-  const caseIndex = new Map<number, number>();
-  const localCase = new Int32Array(rows.length);
-  rows.forEach((row, position) => {
+  const localCaseOfRow = new Map<number, number>();
+  for (const row of rows) {
     const caseId = caseOfRow[row]!;
-    let local = caseIndex.get(caseId);
-    if (local === undefined) {
-      local = caseIndex.size;
-      caseIndex.set(caseId, local);
-    }
-    localCase[position] = local;
-  });
-  const caseCount = caseIndex.size;
-  const weightOfRow = new Float64Array(caseOfRow.length);
+    if (!localCaseOfRow.has(caseId)) localCaseOfRow.set(caseId, localCaseOfRow.size);
+  }
+  const caseCount = localCaseOfRow.size;
+  // Per label, the local case of each ranked position, so a replicate's weights are one array lookup.
+  const caseAtPosition = rankedPerLabel.map((ranked) => (ranked ? Int32Array.from(ranked.order, (row) => localCaseOfRow.get(caseOfRow[row]!)!) : null));
   const multiplicity = new Float64Array(caseCount);
   const samples = rankedPerLabel.map(() => [] as number[]);
   const random = new SeededRandom(seed);
   for (let replicate = 0; replicate < replicates; replicate++) {
     multiplicity.fill(0);
     for (let draw = 0; draw < caseCount; draw++) multiplicity[random.nextInt(caseCount)]!++;
-    for (let position = 0; position < rows.length; position++) weightOfRow[rows[position]!] = multiplicity[localCase[position]!]!;
-    rankedPerLabel.forEach((ranked, label) => {
-      if (!ranked) return;
-      const auc = aucOfRanked(ranked, weightOfRow);
+    for (let label = 0; label < rankedPerLabel.length; label++) {
+      const ranked = rankedPerLabel[label];
+      if (!ranked) continue;
+      const auc = caseWeightedAuc(ranked, caseAtPosition[label]!, multiplicity);
       if (auc !== null) samples[label]!.push(auc);
-    });
+    }
   }
   return samples.map((values, label) => {
     if (!rankedPerLabel[label] || values.length === 0) return null;
     const sorted = Float64Array.from(values).sort();
     return { low: quantileSorted(sorted, 0.025), high: quantileSorted(sorted, 0.975), replicates: values.length };
   });
+}
+
+/** The bootstrap's inner loop: one flat pass, weights by case, no closures, tie blocks closed by flag. */
+function caseWeightedAuc(ranked: RankedScores, caseAt: Int32Array, multiplicity: Float64Array): number | null {
+  const { sortedTargets, blockLast } = ranked;
+  let negativesBelow = 0;
+  let pairs = 0;
+  let totalPositive = 0;
+  let blockPositive = 0;
+  let blockNegative = 0;
+  for (let position = 0; position < caseAt.length; position++) {
+    const weight = multiplicity[caseAt[position]!]!;
+    const target = sortedTargets[position]!;
+    blockPositive += target * weight;
+    blockNegative += (1 - target) * weight;
+    if (blockLast[position] === 1) {
+      pairs += blockPositive * (negativesBelow + 0.5 * blockNegative);
+      negativesBelow += blockNegative;
+      totalPositive += blockPositive;
+      blockPositive = 0;
+      blockNegative = 0;
+    }
+  }
+  if (totalPositive === 0 || negativesBelow === 0) return null;
+  return pairs / (totalPositive * negativesBelow);
 }
 
 export interface ReliabilityBin {

@@ -3,10 +3,11 @@
  * same on every machine and every run with the same seed; Math.random cannot be seeded.
  */
 export class SeededRandom {
-  private state: number;
+  // A typed array rather than a number field: uint32 values above 2^30 would be boxed on every store.
+  private readonly state = new Uint32Array(1);
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.state[0] = seed >>> 0;
   }
 
   /** A child stream whose sequence depends only on this seed and `parts`, not on how much was drawn. */
@@ -23,8 +24,8 @@ export class SeededRandom {
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
+    const state = (this.state[0] = (this.state[0]! + 0x6d2b79f5) >>> 0);
+    let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
