@@ -198,6 +198,81 @@ const searchOptions = {
   excludeCase: z.boolean().optional(),
 };
 
+const aucSchema = z.union([
+  z.object({ status: z.literal('measured'), value: z.number(), ci95: z.tuple([z.number(), z.number()]) }),
+  z.object({ status: z.literal('too-small'), reason: z.string() }),
+]);
+const labelMetricsSchema = z.object({
+  label: z.string(),
+  images: z.int(),
+  positives: z.int(),
+  negatives: z.int(),
+  positiveCases: z.int(),
+  auc: aucSchema,
+  accuracy: z.number(),
+  brier: z.number(),
+  ece: z.number(),
+  reliability: z.array(z.object({ lower: z.number(), count: z.int(), meanPredicted: z.number().nullable(), observedRate: z.number().nullable() })).optional(),
+});
+const groupMetricsSchema = z.object({
+  images: z.int(),
+  cases: z.int(),
+  macroAuc: z.number().nullable(),
+  hammingLoss: z.number(),
+  subsetAccuracy: z.number(),
+  perLabel: z.array(labelMetricsSchema),
+});
+export const probeRunSummarySchema = z.object({
+  id: z.int(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  status: z.string(),
+  modelId: z.string(),
+  labelKind: z.string(),
+  labels: z.array(z.string()),
+  seed: z.int(),
+  folds: z.int(),
+  images: z.int(),
+  cases: z.int(),
+  macroAuc: z.number().nullable(),
+});
+export const probeReportSchema = z.object({
+  id: z.int(),
+  status: z.string(),
+  modelId: z.string(),
+  labelKind: z.string(),
+  labels: z.array(z.string()),
+  seed: z.int(),
+  folds: z.int(),
+  appVersion: z.string(),
+  error: z.string().nullable(),
+  predictionCount: z.int(),
+  metrics: z
+    .object({
+      overall: groupMetricsSchema,
+      subgroups: z.array(
+        z.object({
+          attribute: z.string(),
+          source: z.string(),
+          notRecorded: z.object({ images: z.int(), cases: z.int() }),
+          groups: z.array(
+            z.union([
+              z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('measured'), metrics: groupMetricsSchema }),
+              z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('too-small'), reason: z.string() }),
+            ]),
+          ),
+        }),
+      ),
+      curve: z.array(
+        z.object({ fraction: z.number(), trainingCases: z.number(), seeds: z.int(), macroAuc: z.object({ mean: z.number().nullable(), sd: z.number().nullable() }) }),
+      ),
+    })
+    .nullable(),
+  /** The whole stored run (manifest, every metric) for the "export report" download. */
+  raw: z.unknown(),
+});
+export type ProbeReportView = z.infer<typeof probeReportSchema>;
+
 const emptyInput = z.strictObject({});
 
 export const contract = {
@@ -475,6 +550,29 @@ export const contract = {
     description: 'Keeps one image of a duplicate group and flags the others as duplicates (or marks them deleted).',
     input: z.strictObject({ keep: imageId, others: z.array(imageId).min(1).max(1000), action: z.enum(['flag', 'delete']) }),
     output: z.object({ changed: z.int() }),
+  }),
+  probeTrainStart: defineCall({
+    description: 'Trains a linear probe with case-grouped cross-validation, bootstrap intervals, skin-tone subgroups and a data-efficiency curve; predictions are stored as suggestions.',
+    startsJob: 'probe-train',
+    input: z.strictObject({
+      modelId: z.string().min(1).optional(),
+      labelKind: z.enum(['condition', 'quality']).optional(),
+      labels: z.array(z.string().min(1)).min(1).max(50).optional(),
+      top: z.int().min(1).max(50).optional(),
+      folds: z.int().min(2).max(20).optional(),
+      seed: z.int().min(0).optional(),
+    }),
+    output: jobStartedSchema,
+  }),
+  probeList: defineCall({
+    description: 'Every stored probe run with its headline macro AUC.',
+    input: emptyInput,
+    output: z.object({ runs: z.array(probeRunSummarySchema) }),
+  }),
+  probeReport: defineCall({
+    description: 'The evaluation of one probe run: per-label AUC with 95% intervals, calibration, subgroup tables and the data-efficiency curve.',
+    input: z.strictObject({ runId: z.int().positive() }),
+    output: probeReportSchema,
   }),
 };
 

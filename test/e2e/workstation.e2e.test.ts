@@ -215,6 +215,18 @@ describe('workstation in the browser', () => {
     await page.getByRole('region', { name: 'Sessions' }).getByText('e2e-annotator').waitFor();
   });
 
+  it('trains a probe or says in plain words why it cannot', async () => {
+    await page.keyboard.press('6');
+    const form = page.getByRole('form', { name: 'Train a probe' });
+    await form.getByRole('button', { name: 'Train and evaluate' }).click();
+    const outcome = page.getByRole('region', { name: 'Probe report' }).getByRole('img', { name: 'AUC per label' }).or(form.getByRole('alert'));
+    await outcome.waitFor({ timeout: 120_000 });
+    const text = (await outcome.textContent()) ?? '';
+    expect(text.length).toBeGreaterThan(10);
+    expect(text).not.toMatch(/undefined|\[object/);
+    await screenshot('06b-probes');
+  });
+
   it('exports CSV and npz files that can be read back', async () => {
     await page.keyboard.press('7');
     const exportFolder = path.join(folder, 'export');

@@ -3,6 +3,7 @@ import { AppApi, type AppApiOptions, type Handlers } from './app-api.js';
 import { exportModelsHandlers } from './handlers/export-models.handlers.js';
 import { imagesHandlers } from './handlers/images.handlers.js';
 import { importHandlers } from './handlers/import.handlers.js';
+import { probesHandlers } from './handlers/probes.handlers.js';
 import { qualityHandlers } from './handlers/quality.handlers.js';
 import { searchHandlers } from './handlers/search.handlers.js';
 import { jobsHandlers } from './handlers/jobs.handlers.js';
@@ -19,6 +20,7 @@ export const handlers: Handlers = {
   ...labellingHandlers,
   ...exportModelsHandlers,
   ...searchHandlers,
+  ...probesHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

@@ -3,6 +3,7 @@ import ImportScreen from './import/ImportScreen.svelte';
 import LabellingScreen from './labelling/LabellingScreen.svelte';
 import ExportScreen from './export/ExportScreen.svelte';
 import SimilarScreen from './similar/SimilarScreen.svelte';
+import ProbesScreen from './probes/ProbesScreen.svelte';
 import LibraryScreen from './library/LibraryScreen.svelte';
 import QualityScreen from './quality/QualityScreen.svelte';
 import SettingsScreen from './settings/SettingsScreen.svelte';
@@ -58,6 +59,7 @@ export const screens: ScreenDefinition[] = [
     ],
   },
   { id: 'quality', title: 'Quality', key: '5', component: QualityScreen, shortcuts: [['← →', 'Move a focused threshold (Shift: faster)']] },
+  { id: 'probes', title: 'Probes', key: '6', component: ProbesScreen },
   { id: 'export', title: 'Export', key: '7', component: ExportScreen },
   { id: 'settings', title: 'Models & settings', key: '8', component: SettingsScreen },
 ];

@@ -1,0 +1,42 @@
+import type { HandlerGroup } from '../app-api.js';
+
+export const probesHandlers: HandlerGroup<'probeTrainStart' | 'probeList' | 'probeReport'> = {
+  probeTrainStart: (input, { core, jobs, emit }) => {
+    const job = jobs.start('probe-train', async ({ signal, onProgress }) => {
+      try {
+        const report = await core.probes.train({
+          signal,
+          onProgress,
+          ...(input.modelId ? { modelId: input.modelId } : {}),
+          ...(input.labelKind ? { labelKind: input.labelKind } : {}),
+          ...(input.labels ? { labels: input.labels } : {}),
+          ...(input.top ? { top: input.top } : {}),
+          ...(input.folds ? { folds: input.folds } : {}),
+          ...(input.seed !== undefined ? { seed: input.seed } : {}),
+        });
+        return { status: report.status === 'completed' ? 'success' : 'failed', result: { runId: report.id } };
+      } finally {
+        emit({ type: 'library-changed', what: 'probes' });
+      }
+    });
+    return { jobId: job.id };
+  },
+  probeList: (_input, { core }) => ({ runs: core.probes.list() }),
+  probeReport: (input, { core }) => {
+    const report = core.probes.report(input.runId);
+    return {
+      id: report.id,
+      status: report.status,
+      modelId: report.modelId,
+      labelKind: report.labelKind,
+      labels: report.labels,
+      seed: report.seed,
+      folds: report.folds,
+      appVersion: report.appVersion,
+      error: report.error,
+      predictionCount: report.predictionCount,
+      metrics: report.metrics,
+      raw: report,
+    };
+  },
+};
