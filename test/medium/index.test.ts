@@ -93,15 +93,15 @@ describe('vector index', () => {
   });
 
   it('projects 6144-d embeddings with PCA and keeps recall@10 ≥ 0.95 after exact re-ranking', async () => {
-    const f = fixture(2000, 6144);
+    const f = fixture(1200, 6144);
     const service = f.service();
     const progress: JobProgress[] = [];
     const { rebuilt } = await service.ensureReady('test-model', { onProgress: (event) => progress.push(event) });
     expect(rebuilt!.projectionVersion).toBe(1);
     expect(rebuilt!.graphDim).toBe(256);
     expect(rebuilt!.explainedVariance!).toBeGreaterThan(0.8);
-    expect(progress.at(-1)).toMatchObject({ job: 'index-build', done: 2000, total: 2000 });
-    expect(await recallOf(f, service, 'test-model', 100)).toBeGreaterThanOrEqual(0.95);
+    expect(progress.at(-1)).toMatchObject({ job: 'index-build', done: 1200, total: 1200 });
+    expect(await recallOf(f, service, 'test-model', 60)).toBeGreaterThanOrEqual(0.95);
     const [first] = await service.search('test-model', f.data.subarray(5 * 6144, 6 * 6144), 1);
     expect(first).toMatchObject({ imageId: f.ids[5] });
     expect(first!.similarity).toBeGreaterThan(0.9999);
@@ -193,6 +193,20 @@ describe('vector index', () => {
     f.library.db.prepare('UPDATE images SET deleted_at = NULL WHERE id = ?').run(f.ids[0]);
     const [restored] = await reopened.search('test-model', f.data.subarray(0, 24), 1);
     expect(restored!.imageId).toBe(f.ids[0]);
+  });
+
+  it('two processes sharing a library both see changes the other folded in first', async () => {
+    const f = fixture(200, 16);
+    const app = f.service();
+    const cli = f.service();
+    await app.ensureReady('test-model');
+    await cli.ensureReady('test-model');
+    const [added] = insertSyntheticImages(f.library, 1);
+    const vector = Float32Array.from({ length: 16 }, (_, index) => Math.cos(index * 1.7));
+    f.embeddings.put('test-model', 'a'.repeat(64), [{ imageId: added!, vector }]);
+    // The app folds the change in and saves, consuming the change log; the CLI must still see it.
+    expect((await app.search('test-model', vector, 1))[0]!.imageId).toBe(added);
+    expect((await cli.search('test-model', vector, 1))[0]!.imageId).toBe(added);
   });
 
   it('a cancelled rebuild leaves the previous index in place and usable', async () => {

@@ -246,8 +246,15 @@ export class VectorIndexService {
   private async readyUnlocked(modelId: string, control: JobControl): Promise<{ rebuilt: IndexBuildResult | null }> {
     const cached = this.loaded.get(modelId);
     if (cached) {
-      await this.applyChanges(modelId, cached);
-      return { rebuilt: null };
+      const stored = this.repository.record(modelId);
+      if (stored && stored.fileSha256 === cached.record.fileSha256) {
+        await this.applyChanges(modelId, cached);
+        return { rebuilt: null };
+      }
+      // Another process (the desktop app and the CLI share a library) saved a newer file and consumed
+      // the change log up to it: reload that file instead of missing those changes.
+      this.loaded.delete(modelId);
+      await cached.projection?.affine.release();
     }
     const model = this.model(modelId);
     const liveIds = this.repository.liveIds(modelId);
