@@ -187,9 +187,14 @@ describe('probes on generated data', () => {
     expect(new ProbesRepository(library.db).predictionCount(last.id)).toBe(0);
   });
 
-  it('refuses a label without enough cases and an unknown model with messages that name them', async () => {
+  it('refuses a label without enough cases, an unknown model and mixed model files with messages that name them', async () => {
     await expect(service.train({ modelId, labels: ['psoriasis'] })).rejects.toThrow(/"psoriasis" has 0 positive cases/);
     await expect(service.train({ modelId: 'nope', labels: ['linear'] })).rejects.toThrow(/"nope".*probe-test-model/);
+    const embeddings = new EmbeddingsRepository(library.db);
+    const vector = embeddings.get(modelId, imageIds[5]!)!;
+    embeddings.put(modelId, 'b'.repeat(64), [{ imageId: imageIds[5]!, vector }]);
+    await expect(service.train({ modelId, labels: ['linear'] })).rejects.toThrow(/1 embedding of model "probe-test-model" came from a different model file/);
+    embeddings.put(modelId, 'a'.repeat(64), [{ imageId: imageIds[5]!, vector }]);
   });
 
   it('runs through the CLI with stable JSON', async () => {

@@ -126,6 +126,11 @@ export class ProbesRepository {
     return new Map(rows.map((row) => [row.imageId, row.value]));
   }
 
+  /** Embeddings of a model stored from a different model file than the current one (left over from before a re-embed). */
+  staleEmbeddings(modelId: string, sha256: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ? AND model_sha256 != ?').get(modelId, sha256) as { n: number }).n;
+  }
+
   insertRun(run: { createdAt: string; manifest: ProbeManifest }): number {
     const { manifest } = run;
     return this.db

@@ -109,6 +109,14 @@ export class ProbesService {
     }
     const modelId = this.chooseModel(options.modelId);
     const model = this.embeddings.model(modelId)!;
+    const stale = this.probes.staleEmbeddings(modelId, model.sha256);
+    if (stale > 0) {
+      throw new DermError(
+        'conflict',
+        `${stale} embedding${stale === 1 ? '' : 's'} of model "${modelId}" came from a different model file than its current sha256 ${model.sha256.slice(0, 12)}…; re-embed (dermws embed --model ${modelId}) before training so one probe never mixes two models.`,
+        { field: 'modelId', value: modelId },
+      );
+    }
     if (options.minConfidence !== undefined && !(Number.isInteger(options.minConfidence) && options.minConfidence >= 1 && options.minConfidence <= 5)) {
       throw new DermError('invalid-input', `minConfidence must be a whole number from 1 to 5; got ${options.minConfidence}.`, { field: 'minConfidence' });
     }
