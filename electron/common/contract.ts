@@ -574,6 +574,23 @@ export const contract = {
     input: z.strictObject({ runId: z.int().positive() }),
     output: probeReportSchema,
   }),
+  mapPoints: defineCall({
+    description: 'Embeddings of up to `limit` images (an even sample of larger libraries) reduced by PCA to at most 50 dimensions, with a colour group per image, for the UMAP map drawn in the renderer.',
+    input: z.strictObject({
+      modelId: z.string().min(1).optional(),
+      limit: z.int().min(10).max(20_000).optional(),
+      colourBy: z.enum(['condition', 'flag', 'fitzpatrick', 'monk_tone', 'batch']),
+    }),
+    output: z.object({
+      modelId: z.string(),
+      total: z.int(),
+      dims: z.int(),
+      imageIds: z.array(z.int()),
+      /** imageIds.length × dims, row-major. */
+      coordinates: z.array(z.number()),
+      groups: z.array(z.string()),
+    }),
+  }),
 };
 
 export type Contract = typeof contract;

@@ -125,7 +125,7 @@ describe('workstation in the browser', () => {
   });
 
   it('embeds the library with the default encoder from the models screen', async () => {
-    await page.keyboard.press('8');
+    await page.keyboard.press('9');
     const models = page.getByRole('region', { name: 'Models' });
     await models.getByRole('button', { name: 'Check' }).first().click({ timeout: 120_000 });
     await models.getByText('cpu', { exact: true }).waitFor({ timeout: 120_000 });
@@ -215,8 +215,26 @@ describe('workstation in the browser', () => {
     await page.getByRole('region', { name: 'Sessions' }).getByText('e2e-annotator').waitFor();
   });
 
-  it('trains a probe or says in plain words why it cannot', async () => {
+  it('draws the embedding map and opens a lasso selection in the library', async () => {
     await page.keyboard.press('6');
+    await page.getByRole('button', { name: 'Draw the map' }).click();
+    const legend = page.getByRole('complementary', { name: 'Legend' });
+    await legend.waitFor({ timeout: 60_000 });
+    await expect.poll(() => page.getByRole('status').filter({ hasText: /UMAP|PCA/ }).count(), { timeout: 120_000 }).toBe(0);
+    await expect.poll(() => legend.textContent()).toMatch(/eczema/i);
+    const box = (await page.getByLabel('Embedding map').boundingBox())!;
+    await page.mouse.move(box.x + 4, box.y + 4);
+    await page.mouse.down();
+    for (const [x, y] of [[box.width - 4, 4], [box.width - 4, box.height - 4], [4, box.height - 4], [4, 6]] as const) await page.mouse.move(box.x + x, box.y + y, { steps: 4 });
+    await page.mouse.up();
+    await page.getByText(`${goodFiles.length} selected`).waitFor();
+    await screenshot('05b-map');
+    await page.getByRole('button', { name: 'Open in the library' }).click();
+    await expect.poll(() => page.getByTestId('library-count').textContent()).toContain(`${goodFiles.length} images match the filters`);
+  });
+
+  it('trains a probe or says in plain words why it cannot', async () => {
+    await page.keyboard.press('7');
     const form = page.getByRole('form', { name: 'Train a probe' });
     await form.getByRole('button', { name: 'Train and evaluate' }).click();
     const outcome = page.getByRole('region', { name: 'Probe report' }).getByRole('img', { name: 'AUC per label' }).or(form.getByRole('alert'));
@@ -228,7 +246,7 @@ describe('workstation in the browser', () => {
   });
 
   it('exports CSV and npz files that can be read back', async () => {
-    await page.keyboard.press('7');
+    await page.keyboard.press('8');
     const exportFolder = path.join(folder, 'export');
     const form = page.getByRole('form', { name: 'Export settings' });
     await form.getByRole('textbox').fill(exportFolder);

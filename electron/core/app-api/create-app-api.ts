@@ -3,6 +3,7 @@ import { AppApi, type AppApiOptions, type Handlers } from './app-api.js';
 import { exportModelsHandlers } from './handlers/export-models.handlers.js';
 import { imagesHandlers } from './handlers/images.handlers.js';
 import { importHandlers } from './handlers/import.handlers.js';
+import { mapHandlers } from './handlers/map.handlers.js';
 import { probesHandlers } from './handlers/probes.handlers.js';
 import { qualityHandlers } from './handlers/quality.handlers.js';
 import { searchHandlers } from './handlers/search.handlers.js';
@@ -21,6 +22,7 @@ export const handlers: Handlers = {
   ...exportModelsHandlers,
   ...searchHandlers,
   ...probesHandlers,
+  ...mapHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

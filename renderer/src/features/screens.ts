@@ -4,6 +4,7 @@ import LabellingScreen from './labelling/LabellingScreen.svelte';
 import ExportScreen from './export/ExportScreen.svelte';
 import SimilarScreen from './similar/SimilarScreen.svelte';
 import ProbesScreen from './probes/ProbesScreen.svelte';
+import MapScreen from './map/MapScreen.svelte';
 import LibraryScreen from './library/LibraryScreen.svelte';
 import QualityScreen from './quality/QualityScreen.svelte';
 import SettingsScreen from './settings/SettingsScreen.svelte';
@@ -59,7 +60,8 @@ export const screens: ScreenDefinition[] = [
     ],
   },
   { id: 'quality', title: 'Quality', key: '5', component: QualityScreen, shortcuts: [['← →', 'Move a focused threshold (Shift: faster)']] },
-  { id: 'probes', title: 'Probes', key: '6', component: ProbesScreen },
-  { id: 'export', title: 'Export', key: '7', component: ExportScreen },
-  { id: 'settings', title: 'Models & settings', key: '8', component: SettingsScreen },
+  { id: 'map', title: 'Map', key: '6', component: MapScreen },
+  { id: 'probes', title: 'Probes', key: '7', component: ProbesScreen },
+  { id: 'export', title: 'Export', key: '8', component: ExportScreen },
+  { id: 'settings', title: 'Models & settings', key: '9', component: SettingsScreen },
 ];

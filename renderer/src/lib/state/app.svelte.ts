@@ -72,6 +72,14 @@ export class AppState {
     for (const listener of this.changeListeners) listener(what);
   }
 
+  /** Image ids another screen (the map's lasso) asked the library grid to show. */
+  libraryIds = $state.raw<number[] | null>(null);
+
+  openInLibrary(imageIds: number[]): void {
+    this.libraryIds = imageIds;
+    this.navigate('library');
+  }
+
   findSimilar(imageId: number): void {
     this.similarQuery = imageId;
     this.navigate('similar');
