@@ -99,14 +99,15 @@ describe('workstation in the browser', () => {
     await expect.poll(() => page.getByTestId('library-count').textContent()).toContain(`${goodFiles.length} images`);
     const cells = page.locator('[role="grid"] img');
     await expect.poll(() => cells.count()).toBe(goodFiles.length);
-    await page.waitForFunction(() => [...document.querySelectorAll('[role="grid"] img')].every((image) => (image as HTMLImageElement).naturalWidth > 0));
+    // Browser-side expressions are strings: this file is type-checked without the DOM library.
+    await page.waitForFunction(`[...document.querySelectorAll('[role="grid"] img')].every((image) => image.naturalWidth > 0)`);
     await screenshot('03-library-grid');
     await page.locator('[role="grid"]').focus();
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('Enter');
     const detail = page.getByRole('dialog');
     await detail.getByText('Quality metrics').waitFor();
-    await page.waitForFunction(() => (document.querySelector('[role="dialog"] .canvas img') as HTMLImageElement | null)?.naturalWidth === 480);
+    await page.waitForFunction(`document.querySelector('[role="dialog"] .canvas img')?.naturalWidth === 480`);
     await screenshot('04-image-detail');
     await page.keyboard.press('Escape');
     await detail.waitFor({ state: 'detached' });
@@ -142,7 +143,7 @@ describe('workstation in the browser', () => {
     await page.getByRole('button', { name: 'find similar cases' }).click();
     const results = page.getByRole('region', { name: 'Results' });
     await expect.poll(() => results.getByRole('button', { name: /similarity/ }).count(), { timeout: 60_000 }).toBe(goodFiles.length - 1);
-    await page.waitForFunction(() => [...document.querySelectorAll('[aria-label="Results"] img')].every((image) => (image as HTMLImageElement).naturalWidth > 0));
+    await page.waitForFunction(`[...document.querySelectorAll('[aria-label="Results"] img')].every((image) => image.naturalWidth > 0)`);
     await screenshot('03b-similar-cases');
     await results.getByRole('button', { name: /similarity/ }).first().click();
     await page.getByRole('dialog', { name: 'Side-by-side comparison' }).waitFor();
