@@ -6,6 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
 
 /**
@@ -16,6 +17,26 @@ import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/**
+ * Runs in the page (a function, not a string: the app's CSP forbids eval). The document is reached
+ * through a loose type because this file is compiled without the DOM library.
+ */
+function imagesLoaded(selector: string): boolean {
+  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
+  const images = Array.from(page.document.querySelectorAll(selector));
+  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
+}
+
+const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+beforeAll(() => {
+  const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
+});
 
 describe('workstation in the browser', () => {
   let folder: string;
@@ -29,11 +50,6 @@ describe('workstation in the browser', () => {
   const screenshot = (name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`) });
 
   beforeAll(async () => {
-    const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
-      cwd: root,
-      encoding: 'utf8',
-    });
-    if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
     fs.mkdirSync(artifacts, { recursive: true });
     folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-'));
     const photos = path.join(folder, 'photos');
@@ -54,7 +70,7 @@ describe('workstation in the browser', () => {
     // The default encoder is converted once per machine into this shared cache (see native-models/).
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: path.join(folder, 'library'), port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
     const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`));
@@ -99,15 +115,14 @@ describe('workstation in the browser', () => {
     await expect.poll(() => page.getByTestId('library-count').textContent()).toContain(`${goodFiles.length} images`);
     const cells = page.locator('[role="grid"] img');
     await expect.poll(() => cells.count()).toBe(goodFiles.length);
-    // Browser-side expressions are strings: this file is type-checked without the DOM library.
-    await page.waitForFunction(`[...document.querySelectorAll('[role="grid"] img')].every((image) => image.naturalWidth > 0)`);
+    await page.waitForFunction(imagesLoaded, '[role="grid"] img');
     await screenshot('03-library-grid');
     await page.locator('[role="grid"]').focus();
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('Enter');
     const detail = page.getByRole('dialog');
     await detail.getByText('Quality metrics').waitFor();
-    await page.waitForFunction(`document.querySelector('[role="dialog"] .canvas img')?.naturalWidth === 480`);
+    await page.waitForFunction(imagesLoaded, '[role="dialog"] .canvas img');
     await screenshot('04-image-detail');
     await page.keyboard.press('Escape');
     await detail.waitFor({ state: 'detached' });
@@ -143,7 +158,7 @@ describe('workstation in the browser', () => {
     await page.getByRole('button', { name: 'find similar cases' }).click();
     const results = page.getByRole('region', { name: 'Results' });
     await expect.poll(() => results.getByRole('button', { name: /similarity/ }).count(), { timeout: 60_000 }).toBe(goodFiles.length - 1);
-    await page.waitForFunction(`[...document.querySelectorAll('[aria-label="Results"] img')].every((image) => image.naturalWidth > 0)`);
+    await page.waitForFunction(imagesLoaded, '[aria-label="Results"] img');
     await screenshot('03b-similar-cases');
     await results.getByRole('button', { name: /similarity/ }).first().click();
     await page.getByRole('dialog', { name: 'Side-by-side comparison' }).waitFor();
@@ -275,5 +290,51 @@ describe('workstation in the browser', () => {
 
   it('ran without page errors or CSP violations', () => {
     expect(pageErrors).toEqual([]);
+  });
+});
+
+describe('library grid with 100,000 images', () => {
+  let folder: string;
+  let server: RunningServer;
+  let browser: Browser;
+  const total = 100_000;
+
+  beforeAll(async () => {
+    const library = createTestLibrary('dermws-e2e-grid-');
+    folder = path.dirname(library.paths.root);
+    // Rows only: the grid's behaviour does not depend on the thumbnails (missing ones show as empty cells).
+    insertSyntheticImages(library, total);
+    library.close();
+    server = await startServer({ libraryFolder: library.paths.root, port: 0 });
+    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (folder) fs.rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('keeps only the visible rows in the page while scrolling to the last image', async () => {
+    const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
+    await page.goto(server.bridge.url);
+    await expect.poll(() => page.getByTestId('library-count').textContent()).toContain('100,000 images');
+    const cells = page.locator('[role="grid"] button');
+    await expect.poll(() => page.locator('[role="grid"] [data-image-id="1"]').count()).toBe(1);
+    const firstCount = await cells.count();
+    expect(firstCount).toBeGreaterThan(10);
+    expect(firstCount).toBeLessThan(400);
+    for (const fraction of [0.25, 0.5, 0.75, 1]) {
+      await page.locator('[role="grid"]').evaluate((grid, to) => grid.scrollTo(0, grid.scrollHeight * to), fraction);
+      await page.waitForTimeout(50);
+    }
+    await expect.poll(() => page.locator(`[role="grid"] [data-image-id="${total}"]`).count(), { timeout: 30_000 }).toBe(1);
+    expect(await cells.count()).toBeLessThan(400);
+    await page.locator('[role="grid"]').focus();
+    await page.keyboard.press('End');
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: `Image ${total}` }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, '10-library-100k.png') });
+    await page.close();
   });
 });
