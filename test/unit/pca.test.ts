@@ -18,7 +18,7 @@ function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('dense linear algebra', () => {
-  it('Jacobi eigendecomposition satisfies A·v = λ·v with orthonormal vectors, sorted descending', () => {
+  it('symmetric eigendecomposition (Householder + implicit QR) satisfies A·v = λ·v with orthonormal vectors, sorted descending', () => {
     const n = 40;
     const normal = gaussianSource(3);
     const a = new Float64Array(n * n);
