@@ -18,6 +18,51 @@ function image(width: number, height: number, pixel: (x: number, y: number) => [
   return data;
 }
 
+/**
+ * The re-blur score and Laplacian variance written out literally (a 9-tap box filter with clamped
+ * borders, blurred rows and columns materialised), to check the optimised single pass against.
+ */
+function literalBlurMeasures(pixels: Uint8Array, width: number, height: number): { blurScore: number; laplacianVariance: number } {
+  const grey = (x: number, y: number) => {
+    const offset = (Math.min(height - 1, Math.max(0, y)) * width + Math.min(width - 1, Math.max(0, x))) * 3;
+    return 77 * pixels[offset]! + 150 * pixels[offset + 1]! + 29 * pixels[offset + 2]!;
+  };
+  const direction = (along: 'rows' | 'columns') => {
+    const [length, lines] = along === 'rows' ? [width, height] : [height, width];
+    if (length < 2) return 0;
+    const at = (position: number, line: number) => (along === 'rows' ? grey(position, line) : grey(line, position));
+    let variation = 0;
+    let lost = 0;
+    for (let line = 0; line < lines; line++) {
+      const blurred = Array.from({ length }, (_, position) => {
+        let sum = 0;
+        for (let k = -4; k <= 4; k++) sum += at(Math.min(length - 1, Math.max(0, position + k)), line);
+        return sum;
+      });
+      for (let position = 1; position < length; position++) {
+        const original = Math.abs(at(position, line) - at(position - 1, line)) * 9;
+        const after = Math.abs(blurred[position]! - blurred[position - 1]!);
+        variation += original;
+        lost += Math.max(0, original - after);
+      }
+    }
+    return variation > 0 ? (variation - lost) / variation : 1;
+  };
+  let sum = 0;
+  let squares = 0;
+  let n = 0;
+  for (let y = 1; y < height - 1; y++) {
+    for (let x = 1; x < width - 1; x++) {
+      const value = grey(x - 1, y) + grey(x + 1, y) + grey(x, y - 1) + grey(x, y + 1) - 4 * grey(x, y);
+      sum += value;
+      squares += value * value;
+      n++;
+    }
+  }
+  const laplacian = n > 0 ? squares / n - (sum / n) ** 2 : 0;
+  return { blurScore: Math.max(direction('rows'), direction('columns')), laplacianVariance: laplacian / (256 * 256) };
+}
+
 describe('quality metrics', () => {
   it('measures brightness with the perceived-brightness formula and its percentiles', () => {
     const black = computeQualityMetrics(image(64, 48, () => [0, 0, 0]), 64, 48);
@@ -128,5 +173,20 @@ describe('decode error reasons', () => {
     expect(explainDecodeError(new Error('Input buffer contains unsupported image format'), Buffer.from('text'))).toMatch(/contains text/);
     expect(explainDecodeError(new Error('Input buffer contains unsupported image format'), Buffer.from([0, 1, 2, 200]))).toMatch(/Not a recognised image/);
     expect(explainDecodeError(new Error('VipsJpeg: premature end of JPEG image'), Buffer.from([1]))).toMatch(/truncated/);
+  });
+
+  it('computes the re-blur score and Laplacian variance exactly as the literal box-filter definition', () => {
+    let seed = 12345;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 256;
+    for (const [width, height] of [[1, 1], [2, 7], [3, 3], [5, 11], [10, 9], [11, 10], [37, 23]] as const) {
+      const noisy = image(width, height, () => [random(), random(), random()]);
+      const ramp = image(width, height, (x, y) => [(x * 13 + y * 5) % 256, (x * 7) % 256, (y * 11) % 256]);
+      for (const pixels of [noisy, ramp]) {
+        const expected = literalBlurMeasures(pixels, width, height);
+        const metrics = computeQualityMetrics(pixels, width, height);
+        expect(metrics.blurScore, `${width}×${height}`).toBeCloseTo(expected.blurScore, 12);
+        expect(metrics.laplacianVariance, `${width}×${height}`).toBeCloseTo(expected.laplacianVariance, 6);
+      }
+    }
   });
 });
