@@ -75,11 +75,16 @@ export async function decodeImage(bytes: Buffer, maxPixels = defaultMaxPixels): 
   }
 }
 
-/** A 256-px (long side) WebP thumbnail made from the decoded pixels, so the file is not decoded again. */
+/**
+ * A 256-px (long side) WebP thumbnail made from the decoded pixels (the import passes its ≤ 512-px
+ * analysis image), so the file is not decoded again. Effort 0, libwebp's fastest method: measured side
+ * by side on 1600x1200 photos it takes ~20 % less CPU than effort 2 for files of ~1 KiB instead of
+ * ~0.7 KiB, a difference nobody sees in a 256-px preview.
+ */
 export async function makeThumbnail(image: Pick<DecodedImage, 'pixels' | 'width' | 'height'>): Promise<Buffer> {
   return sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize(thumbnailSide, thumbnailSide, { fit: 'inside', withoutEnlargement: true })
-    .webp({ quality: 80, effort: 2 })
+    .webp({ quality: 80, effort: 0 })
     .toBuffer();
 }
 
