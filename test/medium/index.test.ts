@@ -209,6 +209,20 @@ describe('vector index', () => {
     expect((await cli.search('test-model', vector, 1))[0]!.imageId).toBe(added);
   });
 
+  it('refits the projection and rebuilds when a high-dimensional library outgrows the sample it was fitted on', async () => {
+    const f = fixture(40, 600);
+    const service = f.service();
+    expect((await service.ensureReady('test-model')).rebuilt).toMatchObject({ projectionVersion: 1, graphDim: 39 });
+    const more = insertSyntheticImages(f.library, 160);
+    const extra = clusteredVectors({ count: 160, dim: 600, seed: 12 }).data;
+    f.embeddings.put('test-model', 'a'.repeat(64), more.map((imageId, row) => ({ imageId, vector: extra.subarray(row * 600, (row + 1) * 600) })));
+    const [found] = await service.search('test-model', extra.subarray(600 * 77, 600 * 78), 1);
+    expect(found!.imageId).toBe(more[77]);
+    const status = await f.service().status('test-model');
+    expect(status).toMatchObject({ state: 'ready', projectionVersion: 2, indexedCount: 200 });
+    expect(status.graphDim!).toBeGreaterThan(39);
+  });
+
   it('a cancelled rebuild leaves the previous index in place and usable', async () => {
     const f = fixture(1500, 16);
     const service = f.service();

@@ -540,6 +540,12 @@ export class VectorIndexService {
       counts.removed++;
     }
     loaded.record = { ...loaded.record, changeSeq: changes.lastSeq };
+    const shouldProject = loaded.record.modelDim > this.parameters.projectAbove && loaded.live.size >= 2;
+    const fittedOn = loaded.projection?.record.sampleSize ?? 0;
+    if (shouldProject && (!loaded.projection || fittedOn < Math.min(loaded.live.size, this.parameters.pcaSampleSize) / 2)) {
+      await this.build(modelId, `the library has grown to ${loaded.live.size} images; the projection was fitted on ${fittedOn}`, {}, true);
+      return counts;
+    }
     if (loaded.deleted.size > this.parameters.maxDeletedFraction * loaded.hnsw.getCurrentCount()) {
       await this.build(modelId, `${loaded.deleted.size} deleted elements; compacting`, {}, false);
       return counts;
