@@ -59,7 +59,14 @@ async function ensureImages(folder: string, count: number): Promise<string[]> {
   return files;
 }
 
-async function rawDecode(files: string[], concurrency: number): Promise<number> {
+/** Images per second (wall clock) and CPU milliseconds per image (all of this process's threads). */
+interface Rate {
+  rate: number;
+  cpuMs: number;
+}
+
+async function rawDecode(files: string[], concurrency: number): Promise<Rate> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   let next = 0;
   let bytes = 0;
@@ -73,19 +80,26 @@ async function rawDecode(files: string[], concurrency: number): Promise<number> 
     }),
   );
   if (bytes !== files.length * width * height * 3) throw new Error('raw decode produced an unexpected size');
-  return files.length / ((performance.now() - started) / 1000);
+  return { rate: files.length / ((performance.now() - started) / 1000), cpuMs: cpuMilliseconds(cpu) / files.length };
 }
 
-async function fullImport(folder: string, count: number, concurrency: number): Promise<number> {
+function cpuMilliseconds(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
+async function fullImport(folder: string, count: number, concurrency: number): Promise<Rate> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-import-bench-'));
   const library = openLibrary(path.join(scratch, 'library'));
   try {
     const { import: importer } = createImportServices(library, new SettingsRepository(library.db));
+    const cpu = process.cpuUsage();
     const started = performance.now();
     const report = await importer.importPaths([folder], { concurrency });
     const seconds = (performance.now() - started) / 1000;
+    const cpuMs = cpuMilliseconds(cpu) / count;
     if (report.imported !== count) throw new Error(`expected ${count} imported, got ${report.imported} (${report.failed} failed)`);
-    return count / seconds;
+    return { rate: count / seconds, cpuMs };
   } finally {
     library.close();
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -132,18 +146,22 @@ export async function run(): Promise<void> {
   );
   // Warm the page cache and sharp so neither side pays for the first touch.
   await rawDecode(files.slice(0, Math.min(20, files.length)), concurrency);
-  const decodeRates: number[] = [];
-  const importRates: number[] = [];
+  const decodeRuns: Rate[] = [];
+  const importRuns: Rate[] = [];
   for (let round = 0; round < 2; round++) {
-    decodeRates.push(await rawDecode(files, concurrency));
-    importRates.push(await fullImport(folder, count, concurrency));
+    decodeRuns.push(await rawDecode(files, concurrency));
+    importRuns.push(await fullImport(folder, count, concurrency));
   }
-  const decode = Math.max(...decodeRates);
-  const imported = Math.max(...importRates);
+  const decode = Math.max(...decodeRuns.map((run) => run.rate));
+  const imported = Math.max(...importRuns.map((run) => run.rate));
+  const decodeCpu = Math.min(...decodeRuns.map((run) => run.cpuMs));
+  const importCpu = Math.min(...importRuns.map((run) => run.cpuMs));
   const rows = [
-    ['raw sharp decode', `${decode.toFixed(1)} images/s`, decodeRates.map((rate) => rate.toFixed(1)).join(', ')],
-    ['full import', `${imported.toFixed(1)} images/s`, importRates.map((rate) => rate.toFixed(1)).join(', ')],
+    ['raw sharp decode', `${decode.toFixed(1)} images/s`, decodeRuns.map((run) => run.rate.toFixed(1)).join(', ')],
+    ['full import', `${imported.toFixed(1)} images/s`, importRuns.map((run) => run.rate.toFixed(1)).join(', ')],
     ['import / decode', `${(imported / decode).toFixed(2)}`, 'goal ≥ 0.80'],
+    ['CPU ms per image', `${decodeCpu.toFixed(1)} / ${importCpu.toFixed(1)}`, 'raw decode / import, all threads, best round'],
+    ['CPU ratio', `${(decodeCpu / importCpu).toFixed(2)}`, 'the throughput ratio when every core is busy'],
   ];
   for (const [name, value, detail] of rows) process.stdout.write(`${name!.padEnd(18)} ${value!.padStart(16)}   (${detail})\n`);
   process.stdout.write('\nCPU ms per image by stage (one file at a time, all threads):\n');
