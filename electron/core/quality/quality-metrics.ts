@@ -204,12 +204,13 @@ const half = (reblurTaps - 1) / 2;
  * Re-blur: a box filter of reblurTaps samples (clamped at the borders), kept as a sum (reblurTaps ×
  * the blurred value), so original neighbour differences are multiplied by reblurTaps to compare like
  * with like. The difference between two neighbouring box sums is the sample entering the window minus
- * the one leaving it, |g[x + half] − g[x − half − 1]|, so no running sum is kept. Columns are walked
- * row by row (a column-by-column walk would miss the cache on every sample), and the row, column and
- * Laplacian work on the same few rows while they are in cache. Math.abs and Math.max rather than
+ * the one leaving it, |g[x + half] − g[x − half − 1]|, so no running sum is kept. Each row is copied
+ * with its border samples repeated (no clamping inside the loop), and for every row that has
+ * neighbours above and below, the row, column and Laplacian terms of a pixel are taken in the same
+ * step while its neighbours are in registers and cache. Math.abs and Math.max rather than
  * comparisons: photo gradients are too irregular for branch prediction, and mispredicted branches
- * cost more than the arithmetic. The re-blur sums are of integers
- * below 2^53, so they are exact whatever the order of the additions.
+ * cost more than the arithmetic. The re-blur sums are of integers below 2^53, so they are exact
+ * whatever the order of the additions; the Laplacian sums are taken in row-major order.
  */
 function blurMeasures(grey: Int32Array, width: number, height: number): { blurScore: number; laplacianVariance: number } {
   const lastX = width - 1;
@@ -217,7 +218,7 @@ function blurMeasures(grey: Int32Array, width: number, height: number): { blurSc
   // Module constants copied into locals: the loops below then use them as plain numbers.
   const taps = reblurTaps;
   const radius = half;
-  // Row y with its first and last sample repeated half + 1 times on each side: padded[i] = g[clamp(i − half)].
+  // Row y with its first and last sample repeated radius + 1 times on each side: padded[i] = g[clamp(i − radius)].
   const padded = new Int32Array(width + 2 * radius + 1);
   let rowVariation = 0;
   let rowLost = 0;
@@ -227,44 +228,55 @@ function blurMeasures(grey: Int32Array, width: number, height: number): { blurSc
   let laplacianSquares = 0;
   for (let y = 0; y < height; y++) {
     const base = y * width;
-    if (width >= 2) {
-      const first = grey[base]!;
-      const final = grey[base + lastX]!;
-      for (let i = 0; i < radius; i++) padded[i] = first;
-      padded.set(grey.subarray(base, base + width), radius);
-      for (let i = radius + width; i < padded.length; i++) padded[i] = final;
-      for (let x = 1; x < width; x++) {
+    const first = grey[base]!;
+    const final = grey[base + lastX]!;
+    for (let i = 0; i < radius; i++) padded[i] = first;
+    padded.set(grey.subarray(base, base + width), radius);
+    for (let i = radius + width; i < padded.length; i++) padded[i] = final;
+    const above = base - width;
+    const entering = (y + radius > lastY ? lastY : y + radius) * width;
+    const leaving = (y - radius - 1 < 0 ? 0 : y - radius - 1) * width;
+
+    if (y >= 1 && y < lastY && width >= 3) {
+      const below = base + width;
+      // x = 0: column term only (a row term starts at x = 1, the Laplacian at x = 1).
+      let original = Math.abs(first - grey[above]!) * taps;
+      columnVariation += original;
+      columnLost += Math.max(0, original - Math.abs(grey[entering]! - grey[leaving]!));
+      for (let x = 1; x < lastX; x++) {
         const current = padded[x + radius]!;
-        const previous = padded[x + radius - 1]!;
-        const entering = padded[x + 2 * radius]!;
-        const leaving = padded[x - 1]!;
-        const original = Math.abs(current - previous) * taps;
+        const left = padded[x + radius - 1]!;
+        const up = grey[above + x]!;
+        original = Math.abs(current - left) * taps;
         rowVariation += original;
-        rowLost += Math.max(0, original - Math.abs(entering - leaving));
+        rowLost += Math.max(0, original - Math.abs(padded[x + 2 * radius]! - padded[x - 1]!));
+        original = Math.abs(current - up) * taps;
+        columnVariation += original;
+        columnLost += Math.max(0, original - Math.abs(grey[entering + x]! - grey[leaving + x]!));
+        const laplacian = left + padded[x + radius + 1]! + up + grey[below + x]! - 4 * current;
+        laplacianSum += laplacian;
+        laplacianSquares += laplacian * laplacian;
       }
+      original = Math.abs(final - padded[lastX + radius - 1]!) * taps;
+      rowVariation += original;
+      rowLost += Math.max(0, original - Math.abs(padded[lastX + 2 * radius]! - padded[lastX - 1]!));
+      original = Math.abs(final - grey[above + lastX]!) * taps;
+      columnVariation += original;
+      columnLost += Math.max(0, original - Math.abs(grey[entering + lastX]! - grey[leaving + lastX]!));
+      continue;
+    }
+
+    // First and last rows, and images too narrow for the Laplacian: row and column terms separately.
+    for (let x = 1; x < width; x++) {
+      const original = Math.abs(padded[x + radius]! - padded[x + radius - 1]!) * taps;
+      rowVariation += original;
+      rowLost += Math.max(0, original - Math.abs(padded[x + 2 * radius]! - padded[x - 1]!));
     }
     if (y >= 1) {
-      const above = base - width;
-      const entering = (y + radius > lastY ? lastY : y + radius) * width;
-      const leaving = (y - radius - 1 < 0 ? 0 : y - radius - 1) * width;
       for (let x = 0; x < width; x++) {
-        const current = grey[base + x]!;
-        const previous = grey[above + x]!;
-        const into = grey[entering + x]!;
-        const out = grey[leaving + x]!;
-        const original = Math.abs(current - previous) * taps;
+        const original = Math.abs(grey[base + x]! - grey[above + x]!) * taps;
         columnVariation += original;
-        columnLost += Math.max(0, original - Math.abs(into - out));
-      }
-    }
-    if (y >= 1 && y < lastY && width >= 3) {
-      const above = base - width;
-      const below = base + width;
-      for (let x = 1; x < lastX; x++) {
-        const i = base + x;
-        const value = grey[i - 1]! + grey[i + 1]! + grey[above + x]! + grey[below + x]! - 4 * grey[i]!;
-        laplacianSum += value;
-        laplacianSquares += value * value;
+        columnLost += Math.max(0, original - Math.abs(grey[entering + x]! - grey[leaving + x]!));
       }
     }
   }
