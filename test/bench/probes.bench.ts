@@ -147,11 +147,12 @@ export async function run(): Promise<void> {
     `one solver pass over ${sampleRows} rows × 60 columns (X·W and Xᵀ·R): onnxruntime ${(ortPass * 1000).toFixed(0)} ms, JavaScript loop ${(jsPass * 1000).toFixed(0)} ms (${(jsPass / ortPass).toFixed(1)}×)`,
   );
 
-  for (const [name, fractions] of [
-    ['5-fold grouped CV + final fit', []],
-    ['… plus data-efficiency curve (10/25/50% × 3 seeds)', [0.1, 0.25, 0.5]],
-  ] as Array<[string, number[]]>) {
-    let peak = process.memoryUsage().rss;
+  // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve.
+  const runs: Array<[string, number[]]> = [['5-fold grouped CV + final fit', []]];
+  if (process.env.PROBES_BENCH_CURVE !== '0') runs.push(['… plus data-efficiency curve (10/25/50% × 3 seeds)', [0.1, 0.25, 0.5]]);
+  for (const [name, fractions] of runs) {
+    const before = process.memoryUsage().rss;
+    let peak = before;
     let lastPass = 0;
     const sample = () => {
       peak = Math.max(peak, process.memoryUsage().rss);
@@ -168,7 +169,7 @@ export async function run(): Promise<void> {
     sample();
     const { solver, overall } = outcome.metrics;
     console.log(
-      `${name}: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS +${megabytes(peak - baseline)} over the matrix (${megabytes(matrixBytes)} per copy)`,
+      `${name}: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS ${megabytes(peak)}, +${megabytes(peak - before)} during the run (the matrix is ${megabytes(matrixBytes)}; a copy per fold would add that per fold)`,
     );
   }
   console.log(`load average after: ${os.loadavg().map((load) => load.toFixed(1)).join(' ')}`);
