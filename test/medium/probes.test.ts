@@ -124,6 +124,11 @@ describe('probes on generated data', () => {
     const again = await service.train({ modelId, labels: ['linear', 'coin'], seed: 11, ...fast });
     const first = service.report(firstRunId);
     expect(again.metrics).toEqual(first.metrics);
+    // onnxruntime's default thread count (all cores) must be just as reproducible as one thread.
+    const defaultThreads = { ...fast, threads: undefined };
+    const multiThreaded = await service.train({ modelId, labels: ['linear', 'coin'], seed: 11, ...defaultThreads, curveFractions: [] });
+    const multiThreadedAgain = await service.train({ modelId, labels: ['linear', 'coin'], seed: 11, ...defaultThreads, curveFractions: [] });
+    expect(multiThreadedAgain.metrics).toEqual(multiThreaded.metrics);
     const other = await service.train({ modelId, labels: ['linear', 'coin'], seed: 12, ...fast, curveFractions: [] });
     expect(other.metrics!.overall.perLabel[1]!.auc).not.toEqual(first.metrics!.overall.perLabel[1]!.auc);
   });
