@@ -591,6 +591,18 @@ export const contract = {
       groups: z.array(z.string()),
     }),
   }),
+  probePredictions: defineCall({
+    description: 'The latest probe predictions for one image (per label kind), shown beside the labels as suggestions.',
+    input: z.strictObject({ imageId }),
+    output: z.object({
+      predictions: z.array(z.object({ runId: z.int(), modelId: z.string(), labelKind: z.string(), probabilities: z.record(z.string(), z.number()) })),
+    }),
+  }),
+  modelsAdd: defineCall({
+    description: 'Adds an ONNX encoder and its manifest to the library after checking it (file hash, graph against manifest, a test run).',
+    input: z.strictObject({ onnxPath: z.string().min(1).max(4096), manifestPath: z.string().min(1).max(4096) }),
+    output: modelCheckSchema,
+  }),
 };
 
 export type Contract = typeof contract;

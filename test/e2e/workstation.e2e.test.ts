@@ -73,6 +73,8 @@ describe('workstation in the browser', () => {
     browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
     const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     page = await context.newPage();
+    // The machine may be shared with other heavy work; waits are generous and never assert speed.
+    page.setDefaultTimeout(90_000);
     page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
@@ -108,7 +110,7 @@ describe('workstation in the browser', () => {
     expect(await rows.count()).toBe(brokenCount);
     expect(await report.locator('tbody').textContent()).toContain('zero-bytes.jpg');
     await screenshot('02-import-report');
-  });
+  }, 300_000);
 
   it('shows the imported images in the library grid and opens one', async () => {
     await page.keyboard.press('1');
@@ -143,13 +145,18 @@ describe('workstation in the browser', () => {
   it('embeds the library with the default encoder from the models screen', async () => {
     await page.keyboard.press('9');
     const models = page.getByRole('region', { name: 'Models' });
-    await models.getByRole('button', { name: 'Check' }).first().click({ timeout: 120_000 });
+    await models.getByRole('button', { name: 'Check', exact: true }).first().click({ timeout: 120_000 });
     await models.getByText('cpu', { exact: true }).waitFor({ timeout: 120_000 });
     await models.getByRole('button', { name: 'Embed missing' }).first().click();
-    await expect.poll(() => models.getByRole('status').textContent(), { timeout: 120_000 }).toContain(`${goodFiles.length} embedded`);
+    await expect.poll(() => models.getByRole('status').first().textContent(), { timeout: 120_000 }).toContain(`${goodFiles.length} embedded`);
     await page.getByRole('region', { name: 'Jobs' }).getByText('import').first().waitFor();
+    const add = page.getByRole('form', { name: 'Add a model' });
+    await add.getByLabel('ONNX file').fill(path.join(folder, 'missing.onnx'));
+    await add.getByLabel('Manifest file').fill(path.join(folder, 'missing.json'));
+    await add.getByRole('button', { name: 'Check and add' }).click();
+    await expect.poll(() => add.getByRole('status').textContent(), { timeout: 60_000 }).toContain('missing');
     await screenshot('08-models-settings');
-  });
+  }, 300_000);
 
   it('finds similar cases for a library image and for an outside photo, and compares side by side', async () => {
     await page.keyboard.press('1');
@@ -181,7 +188,7 @@ describe('workstation in the browser', () => {
     await results.getByText('No image passes these filters.').waitFor({ timeout: 60_000 });
     await filtered.fill('');
     await filtered.blur();
-  });
+  }, 300_000);
 
   it('runs a labelling session from the keyboard, flags an image and undoes a change', async () => {
     await page.keyboard.press('4');
@@ -247,7 +254,7 @@ describe('workstation in the browser', () => {
     await screenshot('05b-map');
     await page.getByRole('button', { name: 'Open in the library' }).click();
     await expect.poll(() => page.getByTestId('library-count').textContent()).toContain(`${goodFiles.length} images match the filters`);
-  });
+  }, 300_000);
 
   it('trains a probe or says in plain words why it cannot', async () => {
     await page.keyboard.press('7');
@@ -259,7 +266,7 @@ describe('workstation in the browser', () => {
     expect(text.length).toBeGreaterThan(10);
     expect(text).not.toMatch(/undefined|\[object/);
     await screenshot('06b-probes');
-  });
+  }, 300_000);
 
   it('exports CSV and npz files that can be read back', async () => {
     await page.keyboard.press('8');

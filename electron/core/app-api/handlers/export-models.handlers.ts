@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { HandlerGroup } from '../app-api.js';
 
-export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | 'modelsCheck' | 'embedStart'> = {
+export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | 'modelsCheck' | 'modelsAdd' | 'embedStart'> = {
   exportStart: (input, { core, jobs }) => {
     const job = jobs.start('export', async ({ signal, onProgress }) => {
       const report = await core.exports.export({
@@ -39,6 +39,18 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
   },
   modelsCheck: async (input, { core }) => {
     const result = await core.models.check(input.modelId);
+    return {
+      id: result.id,
+      displayName: result.displayName,
+      dim: result.dim,
+      sha256: result.sha256,
+      provider: result.provider,
+      fallbackReason: result.fallbackReason,
+      batchSize: result.batchSize,
+    };
+  },
+  modelsAdd: async (input, { core }) => {
+    const result = await core.models.add(path.resolve(input.onnxPath), path.resolve(input.manifestPath));
     return {
       id: result.id,
       displayName: result.displayName,

@@ -1,6 +1,7 @@
 import type { HandlerGroup } from '../app-api.js';
 
-export const probesHandlers: HandlerGroup<'probeTrainStart' | 'probeList' | 'probeReport'> = {
+export const probesHandlers: HandlerGroup<'probeTrainStart' | 'probeList' | 'probeReport' | 'probePredictions'> = {
+  probePredictions: (input, { core }) => ({ predictions: core.probes.suggestionsFor(input.imageId) }),
   probeTrainStart: (input, { core, jobs, emit }) => {
     const job = jobs.start('probe-train', async ({ signal, onProgress }) => {
       try {
