@@ -112,7 +112,9 @@ function normaliseFormat(format: string | undefined): string {
 export function explainDecodeError(error: unknown, bytes: Buffer): string {
   const message = error instanceof Error ? error.message : String(error);
   if (/empty/i.test(message) && bytes.length === 0) return 'The file is empty (0 bytes).';
-  if (/premature end|truncated|unexpected end|read error|not enough data|incomplete/i.test(message)) {
+  // The container's own end marker is checked first: libvips keeps one error buffer per process, so
+  // with several files decoding at once the message of a failed decode can be another file's or empty.
+  if (endsBeforeItsEndMarker(bytes) || /premature end|truncated|unexpected end|read error|not enough data|incomplete/i.test(message)) {
     return `The image is truncated: the file ends before its image data does (a partial download or copy?). Decoder said: ${firstLine(message)}`;
   }
   if (/pixel limit/i.test(message)) return `The image is over the pixel limit that guards against decompression bombs. Decoder said: ${firstLine(message)}`;
@@ -121,6 +123,25 @@ export function explainDecodeError(error: unknown, bytes: Buffer): string {
     return 'Not a recognised image: the content is not JPEG, PNG, WebP, TIFF, GIF, HEIC or AVIF data (random or corrupted bytes?).';
   }
   return `The image could not be decoded: ${firstLine(message)}`;
+}
+
+const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const pngEnd = Buffer.from('IEND', 'latin1');
+
+/**
+ * True for a PNG without its closing IEND chunk or a JPEG whose last bytes (after zero padding) are
+ * not the EOI marker FF D9: the file was cut off. Only consulted after a decode has failed.
+ */
+export function endsBeforeItsEndMarker(bytes: Buffer): boolean {
+  if (bytes.length >= 8 && bytes.subarray(0, 8).equals(pngSignature)) {
+    return bytes.length < 12 || !bytes.subarray(bytes.length - 8, bytes.length - 4).equals(pngEnd);
+  }
+  if (bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8) {
+    let end = bytes.length;
+    while (end > 2 && bytes[end - 1] === 0x00) end--;
+    return !(bytes[end - 2] === 0xff && bytes[end - 1] === 0xd9);
+  }
+  return false;
 }
 
 function firstLine(text: string): string {
