@@ -4,6 +4,7 @@ import { DermError } from '../electron/common/errors.js';
 import type { ModelManifest } from '../electron/core/models/model-manifest.js';
 import { manifestFileName, writeFileAtomically, writeManifestFile, type ModelFiles } from './model-files.js';
 import { OnnxGraphBuilder, sha256OfFile } from './onnx/onnx-graph-builder.js';
+import { seededRandom } from '../electron/common/seeded-random.js';
 
 /**
  * Small random-weight ONNX encoders with valid manifests, made in tests in milliseconds, so every
@@ -25,18 +26,6 @@ export interface TinyEncoderOptions {
 
 export const tinyEncoderInputName = 'image';
 export const tinyEncoderOutputName = 'embedding';
-
-/** mulberry32: small, fast and the same on every platform. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Uniform weights in ±√(6/fanIn) (He-uniform), so activations neither vanish nor explode. */
 function heUniform(random: () => number, count: number, fanIn: number): Float32Array {

@@ -1,5 +1,6 @@
 import { DermError } from '../../electron/common/errors.js';
 import { OnnxGraphBuilder, type WrittenModel } from '../onnx/onnx-graph-builder.js';
+import { seededRandom } from '../../electron/common/seeded-random.js';
 
 /**
  * A BiT-ResNet-v2 shaped encoder with random weights: Derm Foundation's architecture (BiT-M
@@ -39,17 +40,6 @@ export interface BitResNetGraph {
 
 export const bitInputName = 'image';
 export const bitOutputName = 'embedding';
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Uniform random weights standardised per output channel: (w − mean) / √(var + 1e-10), as BiT's StdConv. */
 function standardisedWeights(seed: number, outChannels: number, fanIn: number): Float32Array {

@@ -4,7 +4,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import { createLabellingServices } from '../../electron/core/labels/labelling-services.js';
 import { openLibrary, type Library } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
-import { seededRandom } from '../../electron/core/sessions/queue-order.js';
+import { seededRandom } from '../../electron/common/seeded-random.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 const libraries: Array<{ cleanup(): void }> = [];

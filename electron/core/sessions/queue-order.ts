@@ -2,18 +2,7 @@
  * Pure helpers that order a session's queue: a seeded shuffle and seeded k-means clustering. Same seed,
  * same input → same order on every machine (no Math.random, no iteration-order dependence).
  */
-
-/** mulberry32: small, fast, and fully determined by the 32-bit seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../common/seeded-random.js';
 
 /** Fisher–Yates shuffle of a copy, seeded. The input order matters, so callers pass ids sorted. */
 export function seededShuffle<T>(items: readonly T[], seed: number): T[] {

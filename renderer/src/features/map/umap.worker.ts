@@ -1,19 +1,9 @@
 import { UMAP } from 'umap-js';
 import type { UmapReply, UmapRequest } from './umap-messages.js';
+import { seededRandom } from '../../../../electron/common/seeded-random.js';
 
 // UMAP of a few thousand points takes seconds; running it here keeps the window responsive.
 const post = (reply: UmapReply, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(reply, transfer);
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 self.onmessage = (event: MessageEvent<UmapRequest>) => {
   const { coordinates, dims, seed } = event.data;
@@ -21,7 +11,7 @@ self.onmessage = (event: MessageEvent<UmapRequest>) => {
     const count = coordinates.length / dims;
     const rows: number[][] = [];
     for (let index = 0; index < count; index++) rows.push(Array.from(coordinates.subarray(index * dims, (index + 1) * dims)));
-    const umap = new UMAP({ nComponents: 2, nNeighbors: Math.max(2, Math.min(15, count - 1)), minDist: 0.1, random: seeded(seed) });
+    const umap = new UMAP({ nComponents: 2, nNeighbors: Math.max(2, Math.min(15, count - 1)), minDist: 0.1, random: seededRandom(seed) });
     const epochs = umap.initializeFit(rows);
     for (let epoch = 0; epoch < epochs; epoch++) {
       umap.step();
