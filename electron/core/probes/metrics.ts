@@ -237,3 +237,191 @@ export function multiLabelSummary(
   }
   return { hammingLoss: decisions > 0 ? wrong / decisions : Number.NaN, subsetAccuracy: images > 0 ? allRight / images : Number.NaN, decisions };
 }
+
+/** One vertex of a ROC polyline. */
+export interface RocPoint {
+  /** False-positive rate: share of the negatives' weight scoring at or above `threshold`. */
+  fpr: number;
+  /** True-positive rate: share of the positives' weight scoring at or above `threshold`. */
+  tpr: number;
+  /** Score at or above which an image is called positive; null at the (0, 0) start, where none is. */
+  threshold: number | null;
+}
+
+/**
+ * The exact ROC polyline: (0, 0), then one vertex per distinct score in descending order, ending at
+ * (1, 1). Every row whose score equals the threshold turns positive at once, so a tie block that mixes
+ * both classes is one diagonal segment, and the trapezoid area under the polyline is the tie-aware
+ * Mann–Whitney AUC of `rocAuc` (ties counting one half). `labels` are 1/0 (truthy = positive);
+ * `weights` optionally count a row several times. Null when either class has no weight, as for rocAuc.
+ */
+export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>, weights?: ArrayLike<number>): RocPoint[] | null {
+  if (labels.length !== scores.length || (weights && weights.length !== scores.length)) {
+    throw new RangeError(`rocCurve: ${scores.length} scores, ${labels.length} labels${weights ? ` and ${weights.length} weights` : ''}; every row needs one of each`);
+  }
+  const order = Array.from({ length: scores.length }, (_, index) => index).sort((a, b) => scores[b]! - scores[a]! || a - b);
+  const blockScores: number[] = [];
+  const blockPositive: number[] = [];
+  const blockNegative: number[] = [];
+  for (const row of order) {
+    const weight = weights ? weights[row]! : 1;
+    const last = blockScores.length - 1;
+    if (last < 0 || blockScores[last] !== scores[row]) {
+      blockScores.push(scores[row]!);
+      blockPositive.push(0);
+      blockNegative.push(0);
+    }
+    if (labels[row]) blockPositive[blockScores.length - 1]! += weight;
+    else blockNegative[blockScores.length - 1]! += weight;
+  }
+  // Totals summed in the same order as the running sums below, so the last vertex lands on exactly (1, 1).
+  let totalPositive = 0;
+  let totalNegative = 0;
+  for (let block = 0; block < blockScores.length; block++) {
+    totalPositive += blockPositive[block]!;
+    totalNegative += blockNegative[block]!;
+  }
+  if (!(totalPositive > 0) || !(totalNegative > 0)) return null;
+  const points: RocPoint[] = [{ fpr: 0, tpr: 0, threshold: null }];
+  let truePositive = 0;
+  let falsePositive = 0;
+  for (let block = 0; block < blockScores.length; block++) {
+    truePositive += blockPositive[block]!;
+    falsePositive += blockNegative[block]!;
+    points.push({ fpr: falsePositive / totalNegative, tpr: truePositive / totalPositive, threshold: blockScores[block]! });
+  }
+  return points;
+}
+
+/** Trapezoid area under a ROC polyline (vertices in order of rising FPR). */
+export function rocArea(points: ReadonlyArray<Pick<RocPoint, 'fpr' | 'tpr'>>): number {
+  let area = 0;
+  for (let index = 1; index < points.length; index++) {
+    const previous = points[index - 1]!;
+    const point = points[index]!;
+    area += (point.fpr - previous.fpr) * (point.tpr + previous.tpr) * 0.5;
+  }
+  return area;
+}
+
+/**
+ * At most `maxPoints` vertices of a ROC polyline by Visvalingam–Whyatt simplification: repeatedly drop
+ * the interior vertex whose triangle with its two current neighbours is smallest (ties: the earlier
+ * vertex). That triangle is exactly the area the drop adds to or removes from the curve, so collinear
+ * vertices (runs of one class) go first at no cost, the corners that carry the shape stay, the first
+ * and last vertices always stay, the result is a subsequence of the input (still monotone, thresholds
+ * still real), and the area moves by at most the sum of the dropped triangles. Deterministic.
+ */
+export function downsampleRoc(points: readonly RocPoint[], maxPoints = 200): RocPoint[] {
+  const count = points.length;
+  if (count <= Math.max(2, maxPoints)) return points.slice();
+  const previous = Int32Array.from({ length: count }, (_, index) => index - 1);
+  const next = Int32Array.from({ length: count }, (_, index) => index + 1);
+  const stamp = new Int32Array(count);
+  const triangle = (index: number) => {
+    const a = points[previous[index]!]!;
+    const b = points[index]!;
+    const c = points[next[index]!]!;
+    return Math.abs((b.fpr - a.fpr) * (c.tpr - a.tpr) - (c.fpr - a.fpr) * (b.tpr - a.tpr)) * 0.5;
+  };
+  const heap = new VertexHeap();
+  for (let index = 1; index < count - 1; index++) heap.push(triangle(index), index, 0);
+  let remaining = count;
+  while (remaining > maxPoints) {
+    const entry = heap.pop()!;
+    if (entry.stamp !== stamp[entry.index]) continue;
+    const index = entry.index;
+    const before = previous[index]!;
+    const after = next[index]!;
+    next[before] = after;
+    previous[after] = before;
+    stamp[index] = -1;
+    remaining--;
+    for (const neighbour of [before, after]) {
+      if (neighbour === 0 || neighbour === count - 1) continue;
+      stamp[neighbour]!++;
+      heap.push(triangle(neighbour), neighbour, stamp[neighbour]!);
+    }
+  }
+  const kept: RocPoint[] = [];
+  for (let index = 0; index < count; index = next[index]!) kept.push(points[index]!);
+  return kept;
+}
+
+/** A min-heap of (area, vertex) with a stamp per entry, so superseded entries are skipped when popped. */
+class VertexHeap {
+  private readonly areas: number[] = [];
+  private readonly indices: number[] = [];
+  private readonly stamps: number[] = [];
+
+  push(area: number, index: number, stamp: number): void {
+    this.areas.push(area);
+    this.indices.push(index);
+    this.stamps.push(stamp);
+    let child = this.areas.length - 1;
+    while (child > 0) {
+      const parent = (child - 1) >> 1;
+      if (!this.less(child, parent)) break;
+      this.swap(child, parent);
+      child = parent;
+    }
+  }
+
+  pop(): { area: number; index: number; stamp: number } | undefined {
+    if (this.areas.length === 0) return undefined;
+    const top = { area: this.areas[0]!, index: this.indices[0]!, stamp: this.stamps[0]! };
+    const last = this.areas.length - 1;
+    this.swap(0, last);
+    this.areas.pop();
+    this.indices.pop();
+    this.stamps.pop();
+    let parent = 0;
+    for (;;) {
+      const left = parent * 2 + 1;
+      const right = left + 1;
+      let smallest = parent;
+      if (left < this.areas.length && this.less(left, smallest)) smallest = left;
+      if (right < this.areas.length && this.less(right, smallest)) smallest = right;
+      if (smallest === parent) break;
+      this.swap(parent, smallest);
+      parent = smallest;
+    }
+    return top;
+  }
+
+  private less(a: number, b: number): boolean {
+    return this.areas[a]! < this.areas[b]! || (this.areas[a] === this.areas[b] && this.indices[a]! < this.indices[b]!);
+  }
+
+  private swap(a: number, b: number): void {
+    [this.areas[a], this.areas[b]] = [this.areas[b]!, this.areas[a]!];
+    [this.indices[a], this.indices[b]] = [this.indices[b]!, this.indices[a]!];
+    [this.stamps[a], this.stamps[b]] = [this.stamps[b]!, this.stamps[a]!];
+  }
+}
+
+/** A ROC curve as stored in a run's metrics: columns of equal length, rounded so the JSON stays small. */
+export interface StoredRocCurve {
+  fpr: number[];
+  tpr: number[];
+  /** Score threshold of each vertex; null at the (0, 0) start. */
+  threshold: Array<number | null>;
+  /** Vertices of the exact curve before downsampling (distinct scores + 1). */
+  exactPoints: number;
+}
+
+/**
+ * The exact curve downsampled to at most `maxPoints` vertices, rates rounded to 1e-6 and thresholds
+ * to 6 significant digits. Rounding is monotone, so the stored curve stays monotone and keeps its
+ * (0, 0) and (1, 1) ends; the area moves by at most about 1e-6 more than the downsampling did.
+ */
+export function storedRocCurve(points: readonly RocPoint[], maxPoints = 200): StoredRocCurve {
+  const kept = downsampleRoc(points, maxPoints);
+  const rate = (value: number) => Math.round(value * 1e6) / 1e6;
+  return {
+    fpr: kept.map((point) => rate(point.fpr)),
+    tpr: kept.map((point) => rate(point.tpr)),
+    threshold: kept.map((point) => (point.threshold === null ? null : Number(point.threshold.toPrecision(6)))),
+    exactPoints: points.length,
+  };
+}
