@@ -4,11 +4,16 @@
  * 1000 case-bootstrap replicates and subgroup tables), the same with the data-efficiency curve, and
  * memory: the peak RSS above the matrix itself, next to the matrix size (a per-fold copy would add
  * the matrix size again per fold). Also one solver pass through onnxruntime vs a plain JavaScript
- * loop, side by side on the same matrix.
+ * loop, side by side on the same matrix, and one data-efficiency stage (the five 10% subsample models)
+ * fitted the old way (every row of the matrix in every pass, zero weight outside the subsample) and
+ * on only its own rows, side by side.
  */
 import os from 'node:os';
 import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
-import { evaluateProbe, type ProbeProblem, type ProbeSettings } from '../../electron/core/probes/probe-evaluation.js';
+import { groupedFolds } from '../../electron/core/probes/grouped-folds.js';
+import { featureStatistics, fitLogisticModels, type FittedModels, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
+import { curveTrainingRows, evaluateProbe, type ProbeProblem, type ProbeSettings } from '../../electron/core/probes/probe-evaluation.js';
+import { fitOnOwnRows } from '../../electron/core/probes/row-block.js';
 import { probeDefaults } from '../../electron/core/probes/probes.service.js';
 import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
 
@@ -74,6 +79,37 @@ async function buildProblem(): Promise<ProbeProblem> {
     ],
     settings: settings([]),
   };
+}
+
+/** One curve stage (five fold models on `fraction` of their training cases, seed index 0): old batched all-rows fit vs one model at a time on its own rows. */
+async function compareCurveStage(engine: MatrixEngine, problem: ProbeProblem, fraction: number): Promise<void> {
+  const { folds, seed } = settings([]);
+  const foldOfRow = groupedFolds(problem.caseOfRow, folds, seed);
+  const models: ProbeModelSpec[] = Array.from({ length: folds }, (_, fold) => {
+    const training = problem.populationRows.filter((row) => foldOfRow[row] !== fold);
+    return { trainingRows: curveTrainingRows(training, problem.caseOfRow, fraction, seed, 0, fold), ...featureStatistics(problem.data, dim, training) };
+  });
+  const options = { l2: probeDefaults.l2, classWeights: false, maxIterations: probeDefaults.maxIterations, gradientTolerance: probeDefaults.gradientTolerance };
+  let started = performance.now();
+  const allRows = await fitLogisticModels(engine, problem.targets, problem.known, labelCount, models, options);
+  const allRowsSeconds = (performance.now() - started) / 1000;
+  started = performance.now();
+  const ownRows: FittedModels[] = [];
+  for (const model of models) ownRows.push(await fitOnOwnRows(engine, problem.targets, problem.known, labelCount, model, options));
+  const ownRowsSeconds = (performance.now() - started) / 1000;
+  let largest = 0;
+  let difference = 0;
+  ownRows.forEach((fit, model) => {
+    const before = allRows.weights[model]!;
+    fit.weights[0]!.forEach((weight, index) => {
+      largest = Math.max(largest, Math.abs(before[index]!));
+      difference = Math.max(difference, Math.abs(weight - before[index]!));
+    });
+  });
+  const rows = models.reduce((sum, model) => sum + model.trainingRows.length, 0) / models.length;
+  console.log(
+    `one curve stage (${folds} models × ${labelCount} labels on ${Math.round(fraction * 100)}% of a training fold's cases, mean ${rows.toFixed(0)} rows): every row of the matrix ${allRowsSeconds.toFixed(1)} s (${allRows.passes} passes of ${engine.rows} rows), own rows only ${ownRowsSeconds.toFixed(1)} s (${ownRows.reduce((sum, fit) => sum + fit.passes, 0)} passes of one model's rows) — ${(allRowsSeconds / ownRowsSeconds).toFixed(1)}× less time; largest weight difference ${difference.toExponential(1)} (largest weight ${largest.toExponential(1)})`,
+  );
 }
 
 function settings(curveFractions: number[]): ProbeSettings {
@@ -146,6 +182,9 @@ export async function run(): Promise<void> {
   console.log(
     `one solver pass over ${sampleRows} rows × 60 columns (X·W and Xᵀ·R): onnxruntime ${(ortPass * 1000).toFixed(0)} ms, JavaScript loop ${(jsPass * 1000).toFixed(0)} ms (${(jsPass / ortPass).toFixed(1)}×)`,
   );
+
+  // PROBES_BENCH_COMPARE=0 skips the side-by-side of one curve stage fitted over every row vs over its own rows.
+  if (process.env.PROBES_BENCH_COMPARE !== '0') await compareCurveStage(engine, problem, 0.1);
 
   // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve.
   const runs: Array<[string, number[]]> = [['5-fold grouped CV + final fit', []]];

@@ -19,6 +19,9 @@ export class MatrixEngine {
     private readonly matrix: ort.Tensor,
     readonly rows: number,
     readonly dim: number,
+    /** The matrix the products read (row-major, rows × dim), in place. */
+    readonly data: Float32Array,
+    private readonly ownsSessions: boolean,
   ) {}
 
   static async create(data: Float32Array, rows: number, dim: number, threads?: number): Promise<MatrixEngine> {
@@ -29,7 +32,20 @@ export class MatrixEngine {
     if (threads !== undefined) options.intraOpNumThreads = threads;
     const forward = await ort.InferenceSession.create(productGraph(false), options);
     const backward = await ort.InferenceSession.create(productGraph(true), options);
-    return new MatrixEngine(forward, backward, new ort.Tensor('float32', data, [rows, dim]), rows, dim);
+    return new MatrixEngine(forward, backward, new ort.Tensor('float32', data, [rows, dim]), rows, dim, data, true);
+  }
+
+  /**
+   * The same products on the first `rows` rows only, reading them in place (a view of the same
+   * buffer, sharing this engine's sessions). Whatever those rows hold when a product runs is used,
+   * so a caller may move the rows it wants to the front first (see row-block.ts).
+   */
+  prefix(rows: number): MatrixEngine {
+    if (!Number.isInteger(rows) || rows < 0 || rows > this.rows) {
+      throw new DermError('internal', `A prefix of ${rows} rows does not fit a matrix of ${this.rows} rows.`);
+    }
+    const view = this.data.subarray(0, rows * this.dim);
+    return new MatrixEngine(this.forward, this.backward, new ort.Tensor('float32', view, [rows, this.dim]), rows, this.dim, view, false);
   }
 
   /** X·W for W of dim × columns (row-major); returns rows × columns. */
@@ -44,7 +60,9 @@ export class MatrixEngine {
     return output.Y!.data as Float32Array;
   }
 
+  /** Releases the sessions; a prefix engine owns none, so releasing one does nothing. */
   async release(): Promise<void> {
+    if (!this.ownsSessions) return;
     await this.forward.release();
     await this.backward.release();
   }
