@@ -1,5 +1,5 @@
 import type { ColumnOutcome } from './logistic-regression.js';
-import type { ReliabilityBin } from './metrics.js';
+import type { ReliabilityBin, StoredRocCurve } from './metrics.js';
 
 /**
  * The stored, JSON-serialisable evaluation of a probe run (probe_runs.metrics). Every AUC is either a
@@ -25,6 +25,12 @@ export interface LabelMetrics {
   ece: number;
   /** Reliability diagram (ten equal-width bins); only in the overall table. */
   reliability?: ReliabilityBin[];
+  /**
+   * Pooled out-of-fold ROC curve (every population image scored by the fold model that did not see
+   * it), downsampled to at most 200 vertices; only in the overall table, absent in runs stored before
+   * curves were kept and when the AUC is too small to measure.
+   */
+  roc?: StoredRocCurve;
 }
 
 export interface GroupMetrics {
