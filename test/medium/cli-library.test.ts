@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../electron/cli/main.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
 import { tempFolder } from './import-helpers.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 
 const folders: string[] = [];
 afterEach(() => {
@@ -17,30 +17,7 @@ function folder(): string {
   return created;
 }
 
-/** Runs `dermws …` in this process and captures what it prints on stdout. */
-async function dermws(...args: string[]): Promise<{ code: number; stdout: string; json: any }> {
-  const write = process.stdout.write.bind(process.stdout);
-  let stdout = '';
-  process.exitCode = undefined;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  }) as typeof process.stdout.write;
-  let code: number;
-  try {
-    code = await runCli(args);
-  } finally {
-    process.stdout.write = write;
-    process.exitCode = undefined;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, stdout, json };
-}
+const dermws = runDermws;
 
 describe('dermws import / info / qc', () => {
   it('imports with stable JSON and exit codes: 0 all imported or duplicates, 1 some failed, 2 could not run', async () => {

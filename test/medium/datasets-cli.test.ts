@@ -2,34 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../electron/cli/main.js';
 import { formatCsv, parseCsvTable } from '../../electron/core/csv/csv.js';
 import { writeScinDataset, type ScinDataset } from '../fixtures/scin-dataset.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 
-/** Runs `dermws …` in this process and captures stdout. */
-async function dermws(...args: string[]): Promise<{ code: number; stdout: string; json: any }> {
-  const write = process.stdout.write.bind(process.stdout);
-  let stdout = '';
-  process.exitCode = undefined;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  }) as typeof process.stdout.write;
-  let code: number;
-  try {
-    code = await runCli(args);
-  } finally {
-    process.stdout.write = write;
-    process.exitCode = undefined;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, stdout, json };
-}
+const dermws = runDermws;
 
 let work: string;
 let library: string;

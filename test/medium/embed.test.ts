@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../electron/cli/main.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 import { EmbeddingService } from '../../electron/core/embeddings/embedding.service.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { writeNpz } from '../../electron/core/embeddings/npz.js';
@@ -236,23 +236,7 @@ describe('embedding job', () => {
 });
 
 describe('dermws models / embed (CLI)', () => {
-  async function cli(args: string[]): Promise<{ code: number; stdout: string }> {
-    const chunks: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      chunks.push(String(chunk));
-      return true;
-    }) as typeof process.stdout.write;
-    const previous = process.exitCode;
-    process.exitCode = undefined;
-    try {
-      const code = await runCli(args);
-      return { code, stdout: chunks.join('') };
-    } finally {
-      process.stdout.write = write;
-      process.exitCode = previous;
-    }
-  }
+  const cli = (args: string[]) => runDermws(...args);
 
   it('adds, lists and checks a model, embeds the library and imports precomputed embeddings, with --json output', async () => {
     const { library } = await libraryWithImages(5);

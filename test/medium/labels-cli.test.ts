@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../electron/cli/main.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 const libraries: Array<{ cleanup(): void }> = [];
@@ -9,30 +9,7 @@ afterEach(() => {
   for (const made of libraries.splice(0)) made.cleanup();
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; json: any }> {
-  const chunks: string[] = [];
-  const write = process.stdout.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-    return true;
-  }) as typeof process.stdout.write;
-  const previous = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    const code = await runCli(args);
-    const stdout = chunks.join('');
-    let json: unknown;
-    try {
-      json = JSON.parse(stdout);
-    } catch {
-      json = undefined;
-    }
-    return { code, stdout, json };
-  } finally {
-    process.stdout.write = write;
-    process.exitCode = previous;
-  }
-}
+const cli = (args: string[]) => runDermws(...args);
 
 describe('dermws labelling commands', () => {
   it('labels, undoes and redoes, runs a session, measures agreement and adjudicates, all with --json', async () => {
