@@ -213,6 +213,10 @@ const labelMetricsSchema = z.object({
   brier: z.number(),
   ece: z.number(),
   reliability: z.array(z.object({ lower: z.number(), count: z.int(), meanPredicted: z.number().nullable(), observedRate: z.number().nullable() })).optional(),
+  /** Pooled out-of-fold ROC curve (≤200 vertices from (0, 0) to (1, 1)); overall table only; absent in older runs. */
+  roc: z
+    .object({ fpr: z.array(z.number()), tpr: z.array(z.number()), threshold: z.array(z.number().nullable()), exactPoints: z.int() })
+    .optional(),
 });
 const groupMetricsSchema = z.object({
   images: z.int(),
