@@ -5,7 +5,7 @@ import { isDermError } from '../../electron/common/errors.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { VectorIndexRepository } from '../../electron/core/index/vector-index.repository.js';
-import { VectorIndexService, type VectorIndexParameters } from '../../electron/core/index/vector-index.service.js';
+import { defaultIndexParameters, VectorIndexService, type VectorIndexParameters } from '../../electron/core/index/vector-index.service.js';
 import { exactSearch, normalizeRows, type Neighbour } from '../../electron/core/index/vector-math.js';
 import type { Library } from '../../electron/core/library/library.js';
 import { clusteredVectors, perturbed } from '../fixtures/clustered-vectors.js';
@@ -94,7 +94,11 @@ describe('vector index', () => {
 
   it('projects 6144-d embeddings with PCA and keeps recall@10 ≥ 0.95 after exact re-ranking', async () => {
     const f = fixture(1200, 6144);
-    const service = f.service();
+    // The projection width is pinned (the default is wider, chosen on 100k-image benchmarks) to keep this
+    // 6144-d build small; that the default is used, and that a narrower stored projection is refitted
+    // to it, is the next test.
+    const narrow: Partial<VectorIndexParameters> = { projectedDim: 256 };
+    const service = f.service(narrow);
     const progress: JobProgress[] = [];
     const { rebuilt } = await service.ensureReady('test-model', { onProgress: (event) => progress.push(event) });
     expect(rebuilt!.projectionVersion).toBe(1);
@@ -109,8 +113,30 @@ describe('vector index', () => {
     // Refitting the projection makes a new version, and the index is rebuilt on it.
     const refit = await service.rebuild('test-model', {}, { refit: true });
     expect(refit.projectionVersion).toBe(2);
-    const status = await f.service().status('test-model');
+    const status = await f.service(narrow).status('test-model');
     expect(status).toMatchObject({ state: 'ready', projectionVersion: 2, graphDim: 256 });
+  });
+
+  it('refits a narrower stored projection to a wider one once, and never refits one the sample cannot widen', async () => {
+    // The generated data has about 96 latent dimensions: the fit keeps fewer components than the
+    // default width asks for, and a refit would come out the same, so reopening must not rebuild.
+    const f = fixture(600, 1024);
+    const narrowByRank = (await f.service().ensureReady('test-model')).rebuilt!;
+    expect(narrowByRank.projectionVersion).toBe(1);
+    expect(narrowByRank.graphDim).toBeLessThan(defaultIndexParameters.projectedDim);
+    expect((await f.service().ensureReady('test-model')).rebuilt).toBeNull();
+    expect(await f.service().status('test-model')).toMatchObject({ state: 'ready', projectionVersion: 1 });
+    const g = fixture(300, 1024);
+    expect((await g.service({ projectedDim: 48 }).ensureReady('test-model')).rebuilt).toMatchObject({ projectionVersion: 1, graphDim: 48 });
+    const before = await g.service({ projectedDim: 48 }).search('test-model', g.data.subarray(7 * 1024, 8 * 1024), 10);
+    const wider = g.service({ projectedDim: 96 });
+    expect(await wider.status('test-model')).toMatchObject({ state: 'stale', reason: 'the projection has 48 dimensions; 96 are wanted' });
+    const { rebuilt } = await wider.ensureReady('test-model');
+    expect(rebuilt).toMatchObject({ projectionVersion: 2, graphDim: 96, reason: 'the projection has 48 dimensions; 96 are wanted' });
+    expect((await wider.search('test-model', g.data.subarray(7 * 1024, 8 * 1024), 10)).map((hit) => hit.imageId)).toEqual(before.map((hit) => hit.imageId));
+    // Once refitted it is used as is: no rebuild on the next open.
+    expect((await g.service({ projectedDim: 96 }).ensureReady('test-model')).rebuilt).toBeNull();
+    expect(await g.service({ projectedDim: 96 }).status('test-model')).toMatchObject({ state: 'ready', graphDim: 96, projectionVersion: 2 });
   });
 
   it('detects a deleted, corrupt, truncated or stale index file, rebuilds it, and answers as before', async () => {
