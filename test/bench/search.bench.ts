@@ -1,6 +1,8 @@
 /**
  * Similar-case search bench: generated clustered 6144-d vectors (Derm Foundation's size), 10k and
- * 100k of them (SEARCH_BENCH_SIZES=10000,100000 by default).
+ * 100k of them (SEARCH_BENCH_SIZES=10000,100000 by default), for two data models reported separately
+ * (SEARCH_BENCH_DATA=hard,decaying: flat spectra with isotropic noise, and decaying spectra), with the
+ * graph built at the default projected dimension or at each of SEARCH_BENCH_GRAPH_DIMS (e.g. 256,384).
  *
  * What is measured: the index layer the VectorIndexService runs, in memory — randomized PCA fit on
  * onnxruntime (and the same product in plain JavaScript), projection, HNSW build, write, open
