@@ -183,8 +183,9 @@ export async function run(): Promise<void> {
     `one solver pass over ${sampleRows} rows × 60 columns (X·W and Xᵀ·R): onnxruntime ${(ortPass * 1000).toFixed(0)} ms, JavaScript loop ${(jsPass * 1000).toFixed(0)} ms (${(jsPass / ortPass).toFixed(1)}×)`,
   );
 
-  // PROBES_BENCH_COMPARE=0 skips the side-by-side of one curve stage fitted over every row vs over its own rows.
-  if (process.env.PROBES_BENCH_COMPARE !== '0') await compareCurveStage(engine, problem, 0.1);
+  // Side-by-side of one curve stage fitted over every row vs over its own rows, per fraction in PROBES_BENCH_COMPARE (default 0.1; 0 skips).
+  const compared = (process.env.PROBES_BENCH_COMPARE ?? '0.1').split(',').map(Number).filter((fraction) => fraction > 0 && fraction < 1);
+  for (const fraction of compared) await compareCurveStage(engine, problem, fraction);
 
   // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve.
   const runs: Array<[string, number[]]> = [['5-fold grouped CV + final fit', []]];
