@@ -189,7 +189,7 @@ export async function run(): Promise<void> {
 
   // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve.
   const runs: Array<[string, number[]]> = [['5-fold grouped CV + final fit', []]];
-  if (process.env.PROBES_BENCH_CURVE !== '0') runs.push(['… plus data-efficiency curve (10/25/50% × 3 seeds)', [0.1, 0.25, 0.5]]);
+  if (process.env.PROBES_BENCH_CURVE !== '0') runs.push([`… plus data-efficiency curve (10/25/50% × ${probeDefaults.curveSeeds} seeds)`, [0.1, 0.25, 0.5]]);
   for (const [name, fractions] of runs) {
     const before = process.memoryUsage().rss;
     let peak = before;

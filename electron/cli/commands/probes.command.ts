@@ -26,7 +26,7 @@ export function registerProbesCommands(program: Command): void {
     .option('--min-confidence <1-5>', 'condition labels below this confidence count as unknown')
     .option('--bootstrap <n>', 'bootstrap replicates for AUC intervals (default 1000)')
     .option('--curve <fractions|none>', 'case fractions of the data-efficiency curve (default 0.1,0.25,0.5; 1 is always included)')
-    .option('--curve-seeds <n>', 'subsampling seeds per curve fraction (default 3)')
+    .option('--curve-seeds <n>', 'subsampling seeds per curve fraction (default 2)')
     .option('--max-iterations <n>', 'L-BFGS iterations per label at most (default 200)')
     .action(async (options: TrainCliOptions, command: Command) => {
       await withCore(command, async (core, { json }) => {
