@@ -33,25 +33,8 @@ export interface ImageRecord {
   flags: string[];
 }
 
-/** What the import writes for a new image. */
-export interface NewImage {
-  fileSha256: string;
-  pixelSha256: string;
-  originalPath: string;
-  relativePath: string | null;
-  managedPath: string | null;
-  thumbnailPath: string;
-  width: number;
-  height: number;
-  format: string;
-  bytes: number;
-  exifOrientation: number;
-  sourceColorSpace: string | null;
-  sourceBitDepth: string | null;
-  hadAlpha: boolean;
-  importedAt: string;
-  batchId: number;
-}
+/** What the import writes for a new image: the stored record before it has an id, case or flags. */
+export type NewImage = Omit<ImageRecord, 'id' | 'caseId' | 'caseKey' | 'deletedAt' | 'flags'>;
 
 /**
  * Filters of list() and count(); all given filters must hold. Deleted images are left out unless
