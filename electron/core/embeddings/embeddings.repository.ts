@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import { blobToVector, vectorToBlob } from './vector-codec.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export interface EmbeddingModelRecord {
   id: string;
@@ -73,9 +74,9 @@ export class EmbeddingsRepository {
        ON CONFLICT(model_id, image_id) DO UPDATE SET model_sha256 = excluded.model_sha256, dim = excluded.dim, vector = excluded.vector, created_at = excluded.created_at`,
     );
     const now = new Date().toISOString();
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const row of rows) insert.run(row.imageId, modelId, modelSha256, row.vector.length, vectorToBlob(row.vector), now);
-    })();
+    });
   }
 
   get(modelId: string, imageId: number): Float32Array | undefined {

@@ -6,6 +6,7 @@ import { QualityService } from '../quality/quality.service.js';
 import { ImportBatchesRepository } from './import-batches.repository.js';
 import { ImportFilesRepository } from './import-files.repository.js';
 import { ImportService } from './import.service.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /** Wires the images repository, quality service and import service over one library (used by createCore and tests). */
 export function createImportServices(library: Library, settings: SettingsRepository): { images: ImagesRepository; quality: QualityService; import: ImportService; importBatches: ImportBatchesRepository } {
@@ -17,7 +18,7 @@ export function createImportServices(library: Library, settings: SettingsReposit
     batches: importBatches,
     files: new ImportFilesRepository(library.paths),
     quality,
-    transaction: (work) => library.db.transaction(work)(),
+    transaction: (work) => writeTransaction(library.db, work),
   });
   return { images, quality, import: importService, importBatches };
 }

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /** What an index file was built from; the row lives in `vector_indexes` (migration 0005). */
 export interface VectorIndexRecord {
@@ -96,7 +97,7 @@ export class VectorIndexRepository {
 
   /** Records a freshly written file and drops the change-log entries it already contains, atomically. */
   saveRecord(record: VectorIndexRecord): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db
         .prepare(
           `INSERT INTO vector_indexes (model_id, file, file_sha256, space, model_dim, graph_dim, projection_version, element_count, id_checksum,
@@ -111,7 +112,7 @@ export class VectorIndexRepository {
         )
         .run({ ...record, deletedIds: idsToBlob(record.deletedIds) });
       this.db.prepare('DELETE FROM vector_index_changes WHERE model_id = ? AND seq <= ?').run(record.modelId, record.changeSeq);
-    })();
+    });
   }
 
   deleteRecord(modelId: string): void {
@@ -178,7 +179,7 @@ export class VectorIndexRepository {
 
   /** Stores a new projection as the next version and returns it. */
   addProjection(projection: Omit<ProjectionRecord, 'version' | 'fittedAt'>): ProjectionRecord {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?').get(projection.modelId) as { version: number };
       const record: ProjectionRecord = { ...projection, version: row.version + 1, fittedAt: new Date().toISOString() };
       this.db
@@ -198,6 +199,6 @@ export class VectorIndexRepository {
           record.fittedAt,
         );
       return record;
-    })();
+    });
   }
 }

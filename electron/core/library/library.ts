@@ -6,6 +6,14 @@ import { appliedVersion, applyMigrations, loadMigrations } from './migrations.js
 
 export const databaseFileName = 'library.sqlite';
 
+/**
+ * How long a write waits for another process's write transaction before giving up. Write transactions
+ * are short (one imported image, one label edit, one embedding batch), but a busy 2-core machine with
+ * the app, an import and scripts on one library can queue many of them; a command must wait its turn
+ * rather than fail.
+ */
+export const busyTimeoutMs = 30_000;
+
 /** Folders of a library. Everything a library holds lives below its root, so a library can be moved as a folder. */
 export interface LibraryPaths {
   root: string;
@@ -89,12 +97,12 @@ export function openLibrary(root: string, options: OpenLibraryOptions = {}): Lib
   for (const folder of [paths.root, paths.thumbnails, paths.managedImages, paths.models, paths.indexes]) {
     fs.mkdirSync(folder, { recursive: true });
   }
-  const db = new Database(paths.database);
+  const db = new Database(paths.database, { timeout: busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     const upgradedBy = applyMigrations(db, migrations, paths.database);
     return {
       paths,

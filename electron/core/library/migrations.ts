@@ -53,31 +53,39 @@ export function appliedVersion(db: Database.Database): number {
   return row.version ?? 0;
 }
 
-/** Applies every pending migration in order, each in its own transaction. Returns the versions applied. */
+/**
+ * Applies every pending migration in order, each in its own transaction. Returns the versions applied.
+ *
+ * Several processes can open a new library at the same moment (the app, a CLI call, a script). Each
+ * migration therefore takes the write lock first (BEGIN IMMEDIATE, waiting its turn) and reads the
+ * applied version inside that transaction: a process that lost the race sees the migration already
+ * recorded and skips it, instead of running its CREATE TABLEs a second time.
+ */
 export function applyMigrations(db: Database.Database, migrations: Migration[], databaseFile: string): number[] {
-  db.exec(schemaTableSql);
-  const current = appliedVersion(db);
   const applied: number[] = [];
+  let current = 0;
   for (const migration of migrations) {
-    if (migration.version <= current) continue;
-    const run = db.transaction(() => {
+    const run = db.transaction((): boolean => {
+      db.exec(schemaTableSql);
+      current = appliedVersion(db);
+      if (migration.version <= current) return false;
       db.exec(migration.sql);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         migration.version,
         migration.name,
         new Date().toISOString(),
       );
+      return true;
     });
     try {
-      run();
+      if (run.immediate()) applied.push(migration.version);
     } catch (error) {
       throw new DermError(
         'migration-failed',
-        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current + applied.length}.`,
+        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current}.`,
         { file: databaseFile, migration: migration.version },
       );
     }
-    applied.push(migration.version);
   }
   return applied;
 }
