@@ -71,6 +71,8 @@ export function createCore(config: CoreConfig = {}): Core {
   const library = openLibrary(resolveLibraryFolder(config.libraryFolder));
   const settings = new SettingsRepository(library.db);
   const importServices = createImportServices(library, settings);
+  // A batch left 'running' by a process that died would otherwise say so until the same import is rerun.
+  importServices.import.recoverInterrupted();
   const modelServices = createModelServices(library);
   const labelling = createLabellingServices(library, settings);
   const searchServices = createSearchServices(library, modelServices.embeddings);

@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createCore } from '../../electron/core/core.js';
+import { createImportServices } from '../../electron/core/import/import-services.js';
+import type { ImportReport } from '../../electron/core/import/import.service.js';
+import { openLibrary } from '../../electron/core/library/library.js';
+import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { writeTinyEncoder } from '../../native-models/test-encoders.js';
 import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
@@ -97,4 +103,96 @@ describe('several processes on one library', () => {
       db.close();
     }
   }, 600_000);
+});
+
+/** Each report's imported images are exactly the images stored under its batch, and the batch row counts them. */
+function expectReportsMatchStore(root: string, reports: Array<Pick<ImportReport, 'batchId' | 'imported' | 'duplicates'>>): void {
+  const db = new Database(path.join(root, 'library.sqlite'), { readonly: true });
+  try {
+    for (const report of reports) {
+      const stored = db.prepare('SELECT COUNT(*) AS n FROM images WHERE batch_id = ?').get(report.batchId) as { n: number };
+      expect(stored.n).toBe(report.imported);
+      expect(db.prepare('SELECT status, imported, duplicates FROM import_batches WHERE id = ?').get(report.batchId)).toEqual({
+        status: 'completed',
+        imported: report.imported,
+        duplicates: report.duplicates,
+      });
+    }
+  } finally {
+    db.close();
+  }
+}
+
+describe('import batches and the process that owns them', () => {
+  it('an import of the same paths while another is live gets a batch of its own; each report matches what it stored', async () => {
+    const files = await photoFolder('same-paths', 5, 300);
+    const folder = path.join(scratch, 'same-paths');
+    const root = path.join(scratch, 'same-paths-library');
+    // Two connections, as two processes (or the app and its web mode) would have.
+    const first = openLibrary(root);
+    const second = openLibrary(root);
+    try {
+      const importerA = createImportServices(first, new SettingsRepository(first.db)).import;
+      const importerB = createImportServices(second, new SettingsRepository(second.db)).import;
+      let letGo!: () => void;
+      const gate = new Promise<void>((resolve) => (letGo = resolve));
+      let firstCommitted!: () => void;
+      const oneCommitted = new Promise<void>((resolve) => (firstCommitted = resolve));
+      // A stops right after its first image is committed, its batch running, until B has finished.
+      const running = importerA.importPaths([folder], {
+        concurrency: 1,
+        onDecoded: async () => {
+          firstCommitted();
+          await gate;
+        },
+      });
+      await oneCommitted;
+      const b = await importerB.importPaths([folder], { concurrency: 1 });
+      letGo();
+      const a = await running;
+      expect(b.batchId).not.toBe(a.batchId);
+      expect(b.resumed).toBe(false);
+      expect(a).toMatchObject({ status: 'success', imported: 1, duplicates: files.length - 1 });
+      expect(b).toMatchObject({ status: 'success', imported: files.length - 1, duplicates: 1 });
+      expectReportsMatchStore(root, [a, b]);
+    } finally {
+      first.close();
+      second.close();
+    }
+  });
+
+  it('two dermws import processes of the same folder: every image stored once, each batch counts what its run imported', async () => {
+    const files = await photoFolder('two-processes', 8, 400);
+    const root = path.join(scratch, 'two-processes-library');
+    const args = ['--library', root, 'import', path.join(scratch, 'two-processes'), '--json'];
+    const runs = await Promise.all([runDermwsProcess(args), runDermwsProcess(args)]);
+    expect(failures(runs)).toEqual([]);
+    const [a, b] = runs.map((run) => run.json as ImportReport);
+    expect(a!.batchId).not.toBe(b!.batchId);
+    expect(a!.imported + b!.imported).toBe(files.length);
+    expectReportsMatchStore(root, [a!, b!]);
+  }, 300_000);
+
+  it('a batch left running by a killed import is recovered at the next open with its real counts, then resumed', async () => {
+    const files = await photoFolder('killed', 6, 500);
+    const folder = path.join(scratch, 'killed');
+    const root = path.join(scratch, 'killed-library');
+    const child = spawn(process.execPath, [path.join(import.meta.dirname, '../fixtures/import-then-die.child.mjs'), root, folder, '2'], { stdio: 'ignore' });
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, killedBy) => resolve(killedBy)));
+    expect(signal).toBe('SIGKILL');
+    const left = new Database(path.join(root, 'library.sqlite'), { readonly: true });
+    expect(left.prepare('SELECT status, imported FROM import_batches').all()).toEqual([{ status: 'running', imported: 0 }]);
+    left.close();
+
+    const core = createCore({ libraryFolder: root });
+    try {
+      const [batch] = core.importBatches.list();
+      expect(batch).toMatchObject({ status: 'cancelled', imported: 2, finishedAt: null });
+      const resumed = await core.import.importPaths([folder]);
+      expect(resumed).toMatchObject({ batchId: batch!.id, resumed: true, status: 'success', imported: files.length, duplicates: 0 });
+      expect(core.images.count()).toBe(files.length);
+    } finally {
+      core.close();
+    }
+  }, 120_000);
 });

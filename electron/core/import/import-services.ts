@@ -3,6 +3,7 @@ import type { Library } from '../library/library.js';
 import type { SettingsRepository } from '../library/settings.repository.js';
 import { QualityRepository } from '../quality/quality.repository.js';
 import { QualityService } from '../quality/quality.service.js';
+import { ImportBatchLeases } from './import-batch-leases.js';
 import { ImportBatchesRepository } from './import-batches.repository.js';
 import { ImportFilesRepository } from './import-files.repository.js';
 import { ImportService } from './import.service.js';
@@ -16,6 +17,7 @@ export function createImportServices(library: Library, settings: SettingsReposit
   const importService = new ImportService({
     images,
     batches: importBatches,
+    leases: new ImportBatchLeases(library.paths.locks),
     files: new ImportFilesRepository(library.paths),
     quality,
     transaction: (work) => writeTransaction(library.db, work),

@@ -23,6 +23,8 @@ export interface LibraryPaths {
   models: string;
   indexes: string;
   exports: string;
+  /** Lock files of work a live process owns (import batches); see lease.ts. */
+  locks: string;
 }
 
 export function libraryPaths(root: string): LibraryPaths {
@@ -34,6 +36,7 @@ export function libraryPaths(root: string): LibraryPaths {
     models: path.join(root, 'models'),
     indexes: path.join(root, 'indexes'),
     exports: path.join(root, 'exports'),
+    locks: path.join(root, 'locks'),
   };
 }
 
