@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
+import { blobToVector, firstNonFinite, vectorToBlob } from '../embeddings/vector-codec.js';
 import { writeTransaction } from '../library/write-transaction.js';
 
 /** What an index file was built from; the row lives in `vector_indexes` (migration 0005). */
@@ -148,7 +148,20 @@ export class VectorIndexRepository {
   vectors(modelId: string, imageIds: readonly number[]): EmbeddingRow[] {
     if (imageIds.length === 0) return [];
     const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds)) as { imageId: number; vector: Buffer }[];
-    return rows.map((row) => ({ imageId: row.imageId, vector: blobToVector(row.vector) }));
+    return rows.map((row) => {
+      const vector = blobToVector(row.vector);
+      // A damaged row (a flipped page, a bad disk) must not enter the graph: a NaN makes the image
+      // unfindable, even as its own query.
+      const bad = firstNonFinite(vector);
+      if (bad >= 0) {
+        throw new DermError(
+          'embeddings-invalid',
+          `The stored embedding of image ${row.imageId} for model "${modelId}" in ${this.db.name} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
+          { imageId: row.imageId, modelId, file: this.db.name },
+        );
+      }
+      return { imageId: row.imageId, vector };
+    });
   }
 
   projection(modelId: string, version?: number): ProjectionRecord | undefined {

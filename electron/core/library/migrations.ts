@@ -54,6 +54,23 @@ export function appliedVersion(db: Database.Database): number {
 }
 
 /**
+ * What is wrong with the recorded migrations, or undefined when they are a plain prefix of the known
+ * ones (1, 2, … n with the known names). A record that skips, repeats or renames a migration means the
+ * table was damaged, not that a newer app wrote it: a newer app only ever appends.
+ */
+export function schemaRecordDamage(db: Database.Database, migrations: Migration[]): string | undefined {
+  const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (!table) return undefined;
+  const rows = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as Array<{ version: unknown; name: unknown }>;
+  for (const [index, row] of rows.entries()) {
+    if (row.version !== index + 1) return `schema_migrations holds version ${String(row.version)} where ${index + 1} was expected`;
+    const known = migrations[index];
+    if (known && row.name !== known.name) return `schema_migrations names version ${index + 1} "${String(row.name)}" but that migration is "${known.name}"`;
+  }
+  return undefined;
+}
+
+/**
  * Applies every pending migration in order, each in its own transaction. Returns the versions applied.
  *
  * Several processes can open a new library at the same moment (the app, a CLI call, a script). Each
