@@ -34,7 +34,7 @@ async function photoFolder(name: string, count: number, seed: number): Promise<s
 
 describe('several processes on one library', () => {
   it('N processes opening a new library at once all reach the current schema (repeated)', async () => {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 3; round++) {
       const root = path.join(scratch, `fresh-${round}`);
       const runs = await Promise.all(Array.from({ length: 6 }, () => runDermwsProcess(['--library', root, 'info', '--json'])));
       expect(failures(runs)).toEqual([]);
