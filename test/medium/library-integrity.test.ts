@@ -225,6 +225,10 @@ describe('a library on read-only media', () => {
     const root = freshRoot();
     const library = openLibrary(root);
     const [imageId] = insertSyntheticImages(library, 2);
+    // An unfinished import of this folder: importing it again would resume it (and take its lock).
+    const photos = path.join(scratch, 'read-only-photos');
+    await writeSkinImage(path.join(photos, 'a.jpg'), { seed: 3, width: 120, height: 90 });
+    library.db.prepare("INSERT INTO import_batches (started_at, status, source_paths) VALUES (?, 'cancelled', ?)").run(new Date().toISOString(), JSON.stringify([photos]));
     library.close();
     const view = readOnlyView(root);
     if (!view) return context.skip('needs a read-only bind mount (root without mount permission)');
@@ -252,6 +256,9 @@ describe('a library on read-only media', () => {
     expect(label.code).toBe(2);
     expect(label.json.error.code).toBe('read-only');
     expect(label.json.error.message).toContain(view);
+    const imported = await runDermws('--library', view, 'import', photos, '--json');
+    expect(imported.code).toBe(2);
+    expect(imported.json.error).toMatchObject({ code: 'read-only', message: expect.stringContaining(view) });
     // Nothing was written next to the database (no -wal, no -shm, no lock files).
     expect(fs.readdirSync(root).sort()).toEqual(['exports', 'images', 'indexes', 'library.sqlite', 'models', 'thumbnails'].filter((name) => fs.existsSync(path.join(root, name))));
   });

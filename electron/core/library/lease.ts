@@ -24,6 +24,9 @@ export function tryAcquireLease(file: string): Lease | undefined {
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
   } catch (error) {
+    // Read-only storage, permissions, a full disk: the errno error goes up as is, to be explained
+    // with the library's name (library-errors.ts).
+    if (typeof (error as NodeJS.ErrnoException).code === 'string') throw error;
     throw new DermError('internal', `Cannot create the lock folder ${path.dirname(file)}: ${(error as Error).message}`, { file });
   }
   let db: Database.Database;

@@ -22,7 +22,10 @@ export function explainLibraryError(error: unknown, paths: LibraryPaths, readOnl
   const where = file === paths.database ? `its database ${paths.database}` : file;
   const details = { library: paths.root, file };
 
-  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || (readOnly && (code === 'EACCES' || code === 'EPERM'))) {
+  // On a read-only library any file-system failure inside it (Node reports a refused recursive mkdir
+  // as ENOENT) comes from the storage being read-only.
+  const insideReadOnly = readOnly && typeof errorPath === 'string' && isInside(paths.root, errorPath);
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || insideReadOnly || (readOnly && (code === 'EACCES' || code === 'EPERM'))) {
     return new DermError('read-only', `The library ${paths.root} is read-only (${readOnly ? 'opened from storage this process cannot write' : text}); nothing was changed. Copy the library folder to writable storage to change it.`, details);
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') {
