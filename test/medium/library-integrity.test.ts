@@ -83,6 +83,14 @@ describe('embeddings that are not finite', () => {
     expect(rebuild.json.error.code).toBe('embeddings-invalid');
     expect(rebuild.json.error.message).toMatch(new RegExp(`image ${ids[4]} for model "m16" .*damaged`));
 
+    // Everything else that reads all of a model's vectors at once (probes, export, the map) refuses too.
+    const library = openLibrary(root);
+    try {
+      expect(() => new EmbeddingsRepository(library.db).matrix('m16')).toThrow(/damaged|values; expected 16/);
+    } finally {
+      library.close();
+    }
+
     const check = await runDermws('--library', root, 'check', '--json');
     expect(check.code).toBe(1);
     expect(check.json.ok).toBe(false);

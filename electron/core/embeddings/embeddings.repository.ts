@@ -167,7 +167,16 @@ export class EmbeddingsRepository {
       if (row.vector.byteLength !== model.dim * 4) {
         throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`);
       }
-      data.set(blobToVector(row.vector), ids.length * model.dim);
+      const vector = blobToVector(row.vector);
+      const bad = firstNonFinite(vector);
+      if (bad >= 0) {
+        throw new DermError(
+          'embeddings-invalid',
+          `The stored embedding of image ${row.imageId} for model "${modelId}" in ${this.db.name} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
+          { imageId: row.imageId, modelId, file: this.db.name },
+        );
+      }
+      data.set(vector, ids.length * model.dim);
       ids.push(row.imageId);
     }
     return { modelId, dim: model.dim, imageIds: ids, data: data.subarray(0, ids.length * model.dim) };
