@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { DermError, serializeError } from '../common/errors.js';
 import { createCore, type Core } from '../core/core.js';
 import type { JobProgress } from '../core/jobs/job.js';
+import { explainLibraryError } from '../core/library/library-errors.js';
 
 /**
  * Exit codes of every `dermws` command (documented in the README):
@@ -25,6 +26,8 @@ export async function withCore<T>(command: Command, work: (core: Core, options: 
   const core = createCore(options.library ? { libraryFolder: options.library } : {});
   try {
     return await work(core, options);
+  } catch (error) {
+    throw explainLibraryError(error, core.library.paths, core.library.readOnly);
   } finally {
     core.close();
   }

@@ -290,6 +290,29 @@ export const contract = {
       schemaVersion: z.int(),
       /** Whether files can be given as paths on this machine (true in both modes: the server is local). */
       acceptsPaths: z.boolean(),
+      /** The library is on storage this process cannot write: it can be browsed and searched, every change is refused. */
+      readOnly: z.boolean(),
+    }),
+  }),
+  libraryCheck: defineCall({
+    description: 'Checks the library: database pages (quick_check, or integrity_check with full), the schema record, embeddings (finite, right size), thumbnails and managed copies present; repair regenerates missing ones from an unchanged source.',
+    input: z.strictObject({ full: z.boolean().optional(), repair: z.boolean().optional() }),
+    output: z.object({
+      library: z.string(),
+      database: z.string(),
+      level: z.enum(['quick', 'full']),
+      ok: z.boolean(),
+      counts: z.object({ images: z.int(), embeddings: z.int(), thumbnails: z.int(), managedCopies: z.int() }),
+      problems: z.array(
+        z.object({
+          kind: z.enum(['database', 'schema', 'embedding', 'thumbnail', 'managed-copy']),
+          message: z.string(),
+          imageId: z.int().optional(),
+          file: z.string().optional(),
+          repaired: z.boolean(),
+        }),
+      ),
+      temporaryFilesRemoved: z.array(z.string()),
     }),
   }),
   libraryOverview: defineCall({

@@ -15,6 +15,7 @@ export const errorCodes = [
   'index-invalid',
   'conflict',
   'in-use',
+  'read-only',
   'cancelled',
   'unauthorized',
   'internal',

@@ -1,4 +1,5 @@
 import { openLibrary, type Library } from './library/library.js';
+import { LibraryCheckService, removeAbandonedTemporaryFiles } from './library/library-check.service.js';
 import { resolveLibraryFolder } from './library/library-location.js';
 import { SettingsRepository } from './library/settings.repository.js';
 import type { ImagesRepository } from './images/images.repository.js';
@@ -64,6 +65,8 @@ export interface Core {
   readonly index: VectorIndexService;
   /** Similar-case search with filters, and near-duplicate review. */
   readonly search: SearchService;
+  /** `dermws check`: database integrity, embedding sanity, thumbnails and managed copies present; repair. */
+  readonly check: LibraryCheckService;
   close(): void;
 }
 
@@ -71,6 +74,11 @@ export function createCore(config: CoreConfig = {}): Core {
   const library = openLibrary(resolveLibraryFolder(config.libraryFolder));
   const settings = new SettingsRepository(library.db);
   const importServices = createImportServices(library, settings);
+  if (!library.readOnly) {
+    // A batch left 'running' by a process that died would otherwise say so until the same import is rerun.
+    importServices.import.recoverInterrupted();
+    removeAbandonedTemporaryFiles(library.paths);
+  }
   const modelServices = createModelServices(library);
   const labelling = createLabellingServices(library, settings);
   const searchServices = createSearchServices(library, modelServices.embeddings);
@@ -100,6 +108,7 @@ export function createCore(config: CoreConfig = {}): Core {
     exports: datasetServices.exports,
     index: searchServices.index,
     search: searchServices.search,
+    check: new LibraryCheckService(library),
     close: () => {
       void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.

@@ -108,31 +108,15 @@ describe('dermws import / info / qc', () => {
     const count = 24;
     for (let index = 0; index < count; index++) await writeSkinImage(path.join(photos, `k${String(index).padStart(2, '0')}.jpg`), { seed: 700 + index, width: 320, height: 240 });
 
-    const child = spawn(process.execPath, ['bin/dermws.js', '--library', library, 'import', photos, '--json'], { stdio: 'ignore' });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const database = path.join(library, 'library.sqlite');
-    // Kill it as soon as the first image is committed (or let it finish if it is quicker than the polling).
-    for (let attempt = 0; attempt < 3000 && child.exitCode === null; attempt++) {
-      if (fs.existsSync(database)) {
-        try {
-          const db = new Database(database, { readonly: true, fileMustExist: true });
-          const row = db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'images'").get() as { n: number };
-          const images = row.n > 0 ? (db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n : 0;
-          db.close();
-          if (images > 0) break;
-        } catch {
-          // The database is being created; look again.
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    child.kill('SIGKILL');
-    await exited;
+    // The importing process kills itself right after its third image is committed: a kill mid-import at
+    // a fixed point, however fast or loaded the machine is.
+    const child = spawn(process.execPath, ['test/fixtures/import-then-die.child.mjs', library, photos, '3'], { stdio: 'ignore' });
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, killedBy) => resolve(killedBy)));
+    expect(signal).toBe('SIGKILL');
 
     const resumed = await dermws('--library', library, 'import', photos, '--json');
     expect(resumed.code).toBe(0);
-    expect(resumed.json).toMatchObject({ status: 'success', total: count, failed: 0 });
-    expect(resumed.json.imported + resumed.json.duplicates).toBe(count);
+    expect(resumed.json).toMatchObject({ status: 'success', resumed: true, total: count, imported: count, duplicates: 0, failed: 0 });
     const db = new Database(path.join(library, 'library.sqlite'), { readonly: true });
     const rows = db.prepare('SELECT original_path, thumbnail_path FROM images').all() as Array<{ original_path: string; thumbnail_path: string }>;
     const batches = db.prepare('SELECT status FROM import_batches').all() as Array<{ status: string }>;
@@ -141,6 +125,6 @@ describe('dermws import / info / qc', () => {
     expect(new Set(rows.map((row) => row.original_path)).size).toBe(count);
     for (const row of rows) expect(fs.existsSync(path.join(library, row.thumbnail_path))).toBe(true);
     // The killed run's batch was resumed rather than a second one started.
-    if (resumed.json.resumed) expect(batches.map((batch) => batch.status)).toEqual(['completed']);
+    expect(batches.map((batch) => batch.status)).toEqual(['completed']);
   });
 });

@@ -180,17 +180,19 @@ describe('import', () => {
     const { source, import: importer, images, importBatches, library } = setup();
     const files: string[] = [];
     for (let index = 0; index < 10; index++) files.push(await writeSkinImage(path.join(source, `photo-${index}.jpg`), { seed: 100 + index, width: 240, height: 180 }));
+    // Cancelled right after the third image is committed (onDecoded runs once per committed image and
+    // is awaited before the next file), not from a progress event, which is throttled by time.
     const controller = new AbortController();
+    let committed = 0;
     const cancelled = await importer.importPaths([source], {
       concurrency: 1,
       signal: controller.signal,
-      onProgress: (progress) => {
-        if (progress.done >= 3) controller.abort();
+      onDecoded: () => {
+        if (++committed === 3) controller.abort();
       },
     });
     expect(cancelled.status).toBe('cancelled');
-    expect(cancelled.imported).toBeGreaterThanOrEqual(3);
-    expect(cancelled.imported).toBeLessThan(10);
+    expect(cancelled.imported).toBe(3);
     expect(importBatches.get(cancelled.batchId)?.status).toBe('cancelled');
 
     const resumedProgress: JobProgress[] = [];
@@ -205,7 +207,9 @@ describe('import', () => {
     cleanups.push(() => fs.rmSync(more, { recursive: true, force: true }));
     for (let index = 0; index < 6; index++) await writeSkinImage(path.join(more, `later-${index}.png`), { seed: 200 + index, width: 200, height: 150, format: 'png' });
     const stopper = new AbortController();
-    const partial = await importer.importPaths([more], { concurrency: 1, signal: stopper.signal, onProgress: (progress) => void (progress.done >= 2 && stopper.abort()) });
+    let committedMore = 0;
+    const partial = await importer.importPaths([more], { concurrency: 1, signal: stopper.signal, onDecoded: () => void (++committedMore === 2 && stopper.abort()) });
+    expect(partial).toMatchObject({ status: 'cancelled', imported: 2 });
     library.db.prepare("UPDATE import_batches SET status = 'running' WHERE id = ?").run(partial.batchId);
     const finished = await importer.importPaths([more]);
     expect(finished).toMatchObject({ batchId: partial.batchId, resumed: true, status: 'success', imported: 6 });

@@ -57,6 +57,26 @@ export function registerLibraryCommands(program: Command): void {
     });
 
   program
+    .command('check')
+    .description('check the library: database pages (quick, or --full integrity_check), schema record, embeddings (finite, right size), thumbnails and managed copies present')
+    .option('--full', 'run SQLite integrity_check (reads every page and checks every index; slower)')
+    .option('--repair', 'regenerate missing thumbnails and managed copies from the library copy or the unchanged original file')
+    .action(async (options: { full?: boolean; repair?: boolean }, command: Command) => {
+      await withCore(command, async (core, { json }) => {
+        const report = await core.check.check({ full: options.full === true, repair: options.repair === true });
+        if (json) printJson(report);
+        else {
+          const out = process.stdout;
+          out.write(`Library ${report.library}${core.library.readOnly ? ' (read-only)' : ''}: ${report.level} check of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`);
+          if (report.temporaryFilesRemoved.length > 0) out.write(`Removed ${report.temporaryFilesRemoved.length} temporary files left by interrupted writes.\n`);
+          for (const problem of report.problems) out.write(`  ${problem.repaired ? 'repaired' : 'problem'} [${problem.kind}] ${problem.message}\n`);
+          out.write(report.ok ? 'OK: no problems left.\n' : `${report.problems.filter((problem) => !problem.repaired).length} problems left.\n`);
+        }
+        process.exitCode = report.ok ? exitCodes.ok : exitCodes.partial;
+      });
+    });
+
+  program
     .command('qc')
     .description(`quality-flag counts and thresholds; --set NAME=VALUE changes a threshold and re-flags without decoding (${qualityThresholdNames.join(', ')})`)
     .option('--set <NAME=VALUE...>', 'change one or more thresholds, then re-flag every image')

@@ -4,6 +4,7 @@ import { DermError } from '../../common/errors.js';
 import type { Core } from '../core.js';
 import { JobRegistry } from './job-registry.js';
 import { LibraryViewRepository } from './library-view.repository.js';
+import { explainLibraryError } from '../library/library-errors.js';
 
 export interface AppApiOptions {
   mode: 'electron' | 'web';
@@ -43,7 +44,7 @@ export class AppApi {
     const emit = (event: AppEvent) => {
       for (const listener of this.listeners) listener(event);
     };
-    this.jobs = new JobRegistry(emit);
+    this.jobs = new JobRegistry(emit, undefined, (error) => explainLibraryError(error, core.library.paths, core.library.readOnly));
     this.view = new LibraryViewRepository(core.library.db);
     this.context = { core, jobs: this.jobs, view: this.view, options, emit };
   }
@@ -53,7 +54,12 @@ export class AppApi {
     const spec = contract[name];
     const parsed = parseInput(name, spec.input, input);
     const handler = this.handlers[name] as (input: unknown, context: HandlerContext) => unknown;
-    const output = await handler(parsed, this.context);
+    let output: unknown;
+    try {
+      output = await handler(parsed, this.context);
+    } catch (error) {
+      throw explainLibraryError(error, this.core.library.paths, this.core.library.readOnly);
+    }
     const checked = spec.output.safeParse(output);
     if (!checked.success) {
       const field = checked.error.issues[0]?.path.map(String).join('.') ?? '';

@@ -21,6 +21,8 @@ export class JobRegistry {
   constructor(
     private readonly emit: (event: AppEvent) => void,
     private readonly now: () => Date = () => new Date(),
+    /** Rewrites a failure into the error shown for the job (e.g. naming the library and file). */
+    private readonly explain: (error: unknown) => unknown = (error) => error,
   ) {}
 
   start(kind: string, run: JobRunner): JobInfo {
@@ -48,7 +50,7 @@ export class JobRegistry {
           info.state = 'cancelled';
         } else {
           info.state = 'failed';
-          info.error = serializeError(error);
+          info.error = serializeError(this.explain(error));
         }
       }
       info.finishedAt = this.now().toISOString();

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { CallOutput } from '../../common/contract.js';
@@ -163,6 +164,9 @@ export class LibraryViewRepository {
       | undefined;
     if (!row) throw new DermError('not-found', `There is no image ${imageId}.`, { imageId });
     if (kind === 'thumbnail') return path.join(libraryRoot, row.thumbnail_path);
-    return row.managed_path ? path.join(libraryRoot, row.managed_path) : row.original_path;
+    if (!row.managed_path) return row.original_path;
+    // A lost library copy falls back to the original while it is still there (`dermws check --repair` restores the copy).
+    const managed = path.join(libraryRoot, row.managed_path);
+    return !fs.existsSync(managed) && fs.existsSync(row.original_path) ? row.original_path : managed;
   }
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export interface LibraryImageRef {
   id: number;
@@ -87,7 +88,7 @@ export class DatasetsRepository {
   }
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return writeTransaction(this.db, work);
   }
 
   imageLookup(): ImageLookup {

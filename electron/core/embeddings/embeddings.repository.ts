@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { blobToVector, vectorToBlob } from './vector-codec.js';
+import { blobToVector, firstNonFinite, vectorToBlob } from './vector-codec.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export interface EmbeddingModelRecord {
   id: string;
@@ -72,10 +73,21 @@ export class EmbeddingsRepository {
       `INSERT INTO embeddings (image_id, model_id, model_sha256, dim, vector, created_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT(model_id, image_id) DO UPDATE SET model_sha256 = excluded.model_sha256, dim = excluded.dim, vector = excluded.vector, created_at = excluded.created_at`,
     );
+    // The last gate before the library: a NaN stored here would be indexed and break every search.
+    for (const row of rows) {
+      const bad = firstNonFinite(row.vector);
+      if (bad >= 0) {
+        throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector[bad]} at value ${bad}; embeddings must be finite. Nothing of this batch was stored in ${this.db.name}.`, {
+          imageId: row.imageId,
+          modelId,
+          file: this.db.name,
+        });
+      }
+    }
     const now = new Date().toISOString();
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const row of rows) insert.run(row.imageId, modelId, modelSha256, row.vector.length, vectorToBlob(row.vector), now);
-    })();
+    });
   }
 
   get(modelId: string, imageId: number): Float32Array | undefined {
@@ -155,7 +167,16 @@ export class EmbeddingsRepository {
       if (row.vector.byteLength !== model.dim * 4) {
         throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`);
       }
-      data.set(blobToVector(row.vector), ids.length * model.dim);
+      const vector = blobToVector(row.vector);
+      const bad = firstNonFinite(vector);
+      if (bad >= 0) {
+        throw new DermError(
+          'embeddings-invalid',
+          `The stored embedding of image ${row.imageId} for model "${modelId}" in ${this.db.name} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
+          { imageId: row.imageId, modelId, file: this.db.name },
+        );
+      }
+      data.set(vector, ids.length * model.dim);
       ids.push(row.imageId);
     }
     return { modelId, dim: model.dim, imageIds: ids, data: data.subarray(0, ids.length * model.dim) };

@@ -21,3 +21,9 @@ export function blobToVector(blob: Buffer | Uint8Array): Float32Array {
   }
   return out;
 }
+
+/** Position of the first NaN or infinite value, or -1 when every value is finite. */
+export function firstNonFinite(vector: ArrayLike<number>): number {
+  for (let index = 0; index < vector.length; index++) if (!Number.isFinite(vector[index]!)) return index;
+  return -1;
+}

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import type { LibraryPaths } from '../library/library.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /** One image of the library as stored, with its current flags (automatic and manual, each name once). */
 export interface ImageRecord {
@@ -204,9 +205,9 @@ export class ImagesRepository {
   markDeleted(ids: number[], at = new Date()): number {
     const mark = this.db.prepare('UPDATE images SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL');
     let changed = 0;
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const id of ids) changed += mark.run(at.toISOString(), id).changes;
-    })();
+    });
     return changed;
   }
 
@@ -214,9 +215,9 @@ export class ImagesRepository {
   restore(ids: number[]): number {
     const restore = this.db.prepare('UPDATE images SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL');
     let changed = 0;
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const id of ids) changed += restore.run(id).changes;
-    })();
+    });
     return changed;
   }
 

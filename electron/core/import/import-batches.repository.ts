@@ -58,14 +58,20 @@ export class ImportBatchesRepository {
   }
 
   /**
-   * The latest batch over exactly these source paths and copy choice that never finished (killed
-   * while running, cancelled, or stopped by an error): running the same import again resumes it.
+   * The batches over exactly these source paths and copy choice that never finished (killed while
+   * running, cancelled, or stopped by an error), newest first: running the same import again resumes
+   * one of them that no live process owns.
    */
-  findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch | undefined {
-    const row = this.db
-      .prepare("SELECT * FROM import_batches WHERE status IN ('running', 'cancelled', 'failed') AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC LIMIT 1")
-      .get(JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow | undefined;
-    return row ? rowToBatch(row) : undefined;
+  findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch[] {
+    const rows = this.db
+      .prepare("SELECT * FROM import_batches WHERE status IN ('running', 'cancelled', 'failed') AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC")
+      .all(JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow[];
+    return rows.map(rowToBatch);
+  }
+
+  /** Batches whose status says a process is working on them (it may have died). */
+  running(): ImportBatch[] {
+    return (this.db.prepare("SELECT * FROM import_batches WHERE status = 'running' ORDER BY id").all() as BatchRow[]).map(rowToBatch);
   }
 
   setRunning(id: number): void {

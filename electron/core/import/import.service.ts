@@ -8,7 +8,9 @@ import { reduceForAnalysis } from '../quality/quality-reduce.js';
 import type { QualityService } from '../quality/quality.service.js';
 import { explainFileSystemError, listImportFiles, type ListedFile } from './file-walker.js';
 import { decodeImage, defaultMaxPixels, makeThumbnail, type DecodedImage } from './image-decoder.js';
-import type { ImportBatchesRepository, ImportOutcome } from './import-batches.repository.js';
+import type { Lease } from '../library/lease.js';
+import type { ImportBatchLeases } from './import-batch-leases.js';
+import type { BatchStatus, ImportBatchesRepository, ImportOutcome } from './import-batches.repository.js';
 import type { ImportFilesRepository } from './import-files.repository.js';
 
 /** What a later step (e.g. embedding) receives for every newly imported image, from the import's one decode. */
@@ -59,6 +61,8 @@ export interface ImportReport {
 export interface ImportDependencies {
   images: ImagesRepository;
   batches: ImportBatchesRepository;
+  /** Which live process owns which batch. */
+  leases: ImportBatchLeases;
   files: ImportFilesRepository;
   quality: QualityService;
   /** Runs work in one SQLite transaction (the unit of work that makes an image appear). */
@@ -91,17 +95,88 @@ export class ImportService {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
       throw new DermError('invalid-input', `concurrency must be a whole number from 1 to 64; got ${concurrency}.`, { field: 'concurrency' });
     }
-    const { batches, quality, transaction } = this.dependencies;
     const copyIntoLibrary = options.copyIntoLibrary ?? false;
     const sourcePaths = [...new Set(paths.map((given) => path.resolve(given)))];
 
     const listing = await listImportFiles(sourcePaths, options.root);
-    const unfinished = batches.findUnfinished(sourcePaths, copyIntoLibrary);
-    const batchId = unfinished ? unfinished.id : batches.create(sourcePaths, copyIntoLibrary, this.clock());
-    if (unfinished) batches.setRunning(batchId);
+    this.recoverInterrupted();
+    const claim = this.claimBatch(sourcePaths, copyIntoLibrary);
+    let finalStatus: BatchStatus = 'failed';
+    try {
+      const report = await this.runBatch(claim.batchId, claim.resumed, listing, copyIntoLibrary, maxPixels, concurrency, options);
+      finalStatus = report.status === 'cancelled' ? 'cancelled' : 'completed';
+      return report;
+    } finally {
+      // A completed batch is never resumed again, so its lock file can go; an unfinished one keeps it.
+      claim.lease.release({ removeFile: finalStatus === 'completed' });
+    }
+  }
+
+  /**
+   * Marks every batch left 'running' by a process that is gone (killed, crashed, powered off) as
+   * cancelled, with its counts recomputed from the outcomes it stored; running the same import again
+   * resumes it. Batches a live process still owns are left alone. Returns the ids recovered.
+   */
+  recoverInterrupted(): number[] {
+    const { batches, leases, transaction } = this.dependencies;
+    const recovered: number[] = [];
+    for (const batch of batches.running()) {
+      const lease = leases.tryAcquire(batch.id);
+      if (!lease) continue;
+      try {
+        const changed = transaction(() => {
+          if (batches.get(batch.id)?.status !== 'running') return false;
+          batches.finish(batch.id, 'cancelled', null);
+          return true;
+        });
+        if (changed) recovered.push(batch.id);
+      } finally {
+        lease.release();
+      }
+    }
+    return recovered;
+  }
+
+  /**
+   * The batch this run works on, with its lease held: the newest unfinished batch over the same paths
+   * that no live process owns, or a new one. A new batch's lease is taken inside the transaction that
+   * creates it, so no other process ever sees the batch without its owner.
+   */
+  private claimBatch(sourcePaths: string[], copyIntoLibrary: boolean): { batchId: number; resumed: boolean; lease: Lease } {
+    const { batches, leases, transaction } = this.dependencies;
+    for (const candidate of batches.findUnfinished(sourcePaths, copyIntoLibrary)) {
+      const lease = leases.tryAcquire(candidate.id);
+      if (!lease) continue;
+      const claimed = transaction(() => {
+        const status = batches.get(candidate.id)?.status;
+        if (status !== 'running' && status !== 'cancelled' && status !== 'failed') return false;
+        batches.setRunning(candidate.id);
+        return true;
+      });
+      if (claimed) return { batchId: candidate.id, resumed: true, lease };
+      lease.release();
+    }
+    return transaction(() => {
+      const batchId = batches.create(sourcePaths, copyIntoLibrary, this.clock());
+      const lease = leases.tryAcquire(batchId);
+      if (!lease) throw new DermError('internal', `The lock of new import batch ${batchId} is held by another process; nothing was imported.`, { batchId });
+      return { batchId, resumed: false, lease };
+    });
+  }
+
+  private async runBatch(
+    batchId: number,
+    resumed: boolean,
+    listing: Awaited<ReturnType<typeof listImportFiles>>,
+    copyIntoLibrary: boolean,
+    maxPixels: number,
+    concurrency: number,
+    options: ImportOptions,
+  ): Promise<ImportReport> {
+    const { batches, quality, transaction } = this.dependencies;
     const total = listing.files.length + listing.problems.length;
     const settled = new Set(
-      (unfinished ? batches.outcomes(batchId) : []).filter((outcome) => outcome.outcome !== 'failed').map((outcome) => outcome.path),
+      (resumed ? batches.outcomes(batchId) : []).filter((outcome) => outcome.outcome !== 'failed').map((outcome) => outcome.path),
     );
     transaction(() => {
       batches.setTotal(batchId, total);
@@ -149,7 +224,7 @@ export class ImportService {
     const report: ImportReport = {
       batchId,
       status: 'success',
-      resumed: unfinished !== undefined,
+      resumed,
       total,
       imported: count('imported'),
       duplicates: count('duplicate'),

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
+import { blobToVector, firstNonFinite, vectorToBlob } from '../embeddings/vector-codec.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /** What an index file was built from; the row lives in `vector_indexes` (migration 0005). */
 export interface VectorIndexRecord {
@@ -96,7 +97,7 @@ export class VectorIndexRepository {
 
   /** Records a freshly written file and drops the change-log entries it already contains, atomically. */
   saveRecord(record: VectorIndexRecord): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db
         .prepare(
           `INSERT INTO vector_indexes (model_id, file, file_sha256, space, model_dim, graph_dim, projection_version, element_count, id_checksum,
@@ -111,7 +112,7 @@ export class VectorIndexRepository {
         )
         .run({ ...record, deletedIds: idsToBlob(record.deletedIds) });
       this.db.prepare('DELETE FROM vector_index_changes WHERE model_id = ? AND seq <= ?').run(record.modelId, record.changeSeq);
-    })();
+    });
   }
 
   deleteRecord(modelId: string): void {
@@ -147,7 +148,20 @@ export class VectorIndexRepository {
   vectors(modelId: string, imageIds: readonly number[]): EmbeddingRow[] {
     if (imageIds.length === 0) return [];
     const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds)) as { imageId: number; vector: Buffer }[];
-    return rows.map((row) => ({ imageId: row.imageId, vector: blobToVector(row.vector) }));
+    return rows.map((row) => {
+      const vector = blobToVector(row.vector);
+      // A damaged row (a flipped page, a bad disk) must not enter the graph: a NaN makes the image
+      // unfindable, even as its own query.
+      const bad = firstNonFinite(vector);
+      if (bad >= 0) {
+        throw new DermError(
+          'embeddings-invalid',
+          `The stored embedding of image ${row.imageId} for model "${modelId}" in ${this.db.name} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
+          { imageId: row.imageId, modelId, file: this.db.name },
+        );
+      }
+      return { imageId: row.imageId, vector };
+    });
   }
 
   projection(modelId: string, version?: number): ProjectionRecord | undefined {
@@ -178,7 +192,7 @@ export class VectorIndexRepository {
 
   /** Stores a new projection as the next version and returns it. */
   addProjection(projection: Omit<ProjectionRecord, 'version' | 'fittedAt'>): ProjectionRecord {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?').get(projection.modelId) as { version: number };
       const record: ProjectionRecord = { ...projection, version: row.version + 1, fittedAt: new Date().toISOString() };
       this.db
@@ -198,6 +212,6 @@ export class VectorIndexRepository {
           record.fittedAt,
         );
       return record;
-    })();
+    });
   }
 }

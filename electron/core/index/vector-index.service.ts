@@ -495,6 +495,12 @@ export class VectorIndexService {
   private async persist(loaded: LoadedIndex): Promise<void> {
     const file = this.indexFile(loaded.record.modelId);
     fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new DermError('index-invalid', `The index file ${file} of the library ${this.locations.root} is a folder; move that folder away (nothing in it belongs to the library) and rebuild.`, {
+        file,
+        modelId: loaded.record.modelId,
+      });
+    }
     const temporary = `${file}.${process.pid}.partial`;
     try {
       await loaded.hnsw.writeIndex(temporary);

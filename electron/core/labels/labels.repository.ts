@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { LabelKind, LabelOrigin } from './label-kinds.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /** One value of a label slot. */
 export interface LabelValue {
@@ -138,7 +139,7 @@ export class LabelsRepository {
   }
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return writeTransaction(this.db, work);
   }
 
   annotatorId(name: string): number | undefined {

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { LabelKind } from './label-kinds.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export interface TaxonomyEntry {
   kind: Exclude<LabelKind, 'note'>;
@@ -104,6 +105,6 @@ export class TaxonomyRepository {
   }
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return writeTransaction(this.db, work);
   }
 }

@@ -53,31 +53,56 @@ export function appliedVersion(db: Database.Database): number {
   return row.version ?? 0;
 }
 
-/** Applies every pending migration in order, each in its own transaction. Returns the versions applied. */
+/**
+ * What is wrong with the recorded migrations, or undefined when they are a plain prefix of the known
+ * ones (1, 2, … n with the known names). A record that skips, repeats or renames a migration means the
+ * table was damaged, not that a newer app wrote it: a newer app only ever appends.
+ */
+export function schemaRecordDamage(db: Database.Database, migrations: Migration[]): string | undefined {
+  const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (!table) return undefined;
+  const rows = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as Array<{ version: unknown; name: unknown }>;
+  for (const [index, row] of rows.entries()) {
+    if (row.version !== index + 1) return `schema_migrations holds version ${String(row.version)} where ${index + 1} was expected`;
+    const known = migrations[index];
+    if (known && row.name !== known.name) return `schema_migrations names version ${index + 1} "${String(row.name)}" but that migration is "${known.name}"`;
+  }
+  return undefined;
+}
+
+/**
+ * Applies every pending migration in order, each in its own transaction. Returns the versions applied.
+ *
+ * Several processes can open a new library at the same moment (the app, a CLI call, a script). Each
+ * migration therefore takes the write lock first (BEGIN IMMEDIATE, waiting its turn) and reads the
+ * applied version inside that transaction: a process that lost the race sees the migration already
+ * recorded and skips it, instead of running its CREATE TABLEs a second time.
+ */
 export function applyMigrations(db: Database.Database, migrations: Migration[], databaseFile: string): number[] {
-  db.exec(schemaTableSql);
-  const current = appliedVersion(db);
   const applied: number[] = [];
+  let current = 0;
   for (const migration of migrations) {
-    if (migration.version <= current) continue;
-    const run = db.transaction(() => {
+    const run = db.transaction((): boolean => {
+      db.exec(schemaTableSql);
+      current = appliedVersion(db);
+      if (migration.version <= current) return false;
       db.exec(migration.sql);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         migration.version,
         migration.name,
         new Date().toISOString(),
       );
+      return true;
     });
     try {
-      run();
+      if (run.immediate()) applied.push(migration.version);
     } catch (error) {
       throw new DermError(
         'migration-failed',
-        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current + applied.length}.`,
+        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current}.`,
         { file: databaseFile, migration: migration.version },
       );
     }
-    applied.push(migration.version);
   }
   return applied;
 }

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
 import type { ProbeMetrics } from './probe-metrics.types.js';
 import type { LabelRow } from './target-resolution.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export type ProbeLabelKind = 'condition' | 'quality';
 export type ProbeRunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
@@ -156,13 +157,13 @@ export class ProbesRepository {
   /** Stores the evaluation, the final model and its predictions in one transaction. */
   completeRun(runId: number, result: { metrics: ProbeMetrics; model: StoredProbeModel; predictions: ProbePredictionRow[]; finishedAt: string }): void {
     const insert = this.db.prepare('INSERT INTO probe_predictions (run_id, image_id, label, probability) VALUES (?, ?, ?, ?)');
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db.prepare('DELETE FROM probe_predictions WHERE run_id = ?').run(runId);
       for (const row of result.predictions) insert.run(runId, row.imageId, row.label, row.probability);
       this.db
         .prepare("UPDATE probe_runs SET status = 'completed', finished_at = ?, metrics = ?, final_weights = ?, final_offsets = ? WHERE id = ?")
         .run(result.finishedAt, JSON.stringify(result.metrics), vectorToBlob(result.model.weights), JSON.stringify(result.model.offsets), runId);
-    })();
+    });
   }
 
   endRun(runId: number, status: 'cancelled' | 'failed', finishedAt: string, error: string | null): void {
@@ -191,9 +192,9 @@ export class ProbesRepository {
     const upsert = this.db.prepare(
       'INSERT INTO probe_predictions (run_id, image_id, label, probability) VALUES (?, ?, ?, ?) ON CONFLICT(run_id, image_id, label) DO UPDATE SET probability = excluded.probability',
     );
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const row of rows) upsert.run(runId, row.imageId, row.label, row.probability);
-    })();
+    });
   }
 
   predictions(runId: number, imageIds?: number[]): ProbePredictionRow[] {

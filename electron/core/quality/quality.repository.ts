@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { metricsVersion, type QualityMetrics } from './quality-metrics.js';
 import type { FlagDecision, QualityFlag } from './quality-flags.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 interface MetricsRow {
   image_id: number;
@@ -114,7 +115,7 @@ export class QualityRepository {
   }
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return writeTransaction(this.db, work);
   }
 }
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /** What a search result shows beside the query for side-by-side comparison. */
 export interface ImageCard {
@@ -117,12 +118,12 @@ export class SearchRepository {
     const existing = this.db.prepare("SELECT 1 FROM image_flags WHERE image_id = ? AND flag = 'duplicate' AND source = 'manual'");
     const now = new Date().toISOString();
     let added = 0;
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const imageId of imageIds) {
         if (!existing.get(imageId)) added++;
         insert.run(imageId, `duplicate of image ${keepId}`, now);
       }
-    })();
+    });
     return added;
   }
 
@@ -131,9 +132,9 @@ export class SearchRepository {
     const update = this.db.prepare('UPDATE images SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL');
     const now = new Date().toISOString();
     let changed = 0;
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const imageId of imageIds) changed += update.run(now, imageId).changes;
-    })();
+    });
     return changed;
   }
 }

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { FilterClause } from './image-filter.js';
 import { filterSql } from './image-filter.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export const queueOrders = ['unlabelled-first', 'random', 'cluster', 'uncertain'] as const;
 export type QueueOrder = (typeof queueOrders)[number];
@@ -85,7 +86,7 @@ export class SessionsRepository {
   constructor(private readonly db: Database.Database) {}
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return writeTransaction(this.db, work);
   }
 
   insertSession(session: Omit<SessionRecord, 'id' | 'annotator' | 'position'>, items: Array<{ imageId: number; queueKey: number | null }>): number {

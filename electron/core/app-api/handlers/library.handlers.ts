@@ -1,13 +1,15 @@
 import type { HandlerGroup } from '../app-api.js';
 
-export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryOverview' | 'settingsGet' | 'settingsSet'> = {
+export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'libraryOverview' | 'settingsGet' | 'settingsSet'> = {
   appInfo: (_input, { core, options }) => ({
     appVersion: options.appVersion,
     mode: options.mode,
     libraryFolder: core.library.paths.root,
     schemaVersion: core.library.schemaVersion,
     acceptsPaths: true,
+    readOnly: core.library.readOnly,
   }),
+  libraryCheck: (input, { core }) => core.check.check({ full: input.full === true, repair: input.repair === true }),
   libraryOverview: (_input, { view }) => view.overview(),
   settingsGet: (input, { core }) => {
     const values: Record<string, unknown> = {};
