@@ -170,10 +170,33 @@ export function readCsvFile(file: string): CsvTable {
 
 export type CsvValue = string | number | boolean | null | undefined;
 
-/** One field, quoted only when it has to be (delimiter, quote, CR or LF, or leading/trailing spaces). */
+/**
+ * Characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula or
+ * command when they lead it: = + - @, and tab / carriage return, which some importers strip before
+ * looking at the next character (OWASP "CSV Injection").
+ */
+const formulaLead = /^[=+\-@\t\r]/;
+/** A plain decimal number ("-3", "+2.5e-4") is data, not a formula, and stays as it is. */
+const plainNumber = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A text value as it is written to a CSV cell: one that a spreadsheet would run as a formula gets a
+ * leading apostrophe (OWASP's advice), which spreadsheets show as text and never evaluate. Readers that
+ * need the exact original strip one leading apostrophe from a cell that starts with `'=`, `'+`, `'-`,
+ * `'@`, `'\t` or `'\r`. Every CSV the app writes passes its cells through here.
+ */
+export function neutraliseFormula(text: string): string {
+  return formulaLead.test(text) && !plainNumber.test(text) ? `'${text}` : text;
+}
+
+/**
+ * One field, quoted only when it has to be (delimiter, quote, CR or LF, or leading/trailing spaces).
+ * Text that would start a spreadsheet formula is neutralised first (see neutraliseFormula); numbers
+ * and booleans cannot be formulas.
+ */
 export function formatCsvField(value: CsvValue): string {
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : String(value);
+  const text = typeof value === 'string' ? neutraliseFormula(value) : String(value);
   if (/[",\r\n]/.test(text) || /^\s|\s$/.test(text)) return `"${text.replaceAll('"', '""')}"`;
   return text;
 }
