@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { DermError, errorCodes, type SerializedError } from './errors.js';
 
+// zod compiles object schemas with `new Function` after probing whether eval is allowed. The app's
+// Content-Security-Policy forbids eval (script-src 'self'), and the probe alone is reported as a CSP
+// violation on every page load even though zod catches it. Jitless mode skips both the probe and the
+// compiled parsers. This runs before any schema of the contract is built (contract.ts imports this
+// module first), which is when zod reads the setting.
+z.config({ jitless: true });
+
 /**
  * The machinery of the app contract: how a call is declared, how input is validated with errors that
  * name the field, the transport every side speaks (Electron IPC, the HTTP bridge, the worker host) and
