@@ -41,9 +41,10 @@ function normaliseKey(key: string): string {
 }
 
 /**
- * Validates every array first, holding the matched vectors as Float32, and only then writes them all
- * in one transaction: a file with one bad key (wrong dtype, wrong shape, wrong dimension) stores
- * nothing, and the error names the file and the key.
+ * Validates every array first, holding the matched vectors as Float32, and only then registers the
+ * model and writes them all in one transaction: a file with one bad key (wrong dtype, shape or
+ * dimension, a CRC mismatch, a truncated archive) stores nothing, not even the model row, and the
+ * error names the file and the key.
  */
 export async function importEmbeddingsFile(repository: EmbeddingsRepository, options: ImportEmbeddingsOptions): Promise<ImportEmbeddingsResult> {
   const file = path.resolve(options.file);
@@ -166,17 +167,15 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
   }
   if (result.entries === 0) throw new DermError('embeddings-invalid', `${file} holds no embeddings.`, { file });
 
-  repository.registerModel({
-    id: options.modelId,
-    displayName: options.displayName ?? existing?.displayName ?? options.modelId,
-    dim: result.dim,
-    sha256,
-    source: 'imported',
-    preprocessing: { importedFrom: path.basename(file), pathsCsv: options.pathsCsv ? path.basename(options.pathsCsv) : null },
-  });
-  repository.put(
-    options.modelId,
-    sha256,
+  repository.registerAndPut(
+    {
+      id: options.modelId,
+      displayName: options.displayName ?? existing?.displayName ?? options.modelId,
+      dim: result.dim,
+      sha256,
+      source: 'imported',
+      preprocessing: { importedFrom: path.basename(file), pathsCsv: options.pathsCsv ? path.basename(options.pathsCsv) : null },
+    },
     [...vectors.entries()].map(([imageId, { vector }]) => ({ imageId, vector })),
   );
   result.stored = vectors.size;
