@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../common/errors.js';
-import { parseCsv } from '../csv/csv.js';
+import { decodeCsvBytes, parseCsv } from '../csv/csv.js';
 import { sha256File } from '../models/manifest-file.js';
 import type { EmbeddingsRepository } from './embeddings.repository.js';
 import { readNpyRows, type FloatArray } from './npy-format.js';
@@ -184,12 +184,13 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
 
 /** Paths in row order: the `path`/`image_path` column when the first row names one, else the first column. */
 function readPathsCsv(file: string): string[] {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (error) {
     throw new DermError('not-found', `Cannot read the paths CSV ${file}: ${(error as Error).message}`, { file });
   }
+  const text = decodeCsvBytes(bytes, file);
   const records = parseCsv(text, { file }).filter((record) => record.fields.some((field) => field.trim() !== ''));
   if (records.length === 0) return [];
   const header = records[0]!.fields.map((field) => field.trim().toLowerCase());
