@@ -440,10 +440,19 @@ export function exportKeys(records: ImageRecord[], issues: ExportReport['issues'
   const keys = new Map<number, string>();
   const used = new Set<string>();
   for (const record of records) {
-    const relative = record.relativePath?.replaceAll('\\', '/') ?? '';
+    // Stored relative paths use "/" on every platform; a backslash is part of a Linux file name and is
+    // kept, so `scan\2.jpg` stays one file in images/ rather than a folder "scan" (on Windows, where a
+    // name cannot hold one, it separates folders).
+    const relative = (path.sep === '\\' ? record.relativePath?.replaceAll('\\', '/') : record.relativePath) ?? '';
     const parts = relative.split('/');
     const safe =
-      relative !== '' && !relative.startsWith('/') && !/^[A-Za-z]:/.test(relative) && !relative.includes('\0') && parts.every((part) => part !== '' && part !== '.' && part !== '..');
+      relative !== '' &&
+      !relative.startsWith('/') &&
+      !relative.startsWith('\\') &&
+      !/^[A-Za-z]:/.test(relative) &&
+      !relative.includes('\0') &&
+      parts.every((part) => part !== '' && part !== '.' && part !== '..') &&
+      relative.split('\\').every((part) => part !== '..');
     let key = safe ? relative : '';
     if (key !== '' && used.has(key.toLowerCase())) key = '';
     if (key === '') {
