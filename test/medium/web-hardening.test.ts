@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { tokenHeader } from '../../electron/cli/web-bridge.js';
+import { ExportRepository, pseudonymSecretKey } from '../../electron/core/export/export.repository.js';
 import { createImportServices } from '../../electron/core/import/import-services.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
@@ -57,6 +58,7 @@ describe('web mode hardening', () => {
       const imports = createImportServices(library, new SettingsRepository(library.db));
       expect((await imports.import.importPaths([path.join(photos, 'linked')])).imported).toBe(2);
       expect((await imports.import.importPaths([path.join(photos, 'copied')], { copyIntoLibrary: true })).imported).toBe(2);
+      new ExportRepository(library.db).pseudonymSecret();
       rows.push(...(library.db.prepare('SELECT id, thumbnail_path, managed_path, original_path FROM images ORDER BY original_path').all() as typeof rows));
     } finally {
       library.close();
@@ -141,5 +143,13 @@ describe('web mode hardening', () => {
     const cookie = String(page.headers['set-cookie']).split(';')[0]!;
     expect((await request(server, `/media/thumbnail/${id}`, { headers: { cookie } })).status).toBe(200);
     expect((await request(server, '/api/appInfo', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+  });
+
+  it('never shows or changes the de-identified export secret through the settings calls', async () => {
+    const all = JSON.parse((await call('settingsGet', {})).body).output.values;
+    expect(Object.keys(all)).not.toContain(pseudonymSecretKey);
+    const named = JSON.parse((await call('settingsGet', { keys: [pseudonymSecretKey] })).body).output.values;
+    expect(named).toEqual({});
+    expect((await call('settingsSet', { key: pseudonymSecretKey, value: '00' })).status).toBe(400);
   });
 });
