@@ -124,6 +124,7 @@ describe('web mode hardening', () => {
       ['labelRemove', { imageId: missing, kind: 'note', annotator: 'dr-a' }],
       ['probePredictions', { imageId: missing }],
       ['labelSuggestions', { imageId: missing }],
+      ['duplicatesResolve', { keep: missing, others: [missing + 1], action: 'flag' }],
     ];
     for (const [name, input] of calls) {
       const response = await call(name, input);
