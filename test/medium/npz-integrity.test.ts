@@ -153,6 +153,11 @@ describe('npz integrity', () => {
     await expect(readAll(between)).rejects.toThrow(/truncated-between\.npz: the archive is truncated: its end-of-central-directory record is missing/);
   });
 
+  it('refuses bytes appended after the end of the archive', async () => {
+    const file = write('appended.npz', Buffer.concat([zipBytes(goodEntries()), Buffer.from('trailing garbage')]));
+    await expect(readAll(file)).rejects.toThrow(/appended\.npz: 16 bytes follow the end of the ZIP archive/);
+  });
+
   it('refuses a local header that disagrees with the central directory (CRC or size)', async () => {
     const wrongCrc = write('local-crc.npz', zipBytes(goodEntries(), (entry, header) => entry.name.startsWith('dataset/images/2') && header.writeUInt32LE(0xdeadbeef, 14)));
     await expect(readAll(wrongCrc)).rejects.toThrow(/local-crc\.npz: entry "dataset\/images\/2\.png\.npy": its local header \(CRC 0xdeadbeef/);

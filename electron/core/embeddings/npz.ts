@@ -141,7 +141,15 @@ async function readCentralDirectory(file: string, size: number, read: (position:
       break;
     }
   }
-  if (endAt < 0) return fail(`${await describeTruncation(size, read)} Nothing was imported.`);
+  if (endAt < 0) {
+    for (let index = tail.length - 22; index >= 0; index--) {
+      if (tail.readUInt32LE(index) === signatures.end && index + 22 + tail.readUInt16LE(index + 20) < tail.length) {
+        const extra = tail.length - (index + 22 + tail.readUInt16LE(index + 20));
+        return fail(`${extra} bytes follow the end of the ZIP archive (something was appended or the file is damaged). Nothing was imported.`);
+      }
+    }
+    return fail(`${await describeTruncation(size, read)} Nothing was imported.`);
+  }
   const end = tail.subarray(endAt);
   const endOffset = tailStart + endAt;
   if (end.readUInt16LE(4) !== 0 || end.readUInt16LE(6) !== 0) fail('multi-part (split) ZIP archives are not supported.');
