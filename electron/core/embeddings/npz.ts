@@ -78,11 +78,7 @@ export async function* readNpzEntries(file: string, options: ReadNpzOptions = {}
   }
   try {
     const size = (await handle.stat()).size;
-    const read = async (position: number, length: number): Promise<Buffer> => {
-      const buffer = Buffer.alloc(length);
-      const { bytesRead } = await handle.read(buffer, 0, length, position);
-      return buffer.subarray(0, bytesRead);
-    };
+    const read = readAhead(handle, size);
     const first = await read(0, 4);
     if (first.length < 4 || first.readUInt32LE(0) !== signatures.local) {
       throw new DermError('embeddings-invalid', `${file} is not an .npz file (it is not a ZIP archive).`, { file });
@@ -112,7 +108,7 @@ export async function* readNpzEntries(file: string, options: ReadNpzOptions = {}
       if (entry.method === 8 && entry.compressedSize > entry.size + Math.ceil(entry.size / 16384) * 5 + 64) {
         fail(`the compressed size ${entry.compressedSize} is impossible for ${entry.size} deflated bytes.`);
       }
-      const bytes = await inflateEntry(handle, entry, maxEntryBytes, fail);
+      const bytes = await inflateEntry(read, entry, maxEntryBytes, fail);
       const crc = zlib.crc32(bytes) >>> 0;
       if (crc !== entry.crc32) fail(`CRC-32 mismatch (stored ${hex(entry.crc32)}, data ${hex(crc)}): the archive is damaged.`);
       yield { key, ...decodeNpy(bytes, source) };
@@ -122,12 +118,40 @@ export async function* readNpzEntries(file: string, options: ReadNpzOptions = {}
   }
 }
 
+type ReadAt = (position: number, length: number) => Promise<Buffer>;
+
+/**
+ * Reads through a 1 MiB window: the checks walk the archive in file order in small steps (a header,
+ * a name, a descriptor, an embedding), so one read of the disk serves many of them. Returns copies.
+ */
+function readAhead(handle: fs.promises.FileHandle, size: number): ReadAt {
+  const windowBytes = 1 << 20;
+  let window = Buffer.alloc(0);
+  let windowStart = 0;
+  return async (position, length) => {
+    const wanted = Math.max(0, Math.min(length, size - position));
+    if (position >= windowStart && position + wanted <= windowStart + window.length) {
+      return Buffer.from(window.subarray(position - windowStart, position - windowStart + wanted));
+    }
+    if (wanted > windowBytes) {
+      const buffer = Buffer.alloc(wanted);
+      const { bytesRead } = await handle.read(buffer, 0, wanted, position);
+      return buffer.subarray(0, bytesRead);
+    }
+    const next = Buffer.alloc(Math.min(windowBytes, size - position));
+    const { bytesRead } = await handle.read(next, 0, next.length, position);
+    window = next.subarray(0, bytesRead);
+    windowStart = position;
+    return Buffer.from(window.subarray(0, Math.min(wanted, window.length)));
+  };
+}
+
 function hex(value: number): string {
   return `0x${value.toString(16).padStart(8, '0')}`;
 }
 
 /** Reads the end record (ZIP64 too), the central directory and every local header, and checks that they agree. */
-async function readCentralDirectory(file: string, size: number, read: (position: number, length: number) => Promise<Buffer>): Promise<ZipEntry[]> {
+async function readCentralDirectory(file: string, size: number, read: ReadAt): Promise<ZipEntry[]> {
   const fail = (problem: string, details: Record<string, unknown> = {}): never => {
     throw new DermError('embeddings-invalid', `${file}: ${problem}`, { file, ...details });
   };
@@ -272,7 +296,7 @@ function zip64Fields(extra: Buffer): number[] {
  * Why a file that starts like a ZIP has no end record: walks the local headers from the start to name
  * the entry that was cut (or says the directory is missing when every entry is whole).
  */
-async function describeTruncation(size: number, read: (position: number, length: number) => Promise<Buffer>): Promise<string> {
+async function describeTruncation(size: number, read: ReadAt): Promise<string> {
   let position = 0;
   let whole = 0;
   for (;;) {
@@ -304,7 +328,7 @@ async function describeTruncation(size: number, read: (position: number, length:
  * declared size, never more. The .npy header is checked as soon as it has arrived: a header whose shape
  * needs a different number of bytes than the entry declares stops the entry there.
  */
-async function inflateEntry(handle: fs.promises.FileHandle, entry: ZipEntry, maxEntryBytes: number, fail: (problem: string) => never): Promise<Uint8Array> {
+async function inflateEntry(read: ReadAt, entry: ZipEntry, maxEntryBytes: number, fail: (problem: string) => never): Promise<Uint8Array> {
   const out = Buffer.alloc(entry.size);
   let filled = 0;
   let headerChecked = false;
@@ -336,15 +360,14 @@ async function inflateEntry(handle: fs.promises.FileHandle, entry: ZipEntry, max
     }
   };
 
-  const buffer = Buffer.alloc(readChunkBytes);
   let position = entry.dataOffset;
   const end = entry.dataOffset + entry.compressedSize;
   if (entry.method === 0) {
     while (position < end && !failure) {
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position);
-      if (bytesRead === 0) fail('the entry is cut short.');
-      accept(buffer.subarray(0, bytesRead));
-      position += bytesRead;
+      const chunk = await read(position, Math.min(readChunkBytes, end - position));
+      if (chunk.length === 0) fail('the entry is cut short.');
+      accept(chunk);
+      position += chunk.length;
     }
   } else {
     const inflater = zlib.createInflateRaw({ chunkSize: readChunkBytes });
@@ -363,10 +386,10 @@ async function inflateEntry(handle: fs.promises.FileHandle, entry: ZipEntry, max
     });
     try {
       while (position < end && !failure && !inflater.destroyed) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position);
-        if (bytesRead === 0) fail('the entry is cut short.');
-        position += bytesRead;
-        if (!inflater.write(Buffer.from(buffer.subarray(0, bytesRead)))) {
+        const chunk = await read(position, Math.min(readChunkBytes, end - position));
+        if (chunk.length === 0) fail('the entry is cut short.');
+        position += chunk.length;
+        if (!inflater.write(chunk)) {
           await new Promise<void>((resolve) => {
             const done = () => {
               inflater.off('drain', done);
