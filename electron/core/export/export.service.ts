@@ -275,7 +275,7 @@ export class ExportService {
         'labels_long.csv': pseudonyms
           ? 'one row per current label: image id and export_key, pseudonymous case_key and annotator, kind, value, confidence, origin, session, time'
           : 'one row per current label: image, kind, value, confidence, annotator, origin, session, time',
-        '<embeddings>.npz': 'numpy npz: key = export_key (image path relative to its import folder), value = float32 array of shape (dim,)',
+        '<embeddings>.npz': `numpy npz: key = export_key (${pseudonyms ? 'the image pseudonym' : 'image path relative to its import folder'}), value = float32 array of shape (dim,)`,
         '<embeddings>.npy': 'numpy float32 matrix (images, dim); row i belongs to row i of <embeddings>_paths.csv (columns row, image_id, path = export_key)',
         'images/': 'image copies re-encoded without EXIF/GPS/XMP/IPTC, at images/<export_key>',
       },
