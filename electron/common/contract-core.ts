@@ -3,10 +3,13 @@ import { DermError, errorCodes, type SerializedError } from './errors.js';
 
 // zod compiles object schemas with `new Function` after probing whether eval is allowed. The app's
 // Content-Security-Policy forbids eval (script-src 'self'), and the probe alone is reported as a CSP
-// violation on every page load even though zod catches it. Jitless mode skips both the probe and the
-// compiled parsers. This runs before any schema of the contract is built (contract.ts imports this
-// module first), which is when zod reads the setting.
-z.config({ jitless: true });
+// violation on every page load even though zod catches it, so wherever a page runs this (the
+// renderer, its workers) zod is jitless: no probe, no compiled parsers. Plain Node (the core worker,
+// CLI, web bridge) has no CSP and keeps the compiled parsers, several times faster on large outputs.
+// This runs before any schema of the contract is built (contract.ts imports this module first),
+// which is when zod reads the setting.
+const runsInNode = Boolean((globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node);
+z.config({ jitless: !runsInNode });
 
 /**
  * The machinery of the app contract: how a call is declared, how input is validated with errors that
