@@ -7,14 +7,15 @@ import { pipeline } from 'node:stream/promises';
 import { isCallName } from '../common/contract.js';
 import { DermError, serializeError, type ErrorCode } from '../common/errors.js';
 import type { AppApiHost } from '../core/app-api/app-api-host.js';
-import { mediaBody } from '../core/app-api/media-file.js';
+import { mediaBody, openMediaStream } from '../core/app-api/media-file.js';
 
 /**
  * The local web mode's HTTP bridge: the built renderer, the contract at POST /api/<call>, app events as
  * server-sent events at /api/events, thumbnails and images at /media/<kind>/<image id> (resolved from
  * the image row, never from a path in the request) and browser uploads at POST /upload. Every request
- * needs the per-run token (header, cookie, or `?token=` once on the page load), and the Host header must
- * name this server, so a web page elsewhere cannot reach the library through the browser.
+ * needs the per-run token (header or cookie; `?token=` only on a page load, traded at once for the
+ * cookie), and the Host header must name this server, so a web page elsewhere cannot reach the library
+ * through the browser.
  */
 
 export const tokenHeader = 'x-dermws-token';
@@ -88,6 +89,38 @@ export interface WebBridge {
   close(): Promise<void>;
 }
 
+/** No contract input comes near this; a deeper body is refused before parsing and validation recurse into it. */
+export const maxJsonDepth = 64;
+
+/**
+ * The deepest nesting of arrays and objects in JSON text, counted in one pass outside strings. Run
+ * before JSON.parse so that a body of 100,000 brackets is a 400, not a stack overflow in the parser,
+ * the validator or the structured clone to the core's worker.
+ */
+export function jsonNestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c) index++;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b || code === 0x7b) {
+      depth++;
+      if (depth > deepest) deepest = depth;
+    } else if (code === 0x5d || code === 0x7d) depth--;
+  }
+  return deepest;
+}
+
+/** A browser opening a page of the app: the only request that may carry the token in its URL. */
+function isPageLoad(request: http.IncomingMessage, url: URL): boolean {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+  return !url.pathname.startsWith('/api/') && !url.pathname.startsWith('/media/') && url.pathname !== '/upload';
+}
+
 export function isLoopbackHost(hostname: string): boolean {
   return hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '::1' || hostname === '[::1]';
 }
@@ -148,8 +181,10 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
     if (typeof header === 'string' && safeEqual(header, token)) return 'header';
     const cookie = cookieValue(request.headers.cookie, cookieName);
     if (cookie !== undefined && safeEqual(cookie, token)) return 'cookie';
+    // `?token=` only opens the page (and is traded for the cookie at once): on API, media or upload URLs
+    // it would sit in logs, proxies and the browser's history, so there it counts for nothing.
     const query = url.searchParams.get('token');
-    if (query !== null && safeEqual(query, token)) return 'query';
+    if (query !== null && isPageLoad(request, url) && safeEqual(query, token)) return 'query';
     return undefined;
   };
 
@@ -180,9 +215,14 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
       return;
     }
     const body = await readBody(request, maxJsonBytes);
+    const text = body.toString('utf8');
+    const depth = jsonNestingDepth(text);
+    if (depth > maxJsonDepth) {
+      throw new DermError('invalid-input', `The body of ${callName} is nested ${depth} levels deep; at most ${maxJsonDepth} levels of arrays and objects are accepted.`);
+    }
     let input: unknown;
     try {
-      input = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      input = body.length === 0 ? {} : JSON.parse(text);
     } catch (error) {
       throw new DermError('invalid-input', `The body of ${callName} is not valid JSON: ${(error as Error).message}`);
     }
@@ -208,9 +248,10 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
     }
     const imageId = Number(idText);
     const body = await mediaBody(kind, await options.api.mediaFile(kind, imageId), imageId);
+    const stream = 'file' in body ? await openMediaStream(body.file, imageId) : null;
     response.writeHead(200, { ...securityHeaders, 'Content-Type': body.type, 'Cache-Control': 'private, max-age=3600' });
-    if ('file' in body) await pipeline(fs.createReadStream(body.file), response);
-    else response.end(body.bytes);
+    if (stream) await pipeline(stream, response);
+    else if ('bytes' in body) response.end(body.bytes);
   }
 
   async function handleUpload(request: http.IncomingMessage, response: http.ServerResponse, url: URL): Promise<void> {
@@ -304,7 +345,7 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
           });
           return;
         }
-        if (how === 'query' && request.method === 'GET' && !url.pathname.startsWith('/api/') && !url.pathname.startsWith('/media/')) {
+        if (how === 'query') {
           // Trade the token in the URL for a cookie and drop it from the address bar and history.
           url.searchParams.delete('token');
           response.writeHead(303, {

@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { DermError, errorCodes, type SerializedError } from './errors.js';
 
+// zod compiles object schemas with `new Function` after probing whether eval is allowed. The app's
+// Content-Security-Policy forbids eval (script-src 'self'), and the probe alone is reported as a CSP
+// violation on every page load even though zod catches it, so wherever a page runs this (the
+// renderer, its workers) zod is jitless: no probe, no compiled parsers. Plain Node (the core worker,
+// CLI, web bridge) has no CSP and keeps the compiled parsers, several times faster on large outputs.
+// This runs before any schema of the contract is built (contract.ts imports this module first),
+// which is when zod reads the setting.
+const runsInNode = Boolean((globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node);
+z.config({ jitless: !runsInNode });
+
 /**
  * The machinery of the app contract: how a call is declared, how input is validated with errors that
  * name the field, the transport every side speaks (Electron IPC, the HTTP bridge, the worker host) and

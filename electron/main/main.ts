@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, screen, session, shell, type WebContents } from 'electron';
 import { resolveLibraryFolder } from '../core/library/library-location.js';
 import { startAppApiHost, type AppApiHost } from '../core/app-api/app-api-host.js';
 import { appVersion } from '../core/app-api/app-version.js';
-import { mediaBody } from '../core/app-api/media-file.js';
+import { mediaBody, openMediaStream } from '../core/app-api/media-file.js';
 import { createInvokeHandler, eventChannel, invokeChannel } from './ipc-bridge.js';
 import {
   desktopContentSecurityPolicy,
@@ -115,8 +116,9 @@ async function start(): Promise<void> {
     try {
       const body = await mediaBody(media.kind, await host.mediaFile(media.kind, media.imageId), media.imageId);
       if ('bytes' in body) return new Response(new Uint8Array(body.bytes), { headers: { 'Content-Type': body.type } });
-      const response = await net.fetch(pathToFileURL(body.file).href);
-      return new Response(response.body, { headers: { 'Content-Type': body.type, 'Cache-Control': 'private, max-age=3600' } });
+      // Read by our own stream (no symlink followed at the last step), not net.fetch of a file URL.
+      const stream = await openMediaStream(body.file, media.imageId);
+      return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, { headers: { 'Content-Type': body.type, 'Cache-Control': 'private, max-age=3600' } });
     } catch {
       return new Response('Not found', { status: 404 });
     }

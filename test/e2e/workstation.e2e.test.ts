@@ -28,6 +28,17 @@ function imagesLoaded(selector: string): boolean {
   return images.length > 0 && images.every((image) => image.naturalWidth > 0);
 }
 
+/** Runs in the page before any app script: every `securitypolicyviolation` becomes a console error. */
+function reportCspViolations(): void {
+  const page = globalThis as unknown as {
+    document: { addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string }) => void): void };
+    console: { error(message: string): void };
+  };
+  page.document.addEventListener('securitypolicyviolation', (event) =>
+    page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
+  );
+}
+
 const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 beforeAll(() => {
@@ -79,6 +90,8 @@ describe('workstation in the browser', () => {
     page.on('console', (message) => {
       if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) pageErrors.push(`console: ${message.text()}`);
     });
+    // Chromium reports CSP violations outside the console API; the DOM event turns each into a console error above.
+    await page.addInitScript(reportCspViolations);
   });
 
   afterAll(async () => {

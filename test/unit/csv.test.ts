@@ -77,10 +77,12 @@ describe('CSV writer', () => {
       ['id', 'text', 'empty'],
       ['1', 'comma, quote " and\nnewline', ''],
       ['2', 'ünïcødé 🙂', ''],
-      ['3', '\r\nstarts with CRLF', 'x'],
+      ['3', 'ends with CRLF\r\n', 'x'],
     ];
     const text = formatCsv(rows);
     expect(text.endsWith('\r\n')).toBe(true);
     expect(parseCsv(text).map((record) => record.fields)).toEqual(rows);
+    // A value led by CR is one a spreadsheet may run as a formula: it keeps its text behind an apostrophe.
+    expect(parseCsv(formatCsv([['\r\nstarts with CRLF']]))[0]!.fields).toEqual(["'\r\nstarts with CRLF"]);
   });
 });

@@ -70,6 +70,8 @@ export function registerDatasetsCommands(program: Command): void {
     .option('--model <id>', 'model whose embeddings npz/npy hold (default: the only model with embeddings)')
     .option('--images', 'also write image copies re-encoded without EXIF/GPS under images/')
     .option('--overwrite', 'replace the files of an earlier export in <dir>')
+    .option('--deidentify', 'for sharing: pseudonymous keys instead of file names, case keys and annotators; no paths, file hashes, import times, notes or settings')
+    .option('--drop-meta <key...>', 'leave these metadata columns out of images.csv (e.g. patient_name clinic)')
     .option('--batch <id>', 'only images of this import batch')
     .option('--case <key>', 'only images of this case')
     .option('--flag <flag...>', 'only images carrying every one of these quality flags')
@@ -89,6 +91,8 @@ export function registerDatasetsCommands(program: Command): void {
             formats,
             images: Boolean(options.images),
             overwrite: Boolean(options.overwrite),
+            deidentify: Boolean(options.deidentify),
+            ...(options.dropMeta ? { dropMetadata: options.dropMeta.flatMap((entry) => entry.split(',')).map((key) => key.trim()).filter((key) => key !== '') } : {}),
             filter,
             signal,
             ...(options.model ? { modelId: options.model } : {}),
@@ -107,6 +111,8 @@ interface ExportCliOptions {
   model?: string;
   images?: boolean;
   overwrite?: boolean;
+  deidentify?: boolean;
+  dropMeta?: string[];
   batch?: string;
   case?: string;
   flag?: string[];

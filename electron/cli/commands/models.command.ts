@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
+import { DermError } from '../../common/errors.js';
 import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
 
@@ -83,6 +84,24 @@ export function registerModelsCommands(program: Command): void {
         const result = await core.models.check(model);
         if (json) printJson(result);
         else printCheck(result);
+      });
+    });
+
+  models
+    .command('remove')
+    .description('remove a model that holds no embeddings (e.g. an import that matched no image), freeing its id; needs --yes')
+    .argument('<id>', 'model id')
+    .option('--yes', 'confirm the removal')
+    .action(async (id: string, options: { yes?: boolean }, command: Command) => {
+      if (!options.yes) {
+        throw new DermError('invalid-input', `Removing model "${id}" needs confirmation: run \`dermws models remove ${id} --yes\`. Only a model that holds no embeddings can be removed.`, {
+          field: 'yes',
+        });
+      }
+      await withCore(command, async (core, { json }) => {
+        const removed = core.embeddings.removeModel(id);
+        if (json) printJson({ removed: removed.id, source: removed.source });
+        else process.stdout.write(`Removed model ${removed.id} (${removed.source}, no embeddings).\n`);
       });
     });
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { CallOutput } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
+import { servableMediaFile } from './media-file.js';
 
 const histogramDefinitions: Array<{
   metric: string;
@@ -157,16 +158,22 @@ export class LibraryViewRepository {
     return histograms;
   }
 
-  /** Files behind the media endpoints; never a path from the request, only from the image row. */
+  /**
+   * Files behind the media endpoints; never a path from the request, only from the image row, and only
+   * a regular file inside the library or the recorded original itself (see servableMediaFile).
+   */
   mediaFile(kind: 'thumbnail' | 'image', imageId: number, libraryRoot: string): string {
     const row = this.db.prepare('SELECT thumbnail_path, managed_path, original_path FROM images WHERE id = ?').get(imageId) as
       | { thumbnail_path: string; managed_path: string | null; original_path: string }
       | undefined;
     if (!row) throw new DermError('not-found', `There is no image ${imageId}.`, { imageId });
-    if (kind === 'thumbnail') return path.join(libraryRoot, row.thumbnail_path);
-    if (!row.managed_path) return row.original_path;
+    if (kind === 'thumbnail') return servableMediaFile(path.join(libraryRoot, row.thumbnail_path), imageId, { libraryRoot });
+    if (!row.managed_path) return servableMediaFile(row.original_path, imageId, { recordedOriginal: row.original_path });
     // A lost library copy falls back to the original while it is still there (`dermws check --repair` restores the copy).
     const managed = path.join(libraryRoot, row.managed_path);
-    return !fs.existsSync(managed) && fs.existsSync(row.original_path) ? row.original_path : managed;
+    if (!fs.existsSync(managed) && fs.existsSync(row.original_path)) {
+      return servableMediaFile(row.original_path, imageId, { recordedOriginal: row.original_path });
+    }
+    return servableMediaFile(managed, imageId, { libraryRoot });
   }
 }

@@ -17,7 +17,16 @@ export interface ParseCsvOptions {
   /** Named in error messages. */
   file?: string;
   delimiter?: string;
+  /** Longest field accepted, in characters (default maxCsvFieldChars). */
+  maxFieldChars?: number;
 }
+
+/**
+ * Longest CSV field read, in characters. Metadata values, labels and paths are short; a field of
+ * megabytes is a broken quote or a file that is not the CSV it claims to be, and it would be stored
+ * in every row it reaches.
+ */
+export const maxCsvFieldChars = 64 * 1024;
 
 export function parseCsv(text: string, options: ParseCsvOptions = {}): CsvRecord[] {
   const delimiter = options.delimiter ?? ',';
@@ -25,6 +34,7 @@ export function parseCsv(text: string, options: ParseCsvOptions = {}): CsvRecord
     throw new DermError('invalid-input', `A CSV delimiter must be one character other than a quote or line break; got ${JSON.stringify(delimiter)}.`);
   }
   const where = options.file ?? 'CSV text';
+  const maxField = options.maxFieldChars ?? maxCsvFieldChars;
   const records: CsvRecord[] = [];
   let position = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   let line = 1;
@@ -79,6 +89,13 @@ export function parseCsv(text: string, options: ParseCsvOptions = {}): CsvRecord
         }
         value = text.slice(position, end);
         position = end;
+      }
+      if (value.length > maxField) {
+        throw new DermError(
+          'invalid-input',
+          `${where} line ${recordLine}, field ${fields.length + 1}: the value is ${value.length} characters long; at most ${maxField} are accepted (is a quote left open?).`,
+          { file: options.file, line: recordLine, column: fields.length + 1 },
+        );
       }
       fields.push(value);
       const separator = text[position];
@@ -158,22 +175,109 @@ export function parseCsvTable(text: string, file: string): CsvTable {
 }
 
 export function readCsvFile(file: string): CsvTable {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new DermError(code === 'ENOENT' ? 'not-found' : 'invalid-input', `Cannot read ${file}: ${(error as Error).message}`, { file });
   }
-  return parseCsvTable(text, file);
+  return parseCsvTable(decodeCsvBytes(bytes, file), file);
+}
+
+/**
+ * CSV bytes as text, strictly: invalid UTF-8 (a Latin-1 or Windows-1252 export, where "é" is one byte)
+ * is refused with its line and column instead of turning silently into U+FFFD, and a NUL character,
+ * which would cut a value short where it is stored, is refused the same way.
+ */
+export function decodeCsvBytes(bytes: Uint8Array, file: string): string {
+  const invalidAt = firstInvalidUtf8(bytes);
+  if (invalidAt >= 0) {
+    const { line, column } = positionOf(bytes, invalidAt);
+    throw new DermError(
+      'invalid-input',
+      `${file} line ${line}, column ${column}: byte 0x${bytes[invalidAt]!.toString(16).padStart(2, '0')} is not valid UTF-8 (the file looks like Latin-1 or Windows-1252). Re-save it as UTF-8 (in Excel: "CSV UTF-8"; in LibreOffice: character set "Unicode (UTF-8)") and import again.`,
+      { file, line, column },
+    );
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    const { line, column } = positionOf(bytes, nul);
+    throw new DermError('invalid-input', `${file} line ${line}, column ${column}: a NUL character; a CSV holds text only (is this a binary or UTF-16 file?).`, { file, line, column });
+  }
+  return new TextDecoder('utf-8').decode(bytes);
+}
+
+/** Byte offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points above U+10FFFF included), or -1. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let index = 0;
+  while (index < bytes.length) {
+    const byte = bytes[index]!;
+    if (byte < 0x80) {
+      index++;
+      continue;
+    }
+    let need: number;
+    let min: number;
+    let code: number;
+    if (byte >= 0xc2 && byte <= 0xdf) [need, min, code] = [1, 0x80, byte & 0x1f];
+    else if (byte >= 0xe0 && byte <= 0xef) [need, min, code] = [2, 0x800, byte & 0x0f];
+    else if (byte >= 0xf0 && byte <= 0xf4) [need, min, code] = [3, 0x10000, byte & 0x07];
+    else return index;
+    for (let next = 1; next <= need; next++) {
+      const continuation = bytes[index + next];
+      if (continuation === undefined || (continuation & 0xc0) !== 0x80) return index;
+      code = (code << 6) | (continuation & 0x3f);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return index;
+    index += need + 1;
+  }
+  return -1;
+}
+
+/** 1-based line and column (in characters) of a byte offset; CRLF, LF and a lone CR end a line. */
+function positionOf(bytes: Uint8Array, offset: number): { line: number; column: number } {
+  let line = 1;
+  let column = 1;
+  for (let index = 0; index < offset; index++) {
+    const byte = bytes[index]!;
+    if (byte === 0x0a || (byte === 0x0d && bytes[index + 1] !== 0x0a)) {
+      line++;
+      column = 1;
+    } else if (byte !== 0x0d && (byte & 0xc0) !== 0x80) column++;
+  }
+  return { line, column };
 }
 
 export type CsvValue = string | number | boolean | null | undefined;
 
-/** One field, quoted only when it has to be (delimiter, quote, CR or LF, or leading/trailing spaces). */
+/**
+ * Characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula or
+ * command when they lead it: = + - @, and tab / carriage return, which some importers strip before
+ * looking at the next character (OWASP "CSV Injection").
+ */
+const formulaLead = /^[=+\-@\t\r]/;
+/** A plain decimal number ("-3", "+2.5e-4") is data, not a formula, and stays as it is. */
+const plainNumber = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A text value as it is written to a CSV cell: one that a spreadsheet would run as a formula gets a
+ * leading apostrophe (OWASP's advice), which spreadsheets show as text and never evaluate. Readers that
+ * need the exact original strip one leading apostrophe from a cell that starts with `'=`, `'+`, `'-`,
+ * `'@`, `'\t` or `'\r`. Every CSV the app writes passes its cells through here.
+ */
+export function neutraliseFormula(text: string): string {
+  return formulaLead.test(text) && !plainNumber.test(text) ? `'${text}` : text;
+}
+
+/**
+ * One field, quoted only when it has to be (delimiter, quote, CR or LF, or leading/trailing spaces).
+ * Text that would start a spreadsheet formula is neutralised first (see neutraliseFormula); numbers
+ * and booleans cannot be formulas.
+ */
 export function formatCsvField(value: CsvValue): string {
   if (value === null || value === undefined) return '';
-  const text = typeof value === 'string' ? value : String(value);
+  const text = typeof value === 'string' ? neutraliseFormula(value) : String(value);
   if (/[",\r\n]/.test(text) || /^\s|\s$/.test(text)) return `"${text.replaceAll('"', '""')}"`;
   return text;
 }

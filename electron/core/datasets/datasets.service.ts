@@ -92,6 +92,7 @@ export class DatasetsService {
     // Files listed but not on disk are reported against their CSV cell, before any import starts.
     const present = new Set<string>();
     const pathOf = new Map<string, string>();
+    const realRoot = fs.realpathSync(datasetRoot);
     for (const record of parsed.cases) {
       for (const image of record.images) {
         const absolute = path.resolve(datasetRoot, image.path);
@@ -105,9 +106,24 @@ export class DatasetsService {
         if (!isFile) {
           issues.error(scinFiles.cases, image.line, `image file not found at ${absolute}`, image.column, image.path);
           report.images.missing++;
-        } else {
-          present.add(absolute);
+          continue;
         }
+        // A symbolic link (the file or a folder on the way) that leads outside the dataset folder is
+        // refused like a path with "..": a downloaded dataset must not pull in files from elsewhere.
+        const real = fs.realpathSync(absolute);
+        const relative = path.relative(realRoot, real);
+        if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+          issues.error(
+            scinFiles.cases,
+            image.line,
+            `the image path leads outside the dataset folder through a symbolic link (to ${real}); like a path with "..", it was skipped`,
+            image.column,
+            image.path,
+          );
+          report.images.failed++;
+          continue;
+        }
+        present.add(absolute);
       }
     }
 

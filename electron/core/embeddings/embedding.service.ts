@@ -231,6 +231,11 @@ export class EmbeddingService {
     return importEmbeddingsFile(this.repository, options);
   }
 
+  /** Removes a model that holds no embeddings; one with embeddings is refused (see EmbeddingsRepository.removeModel). */
+  removeModel(modelId: string): { id: string; source: 'onnx' | 'imported' } {
+    return this.repository.removeModel(modelId);
+  }
+
   async close(): Promise<void> {
     const runtimes = [...this.runtimes.values()];
     this.runtimes.clear();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../common/errors.js';
-import { parseCsv } from '../csv/csv.js';
+import { decodeCsvBytes, parseCsv } from '../csv/csv.js';
 import { sha256File } from '../models/manifest-file.js';
 import type { EmbeddingsRepository } from './embeddings.repository.js';
 import { readNpyRows, type FloatArray } from './npy-format.js';
@@ -41,9 +41,10 @@ function normaliseKey(key: string): string {
 }
 
 /**
- * Validates every array first, holding the matched vectors as Float32, and only then writes them all
- * in one transaction: a file with one bad key (wrong dtype, wrong shape, wrong dimension) stores
- * nothing, and the error names the file and the key.
+ * Validates every array first, holding the matched vectors as Float32, and only then registers the
+ * model and writes them all in one transaction: a file with one bad key (wrong dtype, shape or
+ * dimension, a CRC mismatch, a truncated archive) stores nothing, not even the model row, and the
+ * error names the file and the key.
  */
 export async function importEmbeddingsFile(repository: EmbeddingsRepository, options: ImportEmbeddingsOptions): Promise<ImportEmbeddingsResult> {
   const file = path.resolve(options.file);
@@ -166,17 +167,15 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
   }
   if (result.entries === 0) throw new DermError('embeddings-invalid', `${file} holds no embeddings.`, { file });
 
-  repository.registerModel({
-    id: options.modelId,
-    displayName: options.displayName ?? existing?.displayName ?? options.modelId,
-    dim: result.dim,
-    sha256,
-    source: 'imported',
-    preprocessing: { importedFrom: path.basename(file), pathsCsv: options.pathsCsv ? path.basename(options.pathsCsv) : null },
-  });
-  repository.put(
-    options.modelId,
-    sha256,
+  repository.registerAndPut(
+    {
+      id: options.modelId,
+      displayName: options.displayName ?? existing?.displayName ?? options.modelId,
+      dim: result.dim,
+      sha256,
+      source: 'imported',
+      preprocessing: { importedFrom: path.basename(file), pathsCsv: options.pathsCsv ? path.basename(options.pathsCsv) : null },
+    },
     [...vectors.entries()].map(([imageId, { vector }]) => ({ imageId, vector })),
   );
   result.stored = vectors.size;
@@ -185,12 +184,13 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
 
 /** Paths in row order: the `path`/`image_path` column when the first row names one, else the first column. */
 function readPathsCsv(file: string): string[] {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (error) {
     throw new DermError('not-found', `Cannot read the paths CSV ${file}: ${(error as Error).message}`, { file });
   }
+  const text = decodeCsvBytes(bytes, file);
   const records = parseCsv(text, { file }).filter((record) => record.fields.some((field) => field.trim() !== ''));
   if (records.length === 0) return [];
   const header = records[0]!.fields.map((field) => field.trim().toLowerCase());

@@ -45,6 +45,41 @@ export class EmbeddingsRepository {
       .run({ ...model, preprocessing: JSON.stringify(model.preprocessing ?? null), registeredAt: new Date().toISOString() });
   }
 
+  /**
+   * Registers an imported model and stores its embeddings in one transaction: a failure anywhere leaves
+   * neither the model row nor any embedding, so a failed import never locks the model id.
+   */
+  registerAndPut(model: Omit<EmbeddingModelRecord, 'registeredAt'>, rows: Array<{ imageId: number; vector: ArrayLike<number> }>): void {
+    this.db.transaction(() => {
+      this.registerModel(model);
+      this.put(model.id, model.sha256, rows);
+    })();
+  }
+
+  /**
+   * Removes a model that holds no embeddings (an import that matched no image, a model registered and
+   * never used). A model with embeddings is refused, naming how many, so no embedding is ever lost here.
+   */
+  removeModel(id: string): { id: string; source: 'onnx' | 'imported' } {
+    return this.db.transaction(() => {
+      const model = this.model(id);
+      if (!model) {
+        const known = (this.db.prepare('SELECT id FROM embedding_models ORDER BY id').all() as Array<{ id: string }>).map((row) => row.id);
+        throw new DermError('not-found', `The library has no model "${id}"${known.length ? ` (models: ${known.join(', ')})` : ''}.`, { modelId: id });
+      }
+      const held = (this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ?').get(id) as { n: number }).n;
+      if (held > 0) {
+        throw new DermError(
+          'conflict',
+          `Model "${id}" holds ${held} embedding(s) (deleted images included); only a model with none can be removed, so nothing was removed.`,
+          { modelId: id, embeddings: held },
+        );
+      }
+      this.db.prepare('DELETE FROM embedding_models WHERE id = ?').run(id);
+      return { id, source: model.source };
+    }).immediate();
+  }
+
   model(id: string): EmbeddingModelRecord | undefined {
     const row = this.db.prepare('SELECT * FROM embedding_models WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     if (!row) return undefined;

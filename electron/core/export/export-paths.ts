@@ -28,17 +28,21 @@ export class ExportFolder {
   }
 
   /**
-   * The absolute path for a name inside the folder (forward or back slashes both separate folders).
-   * Refuses absolute names, drive letters, NUL, "..", and any existing symlink along the way.
+   * The absolute path for a name inside the folder ("/" separates folders; so does "\\" on Windows).
+   * Refuses absolute names, drive letters, NUL, ".." (between either kind of slash), and any existing
+   * symlink along the way.
    */
   resolve(name: string): string {
     const refuse = (why: string): never => {
       throw new DermError('invalid-input', `Refusing to write "${name}" in the export folder ${this.root}: ${why}.`, { folder: this.root, name });
     };
     if (name === '' || name.includes('\0')) refuse('the name is empty or holds a NUL character');
-    const parts = name.replaceAll('\\', '/').split('/');
+    // On Linux and macOS a backslash is an ordinary character of a file name ("scan\2.jpg" is one
+    // file), so only "/" separates folders there. A ".." between backslashes is still refused: the
+    // export may be unpacked on Windows, where it would climb out.
+    const parts = (path.sep === '\\' ? name.replaceAll('\\', '/') : name).split('/');
     if (name.startsWith('/') || name.startsWith('\\') || /^[A-Za-z]:/.test(name)) refuse('the name is absolute');
-    if (parts.some((part) => part === '..')) refuse('the name climbs out of the folder with ".."');
+    if (name.split(/[\\/]/).some((part) => part === '..')) refuse('the name climbs out of the folder with ".."');
     const clean = parts.filter((part) => part !== '' && part !== '.');
     if (clean.length === 0) refuse('the name names the folder itself');
     const target = path.join(this.root, ...clean);

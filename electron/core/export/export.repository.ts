@@ -1,4 +1,8 @@
+import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
+
+/** Settings key of the de-identified export's HMAC secret; left out of settings() and every manifest. */
+export const pseudonymSecretKey = 'export.pseudonym_secret';
 
 export interface FlagRow {
   imageId: number;
@@ -48,9 +52,28 @@ export class ExportRepository {
     return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map((row) => row.id);
   }
 
-  /** Every library setting (thresholds and preferences), parsed from JSON. */
+  /** Every library setting (thresholds and preferences), parsed from JSON; the pseudonym secret is never among them. */
   settings(): Record<string, unknown> {
-    const rows = this.db.prepare('SELECT key, value FROM settings ORDER BY key').all() as Array<{ key: string; value: string }>;
+    const rows = this.db.prepare('SELECT key, value FROM settings WHERE key <> ? ORDER BY key').all(pseudonymSecretKey) as Array<{ key: string; value: string }>;
     return Object.fromEntries(rows.map((row) => [row.key, JSON.parse(row.value) as unknown]));
+  }
+
+  /**
+   * The library's secret for de-identified exports: 32 random bytes made on first use and kept in the
+   * library, so every export of this library gives an image, case or annotator the same pseudonym and
+   * nobody without the library can turn a pseudonym back into a name. Two processes creating it at
+   * once agree on one (INSERT OR IGNORE, then read).
+   */
+  pseudonymSecret(): Buffer {
+    this.db
+      .prepare('INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES (?, ?, ?)')
+      .run(pseudonymSecretKey, JSON.stringify(crypto.randomBytes(32).toString('hex')), new Date().toISOString());
+    const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(pseudonymSecretKey) as { value: string };
+    return Buffer.from(JSON.parse(row.value) as string, 'hex');
+  }
+
+  /** Metadata keys present in the library (for checking the keys a de-identified export drops). */
+  metadataKeys(): string[] {
+    return (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
   }
 }

@@ -46,6 +46,14 @@ export interface ExportOptions extends JobControl {
   /** Replace files of an earlier export in the folder (default: refuse and write nothing). */
   overwrite?: boolean;
   filter?: ExportFilter;
+  /**
+   * Export for sharing: pseudonymous keys (keyed HMAC with the library's secret) instead of file
+   * names, case keys and annotator names; no original or relative paths, file hashes, import times,
+   * free-text notes or settings; image copies named by pseudonym. See `deidentifiedLayout`.
+   */
+  deidentify?: boolean;
+  /** Metadata keys left out of images.csv (each must exist in the library, so a typo cannot leak a column). */
+  dropMetadata?: string[];
 }
 
 export interface ExportedFile {
@@ -117,13 +125,15 @@ export class ExportService {
     const filter = options.filter ?? {};
     const imageIds = this.selectImages(filter);
     const model = formats.includes('npz') || formats.includes('npy') ? this.chooseModel(options.modelId) : null;
+    const dropMetadata = this.checkDropMetadata(options.dropMetadata ?? []);
     const folder = ExportFolder.open(options.folder);
     const createdAt = this.now().toISOString();
 
     const records: ImageRecord[] = [];
     for (let start = 0; start < imageIds.length; start += pageSize) records.push(...images.getMany(imageIds.slice(start, start + pageSize)));
     const issues: ExportReport['issues'] = [];
-    const keys = exportKeys(records, issues);
+    const pseudonyms = options.deidentify ? new Pseudonyms(repository.pseudonymSecret()) : null;
+    const keys = pseudonyms ? pseudonymousKeys(records, pseudonyms) : exportKeys(records, issues);
 
     const modelFileStem = model ? `embeddings_${model.id.replace(/[^A-Za-z0-9._-]/g, '_')}` : '';
     const planned: string[] = [];
@@ -170,9 +180,14 @@ export class ExportService {
         const labels = this.dependencies.labels.labelsForImages(imageIds);
         const metadata = repository.metadataFor(imageIds);
         const flags = repository.flagsFor(imageIds);
-        report.files.push(this.writeImagesCsv(folder, records, keys, metadata, flags, labels));
+        for (const entry of metadata.values()) for (const key of dropMetadata) delete entry[key];
+        if (pseudonyms) {
+          // Free text can hold anything, names included, and cannot be checked: notes stay in the library.
+          for (const [imageId, list] of labels) labels.set(imageId, list.filter((label) => label.kind !== 'note'));
+        }
+        report.files.push(this.writeImagesCsv(folder, records, keys, metadata, flags, labels, pseudonyms));
         step('images.csv');
-        const long = this.writeLabelsLong(folder, records, labels);
+        const long = this.writeLabelsLong(folder, records, labels, keys, pseudonyms);
         report.counts.labels = long.entries;
         report.files.push(long);
         step('labels_long.csv');
@@ -205,7 +220,9 @@ export class ExportService {
           report.counts.imageFiles++;
         } catch (error) {
           if (isCancellation(error)) throw error;
-          issues.push({ imageId: record.id, message: `The image file could not be exported: ${(error as Error).message}` });
+          // A de-identified report names no path: the error text of a failed read carries the original one.
+          const why = pseudonyms ? `${(error as NodeJS.ErrnoException).code ?? 'unreadable or undecodable'} (see the library for the file)` : (error as Error).message;
+          issues.push({ imageId: record.id, message: `The image file could not be exported: ${why}` });
         }
         step(target.name);
       }
@@ -224,18 +241,41 @@ export class ExportService {
       app: { name: 'derm-workstation', version: this.dependencies.appVersion },
       createdAt,
       library: { schemaVersion: this.dependencies.schemaVersion },
-      request: { formats, modelId: model?.id ?? null, images: Boolean(options.images), filter },
-      model: model ? { id: model.id, displayName: model.displayName, dim: model.dim, sha256: model.sha256, source: model.source, preprocessing: model.preprocessing } : null,
+      request: {
+        formats,
+        modelId: model?.id ?? null,
+        images: Boolean(options.images),
+        // Filter values (case keys, metadata values, search clauses) can be names: a de-identified manifest leaves them out.
+        filter: pseudonyms ? 'omitted from a de-identified export' : filter,
+        deidentify: Boolean(pseudonyms),
+        dropMetadata,
+      },
+      deidentified: pseudonyms ? deidentifiedLayout : null,
+      model: model
+        ? {
+            id: model.id,
+            displayName: model.displayName,
+            dim: model.dim,
+            sha256: model.sha256,
+            source: model.source,
+            // An imported model's preprocessing records the file names it came from.
+            preprocessing: pseudonyms && model.source === 'imported' ? 'omitted from a de-identified export' : model.preprocessing,
+          }
+        : null,
       thresholds: { quality: this.dependencies.qualityThresholds() },
-      settings: repository.settings(),
+      settings: pseudonyms ? 'omitted from a de-identified export (settings can hold names)' : repository.settings(),
       taxonomy: this.dependencies.taxonomy.list().map((entry) => ({ kind: entry.kind, code: entry.code, displayName: entry.displayName, parentCode: entry.parentCode })),
       counts: report.counts,
       files: report.files,
       issues,
       layout: {
-        'images.csv': 'one row per image: ids, paths, case, flags, metadata columns (meta.<key>), current labels per kind (label.<kind>, label.<kind>.from = consensus|annotators)',
-        'labels_long.csv': 'one row per current label: image, kind, value, confidence, annotator, origin, session, time',
-        '<embeddings>.npz': 'numpy npz: key = export_key (image path relative to its import folder), value = float32 array of shape (dim,)',
+        'images.csv': pseudonyms
+          ? 'one row per image: id, pseudonymous export_key and case_key, size, format, flags, metadata columns (meta.<key>), current labels per kind (label.<kind>, label.<kind>.from)'
+          : 'one row per image: ids, paths, case, flags, metadata columns (meta.<key>), current labels per kind (label.<kind>, label.<kind>.from = consensus|annotators)',
+        'labels_long.csv': pseudonyms
+          ? 'one row per current label: image id and export_key, pseudonymous case_key and annotator, kind, value, confidence, origin, session, time'
+          : 'one row per current label: image, kind, value, confidence, annotator, origin, session, time',
+        '<embeddings>.npz': `numpy npz: key = export_key (${pseudonyms ? 'the image pseudonym' : 'image path relative to its import folder'}), value = float32 array of shape (dim,)`,
         '<embeddings>.npy': 'numpy float32 matrix (images, dim); row i belongs to row i of <embeddings>_paths.csv (columns row, image_id, path = export_key)',
         'images/': 'image copies re-encoded without EXIF/GPS/XMP/IPTC, at images/<export_key>',
       },
@@ -269,6 +309,20 @@ export class ExportService {
     return ids;
   }
 
+  private checkDropMetadata(keys: readonly string[]): string[] {
+    if (keys.length === 0) return [];
+    const known = new Set(this.dependencies.repository.metadataKeys());
+    const unknown = keys.filter((key) => !known.has(key));
+    if (unknown.length > 0) {
+      throw new DermError(
+        'invalid-input',
+        `dropMetadata names ${unknown.map((key) => `"${key}"`).join(', ')}, which the library has no metadata for (keys: ${[...known].join(', ') || 'none'}); nothing was written.`,
+        { field: 'dropMetadata', value: unknown },
+      );
+    }
+    return [...new Set(keys)].sort();
+  }
+
   private chooseModel(modelId: string | undefined): EmbeddingModelRecord {
     const { embeddings } = this.dependencies;
     if (modelId !== undefined) {
@@ -292,21 +346,21 @@ export class ExportService {
     metadata: Map<number, Record<string, string>>,
     flags: Map<number, FlagRow[]>,
     labels: ReturnType<ExportDependencies['labels']['labelsForImages']>,
+    pseudonyms: Pseudonyms | null,
   ): ExportedFile {
     const metadataKeys = [...new Set([...metadata.values()].flatMap((entry) => Object.keys(entry)))].sort();
     const kinds = labelKinds.filter((kind) => [...labels.values()].some((list) => list.some((label) => label.kind === kind)));
+    const identifying = pseudonyms ? [] : ['relative_path', 'original_path'];
     const header = [
       'image_id',
       'export_key',
-      'relative_path',
-      'original_path',
+      ...identifying,
       'case_key',
       'batch_id',
       'width',
       'height',
       'format',
-      'file_sha256',
-      'imported_at',
+      ...(pseudonyms ? [] : ['file_sha256', 'imported_at']),
       'flags.auto',
       'flags.manual',
       ...metadataKeys.map((key) => `meta.${key}`),
@@ -324,15 +378,13 @@ export class ExportService {
           const row: CsvValue[] = [
             record.id,
             keys.get(record.id)!,
-            record.relativePath,
-            record.originalPath,
-            record.caseKey,
+            ...(pseudonyms ? [] : [record.relativePath, record.originalPath]),
+            pseudonyms ? pseudonyms.caseKey(record.caseKey) : record.caseKey,
             record.batchId,
             record.width,
             record.height,
             record.format,
-            record.fileSha256,
-            record.importedAt,
+            ...(pseudonyms ? [] : [record.fileSha256, record.importedAt]),
             imageFlags.filter((flag) => flag.source === 'auto').map((flag) => flag.flag).join(';'),
             imageFlags.filter((flag) => flag.source === 'manual').map((flag) => flag.flag).join(';'),
             ...metadataKeys.map((key) => imageMetadata[key] ?? ''),
@@ -353,12 +405,18 @@ export class ExportService {
     return describeFile(folder, 'images.csv', rows);
   }
 
-  private writeLabelsLong(folder: ExportFolder, records: ImageRecord[], labels: ReturnType<ExportDependencies['labels']['labelsForImages']>): ExportedFile {
+  private writeLabelsLong(
+    folder: ExportFolder,
+    records: ImageRecord[],
+    labels: ReturnType<ExportDependencies['labels']['labelsForImages']>,
+    keys: Map<number, string>,
+    pseudonyms: Pseudonyms | null,
+  ): ExportedFile {
     let rows = 0;
     folder.writeFile('labels_long.csv', (temporary) => {
       const writer = new CsvFileWriter(temporary);
       try {
-        writer.write(['image_id', 'relative_path', 'case_key', 'kind', 'value', 'confidence', 'annotator', 'origin', 'consensus', 'session_id', 'created_at']);
+        writer.write(['image_id', pseudonyms ? 'export_key' : 'relative_path', 'case_key', 'kind', 'value', 'confidence', 'annotator', 'origin', 'consensus', 'session_id', 'created_at']);
         for (const record of records) {
           const imageLabels = [...(labels.get(record.id) ?? [])].sort(
             (a, b) => labelKinds.indexOf(a.kind) - labelKinds.indexOf(b.kind) || (a.annotator ?? '').localeCompare(b.annotator ?? '') || a.value.localeCompare(b.value),
@@ -366,12 +424,12 @@ export class ExportService {
           for (const label of imageLabels) {
             writer.write([
               record.id,
-              record.relativePath,
-              record.caseKey,
+              pseudonyms ? keys.get(record.id)! : record.relativePath,
+              pseudonyms ? pseudonyms.caseKey(record.caseKey) : record.caseKey,
               label.kind,
               label.value,
               label.confidence,
-              label.annotator,
+              pseudonyms ? pseudonyms.annotator(label.annotator) : label.annotator,
               label.origin,
               label.origin === 'consensus' ? 'yes' : 'no',
               label.sessionId,
@@ -440,10 +498,19 @@ export function exportKeys(records: ImageRecord[], issues: ExportReport['issues'
   const keys = new Map<number, string>();
   const used = new Set<string>();
   for (const record of records) {
-    const relative = record.relativePath?.replaceAll('\\', '/') ?? '';
+    // Stored relative paths use "/" on every platform; a backslash is part of a Linux file name and is
+    // kept, so `scan\2.jpg` stays one file in images/ rather than a folder "scan" (on Windows, where a
+    // name cannot hold one, it separates folders).
+    const relative = (path.sep === '\\' ? record.relativePath?.replaceAll('\\', '/') : record.relativePath) ?? '';
     const parts = relative.split('/');
     const safe =
-      relative !== '' && !relative.startsWith('/') && !/^[A-Za-z]:/.test(relative) && !relative.includes('\0') && parts.every((part) => part !== '' && part !== '.' && part !== '..');
+      relative !== '' &&
+      !relative.startsWith('/') &&
+      !relative.startsWith('\\') &&
+      !/^[A-Za-z]:/.test(relative) &&
+      !relative.includes('\0') &&
+      parts.every((part) => part !== '' && part !== '.' && part !== '..') &&
+      relative.split('\\').every((part) => part !== '..');
     let key = safe ? relative : '';
     if (key !== '' && used.has(key.toLowerCase())) key = '';
     if (key === '') {
@@ -455,6 +522,67 @@ export function exportKeys(records: ImageRecord[], issues: ExportReport['issues'
       });
     }
     used.add(key.toLowerCase());
+    keys.set(record.id, key);
+  }
+  return keys;
+}
+
+/** What a de-identified export promises; written into its manifest as `deidentified`. */
+export const deidentifiedLayout = {
+  keys: 'export_key, case_key and annotator are pseudonyms: HMAC-SHA256 of the file content hash, case key or annotator name under a secret kept in the library, so re-exports of this library match but the pseudonyms cannot be turned back into names without it',
+  removed: ['relative_path', 'original_path', 'file_sha256', 'imported_at', 'note labels', 'settings', 'request filter', 'imported model preprocessing (file names)'],
+  images: 'copies are named images/<export_key> and re-encoded without EXIF/GPS/XMP/IPTC',
+  notRemoved: 'metadata values and label values are exported as stored: drop identifying metadata columns with dropMetadata (--drop-meta)',
+} as const;
+
+/**
+ * Stable pseudonyms for a de-identified export: keyed HMAC-SHA256 under the library's secret, so the
+ * same image, case or annotator gets the same pseudonym in every export of this library, and nobody
+ * without the secret can test a guessed name against one.
+ */
+export class Pseudonyms {
+  private readonly caseKeys = new Map<string, string>();
+  private readonly annotators = new Map<string, string>();
+
+  constructor(private readonly secret: Buffer) {}
+
+  digest(kind: 'image' | 'case' | 'annotator', value: string): string {
+    return crypto.createHmac('sha256', this.secret).update(`${kind}\0${value}`).digest('hex');
+  }
+
+  caseKey(caseKey: string | null): string | null {
+    if (caseKey === null) return null;
+    let pseudonym = this.caseKeys.get(caseKey);
+    if (!pseudonym) this.caseKeys.set(caseKey, (pseudonym = `case_${this.digest('case', caseKey).slice(0, 16)}`));
+    return pseudonym;
+  }
+
+  annotator(name: string | null): string | null {
+    if (name === null) return null;
+    let pseudonym = this.annotators.get(name);
+    if (!pseudonym) this.annotators.set(name, (pseudonym = `annotator_${this.digest('annotator', name).slice(0, 12)}`));
+    return pseudonym;
+  }
+}
+
+/**
+ * De-identified export keys: `img_<24 hex digits of the HMAC of the file's sha256><extension of the
+ * exported format>`, so the key follows the image content (a re-imported file keeps its key) and holds
+ * nothing of its name or folder. Two different files colliding on 96 bits would take ~10^14 images;
+ * should it happen, the longer digest is used.
+ */
+export function pseudonymousKeys(records: ImageRecord[], pseudonyms: Pseudonyms): Map<number, string> {
+  const keys = new Map<number, string>();
+  const used = new Set<string>();
+  for (const record of records) {
+    const digest = pseudonyms.digest('image', record.fileSha256);
+    let length = 24;
+    let key = `img_${digest.slice(0, length)}${exportFormatFor(record.format).extension}`;
+    while (used.has(key) && length < digest.length) {
+      length += 8;
+      key = `img_${digest.slice(0, length)}${exportFormatFor(record.format).extension}`;
+    }
+    used.add(key);
     keys.set(record.id, key);
   }
   return keys;

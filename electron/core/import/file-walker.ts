@@ -25,7 +25,8 @@ export interface Listing {
 /**
  * Lists the files to import from files and folders given by the user. Folders are walked
  * recursively in name order. Symbolic links are followed, with the real path of every folder on the
- * way down remembered: a link back to a folder being walked is a loop and is reported as failed; a
+ * way down remembered: a link back to a folder being walked, or to any folder containing one (an
+ * ancestor such as `..`), is a loop and is reported as failed; a
  * second link to a folder already walked elsewhere is skipped. Files named explicitly are always
  * tried whatever their extension; files met inside folders are tried only with an image extension.
  * Hidden files inside folders (".DS_Store") are ignored.
@@ -83,7 +84,11 @@ export async function listImportFiles(inputs: string[], root?: string): Promise<
       problems.push({ path: folder, outcome: 'failed', reason: explainFileSystemError(error, 'folder') });
       return;
     }
-    if (ancestors.has(real)) {
+    // A link to any folder that contains the one being walked (`bad/loop -> ..` when the user chose
+    // `bad`) leads back over it: it is a loop even when that containing folder was never walked itself,
+    // and following it would import files outside the folders the user chose.
+    const contains = [...ancestors].some((ancestor) => ancestor === real || isInside(real, ancestor));
+    if (contains) {
       problems.push({ path: folder, outcome: 'failed', reason: `Symbolic link loop: this leads back to ${real}, a folder that contains it; not followed.` });
       return;
     }
@@ -114,6 +119,12 @@ export async function listImportFiles(inputs: string[], root?: string): Promise<
     }
   }
   return { files, problems };
+}
+
+/** True when `inner` lies strictly below `outer` (both real, absolute paths). */
+function isInside(outer: string, inner: string): boolean {
+  const relative = path.relative(outer, inner);
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
 }
 
 function relativeTo(base: string, file: string): string | null {

@@ -12,6 +12,8 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
         ...(input.modelId ? { modelId: input.modelId } : {}),
         ...(input.images !== undefined ? { images: input.images } : {}),
         ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
+        ...(input.deidentify !== undefined ? { deidentify: input.deidentify } : {}),
+        ...(input.dropMetadata ? { dropMetadata: input.dropMetadata } : {}),
         ...(input.filter ? { filter: input.filter } : {}),
       });
       return { status: report.status, result: report };

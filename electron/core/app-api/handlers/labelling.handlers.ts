@@ -31,9 +31,11 @@ export const labellingHandlers: HandlerGroup<Names> = {
     core.taxonomy.ensureStarter();
     return { entries: core.taxonomy.list(input.kind) };
   },
-  labelsOfImage: (input, { core }) => ({
-    labels: core.labels.currentLabels(input.imageId, input.annotator ? { annotator: input.annotator } : {}).map(shownLabel),
-  }),
+  labelsOfImage: (input, { core }) => {
+    // An unknown image is a 404, not an empty list that looks like "no labels yet".
+    core.images.require(input.imageId);
+    return { labels: core.labels.currentLabels(input.imageId, input.annotator ? { annotator: input.annotator } : {}).map(shownLabel) };
+  },
   labelSet: (input, { core, emit }) => {
     core.labels.setLabel({ imageId: input.imageId, kind: input.kind, value: input.value, confidence: input.confidence ?? null, annotator: input.annotator });
     emit({ type: 'library-changed', what: 'labels' });
@@ -55,6 +57,7 @@ export const labellingHandlers: HandlerGroup<Names> = {
     return undoShape(result);
   },
   labelSuggestions: (input, { core }) => {
+    core.images.require(input.imageId);
     const result = core.suggestions.suggest(input.imageId, {
       ...(input.kind ? { kind: input.kind } : {}),
       ...(input.modelId ? { modelId: input.modelId } : {}),

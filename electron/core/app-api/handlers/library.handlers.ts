@@ -1,3 +1,5 @@
+import { DermError } from '../../../common/errors.js';
+import { pseudonymSecretKey } from '../../export/export.repository.js';
 import type { HandlerGroup } from '../app-api.js';
 
 export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'libraryOverview' | 'settingsGet' | 'settingsSet'> = {
@@ -16,12 +18,15 @@ export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'library
     const keys =
       input.keys ?? (core.library.db.prepare('SELECT key FROM settings ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
     for (const key of keys) {
+      // The de-identified export's secret stays in the library: shown to no client, changed by none.
+      if (key === pseudonymSecretKey) continue;
       const value = core.settings.get(key);
       if (value !== undefined) values[key] = value;
     }
     return { values };
   },
   settingsSet: (input, { core, emit }) => {
+    if (input.key === pseudonymSecretKey) throw new DermError('invalid-input', `The setting "${input.key}" is managed by the library and cannot be set.`, { field: 'key' });
     core.settings.set(input.key, input.value ?? null);
     emit({ type: 'library-changed', what: 'settings' });
     return { key: input.key };

@@ -1,7 +1,11 @@
 import type { HandlerGroup } from '../app-api.js';
 
 export const probesHandlers: HandlerGroup<'probeTrainStart' | 'probeList' | 'probeReport' | 'probePredictions'> = {
-  probePredictions: (input, { core }) => ({ predictions: core.probes.suggestionsFor(input.imageId) }),
+  probePredictions: (input, { core }) => {
+    // An unknown image is a 404, not an empty list that looks like "no predictions yet".
+    core.images.require(input.imageId);
+    return { predictions: core.probes.suggestionsFor(input.imageId) };
+  },
   probeTrainStart: (input, { core, jobs, emit }) => {
     const job = jobs.start('probe-train', async ({ signal, onProgress }) => {
       try {
