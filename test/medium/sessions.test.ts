@@ -107,6 +107,32 @@ describe('labelling sessions', () => {
     expect(caught(() => sessions.record(a.id, outside!, [], 1)).code).toBe('not-found');
   });
 
+  it('refuses to record an image as done with no label, stores nothing, and keeps the image in the queue', () => {
+    const lib = library();
+    const ids = insertSyntheticImages(lib, 3);
+    const { sessions, labels } = services(lib);
+    const session = sessions.create({ name: 'stray enter', annotator: 'dr-a', imageIds: ids });
+    const before = labels.history({ imageId: ids[0]! }).length;
+
+    // Nothing given, empty kinds, and a note alone are all "nothing chosen".
+    for (const attempt of [[], [{ kind: 'condition' as const, values: [] }], [{ kind: 'note' as const, values: [{ value: 'looks odd' }] }]]) {
+      const error = caught(() => sessions.record(session.id, ids[0]!, attempt, 2));
+      expect(error.code).toBe('invalid-input');
+      expect(error.message).toContain(`image ${ids[0]}`);
+      expect(error.message).toContain('skip');
+    }
+    expect(labels.currentLabels(ids[0]!)).toEqual([]);
+    expect(labels.history({ imageId: ids[0]! }).length).toBe(before);
+    expect(sessions.next(session.id)).toMatchObject({ session: { labelled: 0, skipped: 0, position: 0, secondsSpent: 0 }, current: { imageId: ids[0] } });
+
+    // A real label is recorded; coming back and clearing it (leaving no label) is refused and rolled back.
+    sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [{ value: 'eczema', confidence: 4 }] }], 2);
+    sessions.previous(session.id);
+    expect(caught(() => sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [] }], 1)).code).toBe('invalid-input');
+    expect(labels.currentLabels(ids[0]!).map((label) => [label.kind, label.value, label.confidence])).toEqual([['condition', 'eczema', 4]]);
+    expect(sessions.get(session.id)).toMatchObject({ labelled: 1, skipped: 0 });
+  });
+
   it('orders seeded random queues deterministically, and unlabelled-first puts images without labels first', () => {
     const lib = library();
     const ids = insertSyntheticImages(lib, 40);

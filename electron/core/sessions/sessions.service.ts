@@ -178,6 +178,10 @@ export class SessionsService {
   /**
    * Records the annotator's labels for an image of the session (each kind given replaces their values of
    * that kind), adds the time spent, and moves on to the next image still to do — one transaction.
+   *
+   * An image counts as done only when the annotator holds at least one label on it (a note alone does
+   * not count): a "save" with nothing chosen is far more often a stray Enter than a decision, and
+   * counting it would silently drop the image from the queue. Skipping is its own call.
    */
   record(sessionId: number, imageId: number, labels: KindLabelsInput[], secondsSpent?: number): SessionNext {
     const seconds = checkSeconds(secondsSpent);
@@ -186,6 +190,15 @@ export class SessionsService {
       const item = this.sessionItem(session, imageId);
       const at = this.now().toISOString();
       this.labels.replaceLabels({ imageId, annotator: session.annotator, sessionId, labels, action: 'record' });
+      const held = this.labels.currentLabels(imageId, { annotator: session.annotator, origins: ['manual'] }).filter((label) => label.kind !== 'note');
+      if (held.length === 0) {
+        // Throwing inside the transaction rolls back the write above: nothing is stored.
+        throw new DermError(
+          'invalid-input',
+          `Nothing to record for image ${imageId} in session ${sessionId}: no label is chosen, so the image would count as done without a label. Choose at least one label, or skip the image.`,
+          { field: 'labels', sessionId, imageId },
+        );
+      }
       this.repository.markItem(sessionId, item.position, 'labelled', seconds, at);
       this.advance(session, item.position, at);
       return this.next(sessionId);
