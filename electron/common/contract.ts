@@ -114,6 +114,10 @@ export const sessionSummarySchema = z.object({
   annotator: z.string(),
   order: z.string(),
   status: z.string(),
+  /** 'blind': predictions and suggestions stay hidden until the annotator has chosen. */
+  suggestions: z.enum(['shown', 'blind']),
+  /** Labels meant for inter-annotator agreement. */
+  agreement: z.boolean(),
   position: z.int(),
   total: z.int(),
   labelled: z.int(),
@@ -453,7 +457,14 @@ export const contract = {
       imageIds: z.array(imageId).min(1).max(500_000).optional(),
       order: z.enum(['unlabelled-first', 'random', 'cluster', 'uncertain']).optional(),
       seed: z.int().optional(),
+      agreement: z.boolean().optional(),
+      suggestions: z.enum(['shown', 'blind']).optional(),
     }),
+    output: sessionSummarySchema,
+  }),
+  sessionSetSuggestions: defineCall({
+    description: 'Sets whether a session shows probe predictions and similar-image suggestions before the annotator has chosen ("shown") or only after ("blind").',
+    input: z.strictObject({ sessionId, suggestions: z.enum(['shown', 'blind']) }),
     output: sessionSummarySchema,
   }),
   sessionList: defineCall({
