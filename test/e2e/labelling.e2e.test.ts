@@ -109,6 +109,32 @@ describe('labelling and zoom in the browser', () => {
     if (folder) fs.rmSync(folder, { recursive: true, force: true });
   });
 
+  it('hides suggestions in an agreement session until a condition is chosen, and keeps the mode the annotator sets', async () => {
+    const { context, page, errors } = await open(viewports[0]);
+    await page.keyboard.press('4');
+    const form = page.getByRole('form', { name: 'New session' });
+    await form.getByLabel('Annotator').fill('blind-reader');
+    await form.getByRole('checkbox', { name: 'For agreement between readers' }).check();
+    await form.getByRole('button', { name: 'Start labelling' }).click();
+    await page.getByRole('img', { name: /to label/ }).waitFor();
+    const suggestions = page.getByRole('region', { name: 'Suggestions' });
+    await suggestions.getByTestId('suggestions-hidden').waitFor();
+    const session = (await dermws('session', 'list')).sessions.find((entry: { annotator: string }) => entry.annotator === 'blind-reader');
+    expect(session).toMatchObject({ agreement: true, suggestions: 'blind' });
+    await page.screenshot({ path: path.join(artifacts, 'labelling-blind-before-choice.png') });
+    await page.keyboard.press('e');
+    await suggestions.getByTestId('suggestions-hidden').waitFor({ state: 'detached' });
+    await suggestions.getByText('embed the library first').waitFor();
+    // Choosing again removes the condition: hidden again.
+    await page.keyboard.press('e');
+    await suggestions.getByTestId('suggestions-hidden').waitFor();
+    await suggestions.getByRole('checkbox', { name: 'Blind' }).uncheck();
+    await expect.poll(async () => (await dermws('session', 'list')).sessions.find((entry: { id: number }) => entry.id === session.id).suggestions).toBe('shown');
+    await suggestions.getByTestId('suggestions-hidden').waitFor({ state: 'detached' });
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 300_000);
+
   for (const viewport of viewports) {
     const size = `${viewport.width}x${viewport.height}`;
 
