@@ -98,6 +98,11 @@ describe('labelling and zoom in the browser', () => {
     await writeNoiseImage(path.join(photos, 'zz noise.png'), noiseSize.width, noiseSize.height);
     const imported = await dermws('import', photos);
     expect(imported.imported).toBe(15);
+    // Cases of three photos each, with body site and shot type, as a SCIN-style metadata CSV would give.
+    const names = fs.readdirSync(photos).sort();
+    const csv = ['file,patient,site,shot', ...names.map((name, index) => `${name},case-${Math.floor(index / 3) + 1},ARM;PALM,CLOSE_UP`)].join('\n');
+    fs.writeFileSync(path.join(folder, 'cases.csv'), `${csv}\n`);
+    await dermws('dataset', 'import-csv', path.join(folder, 'cases.csv'), '--map', 'image=file,case=patient,meta.body_parts=site,meta.shot_type=shot');
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: library, port: 0 });
     browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
@@ -208,6 +213,12 @@ describe('labelling and zoom in the browser', () => {
       await form.getByLabel('Annotator').fill(`layout-${size}`);
       await form.getByRole('button', { name: 'Start labelling' }).click();
       await page.getByRole('img', { name: /to label/ }).waitFor();
+
+      // The case context: body site and shot type from the metadata, the case's two other photos.
+      const caseContext = page.getByRole('region', { name: 'Case context' });
+      await expect.poll(() => caseContext.textContent()).toContain('Arm, Palm');
+      expect(await caseContext.textContent()).toContain('close up');
+      await expect.poll(() => caseContext.getByRole('img', { name: /of the same case/ }).count()).toBe(2);
 
       const list = page.getByRole('list', { name: 'Condition' });
       const listBox = (await list.boundingBox())!;
