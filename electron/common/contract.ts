@@ -478,7 +478,7 @@ export const contract = {
     output: sessionNextSchema,
   }),
   sessionRecord: defineCall({
-    description: 'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on.',
+    description: 'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on; refused when the annotator would hold no label on the image (skip instead).',
     input: z.strictObject({ sessionId, imageId, labels: z.array(kindLabelsSchema).max(20), secondsSpent: z.number().min(0).max(86_400).optional() }),
     output: sessionNextSchema,
   }),

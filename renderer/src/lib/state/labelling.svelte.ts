@@ -64,8 +64,11 @@ export class LabellingState {
   constructor(
     readonly sessionId: number,
     private readonly onError: (error: unknown) => void,
-    /** UI effects of commands: focus the search field or the note, report an undo. */
-    private readonly effects: { focusSearch(): void; focusNote(): void; undone(description: string | null, redo: boolean): void },
+    /**
+     * UI effects: focus the search field or the note, report an undo, and leave the previous image's
+     * fields when a new image is shown (before the keys waiting for it run, which may focus one again).
+     */
+    private readonly effects: { focusSearch(): void; focusNote(): void; undone(description: string | null, redo: boolean): void; imageShown(): void },
   ) {}
 
   get current() {
@@ -138,6 +141,7 @@ export class LabellingState {
     this.activeKind = firstKind;
     this.notice = null;
     this.startedAt = performance.now();
+    this.effects.imageShown();
     if (next.following) {
       // Decoding the next image now is what makes it appear without a visible delay.
       const image = new Image();
