@@ -211,6 +211,12 @@ describe('labelling and zoom in the browser', () => {
       await page.keyboard.press('4');
       const form = page.getByRole('form', { name: 'New session' });
       await form.getByLabel('Annotator').fill(`layout-${size}`);
+      // Every session's Open/Resume button is inside the window.
+      for (const button of await page.getByRole('region', { name: 'Sessions' }).getByRole('button', { name: /Open|Resume/ }).all()) {
+        const box = (await button.boundingBox())!;
+        expect(box.x + box.width).toBeLessThanOrEqual(viewport.width);
+      }
+      await page.screenshot({ path: path.join(artifacts, `labelling-${size}-sessions.png`) });
       await form.getByRole('button', { name: 'Start labelling' }).click();
       await page.getByRole('img', { name: /to label/ }).waitFor();
 
