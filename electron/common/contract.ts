@@ -114,6 +114,10 @@ export const sessionSummarySchema = z.object({
   annotator: z.string(),
   order: z.string(),
   status: z.string(),
+  /** 'blind': predictions and suggestions stay hidden until the annotator has chosen. */
+  suggestions: z.enum(['shown', 'blind']),
+  /** Labels meant for inter-annotator agreement. */
+  agreement: z.boolean(),
   position: z.int(),
   total: z.int(),
   labelled: z.int(),
@@ -476,7 +480,14 @@ export const contract = {
       imageIds: z.array(imageId).min(1).max(500_000).optional(),
       order: z.enum(['unlabelled-first', 'random', 'cluster', 'uncertain']).optional(),
       seed: z.int().optional(),
+      agreement: z.boolean().optional(),
+      suggestions: z.enum(['shown', 'blind']).optional(),
     }),
+    output: sessionSummarySchema,
+  }),
+  sessionSetSuggestions: defineCall({
+    description: 'Sets whether a session shows probe predictions and similar-image suggestions before the annotator has chosen ("shown") or only after ("blind").',
+    input: z.strictObject({ sessionId, suggestions: z.enum(['shown', 'blind']) }),
     output: sessionSummarySchema,
   }),
   sessionList: defineCall({
@@ -490,7 +501,7 @@ export const contract = {
     output: sessionNextSchema,
   }),
   sessionRecord: defineCall({
-    description: 'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on.',
+    description: 'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on; refused when the annotator would hold no label on the image (skip instead).',
     input: z.strictObject({ sessionId, imageId, labels: z.array(kindLabelsSchema).max(20), secondsSpent: z.number().min(0).max(86_400).optional() }),
     output: sessionNextSchema,
   }),

@@ -241,9 +241,11 @@ describe('workstation in the browser', () => {
     expect(await labelsOf(firstImage)).toContainEqual({ kind: 'condition', value: 'eczema', confidence: 4, annotator: 'e2e-annotator', origin: 'manual' });
     // The undo removed the flag recorded on the second image.
     expect((await labelsOf(secondImage)).filter((label) => label.kind === 'quality_flag')).toEqual([]);
-    // Back to the second image; the quality-flag kind is still the active one.
+    // Back to the second image; like every image it starts on Condition, so walk to the quality flags again.
     await page.keyboard.press('ArrowLeft');
     await expect.poll(async () => Number((await page.getByRole('img', { name: /to label/ }).getAttribute('alt'))!.match(/\d+/)![0])).toBe(secondImage);
+    for (let press = 0; press < 6; press++) await page.keyboard.press('Tab');
+    await page.getByRole('list', { name: 'Quality flags' }).waitFor();
     await page.keyboard.press('b');
     await page.keyboard.press('Enter');
     await expect.poll(async () => (await labelsOf(secondImage)).map((label) => `${label.kind}:${label.value}`)).toContain('quality_flag:blurry');

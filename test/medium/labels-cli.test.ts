@@ -55,6 +55,18 @@ describe('dermws labelling commands', () => {
     const stats = await run('session', 'stats', String(created.json.id));
     expect(stats.json.labelCounts).toEqual({ condition: { eczema: 1 }, fitzpatrick: { IV: 1 } });
     expect((await run('session', 'list')).json.sessions).toHaveLength(1);
+    // A record with nothing chosen is refused and the image stays the one to do.
+    const empty = await run('session', 'record', String(created.json.id), String(recorded.json.current.imageId), '--seconds', '1');
+    expect(empty.code).toBe(2);
+    expect(empty.json.error).toMatchObject({ code: 'invalid-input', details: { field: 'labels', imageId: recorded.json.current.imageId } });
+    expect((await run('session', 'next', String(created.json.id))).json.session).toMatchObject({ labelled: 1, skipped: 0 });
+    // An agreement session is blind by default; the mode can be changed and is printed by list.
+    const blind = await run('session', 'create', '--name', 'second read', '--annotator', 'dr-c', '--images', ids.join(','), '--agreement');
+    expect(blind.json).toMatchObject({ agreement: true, suggestions: 'blind' });
+    expect((await run('session', 'suggestions', String(blind.json.id), 'shown')).json.suggestions).toBe('shown');
+    const badMode = await run('session', 'suggestions', String(blind.json.id), 'peek');
+    expect(badMode.code).toBe(2);
+    expect(badMode.json.error.message).toContain('peek');
 
     await run('label', String(current), '--kind', 'fitzpatrick', '--value', 'II', '--annotator', 'dr-a');
     const agreement = await run('agreement', '--kind', 'fitzpatrick', '--disagreements');

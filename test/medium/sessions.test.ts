@@ -1,8 +1,12 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isDermError, type DermError } from '../../electron/common/errors.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { createLabellingServices } from '../../electron/core/labels/labelling-services.js';
 import { openLibrary, type Library } from '../../electron/core/library/library.js';
+import { loadMigrations } from '../../electron/core/library/migrations.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { seededRandom } from '../../electron/common/seeded-random.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
@@ -105,6 +109,106 @@ describe('labelling sessions', () => {
     // An image outside the session is refused.
     const [outside] = insertSyntheticImages(lib, 1);
     expect(caught(() => sessions.record(a.id, outside!, [], 1)).code).toBe('not-found');
+  });
+
+  it('refuses to record an image as done with no label, stores nothing, and keeps the image in the queue', () => {
+    const lib = library();
+    const ids = insertSyntheticImages(lib, 3);
+    const { sessions, labels } = services(lib);
+    const session = sessions.create({ name: 'stray enter', annotator: 'dr-a', imageIds: ids });
+    const before = labels.history({ imageId: ids[0]! }).length;
+
+    // Nothing given, empty kinds, and a note alone are all "nothing chosen".
+    for (const attempt of [[], [{ kind: 'condition' as const, values: [] }], [{ kind: 'note' as const, values: [{ value: 'looks odd' }] }]]) {
+      const error = caught(() => sessions.record(session.id, ids[0]!, attempt, 2));
+      expect(error.code).toBe('invalid-input');
+      expect(error.message).toContain(`image ${ids[0]}`);
+      expect(error.message).toContain('skip');
+    }
+    expect(labels.currentLabels(ids[0]!)).toEqual([]);
+    expect(labels.history({ imageId: ids[0]! }).length).toBe(before);
+    expect(sessions.next(session.id)).toMatchObject({ session: { labelled: 0, skipped: 0, position: 0, secondsSpent: 0 }, current: { imageId: ids[0] } });
+
+    // A real label is recorded; coming back and clearing it (leaving no label) is refused and rolled back.
+    sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [{ value: 'eczema', confidence: 4 }] }], 2);
+    sessions.previous(session.id);
+    expect(caught(() => sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [] }], 1)).code).toBe('invalid-input');
+    expect(labels.currentLabels(ids[0]!).map((label) => [label.kind, label.value, label.confidence])).toEqual([['condition', 'eczema', 4]]);
+    expect(sessions.get(session.id)).toMatchObject({ labelled: 1, skipped: 0 });
+  });
+
+  it('makes agreement sessions blind by default and keeps the setting across reopening', () => {
+    const lib = library();
+    const ids = insertSyntheticImages(lib, 4);
+    const { sessions } = services(lib);
+    const solo = sessions.create({ name: 'solo', annotator: 'dr-a', imageIds: ids.slice(0, 2) });
+    expect(solo).toMatchObject({ suggestions: 'shown', agreement: false });
+    // Another annotator over an image of dr-a's session: agreement work, so blind.
+    const second = sessions.create({ name: 'second reader', annotator: 'dr-b', imageIds: ids.slice(1, 3) });
+    expect(second).toMatchObject({ suggestions: 'blind', agreement: true });
+    const flagged = sessions.create({ name: 'flagged', annotator: 'dr-a', imageIds: [ids[3]!], agreement: true });
+    expect(flagged).toMatchObject({ suggestions: 'blind', agreement: true });
+    const chosen = sessions.create({ name: 'chosen', annotator: 'dr-c', imageIds: ids, agreement: true, suggestions: 'shown' });
+    expect(chosen.suggestions).toBe('shown');
+    expect(sessions.setSuggestions(solo.id, 'blind').suggestions).toBe('blind');
+    expect(caught(() => sessions.setSuggestions(solo.id, 'peek' as 'blind')).message).toContain('peek');
+    expect(caught(() => sessions.create({ name: 'x', annotator: 'dr-a', imageIds: ids, suggestions: 'peek' as 'blind' })).details).toMatchObject({ field: 'suggestions' });
+
+    const root = lib.paths.root;
+    lib.close();
+    const reopened = openLibrary(root);
+    try {
+      expect(services(reopened).sessions.list().map((session) => [session.name, session.suggestions, session.agreement])).toEqual([
+        ['solo', 'blind', false],
+        ['second reader', 'blind', true],
+        ['flagged', 'blind', true],
+        ['chosen', 'shown', true],
+      ]);
+    } finally {
+      reopened.close();
+    }
+  });
+
+  it('upgrades sessions made before blinding existed: those sharing images with another annotator become blind agreement sessions', () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-sessions-upgrade-'));
+    libraries.push({ cleanup: () => fs.rmSync(folder, { recursive: true, force: true }) });
+    const all = loadMigrations();
+    const blinding = all.findIndex((migration) => migration.name === 'labelling_session_blinding');
+    expect(blinding).toBeGreaterThan(0);
+    const before = path.join(folder, 'migrations-before');
+    fs.mkdirSync(before);
+    for (const migration of all.slice(0, blinding)) fs.writeFileSync(path.join(before, `${String(migration.version).padStart(4, '0')}_${migration.name}.sql`), migration.sql);
+
+    const old = openLibrary(path.join(folder, 'lib'), { migrationsFolder: before });
+    const ids = insertSyntheticImages(old, 3);
+    const at = '2026-01-01T00:00:00.000Z';
+    const annotator = old.db.prepare('INSERT INTO annotators (name, created_at) VALUES (?, ?)');
+    const [a, b] = [Number(annotator.run('dr-a', at).lastInsertRowid), Number(annotator.run('dr-b', at).lastInsertRowid)];
+    const session = old.db.prepare(
+      "INSERT INTO labelling_sessions (name, annotator_id, image_set, queue_order, seed, status, created_at, updated_at) VALUES (?, ?, '{}', 'random', 1, 'active', ?, ?)",
+    );
+    const item = old.db.prepare('INSERT INTO session_items (session_id, position, image_id) VALUES (?, ?, ?)');
+    const add = (name: string, annotatorId: number, images: number[]) => {
+      const id = Number(session.run(name, annotatorId, at, at).lastInsertRowid);
+      images.forEach((imageId, position) => item.run(id, position, imageId));
+    };
+    add('a alone', a, [ids[0]!]);
+    add('a shared', a, [ids[1]!]);
+    add('b shared', b, [ids[1]!, ids[2]!]);
+    add('a again on her own image', a, [ids[0]!]);
+    old.close();
+
+    const upgraded = openLibrary(path.join(folder, 'lib'));
+    try {
+      expect(services(upgraded).sessions.list().map((entry) => [entry.name, entry.suggestions, entry.agreement])).toEqual([
+        ['a alone', 'shown', false],
+        ['a shared', 'blind', true],
+        ['b shared', 'blind', true],
+        ['a again on her own image', 'shown', false],
+      ]);
+    } finally {
+      upgraded.close();
+    }
   });
 
   it('orders seeded random queues deterministically, and unlabelled-first puts images without labels first', () => {

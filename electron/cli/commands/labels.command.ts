@@ -220,7 +220,7 @@ export function parseLabelArguments(labels: string[], clear: string[]): KindLabe
 
 function printSessionLine(session: SessionSummary): void {
   write(
-    `#${session.id} ${session.name}  ${session.annotator}  ${session.order}${session.order === 'random' || session.order === 'cluster' ? ` (seed ${session.seed})` : ''}  ${session.status}  ${session.labelled + session.skipped}/${session.total} done (${session.skipped} skipped)  ${Math.round(session.secondsSpent)} s`,
+    `#${session.id} ${session.name}  ${session.annotator}  ${session.order}${session.order === 'random' || session.order === 'cluster' ? ` (seed ${session.seed})` : ''}  ${session.status}${session.agreement ? '  agreement' : ''}${session.suggestions === 'blind' ? '  blind' : ''}  ${session.labelled + session.skipped}/${session.total} done (${session.skipped} skipped)  ${Math.round(session.secondsSpent)} s`,
   );
 }
 
@@ -233,7 +233,7 @@ function printNext(next: SessionNext): void {
 }
 
 function registerSession(program: Command): void {
-  const session = program.command('session').description('labelling sessions: create, list, next, record, skip, previous, pause, resume, stats');
+  const session = program.command('session').description('labelling sessions: create, list, suggestions, next, record, skip, previous, pause, resume, stats');
   const sessionId = (text: string) => parsePositiveInteger('session id', text);
 
   session
@@ -247,7 +247,9 @@ function registerSession(program: Command): void {
     .option('--seed <n>', 'seed for random and cluster orders (default 1)')
     .option('--model <id>', 'embedding model for the cluster order')
     .option('--clusters <n>', 'cluster count for the cluster order')
-    .action(async (options: { name: string; annotator: string; where?: string[]; images?: string; order?: string; seed?: string; model?: string; clusters?: string }, command: Command) => {
+    .option('--agreement', 'labels meant for inter-annotator agreement (blind by default)')
+    .option('--suggestions <mode>', 'blind: predictions and suggestions hidden until the annotator has chosen; shown (default unless agreement)')
+    .action(async (options: { name: string; annotator: string; where?: string[]; images?: string; order?: string; seed?: string; model?: string; clusters?: string; agreement?: boolean; suggestions?: string }, command: Command) => {
       await withCore(command, (core, { json }) => {
         const input: Parameters<typeof core.sessions.create>[0] = { name: options.name, annotator: options.annotator };
         if (options.images !== undefined) input.imageIds = options.images.split(',').filter((part) => part.trim() !== '').map((part) => parsePositiveInteger('--images', part.trim()));
@@ -260,9 +262,24 @@ function registerSession(program: Command): void {
         }
         if (options.model !== undefined) input.modelId = options.model;
         if (options.clusters !== undefined) input.clusters = parsePositiveInteger('--clusters', options.clusters, 1000);
+        if (options.agreement) input.agreement = true;
+        if (options.suggestions !== undefined) input.suggestions = options.suggestions as NonNullable<typeof input.suggestions>;
         const created = core.sessions.create(input);
         if (json) printJson(created);
         else printSessionLine(created);
+      });
+    });
+
+  session
+    .command('suggestions')
+    .description('blind: hide predictions and suggestions until the annotator has chosen; shown: show them at once')
+    .argument('<id>', 'session id')
+    .argument('<mode>', 'blind or shown')
+    .action(async (id: string, mode: string, _options: unknown, command: Command) => {
+      await withCore(command, (core, { json }) => {
+        const updated = core.sessions.setSuggestions(sessionId(id), mode as Parameters<typeof core.sessions.setSuggestions>[1]);
+        if (json) printJson(updated);
+        else printSessionLine(updated);
       });
     });
 

@@ -6,6 +6,9 @@ import { writeTransaction } from '../library/write-transaction.js';
 export const queueOrders = ['unlabelled-first', 'random', 'cluster', 'uncertain'] as const;
 export type QueueOrder = (typeof queueOrders)[number];
 export type SessionStatus = 'active' | 'paused' | 'completed';
+export const suggestionModes = ['shown', 'blind'] as const;
+/** 'blind': probe predictions and similar-image suggestions stay hidden until the annotator has chosen. */
+export type SuggestionMode = (typeof suggestionModes)[number];
 
 export interface SessionRecord {
   id: number;
@@ -18,6 +21,9 @@ export interface SessionRecord {
   orderDetails: Record<string, unknown> | null;
   status: SessionStatus;
   position: number;
+  suggestions: SuggestionMode;
+  /** Labels meant for inter-annotator agreement (blind by default). */
+  agreement: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -42,6 +48,8 @@ interface SessionRow {
   order_details: string | null;
   status: string;
   position: number;
+  suggestions: string;
+  agreement: number;
   created_at: string;
   updated_at: string;
 }
@@ -66,6 +74,8 @@ const toSession = (row: SessionRow): SessionRecord => ({
   orderDetails: row.order_details ? (JSON.parse(row.order_details) as Record<string, unknown>) : null,
   status: row.status as SessionStatus,
   position: row.position,
+  suggestions: row.suggestions as SuggestionMode,
+  agreement: row.agreement === 1,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -93,10 +103,22 @@ export class SessionsRepository {
     const id = Number(
       this.db
         .prepare(
-          `INSERT INTO labelling_sessions (name, annotator_id, image_set, queue_order, seed, order_details, status, position, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+          `INSERT INTO labelling_sessions (name, annotator_id, image_set, queue_order, seed, order_details, status, position, suggestions, agreement, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
         )
-        .run(session.name, session.annotatorId, JSON.stringify(session.imageSet), session.order, session.seed, session.orderDetails ? JSON.stringify(session.orderDetails) : null, session.status, session.createdAt, session.updatedAt)
+        .run(
+          session.name,
+          session.annotatorId,
+          JSON.stringify(session.imageSet),
+          session.order,
+          session.seed,
+          session.orderDetails ? JSON.stringify(session.orderDetails) : null,
+          session.status,
+          session.suggestions,
+          session.agreement ? 1 : 0,
+          session.createdAt,
+          session.updatedAt,
+        )
         .lastInsertRowid,
     );
     const insert = this.db.prepare('INSERT INTO session_items (session_id, position, image_id, queue_key) VALUES (?, ?, ?, ?)');
@@ -118,6 +140,22 @@ export class SessionsRepository {
     this.db
       .prepare('UPDATE labelling_sessions SET status = ?, position = ?, updated_at = ? WHERE id = ?')
       .run(changes.status ?? current.status, changes.position ?? current.position, at, id);
+  }
+
+  updateSuggestions(id: number, suggestions: SuggestionMode, at: string): void {
+    this.db.prepare('UPDATE labelling_sessions SET suggestions = ?, updated_at = ? WHERE id = ?').run(suggestions, at, id);
+  }
+
+  /** Whether another annotator's session holds any of these images (they are then labelled for agreement). */
+  sharedWithOtherAnnotator(imageIds: number[], annotatorId: number): boolean {
+    return (
+      this.db
+        .prepare(
+          `SELECT 1 FROM session_items i JOIN labelling_sessions s ON s.id = i.session_id
+           WHERE s.annotator_id <> ? AND i.image_id IN (SELECT value FROM json_each(?)) LIMIT 1`,
+        )
+        .get(annotatorId, JSON.stringify(imageIds)) !== undefined
+    );
   }
 
   items(sessionId: number): SessionItemRecord[] {

@@ -4,9 +4,18 @@ import type { Label, LabelsRepository } from '../labels/labels.repository.js';
 import type { KindLabelsInput, LabelsService } from '../labels/labels.service.js';
 import { parseFilter } from './image-filter.js';
 import { clusterOrder, kMeans, seededShuffle } from './queue-order.js';
-import { queueOrders, type QueueOrder, type SessionItemRecord, type SessionRecord, type SessionsRepository, type SessionStatus } from './sessions.repository.js';
+import {
+  queueOrders,
+  suggestionModes,
+  type QueueOrder,
+  type SessionItemRecord,
+  type SessionRecord,
+  type SessionsRepository,
+  type SessionStatus,
+  type SuggestionMode,
+} from './sessions.repository.js';
 
-export type { QueueOrder, SessionStatus } from './sessions.repository.js';
+export type { QueueOrder, SessionStatus, SuggestionMode } from './sessions.repository.js';
 
 export interface CreateSessionInput {
   name: string;
@@ -22,6 +31,13 @@ export interface CreateSessionInput {
   modelId?: string;
   /** Cluster count for 'cluster' (default √(n/2), 2–50). */
   clusters?: number;
+  /** Labels meant for inter-annotator agreement. */
+  agreement?: boolean;
+  /**
+   * Whether predictions and suggestions show before the annotator has chosen. Default 'blind' for
+   * agreement sessions (flagged, or sharing an image with another annotator's session), else 'shown'.
+   */
+  suggestions?: SuggestionMode;
 }
 
 export interface SessionSummary {
@@ -33,6 +49,8 @@ export interface SessionSummary {
   imageSet: SessionRecord['imageSet'];
   orderDetails: Record<string, unknown> | null;
   status: SessionStatus;
+  suggestions: SuggestionMode;
+  agreement: boolean;
   /** Queue position of the image shown now (= total when every image is done). */
   position: number;
   total: number;
@@ -107,6 +125,12 @@ export class SessionsService {
     }
     const seed = input.seed ?? 1;
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new DermError('invalid-input', `seed must be a whole number from 0 to 4294967295; got ${String(seed)}.`, { field: 'seed' });
+    if (input.suggestions !== undefined && !(suggestionModes as readonly string[]).includes(input.suggestions)) {
+      throw new DermError('invalid-input', `suggestions "${String(input.suggestions)}" is not a mode; expected one of ${suggestionModes.join(', ')}.`, { field: 'suggestions', value: input.suggestions });
+    }
+    if (input.agreement !== undefined && typeof input.agreement !== 'boolean') {
+      throw new DermError('invalid-input', `agreement must be true or false; got ${String(input.agreement)}.`, { field: 'agreement' });
+    }
     if (input.where !== undefined && input.imageIds !== undefined) {
       throw new DermError('invalid-input', 'Give the image set either as a filter (where) or as an explicit list (imageIds), not both.', { field: 'imageIds' });
     }
@@ -135,8 +159,11 @@ export class SessionsService {
     return this.repository.transaction(() => {
       const annotatorId = this.labelsRepository.ensureAnnotator(this.annotatorName(input.annotator), at);
       const { items, details } = this.orderQueue(order, imageIds, annotatorId, seed, input);
+      const agreement = input.agreement ?? this.repository.sharedWithOtherAnnotator(imageIds, annotatorId);
       const id = this.repository.insertSession(
         {
+          suggestions: input.suggestions ?? (agreement ? 'blind' : 'shown'),
+          agreement,
           name,
           annotatorId,
           imageSet: input.imageIds !== undefined ? { imageIds: input.imageIds } : { where: input.where ?? [] },
@@ -178,6 +205,10 @@ export class SessionsService {
   /**
    * Records the annotator's labels for an image of the session (each kind given replaces their values of
    * that kind), adds the time spent, and moves on to the next image still to do — one transaction.
+   *
+   * An image counts as done only when the annotator holds at least one label on it (a note alone does
+   * not count): a "save" with nothing chosen is far more often a stray Enter than a decision, and
+   * counting it would silently drop the image from the queue. Skipping is its own call.
    */
   record(sessionId: number, imageId: number, labels: KindLabelsInput[], secondsSpent?: number): SessionNext {
     const seconds = checkSeconds(secondsSpent);
@@ -186,6 +217,15 @@ export class SessionsService {
       const item = this.sessionItem(session, imageId);
       const at = this.now().toISOString();
       this.labels.replaceLabels({ imageId, annotator: session.annotator, sessionId, labels, action: 'record' });
+      const held = this.labels.currentLabels(imageId, { annotator: session.annotator, origins: ['manual'] }).filter((label) => label.kind !== 'note');
+      if (held.length === 0) {
+        // Throwing inside the transaction rolls back the write above: nothing is stored.
+        throw new DermError(
+          'invalid-input',
+          `Nothing to record for image ${imageId} in session ${sessionId}: no label is chosen, so the image would count as done without a label. Choose at least one label, or skip the image.`,
+          { field: 'labels', sessionId, imageId },
+        );
+      }
       this.repository.markItem(sessionId, item.position, 'labelled', seconds, at);
       this.advance(session, item.position, at);
       return this.next(sessionId);
@@ -215,6 +255,16 @@ export class SessionsService {
       }
       return this.next(sessionId);
     });
+  }
+
+  /** Changes whether the session shows predictions and suggestions before the annotator has chosen. */
+  setSuggestions(sessionId: number, suggestions: SuggestionMode): SessionSummary {
+    this.session(sessionId);
+    if (!(suggestionModes as readonly string[]).includes(suggestions)) {
+      throw new DermError('invalid-input', `suggestions "${String(suggestions)}" is not a mode; expected one of ${suggestionModes.join(', ')}.`, { field: 'suggestions', value: suggestions });
+    }
+    this.repository.updateSuggestions(sessionId, suggestions, this.now().toISOString());
+    return this.summary(sessionId);
   }
 
   pause(sessionId: number): SessionSummary {
@@ -315,6 +365,8 @@ export class SessionsService {
       imageSet: session.imageSet,
       orderDetails: session.orderDetails,
       status: session.status,
+      suggestions: session.suggestions,
+      agreement: session.agreement,
       position: session.position,
       total: counts.total,
       labelled: counts.labelled,

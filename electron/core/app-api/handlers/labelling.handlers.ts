@@ -16,7 +16,8 @@ type Names =
   | 'sessionRecord'
   | 'sessionSkip'
   | 'sessionPrevious'
-  | 'sessionPause';
+  | 'sessionPause'
+  | 'sessionSetSuggestions';
 
 function shownLabel(label: Label) {
   return { kind: label.kind, value: label.value, confidence: label.confidence, annotator: label.annotator, origin: label.origin };
@@ -74,6 +75,8 @@ export const labellingHandlers: HandlerGroup<Names> = {
       ...(input.imageIds ? { imageIds: input.imageIds } : {}),
       ...(input.order ? { order: input.order } : {}),
       ...(input.seed !== undefined ? { seed: input.seed } : {}),
+      ...(input.agreement !== undefined ? { agreement: input.agreement } : {}),
+      ...(input.suggestions ? { suggestions: input.suggestions } : {}),
     });
   },
   sessionList: (_input, { core }) => ({ sessions: core.sessions.list() }),
@@ -91,4 +94,5 @@ export const labellingHandlers: HandlerGroup<Names> = {
   sessionSkip: (input, { core }) => core.sessions.skip(input.sessionId, input.imageId, input.secondsSpent),
   sessionPrevious: (input, { core }) => core.sessions.previous(input.sessionId),
   sessionPause: (input, { core }) => core.sessions.pause(input.sessionId),
+  sessionSetSuggestions: (input, { core }) => core.sessions.setSuggestions(input.sessionId, input.suggestions),
 };
