@@ -542,18 +542,34 @@ export const contract = {
     }),
   }),
   duplicatesFind: defineCall({
-    description: 'Near-duplicate groups (similarity above the threshold) and exact pixel duplicates, each with a suggested image to keep.',
+    description:
+      'Near-duplicate groups, most similar first: cliques of images every two of which are at or above the threshold (never transitive chains), and exact pixel duplicates, each with a suggested image to keep.',
     input: z.strictObject({ threshold: z.number().min(0.5).max(1).optional(), modelId: z.string().min(1).optional() }),
     output: z.object({
       modelId: z.string().nullable(),
       threshold: z.number(),
-      groups: z.array(z.object({ imageIds: z.array(z.int()), keep: z.int(), exact: z.boolean(), maxSimilarity: z.number() })),
+      groups: z.array(
+        z.object({
+          imageIds: z.array(z.int()),
+          keep: z.int(),
+          exact: z.boolean(),
+          maxSimilarity: z.number(),
+          minSimilarity: z.number(),
+          pairs: z.array(z.object({ a: z.int(), b: z.int(), similarity: z.number().nullable(), exact: z.boolean() })),
+          images: z.array(imageCardSchema),
+        }),
+      ),
     }),
   }),
   duplicatesResolve: defineCall({
-    description: 'Keeps one image of a duplicate group and flags the others as duplicates (or marks them deleted).',
+    description: 'Keeps one image of a duplicate group and flags the others as duplicates (or marks them deleted); returns the images it changed, for undo.',
     input: z.strictObject({ keep: imageId, others: z.array(imageId).min(1).max(1000), action: z.enum(['flag', 'delete']) }),
-    output: z.object({ changed: z.int() }),
+    output: z.object({ changed: z.int(), changedImages: z.array(z.int()) }),
+  }),
+  duplicatesUndo: defineCall({
+    description: 'Takes duplicate decisions back: removes the manual duplicate flag of these images (flag) or restores images marked deleted (delete).',
+    input: z.strictObject({ images: z.array(imageId).min(1).max(1000), action: z.enum(['flag', 'delete']) }),
+    output: z.object({ changed: z.int(), changedImages: z.array(z.int()) }),
   }),
   probeTrainStart: defineCall({
     description: 'Trains a linear probe with case-grouped cross-validation, bootstrap intervals, skin-tone subgroups and a data-efficiency curve; predictions are stored as suggestions.',
