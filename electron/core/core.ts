@@ -23,6 +23,7 @@ import type { ExportService } from './export/export.service.js';
 import { createSearchServices } from './search/search-services.js';
 import type { VectorIndexService } from './index/vector-index.service.js';
 import type { SearchService } from './search/search.service.js';
+import { DemoLibraryService } from './demo/demo-library.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -64,6 +65,8 @@ export interface Core {
   readonly index: VectorIndexService;
   /** Similar-case search with filters, and near-duplicate review. */
   readonly search: SearchService;
+  /** The demo library of the first run: a generated SCIN-shaped dataset, imported and embedded. */
+  readonly demo: DemoLibraryService;
   close(): void;
 }
 
@@ -100,6 +103,7 @@ export function createCore(config: CoreConfig = {}): Core {
     exports: datasetServices.exports,
     index: searchServices.index,
     search: searchServices.search,
+    demo: new DemoLibraryService(library, datasetServices.datasets, labelling.labels, modelServices.embeddings),
     close: () => {
       void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.

@@ -219,10 +219,9 @@ function printDuplicates(report: DuplicateReport): void {
     `${report.groups.length} duplicate groups, most similar first; every two images of a group are at or above ${report.threshold}${report.modelId ? ` (model ${report.modelId})` : ' (exact pixel duplicates only)'}\n`,
   );
   for (const group of report.groups) {
-    const flagged = group.images.filter((image) => image.flags.includes('duplicate')).map((image) => image.imageId);
     const range = group.imageIds.length > 2 ? `similarity ${group.minSimilarity.toFixed(4)}–${group.maxSimilarity.toFixed(4)}` : `similarity ${group.maxSimilarity.toFixed(4)}`;
     process.stdout.write(
-      `  images ${group.imageIds.join(', ')}: ${range}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}${flagged.length > 0 ? `; already flagged: ${flagged.join(', ')}` : ''}\n`,
+      `  images ${group.imageIds.join(', ')}: ${range}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}\n`,
     );
   }
   if (report.groups.length > 0) process.stdout.write('Act on a group with: dermws duplicates --keep ID --mark ID,ID [--delete]; undo with --unflag ID,ID or --restore ID,ID\n');
