@@ -103,8 +103,14 @@ export class DemoLibraryService {
     this.refuseForeignImages(root);
 
     const cases = planCases(caseCount);
-    const files = await this.writeDataset(root, cases, size, options);
-    throwIfCancelled(options.signal);
+    let files: DemoFiles;
+    try {
+      files = await this.writeDataset(root, cases, size, options);
+      throwIfCancelled(options.signal);
+    } catch (error) {
+      if (isCancellation(error)) throw new DermError('cancelled', 'The demo was cancelled while drawing its photos; run it again to finish.', {});
+      throw error;
+    }
 
     const datasetImport = await this.datasets.importScin(root, {
       ...(options.signal ? { signal: options.signal } : {}),
@@ -139,7 +145,7 @@ export class DemoLibraryService {
     if (foreign.n > 0) {
       throw new DermError(
         'invalid-input',
-        `The library at ${this.library.paths.root} already holds ${foreign.n} images of your own; the demo only goes into an empty library (choose another with --library DIR).`,
+        `The library at ${this.library.paths.root} already holds ${foreign.n} image${foreign.n === 1 ? '' : 's'} of your own; the demo only goes into an empty library (choose another with --library DIR).`,
         { field: 'library' },
       );
     }
