@@ -183,6 +183,15 @@ export const modelCheckSchema = z.object({
   batchSize: z.int(),
 });
 
+const pairAgreementSchema = z.object({
+  annotatorA: z.string(),
+  annotatorB: z.string(),
+  items: z.int(),
+  percentAgreement: z.number().nullable(),
+  kappa: z.number().nullable(),
+  expectedAgreement: z.number().nullable(),
+});
+
 export const imageCardSchema = z.object({
   imageId: z.int(),
   fileName: z.string(),
@@ -580,18 +589,70 @@ export const contract = {
     }),
   }),
   duplicatesFind: defineCall({
-    description: 'Near-duplicate groups (similarity above the threshold) and exact pixel duplicates, each with a suggested image to keep.',
+    description:
+      'Near-duplicate groups, most similar first: cliques of images every two of which are at or above the threshold (never transitive chains), and exact pixel duplicates, each with a suggested image to keep.',
     input: z.strictObject({ threshold: z.number().min(0.5).max(1).optional(), modelId: z.string().min(1).optional() }),
     output: z.object({
       modelId: z.string().nullable(),
       threshold: z.number(),
-      groups: z.array(z.object({ imageIds: z.array(z.int()), keep: z.int(), exact: z.boolean(), maxSimilarity: z.number() })),
+      groups: z.array(
+        z.object({
+          imageIds: z.array(z.int()),
+          keep: z.int(),
+          exact: z.boolean(),
+          maxSimilarity: z.number(),
+          minSimilarity: z.number(),
+          pairs: z.array(z.object({ a: z.int(), b: z.int(), similarity: z.number().nullable(), exact: z.boolean() })),
+          images: z.array(imageCardSchema),
+        }),
+      ),
     }),
   }),
   duplicatesResolve: defineCall({
-    description: 'Keeps one image of a duplicate group and flags the others as duplicates (or marks them deleted).',
+    description: 'Keeps one image of a duplicate group and flags the others as duplicates (or marks them deleted); returns the images it changed, for undo.',
     input: z.strictObject({ keep: imageId, others: z.array(imageId).min(1).max(1000), action: z.enum(['flag', 'delete']) }),
-    output: z.object({ changed: z.int() }),
+    output: z.object({ changed: z.int(), changedImages: z.array(z.int()) }),
+  }),
+  duplicatesUndo: defineCall({
+    description: 'Takes duplicate decisions back: removes the manual duplicate flag of these images (flag) or restores images marked deleted (delete).',
+    input: z.strictObject({ images: z.array(imageId).min(1).max(1000), action: z.enum(['flag', 'delete']) }),
+    output: z.object({ changed: z.int(), changedImages: z.array(z.int()) }),
+  }),
+  demoStart: defineCall({
+    description:
+      'Fills an empty library with the demo data (a generated SCIN-shaped dataset on all six Fitzpatrick types, two readers, broken and duplicate files), imports and embeds it; run again to resume after a cancel.',
+    startsJob: 'demo',
+    input: emptyInput,
+    output: jobStartedSchema,
+  }),
+  agreementReport: defineCall({
+    description: "Inter-annotator agreement per label kind (Cohen's κ per pair, Fleiss' κ for three or more, with counts) and the images the annotators disagree on.",
+    input: z.strictObject({ kind: labelKindSchema.exclude(['note']).optional(), includeAdjudicated: z.boolean().optional() }),
+    output: z.object({
+      kinds: z.array(
+        z.object({
+          kind: z.string(),
+          annotators: z.array(z.string()),
+          pairs: z.array(pairAgreementSchema),
+          group: z
+            .object({ annotators: z.array(z.string()), items: z.int(), unanimous: z.number().nullable(), meanPairAgreement: z.number().nullable(), kappa: z.number().nullable() })
+            .nullable(),
+        }),
+      ),
+      disagreements: z.array(
+        z.object({
+          imageId: z.int(),
+          kind: z.string(),
+          ratings: z.array(z.object({ annotator: z.string(), values: z.array(z.string()) })),
+          consensus: z.array(z.string()).nullable(),
+        }),
+      ),
+    }),
+  }),
+  adjudicate: defineCall({
+    description: 'Stores the consensus (adjudicated) values of one image and label kind, replacing an earlier consensus; the same core service as `dermws adjudicate`.',
+    input: z.strictObject({ imageId, kind: labelKindSchema.exclude(['note']), values: z.array(z.string().min(1).max(200)).min(1).max(20), annotator: annotatorSchema }),
+    output: z.object({ changed: z.int(), values: z.array(z.string()) }),
   }),
   probeTrainStart: defineCall({
     description: 'Trains a linear probe with case-grouped cross-validation, bootstrap intervals, skin-tone subgroups and a data-efficiency curve; predictions are stored as suggestions.',

@@ -24,6 +24,7 @@ import type { ExportService } from './export/export.service.js';
 import { createSearchServices } from './search/search-services.js';
 import type { VectorIndexService } from './index/vector-index.service.js';
 import type { SearchService } from './search/search.service.js';
+import { DemoLibraryService } from './demo/demo-library.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -67,6 +68,8 @@ export interface Core {
   readonly search: SearchService;
   /** `dermws check`: database integrity, embedding sanity, thumbnails and managed copies present; repair. */
   readonly check: LibraryCheckService;
+  /** The demo library of the first run: a generated SCIN-shaped dataset, imported and embedded. */
+  readonly demo: DemoLibraryService;
   close(): void;
 }
 
@@ -109,6 +112,7 @@ export function createCore(config: CoreConfig = {}): Core {
     index: searchServices.index,
     search: searchServices.search,
     check: new LibraryCheckService(library),
+    demo: new DemoLibraryService(library, datasetServices.datasets, labelling.labels, modelServices.embeddings),
     close: () => {
       void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.

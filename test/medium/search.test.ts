@@ -283,6 +283,6 @@ describe('dermws search / duplicates / index', () => {
     expect(duplicates.json).toMatchObject({ modelId: 'vectors', threshold: 0.9999, groups: [] });
     expect((await dermws('duplicates', '--threshold', '2', '--library', root, '--json')).code).toBe(2);
     const resolved = await dermws('duplicates', '--keep', String(ids[1]), '--mark', `${ids[2]},${ids[3]}`, '--library', root, '--json');
-    expect(resolved.json).toEqual({ keep: ids[1], action: 'flag', images: [ids[2], ids[3]], changed: 2 });
+    expect(resolved.json).toEqual({ keep: ids[1], action: 'flag', images: [ids[2], ids[3]], changed: 2, changedImages: [ids[2], ids[3]] });
   });
 });

@@ -187,7 +187,13 @@ function printImportReport(report: DatasetImportReport): void {
   for (const issue of report.issues.slice(0, maxIssuesShown)) out.write(`${formatIssue(issue)}\n`);
   if (report.issues.length > maxIssuesShown) out.write(`… and ${report.issues.length - maxIssuesShown} more issues (--json lists them all)\n`);
   const { images, cases, metadata, labels } = report;
-  out.write(`${report.dataset}: ${report.rowsApplied} of ${report.rows} rows applied.\n`);
+  // SCIN's rows are counted over both files, but only a scin_cases.csv row can place images in a case
+  // (its labels row is joined to it), so "N of M rows" would read as half the dataset failing.
+  if (report.dataset === 'scin') {
+    out.write(`scin: ${report.rowsApplied} case rows placed at least one image in its case (${report.rows} rows read from scin_cases.csv and scin_labels.csv together).\n`);
+  } else {
+    out.write(`${report.dataset}: ${report.rowsApplied} of ${report.rows} rows matched a library image and were applied.\n`);
+  }
   if (report.dataset === 'scin') {
     out.write(`Images: ${images.imported} imported, ${images.alreadyInLibrary} already in the library, ${images.missing} missing, ${images.failed} failed.\n`);
   } else {

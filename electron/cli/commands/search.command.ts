@@ -46,15 +46,31 @@ export function registerSearchCommands(program: Command): void {
 
   program
     .command('duplicates')
-    .description('near-duplicate review: groups of images whose embeddings are nearly identical, plus exact pixel duplicates; --keep/--mark acts on a group')
+    .description('near-duplicate review, most similar first: groups in which every two images are nearly identical (cliques, not chains), plus exact pixel duplicates; --keep/--mark acts on a group, --unflag/--restore undoes')
     .option('--threshold <t>', 'cosine similarity at or above which two images count as near duplicates (default 0.97)')
     .option('--model <id>', 'embedding model (default: the only model with embeddings)')
     .option('--per-image <n>', 'nearest neighbours examined per image (default 10)')
     .option('--keep <id>', 'with --mark: the image to keep')
     .option('--mark <ids>', 'with --keep: comma-separated images to flag as duplicates of it')
     .option('--delete', 'with --keep/--mark: mark those images deleted instead of flagging them')
+    .option('--unflag <ids>', 'undo: remove the manual duplicate flag of these comma-separated images')
+    .option('--restore <ids>', 'undo: bring back these comma-separated images marked deleted')
     .action(async (options: DuplicatesCliOptions, command: Command) => {
       await withCore(command, async (core, { json }) => {
+        if (options.unflag !== undefined || options.restore !== undefined) {
+          if (options.unflag !== undefined && options.restore !== undefined) {
+            throw new DermError('invalid-input', '--unflag and --restore are separate undos; give one of them.', { field: 'unflag' });
+          }
+          const flag = options.unflag !== undefined;
+          const list = (flag ? options.unflag : options.restore)!;
+          const result = core.search.undoDuplicates({
+            images: list.split(',').map((id) => parsePositiveInteger(flag ? '--unflag' : '--restore', id.trim())),
+            action: flag ? 'flag' : 'delete',
+          });
+          if (json) printJson(result);
+          else process.stdout.write(`${flag ? 'unflagged' : 'restored'} ${result.changed} of ${result.images.join(', ')}${result.changed < result.images.length ? ` (the others ${flag ? 'had no manual duplicate flag' : 'were not deleted'})` : ''}\n`);
+          return;
+        }
         if (options.keep !== undefined || options.mark !== undefined) {
           if (options.keep === undefined || options.mark === undefined) {
             throw new DermError('invalid-input', '--keep and --mark go together: --keep ID --mark ID,ID…', { field: 'keep' });
@@ -153,6 +169,8 @@ interface DuplicatesCliOptions {
   keep?: string;
   mark?: string;
   delete?: boolean;
+  unflag?: string;
+  restore?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -197,11 +215,14 @@ function printSearch(response: SearchResponse): void {
 }
 
 function printDuplicates(report: DuplicateReport): void {
-  process.stdout.write(`${report.groups.length} duplicate groups (cosine ≥ ${report.threshold}${report.modelId ? `, model ${report.modelId}` : ', exact pixel duplicates only'})\n`);
+  process.stdout.write(
+    `${report.groups.length} duplicate groups, most similar first; every two images of a group are at or above ${report.threshold}${report.modelId ? ` (model ${report.modelId})` : ' (exact pixel duplicates only)'}\n`,
+  );
   for (const group of report.groups) {
+    const range = group.imageIds.length > 2 ? `similarity ${group.minSimilarity.toFixed(4)}–${group.maxSimilarity.toFixed(4)}` : `similarity ${group.maxSimilarity.toFixed(4)}`;
     process.stdout.write(
-      `  images ${group.imageIds.join(', ')}: max cosine ${group.maxSimilarity.toFixed(4)}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}\n`,
+      `  images ${group.imageIds.join(', ')}: ${range}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}\n`,
     );
   }
-  if (report.groups.length > 0) process.stdout.write('Act on a group with: dermws duplicates --keep ID --mark ID,ID [--delete]\n');
+  if (report.groups.length > 0) process.stdout.write('Act on a group with: dermws duplicates --keep ID --mark ID,ID [--delete]; undo with --unflag ID,ID or --restore ID,ID\n');
 }

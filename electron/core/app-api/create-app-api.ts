@@ -10,6 +10,8 @@ import { searchHandlers } from './handlers/search.handlers.js';
 import { jobsHandlers } from './handlers/jobs.handlers.js';
 import { labellingHandlers } from './handlers/labelling.handlers.js';
 import { libraryHandlers } from './handlers/library.handlers.js';
+import { demoHandlers } from './handlers/demo.handlers.js';
+import { agreementHandlers } from './handlers/agreement.handlers.js';
 
 /** Every contract call's handler; the type makes a call without a handler a compile error. */
 export const handlers: Handlers = {
@@ -23,6 +25,8 @@ export const handlers: Handlers = {
   ...searchHandlers,
   ...probesHandlers,
   ...mapHandlers,
+  ...demoHandlers,
+  ...agreementHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

@@ -110,31 +110,55 @@ export class SearchRepository {
     return rows.map((row) => row.ids.split(',').map(Number));
   }
 
-  /** Flags `imageIds` as manual duplicates of `keepId` and returns how many flags were new. */
-  flagDuplicates(keepId: number, imageIds: readonly number[]): number {
+  /**
+   * Flags `imageIds` as manual duplicates of `keepId` and returns the images newly flagged. An image
+   * already flagged by hand keeps its flag and detail, so undoing this review removes exactly what it added.
+   */
+  flagDuplicates(keepId: number, imageIds: readonly number[]): number[] {
     const insert = this.db.prepare(
-      "INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, 'duplicate', 'manual', ?, ?) ON CONFLICT(image_id, flag, source) DO UPDATE SET detail = excluded.detail, set_at = excluded.set_at",
+      "INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, 'duplicate', 'manual', ?, ?) ON CONFLICT(image_id, flag, source) DO NOTHING",
     );
-    const existing = this.db.prepare("SELECT 1 FROM image_flags WHERE image_id = ? AND flag = 'duplicate' AND source = 'manual'");
     const now = new Date().toISOString();
-    let added = 0;
+    const added: number[] = [];
     writeTransaction(this.db, () => {
-      for (const imageId of imageIds) {
-        if (!existing.get(imageId)) added++;
-        insert.run(imageId, `duplicate of image ${keepId}`, now);
-      }
+      for (const imageId of imageIds) if (insert.run(imageId, `duplicate of image ${keepId}`, now).changes > 0) added.push(imageId);
     });
     return added;
   }
 
-  /** Marks images deleted (they stay in the database and can be restored); returns how many changed. */
-  markDeleted(imageIds: readonly number[]): number {
+  /** Removes the manual duplicate flag of these images; returns the images that had one. */
+  unflagDuplicates(imageIds: readonly number[]): number[] {
+    const remove = this.db.prepare("DELETE FROM image_flags WHERE image_id = ? AND flag = 'duplicate' AND source = 'manual'");
+    const removed: number[] = [];
+    writeTransaction(this.db, () => {
+      for (const imageId of imageIds) if (remove.run(imageId).changes > 0) removed.push(imageId);
+    });
+    return removed;
+  }
+
+  /** Marks images deleted (they stay in the database and can be restored); returns the images that changed. */
+  markDeleted(imageIds: readonly number[]): number[] {
     const update = this.db.prepare('UPDATE images SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL');
     const now = new Date().toISOString();
-    let changed = 0;
+    const changed: number[] = [];
     writeTransaction(this.db, () => {
-      for (const imageId of imageIds) changed += update.run(now, imageId).changes;
+      for (const imageId of imageIds) if (update.run(now, imageId).changes > 0) changed.push(imageId);
     });
     return changed;
+  }
+
+  /** Brings images marked deleted back; returns the images that changed. */
+  restoreDeleted(imageIds: readonly number[]): number[] {
+    const update = this.db.prepare('UPDATE images SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL');
+    const changed: number[] = [];
+    writeTransaction(this.db, () => {
+      for (const imageId of imageIds) if (update.run(imageId).changes > 0) changed.push(imageId);
+    });
+    return changed;
+  }
+
+  /** Whether an image row exists, deleted or not. */
+  imageExists(imageId: number): boolean {
+    return this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(imageId) !== undefined;
   }
 }

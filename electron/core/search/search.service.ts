@@ -6,7 +6,7 @@ import type { VectorIndexService } from '../index/vector-index.service.js';
 import type { JobControl } from '../jobs/job.js';
 import { parseSearchFilter, searchFilterSql } from './search-filter.js';
 import type { ImageCard, SearchRepository } from './search.repository.js';
-import { UnionFind } from './union-find.js';
+import { cliqueReviewItems } from './duplicate-review.js';
 
 /** Embeds a photo that is not in the library (EmbeddingService.embedImageFile). */
 export interface QueryEmbedder {
@@ -46,13 +46,16 @@ export interface SearchResponse {
 }
 
 export interface DuplicateGroup {
+  /** Every two of these images are a pair at or above the threshold (a clique, never a chain). */
   imageIds: number[];
   /** Suggested image to keep: the largest, then the earliest imported. */
   keep: number;
   /** Some members have identical decoded pixels. */
   exact: boolean;
-  /** Highest cosine similarity between two members (1 for exact duplicates without an embedding pair). */
+  /** Highest similarity between two members (1 for exact duplicates without an embedding pair). */
   maxSimilarity: number;
+  /** Lowest similarity between two members: how alike the least alike two images of the group are. */
+  minSimilarity: number;
   pairs: Array<{ a: number; b: number; similarity: number | null; exact: boolean }>;
   images: ImageCard[];
 }
@@ -155,9 +158,10 @@ export class SearchService {
   }
 
   /**
-   * Near-duplicate review: pairs of images whose embeddings have cosine ≥ threshold, plus images with
-   * identical decoded pixels, grouped transitively (a ~ b and b ~ c put a, b and c in one group).
-   * Without any model, only the exact duplicates are reported.
+   * Near-duplicate review: pairs of images whose embeddings have similarity ≥ threshold, plus images
+   * with identical decoded pixels, formed into cliques most similar first (duplicate-review.ts): every
+   * two images of a group are such a pair, so a ~ b and b ~ c never put an unrelated c beside a.
+   * Groups come most similar first. Without any model, only the exact duplicates are reported.
    */
   async duplicates(options: { threshold?: number; modelId?: string; perImage?: number } & JobControl = {}): Promise<DuplicateReport> {
     const threshold = options.threshold ?? 0.97;
@@ -167,61 +171,89 @@ export class SearchService {
     const hasModels = this.embeddings.models().some((model) => model.count > 0);
     const modelId = options.modelId !== undefined || hasModels ? this.resolveModel(options.modelId) : null;
     const near = modelId === null ? [] : await this.index.similarPairs(modelId, threshold, options);
-    const exactGroups = this.repository.exactDuplicateGroups();
-
-    const groups = new UnionFind();
-    for (const pair of near) groups.union(pair.a, pair.b);
-    const exactPairs: Array<{ a: number; b: number }> = [];
-    for (const group of exactGroups) {
-      for (const other of group.slice(1)) {
-        groups.union(group[0]!, other);
-        exactPairs.push({ a: group[0]!, b: other });
-      }
+    const key = (a: number, b: number) => (a < b ? `${a}-${b}` : `${b}-${a}`);
+    const similarityOf = new Map(near.map((pair) => [key(pair.a, pair.b), pair.similarity]));
+    const exactKeys = new Set<string>();
+    for (const group of this.repository.exactDuplicateGroups()) {
+      for (const [index, a] of group.entries()) for (const b of group.slice(index + 1)) exactKeys.add(key(a, b));
     }
-    const exactKey = new Set(exactGroups.flatMap((group) => group.flatMap((a) => group.filter((b) => b > a).map((b) => `${a}-${b}`))));
-    const similarityOf = new Map(near.map((pair) => [`${pair.a}-${pair.b}`, pair.similarity]));
-
-    const members = groups.groups();
-    const cards = this.repository.cards(members.flat());
-    const result: DuplicateGroup[] = members.map((imageIds) => {
-      const inGroup = new Set(imageIds);
-      const pairKeys = new Set<string>();
-      for (const pair of near) if (inGroup.has(pair.a)) pairKeys.add(`${pair.a}-${pair.b}`);
-      for (const pair of exactPairs) if (inGroup.has(pair.a)) pairKeys.add(`${Math.min(pair.a, pair.b)}-${Math.max(pair.a, pair.b)}`);
-      const pairs = [...pairKeys].map((key) => {
-        const [a, b] = key.split('-').map(Number) as [number, number];
-        return { a, b, similarity: similarityOf.get(key) ?? null, exact: exactKey.has(key) };
+    // Identical pixels are a duplicate whatever the embedding says, so they score at least 1.
+    const scored = near.map((pair) => ({ a: pair.a, b: pair.b, score: exactKeys.has(key(pair.a, pair.b)) ? Math.max(1, pair.similarity) : pair.similarity }));
+    for (const exact of exactKeys) {
+      if (similarityOf.has(exact)) continue;
+      const [a, b] = exact.split('-').map(Number) as [number, number];
+      scored.push({ a, b, score: 1 });
+    }
+    const items = cliqueReviewItems(scored, Math.min(threshold, 1));
+    const cards = this.repository.cards([...new Set(items.flatMap((item) => item.imageIds))]);
+    const groups: DuplicateGroup[] = items.map((item) => {
+      const pairs = item.pairs.map((pair) => {
+        const pairKey = key(pair.a, pair.b);
+        return { a: pair.a, b: pair.b, similarity: similarityOf.get(pairKey) ?? null, exact: exactKeys.has(pairKey) };
       });
-      pairs.sort((x, y) => (y.similarity ?? 1) - (x.similarity ?? 1) || x.a - y.a || x.b - y.b);
-      const images = imageIds.flatMap((id) => (cards.has(id) ? [cards.get(id)!] : []));
-      const keep = [...images].sort((x, y) => y.width * y.height - x.width * x.height || x.imageId - y.imageId)[0]?.imageId ?? imageIds[0]!;
+      const images = item.imageIds.flatMap((id) => (cards.has(id) ? [cards.get(id)!] : []));
+      const keep = [...images].sort((x, y) => y.width * y.height - x.width * x.height || x.imageId - y.imageId)[0]?.imageId ?? item.imageIds[0]!;
+      const similarities = pairs.map((pair) => pair.similarity ?? 1);
       return {
-        imageIds,
+        imageIds: item.imageIds,
         keep,
         exact: pairs.some((pair) => pair.exact),
-        maxSimilarity: pairs.reduce((best, pair) => Math.max(best, pair.similarity ?? 1), 0),
+        maxSimilarity: Math.max(...similarities),
+        minSimilarity: Math.min(...similarities),
         pairs,
         images,
       };
     });
-    result.sort((x, y) => y.maxSimilarity - x.maxSimilarity || x.imageIds[0]! - y.imageIds[0]!);
-    return { modelId, threshold, groups: result };
+    return { modelId, threshold, groups };
   }
 
   /**
    * Keeps one image of a duplicate group and flags the others (`duplicate`, manual, "duplicate of
-   * image N") or marks them deleted. Checks every id first, so a bad id changes nothing.
+   * image N") or marks them deleted. Checks every id first, so a bad id changes nothing. `changedImages`
+   * are the images this call changed (an image flagged or deleted before is left as it was), which is
+   * exactly what `undoDuplicates` takes back.
    */
-  resolveDuplicates(request: { keep: number; others: readonly number[]; action: 'flag' | 'delete' }): { keep: number; action: 'flag' | 'delete'; images: number[]; changed: number } {
+  resolveDuplicates(request: { keep: number; others: readonly number[]; action: DuplicateAction }): DuplicateResolution {
     const { keep, others, action } = request;
-    if (action !== 'flag' && action !== 'delete') throw new DermError('invalid-input', `The duplicate action must be "flag" or "delete"; got "${String(action)}".`, { field: 'action' });
+    checkAction(action);
     if (others.length === 0) throw new DermError('invalid-input', 'Name at least one image to mark as a duplicate of the one kept.', { field: 'others' });
     if (others.includes(keep)) throw new DermError('invalid-input', `Image ${keep} is the one kept; it cannot also be marked as its duplicate.`, { field: 'others' });
     for (const imageId of [keep, ...others]) {
       if (!Number.isInteger(imageId) || !this.repository.liveImage(imageId)) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
     }
     const images = [...new Set(others)];
-    const changed = action === 'flag' ? this.repository.flagDuplicates(keep, images) : this.repository.markDeleted(images);
-    return { keep, action, images, changed };
+    const changedImages = action === 'flag' ? this.repository.flagDuplicates(keep, images) : this.repository.markDeleted(images);
+    return { keep, action, images, changed: changedImages.length, changedImages };
   }
+
+  /**
+   * Takes a duplicate decision back: removes the manual `duplicate` flag of these images (action
+   * flag) or restores images marked deleted (action delete). Checks every id first.
+   */
+  undoDuplicates(request: { images: readonly number[]; action: DuplicateAction }): { action: DuplicateAction; images: number[]; changed: number; changedImages: number[] } {
+    const { action } = request;
+    checkAction(action);
+    if (request.images.length === 0) throw new DermError('invalid-input', 'Name at least one image whose duplicate decision to undo.', { field: 'images' });
+    for (const imageId of request.images) {
+      if (!Number.isInteger(imageId) || !this.repository.imageExists(imageId)) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
+    }
+    const images = [...new Set(request.images)];
+    const changedImages = action === 'flag' ? this.repository.unflagDuplicates(images) : this.repository.restoreDeleted(images);
+    return { action, images, changed: changedImages.length, changedImages };
+  }
+}
+
+export type DuplicateAction = 'flag' | 'delete';
+
+export interface DuplicateResolution {
+  keep: number;
+  action: DuplicateAction;
+  images: number[];
+  changed: number;
+  /** The images this call flagged or deleted (the others already were). */
+  changedImages: number[];
+}
+
+function checkAction(action: string): void {
+  if (action !== 'flag' && action !== 'delete') throw new DermError('invalid-input', `The duplicate action must be "flag" or "delete"; got "${String(action)}".`, { field: 'action' });
 }

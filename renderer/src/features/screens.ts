@@ -8,6 +8,7 @@ import MapScreen from './map/MapScreen.svelte';
 import LibraryScreen from './library/LibraryScreen.svelte';
 import QualityScreen from './quality/QualityScreen.svelte';
 import SettingsScreen from './settings/SettingsScreen.svelte';
+import AgreementScreen from './agreement/AgreementScreen.svelte';
 
 export interface ScreenDefinition {
   id: string;
@@ -66,4 +67,5 @@ export const screens: ScreenDefinition[] = [
   { id: 'probes', title: 'Probes', key: '7', component: ProbesScreen },
   { id: 'export', title: 'Export', key: '8', component: ExportScreen },
   { id: 'settings', title: 'Models & settings', key: '9', component: SettingsScreen },
+  { id: 'agreement', title: 'Agreement', key: '0', component: AgreementScreen },
 ];

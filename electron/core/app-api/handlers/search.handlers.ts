@@ -1,22 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../../common/errors.js';
+import type { ImageCard } from '../../search/search.repository.js';
 import type { SearchHit } from '../../search/search.service.js';
 import type { HandlerGroup } from '../app-api.js';
 
-function card(hit: SearchHit) {
+function imageCard(image: ImageCard) {
   return {
-    imageId: hit.imageId,
-    fileName: path.basename(hit.originalPath),
-    width: hit.width,
-    height: hit.height,
-    caseKey: hit.caseKey,
-    metadata: hit.metadata,
-    flags: hit.flags,
-    labels: hit.labels,
-    rank: hit.rank,
-    similarity: hit.similarity,
+    imageId: image.imageId,
+    fileName: path.basename(image.originalPath),
+    width: image.width,
+    height: image.height,
+    caseKey: image.caseKey,
+    metadata: image.metadata,
+    flags: image.flags,
+    labels: image.labels,
   };
+}
+
+function card(hit: SearchHit) {
+  return { ...imageCard(hit), rank: hit.rank, similarity: hit.similarity };
 }
 
 /** The one photo of an upload used as a search query (the first image file, in name order). */
@@ -29,7 +32,7 @@ function uploadedPhoto(uploadsFolder: string | undefined, uploadId: string): str
   return first;
 }
 
-export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | 'duplicatesResolve'> = {
+export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | 'duplicatesResolve' | 'duplicatesUndo'> = {
   searchSimilar: async (input, { core, options }) => {
     const common = {
       ...(input.modelId ? { modelId: input.modelId } : {}),
@@ -61,12 +64,25 @@ export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | '
     return {
       modelId: report.modelId,
       threshold: report.threshold,
-      groups: report.groups.map((group) => ({ imageIds: group.imageIds, keep: group.keep, exact: group.exact, maxSimilarity: group.maxSimilarity })),
+      groups: report.groups.map((group) => ({
+        imageIds: group.imageIds,
+        keep: group.keep,
+        exact: group.exact,
+        maxSimilarity: group.maxSimilarity,
+        minSimilarity: group.minSimilarity,
+        pairs: group.pairs,
+        images: group.images.map(imageCard),
+      })),
     };
   },
   duplicatesResolve: (input, { core, emit }) => {
     const result = core.search.resolveDuplicates({ keep: input.keep, others: input.others, action: input.action });
-    emit({ type: 'library-changed', what: 'flags' });
-    return { changed: result.changed };
+    emit({ type: 'library-changed', what: input.action === 'flag' ? 'flags' : 'images' });
+    return { changed: result.changed, changedImages: result.changedImages };
+  },
+  duplicatesUndo: (input, { core, emit }) => {
+    const result = core.search.undoDuplicates({ images: input.images, action: input.action });
+    emit({ type: 'library-changed', what: input.action === 'flag' ? 'flags' : 'images' });
+    return { changed: result.changed, changedImages: result.changedImages };
   },
 };

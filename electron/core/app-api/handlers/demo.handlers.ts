@@ -1,0 +1,15 @@
+import type { HandlerGroup } from '../app-api.js';
+
+export const demoHandlers: HandlerGroup<'demoStart'> = {
+  demoStart: (_input, { core, jobs, emit }) => {
+    const job = jobs.start('demo', async ({ signal, onProgress }) => {
+      try {
+        const report = await core.demo.create({ signal, onProgress });
+        return { status: report.status, result: report };
+      } finally {
+        emit({ type: 'library-changed', what: 'images' });
+      }
+    });
+    return { jobId: job.id };
+  },
+};
