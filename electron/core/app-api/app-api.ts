@@ -44,7 +44,7 @@ export class AppApi {
       for (const listener of this.listeners) listener(event);
     };
     this.jobs = new JobRegistry(emit);
-    this.view = new LibraryViewRepository(core.library.db);
+    this.view = new LibraryViewRepository(core.library.db, core.library.paths.root);
     this.context = { core, jobs: this.jobs, view: this.view, options, emit };
   }
 
