@@ -1,0 +1,209 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { createCore } from '../../electron/core/core.js';
+import { runDermws } from '../fixtures/cli-runner.js';
+import { writeSkinImage } from '../fixtures/skin-images.js';
+import { rawToFile } from '../medium/import-helpers.js';
+
+/**
+ * The Library screen's filters, badges and selection actions, and the Quality screen's review list,
+ * end to end in Debian's Chromium through the web mode, at 1440×900 and 1024×700. The library is
+ * generated before the server starts (photos imported by the core, SCIN-style self-reported
+ * Fitzpatrick types, condition labels from an annotator); what the UI changes is checked through the
+ * CLI and the database. Screenshots go to test-artifacts/library-*.png.
+ */
+const root = path.resolve(import.meta.dirname, '../..');
+const artifacts = path.join(root, 'test-artifacts');
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+const roman = ['I', 'II', 'III', 'IV', 'V', 'VI'];
+const photoCount = 12;
+/** Image i: self-reported FST(i % 6 + 1); eczema for even i, psoriasis for odd i, labelled by alice. */
+const conditionOf = (index: number) => (index % 2 === 0 ? 'eczema' : 'psoriasis');
+
+function imagesLoaded(selector: string): boolean {
+  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
+  const images = Array.from(page.document.querySelectorAll(selector));
+  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
+}
+
+beforeAll(() => {
+  const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
+});
+
+describe('library filters and selection actions in the browser', () => {
+  let folder: string;
+  let libraryFolder: string;
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  /** Image id of photo i. */
+  const ids: number[] = [];
+  let darkId = 0;
+  const problems: string[] = [];
+
+  const screenshot = (name: string) => page.screenshot({ path: path.join(artifacts, `library-${name}.png`) });
+  const count = () => page.getByTestId('library-count').textContent();
+
+  beforeAll(async () => {
+    fs.mkdirSync(artifacts, { recursive: true });
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-library-'));
+    libraryFolder = path.join(folder, 'library');
+    const photos = path.join(folder, 'photos');
+    for (let index = 0; index < photoCount; index++) {
+      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), { seed: 300 + index, toneIndex: index % 10, width: 420, height: 320, format: 'jpeg' });
+    }
+    // One photo too dark to read, for the Quality screen's review list.
+    await rawToFile(path.join(photos, 'underexposed.png'), Buffer.alloc(420 * 320 * 3, 2), 420, 320, (image) => image.png());
+    const core = createCore({ libraryFolder });
+    try {
+      await core.import.importPaths([photos]);
+      for (let index = 0; index < photoCount; index++) {
+        const name = `photo-${String(index).padStart(2, '0')}.jpg`;
+        const image = core.images.list({ limit: 100 }).find((entry) => entry.originalPath.endsWith(name))!;
+        ids.push(image.id);
+        core.library.db
+          .prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'fitzpatrick_self', ?, 'scin')")
+          .run(image.id, `FST${(index % 6) + 1}`);
+        core.labels.setLabel({ imageId: image.id, kind: 'condition', value: conditionOf(index), annotator: 'alice' });
+      }
+      darkId = core.images.list({ limit: 100 }).find((entry) => entry.originalPath.endsWith('underexposed.png'))!.id;
+    } finally {
+      core.close();
+    }
+    server = await startServer({ libraryFolder, port: 0 });
+    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(30_000);
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+    page.on('response', (response) => {
+      if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url().replace(/token=[^&]+/, 'token=…')}`);
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (folder) fs.rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('loads the favicon and shows Fitzpatrick types by display name', async () => {
+    await page.goto(server.bridge.url);
+    await expect.poll(count).toContain(`${photoCount + 1} images`);
+    const icon = await page.locator('link[rel="icon"]').getAttribute('href');
+    expect(icon).toBeTruthy();
+    const favicon = await page.request.get(new URL(icon!, page.url()).href);
+    expect(favicon.status()).toBe(200);
+    expect(favicon.headers()['content-type']).toContain('svg');
+
+    const fitzpatrick = page.getByLabel('Fitzpatrick type', { exact: true });
+    await expect.poll(() => fitzpatrick.locator('option').allTextContents()).toEqual(['Any', ...roman.map((type) => `${type} (2)`)]);
+    await page.waitForFunction(imagesLoaded, '[role="grid"] img');
+    // Every photo shows its condition and skin type; the underexposed one its flags.
+    await expect.poll(() => page.getByTestId('thumbnail-badges').count()).toBe(photoCount + 1);
+    await screenshot('01-unfiltered-1440');
+  });
+
+  it('filters by Fitzpatrick type and by a label, with a removable chip for each', async () => {
+    await page.getByLabel('Fitzpatrick type', { exact: true }).selectOption('V');
+    await expect.poll(count).toContain('2 images match');
+    await page.getByLabel('Condition', { exact: true }).selectOption('eczema');
+    const eczemaV = Array.from({ length: photoCount }, (_, index) => index).filter((index) => index % 6 === 4 && conditionOf(index) === 'eczema');
+    await expect.poll(count).toContain(`${eczemaV.length} image`);
+    const shown = await page.locator('[role="grid"] [data-image-id]').evaluateAll((cells) => cells.map((cell) => Number(cell.getAttribute('data-image-id'))));
+    expect(shown).toEqual(eczemaV.map((index) => ids[index]));
+    await page.getByText('Fitzpatrick type: V').waitFor();
+    await page.getByText('Condition: Eczema').waitFor();
+    await screenshot('02-filtered-1440');
+
+    await page.getByRole('button', { name: 'Remove filter Fitzpatrick type: V' }).click();
+    await expect.poll(count).toContain(`${photoCount / 2} images match`);
+    const badges = () => page.getByTestId('thumbnail-badges').allTextContents();
+    await expect.poll(async () => (await badges()).length).toBe(photoCount / 2);
+    expect((await badges()).every((text) => text.includes('Eczema'))).toBe(true);
+    const skinTypes = await page.locator('[data-testid="thumbnail-badges"] .skin').allTextContents();
+    expect(skinTypes.sort()).toEqual(['I (self)', 'I (self)', 'III (self)', 'III (self)', 'V (self)', 'V (self)']);
+  });
+
+  it('flags a selection and the flags are stored (CLI and database)', async () => {
+    await page.getByRole('button', { name: `Select all ${photoCount / 2}` }).click();
+    await expect.poll(count).toContain(`${photoCount / 2} selected`);
+    const actions = page.getByRole('region', { name: 'Selection actions' });
+    await actions.getByRole('button', { name: 'Flag / unflag…' }).click();
+    await actions.getByLabel('Flag', { exact: true }).fill('needs_review');
+    await screenshot('03-selection-actions-1440');
+    await actions.getByRole('button', { name: `Flag ${photoCount / 2}`, exact: true }).click();
+    const eczema = Array.from({ length: photoCount }, (_, index) => index).filter((index) => conditionOf(index) === 'eczema').map((index) => ids[index]!);
+
+    await expect
+      .poll(async () => {
+        const info = await runDermws('--library', libraryFolder, '--json', 'info');
+        return info.json?.flags?.needs_review;
+      })
+      .toBe(eczema.length);
+    const db = new Database(path.join(libraryFolder, 'library.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      const flagged = (db.prepare("SELECT image_id FROM image_flags WHERE flag = 'needs_review' AND source = 'manual' ORDER BY image_id").all() as Array<{ image_id: number }>).map(
+        (row) => row.image_id,
+      );
+      expect(flagged).toEqual([...eczema].sort((a, b) => a - b));
+    } finally {
+      db.close();
+    }
+
+    // The new flag is offered as a filter with its count.
+    await expect.poll(() => page.getByLabel('Quality flag', { exact: true }).locator('option').allTextContents()).toContain(`needs review (${eczema.length})`);
+    await actions.getByRole('button', { name: 'Clear selection' }).click();
+  });
+
+  it('reviews a flagged image on the Quality screen and marks it "not an issue"', async () => {
+    await page.getByRole('link', { name: /^Quality/ }).click();
+    const flaggedList = page.getByRole('region', { name: 'Flagged images' });
+    await page.getByRole('button', { name: /dark/ }).first().click();
+    const row = flaggedList.locator(`li[data-image-id="${darkId}"]`);
+    await row.waitFor();
+    await expect.poll(() => row.getByTestId('metric-value').textContent()).toMatch(/^0\.0\d\d$/);
+    await expect.poll(() => page.getByTestId('histogram-counts').first().textContent()).toMatch(/1 of 13 images flagged dark/);
+    await screenshot('04-quality-1440');
+    await row.getByRole('button', { name: 'Not an issue' }).click();
+    await flaggedList.getByRole('list', { name: 'Marked not an issue' }).locator(`li[data-image-id="${darkId}"]`).waitFor();
+    const info = await runDermws('--library', libraryFolder, '--json', 'qc', '--reflag');
+    expect(info.json.flags.dark).toBe(0);
+  });
+
+  it('works at 1024×700 with no console errors or failed requests on any screen it touched', async () => {
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await page.getByRole('link', { name: /^Library/ }).click();
+    await expect.poll(count).toContain(`${photoCount + 1} images`);
+    await page.getByLabel('Fitzpatrick type', { exact: true }).selectOption('III');
+    await expect.poll(count).toContain('2 images match');
+    await page.locator('[role="grid"] [data-image-id]').first().click();
+    const grid = await page.locator('[role="grid"]').boundingBox();
+    expect(grid!.height).toBeGreaterThan(150);
+    expect(grid!.y + grid!.height).toBeLessThanOrEqual(700);
+    const flagButton = page.getByRole('region', { name: 'Selection actions' }).getByRole('button', { name: 'Flag / unflag…' });
+    const box = await flagButton.boundingBox();
+    expect(box!.x + box!.width).toBeLessThanOrEqual(1024);
+    await screenshot('05-filtered-1024');
+    await page.getByRole('slider', { name: 'Thumbnail size' }).fill('200');
+    await expect.poll(async () => (await page.locator('[role="grid"] [data-image-id]').first().boundingBox())?.width).toBe(200);
+    await page.getByRole('link', { name: /^Quality/ }).click();
+    await page.getByRole('region', { name: 'Flagged images' }).waitFor();
+    await screenshot('06-quality-1024');
+    expect(problems).toEqual([]);
+  });
+});
