@@ -181,3 +181,18 @@ export function skinTypeBadge(card: ImageCard): string | null {
   const parts = [fitzpatrick, monk].filter((part): part is string => part !== null);
   return parts.length > 0 ? parts.join(' · ') : null;
 }
+
+/**
+ * What a person compares between two images: condition, skin type, case, body site and flags, in
+ * words (taxonomy display names where known). Missing facts say so instead of being left out.
+ */
+export function imageFacts(card: ImageCard, nameOf: (kind: string, code: string) => string): Array<[string, string]> {
+  const bodySites = [...new Set([...(card.labels.body_site ?? []), ...(card.metadata.body_parts ?? '').split(';').filter((part) => part.trim() !== '')])];
+  return [
+    ['Condition', card.labels.condition?.map((code) => nameOf('condition', code)).join(', ') || 'not labelled'],
+    ['Skin type', skinTypeBadge(card) ?? 'not recorded'],
+    ['Case', card.caseKey ?? 'none'],
+    ['Body site', bodySites.map((code) => nameOf('body_site', code)).join(', ') || 'not recorded'],
+    ['Flags', card.flags.map((flag) => flag.replaceAll('_', ' ')).join(', ') || 'none'],
+  ];
+}
