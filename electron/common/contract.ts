@@ -653,6 +653,11 @@ export const contract = {
       groups: z.array(z.string()),
     }),
   }),
+  mapGroups: defineCall({
+    description: 'The colour group of each given image for the map (recolouring without recomputing the layout).',
+    input: z.strictObject({ imageIds: z.array(imageId).max(20_000), colourBy: z.enum(['condition', 'flag', 'fitzpatrick', 'monk_tone', 'batch']) }),
+    output: z.object({ groups: z.array(z.string()) }),
+  }),
   probePredictions: defineCall({
     description: 'The latest probe predictions for one image (per label kind), shown beside the labels as suggestions.',
     input: z.strictObject({ imageId }),

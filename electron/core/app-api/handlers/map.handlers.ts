@@ -7,7 +7,8 @@ import type { HandlerGroup } from '../app-api.js';
 /** UMAP in the renderer works on this many PCA components: enough for neighbourhoods, small to send. */
 const mapComponents = 50;
 
-export const mapHandlers: HandlerGroup<'mapPoints'> = {
+export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups'> = {
+  mapGroups: (input, { core }) => ({ groups: groupsOf(core, input.imageIds, input.colourBy) }),
   mapPoints: async (input, { core }) => {
     const embeddings = new EmbeddingsRepository(core.library.db);
     const stored = embeddings.models().filter((model) => model.count > 0);
@@ -60,7 +61,11 @@ function groupsOf(core: Parameters<HandlerGroup<'mapPoints'>['mapPoints']>[1]['c
   return imageIds.map((id) => {
     const values = [...new Set((labels.get(id) ?? []).map((label) => label.value))].sort();
     if (values.length > 0) return values.join(' + ');
-    if (colourBy === 'fitzpatrick') return core.images.metadata(id).fitzpatrick_self ?? 'not recorded';
+    if (colourBy === 'fitzpatrick') {
+      // Self-reported FST5 reads as V, like the labels, so one type is one colour.
+      const self = /^FST([1-6])$/.exec(core.images.metadata(id).fitzpatrick_self ?? '');
+      return self ? (['I', 'II', 'III', 'IV', 'V', 'VI'][Number(self[1]) - 1] ?? 'not recorded') : 'not recorded';
+    }
     if (colourBy === 'monk_tone') return core.images.metadata(id).monk_tone_us ?? 'not recorded';
     return 'unlabelled';
   });
