@@ -151,6 +151,9 @@ describe('library filters with counts', () => {
     await expect(api.invoke('imagesPage', { filter: { fitzpatrick: 'FST5' }, offset: 0, limit: 10 })).rejects.toThrow(/fitzpatrick/);
     await expect(api.invoke('imagesPage', { filter: { monkTone: '11' }, offset: 0, limit: 10 })).rejects.toThrow(/monkTone/);
     await expect(api.invoke('imagesFlag', { imageIds: [1], flag: 'Needs Review!', set: true })).rejects.toThrow(/flag/);
+    // Filter clauses are explained by field, in words that fit the app and the CLI alike (no "--where").
+    const refusal = api.invoke('sessionCreate', { name: 'x', annotator: 'a', where: ['label.colour=red'] });
+    await expect(refusal).rejects.toThrow(/^Filter clause 1 "label\.colour=red": write label\.KIND with KIND one of condition/);
   });
 });
 
