@@ -328,6 +328,21 @@ describe('library filters and selection actions in the browser', () => {
     await page.getByRole('link', { name: /^Quality/ }).click();
     await page.getByRole('region', { name: 'Flagged images' }).waitFor();
     await screenshot('06-quality-1024');
+    // The other screens this work changed, at the small size: their main controls stay on screen.
+    for (const [screen, control] of [
+      ['Similar cases', page.getByRole('button', { name: 'Search again' })],
+      ['Map', page.getByRole('button', { name: /Draw the map|Recompute/ })],
+      ['Export', page.getByRole('button', { name: 'Export', exact: true })],
+      ['Models & settings', page.getByRole('region', { name: 'Models' }).getByRole('button', { name: 'Check', exact: true }).first()],
+    ] as const) {
+      await page.getByRole('link', { name: new RegExp(`^${screen.replace('&', '\\&')}`) }).click();
+      await control.waitFor();
+      const box = (await control.boundingBox())!;
+      expect(box.x + box.width, screen).toBeLessThanOrEqual(1024);
+      await screenshot(`07-${screen.toLowerCase().replace(/[^a-z]+/g, '-')}-1024`);
+    }
+    await page.getByRole('region', { name: 'Models' }).getByTestId('runs-on').first().waitFor({ timeout: 120_000 });
+    expect(await page.getByRole('region', { name: 'Models' }).getByRole('note').first().textContent()).toContain('not a dermatology model');
     expect(problems).toEqual([]);
   });
 });
