@@ -184,6 +184,52 @@ describe('library filters and selection actions in the browser', () => {
     await actions.getByRole('button', { name: 'Clear selection' }).click();
   });
 
+  it('labels a selection and starts a labelling session from it', async () => {
+    await page.getByLabel('Condition', { exact: true }).selectOption('');
+    await page.getByLabel('Fitzpatrick type', { exact: true }).selectOption('VI');
+    await expect.poll(count).toContain('2 images match');
+    await page.getByRole('button', { name: 'Select all 2' }).click();
+    const actions = page.getByRole('region', { name: 'Selection actions' });
+    await actions.getByRole('button', { name: 'Label…' }).click();
+    const form = actions.getByRole('form', { name: 'Label the selection' });
+    await form.getByLabel('Annotator').fill('bea');
+    await form.getByLabel('Kind').selectOption('body_site');
+    await form.getByLabel('Value').selectOption('ARM');
+    await form.getByRole('button', { name: 'Label 2 images' }).click();
+    const sixth = [5, 11].map((index) => ids[index]!);
+    await expect
+      .poll(() => {
+        const db = new Database(path.join(libraryFolder, 'library.sqlite'), { readonly: true, fileMustExist: true });
+        try {
+          return db
+            .prepare(
+              "SELECT l.image_id AS id FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE a.name = 'bea' AND l.kind = 'body_site' AND l.value = 'ARM' AND l.superseded_at IS NULL ORDER BY l.image_id",
+            )
+            .all()
+            .map((row) => (row as { id: number }).id);
+        } finally {
+          db.close();
+        }
+      })
+      .toEqual(sixth);
+    // The new label is a filter value at once, by its display name.
+    await expect.poll(() => page.getByLabel('Body site', { exact: true }).locator('option').allTextContents()).toContain('Arm (2)');
+
+    await actions.getByRole('button', { name: 'Start a labelling session…' }).click();
+    const session = actions.getByRole('form', { name: 'New session from the selection' });
+    await session.getByLabel('Session name').fill('Type VI review');
+    await session.getByRole('button', { name: 'Start with 2 images' }).click();
+    await expect.poll(() => page.url()).toContain('#/labelling');
+    await page.getByRole('img', { name: /to label/ }).waitFor();
+    const sessions = await runDermws('--library', libraryFolder, '--json', 'session', 'list');
+    const created = (sessions.json?.sessions ?? sessions.json) as Array<{ name: string; total: number; annotator: string }>;
+    expect(created.find((entry) => entry.name === 'Type VI review')).toMatchObject({ total: 2, annotator: 'bea' });
+    await screenshot('03b-session-from-selection-1440');
+    await page.keyboard.press('Escape');
+    await page.getByRole('link', { name: /^Library/ }).click();
+    await page.getByLabel('Fitzpatrick type', { exact: true }).selectOption('');
+  });
+
   it('reviews a flagged image on the Quality screen and marks it "not an issue"', async () => {
     await page.getByRole('link', { name: /^Quality/ }).click();
     const flaggedList = page.getByRole('region', { name: 'Flagged images' });
