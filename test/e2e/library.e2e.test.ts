@@ -116,7 +116,9 @@ describe('library filters and selection actions in the browser', () => {
   });
 
   it('loads the favicon and shows Fitzpatrick types by display name', async () => {
-    await page.goto(server.bridge.url);
+    const response = await page.goto(server.bridge.url);
+    // Chromium warns about Permissions-Policy features it does not know (bluetooth was one).
+    expect(response!.headers()['permissions-policy']).toBe('camera=(), microphone=(), geolocation=(), usb=(), serial=()');
     await expect.poll(count).toContain(`${photoCount + 1} images`);
     const icon = await page.locator('link[rel="icon"]').getAttribute('href');
     expect(icon).toBeTruthy();
