@@ -1,4 +1,5 @@
 import { DermError } from '../../../common/errors.js';
+import { EmbeddingSampleRepository } from '../../embeddings/embedding-sample.repository.js';
 import { EmbeddingsRepository } from '../../embeddings/embeddings.repository.js';
 import { matrix, OnnxGemm } from '../../index/onnx-gemm.js';
 import { fitRandomizedPca, projectJs } from '../../index/randomized-pca.js';
@@ -20,16 +21,13 @@ export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups'> = {
         { field: 'modelId' },
       );
     }
-    const all = embeddings.matrix(modelId);
-    const total = all.imageIds.length;
-    const limit = input.limit ?? 5000;
-    // An even stride keeps the sample spread over the whole library (import order) and reproducible.
-    const stride = Math.max(1, total / limit);
-    const rows: number[] = [];
-    for (let position = 0; position < total && rows.length < limit; position = Math.floor((rows.length) * stride)) rows.push(position);
-    const imageIds = rows.map((row) => all.imageIds[row]!);
-    const sample = new Float32Array(rows.length * all.dim);
-    rows.forEach((row, index) => sample.set(all.data.subarray(row * all.dim, (row + 1) * all.dim), index * all.dim));
+    // An even stride keeps the sample spread over the whole library (import order) and reproducible;
+    // only the sampled rows' vectors are read.
+    const sampler = new EmbeddingSampleRepository(core.library.db);
+    const { total, imageIds } = sampler.evenSample(modelId, input.limit ?? 5000);
+    const all = sampler.rows(modelId, imageIds);
+    const sample = all.data;
+    const rows = imageIds;
     let coordinates: Float32Array = sample;
     let dims = all.dim;
     if (all.dim > mapComponents && rows.length > mapComponents) {
@@ -49,7 +47,11 @@ export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups'> = {
 
 function groupsOf(core: Parameters<HandlerGroup<'mapPoints'>['mapPoints']>[1]['core'], imageIds: number[], colourBy: string): string[] {
   if (colourBy === 'flag' || colourBy === 'batch') {
-    const records = new Map(core.images.getMany(imageIds).map((image) => [image.id, image]));
+    // getMany reads one page (10,000) at a time; a 20,000-image map asks in pages.
+    const records = new Map<number, ReturnType<typeof core.images.getMany>[number]>();
+    for (let start = 0; start < imageIds.length; start += 10_000) {
+      for (const image of core.images.getMany(imageIds.slice(start, start + 10_000))) records.set(image.id, image);
+    }
     return imageIds.map((id) => {
       const image = records.get(id);
       if (!image) return 'unknown';
