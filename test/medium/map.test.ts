@@ -35,7 +35,7 @@ describe('map points', () => {
     const api = openApi();
     const count = 300;
     const dim = 256;
-    const ids = insertSyntheticImages(api.core.library, count, { metadataOf: (index) => (index % 7 === 0 ? {} : { fitzpatrick_self: `FST${(index % 6) + 1}` }) });
+    const ids = insertSyntheticImages(api.core.library, count, { metadataOf: (index): Record<string, string> => (index % 7 === 0 ? {} : { fitzpatrick_self: `FST${(index % 6) + 1}` }) });
     const vectors = clusteredVectors({ count, dim, clusters: 6, seed: 4 });
     const embeddings = new EmbeddingsRepository(api.core.library.db);
     embeddings.registerModel({ id: 'relu-test', displayName: 'ReLU-shaped test vectors', dim, sha256: 'f'.repeat(64), source: 'imported', preprocessing: null });
