@@ -268,6 +268,10 @@ describe('library filters and selection actions in the browser', () => {
     await compare.getByText(`2 of ${await hits.count()}`).waitFor();
     expect(await compare.getByRole('definition').count()).toBe(10);
     expect(await compare.getByLabel('Query metadata').textContent()).toContain('Eczema');
+    expect(await compare.locator('.zoom').textContent()).toBe('fit');
+    await page.keyboard.press('+');
+    await expect.poll(() => compare.locator('.zoom').textContent()).toMatch(/^\d+%$/);
+    await page.keyboard.press('0');
     await page.keyboard.press('ArrowRight');
     await compare.getByText(`3 of ${await hits.count()}`).waitFor();
     await screenshot('08-compare-1440');

@@ -146,6 +146,17 @@ describe('library filters with counts', () => {
     expect(countsOf(afterDelete, 'flag')).toEqual({ needs_review: all.slice(1).filter(reviewFlag).length });
   });
 
+  it('lists the 100 largest cases and counts the rest', async () => {
+    const { api } = openApi();
+    // 30 cases of two images, then 90 of one: 120 cases, the two-image ones first.
+    insertSyntheticImages(api.core.library, 150, { caseKeyOf: (index) => (index < 60 ? `pair-${Math.floor(index / 2)}` : `single-${index}`) });
+    const facets = (await api.invoke('libraryFacets', {})) as Facets;
+    const cases = facets.facets.find((entry) => entry.field === 'case')!;
+    expect(cases.values).toHaveLength(100);
+    expect(cases.more).toBe(20);
+    expect(cases.values.slice(0, 30).every((entry) => entry.value.startsWith('pair-') && entry.count === 2)).toBe(true);
+  });
+
   it('refuses a filter value that cannot be one, naming the field', async () => {
     const { api } = openApi();
     await expect(api.invoke('imagesPage', { filter: { fitzpatrick: 'FST5' }, offset: 0, limit: 10 })).rejects.toThrow(/fitzpatrick/);
