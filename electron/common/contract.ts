@@ -350,7 +350,8 @@ export const contract = {
     output: z.object({ total: z.int(), ids: z.array(z.int()) }),
   }),
   libraryFacets: defineCall({
-    description: 'Counts for the library filter panel under a filter: images per condition and other label kinds, Fitzpatrick type, Monk tone, body site, case, session, annotator, flag and batch, with display names.',
+    description:
+      'Counts for the library filter panel under a filter: images per condition and other label kinds, Fitzpatrick type, Monk tone, body site, case, session, annotator, flag and batch, with display names. A facet the filter uses is counted without its own choice.',
     input: z.strictObject({ filter: imageFilterSchema.optional() }),
     output: z.object({
       total: z.int(),

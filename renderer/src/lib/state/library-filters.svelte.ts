@@ -79,9 +79,8 @@ export function withFacet(filter: ImageFilter, key: FacetKey, value: string): Im
 }
 
 /**
- * The Library screen's filter panel: facet counts from the core for the grid's filter. A facet that
- * is filtered shows its values counted without its own choice (so another value can be picked
- * directly); every other facet is counted under the whole filter.
+ * The Library screen's filter panel: facet counts from the core for the grid's filter (a facet the
+ * filter uses comes counted without its own choice, so another value can be picked directly).
  */
 export class LibraryFacetsState {
   facets = $state.raw<Facet[]>([]);
@@ -95,14 +94,10 @@ export class LibraryFacetsState {
     const generation = ++this.generation;
     this.loading = true;
     try {
-      const whole = api.libraryFacets({ filter });
-      const current = await whole;
-      const active = current.facets.filter((facet) => facetValue(filter, facet) !== '');
-      const own = await Promise.all(active.map((facet) => api.libraryFacets({ filter: withFacet(filter, facet, '') })));
+      const result = await api.libraryFacets({ filter });
       if (generation !== this.generation) return;
-      const replaced = new Map(active.map((facet, index) => [facetId(facet), own[index]!.facets.find((entry) => facetId(entry) === facetId(facet)) ?? facet]));
-      this.facets = current.facets.map((facet) => replaced.get(facetId(facet)) ?? facet);
-      this.total = current.total;
+      this.facets = result.facets;
+      this.total = result.total;
     } catch (error) {
       if (generation === this.generation) this.onError(error);
     } finally {
