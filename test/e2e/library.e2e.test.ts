@@ -245,6 +245,20 @@ describe('library filters and selection actions in the browser', () => {
     await flaggedList.getByRole('list', { name: 'Marked not an issue' }).locator(`li[data-image-id="${darkId}"]`).waitFor();
     const info = await runDermws('--library', libraryFolder, '--json', 'qc', '--reflag');
     expect(info.json.flags.dark).toBe(0);
+
+    // A threshold moved by mistake is undone, and the library is back on the default.
+    const slider = page.getByRole('slider', { name: /Short side/ });
+    const before = Number(await slider.getAttribute('aria-valuenow'));
+    await slider.focus();
+    for (let step = 0; step < 3; step++) await page.keyboard.press('Shift+ArrowRight');
+    await expect.poll(async () => Number(await slider.getAttribute('aria-valuenow'))).toBeGreaterThan(before);
+    const undo = page.getByRole('button', { name: /^Undo threshold change \(/ });
+    await undo.waitFor();
+    await expect.poll(async () => (await runDermws('--library', libraryFolder, '--json', 'qc')).json.thresholds.lowResolutionBelow).toBeGreaterThan(before);
+    await undo.click();
+    await expect.poll(async () => Number(await slider.getAttribute('aria-valuenow'))).toBe(before);
+    expect((await runDermws('--library', libraryFolder, '--json', 'qc')).json.thresholds.lowResolutionBelow).toBe(before);
+    expect(await page.getByRole('button', { name: /^Reset thresholds to defaults/ }).isDisabled()).toBe(true);
   });
 
   it('shows each similar case with its facts, steps through hits from the keyboard and compares metadata', async () => {

@@ -98,6 +98,9 @@ export class AppState {
     this.navigate('map');
   }
 
+  /** Quality thresholds before each change made in this run of the app, newest last (the Quality screen's undo). */
+  thresholdHistory = $state.raw<Array<{ description: string; thresholds: Record<string, number> }>>([]);
+
   /** A labelling session another screen created, for the Labelling screen to open. */
   sessionToOpen = $state<number | null>(null);
 
