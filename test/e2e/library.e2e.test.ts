@@ -339,6 +339,14 @@ describe('library filters and selection actions in the browser', () => {
     await expect.poll(count).toContain(`${photoCount + 1} images match`);
     await page.getByRole('button', { name: `Remove filter Map selection: ${photoCount + 1} images` }).click();
     await expect.poll(count).toMatch(new RegExp(`^\\s*${photoCount + 1} images\\s*$`));
+
+    // And the other way: a Library selection opened in the map is drawn and highlighted there.
+    await page.getByLabel('Fitzpatrick type', { exact: true }).selectOption('I');
+    await expect.poll(count).toContain('2 images match');
+    await page.getByRole('button', { name: 'Select all 2' }).click();
+    await page.getByRole('region', { name: 'Selection actions' }).getByRole('button', { name: 'Open in the map' }).click();
+    await page.getByText('2 of the 2 images from the Library are in this sample').waitFor({ timeout: 120_000 });
+    await page.getByText('2 selected', { exact: true }).waitFor();
   });
 
   it('exports the Library selection filtered by skin type and downloads it in web mode', async () => {
