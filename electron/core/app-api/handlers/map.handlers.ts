@@ -7,6 +7,8 @@ import type { HandlerGroup } from '../app-api.js';
 
 /** UMAP in the renderer works on this many PCA components: enough for neighbourhoods, small to send. */
 const mapComponents = 50;
+/** Rows the map's PCA is fitted on (the rest of the sample is projected): see the map bench in the README. */
+export const mapFitRows = 1500;
 
 export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups'> = {
   mapGroups: (input, { core }) => ({ groups: groupsOf(core, input.imageIds, input.colourBy) }),
@@ -33,7 +35,15 @@ export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups'> = {
     if (all.dim > mapComponents && rows.length > mapComponents) {
       const gemm = new OnnxGemm();
       try {
-        const model = await fitRandomizedPca(gemm, matrix(rows.length, all.dim, sample), { components: mapComponents, seed: 1 });
+        // The map only needs the main directions: they are fitted on an even subset of the sample
+        // (the fit's cost grows with its rows) and every sampled image is projected onto them.
+        const fitRows = Math.min(rows.length, mapFitRows);
+        const fitSample = new Float32Array(fitRows * all.dim);
+        for (let index = 0; index < fitRows; index++) {
+          const row = Math.floor((index * rows.length) / fitRows);
+          fitSample.set(sample.subarray(row * all.dim, (row + 1) * all.dim), index * all.dim);
+        }
+        const model = await fitRandomizedPca(gemm, matrix(fitRows, all.dim, fitSample), { components: mapComponents, seed: 1 });
         coordinates = projectJs(model, sample);
         dims = model.outputDim;
       } finally {
