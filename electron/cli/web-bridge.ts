@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { Zip, ZipDeflate } from 'fflate';
 import { isCallName } from '../common/contract.js';
 import { DermError, serializeError, type ErrorCode } from '../common/errors.js';
 import type { AppApiHost } from '../core/app-api/app-api-host.js';
@@ -42,7 +43,7 @@ const securityHeaders: Record<string, string> = {
   'X-Frame-Options': 'DENY',
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin',
-  'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), usb=(), serial=(), bluetooth=()',
+  'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), usb=(), serial=()',
 };
 
 const staticTypes: Record<string, string> = {
@@ -160,7 +161,17 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
   let port = options.port ?? 0;
   let cookieName = 'dermws_token';
 
+  // Folders written by this run's finished export jobs, by job id: the only folders /download serves,
+  // so a download never names a path of its own.
+  const finishedExports = new Map<string, { folder: string; files: string[] }>();
   const unsubscribe = options.api.subscribe((event) => {
+    if (event.type === 'job-finished' && event.job.kind === 'export' && (event.job.state === 'success' || event.job.state === 'partial')) {
+      const result = event.job.result as { folder?: unknown; files?: unknown } | undefined;
+      if (typeof result?.folder === 'string' && Array.isArray(result.files)) {
+        const names = result.files.map((file) => (file as { name?: unknown }).name).filter((name): name is string => typeof name === 'string');
+        finishedExports.set(event.job.id, { folder: result.folder, files: [...names, 'manifest.json'] });
+      }
+    }
     const frame = `data: ${JSON.stringify(event)}\n\n`;
     for (const stream of eventStreams) stream.write(frame);
   });
@@ -293,6 +304,52 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
     sendJson(response, 200, { uploadId, name: relative, bytes: size });
   }
 
+  /** One finished export of this run as a .zip, streamed: GET /download/export/<job id>. */
+  async function handleDownload(request: http.IncomingMessage, response: http.ServerResponse, jobIdText: string): Promise<void> {
+    if (request.method !== 'GET') {
+      sendJson(response, 405, { error: { code: 'invalid-input', message: 'Use GET for /download.' } });
+      return;
+    }
+    const exported = finishedExports.get(jobIdText);
+    if (!exported) throw new DermError('not-found', `There is no finished export "${jobIdText}" in this run of the server to download.`, { jobId: jobIdText });
+    const root = path.resolve(exported.folder);
+    const files = [...new Set(exported.files)].filter((name) => {
+      const file = path.resolve(root, name);
+      // Only regular files inside the export folder, never through a link placed there since.
+      return file.startsWith(root + path.sep) && fs.existsSync(file) && fs.lstatSync(file).isFile();
+    });
+    const archiveName = `${path.basename(root).replace(/[^A-Za-z0-9._-]+/g, '_') || 'export'}.zip`;
+    response.writeHead(200, {
+      ...securityHeaders,
+      'Content-Type': 'application/zip',
+      'Content-Disposition': `attachment; filename="${archiveName}"`,
+      'Cache-Control': 'no-store',
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      const zip = new Zip((error, chunk, final) => {
+        if (error) {
+          reject(error);
+          return;
+        }
+        response.write(chunk);
+        if (final) {
+          response.end();
+          resolve();
+        }
+      });
+      void (async () => {
+        for (const name of files) {
+          const entry = new ZipDeflate(name.split(path.sep).join('/'), { level: 1 });
+          zip.add(entry);
+          for await (const chunk of fs.createReadStream(path.join(root, name))) entry.push(chunk as Buffer);
+          entry.push(new Uint8Array(0), true);
+        }
+        zip.end();
+      })().catch(reject);
+    });
+    await finished;
+  }
+
   async function handleStatic(request: http.IncomingMessage, response: http.ServerResponse, url: URL): Promise<void> {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       sendJson(response, 405, { error: { code: 'invalid-input', message: 'Only GET is served here.' } });
@@ -363,6 +420,7 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
           const [, , kind = '', id = ''] = url.pathname.split('/');
           await handleMedia(response, kind, id);
         } else if (url.pathname === '/upload') await handleUpload(request, response, url);
+        else if (url.pathname.startsWith('/download/export/')) await handleDownload(request, response, url.pathname.slice('/download/export/'.length));
         else await handleStatic(request, response, url);
       } catch (error) {
         if (response.headersSent) response.destroy();

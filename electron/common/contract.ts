@@ -62,6 +62,18 @@ export const imageFilterSchema = z.strictObject({
   ids: z.array(z.int().positive()).max(200_000).optional(),
   /** Text contained in the file path (case-insensitive). */
   search: z.string().max(500).optional(),
+  /** Some annotator's current label of the kind has the value; every pair must hold. */
+  labels: z.array(z.strictObject({ kind: z.string().min(1).max(40), value: z.string().min(1).max(4000) })).max(20).optional(),
+  /** Fitzpatrick type by label or self-report, written I..VI. */
+  fitzpatrick: z.enum(['I', 'II', 'III', 'IV', 'V', 'VI']).optional(),
+  /** Monk skin tone 1..10 by label. */
+  monkTone: z.string().regex(/^([1-9]|10)$/, 'must be a Monk skin tone from 1 to 10').optional(),
+  /** Body site code, by label or SCIN's body_parts metadata. */
+  bodySite: z.string().min(1).max(100).optional(),
+  /** Images with a current label by this annotator. */
+  annotator: z.string().min(1).max(100).optional(),
+  /** Images in this labelling session's queue. */
+  sessionId: z.int().positive().optional(),
 });
 export type ImageFilter = z.infer<typeof imageFilterSchema>;
 
@@ -373,6 +385,33 @@ export const contract = {
     }),
     output: z.object({ total: z.int(), ids: z.array(z.int()) }),
   }),
+  libraryFacets: defineCall({
+    description:
+      'Counts for the library filter panel under a filter: images per condition and other label kinds, Fitzpatrick type, Monk tone, body site, case, session, annotator, flag and batch, with display names. A facet the filter uses is counted without its own choice.',
+    input: z.strictObject({ filter: imageFilterSchema.optional() }),
+    output: z.object({
+      total: z.int(),
+      facets: z.array(
+        z.object({
+          field: z.enum(['label', 'fitzpatrick', 'monkTone', 'bodySite', 'case', 'session', 'annotator', 'flag', 'batch']),
+          kind: z.string().optional(),
+          title: z.string(),
+          values: z.array(z.object({ value: z.string(), display: z.string(), count: z.int() })),
+          more: z.int(),
+        }),
+      ),
+    }),
+  }),
+  imageCards: defineCall({
+    description: 'What thumbnails show for some images: case, metadata, flags and current labels by kind.',
+    input: z.strictObject({ imageIds: z.array(imageId).max(2000) }),
+    output: z.object({ cards: z.array(imageCardSchema) }),
+  }),
+  imagesFlag: defineCall({
+    description: 'Flags images by hand, or takes a flag off them (a manual flag is removed; an automatic one is marked "not an issue" so re-flagging keeps it off).',
+    input: z.strictObject({ imageIds: z.array(imageId).min(1).max(200_000), flag: z.string().min(1).max(40), set: z.boolean() }),
+    output: z.object({ changed: z.int() }),
+  }),
   imageDetail: defineCall({
     description: 'Everything known about one image: file facts, metadata, flags, quality metrics, labels.',
     input: z.strictObject({ imageId }),
@@ -423,6 +462,8 @@ export const contract = {
       flaggedImages: z.int(),
       flagCounts: z.record(z.string(), z.int()),
       thresholds: z.record(z.string(), z.number()),
+      /** The thresholds a new library starts with (the "reset" of the Quality screen). */
+      defaults: z.record(z.string(), z.number()),
       histograms: z.array(
         z.object({
           metric: z.string(),
@@ -436,6 +477,22 @@ export const contract = {
         }),
       ),
     }),
+  }),
+  qualityFlagged: defineCall({
+    description: 'Images carrying a flag, worst first by the metric behind it (with its value), and the images a person marked "not an issue" for it.',
+    input: z.strictObject({ flag: z.string().min(1).max(40), limit: z.int().min(1).max(1000).optional() }),
+    output: z.object({
+      flag: z.string(),
+      metric: z.string().nullable(),
+      total: z.int(),
+      images: z.array(z.object({ imageId: z.int(), value: z.number().nullable(), source: z.string(), detail: z.string().nullable() })),
+      notAnIssue: z.array(z.object({ imageId: z.int(), value: z.number().nullable(), setAt: z.string() })),
+    }),
+  }),
+  qualityNotAnIssue: defineCall({
+    description: 'Marks an automatic flag of one image "not an issue" (kept off through re-flagging, filters and exports), or withdraws that verdict.',
+    input: z.strictObject({ imageId, flag: z.string().min(1).max(40), notAnIssue: z.boolean() }),
+    output: z.object({ flags: z.array(z.string()) }),
   }),
   qualitySetThresholds: defineCall({
     description: 'Changes flag thresholds and re-flags the library from stored metrics (no decoding).',
@@ -550,6 +607,8 @@ export const contract = {
           metadata: z.record(z.string().min(1), z.string()).optional(),
           labels: z.array(z.strictObject({ kind: z.string().min(1), value: z.string().min(1) })).optional(),
           ids: z.array(imageId).optional(),
+          fitzpatrick: z.enum(['I', 'II', 'III', 'IV', 'V', 'VI']).optional(),
+          sessionId: z.int().positive().optional(),
         })
         .optional(),
     }),
@@ -693,6 +752,11 @@ export const contract = {
       coordinates: z.array(z.number()),
       groups: z.array(z.string()),
     }),
+  }),
+  mapGroups: defineCall({
+    description: 'The colour group of each given image for the map (recolouring without recomputing the layout).',
+    input: z.strictObject({ imageIds: z.array(imageId).max(20_000), colourBy: z.enum(['condition', 'flag', 'fitzpatrick', 'monk_tone', 'batch']) }),
+    output: z.object({ groups: z.array(z.string()) }),
   }),
   probePredictions: defineCall({
     description: 'The latest probe predictions for one image (per label kind), shown beside the labels as suggestions.',

@@ -159,7 +159,7 @@ describe('workstation in the browser', () => {
     await page.keyboard.press('9');
     const models = page.getByRole('region', { name: 'Models' });
     await models.getByRole('button', { name: 'Check', exact: true }).first().click({ timeout: 120_000 });
-    await models.getByText('cpu', { exact: true }).waitFor({ timeout: 120_000 });
+    await models.getByText('Runs on CPU', { exact: true }).first().waitFor({ timeout: 120_000 });
     await models.getByRole('button', { name: 'Embed missing' }).first().click();
     await expect.poll(() => models.getByRole('status').first().textContent(), { timeout: 120_000 }).toContain(`${goodFiles.length} embedded`);
     await page.getByRole('region', { name: 'Jobs' }).getByText('import').first().waitFor();

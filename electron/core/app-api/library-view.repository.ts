@@ -4,6 +4,9 @@ import type Database from 'better-sqlite3';
 import type { CallOutput } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import { servableMediaFile } from './media-file.js';
+import { ImageFacetsRepository } from '../images/image-facets.repository.js';
+import type { ImageFilter } from '../images/images.repository.js';
+import { SearchRepository } from '../search/search.repository.js';
 
 const histogramDefinitions: Array<{
   metric: string;
@@ -30,7 +33,74 @@ const histogramDefinitions: Array<{
  * the feature services.
  */
 export class LibraryViewRepository {
-  constructor(private readonly db: Database.Database) {}
+  private readonly facetsRepository: ImageFacetsRepository;
+  private readonly cardsRepository: SearchRepository;
+
+  constructor(
+    private readonly db: Database.Database,
+    libraryRoot: string,
+  ) {
+    this.facetsRepository = new ImageFacetsRepository(db);
+    this.cardsRepository = new SearchRepository(db, libraryRoot);
+  }
+
+  facets(filter: ImageFilter): CallOutput<'libraryFacets'> {
+    return this.facetsRepository.facets(filter);
+  }
+
+  /** Thumbnail badges: case, metadata, flags and labels of each image, in the order asked. */
+  cards(imageIds: readonly number[]): CallOutput<'imageCards'> {
+    const cards = this.cardsRepository.cards(imageIds);
+    return {
+      cards: imageIds.flatMap((id) => {
+        const card = cards.get(id);
+        if (!card) return [];
+        return [{ imageId: id, fileName: path.basename(card.originalPath), width: card.width, height: card.height, caseKey: card.caseKey, metadata: card.metadata, flags: card.flags, labels: card.labels }];
+      }),
+    };
+  }
+
+  /**
+   * Images carrying a flag, worst first by the metric the flag is decided on (lowest first for a
+   * "below" threshold, highest first for "above"), with the metric's value; flags without one metric
+   * (odd size, duplicate, manual flags) come in id order with no value. Also the images a person
+   * marked "not an issue" for the flag, with the same metric.
+   */
+  flagged(flag: string, limit: number): CallOutput<'qualityFlagged'> {
+    const definition = histogramDefinitions.find((entry) => entry.flag === flag);
+    const value = definition ? definition.sql : 'NULL';
+    const order = definition ? `v ${definition.direction === 'below' ? 'ASC' : 'DESC'}, f.image_id` : 'f.image_id';
+    const total = (
+      this.db.prepare('SELECT COUNT(DISTINCT f.image_id) AS n FROM image_flags f JOIN images i ON i.id = f.image_id WHERE f.flag = ? AND i.deleted_at IS NULL').get(flag) as {
+        n: number;
+      }
+    ).n;
+    const rows = this.db
+      .prepare(
+        `SELECT f.image_id AS imageId, ${value} AS v, group_concat(f.source) AS source, MAX(f.detail) AS detail
+         FROM image_flags f JOIN images i ON i.id = f.image_id LEFT JOIN quality_metrics q ON q.image_id = f.image_id
+         WHERE f.flag = ? AND i.deleted_at IS NULL GROUP BY f.image_id ORDER BY ${order} LIMIT ?`,
+      )
+      .all(flag, limit) as Array<{ imageId: number; v: number | null; source: string; detail: string | null }>;
+    const overridden = this.db
+      .prepare(
+        `SELECT o.image_id AS imageId, ${value} AS v, o.set_at AS setAt FROM quality_overrides o JOIN images i ON i.id = o.image_id
+         LEFT JOIN quality_metrics q ON q.image_id = o.image_id WHERE o.flag = ? AND i.deleted_at IS NULL ORDER BY o.set_at DESC, o.image_id LIMIT ?`,
+      )
+      .all(flag, limit) as Array<{ imageId: number; v: number | null; setAt: string }>;
+    return {
+      flag,
+      metric: definition?.label ?? null,
+      total,
+      images: rows.map((row) => ({ imageId: row.imageId, value: row.v, source: row.source, detail: row.detail })),
+      notAnIssue: overridden.map((row) => ({ imageId: row.imageId, value: row.v, setAt: row.setAt })),
+    };
+  }
+
+  /** The flags one image carries now. */
+  flagsOf(imageId: number): string[] {
+    return (this.db.prepare('SELECT DISTINCT flag FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{ flag: string }>).map((row) => row.flag);
+  }
 
   overview(): CallOutput<'libraryOverview'> {
     const images = (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n;

@@ -33,6 +33,10 @@ export interface ExportFilter {
   metadata?: Record<string, string>;
   labels?: Array<{ kind: string; value: string }>;
   ids?: number[];
+  /** Fitzpatrick type I..VI by label or self-report, as the library filter reads it. */
+  fitzpatrick?: string;
+  /** Images in this labelling session's queue. */
+  sessionId?: number;
 }
 
 export interface ExportOptions extends JobControl {
@@ -294,6 +298,8 @@ export class ExportService {
     if (filter.withoutFlags?.length) imageFilter.withoutFlags = filter.withoutFlags;
     if (filter.metadata && Object.keys(filter.metadata).length > 0) imageFilter.metadata = filter.metadata;
     if (filter.ids) imageFilter.ids = filter.ids;
+    if (filter.fitzpatrick !== undefined) imageFilter.fitzpatrick = filter.fitzpatrick;
+    if (filter.sessionId !== undefined) imageFilter.sessionId = filter.sessionId;
     let ids = this.dependencies.images.ids(imageFilter);
     if (filter.where?.length) {
       const passing = new Set(this.dependencies.repository.imageIdsWhere(searchFilterSql(parseSearchFilter(filter.where))));

@@ -55,6 +55,18 @@ export interface ImageFilter {
   search?: string;
   /** Only these ids (e.g. the hits of a similarity search). */
   ids?: number[];
+  /** Some annotator's current label of the kind has the value; every pair must hold (any kind, any annotator). */
+  labels?: Array<{ kind: string; value: string }>;
+  /** Fitzpatrick type I..VI, by an annotator's label or by self-report (SCIN's fitzpatrick_self FST1..FST6). */
+  fitzpatrick?: string;
+  /** Monk skin tone 1..10 by an annotator's label. */
+  monkTone?: string;
+  /** Body site code (SCIN's codes): an annotator's body_site label, or listed in the body_parts metadata. */
+  bodySite?: string;
+  /** Images with a current label by this annotator (by name). */
+  annotator?: string;
+  /** Images in the queue of this labelling session. */
+  sessionId?: number;
   includeDeleted?: boolean;
 }
 
@@ -255,7 +267,10 @@ export class ImagesRepository {
   }
 }
 
-function buildFilter(filter: ImageFilter): { where: string; parameters: unknown[] } {
+const romanNumerals = ['I', 'II', 'III', 'IV', 'V', 'VI'];
+
+/** The WHERE clause (over `images i LEFT JOIN cases c`) of a filter, with its parameters. */
+export function buildFilter(filter: ImageFilter): { where: string; parameters: unknown[] } {
   const clauses: string[] = [];
   const parameters: unknown[] = [];
   if (!filter.includeDeleted) clauses.push('i.deleted_at IS NULL');
@@ -283,6 +298,39 @@ function buildFilter(filter: ImageFilter): { where: string; parameters: unknown[
     const pattern = `%${escapeLike(filter.search.trim())}%`;
     clauses.push("(i.original_path LIKE ? ESCAPE '\\' OR COALESCE(i.relative_path, '') LIKE ? ESCAPE '\\')");
     parameters.push(pattern, pattern);
+  }
+  for (const { kind, value } of filter.labels ?? []) {
+    // Uncorrelated IN: evaluated once through labels_kind_value, not once per image.
+    clauses.push('i.id IN (SELECT l.image_id FROM labels l WHERE l.kind = ? AND l.value = ? AND l.superseded_at IS NULL)');
+    parameters.push(kind, value);
+  }
+  if (filter.fitzpatrick !== undefined) {
+    const type = romanNumerals.indexOf(filter.fitzpatrick) + 1;
+    clauses.push(
+      `i.id IN (SELECT l.image_id FROM labels l WHERE l.kind = 'fitzpatrick' AND l.value = ? AND l.superseded_at IS NULL
+        UNION SELECT m.image_id FROM image_metadata m WHERE m.key = 'fitzpatrick_self' AND m.value = ?)`,
+    );
+    parameters.push(filter.fitzpatrick, `FST${type}`);
+  }
+  if (filter.monkTone !== undefined) {
+    clauses.push("i.id IN (SELECT l.image_id FROM labels l WHERE l.kind = 'monk_tone' AND l.value = ? AND l.superseded_at IS NULL)");
+    parameters.push(filter.monkTone);
+  }
+  if (filter.bodySite !== undefined) {
+    // body_parts holds SCIN codes joined by ';': matched as a whole item, never as a substring (ARM ≠ FOREARM).
+    clauses.push(
+      `i.id IN (SELECT l.image_id FROM labels l WHERE l.kind = 'body_site' AND l.value = ? AND l.superseded_at IS NULL
+        UNION SELECT m.image_id FROM image_metadata m WHERE m.key = 'body_parts' AND instr(';' || m.value || ';', ';' || ? || ';') > 0)`,
+    );
+    parameters.push(filter.bodySite, filter.bodySite);
+  }
+  if (filter.annotator !== undefined) {
+    clauses.push('i.id IN (SELECT l.image_id FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE a.name = ? AND l.superseded_at IS NULL)');
+    parameters.push(filter.annotator);
+  }
+  if (filter.sessionId !== undefined) {
+    clauses.push('i.id IN (SELECT s.image_id FROM session_items s WHERE s.session_id = ?)');
+    parameters.push(filter.sessionId);
   }
   if (filter.ids !== undefined) {
     // A JSON array keeps this one statement however many ids are given (SQLite limits bound parameters).

@@ -85,8 +85,56 @@ export class QualityRepository {
   replaceAutoFlags(imageId: number, decisions: FlagDecision[], flags: readonly QualityFlag[], at: string): void {
     const remove = this.db.prepare("DELETE FROM image_flags WHERE image_id = ? AND source = 'auto' AND flag = ?");
     for (const flag of flags) remove.run(imageId, flag);
-    const insert = this.db.prepare("INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, ?, 'auto', ?, ?)");
-    for (const decision of decisions) insert.run(imageId, decision.flag, decision.detail, at);
+    // A flag a person marked "not an issue" on this image is never set again.
+    const insert = this.db.prepare(
+      `INSERT INTO image_flags (image_id, flag, source, detail, set_at) SELECT ?, ?, 'auto', ?, ?
+       WHERE NOT EXISTS (SELECT 1 FROM quality_overrides o WHERE o.image_id = ? AND o.flag = ?)`,
+    );
+    for (const decision of decisions) insert.run(imageId, decision.flag, decision.detail, at, imageId, decision.flag);
+  }
+
+  /** Adds a manual flag to each image; returns how many did not have it yet. */
+  addManualFlag(imageIds: readonly number[], flag: string, detail: string | null, at: string): number {
+    const insert = this.db.prepare(
+      "INSERT OR IGNORE INTO image_flags (image_id, flag, source, detail, set_at) SELECT id, ?, 'manual', ?, ? FROM images WHERE id = ? AND deleted_at IS NULL",
+    );
+    let changed = 0;
+    for (const imageId of imageIds) changed += insert.run(flag, detail, at, imageId).changes;
+    return changed;
+  }
+
+  /** Removes the manual flag from each image; returns how many had it. */
+  removeManualFlag(imageIds: readonly number[], flag: string): number {
+    const remove = this.db.prepare("DELETE FROM image_flags WHERE image_id = ? AND flag = ? AND source = 'manual'");
+    let changed = 0;
+    for (const imageId of imageIds) changed += remove.run(imageId, flag).changes;
+    return changed;
+  }
+
+  /** Records "not an issue" for an automatic flag of an image and removes the flag; returns whether the image had it. */
+  addOverride(imageId: number, flag: string, at: string): boolean {
+    this.db.prepare('INSERT OR IGNORE INTO quality_overrides (image_id, flag, set_at) SELECT id, ?, ? FROM images WHERE id = ?').run(flag, at, imageId);
+    return this.db.prepare("DELETE FROM image_flags WHERE image_id = ? AND flag = ? AND source = 'auto'").run(imageId, flag).changes > 0;
+  }
+
+  /** Forgets a "not an issue" decision; returns whether there was one. The caller re-derives the flag. */
+  removeOverride(imageId: number, flag: string): boolean {
+    return this.db.prepare('DELETE FROM quality_overrides WHERE image_id = ? AND flag = ?').run(imageId, flag).changes > 0;
+  }
+
+  /** "Not an issue" decisions, per image, on images that are not deleted. */
+  overrides(flag?: string): Array<{ imageId: number; flag: string; setAt: string }> {
+    return this.db
+      .prepare(
+        `SELECT o.image_id AS imageId, o.flag AS flag, o.set_at AS setAt FROM quality_overrides o JOIN images i ON i.id = o.image_id
+         WHERE i.deleted_at IS NULL ${flag ? 'AND o.flag = ?' : ''} ORDER BY o.image_id, o.flag`,
+      )
+      .all(...(flag ? [flag] : [])) as Array<{ imageId: number; flag: string; setAt: string }>;
+  }
+
+  /** Whether the image exists and is not deleted. */
+  isLiveImage(imageId: number): boolean {
+    return this.db.prepare('SELECT 1 FROM images WHERE id = ? AND deleted_at IS NULL').get(imageId) !== undefined;
   }
 
   /** Removes the automatic rows of the given flags from every image. */

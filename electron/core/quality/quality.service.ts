@@ -1,3 +1,4 @@
+import { DermError } from '../../common/errors.js';
 import type { SettingsRepository } from '../library/settings.repository.js';
 import {
   imageFlags,
@@ -109,6 +110,65 @@ export class QualityService {
     return this.repository.flaggedImageCount();
   }
 
+  /**
+   * Flags images by hand (e.g. "needs_review", or an automatic flag's name the thresholds missed).
+   * Returns how many images newly carry it.
+   */
+  flagImages(imageIds: readonly number[], flag: string, detail: string | null = null): number {
+    const name = checkFlagName(flag);
+    return this.repository.transaction(() => this.repository.addManualFlag(imageIds, name, detail, this.clock().toISOString()));
+  }
+
+  /**
+   * Takes a flag off images: the manual flag is removed, and an automatic one is marked "not an issue"
+   * so re-flagging does not put it back. Returns how many images no longer carry it.
+   */
+  unflagImages(imageIds: readonly number[], flag: string): number {
+    const name = checkFlagName(flag);
+    const at = this.clock().toISOString();
+    return this.repository.transaction(() => {
+      let changed = 0;
+      for (const imageId of imageIds) {
+        const manual = this.repository.removeManualFlag([imageId], name) > 0;
+        const automatic = (qualityFlags as readonly string[]).includes(name) && this.repository.addOverride(imageId, name, at);
+        if (manual || automatic) changed++;
+      }
+      return changed;
+    });
+  }
+
+  /**
+   * A person's verdict on an automatic flag of one image. "Not an issue" removes the flag and keeps it
+   * off through every re-flag (so filters, counts and exports, which read the flags, respect it);
+   * withdrawing the verdict derives the flag again from the stored metrics and current thresholds.
+   */
+  setNotAnIssue(imageId: number, flag: string, notAnIssue: boolean): void {
+    if (!(qualityFlags as readonly string[]).includes(flag)) {
+      throw new DermError('invalid-input', `"${flag}" is not an automatic quality flag; expected one of ${qualityFlags.join(', ')}.`, { field: 'flag', value: flag });
+    }
+    if (!this.repository.isLiveImage(imageId)) throw new DermError('not-found', `There is no image ${imageId} in this library.`, { imageId });
+    const at = this.clock().toISOString();
+    this.repository.transaction(() => {
+      if (notAnIssue) {
+        this.repository.addOverride(imageId, flag, at);
+        return;
+      }
+      if (!this.repository.removeOverride(imageId, flag)) return;
+      const thresholds = this.thresholds();
+      const metrics = this.repository.metrics(imageId);
+      const decisions = [
+        ...(metrics ? imageFlags(metrics, thresholds) : []),
+        ...(libraryFlags.includes(flag as QualityFlag) ? (this.libraryDecisions(thresholds).get(imageId) ?? []) : []),
+      ].filter((decision) => decision.flag === flag);
+      this.repository.replaceAutoFlags(imageId, decisions, [flag as QualityFlag], at);
+    });
+  }
+
+  /** Images a person marked "not an issue" for a flag (or for any flag). */
+  notAnIssue(flag?: string): Array<{ imageId: number; flag: string; setAt: string }> {
+    return this.repository.overrides(flag);
+  }
+
   metrics(imageId: number): QualityMetrics | undefined {
     return this.repository.metrics(imageId);
   }
@@ -144,4 +204,13 @@ export class QualityService {
     }
     return decisions;
   }
+}
+
+/** Flag names are short snake_case words, so they read well in filters, CSV columns and the CLI. */
+function checkFlagName(flag: string): string {
+  const name = flag.trim();
+  if (!/^[a-z][a-z0-9_]{0,39}$/.test(name)) {
+    throw new DermError('invalid-input', `flag "${flag}" must be a lower-case word of letters, digits and "_" (at most 40), e.g. needs_review.`, { field: 'flag', value: flag });
+  }
+  return name;
 }

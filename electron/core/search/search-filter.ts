@@ -32,7 +32,7 @@ function skinType(value: string): number | undefined {
 
 export function parseSearchFilterClause(text: string, index = 0): SearchFilterClause {
   const clause = text.trim();
-  const where = `--where clause ${index + 1} "${text}"`;
+  const where = `Filter clause ${index + 1} "${text}"`;
   const shorthand = shorthandPattern.exec(clause);
   if (!shorthand) return { field: 'library', clause: parseFilterClause(text, index), text };
   const [, field, op, rawValue] = shorthand;

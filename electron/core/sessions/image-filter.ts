@@ -26,7 +26,7 @@ const clausePattern = /^([a-z_]+)(?:\.([A-Za-z0-9_.-]+))?\s*(!=|=|~)\s*(.+)$/;
 
 export function parseFilterClause(text: string, index = 0): FilterClause {
   const clause = text.trim();
-  const where = `--where clause ${index + 1} "${text}"`;
+  const where = `Filter clause ${index + 1} "${text}"`;
   const fail = (why: string): never => {
     throw new DermError('invalid-input', `${where}: ${why}.`, { field: 'where', clause: text, index });
   };

@@ -1,4 +1,5 @@
 import { DermError } from '../../../common/errors.js';
+import { EmbeddingSampleRepository } from '../../embeddings/embedding-sample.repository.js';
 import { EmbeddingsRepository } from '../../embeddings/embeddings.repository.js';
 import { matrix, OnnxGemm } from '../../index/onnx-gemm.js';
 import { fitRandomizedPca, projectJs } from '../../index/randomized-pca.js';
@@ -6,8 +7,11 @@ import type { HandlerGroup } from '../app-api.js';
 
 /** UMAP in the renderer works on this many PCA components: enough for neighbourhoods, small to send. */
 const mapComponents = 50;
+/** Rows the map's PCA is fitted on (the rest of the sample is projected): see the map bench in the README. */
+export const mapFitRows = 1500;
 
-export const mapHandlers: HandlerGroup<'mapPoints'> = {
+export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups'> = {
+  mapGroups: (input, { core }) => ({ groups: groupsOf(core, input.imageIds, input.colourBy) }),
   mapPoints: async (input, { core }) => {
     const embeddings = new EmbeddingsRepository(core.library.db);
     const stored = embeddings.models().filter((model) => model.count > 0);
@@ -19,22 +23,27 @@ export const mapHandlers: HandlerGroup<'mapPoints'> = {
         { field: 'modelId' },
       );
     }
-    const all = embeddings.matrix(modelId);
-    const total = all.imageIds.length;
-    const limit = input.limit ?? 5000;
-    // An even stride keeps the sample spread over the whole library (import order) and reproducible.
-    const stride = Math.max(1, total / limit);
-    const rows: number[] = [];
-    for (let position = 0; position < total && rows.length < limit; position = Math.floor((rows.length) * stride)) rows.push(position);
-    const imageIds = rows.map((row) => all.imageIds[row]!);
-    const sample = new Float32Array(rows.length * all.dim);
-    rows.forEach((row, index) => sample.set(all.data.subarray(row * all.dim, (row + 1) * all.dim), index * all.dim));
+    // An even stride keeps the sample spread over the whole library (import order) and reproducible;
+    // only the sampled rows' vectors are read.
+    const sampler = new EmbeddingSampleRepository(core.library.db);
+    const { total, imageIds } = sampler.evenSample(modelId, input.limit ?? 5000);
+    const all = sampler.rows(modelId, imageIds);
+    const sample = all.data;
+    const rows = imageIds;
     let coordinates: Float32Array = sample;
     let dims = all.dim;
     if (all.dim > mapComponents && rows.length > mapComponents) {
       const gemm = new OnnxGemm();
       try {
-        const model = await fitRandomizedPca(gemm, matrix(rows.length, all.dim, sample), { components: mapComponents, seed: 1 });
+        // The map only needs the main directions: they are fitted on an even subset of the sample
+        // (the fit's cost grows with its rows) and every sampled image is projected onto them.
+        const fitRows = Math.min(rows.length, mapFitRows);
+        const fitSample = new Float32Array(fitRows * all.dim);
+        for (let index = 0; index < fitRows; index++) {
+          const row = Math.floor((index * rows.length) / fitRows);
+          fitSample.set(sample.subarray(row * all.dim, (row + 1) * all.dim), index * all.dim);
+        }
+        const model = await fitRandomizedPca(gemm, matrix(fitRows, all.dim, fitSample), { components: mapComponents, seed: 1 });
         coordinates = projectJs(model, sample);
         dims = model.outputDim;
       } finally {
@@ -48,7 +57,11 @@ export const mapHandlers: HandlerGroup<'mapPoints'> = {
 
 function groupsOf(core: Parameters<HandlerGroup<'mapPoints'>['mapPoints']>[1]['core'], imageIds: number[], colourBy: string): string[] {
   if (colourBy === 'flag' || colourBy === 'batch') {
-    const records = new Map(core.images.getMany(imageIds).map((image) => [image.id, image]));
+    // getMany reads one page (10,000) at a time; a 20,000-image map asks in pages.
+    const records = new Map<number, ReturnType<typeof core.images.getMany>[number]>();
+    for (let start = 0; start < imageIds.length; start += 10_000) {
+      for (const image of core.images.getMany(imageIds.slice(start, start + 10_000))) records.set(image.id, image);
+    }
     return imageIds.map((id) => {
       const image = records.get(id);
       if (!image) return 'unknown';
@@ -60,7 +73,11 @@ function groupsOf(core: Parameters<HandlerGroup<'mapPoints'>['mapPoints']>[1]['c
   return imageIds.map((id) => {
     const values = [...new Set((labels.get(id) ?? []).map((label) => label.value))].sort();
     if (values.length > 0) return values.join(' + ');
-    if (colourBy === 'fitzpatrick') return core.images.metadata(id).fitzpatrick_self ?? 'not recorded';
+    if (colourBy === 'fitzpatrick') {
+      // Self-reported FST5 reads as V, like the labels, so one type is one colour.
+      const self = /^FST([1-6])$/.exec(core.images.metadata(id).fitzpatrick_self ?? '');
+      return self ? (['I', 'II', 'III', 'IV', 'V', 'VI'][Number(self[1]) - 1] ?? 'not recorded') : 'not recorded';
+    }
     if (colourBy === 'monk_tone') return core.images.metadata(id).monk_tone_us ?? 'not recorded';
     return 'unlabelled';
   });

@@ -1,6 +1,7 @@
+import { defaultQualityThresholds } from '../../quality/quality-flags.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const qualityHandlers: HandlerGroup<'qualityOverview' | 'qualitySetThresholds'> = {
+export const qualityHandlers: HandlerGroup<'qualityOverview' | 'qualitySetThresholds' | 'qualityFlagged' | 'qualityNotAnIssue'> = {
   qualityOverview: (_input, { core, view }) => {
     const thresholds = core.quality.thresholds();
     return {
@@ -8,8 +9,15 @@ export const qualityHandlers: HandlerGroup<'qualityOverview' | 'qualitySetThresh
       flaggedImages: core.quality.flaggedImageCount(),
       flagCounts: core.quality.flagCounts(),
       thresholds,
+      defaults: { ...defaultQualityThresholds },
       histograms: view.qualityHistograms(thresholds),
     };
+  },
+  qualityFlagged: (input, { view }) => view.flagged(input.flag, input.limit ?? 200),
+  qualityNotAnIssue: (input, { core, view, emit }) => {
+    core.quality.setNotAnIssue(input.imageId, input.flag, input.notAnIssue);
+    emit({ type: 'library-changed', what: 'flags' });
+    return { flags: view.flagsOf(input.imageId) };
   },
   qualitySetThresholds: (input, { core, emit }) => {
     const { thresholds, reflag } = core.quality.setThresholds(input.change);

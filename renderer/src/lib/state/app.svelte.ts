@@ -72,12 +72,41 @@ export class AppState {
     for (const listener of this.changeListeners) listener(what);
   }
 
-  /** Image ids another screen (the map's lasso) asked the library grid to show. */
+  /** Image ids another screen (the map's lasso) asked the library grid to show, with what they are. */
   libraryIds = $state.raw<number[] | null>(null);
+  libraryIdsTitle = $state('Selection');
 
-  openInLibrary(imageIds: number[]): void {
+  openInLibrary(imageIds: number[], title = 'Map selection'): void {
     this.libraryIds = imageIds;
+    this.libraryIdsTitle = title;
     this.navigate('library');
+  }
+
+  /** Images the Library's selection added to the next export (the Export screen offers "only these"). */
+  exportIds = $state.raw<number[] | null>(null);
+
+  addToExport(imageIds: number[]): void {
+    this.exportIds = [...new Set([...(this.exportIds ?? []), ...imageIds])];
+    this.navigate('export');
+  }
+
+  /** Images the Library's selection asked the map to highlight. */
+  mapIds = $state.raw<number[] | null>(null);
+
+  openInMap(imageIds: number[]): void {
+    this.mapIds = imageIds;
+    this.navigate('map');
+  }
+
+  /** Quality thresholds before each change made in this run of the app, newest last (the Quality screen's undo). */
+  thresholdHistory = $state.raw<Array<{ description: string; thresholds: Record<string, number> }>>([]);
+
+  /** A labelling session another screen created, for the Labelling screen to open. */
+  sessionToOpen = $state<number | null>(null);
+
+  openSession(sessionId: number): void {
+    this.sessionToOpen = sessionId;
+    this.navigate('labelling');
   }
 
   findSimilar(imageId: number): void {

@@ -87,6 +87,24 @@ export class LibraryGridState {
     }
   }
 
+  /** Selects every image that matches the filter (at most 200,000), fetching their ids page by page. */
+  async selectAll(): Promise<void> {
+    const generation = this.generation;
+    const filter = this.filter;
+    const ids: number[] = [];
+    try {
+      for (let offset = 0; offset < Math.min(this.total, 200_000); offset += 5000) {
+        const page = await api.imagesPage({ filter, offset, limit: 5000 });
+        if (generation !== this.generation) return;
+        ids.push(...page.ids);
+        if (page.ids.length < 5000) break;
+      }
+      this.selection = new Set(ids);
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
   clearSelection(): void {
     this.selection = new Set();
   }
