@@ -217,7 +217,7 @@ function printReport(run: ProbeReport): void {
   const unconverged = (metrics.solver.perLabel ?? []).filter((label) => !label.converged);
   if (unconverged.length > 0) {
     out();
-    out(`WARNING: the fits of ${unconverged.length} label${unconverged.length === 1 ? '' : 's'} stopped before meeting the tolerance; their numbers may move with a tighter fit:`);
+    out(`WARNING: the fits of ${unconverged.length} label${unconverged.length === 1 ? '' : 's'} stopped before meeting the tolerance (iteration limit); their numbers may move with a longer fit (--max-iterations):`);
     for (const label of unconverged) {
       const counts = Object.entries(label.outcomes.reduce<Record<string, number>>((all, outcome) => ({ ...all, [outcome]: (all[outcome] ?? 0) + 1 }), {}))
         .map(([outcome, count]) => `${count} ${outcome}`)
@@ -259,5 +259,7 @@ function printReport(run: ProbeReport): void {
   const outcomes = Object.entries(metrics.solver.outcomes).map(([outcome, count]) => `${count} ${outcome}`).join(', ');
   out();
   out(`solver: ${metrics.solver.passes} passes over the matrix; iterations mean ${metrics.solver.meanIterations.toFixed(1)}, max ${metrics.solver.maxIterations}; fits: ${outcomes}`);
-  if (metrics.solver.curveNotConverged) out(`  ${metrics.solver.curveNotConverged} data-efficiency fits stopped before meeting the tolerance`);
+  const floor = (metrics.solver.perLabel ?? []).reduce((sum, label) => sum + label.atPrecisionFloor, 0);
+  if (floor > 0) out(`  ${floor} fit${floor === 1 ? '' : 's'} stopped at the float32 precision floor (no lower loss found) before the tolerance: as close as the solver gets`);
+  if (metrics.solver.curveNotConverged) out(`  ${metrics.solver.curveNotConverged} data-efficiency fits stopped at the iteration limit before meeting the tolerance`);
 }

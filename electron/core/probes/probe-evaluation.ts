@@ -305,10 +305,19 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
     const iterations = [...columnsOf(mainFit).map((column) => mainFit.iterations[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.iterations[column]!))];
     const labelOutcomes = [...columnsOf(mainFit).map((column) => mainFit.outcomes[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.outcomes[column]!))];
     const gradients = [...columnsOf(mainFit).map((column) => mainFit.relativeGradients[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.relativeGradients[column]!))];
-    return { label, iterations, outcomes: labelOutcomes, worstRelativeGradient: Math.max(0, ...gradients), converged: labelOutcomes.every((outcome) => outcome === 'converged') };
+    // A stalled line search found no lower loss along a descent direction: the loss differences left are below what float32
+    // products resolve, so the fit is as close as this solver gets (the bench measured such fits within 3e-4 of a far-past-convergence reference).
+    return {
+      label,
+      iterations,
+      outcomes: labelOutcomes,
+      worstRelativeGradient: Math.max(0, ...gradients),
+      atPrecisionFloor: labelOutcomes.filter((outcome) => outcome === 'line-search-stalled').length,
+      converged: labelOutcomes.every((outcome) => outcome === 'converged' || outcome === 'line-search-stalled'),
+    };
   });
   const curveFits = fits.slice(1 + repeatFits.length);
-  const curveNotConverged = curveFits.reduce((sum, fit) => sum + fit.outcomes.filter((outcome) => outcome !== 'converged').length, 0);
+  const curveNotConverged = curveFits.reduce((sum, fit) => sum + fit.outcomes.filter((outcome) => outcome !== 'converged' && outcome !== 'line-search-stalled').length, 0);
 
   const finalWeights = Float32Array.from(mainFit.weights[folds]!);
   return {

@@ -83,7 +83,9 @@ export interface LabelSolverSummary {
   outcomes: ColumnOutcome[];
   /** The largest of those fits' final ‖gradient‖∞ ÷ ‖gradient at the start‖∞ (the stopping rule wants ≤ tolerance). */
   worstRelativeGradient: number;
-  /** Every one of those fits met the stopping rule. */
+  /** Fits whose line search found no lower loss: stopped at the float32 precision of the products, as close as the solver gets. */
+  atPrecisionFloor: number;
+  /** Every one of those fits met the stopping rule or stopped at the precision floor (none ran out of iterations). */
   converged: boolean;
 }
 
