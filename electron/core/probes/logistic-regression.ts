@@ -59,7 +59,7 @@ export interface FittedModels {
 const historySize = 7;
 const armijo = 1e-4;
 const defaultLossTolerance = 1e-12;
-const maxBacktracks = 30;
+const maxBacktracks = 12;
 
 interface ColumnState {
   model: number;
