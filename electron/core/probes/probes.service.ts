@@ -238,15 +238,30 @@ export class ProbesService {
       settings,
     };
     const stageCount = 1 + (settings.repeats > 1 ? 1 : 0) + settings.curveFractions.length * settings.curveSeeds;
-    const reporter = new ProgressReporter('probe-train', stageCount * settings.maxIterations, options.onProgress);
+    // Progress counts solver passes. How many a stage needs is only known when it ends, so the total is
+    // estimated: the longest finished stage so far, or before any has finished the passes a typical
+    // stage took on the bench data; never the iteration limit, which would promise minutes for a job of seconds.
+    const typicalStagePasses = 60;
+    const finishedStagePasses: number[] = [];
+    let stagePasses = 0;
+    let currentStage = 0;
+    const reporter = new ProgressReporter('probe-train', stageCount * typicalStagePasses, options.onProgress);
     try {
       const outcome = await runProbeInWorker(problem, {
         ...(options.signal ? { signal: options.signal } : {}),
-        onProgress: (progress) =>
-          reporter.report(
-            progress.stageIndex * settings.maxIterations + Math.min(progress.pass, settings.maxIterations - 1),
-            `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running`,
-          ),
+        onProgress: (progress) => {
+          while (currentStage < progress.stageIndex) {
+            finishedStagePasses.push(stagePasses);
+            stagePasses = 0;
+            currentStage++;
+          }
+          stagePasses = progress.pass;
+          const finished = finishedStagePasses.reduce((sum, passes) => sum + passes, 0);
+          const typical = finishedStagePasses.length > 0 ? Math.max(...finishedStagePasses) : typicalStagePasses;
+          const current = Math.max(typical, stagePasses + (progress.activeColumns > 0 ? 1 : 0));
+          reporter.setTotal(finished + current + (stageCount - progress.stageIndex - 1) * typical);
+          reporter.report(finished + stagePasses, `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running`);
+        },
       });
       const predictions: ProbePredictionRow[] = [];
       imageOfRow.forEach((imageId, row) => {
@@ -267,7 +282,9 @@ export class ProbesService {
         labels,
         finishedAt: this.clock().toISOString(),
       });
-      reporter.report(stageCount * settings.maxIterations, 'done', true);
+      const passes = finishedStagePasses.reduce((sum, value) => sum + value, 0) + stagePasses;
+      reporter.setTotal(passes);
+      reporter.report(passes, 'done', true);
     } catch (error) {
       if (isCancellation(error)) {
         this.probes.endRun(runId, 'cancelled', this.clock().toISOString(), null);
@@ -283,6 +300,38 @@ export class ProbesService {
     const run = this.probes.run(runId);
     if (!run) throw new DermError('not-found', `There is no probe run ${runId} in this library.`, { field: 'runId', value: runId });
     return { ...run, predictionCount: this.probes.predictionCount(runId) };
+  }
+
+  /**
+   * The labels a probe could learn, most positive cases first, with positive and negative case counts
+   * among the embedded population, for choosing labels in the app's form.
+   */
+  labelChoices(labelKind: ProbeLabelKind = probeDefaults.labelKind, modelId?: string): { modelId: string; labels: Array<{ label: string; positiveCases: number; negativeCases: number }> } {
+    const chosenModel = this.chooseModel(modelId);
+    const resolved =
+      labelKind === 'condition'
+        ? resolveMultiLabel(this.probes.currentLabels('condition'))
+        : resolveQualityTargets(this.probes.currentLabels('gradable'), this.probes.currentLabels('quality_flag'), this.probes.manualImageFlags());
+    const embedded = new Set(this.embeddings.matrixImageIds(chosenModel));
+    const population = resolved.images.filter((imageId) => embedded.has(imageId));
+    const imageKeys = this.probes.imageKeys();
+    const groupKeyOf = (imageId: number) => {
+      const keys = imageKeys.get(imageId)!;
+      return keys.caseKey === null ? `image:${keys.fileSha256}` : `case:${keys.caseKey}`;
+    };
+    const values = new Set<string>();
+    for (const imageId of population) for (const value of resolved.positives.get(imageId) ?? []) values.add(value);
+    const labels = [...values].map((label) => {
+      const positive = new Set<string>();
+      const negative = new Set<string>();
+      for (const imageId of population) {
+        if (resolved.unknown.get(imageId)?.has(label)) continue;
+        (resolved.positives.get(imageId)?.has(label) ? positive : negative).add(groupKeyOf(imageId));
+      }
+      return { label, positiveCases: positive.size, negativeCases: negative.size };
+    });
+    labels.sort((a, b) => b.positiveCases - a.positiveCases || compareText(a.label, b.label));
+    return { modelId: chosenModel, labels };
   }
 
   /** The stored out-of-fold rows of a completed run, with a clear error when there are none. */
