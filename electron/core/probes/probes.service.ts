@@ -245,7 +245,9 @@ export class ProbesService {
     const finishedStagePasses: number[] = [];
     let stagePasses = 0;
     let currentStage = 0;
-    const reporter = new ProgressReporter('probe-train', stageCount * typicalStagePasses, options.onProgress);
+    // The clock starts at the first pass: starting the worker and its onnxruntime sessions would otherwise
+    // count as solver time and make the first rate, and the time left, look many times worse than it is.
+    let reporter: ProgressReporter | undefined;
     try {
       const outcome = await runProbeInWorker(problem, {
         ...(options.signal ? { signal: options.signal } : {}),
@@ -259,6 +261,7 @@ export class ProbesService {
           const finished = finishedStagePasses.reduce((sum, passes) => sum + passes, 0);
           const typical = finishedStagePasses.length > 0 ? Math.max(...finishedStagePasses) : typicalStagePasses;
           const current = Math.max(typical, stagePasses + (progress.activeColumns > 0 ? 1 : 0));
+          reporter ??= new ProgressReporter('probe-train', stageCount * typicalStagePasses, options.onProgress);
           reporter.setTotal(finished + current + (stageCount - progress.stageIndex - 1) * typical);
           reporter.report(finished + stagePasses, `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running`);
         },
@@ -283,6 +286,7 @@ export class ProbesService {
         finishedAt: this.clock().toISOString(),
       });
       const passes = finishedStagePasses.reduce((sum, value) => sum + value, 0) + stagePasses;
+      reporter ??= new ProgressReporter('probe-train', passes, options.onProgress);
       reporter.setTotal(passes);
       reporter.report(passes, 'done', true);
     } catch (error) {
