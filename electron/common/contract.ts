@@ -233,6 +233,8 @@ const labelMetricsSchema = z.object({
   positives: z.int(),
   negatives: z.int(),
   positiveCases: z.int(),
+  /** Absent in runs stored before the per-label case floor. */
+  negativeCases: z.int().optional(),
   auc: aucSchema,
   accuracy: z.number(),
   brier: z.number(),
@@ -295,6 +297,22 @@ export const probeReportSchema = z.object({
       curve: z.array(
         z.object({ fraction: z.number(), trainingCases: z.number(), seeds: z.int(), macroAuc: z.object({ mean: z.number().nullable(), sd: z.number().nullable() }) }),
       ),
+      /** Each label's AUC under every fold seed of a repeated CV; absent in runs stored before repeats were kept. */
+      repeats: z
+        .object({
+          count: z.int(),
+          seeds: z.array(z.int()),
+          perLabel: z.array(z.object({ label: z.string(), values: z.array(z.number().nullable()), mean: z.number().nullable(), sd: z.number().nullable() })),
+          macroAuc: z.object({ values: z.array(z.number().nullable()), mean: z.number().nullable(), sd: z.number().nullable() }),
+        })
+        .optional(),
+      solver: z.object({
+        tolerance: z.number().optional(),
+        passes: z.int(),
+        perLabel: z
+          .array(z.object({ label: z.string(), iterations: z.array(z.int()), outcomes: z.array(z.string()), worstRelativeGradient: z.number(), atPrecisionFloor: z.int(), converged: z.boolean() }))
+          .optional(),
+      }),
     })
     .nullable(),
   /** The whole stored run (manifest, every metric) for the "export report" download. */
@@ -723,8 +741,29 @@ export const contract = {
       top: z.int().min(1).max(50).optional(),
       folds: z.int().min(2).max(20).optional(),
       seed: z.int().min(0).optional(),
+      /** Relative stopping rule of the solver (largest gradient component ≤ tolerance × at the start). */
+      tolerance: z.number().gt(0).lt(1).optional(),
+      repeats: z.int().min(1).max(50).optional(),
+      minClassCases: z.int().min(1).max(100_000).optional(),
     }),
     output: jobStartedSchema,
+  }),
+  probeLabelChoices: defineCall({
+    description: 'The labels a probe could learn, most positive cases first, with positive and negative case counts among the embedded images.',
+    input: z.strictObject({ labelKind: z.enum(['condition', 'quality']).optional(), modelId: z.string().min(1).optional() }),
+    output: z.object({ modelId: z.string(), labels: z.array(z.object({ label: z.string(), positiveCases: z.int(), negativeCases: z.int() })) }),
+  }),
+  probePredictionsDownload: defineCall({
+    description: "A run's out-of-fold predictions as CSV text with its manifest (run, model sha256, seed, folds, tolerance, app version), for a download.",
+    input: z.strictObject({ runId: z.int().positive() }),
+    output: z.object({ fileName: z.string(), csv: z.string(), manifest: z.unknown() }),
+  }),
+  probeWorstPredictions: defineCall({
+    description: "The images a run's out-of-fold predictions get most wrong for one label (positives scored lowest, negatives highest), worst first.",
+    input: z.strictObject({ runId: z.int().positive(), label: z.string().min(1).max(500), limit: z.int().min(1).max(200).optional() }),
+    output: z.object({
+      images: z.array(z.object({ imageId: z.int(), groupKey: z.string(), fold: z.int(), truth: z.union([z.literal(0), z.literal(1)]), probability: z.number(), error: z.number() })),
+    }),
   }),
   probeList: defineCall({
     description: 'Every stored probe run with its headline macro AUC.',

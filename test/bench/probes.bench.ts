@@ -11,7 +11,7 @@
 import os from 'node:os';
 import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
 import { groupedFolds } from '../../electron/core/probes/grouped-folds.js';
-import { featureStatistics, fitLogisticModels, type FittedModels, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
+import { featureStatistics, fitLogisticModels, predictAll, type FittedModels, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
 import { curveTrainingRows, evaluateProbe, type ProbeProblem, type ProbeSettings } from '../../electron/core/probes/probe-evaluation.js';
 import { fitOnOwnRows } from '../../electron/core/probes/row-block.js';
 import { probeDefaults } from '../../electron/core/probes/probes.service.js';
@@ -89,7 +89,7 @@ async function compareCurveStage(engine: MatrixEngine, problem: ProbeProblem, fr
     const training = problem.populationRows.filter((row) => foldOfRow[row] !== fold);
     return { trainingRows: curveTrainingRows(training, problem.caseOfRow, fraction, seed, 0, fold), ...featureStatistics(problem.data, dim, training) };
   });
-  const options = { l2: probeDefaults.l2, classWeights: false, maxIterations: probeDefaults.maxIterations, gradientTolerance: probeDefaults.gradientTolerance };
+  const options = { l2: probeDefaults.l2, classWeights: false, maxIterations: probeDefaults.maxIterations, tolerance: probeDefaults.tolerance };
   let started = performance.now();
   const allRows = await fitLogisticModels(engine, problem.targets, problem.known, labelCount, models, options);
   const allRowsSeconds = (performance.now() - started) / 1000;
@@ -112,19 +112,55 @@ async function compareCurveStage(engine: MatrixEngine, problem: ProbeProblem, fr
   );
 }
 
-function settings(curveFractions: number[]): ProbeSettings {
+function settings(curveFractions: number[], repeats = 1): ProbeSettings {
   return {
     folds: probeDefaults.folds,
     seed: 1,
     l2: probeDefaults.l2,
     classWeights: false,
     maxIterations: probeDefaults.maxIterations,
-    gradientTolerance: probeDefaults.gradientTolerance,
+    tolerance: probeDefaults.tolerance,
     bootstrapReplicates: probeDefaults.bootstrapReplicates,
     curveFractions,
     curveSeeds: probeDefaults.curveSeeds,
     minGroupCases: probeDefaults.minGroupCases,
+    minClassCases: probeDefaults.minClassCases,
+    repeats,
   };
+}
+
+/**
+ * How far the default stopping rule leaves the final model (every row, 10 labels) from the optimum:
+ * the same fit run far past convergence (relative tolerance 1e-10, no loss-change stop, up to 3000
+ * iterations) is the reference, and the largest probability difference over all rows is printed for
+ * the default and for looser tolerances, with each fit's time and iterations.
+ */
+async function convergence(engine: MatrixEngine, problem: ProbeProblem): Promise<void> {
+  const model: ProbeModelSpec = { trainingRows: problem.populationRows, ...featureStatistics(problem.data, dim, problem.populationRows) };
+  const fit = async (tolerance: number, extra: { lossTolerance?: number; maxIterations?: number } = {}) => {
+    const started = performance.now();
+    const fitted = await fitLogisticModels(engine, problem.targets, problem.known, labelCount, [model], {
+      l2: probeDefaults.l2,
+      classWeights: false,
+      maxIterations: extra.maxIterations ?? probeDefaults.maxIterations,
+      tolerance,
+      ...(extra.lossTolerance !== undefined ? { lossTolerance: extra.lossTolerance } : {}),
+    });
+    const probabilities = await predictAll(engine, fitted.weights[0]!, fitted.offsets[0]!);
+    const iterations = Array.from(fitted.iterations);
+    const outcomes: Record<string, number> = {};
+    for (const outcome of fitted.outcomes) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    const summary = `${((performance.now() - started) / 1000).toFixed(1)} s, ${fitted.passes} passes, iterations mean ${(iterations.reduce((a, b) => a + b, 0) / iterations.length).toFixed(0)} max ${Math.max(...iterations)}, ${JSON.stringify(outcomes)}`;
+    return { probabilities, summary };
+  };
+  const reference = await fit(1e-10, { lossTolerance: 0, maxIterations: 3000 });
+  console.log(`final model far past convergence (reference): ${reference.summary}`);
+  for (const tolerance of [1e-4, probeDefaults.tolerance, 1e-5]) {
+    const result = await fit(tolerance);
+    let worst = 0;
+    for (let index = 0; index < result.probabilities.length; index++) worst = Math.max(worst, Math.abs(result.probabilities[index]! - reference.probabilities[index]!));
+    console.log(`  tolerance ${tolerance}${tolerance === probeDefaults.tolerance ? ' (default)' : ''}: largest |p − p_reference| over all rows and labels ${worst.toExponential(2)}; ${result.summary}`);
+  }
 }
 
 /** One solver pass (X·W then Xᵀ·R) for 6 models × 10 labels in plain JavaScript, for comparison. */
@@ -187,10 +223,15 @@ export async function run(): Promise<void> {
   const compared = (process.env.PROBES_BENCH_COMPARE ?? '0.1').split(',').map(Number).filter((fraction) => fraction > 0 && fraction < 1);
   for (const fraction of compared) await compareCurveStage(engine, problem, fraction);
 
-  // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve.
-  const runs: Array<[string, number[]]> = [['5-fold grouped CV + final fit', []]];
-  if (process.env.PROBES_BENCH_CURVE !== '0') runs.push([`… plus data-efficiency curve (10/25/50% × ${probeDefaults.curveSeeds} seeds)`, [0.1, 0.25, 0.5]]);
-  for (const [name, fractions] of runs) {
+  // PROBES_BENCH_CONVERGENCE=0 skips the stopping-rule check against a fit far past convergence.
+  if (process.env.PROBES_BENCH_CONVERGENCE !== '0') await convergence(engine, problem);
+
+  // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve; PROBES_BENCH_REPEATS=R (default 3; 1 skips) adds a repeated-CV run.
+  const runs: Array<[string, number[], number]> = [['5-fold grouped CV + final fit', [], 1]];
+  const repeats = Number(process.env.PROBES_BENCH_REPEATS ?? 3);
+  if (repeats > 1) runs.push([`5-fold grouped CV × ${repeats} fold seeds + final fit`, [], repeats]);
+  if (process.env.PROBES_BENCH_CURVE !== '0') runs.push([`… plus data-efficiency curve (10/25/50% × ${probeDefaults.curveSeeds} seeds)`, [0.1, 0.25, 0.5], 1]);
+  for (const [name, fractions, repeatCount] of runs) {
     const before = process.memoryUsage().rss;
     let peak = before;
     let lastPass = 0;
@@ -203,11 +244,18 @@ export async function run(): Promise<void> {
     };
     const timer = setInterval(sample, 50);
     started = performance.now();
-    const outcome = await evaluateProbe(engine, { ...problem, settings: settings(fractions) }, { onProgress });
+    const outcome = await evaluateProbe(engine, { ...problem, settings: settings(fractions, repeatCount) }, { onProgress });
     const seconds = (performance.now() - started) / 1000;
     clearInterval(timer);
     sample();
-    const { solver, overall } = outcome.metrics;
+    const { solver, overall, repeats: repeated } = outcome.metrics;
+    const notConverged = (solver.perLabel ?? []).filter((label) => !label.converged).map((label) => `${label.label} (${label.worstRelativeGradient.toExponential(1)})`);
+    console.log(`  labels whose fits did not all meet the rule (worst relative gradient): ${notConverged.join(', ') || 'none'}`);
+    if (repeated && repeated.count > 1) {
+      console.log(
+        `  AUC per label, mean ± sd over ${repeated.count} fold seeds: ${repeated.perLabel.map((label) => `${label.mean?.toFixed(3)} ± ${label.sd?.toFixed(3)} (range ${(Math.max(...label.values.map(Number)) - Math.min(...label.values.map(Number))).toFixed(3)})`).join('; ')}`,
+      );
+    }
     console.log(
       `${name}: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS ${megabytes(peak)}, +${megabytes(peak - before)} during the run (the matrix is ${megabytes(matrixBytes)}; a copy per fold would add that per fold)`,
     );

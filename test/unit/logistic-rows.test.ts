@@ -10,7 +10,7 @@ import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
 const rows = 240;
 const dim = 6;
 const labelCount = 2;
-const options = { l2: 0.02, classWeights: false, maxIterations: 300, gradientTolerance: 1e-6 };
+const options = { l2: 0.02, classWeights: false, maxIterations: 300, tolerance: 1e-4 };
 
 function gaussian(random: SeededRandom): number {
   return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
@@ -112,7 +112,7 @@ describe('fitting a model on only its own rows', () => {
       populationRows,
       caseOfRow,
       subgroups: [],
-      settings: { folds, seed, ...options, bootstrapReplicates: 50, curveFractions: [fraction], curveSeeds: 1, minGroupCases: 10, threads: 1 },
+      settings: { folds, seed, ...options, bootstrapReplicates: 50, curveFractions: [fraction], curveSeeds: 1, minGroupCases: 10, minClassCases: 1, repeats: 1, threads: 1 },
     };
     const original = Float32Array.from(data);
     const engine = await MatrixEngine.create(data, rows, dim, 1);

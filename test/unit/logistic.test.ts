@@ -24,7 +24,7 @@ function problem(seed: number) {
 }
 
 const allRows = Int32Array.from({ length: rows }, (_, row) => row);
-const options = { l2: 0.05, classWeights: false, maxIterations: 500, gradientTolerance: 1e-7 };
+const options = { l2: 0.05, classWeights: false, maxIterations: 500, tolerance: 1e-7 };
 
 /** The objective written out directly in float64 on standardised features, independent of the solver. */
 function objective(data: Float32Array, targets: Uint8Array, label: number, model: ProbeModelSpec, beta: number[], bias: number, l2: number, weights = [1, 1]): number {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { AucResult, GroupMetrics, ProbeMetrics } from '../../core/probes/probe-metrics.types.js';
@@ -27,7 +28,10 @@ export function registerProbesCommands(program: Command): void {
     .option('--bootstrap <n>', 'bootstrap replicates for AUC intervals (default 1000)')
     .option('--curve <fractions|none>', 'case fractions of the data-efficiency curve (default 0.1,0.25,0.5; 1 is always included)')
     .option('--curve-seeds <n>', 'subsampling seeds per curve fraction (default 2)')
-    .option('--max-iterations <n>', 'L-BFGS iterations per label at most (default 200)')
+    .option('--max-iterations <n>', 'L-BFGS iterations per label at most (default 500)')
+    .option('--tolerance <x>', 'stop a fit when its largest gradient component is at most x times the one at the start (default 1e-5)')
+    .option('--repeats <r>', 'repeat the grouped k-fold with r fold seeds and report each AUC as mean ± sd across them (default 1)')
+    .option('--min-class-cases <n>', 'report a label\'s AUC (overall and per subgroup) only with at least n positive and n negative cases (default 5)')
     .action(async (options: TrainCliOptions, command: Command) => {
       await withCore(command, async (core, { json }) => {
         const controller = new AbortController();
@@ -46,11 +50,23 @@ export function registerProbesCommands(program: Command): void {
 
   probe
     .command('report')
-    .description('show a stored probe run: manifest, metrics per label, subgroups, data-efficiency curve')
+    .description('show a stored probe run: manifest, metrics per label, subgroups, data-efficiency curve; --predictions exports its out-of-fold predictions')
     .argument('<run>', 'probe run id')
-    .action(async (run: string, _options: unknown, command: Command) => {
+    .option('--predictions <file>', 'write the out-of-fold predictions (.csv or .npz) and <file>.manifest.json; the file must not exist')
+    .action(async (run: string, options: { predictions?: string }, command: Command) => {
       await withCore(command, (core, { json }) => {
-        const report = core.probes.report(parsePositiveInteger('run', run));
+        const runId = parsePositiveInteger('run', run);
+        if (options.predictions !== undefined) {
+          // An absolute path names its own folder; a relative one must stay inside the current folder.
+          const target = path.isAbsolute(options.predictions)
+            ? { folder: path.dirname(options.predictions), fileName: path.basename(options.predictions) }
+            : { folder: process.cwd(), fileName: options.predictions };
+          const written = core.probes.exportPredictions(runId, target);
+          if (json) printJson(written);
+          else process.stdout.write(`wrote ${written.images} images × ${written.labels.length} labels of run ${runId} to ${written.file} (manifest ${written.manifestFile})\n`);
+          return;
+        }
+        const report = core.probes.report(runId);
         if (json) printJson(report);
         else printReport(report);
       });
@@ -112,6 +128,9 @@ interface TrainCliOptions {
   curve?: string;
   curveSeeds?: string;
   maxIterations?: string;
+  tolerance?: string;
+  repeats?: string;
+  minClassCases?: string;
 }
 
 function trainOptions(options: TrainCliOptions): TrainProbeOptions {
@@ -150,6 +169,15 @@ function trainOptions(options: TrainCliOptions): TrainProbeOptions {
   }
   if (options.curveSeeds !== undefined) result.curveSeeds = parsePositiveInteger('--curve-seeds', options.curveSeeds, 100);
   if (options.maxIterations !== undefined) result.maxIterations = parsePositiveInteger('--max-iterations', options.maxIterations, 100_000);
+  if (options.tolerance !== undefined) {
+    const tolerance = Number(options.tolerance);
+    if (options.tolerance.trim() === '' || !(Number.isFinite(tolerance) && tolerance > 0 && tolerance < 1)) {
+      throw new DermError('invalid-input', `--tolerance must be a number between 0 and 1 (exclusive), e.g. 1e-5; got "${options.tolerance}".`, { field: '--tolerance' });
+    }
+    result.tolerance = tolerance;
+  }
+  if (options.repeats !== undefined) result.repeats = parsePositiveInteger('--repeats', options.repeats, 50);
+  if (options.minClassCases !== undefined) result.minClassCases = parsePositiveInteger('--min-class-cases', options.minClassCases, 1_000_000);
   return result;
 }
 
@@ -162,10 +190,10 @@ function printGroup(metrics: GroupMetrics, indent: string): void {
   write(
     `${metrics.images} images, ${metrics.cases} cases; macro AUC ${metrics.macroAuc === null ? '—' : metrics.macroAuc.toFixed(3)}; Hamming loss ${metrics.hammingLoss.toFixed(3)}; exact-match accuracy ${metrics.subsetAccuracy.toFixed(3)}`,
   );
-  write(`${'label'.padEnd(24)} ${'pos/neg images'.padStart(15)} ${'pos cases'.padStart(9)}  ${'AUC [95% CI by case]'.padEnd(26)} ${'acc'.padStart(6)} ${'Brier'.padStart(6)} ${'ECE'.padStart(6)}`);
+  write(`${'label'.padEnd(24)} ${'pos/neg images'.padStart(15)} ${'pos/neg cases'.padStart(13)}  ${'AUC [95% CI by case]'.padEnd(26)} ${'acc'.padStart(6)} ${'Brier'.padStart(6)} ${'ECE'.padStart(6)}`);
   for (const label of metrics.perLabel) {
     write(
-      `${label.label.slice(0, 24).padEnd(24)} ${`${label.positives}/${label.negatives}`.padStart(15)} ${String(label.positiveCases).padStart(9)}  ${formatAuc(label.auc).padEnd(26)} ${label.accuracy.toFixed(3).padStart(6)} ${label.brier.toFixed(3).padStart(6)} ${label.ece.toFixed(3).padStart(6)}`,
+      `${label.label.slice(0, 24).padEnd(24)} ${`${label.positives}/${label.negatives}`.padStart(15)} ${`${label.positiveCases}/${label.negativeCases ?? '?'}`.padStart(13)}  ${formatAuc(label.auc).padEnd(26)} ${label.accuracy.toFixed(3).padStart(6)} ${label.brier.toFixed(3).padStart(6)} ${label.ece.toFixed(3).padStart(6)}`,
     );
   }
 }
@@ -177,13 +205,40 @@ function printReport(run: ProbeReport): void {
   out(
     `population: ${manifest.population.images} images in ${manifest.population.cases} cases (${manifest.population.labelledWithoutEmbedding} labelled images without an embedding left out); predictions stored for ${run.predictionCount / Math.max(1, run.labels.length)} images`,
   );
-  out(`l2 ${manifest.hyperparameters.l2}, class weights ${manifest.hyperparameters.classWeights ? 'balanced' : 'off'}, min confidence ${manifest.filters.minConfidence ?? 'none'}`);
+  const hyper = manifest.hyperparameters as typeof manifest.hyperparameters & { gradientTolerance?: number };
+  out(
+    `l2 ${hyper.l2}, class weights ${hyper.classWeights ? 'balanced' : 'off'}, min confidence ${manifest.filters.minConfidence ?? 'none'}, ${
+      hyper.tolerance !== undefined ? `tolerance ${hyper.tolerance} (relative)` : `gradient tolerance ${hyper.gradientTolerance} (absolute, before the relative rule)`
+    }, ${hyper.repeats ?? 1} fold seed${(hyper.repeats ?? 1) === 1 ? '' : 's'}, AUC needs ${hyper.minClassCases ?? 1}+ positive and negative cases`,
+  );
   if (run.error) out(`error: ${run.error}`);
   const metrics: ProbeMetrics | null = run.metrics;
   if (!metrics) return;
+  const unconverged = (metrics.solver.perLabel ?? []).filter((label) => !label.converged);
+  if (unconverged.length > 0) {
+    out();
+    out(`WARNING: the fits of ${unconverged.length} label${unconverged.length === 1 ? '' : 's'} stopped before meeting the tolerance (iteration limit); their numbers may move with a longer fit (--max-iterations):`);
+    for (const label of unconverged) {
+      const counts = Object.entries(label.outcomes.reduce<Record<string, number>>((all, outcome) => ({ ...all, [outcome]: (all[outcome] ?? 0) + 1 }), {}))
+        .map(([outcome, count]) => `${count} ${outcome}`)
+        .join(', ');
+      out(`  ${label.label}: ${counts}; worst gradient ${label.worstRelativeGradient.toExponential(1)} of its start; iterations up to ${Math.max(...label.iterations)}`);
+    }
+  }
   out();
   out('overall (out-of-fold predictions):');
   printGroup(metrics.overall, '  ');
+  if (metrics.repeats && metrics.repeats.count > 1) {
+    out();
+    out(`AUC across ${metrics.repeats.count} fold seeds (${metrics.repeats.seeds.join(', ')}), mean ± sd, next to the first seed's AUC and bootstrap CI:`);
+    metrics.repeats.perLabel.forEach((label, index) => {
+      const first = metrics.overall.perLabel[index]!;
+      const spread = label.mean === null ? '—' : `${label.mean.toFixed(3)} ± ${(label.sd ?? 0).toFixed(3)}`;
+      out(`  ${label.label.slice(0, 24).padEnd(24)} ${spread.padEnd(15)} ${formatAuc(first.auc)}`);
+    });
+    const macro = metrics.repeats.macroAuc;
+    if (macro.mean !== null) out(`  ${'macro AUC'.padEnd(24)} ${macro.mean.toFixed(3)} ± ${(macro.sd ?? 0).toFixed(3)}`);
+  }
   for (const table of metrics.subgroups) {
     out();
     out(`${table.attribute} (${table.source}); not recorded: ${table.notRecorded.images} images, ${table.notRecorded.cases} cases`);
@@ -204,4 +259,7 @@ function printReport(run: ProbeReport): void {
   const outcomes = Object.entries(metrics.solver.outcomes).map(([outcome, count]) => `${count} ${outcome}`).join(', ');
   out();
   out(`solver: ${metrics.solver.passes} passes over the matrix; iterations mean ${metrics.solver.meanIterations.toFixed(1)}, max ${metrics.solver.maxIterations}; fits: ${outcomes}`);
+  const floor = (metrics.solver.perLabel ?? []).reduce((sum, label) => sum + label.atPrecisionFloor, 0);
+  if (floor > 0) out(`  ${floor} fit${floor === 1 ? '' : 's'} stopped at the float32 precision floor (no lower loss found) before the tolerance: as close as the solver gets`);
+  if (metrics.solver.curveNotConverged) out(`  ${metrics.solver.curveNotConverged} data-efficiency fits stopped at the iteration limit before meeting the tolerance`);
 }

@@ -186,6 +186,15 @@ export class EmbeddingsRepository {
     ).map((row) => ({ imageId: row.id, originalPath: row.original_path, relativePath: row.relative_path }));
   }
 
+  /** Ids of the images (not deleted) that have an embedding of the model, without reading the vectors. */
+  matrixImageIds(modelId: string): number[] {
+    return (
+      this.db.prepare('SELECT e.image_id AS imageId FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id').all(modelId) as Array<{
+        imageId: number;
+      }>
+    ).map((row) => row.imageId);
+  }
+
   /** All embeddings of a model for images not deleted (optionally only `imageIds`), in image-id order, as one matrix. */
   matrix(modelId: string, imageIds?: number[]): EmbeddingMatrix {
     const model = this.model(modelId);

@@ -27,8 +27,14 @@ export interface LogisticOptions {
   l2: number;
   classWeights: boolean;
   maxIterations: number;
-  /** Stop when the largest gradient component is below this, or the loss changes relatively less than 1e-9. */
-  gradientTolerance: number;
+  /**
+   * Relative stopping rule: a column has converged when the largest component of its gradient is at
+   * most `tolerance` × the largest component at the start (θ = 0). Relative, so the rule means the
+   * same for any number of rows, class weighting or label prevalence.
+   */
+  tolerance: number;
+  /** Stop as converged when an accepted step lowers the loss relatively less than this (default 1e-12: float32 products cannot resolve less). */
+  lossTolerance?: number;
   /** Checked between passes; when it returns true the solver stops with a cancellation error. */
   isCancelled?: () => boolean;
   /** Called after every pass over the matrix with the pass number and how many columns still run. */
@@ -44,14 +50,16 @@ export interface FittedModels {
   offsets: Float64Array[];
   /** Per column (model × labelCount + label). */
   iterations: Int32Array;
+  /** Per column: largest gradient component at the end ÷ at the start (what the stopping rule compares with the tolerance). */
+  relativeGradients: Float64Array;
   outcomes: ColumnOutcome[];
   passes: number;
 }
 
 const historySize = 7;
 const armijo = 1e-4;
-const relativeLossTolerance = 1e-9;
-const maxBacktracks = 30;
+const defaultLossTolerance = 1e-12;
+const maxBacktracks = 12;
 
 interface ColumnState {
   model: number;
@@ -66,6 +74,8 @@ interface ColumnState {
   backtracks: number;
   started: boolean;
   iterations: number;
+  /** Largest gradient component at the start; the convergence threshold is tolerance × this. */
+  initialGradient: number;
   outcome: ColumnOutcome | null;
   history: Array<{ s: Float64Array; y: Float64Array; rho: number }>;
   weightPositive: number;
@@ -109,6 +119,7 @@ export async function fitLogisticModels(
         backtracks: 0,
         started: false,
         iterations: 0,
+        initialGradient: 0,
         outcome: total === 0 ? 'no-data' : null,
         history: [],
         weightPositive: balanced ? total / (2 * positives) : 1,
@@ -188,6 +199,7 @@ export async function fitLogisticModels(
     weights,
     offsets: modelOffsets,
     iterations: Int32Array.from(columns, (column) => column.iterations),
+    relativeGradients: Float64Array.from(columns, (column) => (column.initialGradient > 0 ? maxAbs(column.gradient) / column.initialGradient : 0)),
     outcomes: columns.map((column) => column.outcome ?? 'max-iterations'),
     passes,
   };
@@ -210,7 +222,8 @@ function advance(column: ColumnState, loss: number, gradient: Float64Array, opti
   if (!column.started) {
     column.started = true;
     accept(column, loss, gradient);
-    if (maxAbs(gradient) <= options.gradientTolerance) {
+    column.initialGradient = maxAbs(gradient);
+    if (column.initialGradient === 0) {
       column.outcome = 'converged';
       return;
     }
@@ -232,7 +245,11 @@ function advance(column: ColumnState, loss: number, gradient: Float64Array, opti
     const previousLoss = column.loss;
     accept(column, loss, gradient);
     column.iterations++;
-    if (maxAbs(gradient) <= options.gradientTolerance || previousLoss - loss <= relativeLossTolerance * Math.max(Math.abs(previousLoss), Math.abs(loss), 1)) {
+    const lossTolerance = options.lossTolerance ?? defaultLossTolerance;
+    if (
+      maxAbs(gradient) <= options.tolerance * column.initialGradient ||
+      previousLoss - loss <= lossTolerance * Math.max(Math.abs(previousLoss), Math.abs(loss), 1)
+    ) {
       column.outcome = 'converged';
       return;
     }

@@ -1,6 +1,7 @@
 import { groupedFolds, subsampleByCase } from './grouped-folds.js';
 import {
   accumulateRow,
+  featureStatistics as featureStatisticsOf,
   fitLogisticModels,
   statisticsFromSums,
   type ColumnOutcome,
@@ -10,7 +11,18 @@ import {
 import type { MatrixEngine } from './matrix-engine.js';
 import { fitOnOwnRows } from './row-block.js';
 import { accuracy, bootstrapAucIntervals, calibration, multiLabelSummary, rankScores, rocAuc, rocCurve, storedRocCurve, type RankedScores } from './metrics.js';
-import type { AucResult, CurvePoint, GroupMetrics, LabelMetrics, ProbeMetrics, SubgroupAttribute, SubgroupResult, SubgroupTable } from './probe-metrics.types.js';
+import type {
+  AucResult,
+  CurvePoint,
+  GroupMetrics,
+  LabelMetrics,
+  LabelSolverSummary,
+  ProbeMetrics,
+  RepeatSummary,
+  SubgroupAttribute,
+  SubgroupResult,
+  SubgroupTable,
+} from './probe-metrics.types.js';
 import { SeededRandom } from './seeded-random.js';
 
 /** Everything a probe evaluation needs, in plain typed arrays so it crosses into a worker thread. */
@@ -23,7 +35,11 @@ export interface ProbeProblem {
   /** rowCount × labels, row-major: 1 positive, 0 negative (meaningful only where known = 1). */
   targets: Uint8Array;
   known: Uint8Array;
-  /** Rows of the labelled population the probe learns from and is evaluated on. */
+  /**
+   * Rows of the labelled population the probe learns from and is evaluated on, in the order that
+   * decides every seeded draw (the service passes 0..n−1 with rows sorted by case key, so results do
+   * not depend on image ids). When they are exactly the first rows, the solver reads only that prefix.
+   */
   populationRows: Int32Array;
   /** Case index of every population row (0..cases-1; an image without a case is its own case); -1 elsewhere. */
   caseOfRow: Int32Array;
@@ -37,13 +53,18 @@ export interface ProbeSettings {
   l2: number;
   classWeights: boolean;
   maxIterations: number;
-  gradientTolerance: number;
+  /** Relative stopping rule: converged when the largest gradient component ≤ tolerance × its value at the start. */
+  tolerance: number;
   bootstrapReplicates: number;
   /** Case fractions of the data-efficiency curve below 1 (1 is the cross-validation itself); empty for none. */
   curveFractions: number[];
   curveSeeds: number;
   /** A subgroup with fewer cases than this reports "too small". */
   minGroupCases: number;
+  /** A label's AUC (overall and per subgroup) needs at least this many positive and this many negative cases. */
+  minClassCases: number;
+  /** Grouped k-fold repeated with this many fold seeds (the first is `seed`); 1 = once. */
+  repeats: number;
   /** onnxruntime intra-op threads; default: all cores. */
   threads?: number;
 }
@@ -83,12 +104,11 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
   const { data, dim, rowCount, labels, targets, known, populationRows, caseOfRow, settings } = problem;
   const labelCount = labels.length;
   const folds = settings.folds;
+  // Unlabelled rows only receive final predictions: when the population is the leading block, every fit reads that block alone.
+  const populationIsPrefix = populationRows.every((row, position) => row === position);
+  const solverEngine = populationIsPrefix && populationRows.length < engine.rows ? engine.prefix(populationRows.length) : engine;
 
-  const foldOfPopulation = groupedFolds(Int32Array.from(populationRows, (row) => caseOfRow[row]!), folds, settings.seed);
-  const foldOfRow = new Int32Array(rowCount).fill(-1);
-  populationRows.forEach((row, position) => {
-    foldOfRow[row] = foldOfPopulation[position]!;
-  });
+  const foldOfRow = foldsOfRows(problem, settings.seed);
   const rowsOfFold = Array.from({ length: folds }, (_, fold) => populationRows.filter((row) => foldOfRow[row] === fold));
 
   // Feature sums per fold, so each training fold's mean and σ come from its own rows without a second pass.
@@ -120,19 +140,20 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
   const finalModel: ProbeModelSpec = { trainingRows: populationRows, ...trainingStatistics(-1) };
 
   const curveFractions = [...new Set(settings.curveFractions.filter((fraction) => fraction > 0 && fraction < 1))].sort((a, b) => a - b);
-  const stageCount = 1 + curveFractions.length * settings.curveSeeds;
+  const repeatSeeds = [settings.seed, ...Array.from({ length: Math.max(0, settings.repeats - 1) }, (_, index) => repeatSeed(settings.seed, index + 1))];
+  const stageCount = 1 + (repeatSeeds.length > 1 ? 1 : 0) + curveFractions.length * settings.curveSeeds;
   let stageIndex = 0;
   const solverOptions = (stage: string, columns: number) => ({
     l2: settings.l2,
     classWeights: settings.classWeights,
     maxIterations: settings.maxIterations,
-    gradientTolerance: settings.gradientTolerance,
+    tolerance: settings.tolerance,
     ...(control.isCancelled ? { isCancelled: control.isCancelled } : {}),
     onPass: (pass: number, activeColumns: number) => control.onProgress?.({ stage, stageIndex, stageCount, pass, activeColumns, columns }),
   });
 
   const mainModels = [...cvModels, finalModel];
-  const mainFit = await fitLogisticModels(engine, targets, known, labelCount, mainModels, solverOptions('cross-validation and final fit', mainModels.length * labelCount));
+  const mainFit = await fitLogisticModels(solverEngine, targets, known, labelCount, mainModels, solverOptions('cross-validation and final fit', mainModels.length * labelCount));
   const fits: FittedModels[] = [mainFit];
   const mainProbabilities = await probabilitiesOf(engine, mainFit);
   const mainColumns = mainModels.length * labelCount;
@@ -147,6 +168,47 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
   }
 
   const overall = groupMetrics(outOfFold, problem, populationRows, settings.bootstrapReplicates, SeededRandom.derive(settings.seed, 2).nextInt(2 ** 31), true);
+
+  // Repeated grouped CV: the same k-fold with other fold seeds, fitted together, to show how much the split alone moves each AUC.
+  const repeatAucs: Array<Array<number | null>> = [labels.map((_, label) => (overall.perLabel[label]!.auc.status === 'measured' ? labelAuc(outOfFold, problem, populationRows, label) : null))];
+  const repeatFits: FittedModels[] = [];
+  if (repeatSeeds.length > 1) {
+    stageIndex++;
+    const repeatFolds = repeatSeeds.slice(1).map((seed) => foldsOfRows(problem, seed));
+    const models: ProbeModelSpec[] = repeatFolds.flatMap((foldOf) =>
+      Array.from({ length: folds }, (_, fold) => {
+        const trainingRows = populationRows.filter((row) => foldOf[row] !== fold);
+        return { trainingRows, ...featureStatisticsOf(data, dim, trainingRows) };
+      }),
+    );
+    const fit = await fitLogisticModels(solverEngine, targets, known, labelCount, models, solverOptions(`${repeatSeeds.length - 1} more fold seeds`, models.length * labelCount));
+    fits.push(fit);
+    repeatFits.push(fit);
+    const probabilities = await probabilitiesOf(solverEngine, fit);
+    const columns = models.length * labelCount;
+    repeatFolds.forEach((foldOf, repeat) => {
+      const pooled = new Float32Array(rowCount * labelCount);
+      for (const row of populationRows) {
+        const model = repeat * folds + foldOf[row]!;
+        for (let label = 0; label < labelCount; label++) pooled[row * labelCount + label] = probabilities[row * columns + model * labelCount + label]!;
+      }
+      repeatAucs.push(labels.map((_, label) => (overall.perLabel[label]!.auc.status === 'measured' ? labelAuc(pooled, problem, populationRows, label) : null)));
+    });
+  }
+  const repeats: RepeatSummary = {
+    count: repeatSeeds.length,
+    seeds: repeatSeeds,
+    perLabel: labels.map((label, index) => {
+      const values = repeatAucs.map((run) => run[index] ?? null);
+      const measured = values.filter((value): value is number => value !== null);
+      return { label, values, mean: mean(measured), sd: standardDeviation(measured) };
+    }),
+    macroAuc: (() => {
+      const values = repeatAucs.map((run) => mean(run.filter((value): value is number => value !== null)));
+      const measured = values.filter((value): value is number => value !== null);
+      return { values, mean: mean(measured), sd: standardDeviation(measured) };
+    })(),
+  };
 
   const subgroups: SubgroupTable[] = problem.subgroups.map((subgroup, attributeIndex) => {
     const byValue = new Map<string, number[]>();
@@ -191,13 +253,13 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
       const options = solverOptions(stage, stageColumns);
       // A small subsample is fitted alone on its own rows; larger ones together on the whole matrix, where
       // the one wide product beats separate narrow ones (break-even measured near a third of the rows).
-      const ownRows = models.map((model) => model.trainingRows.length <= ownRowsLimit * rowCount);
+      const ownRows = models.map((model) => model.trainingRows.length <= ownRowsLimit * solverEngine.rows);
       const batched = models.filter((_, index) => !ownRows[index]);
       const modelFits: FittedModels[] = new Array<FittedModels>(models.length);
       let stagePasses = 0;
       let waiting = ownRows.filter(Boolean).length * labelCount;
       if (batched.length > 0) {
-        const fit = await fitLogisticModels(engine, targets, known, labelCount, batched, {
+        const fit = await fitLogisticModels(solverEngine, targets, known, labelCount, batched, {
           ...options,
           onPass: (_pass, activeColumns) => options.onPass(++stagePasses, activeColumns + waiting),
         });
@@ -209,33 +271,53 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
       for (const [index, model] of models.entries()) {
         if (!ownRows[index]) continue;
         waiting -= labelCount;
-        modelFits[index] = await fitOnOwnRows(engine, targets, known, labelCount, model, {
+        modelFits[index] = await fitOnOwnRows(solverEngine, targets, known, labelCount, model, {
           ...options,
           onPass: (_pass, activeColumns) => options.onPass(++stagePasses, activeColumns + waiting),
         });
       }
       const fit = combineFits(modelFits, labelCount);
       fits.push(fit);
-      const probabilities = await probabilitiesOf(engine, fit);
+      const probabilities = await probabilitiesOf(solverEngine, fit);
       const columns = models.length * labelCount;
       const pooled = new Float32Array(rowCount * labelCount);
       for (const row of populationRows) {
         const fold = foldOfRow[row]!;
         for (let label = 0; label < labelCount; label++) pooled[row * labelCount + label] = probabilities[row * columns + fold * labelCount + label]!;
       }
-      const aucs = labels.map((_, label) => labelAuc(pooled, problem, populationRows, label));
+      const aucs = labels.map((_, label) => (overall.perLabel[label]!.auc.status === 'measured' ? labelAuc(pooled, problem, populationRows, label) : null));
       curveValues.set(fraction, [...(curveValues.get(fraction) ?? []), aucs]);
       curveCases.set(fraction, [...(curveCases.get(fraction) ?? []), ...models.map((model) => distinctCases(model.trainingRows, caseOfRow))]);
     }
     const runs = curveValues.get(fraction)!;
     curve.push(curvePoint(fraction, mean(curveCases.get(fraction)!)!, labels, runs));
   }
-  const fullAucs = labels.map((_, label) => labelAuc(outOfFold, problem, populationRows, label));
+  const fullAucs = repeatAucs[0]!;
   curve.push(curvePoint(1, mean(cvModels.map((model) => distinctCases(model.trainingRows, caseOfRow)))!, labels, [fullAucs]));
 
   const iterations = fits.flatMap((fit) => Array.from(fit.iterations));
   const outcomes: Partial<Record<ColumnOutcome, number>> = {};
   for (const fit of fits) for (const outcome of fit.outcomes) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+
+  // Per label, the fits its reported numbers come from: the k fold models and the final model of the main CV, and the repeats' fold models.
+  const perLabelSolver: LabelSolverSummary[] = labels.map((label, index) => {
+    const columnsOf = (fit: FittedModels) => Array.from({ length: fit.weights.length }, (_, model) => model * labelCount + index);
+    const iterations = [...columnsOf(mainFit).map((column) => mainFit.iterations[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.iterations[column]!))];
+    const labelOutcomes = [...columnsOf(mainFit).map((column) => mainFit.outcomes[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.outcomes[column]!))];
+    const gradients = [...columnsOf(mainFit).map((column) => mainFit.relativeGradients[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.relativeGradients[column]!))];
+    // A stalled line search found no lower loss along a descent direction: the loss differences left are below what float32
+    // products resolve, so the fit is as close as this solver gets (the bench measured such fits within 3e-4 of a far-past-convergence reference).
+    return {
+      label,
+      iterations,
+      outcomes: labelOutcomes,
+      worstRelativeGradient: Math.max(0, ...gradients),
+      atPrecisionFloor: labelOutcomes.filter((outcome) => outcome === 'line-search-stalled').length,
+      converged: labelOutcomes.every((outcome) => outcome === 'converged' || outcome === 'line-search-stalled'),
+    };
+  });
+  const curveFits = fits.slice(1 + repeatFits.length);
+  const curveNotConverged = curveFits.reduce((sum, fit) => sum + fit.outcomes.filter((outcome) => outcome !== 'converged' && outcome !== 'line-search-stalled').length, 0);
 
   const finalWeights = Float32Array.from(mainFit.weights[folds]!);
   return {
@@ -245,11 +327,15 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
       overall,
       subgroups,
       curve,
+      repeats,
       solver: {
+        tolerance: settings.tolerance,
         passes: fits.reduce((sum, fit) => sum + fit.passes, 0),
         maxIterations: Math.max(0, ...iterations),
         meanIterations: mean(iterations) ?? 0,
         outcomes,
+        perLabel: perLabelSolver,
+        curveNotConverged,
       },
     },
     finalWeights,
@@ -258,6 +344,22 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
     outOfFold,
     foldOfRow,
   };
+}
+
+/** Fold of every population row (−1 elsewhere) for one fold seed; cases are taken in the order of their indices. */
+function foldsOfRows(problem: ProbeProblem, seed: number): Int32Array {
+  const { populationRows, caseOfRow, rowCount, settings } = problem;
+  const foldOfPopulation = groupedFolds(Int32Array.from(populationRows, (row) => caseOfRow[row]!), settings.folds, seed);
+  const foldOfRow = new Int32Array(rowCount).fill(-1);
+  populationRows.forEach((row, position) => {
+    foldOfRow[row] = foldOfPopulation[position]!;
+  });
+  return foldOfRow;
+}
+
+/** Fold seed of repeat `repeat` (≥ 1) of the grouped CV; repeat 0 uses the run's seed itself. */
+export function repeatSeed(seed: number, repeat: number): number {
+  return SeededRandom.derive(seed, 5, repeat).nextInt(2 ** 31);
 }
 
 /** Rows of one data-efficiency model: the seeded case subsample of a training fold (exported so tests can fit the same subset directly). */
@@ -282,6 +384,7 @@ function splitFit(fit: FittedModels): FittedModels[] {
     weights: [weights],
     offsets: [fit.offsets[model]!],
     iterations: fit.iterations.slice(model * labelCount, (model + 1) * labelCount),
+    relativeGradients: fit.relativeGradients.slice(model * labelCount, (model + 1) * labelCount),
     outcomes: fit.outcomes.slice(model * labelCount, (model + 1) * labelCount),
     passes: model === 0 ? fit.passes : 0,
   }));
@@ -294,6 +397,7 @@ function combineFits(fits: FittedModels[], labelCount: number): FittedModels {
     weights: fits.flatMap((fit) => fit.weights),
     offsets: fits.flatMap((fit) => fit.offsets),
     iterations: Int32Array.from(fits.flatMap((fit) => Array.from(fit.iterations))),
+    relativeGradients: Float64Array.from(fits.flatMap((fit) => Array.from(fit.relativeGradients))),
     outcomes: fits.flatMap((fit) => fit.outcomes),
     passes: fits.reduce((sum, fit) => sum + fit.passes, 0),
   };
@@ -336,28 +440,44 @@ function labelAuc(scores: Float32Array, problem: ProbeProblem, rows: Int32Array,
 }
 
 function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Array, replicates: number, seed: number, withReliability: boolean): GroupMetrics {
-  const { labels, targets, known, caseOfRow, rowCount } = problem;
+  const { labels, targets, known, caseOfRow, rowCount, settings } = problem;
   const labelCount = labels.length;
   const perLabelRows = labels.map((_, label) => knownRows(problem, rows, label));
   const scoreColumns = labels.map((_, label) => column(scores, labelCount, label, rowCount));
   const targetColumns = labels.map((_, label) => column(targets, labelCount, label, rowCount));
-  const ranked: Array<RankedScores | null> = labels.map((_, label) => {
-    const labelRows = perLabelRows[label]!;
-    const positives = labelRows.filter((row) => targetColumns[label]![row] === 1).length;
-    return positives > 0 && positives < labelRows.length ? rankScores(scoreColumns[label]!, targetColumns[label]!, labelRows) : null;
+  const positiveRowsOf = perLabelRows.map((labelRows, label) => labelRows.filter((row) => targetColumns[label]![row] === 1));
+  const negativeRowsOf = perLabelRows.map((labelRows, label) => labelRows.filter((row) => targetColumns[label]![row] !== 1));
+  const positiveCasesOf = positiveRowsOf.map((positiveRows) => distinctCases(positiveRows, caseOfRow));
+  const negativeCasesOf = negativeRowsOf.map((negativeRows) => distinctCases(negativeRows, caseOfRow));
+  // An AUC from a handful of positive (or negative) cases only looks certain: below the floor the label reports the counts instead.
+  const tooFew = labels.map((_, label): string | null => {
+    const positives = positiveCasesOf[label]!;
+    const negatives = negativeCasesOf[label]!;
+    const floor = settings.minClassCases;
+    if (positives < floor) return `too few positives: ${positives} positive case${positives === 1 ? '' : 's'} (${positiveRowsOf[label]!.length} images); at least ${floor} needed`;
+    if (negatives < floor) return `too few negatives: ${negatives} negative case${negatives === 1 ? '' : 's'} (${negativeRowsOf[label]!.length} images); at least ${floor} needed`;
+    return null;
   });
+  const ranked: Array<RankedScores | null> = labels.map((_, label) =>
+    tooFew[label] === null && positiveRowsOf[label]!.length > 0 && negativeRowsOf[label]!.length > 0
+      ? rankScores(scoreColumns[label]!, targetColumns[label]!, perLabelRows[label]!)
+      : null,
+  );
   // Every label shares the same case draws; rows outside a label's known set simply carry no weight in its ranking.
   const intervals = bootstrapAucIntervals(ranked, rows, caseOfRow, replicates, seed);
   const perLabel: LabelMetrics[] = labels.map((label, index) => {
     const labelRows = perLabelRows[index]!;
     const targetColumn = targetColumns[index]!;
-    const positiveRows = labelRows.filter((row) => targetColumn[row] === 1);
+    const positiveRows = positiveRowsOf[index]!;
     const positives = positiveRows.length;
     const negatives = labelRows.length - positives;
     let auc: AucResult;
     const rankedLabel = ranked[index];
     const interval = intervals[index];
-    if (!rankedLabel) {
+    const shortage = tooFew[index];
+    if (shortage !== null) {
+      auc = { status: 'too-small', reason: shortage };
+    } else if (!rankedLabel) {
       auc = { status: 'too-small', reason: positives === 0 ? 'no positive images' : 'no negative images' };
     } else if (!interval) {
       auc = { status: 'too-small', reason: 'no bootstrap replicate drew both classes' };
@@ -370,7 +490,8 @@ function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Ar
       images: labelRows.length,
       positives,
       negatives,
-      positiveCases: distinctCases(positiveRows, caseOfRow),
+      positiveCases: positiveCasesOf[index]!,
+      negativeCases: negativeCasesOf[index]!,
       auc,
       accuracy: accuracy(scoreColumns[index]!, targetColumn, labelRows),
       brier: summary.brier,

@@ -18,6 +18,8 @@ export interface LabelMetrics {
   negatives: number;
   /** Cases with at least one positive image. */
   positiveCases: number;
+  /** Cases with at least one negative image (absent in runs stored before the per-label case floor). */
+  negativeCases?: number;
   auc: AucResult;
   /** At threshold 0.5. */
   accuracy: number;
@@ -66,11 +68,44 @@ export interface CurvePoint {
   perLabel: Array<{ label: string; mean: number | null; sd: number | null; values: Array<number | null> }>;
 }
 
+/** Each label's out-of-fold AUC under every fold seed of a repeated grouped CV (the first is the run's seed). */
+export interface RepeatSummary {
+  count: number;
+  seeds: number[];
+  perLabel: Array<{ label: string; values: Array<number | null>; mean: number | null; sd: number | null }>;
+  macroAuc: { values: Array<number | null>; mean: number | null; sd: number | null };
+}
+
+/** The solver's fits behind one label's reported numbers: the k fold models and the final model, then each repeat's fold models. */
+export interface LabelSolverSummary {
+  label: string;
+  iterations: number[];
+  outcomes: ColumnOutcome[];
+  /** The largest of those fits' final ‖gradient‖∞ ÷ ‖gradient at the start‖∞ (the stopping rule wants ≤ tolerance). */
+  worstRelativeGradient: number;
+  /** Fits whose line search found no lower loss: stopped at the float32 precision of the products, as close as the solver gets. */
+  atPrecisionFloor: number;
+  /** Every one of those fits met the stopping rule or stopped at the precision floor (none ran out of iterations). */
+  converged: boolean;
+}
+
 export interface ProbeMetrics {
   labels: string[];
   folds: { count: number; images: number[]; cases: number[] };
   overall: GroupMetrics;
   subgroups: SubgroupTable[];
   curve: CurvePoint[];
-  solver: { passes: number; maxIterations: number; meanIterations: number; outcomes: Partial<Record<ColumnOutcome, number>> };
+  /** Absent in runs stored before repeats were kept. */
+  repeats?: RepeatSummary;
+  solver: {
+    /** Absent in runs stored before the relative stopping rule. */
+    tolerance?: number;
+    passes: number;
+    maxIterations: number;
+    meanIterations: number;
+    outcomes: Partial<Record<ColumnOutcome, number>>;
+    perLabel?: LabelSolverSummary[];
+    /** Data-efficiency fits that stopped without meeting the rule. */
+    curveNotConverged?: number;
+  };
 }

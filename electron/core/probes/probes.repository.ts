@@ -25,11 +25,16 @@ export interface ProbeManifest {
     classWeights: boolean;
     solver: string;
     maxIterations: number;
-    gradientTolerance: number;
+    /** Relative stopping rule of the solver (largest gradient component ≤ tolerance × its value at the start). */
+    tolerance: number;
     bootstrapReplicates: number;
     curveFractions: number[];
     curveSeeds: number;
     minGroupCases: number;
+    /** A label's AUC (overall or in a subgroup) needs at least this many positive and this many negative cases. */
+    minClassCases: number;
+    /** Repeats of the grouped k-fold with different fold seeds (1 = the CV once). */
+    repeats: number;
   };
   appVersion: string;
   population: {
@@ -64,6 +69,23 @@ export interface ProbeRunRecord {
 export interface StoredProbeModel {
   weights: Float32Array;
   offsets: number[];
+}
+
+/** One population image of a run as its evaluation saw it: the fold, and per label the truth and out-of-fold probability. */
+export interface ProbeOutOfFoldImage {
+  imageId: number;
+  groupKey: string;
+  fold: number;
+  /** Per label, in the run's label order: 1, 0, or null when unknown for this image. */
+  truths: Array<0 | 1 | null>;
+  probabilities: number[];
+}
+
+/** An out-of-fold row with what identifies the image outside this library. */
+export interface ExportedOutOfFoldImage extends ProbeOutOfFoldImage {
+  fileSha256: string;
+  relativePath: string | null;
+  originalPath: string;
 }
 
 export interface ProbePredictionRow {
@@ -115,10 +137,15 @@ export class ProbesRepository {
       .all() as Array<{ imageId: number; flag: string }>;
   }
 
-  /** image id → case id, for images that belong to a case. */
-  casesOfImages(): Map<number, number> {
-    const rows = this.db.prepare('SELECT id, case_id AS caseId FROM images WHERE case_id IS NOT NULL AND deleted_at IS NULL').all() as Array<{ id: number; caseId: number }>;
-    return new Map(rows.map((row) => [row.id, row.caseId]));
+  /**
+   * image id → what identifies an image independently of the order it was imported in: its case's
+   * key (text, null without a case) and the sha256 of its file, for images not deleted.
+   */
+  imageKeys(): Map<number, { caseKey: string | null; fileSha256: string }> {
+    const rows = this.db
+      .prepare('SELECT i.id AS id, c.case_key AS caseKey, i.file_sha256 AS fileSha256 FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.deleted_at IS NULL')
+      .all() as Array<{ id: number; caseKey: string | null; fileSha256: string }>;
+    return new Map(rows.map((row) => [row.id, { caseKey: row.caseKey, fileSha256: row.fileSha256 }]));
   }
 
   /** image id → value of one metadata key. */
@@ -155,11 +182,20 @@ export class ProbesRepository {
   }
 
   /** Stores the evaluation, the final model and its predictions in one transaction. */
-  completeRun(runId: number, result: { metrics: ProbeMetrics; model: StoredProbeModel; predictions: ProbePredictionRow[]; finishedAt: string }): void {
+  completeRun(
+    runId: number,
+    result: { metrics: ProbeMetrics; model: StoredProbeModel; predictions: ProbePredictionRow[]; outOfFold: ProbeOutOfFoldImage[]; labels: string[]; finishedAt: string },
+  ): void {
     const insert = this.db.prepare('INSERT INTO probe_predictions (run_id, image_id, label, probability) VALUES (?, ?, ?, ?)');
+    const insertFold = this.db.prepare('INSERT INTO probe_folds (run_id, image_id, group_key, fold) VALUES (?, ?, ?, ?)');
+    const insertOutOfFold = this.db.prepare('INSERT INTO probe_out_of_fold (run_id, image_id, label, truth, probability) VALUES (?, ?, ?, ?, ?)');
     writeTransaction(this.db, () => {
       this.db.prepare('DELETE FROM probe_predictions WHERE run_id = ?').run(runId);
       for (const row of result.predictions) insert.run(runId, row.imageId, row.label, row.probability);
+      for (const image of result.outOfFold) {
+        insertFold.run(runId, image.imageId, image.groupKey, image.fold);
+        result.labels.forEach((label, index) => insertOutOfFold.run(runId, image.imageId, label, image.truths[index], image.probabilities[index]));
+      }
       this.db
         .prepare("UPDATE probe_runs SET status = 'completed', finished_at = ?, metrics = ?, final_weights = ?, final_offsets = ? WHERE id = ?")
         .run(result.finishedAt, JSON.stringify(result.metrics), vectorToBlob(result.model.weights), JSON.stringify(result.model.offsets), runId);
@@ -205,9 +241,44 @@ export class ProbesRepository {
     return this.db.prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label').all(runId) as ProbePredictionRow[];
   }
 
+  /**
+   * The stored out-of-fold rows of a run with each image's file sha256 and paths, ordered by grouping
+   * key and sha256 (the order the evaluation used), labels in the run's order.
+   */
+  outOfFold(runId: number, labels: string[]): ExportedOutOfFoldImage[] {
+    const images = this.db
+      .prepare(
+        `SELECT f.image_id AS imageId, f.group_key AS groupKey, f.fold AS fold, i.file_sha256 AS fileSha256, i.relative_path AS relativePath, i.original_path AS originalPath
+         FROM probe_folds f JOIN images i ON i.id = f.image_id WHERE f.run_id = ?`,
+      )
+      .all(runId) as Array<Omit<ExportedOutOfFoldImage, 'truths' | 'probabilities'>>;
+    const byImage = new Map<number, ExportedOutOfFoldImage>();
+    for (const image of images) byImage.set(image.imageId, { ...image, truths: labels.map(() => null), probabilities: labels.map(() => Number.NaN) });
+    const column = new Map(labels.map((label, index) => [label, index]));
+    const cells = this.db.prepare('SELECT image_id AS imageId, label, truth, probability FROM probe_out_of_fold WHERE run_id = ?').iterate(runId) as Iterable<{
+      imageId: number;
+      label: string;
+      truth: 0 | 1 | null;
+      probability: number;
+    }>;
+    for (const cell of cells) {
+      const image = byImage.get(cell.imageId);
+      const index = column.get(cell.label);
+      if (!image || index === undefined) continue;
+      image.truths[index] = cell.truth;
+      image.probabilities[index] = cell.probability;
+    }
+    // Plain code-unit comparison: the same order on every machine and locale.
+    return [...byImage.values()].sort((a, b) => compareText(a.groupKey, b.groupKey) || compareText(a.fileSha256, b.fileSha256));
+  }
+
   predictionCount(runId: number): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM probe_predictions WHERE run_id = ?').get(runId) as { n: number }).n;
   }
+}
+
+export function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function toRecord(row: RunRow): ProbeRunRecord {

@@ -4,8 +4,9 @@ import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.j
 import { appVersion } from './app-version.js';
 import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
 import type { SubgroupAttribute } from './probe-metrics.types.js';
+import { checkExportTarget, predictionExportFormat, predictionManifest, predictionsCsv, writePredictionExport, type PredictionExportFormat, type PredictionExportManifest } from './out-of-fold-export.js';
 import { runProbeInWorker } from './probe-worker-client.js';
-import type { ProbeLabelKind, ProbeManifest, ProbePredictionRow, ProbeRunRecord, ProbeRunStatus, ProbesRepository } from './probes.repository.js';
+import { compareText, type ExportedOutOfFoldImage, type ProbeLabelKind, type ProbeManifest, type ProbeOutOfFoldImage, type ProbePredictionRow, type ProbeRunRecord, type ProbeRunStatus, type ProbesRepository } from './probes.repository.js';
 import { normaliseFitzpatrick, normaliseMonkTone, resolveMultiLabel, resolveQualityTargets, resolveSingleValue, type ResolvedTargets } from './target-resolution.js';
 
 export interface TrainProbeOptions extends JobControl {
@@ -26,12 +27,17 @@ export interface TrainProbeOptions extends JobControl {
   /** Condition labels below this confidence (1–5) are treated as unknown, not positive. */
   minConfidence?: number;
   maxIterations?: number;
-  gradientTolerance?: number;
+  /** Relative stopping rule of the solver: largest gradient component ≤ tolerance × its value at the start. */
+  tolerance?: number;
   bootstrapReplicates?: number;
   /** Case fractions of the data-efficiency curve (1 is always included as the CV itself); [] for none. */
   curveFractions?: number[];
   curveSeeds?: number;
   minGroupCases?: number;
+  /** A label's AUC, overall and per subgroup, needs at least this many positive and this many negative cases (default 5). */
+  minClassCases?: number;
+  /** Grouped k-fold repeated with this many fold seeds (default 1). */
+  repeats?: number;
   /** onnxruntime threads (default: all cores). */
   threads?: number;
 }
@@ -43,13 +49,15 @@ export const probeDefaults = {
   seed: 0,
   l2: 1e-2,
   classWeights: false,
-  maxIterations: 200,
-  gradientTolerance: 1e-4,
+  maxIterations: 500,
+  tolerance: 3e-5,
   bootstrapReplicates: 1000,
   curveFractions: [0.1, 0.25, 0.5],
   // Two subsamples per fraction: the fewest that show a spread; each seed adds about 2.6× the CV's time (README, bench figures).
   curveSeeds: 2,
   minGroupCases: 10,
+  minClassCases: 5,
+  repeats: 1,
 };
 
 export interface ProbeRunSummary {
@@ -138,14 +146,23 @@ export class ProbesService {
       );
     }
 
-    const casesOfImages = this.probes.casesOfImages();
-    const caseKeyOf = (imageId: number) => {
-      const caseId = casesOfImages.get(imageId);
-      return caseId === undefined ? `image:${imageId}` : `case:${caseId}`;
+    // Folds, bootstrap draws and curve subsamples are seeded over row positions, so rows are put in an
+    // order that does not depend on image ids (which follow import completion order): population first,
+    // sorted by grouping key then file sha256, then the other embedded images by file sha256.
+    const imageKeys = this.probes.imageKeys();
+    const groupKeyOf = (imageId: number) => {
+      const keys = imageKeys.get(imageId)!;
+      return keys.caseKey === null ? `image:${keys.fileSha256}` : `case:${keys.caseKey}`;
     };
-    const labels = this.chooseLabels(resolved, populationImages, caseKeyOf, options, settings.folds, labelKind);
+    const labels = this.chooseLabels(resolved, populationImages, groupKeyOf, options, settings.folds, labelKind);
+    const shaOf = (imageId: number) => imageKeys.get(imageId)!.fileSha256;
+    const populationSet = new Set(populationImages);
+    const orderedPopulation = [...populationImages].sort((a, b) => compareText(groupKeyOf(a), groupKeyOf(b)) || compareText(shaOf(a), shaOf(b)));
+    const orderedRest = matrix.imageIds.filter((imageId) => !populationSet.has(imageId)).sort((a, b) => compareText(shaOf(a), shaOf(b)));
+    const imageOfRow = [...orderedPopulation, ...orderedRest];
+    permuteRows(matrix.data, matrix.dim, Int32Array.from(imageOfRow, (imageId) => rowOfImage.get(imageId)!));
 
-    const rowCount = matrix.imageIds.length;
+    const rowCount = imageOfRow.length;
     const labelCount = labels.length;
     const targets = new Uint8Array(rowCount * labelCount);
     const known = new Uint8Array(rowCount * labelCount);
@@ -153,9 +170,8 @@ export class ProbesService {
     const caseIndex = new Map<string, number>();
     const positives: Record<string, number> = Object.fromEntries(labels.map((label) => [label, 0]));
     const unknownCounts: Record<string, number> = Object.fromEntries(labels.map((label) => [label, 0]));
-    for (const imageId of populationImages) {
-      const row = rowOfImage.get(imageId)!;
-      const key = caseKeyOf(imageId);
+    orderedPopulation.forEach((imageId, row) => {
+      const key = groupKeyOf(imageId);
       if (!caseIndex.has(key)) caseIndex.set(key, caseIndex.size);
       caseOfRow[row] = caseIndex.get(key)!;
       labels.forEach((label, index) => {
@@ -169,9 +185,9 @@ export class ProbesService {
           positives[label]!++;
         }
       });
-    }
+    });
 
-    const subgroups = this.subgroupsFor(matrix.imageIds);
+    const subgroups = this.subgroupsFor(imageOfRow);
     const manifest: ProbeManifest = {
       modelId: model.id,
       modelSha256: model.sha256,
@@ -193,11 +209,13 @@ export class ProbesService {
         classWeights: settings.classWeights,
         solver: 'L-BFGS (memory 7, backtracking Armijo) per label, on standardised features (training-fold mean and σ)',
         maxIterations: settings.maxIterations,
-        gradientTolerance: settings.gradientTolerance,
+        tolerance: settings.tolerance,
         bootstrapReplicates: settings.bootstrapReplicates,
         curveFractions: [...settings.curveFractions, 1],
         curveSeeds: settings.curveSeeds,
         minGroupCases: settings.minGroupCases,
+        minClassCases: settings.minClassCases,
+        repeats: settings.repeats,
       },
       appVersion: appVersion(),
       population: { images: populationImages.length, cases: caseIndex.size, labelledWithoutEmbedding, positives, unknown: unknownCounts },
@@ -214,33 +232,63 @@ export class ProbesService {
       labels,
       targets,
       known,
-      populationRows: Int32Array.from(populationImages, (imageId) => rowOfImage.get(imageId)!).sort(),
+      populationRows: Int32Array.from(orderedPopulation, (_, row) => row),
       caseOfRow,
       subgroups,
       settings,
     };
-    const stageCount = 1 + settings.curveFractions.length * settings.curveSeeds;
-    const reporter = new ProgressReporter('probe-train', stageCount * settings.maxIterations, options.onProgress);
+    const stageCount = 1 + (settings.repeats > 1 ? 1 : 0) + settings.curveFractions.length * settings.curveSeeds;
+    // Progress counts solver passes. How many a stage needs is only known when it ends, so the total is
+    // estimated: the longest finished stage so far, or before any has finished the passes a typical
+    // stage took on the bench data; never the iteration limit, which would promise minutes for a job of seconds.
+    const typicalStagePasses = 60;
+    const finishedStagePasses: number[] = [];
+    let stagePasses = 0;
+    let currentStage = 0;
+    // The clock starts at the first pass: starting the worker and its onnxruntime sessions would otherwise
+    // count as solver time and make the first rate, and the time left, look many times worse than it is.
+    let reporter: ProgressReporter | undefined;
     try {
       const outcome = await runProbeInWorker(problem, {
         ...(options.signal ? { signal: options.signal } : {}),
-        onProgress: (progress) =>
-          reporter.report(
-            progress.stageIndex * settings.maxIterations + Math.min(progress.pass, settings.maxIterations - 1),
-            `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running`,
-          ),
+        onProgress: (progress) => {
+          while (currentStage < progress.stageIndex) {
+            finishedStagePasses.push(stagePasses);
+            stagePasses = 0;
+            currentStage++;
+          }
+          stagePasses = progress.pass;
+          const finished = finishedStagePasses.reduce((sum, passes) => sum + passes, 0);
+          const typical = finishedStagePasses.length > 0 ? Math.max(...finishedStagePasses) : typicalStagePasses;
+          const current = Math.max(typical, stagePasses + (progress.activeColumns > 0 ? 1 : 0));
+          reporter ??= new ProgressReporter('probe-train', stageCount * typicalStagePasses, options.onProgress);
+          reporter.setTotal(finished + current + (stageCount - progress.stageIndex - 1) * typical);
+          reporter.report(finished + stagePasses, `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running`);
+        },
       });
       const predictions: ProbePredictionRow[] = [];
-      matrix.imageIds.forEach((imageId, row) => {
+      imageOfRow.forEach((imageId, row) => {
         labels.forEach((label, index) => predictions.push({ imageId, label, probability: outcome.predictions[row * labelCount + index]! }));
       });
+      const outOfFold: ProbeOutOfFoldImage[] = orderedPopulation.map((imageId, row) => ({
+        imageId,
+        groupKey: groupKeyOf(imageId),
+        fold: outcome.foldOfRow[row]!,
+        truths: labels.map((_, index) => (known[row * labelCount + index] ? (targets[row * labelCount + index] as 0 | 1) : null)),
+        probabilities: labels.map((_, index) => outcome.outOfFold[row * labelCount + index]!),
+      }));
       this.probes.completeRun(runId, {
         metrics: outcome.metrics,
         model: { weights: outcome.finalWeights, offsets: outcome.finalOffsets },
         predictions,
+        outOfFold,
+        labels,
         finishedAt: this.clock().toISOString(),
       });
-      reporter.report(stageCount * settings.maxIterations, 'done', true);
+      const passes = finishedStagePasses.reduce((sum, value) => sum + value, 0) + stagePasses;
+      reporter ??= new ProgressReporter('probe-train', passes, options.onProgress);
+      reporter.setTotal(passes);
+      reporter.report(passes, 'done', true);
     } catch (error) {
       if (isCancellation(error)) {
         this.probes.endRun(runId, 'cancelled', this.clock().toISOString(), null);
@@ -256,6 +304,94 @@ export class ProbesService {
     const run = this.probes.run(runId);
     if (!run) throw new DermError('not-found', `There is no probe run ${runId} in this library.`, { field: 'runId', value: runId });
     return { ...run, predictionCount: this.probes.predictionCount(runId) };
+  }
+
+  /**
+   * The labels a probe could learn, most positive cases first, with positive and negative case counts
+   * among the embedded population, for choosing labels in the app's form.
+   */
+  labelChoices(labelKind: ProbeLabelKind = probeDefaults.labelKind, modelId?: string): { modelId: string; labels: Array<{ label: string; positiveCases: number; negativeCases: number }> } {
+    const chosenModel = this.chooseModel(modelId);
+    const resolved =
+      labelKind === 'condition'
+        ? resolveMultiLabel(this.probes.currentLabels('condition'))
+        : resolveQualityTargets(this.probes.currentLabels('gradable'), this.probes.currentLabels('quality_flag'), this.probes.manualImageFlags());
+    const embedded = new Set(this.embeddings.matrixImageIds(chosenModel));
+    const population = resolved.images.filter((imageId) => embedded.has(imageId));
+    const imageKeys = this.probes.imageKeys();
+    const groupKeyOf = (imageId: number) => {
+      const keys = imageKeys.get(imageId)!;
+      return keys.caseKey === null ? `image:${keys.fileSha256}` : `case:${keys.caseKey}`;
+    };
+    const values = new Set<string>();
+    for (const imageId of population) for (const value of resolved.positives.get(imageId) ?? []) values.add(value);
+    const labels = [...values].map((label) => {
+      const positive = new Set<string>();
+      const negative = new Set<string>();
+      for (const imageId of population) {
+        if (resolved.unknown.get(imageId)?.has(label)) continue;
+        (resolved.positives.get(imageId)?.has(label) ? positive : negative).add(groupKeyOf(imageId));
+      }
+      return { label, positiveCases: positive.size, negativeCases: negative.size };
+    });
+    labels.sort((a, b) => b.positiveCases - a.positiveCases || compareText(a.label, b.label));
+    return { modelId: chosenModel, labels };
+  }
+
+  /** The stored out-of-fold rows of a completed run, with a clear error when there are none. */
+  outOfFold(runId: number): { run: ProbeReport; images: ExportedOutOfFoldImage[] } {
+    const run = this.report(runId);
+    if (run.status !== 'completed') {
+      throw new DermError('invalid-input', `Probe run ${runId} is ${run.status}; only a completed run has out-of-fold predictions.`, { field: 'runId', value: runId });
+    }
+    const images = this.probes.outOfFold(runId, run.labels);
+    if (images.length === 0) {
+      throw new DermError('not-found', `Probe run ${runId} was stored before out-of-fold predictions were kept; train it again with the same options to get them.`, {
+        field: 'runId',
+        value: runId,
+      });
+    }
+    return { run, images };
+  }
+
+  /**
+   * Writes a run's out-of-fold predictions to `fileName` (.csv or .npz) inside `folder`, with
+   * `<file>.manifest.json` beside it. Refuses a name that leads outside the folder or already exists;
+   * nothing is written then.
+   */
+  exportPredictions(runId: number, target: { folder: string; fileName: string }): { file: string; manifestFile: string; format: PredictionExportFormat; images: number; labels: string[] } {
+    const format = predictionExportFormat(target.fileName);
+    const paths = checkExportTarget(target.folder, target.fileName);
+    const { run, images } = this.outOfFold(runId);
+    const manifest = predictionManifest(run, images, format, paths.file, this.clock().toISOString());
+    writePredictionExport(paths, format, run.labels, images, manifest);
+    return { ...paths, format, images: images.length, labels: run.labels };
+  }
+
+  /** The CSV and manifest of a run's out-of-fold predictions as text, for a download from the app. */
+  predictionsDownload(runId: number): { fileName: string; csv: string; manifest: PredictionExportManifest } {
+    const { run, images } = this.outOfFold(runId);
+    const fileName = `probe-run-${runId}-out-of-fold.csv`;
+    return { fileName, csv: predictionsCsv(run.labels, images), manifest: predictionManifest(run, images, 'csv', fileName, this.clock().toISOString()) };
+  }
+
+  /**
+   * The images the run's out-of-fold predictions get most wrong for one label: positives with the
+   * lowest probability and negatives with the highest, by |truth − probability|, worst first.
+   */
+  worstPredictions(runId: number, label: string, limit = 24): Array<{ imageId: number; groupKey: string; fold: number; truth: 0 | 1; probability: number; error: number }> {
+    const { run, images } = this.outOfFold(runId);
+    const index = run.labels.indexOf(label);
+    if (index < 0) throw new DermError('invalid-input', `Probe run ${runId} has no label "${label}"; its labels are ${run.labels.join(', ')}.`, { field: 'label', value: label });
+    return images
+      .flatMap((image) => {
+        const truth = image.truths[index];
+        if (truth === null || truth === undefined) return [];
+        const probability = image.probabilities[index]!;
+        return [{ imageId: image.imageId, groupKey: image.groupKey, fold: image.fold, truth, probability, error: Math.abs(truth - probability) }];
+      })
+      .sort((a, b) => b.error - a.error || compareText(a.groupKey, b.groupKey) || a.imageId - b.imageId)
+      .slice(0, limit);
   }
 
   list(): ProbeRunSummary[] {
@@ -371,9 +507,11 @@ export class ProbesService {
     };
     const l2 = options.l2 ?? probeDefaults.l2;
     if (!(Number.isFinite(l2) && l2 > 0)) throw new DermError('invalid-input', `l2 must be a positive number; got ${l2}.`, { field: 'l2' });
-    const gradientTolerance = options.gradientTolerance ?? probeDefaults.gradientTolerance;
-    if (!(Number.isFinite(gradientTolerance) && gradientTolerance > 0)) {
-      throw new DermError('invalid-input', `gradientTolerance must be a positive number; got ${gradientTolerance}.`, { field: 'gradientTolerance' });
+    const tolerance = options.tolerance ?? probeDefaults.tolerance;
+    if (typeof tolerance !== 'number' || !(Number.isFinite(tolerance) && tolerance > 0 && tolerance < 1)) {
+      throw new DermError('invalid-input', `tolerance must be a number between 0 and 1 (exclusive), relative to the gradient at the start; got ${String(tolerance)}.`, {
+        field: 'tolerance',
+      });
     }
     const curveFractions = options.curveFractions ?? probeDefaults.curveFractions;
     for (const fraction of curveFractions) {
@@ -385,11 +523,13 @@ export class ProbesService {
       l2,
       classWeights: options.classWeights ?? probeDefaults.classWeights,
       maxIterations: integer('maxIterations', options.maxIterations, probeDefaults.maxIterations, 1, 100_000),
-      gradientTolerance,
+      tolerance,
       bootstrapReplicates: integer('bootstrapReplicates', options.bootstrapReplicates, probeDefaults.bootstrapReplicates, 1, 100_000),
       curveFractions: [...new Set(curveFractions.filter((fraction) => fraction < 1))].sort((a, b) => a - b),
       curveSeeds: integer('curveSeeds', options.curveSeeds, probeDefaults.curveSeeds, 1, 100),
       minGroupCases: integer('minGroupCases', options.minGroupCases, probeDefaults.minGroupCases, 1, 1_000_000),
+      minClassCases: integer('minClassCases', options.minClassCases, probeDefaults.minClassCases, 1, 1_000_000),
+      repeats: integer('repeats', options.repeats, probeDefaults.repeats, 1, 50),
     };
     if (options.threads !== undefined) settings.threads = integer('threads', options.threads, 1, 1, 256);
     return settings;
@@ -459,7 +599,7 @@ export class ProbesService {
     return chosen.map((entry) => entry.label);
   }
 
-  private subgroupsFor(imageIds: number[]): ProbeProblem['subgroups'] {
+  private subgroupsFor(imageIds: readonly number[]): ProbeProblem['subgroups'] {
     const fitzpatrickLabels = resolveSingleValue(this.probes.currentLabels('fitzpatrick'), normaliseFitzpatrick);
     const fitzpatrickSelf = this.probes.metadataValues('fitzpatrick_self');
     const monkLabels = resolveSingleValue(this.probes.currentLabels('monk_tone'), normaliseMonkTone);
@@ -492,3 +632,29 @@ export class ProbesService {
   }
 }
 
+/**
+ * Reorders the rows of a row-major matrix in place so that row i holds what row `sourceOfRow[i]` held
+ * (a permutation), following its cycles with one row of scratch memory instead of copying the matrix.
+ */
+export function permuteRows(data: Float32Array, dim: number, sourceOfRow: Int32Array): void {
+  const done = new Uint8Array(sourceOfRow.length);
+  const scratch = new Float32Array(dim);
+  for (let start = 0; start < sourceOfRow.length; start++) {
+    if (done[start] || sourceOfRow[start] === start) {
+      done[start] = 1;
+      continue;
+    }
+    scratch.set(data.subarray(start * dim, (start + 1) * dim));
+    let target = start;
+    for (;;) {
+      done[target] = 1;
+      const source = sourceOfRow[target]!;
+      if (source === start) {
+        data.set(scratch, target * dim);
+        break;
+      }
+      data.copyWithin(target * dim, source * dim, (source + 1) * dim);
+      target = source;
+    }
+  }
+}

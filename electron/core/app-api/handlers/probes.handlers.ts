@@ -1,6 +1,11 @@
 import type { HandlerGroup } from '../app-api.js';
 
-export const probesHandlers: HandlerGroup<'probeTrainStart' | 'probeList' | 'probeReport' | 'probePredictions'> = {
+export const probesHandlers: HandlerGroup<
+  'probeTrainStart' | 'probeList' | 'probeReport' | 'probePredictions' | 'probeLabelChoices' | 'probePredictionsDownload' | 'probeWorstPredictions'
+> = {
+  probeLabelChoices: (input, { core }) => core.probes.labelChoices(input.labelKind, input.modelId),
+  probePredictionsDownload: (input, { core }) => core.probes.predictionsDownload(input.runId),
+  probeWorstPredictions: (input, { core }) => ({ images: core.probes.worstPredictions(input.runId, input.label, input.limit) }),
   probePredictions: (input, { core }) => {
     // An unknown image is a 404, not an empty list that looks like "no predictions yet".
     core.images.require(input.imageId);
@@ -18,6 +23,9 @@ export const probesHandlers: HandlerGroup<'probeTrainStart' | 'probeList' | 'pro
           ...(input.top ? { top: input.top } : {}),
           ...(input.folds ? { folds: input.folds } : {}),
           ...(input.seed !== undefined ? { seed: input.seed } : {}),
+          ...(input.tolerance !== undefined ? { tolerance: input.tolerance } : {}),
+          ...(input.repeats !== undefined ? { repeats: input.repeats } : {}),
+          ...(input.minClassCases !== undefined ? { minClassCases: input.minClassCases } : {}),
         });
         return { status: report.status === 'completed' ? 'success' : 'failed', result: { runId: report.id } };
       } finally {
