@@ -50,10 +50,10 @@ export class EmbeddingsRepository {
    * neither the model row nor any embedding, so a failed import never locks the model id.
    */
   registerAndPut(model: Omit<EmbeddingModelRecord, 'registeredAt'>, rows: Array<{ imageId: number; vector: ArrayLike<number> }>): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.registerModel(model);
       this.put(model.id, model.sha256, rows);
-    })();
+    });
   }
 
   /**
