@@ -116,6 +116,10 @@ export interface IndexSearchOptions {
   allowedIds?: readonly number[];
   /** Scan every (allowed) embedding instead of searching the graph: slower, complete by construction. */
   exact?: boolean;
+  /** The query is this library image's embedding: its projected point is read from the graph instead of projecting again. */
+  libraryImageId?: number;
+  /** Filled with the milliseconds each stage took (normalise, project, graph, fetch + re-rank), for the bench. */
+  stages?: Partial<Record<'normalise' | 'project' | 'graph' | 'rerank', number>>;
 }
 
 /** Settings of a projection fit. */
@@ -864,6 +868,11 @@ export class VectorIndexService {
     return counts;
   }
 
+  /** Whether the loaded index holds this image (after ensureReady). */
+  contains(modelId: string, imageId: number): boolean {
+    return this.loaded.get(modelId)?.live.has(imageId) ?? false;
+  }
+
   /** Number of live elements in the loaded index (after ensureReady). */
   size(modelId: string): number {
     return this.loaded.get(modelId)?.live.size ?? 0;
@@ -885,7 +894,15 @@ export class VectorIndexService {
     for (let index = 0; index < query.length; index++) {
       if (!Number.isFinite(query[index]!)) throw new DermError('invalid-input', `The query vector has a non-finite value at position ${index}.`, { field: 'query' });
     }
+    let clock = performance.now();
+    const lap = (stage: 'normalise' | 'project' | 'graph' | 'rerank') => {
+      if (!options.stages) return;
+      const now = performance.now();
+      options.stages[stage] = (options.stages[stage] ?? 0) + now - clock;
+      clock = now;
+    };
     const unit = normalized(query);
+    lap('normalise');
     const allowedCount = options.allowedIds?.length ?? loaded.live.size;
     if (options.exact) {
       return this.exactOver(modelId, unit, options.allowedIds ?? [...loaded.live].sort((a, b) => a - b), k);
@@ -893,7 +910,10 @@ export class VectorIndexService {
     if (options.allowedIds && (allowedCount <= this.parameters.exactFilterLimit || allowedCount <= loaded.live.size * 0.02)) {
       return this.exactOver(modelId, unit, options.allowedIds, k);
     }
-    const projectedQuery = Array.from(await this.project(loaded, unit, 1));
+    // A library image's projected point is in the graph already (the same product of the same unit vector).
+    const fromGraph = loaded.projection && options.libraryImageId !== undefined && loaded.live.has(options.libraryImageId);
+    const projectedQuery = fromGraph ? loaded.hnsw.getPoint(options.libraryImageId!) : Array.from(await this.project(loaded, unit, 1));
+    lap('project');
     const calibration = loaded.record.calibration;
     const candidates = calibration?.candidates ?? this.parameters.rerankCandidates;
     const ef = calibration?.ef ?? this.parameters.efSearch;
@@ -906,10 +926,13 @@ export class VectorIndexService {
         : loaded.hnsw.searchKnn(projectedQuery, request);
       const enough = found.neighbors.length >= Math.min(request, allowedCount);
       if (enough || request >= loaded.live.size) {
+        lap('graph');
         if (!loaded.projection) {
           return found.neighbors.slice(0, k).map((imageId, index) => ({ imageId, similarity: 1 - found.distances[index]! }));
         }
-        return this.rerank(modelId, unit, found.neighbors, k);
+        const reranked = this.rerank(modelId, unit, found.neighbors, k);
+        lap('rerank');
+        return reranked;
       }
       request = Math.min(loaded.live.size, request * 4);
     }

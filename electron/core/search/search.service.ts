@@ -167,16 +167,25 @@ export class SearchService {
       query = { kind: 'vector', dim: queryVector.length };
     }
 
+    // Leaving out only the query image or its case needs no list of every eligible id per query (a scan
+    // of the whole library and a filter callback on every graph step): ask for that many more and drop them.
+    const excludeByOversampling = clauses.length === 0 && k + excluded.size <= maxK;
     let allowedIds: number[] | undefined;
-    if (clauses.length > 0 || excluded.size > 0) {
+    if (!excludeByOversampling) {
       allowedIds = this.repository.matchingIds(searchFilterSql(clauses)).filter((id) => !excluded.has(id));
     }
     await this.index.ensureReady(modelId, control);
-    const eligible = allowedIds?.length ?? this.index.size(modelId);
+    let eligible = allowedIds?.length ?? this.index.size(modelId);
     let neighbours: Array<{ imageId: number; similarity: number }> = [];
     const exact = request.exact === true;
+    const libraryImageId = query.kind === 'image' ? query.imageId : undefined;
     if (allowedIds === undefined) {
-      neighbours = await this.index.search(modelId, queryVector, k, { exact });
+      for (const id of excluded) if (this.index.contains(modelId, id)) eligible--;
+      const found = await this.index.search(modelId, queryVector, Math.min(k + excluded.size, Math.max(1, this.index.size(modelId))), {
+        exact,
+        ...(libraryImageId === undefined ? {} : { libraryImageId }),
+      });
+      neighbours = found.filter((neighbour) => !excluded.has(neighbour.imageId)).slice(0, k);
     } else if (allowedIds.length > 0) {
       const allowed = new Set(allowedIds);
       neighbours = await this.index.search(modelId, queryVector, k, { allow: (id) => allowed.has(id), allowedIds, exact });
