@@ -646,13 +646,16 @@ export class VectorIndexService {
           break;
         }
         let record: ProjectionRecord | undefined;
+        let projection: LoadedProjection | undefined;
         let candidate: LoadedIndex | undefined;
         try {
           record = await this.fitProjection(modelId, loaded.record.modelDim, build.liveIds, fit, build.control);
-          const projection = await this.loadProjection(record, fit.powerIterations);
+          projection = await this.loadProjection(record, fit.powerIterations);
           candidate = await this.construct(modelId, loaded.record.modelDim, build.liveIds, projection, build.changeSeq, { control: build.control, deadline });
         } catch (error) {
-          if (candidate === undefined && record) this.repository.deleteProjection(modelId, record.version);
+          await projection?.affine.release();
+          if (record) this.repository.deleteProjection(modelId, record.version);
+          if (!(error instanceof BudgetSpent)) await best.loaded.projection?.affine.release();
           if (error instanceof BudgetSpent) {
             budgetNote = `; a refit (${describeFit(fit)}) ran past the calibration budget of ${this.parameters.calibrationBudgetSeconds} s and was abandoned`;
             break;
