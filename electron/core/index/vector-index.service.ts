@@ -63,8 +63,11 @@ export const defaultIndexParameters: VectorIndexParameters = {
   rerankCandidates: 64,
   projectAbove: 512,
   projectedDim: 384,
-  pcaSampleSize: 4096,
-  pcaPowerIterations: 1,
+  // On flat-spectrum, post-ReLU-like vectors the sample size decides the projection's ceiling: 10k rows,
+  // 384-d, exact top 64 re-ranked: 0.830 from 4096 samples with 1 power iteration, 0.837 with 3,
+  // 0.986 from 8192 with 3 (search bench, data model "flat").
+  pcaSampleSize: 8192,
+  pcaPowerIterations: 3,
   exactFilterLimit: 2000,
   maxDeletedFraction: 0.25,
   calibrate: true,
