@@ -9,7 +9,7 @@ import { describeCalibration, makeProbes, ProbeTruth, probeIds, recallOfCandidat
 import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
 import { fitRandomizedPca, projectionBias } from './randomized-pca.js';
 import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
-import { cosine, normalized, normalizeRows, TopK, type Neighbour } from './vector-math.js';
+import { cosine, cosineWithUnit, normalized, normalizeRows, TopK, type Neighbour } from './vector-math.js';
 
 const { HierarchicalNSW } = hnswlib;
 type Hnsw = InstanceType<typeof HierarchicalNSW>;
@@ -1001,14 +1001,14 @@ export class VectorIndexService {
 
   private rerank(modelId: string, unit: Float32Array, candidates: number[], k: number): Neighbour[] {
     const top = new TopK(k);
-    for (const row of this.repository.vectors(modelId, candidates)) top.offer(row.imageId, cosine(unit, row.vector));
+    for (const row of this.repository.vectors(modelId, candidates)) top.offer(row.imageId, cosineWithUnit(unit, row.vector));
     return top.result();
   }
 
   private exactOver(modelId: string, unit: Float32Array, imageIds: readonly number[], k: number): Neighbour[] {
     const top = new TopK(k);
     for (let start = 0; start < imageIds.length; start += 512) {
-      for (const row of this.repository.vectors(modelId, imageIds.slice(start, start + 512))) top.offer(row.imageId, cosine(unit, row.vector));
+      for (const row of this.repository.vectors(modelId, imageIds.slice(start, start + 512))) top.offer(row.imageId, cosineWithUnit(unit, row.vector));
     }
     return top.result();
   }
