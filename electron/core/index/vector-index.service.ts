@@ -874,6 +874,11 @@ export class VectorIndexService {
     return counts;
   }
 
+  /** Whether a filter that keeps `allowedCount` images is answered by an exact scan of them rather than the graph. */
+  scansFilterExactly(modelId: string, allowedCount: number): boolean {
+    return allowedCount <= this.parameters.exactFilterLimit || allowedCount <= this.size(modelId) * 0.02;
+  }
+
   /** Whether the loaded index holds this image (after ensureReady). */
   contains(modelId: string, imageId: number): boolean {
     return this.loaded.get(modelId)?.live.has(imageId) ?? false;
@@ -913,7 +918,7 @@ export class VectorIndexService {
     if (options.exact) {
       return this.exactOver(modelId, unit, options.allowedIds ?? [...loaded.live].sort((a, b) => a - b), k);
     }
-    if (options.allowedIds && (allowedCount <= this.parameters.exactFilterLimit || allowedCount <= loaded.live.size * 0.02)) {
+    if (options.allowedIds && this.scansFilterExactly(modelId, allowedCount)) {
       return this.exactOver(modelId, unit, options.allowedIds, k);
     }
     // A library image's projected point is in the graph already (the same product of the same unit vector).

@@ -195,7 +195,8 @@ export class SearchService {
       const card = cards.get(neighbour.imageId);
       return card ? [{ ...card, rank: index + 1, similarity: neighbour.similarity }] : [];
     });
-    return { modelId, k, query, where, eligible, completeness: describeCompleteness(this.index.calibration(modelId), exact), results };
+    const scannedExactly = exact || (allowedIds !== undefined && this.index.scansFilterExactly(modelId, allowedIds.length));
+    return { modelId, k, query, where, eligible, completeness: describeCompleteness(this.index.calibration(modelId), scannedExactly), results };
   }
 
   /**
