@@ -68,7 +68,9 @@ describe('dermws bench search', () => {
     expect(result.json.calibration).toMatchObject({ target: 0.99, met: true });
     expect(result.json.service.recall).toBeGreaterThanOrEqual(0.97);
     expect(result.json.native.recall).toBeGreaterThanOrEqual(0.97);
-    for (const figure of [result.json.service.p50Ms, result.json.service.p99Ms, result.json.openMs, result.json.buildSeconds]) expect(Number.isFinite(figure)).toBe(true);
+    for (const figure of [result.json.service.p50Ms, result.json.service.p99Ms, result.json.openMs, result.json.buildSeconds, result.json.request.firstMs, result.json.request.p50Ms]) {
+      expect(Number.isFinite(figure)).toBe(true);
+    }
 
     // float64 queries in an .npz, SCIN's layout: one 1-D vector per key.
     writeNpz(
