@@ -46,7 +46,7 @@ export interface Probe {
   vector: Float32Array;
 }
 
-/** Every `live.length / count`-th id, offset by half a step so probes and the PCA sample differ. */
+/** Every `live.length / count`-th id, offset by half a step (the PCA sample starts each step: the two rarely share rows). */
 export function probeIds(liveIds: readonly number[], count: number): number[] {
   const n = Math.min(count, liveIds.length);
   const step = liveIds.length / n;
