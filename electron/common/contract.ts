@@ -183,6 +183,8 @@ export const modelSummarySchema = z.object({
   description: z.string().nullable(),
   assumptions: z.array(z.string()),
   embedded: z.int(),
+  /** The search index's own measured recall, e.g. "recall@10 0.996 measured on 256 probes at build (candidates 128, ef 160, 256-d)"; null before one is built. */
+  searchIndex: z.string().nullable(),
 });
 
 export const modelCheckSchema = z.object({
@@ -221,6 +223,8 @@ const searchOptions = {
   /** Filter clauses as in `dermws search --where`, e.g. "flag!=blurry", "label.condition=eczema", "meta.body_parts~ARM". */
   where: z.array(z.string().min(1).max(500)).max(20).optional(),
   excludeCase: z.boolean().optional(),
+  /** Compare with every eligible embedding instead of searching the index: complete by construction, slower. */
+  exact: z.boolean().optional(),
 };
 
 const aucSchema = z.union([
@@ -662,6 +666,15 @@ export const contract = {
     output: z.object({
       modelId: z.string(),
       eligible: z.int(),
+      /** How complete the list is: exact, or the index's measured recall (and whether it met its target). */
+      completeness: z.object({
+        method: z.enum(['exact', 'index']),
+        recall: z.number().nullable(),
+        probes: z.int().nullable(),
+        target: z.number().nullable(),
+        met: z.boolean().nullable(),
+        summary: z.string(),
+      }),
       results: z.array(imageCardSchema.extend({ rank: z.int(), similarity: z.number() })),
     }),
   }),

@@ -84,7 +84,7 @@ export function createCore(config: CoreConfig = {}): Core {
   }
   const modelServices = createModelServices(library);
   const labelling = createLabellingServices(library, settings);
-  const searchServices = createSearchServices(library, modelServices.embeddings);
+  const searchServices = createSearchServices(library, modelServices.embeddings, () => settings.get<number>('index.recallTarget'));
   const datasetServices = createDatasetServices(library, {
     import: importServices.import,
     images: importServices.images,

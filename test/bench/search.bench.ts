@@ -1,7 +1,8 @@
 /**
  * Similar-case search bench: generated clustered 6144-d vectors (Derm Foundation's size), 10k and
- * 100k of them (SEARCH_BENCH_SIZES=10000,100000 by default), for two data models reported separately
- * (SEARCH_BENCH_DATA=hard,decaying: flat spectra with isotropic noise, and decaying spectra), with the
+ * 100k of them (SEARCH_BENCH_SIZES=10000,100000 by default), for three data models reported separately
+ * (SEARCH_BENCH_DATA=hard,decaying,flat: flat spectra with isotropic noise, decaying spectra, and
+ * post-ReLU-like non-negative vectors with a flat spectrum), with the
  * graph built at the default projected dimension or at each of SEARCH_BENCH_GRAPH_DIMS (e.g. 256,384).
  *
  * What is measured: the index layer the VectorIndexService runs, in memory — randomized PCA fit on
@@ -9,7 +10,10 @@
  * (read + sha256 check + setEf), query = normalise + project (ORT) + graph search + exact re-rank of
  * the candidates on the full vectors; and, side by side, the project's exact brute-force scan
  * (vector-math.ts exactSearch). Full vectors are held in memory for the re-rank instead of being read
- * back from SQLite (the SQLite read of the candidates is measured separately on 10k rows).
+ * back from SQLite (the SQLite read of the candidates is measured separately on 10k rows). Then, for
+ * every size and data model, the service end to end on a real library (search-benchmark.ts: build and
+ * calibration, open-to-ready, resident memory, per-stage query times, and hnswlib's own searchKnn on
+ * the same file as the native reference). SEARCH_BENCH_PARTS=service (or layer) runs one half.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -20,12 +24,10 @@ import hnswlib from 'hnswlib-node';
 import { blobToVector, vectorToBlob } from '../../electron/core/embeddings/vector-codec.js';
 import { matrix, multiplyJs, OnnxAffine, OnnxGemm } from '../../electron/core/index/onnx-gemm.js';
 import { fitRandomizedPca, gaussianSource, projectionBias } from '../../electron/core/index/randomized-pca.js';
-import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { VectorIndexRepository } from '../../electron/core/index/vector-index.repository.js';
-import { defaultIndexParameters, VectorIndexService } from '../../electron/core/index/vector-index.service.js';
-import { openLibrary } from '../../electron/core/library/library.js';
+import { defaultIndexParameters } from '../../electron/core/index/vector-index.service.js';
 import { cosine, exactSearch, normalizeRows, TopK, type Neighbour } from '../../electron/core/index/vector-math.js';
-import { clusteredVectors, perturbed } from '../fixtures/clustered-vectors.js';
+import { benchmarkSearch, formatSearchBenchmark } from '../../electron/core/index/search-benchmark.js';
+import { clusteredVectors, flatNonNegativeVectors, perturbed } from '../fixtures/clustered-vectors.js';
 
 const { HierarchicalNSW } = hnswlib;
 const dim = 6144;
@@ -55,6 +57,10 @@ const dataModels = {
   // What measured encoders look like: centres and noise with decaying spectra (most variance in few
   // directions), the same total noise energy as the hard case.
   decaying: { latentDim: 384, noise: 0.01, centreDecay: 1, noiseDecay: 1 },
+  // Shaped like post-ReLU encoder output (flatNonNegativeVectors): non-negative with ~40% zeros,
+  // count/100 clusters (1,000 at 100k) with strong within-cluster spread, and a flat spectrum over
+  // 2048 latent directions.
+  flat: {},
 } as const;
 type DataModel = keyof typeof dataModels;
 
@@ -82,25 +88,44 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
   const graphDims = (process.env.SEARCH_BENCH_GRAPH_DIMS ?? String(parameters.projectedDim)).split(',').map(Number);
   console.log(`\n--- ${count} vectors x ${dim}, data model "${dataModel}" (M=${parameters.m}, efConstruction=${parameters.efConstruction}) ---`);
   let started = performance.now();
-  const { data } = clusteredVectors({ count, dim, seed: 42, clusters: Math.round(Math.sqrt(count)), ...dataModels[dataModel] });
+  const { data } =
+    dataModel === 'flat'
+      ? flatNonNegativeVectors({ count, dim, seed: 42 })
+      : clusteredVectors({ count, dim, seed: 42, clusters: Math.round(Math.sqrt(count)), ...dataModels[dataModel] });
   normalizeRows(data, dim);
+  let zeros = 0;
+  for (const value of data) if (value === 0) zeros++;
   const ids = Int32Array.from({ length: count }, (_, index) => index + 1);
-  console.log(`generated in ${ms(performance.now() - started)}`);
+  console.log(`generated in ${ms(performance.now() - started)} (${((zeros / data.length) * 100).toFixed(0)}% exact zeros)`);
+  const parts = (process.env.SEARCH_BENCH_PARTS ?? 'layer,service').split(',');
+  if (parts.includes('service')) {
+    // End to end through the service on a real library (SQLite), calibrated as a user's library is,
+    // with each query stage timed and hnswlib searched directly on the same file as the native figure.
+    started = performance.now();
+    const report = await benchmarkSearch({ vectors: data, count, dim, onStep: (line) => console.log(`  ${line}…`) });
+    console.log(`service (${((performance.now() - started) / 1000).toFixed(0)} s in all; load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')}):`);
+    for (const line of formatSearchBenchmark(report)) console.log(`  ${line}`);
+  }
+  if (!parts.includes('layer')) return;
 
   // One PCA fit with the most components compared; the first d of them are the d-dimensional
   // projection (components are ordered by variance).
   const maxDim = Math.max(...projectionDims, ...graphDims);
-  const sampleSize = Math.min(count, parameters.pcaSampleSize);
-  const step = count / sampleSize;
-  const sample = new Float32Array(sampleSize * dim);
-  for (let row = 0; row < sampleSize; row++) sample.set(data.subarray(Math.floor(row * step) * dim, (Math.floor(row * step) + 1) * dim), row * dim);
-  started = performance.now();
-  const pca = await fitRandomizedPca(gemm, matrix(sampleSize, dim, sample), { components: maxDim, powerIterations: parameters.pcaPowerIterations });
-  const fitSeconds = (performance.now() - started) / 1000;
-  const kept = (d: number) => pca.variances.slice(0, d).reduce((sum, value) => sum + value, 0) / pca.totalVariance;
-  console.log(
-    `PCA fit (ORT, ${sampleSize} samples, ${parameters.pcaPowerIterations} power iterations, ${maxDim} components): ${fitSeconds.toFixed(2)} s; variance kept: ${projectionDims.map((d) => `${d} -> ${(kept(d) * 100).toFixed(2)}%`).join(', ')}`,
-  );
+  const fitOf = async (samples: number, powerIterations: number) => {
+    const sampleSize = Math.min(count, samples);
+    const step = count / sampleSize;
+    const sample = new Float32Array(sampleSize * dim);
+    for (let row = 0; row < sampleSize; row++) sample.set(data.subarray(Math.floor(row * step) * dim, (Math.floor(row * step) + 1) * dim), row * dim);
+    const t = performance.now();
+    const model = await fitRandomizedPca(gemm, matrix(sampleSize, dim, sample), { components: maxDim, powerIterations, centreInPlace: true });
+    const seconds = (performance.now() - t) / 1000;
+    const keptBy = (d: number) => model.variances.slice(0, d).reduce((sum, value) => sum + value, 0) / model.totalVariance;
+    console.log(
+      `PCA fit (ORT, ${sampleSize} samples, ${powerIterations} power iterations, ${maxDim} components): ${seconds.toFixed(2)} s; variance kept: ${projectionDims.map((d) => `${d} -> ${(keptBy(d) * 100).toFixed(2)}%`).join(', ')}`,
+    );
+    return model;
+  };
+  const pca = await fitOf(parameters.pcaSampleSize, parameters.pcaPowerIterations);
   const affineFor = (d: number) => {
     const components = new Float32Array(dim * d);
     for (let row = 0; row < dim; row++) components.set(pca.components.subarray(row * maxDim, row * maxDim + d), row * d);
@@ -160,9 +185,54 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
         }
       });
     }
-    console.log('projection ceiling, recall@10 (exact top C in the projected space, re-ranked):');
+    console.log(`projection ceiling, recall@10 (exact top C in the projected space, re-ranked; fit ${Math.min(count, parameters.pcaSampleSize)} samples, ${parameters.pcaPowerIterations} power iterations):`);
     console.log(`dims | ${candidateCounts.map((c) => `C=${c}`.padStart(6)).join(' | ')}`);
     for (const d of projectionDims) console.log(`${String(d).padStart(4)} | ${candidateCounts.map((c) => recall(hits.get(`${d}/${c}`)!, truth).toFixed(3).padStart(6)).join(' | ')}`);
+  }
+
+  if (dataModel === 'flat') {
+    // Which fit holds on a flat spectrum: the projection ceiling at the default width for the default
+    // fit and for the ones a calibration escalates to (more power iterations, a larger sample).
+    const width = parameters.projectedDim;
+    console.log(`fit on flat data | ${width}-d ceiling C=64 | C=128`);
+    for (const [samples, powerIterations] of [
+      [parameters.pcaSampleSize, parameters.pcaPowerIterations],
+      [parameters.pcaSampleSize, parameters.pcaPowerIterations + 2],
+      [parameters.pcaSampleSize * 2, parameters.pcaPowerIterations + 2],
+    ] as const) {
+      const model = await fitOf(samples, powerIterations);
+      const components = new Float32Array(dim * width);
+      for (let row = 0; row < dim; row++) components.set(model.components.subarray(row * maxDim, row * maxDim + width), row * width);
+      const affine = await OnnxAffine.create(matrix(dim, width, components), projectionBias({ inputDim: dim, outputDim: width, mean: model.mean, components }));
+      const points = new Float32Array(count * width);
+      for (let start = 0; start < count; start += 1024) {
+        const rows = Math.min(1024, count - start);
+        points.set(await affine.apply(data.subarray(start * dim, (start + rows) * dim), rows), start * width);
+      }
+      const found = new Map<number, Neighbour[][]>([
+        [64, []],
+        [128, []],
+      ]);
+      for (const query of queries) {
+        const point = await affine.apply(query, 1);
+        const nearest = new TopK(128);
+        for (let row = 0; row < count; row++) {
+          let distance = 0;
+          for (let index = 0; index < width; index++) {
+            const difference = point[index]! - points[row * width + index]!;
+            distance += difference * difference;
+          }
+          nearest.offer(row + 1, -distance);
+        }
+        for (const candidates of [64, 128]) {
+          const top = new TopK(10);
+          for (const candidate of nearest.result().slice(0, candidates)) top.offer(candidate.imageId, cosine(query, data, (candidate.imageId - 1) * dim));
+          found.get(candidates)!.push(top.result());
+        }
+      }
+      console.log(`${Math.min(count, samples)} samples, ${powerIterations} power it. | ${recall(found.get(64)!, truth).toFixed(3)} | ${recall(found.get(128)!, truth).toFixed(3)}`);
+      await affine.release();
+    }
   }
 
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-search-bench-'));
@@ -294,43 +364,6 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
   }
   await fullAffine.release();
 
-  if (count <= 10_000 && dataModel === 'hard') {
-    // End to end through the service on a real library: build from SQLite, open-to-ready of a fresh
-    // service (row + file checksum + id checksum + projection session), and queries with the re-rank
-    // reading candidates from SQLite.
-    const library = openLibrary(path.join(folder, 'library'));
-    const embeddings = new EmbeddingsRepository(library.db);
-    embeddings.registerModel({ id: 'bench', displayName: 'bench', dim, sha256: 'a'.repeat(64), source: 'imported', preprocessing: null });
-    const insert = library.db.prepare(
-      "INSERT INTO images (id, file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES (?, ?, ?, ?, ?, 64, 64, 'jpeg', 1, '', 1)",
-    );
-    library.db.prepare("INSERT INTO import_batches (id, started_at, status, source_paths) VALUES (1, '', 'completed', '[]')").run();
-    library.db.transaction(() => {
-      for (let row = 0; row < count; row++) insert.run(row + 1, `f${row}`, `p${row}`, `/x/${row}.jpg`, `thumbnails/${row}.webp`);
-    })();
-    for (let start = 0; start < count; start += 1000) {
-      embeddings.put('bench', 'a'.repeat(64), Array.from({ length: Math.min(1000, count - start) }, (_, offset) => ({ imageId: start + offset + 1, vector: data.subarray((start + offset) * dim, (start + offset + 1) * dim) })));
-    }
-    let t = performance.now();
-    const builder = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths);
-    const built = await builder.ensureReady('bench');
-    console.log(`service: build from SQLite ${((performance.now() - t) / 1000).toFixed(1)} s (fit ${built.rebuilt?.fitSeconds?.toFixed(1)} s)`);
-    await builder.close();
-    t = performance.now();
-    const service = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths);
-    const opened = await service.ensureReady('bench');
-    console.log(`service: open-to-ready ${ms(performance.now() - t)} (rebuilt: ${opened.rebuilt !== null})`);
-    const times: number[] = [];
-    const found: Neighbour[][] = [];
-    for (const query of queries) {
-      const started = performance.now();
-      found.push(await service.search('bench', query, 10));
-      times.push(performance.now() - started);
-    }
-    console.log(`service: query p50 ${ms(percentile(times, 0.5))}, p99 ${ms(percentile(times, 0.99))}, recall@10 ${recall(found.map((result) => result.map((hit) => ({ ...hit }))), truth).toFixed(3)}`);
-    await service.close();
-    library.close();
-  }
   fs.rmSync(folder, { recursive: true, force: true });
 }
 
@@ -366,7 +399,7 @@ export async function run(): Promise<void> {
   await affine.release();
 
   const sizes = (process.env.SEARCH_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
-  const models = (process.env.SEARCH_BENCH_DATA ?? 'hard,decaying').split(',') as DataModel[];
+  const models = (process.env.SEARCH_BENCH_DATA ?? 'hard,decaying,flat').split(',') as DataModel[];
   for (const size of sizes) for (const dataModel of models) await benchSize(size, gemm, dataModel);
   await gemm.release();
 }

@@ -72,6 +72,8 @@ describe('similar-case search', () => {
     const { search, ids, library } = searchLibrary();
     const response = await search.search({ query: { imageId: ids[10]! }, k: 5 });
     expect(response).toMatchObject({ modelId: 'vectors', k: 5, query: { kind: 'image', imageId: ids[10] }, eligible: 600 });
+    expect(response.completeness).toMatchObject({ method: 'index', met: true, target: 0.99, probes: 256 });
+    expect(response.completeness.summary).toMatch(/^index search: recall@10 [01]\.\d{3} measured on 256 probes$/);
     const [first] = response.results;
     expect(first).toMatchObject({
       rank: 1,
@@ -116,6 +118,8 @@ describe('similar-case search', () => {
       const exact = exactSearch(normalizeRows(data.slice(0, dim), dim), normalizeRows(data.slice(), dim), ids, k, (id) => allowed.has(id));
       const found = new Set(response.results.map((hit) => hit.imageId));
       expect(exact.filter((neighbour) => found.has(neighbour.imageId)).length).toBeGreaterThanOrEqual(Math.floor(0.9 * exact.length));
+      // A small library's filtered set is scanned exactly, and the response says so rather than quoting the index's recall.
+      expect(response.completeness).toMatchObject({ method: 'exact', recall: null });
       return response;
     };
     await check(['flag!=blurry'], (index) => index % 3 !== 0);

@@ -7,6 +7,7 @@ import { registerLabelsCommands } from './labels.command.js';
 import { registerDatasetsCommands } from './datasets.command.js';
 import { registerSearchCommands } from './search.command.js';
 import { registerDemoCommands } from './demo.command.js';
+import { registerBenchCommands } from './bench.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerDatasetsCommands(program);
   registerSearchCommands(program);
   registerDemoCommands(program);
+  registerBenchCommands(program);
 }

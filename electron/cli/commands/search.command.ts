@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { Core } from '../../core/core.js';
+import { describeCalibration } from '../../core/index/index-calibration.js';
 import type { DuplicateReport, SearchResponse } from '../../core/search/search.service.js';
 import { parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
 
@@ -21,6 +22,7 @@ export function registerSearchCommands(program: Command): void {
     .option('--where <clause>', 'filter clause, repeatable (e.g. flag!=blurry, label.condition=eczema, meta.body_parts~ARM, batch=3, skin_type=V)', collect, [])
     .option('--exclude-self', 'leave the query image out of the results')
     .option('--exclude-case', "leave out every image of the query image's case")
+    .option('--exact', 'compare with every eligible embedding instead of searching the index (complete, slower)')
     .action(async (queryText: string, options: SearchCliOptions, command: Command) => {
       await withCore(command, async (core, { json }) => {
         const k = options.k === undefined ? 10 : parseK(options.k);
@@ -35,6 +37,7 @@ export function registerSearchCommands(program: Command): void {
               ...(options.model === undefined ? {} : { modelId: options.model }),
               ...(options.excludeSelf ? { excludeSelf: true } : {}),
               ...(options.excludeCase ? { excludeCase: true } : {}),
+              ...(options.exact ? { exact: true } : {}),
             },
             { signal, ...(onProgress ? { onProgress } : {}) },
           );
@@ -122,6 +125,7 @@ export function registerSearchCommands(program: Command): void {
             `${status.modelId}: ${status.state} (${status.reason}); ${status.indexedCount ?? 0}/${status.databaseCount} images, ` +
               `${status.modelDim}-d${status.projectionVersion === null ? '' : ` projected to ${status.graphDim}-d (projection v${status.projectionVersion})`}\n`,
           );
+          process.stdout.write(`  ${status.calibration ? describeCalibration(status.calibration) : 'recall not measured yet (measured at the next build or search)'}\n`);
         }
       });
     });
@@ -130,8 +134,16 @@ export function registerSearchCommands(program: Command): void {
     .description('rebuild the index from the embeddings (Ctrl-C leaves the previous index in place)')
     .option('--model <id>', 'only this model (default: every model with embeddings)')
     .option('--refit', 'fit a new PCA projection first (high-dimensional models)')
-    .action(async (options: { model?: string; refit?: boolean }, command: Command) => {
+    .option('--recall-target <r>', 'recall@10 the index calibrates itself to, above 0 and at most 1 (saved as the library setting index.recallTarget; default 0.99)')
+    .action(async (options: { model?: string; refit?: boolean; recallTarget?: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
+        if (options.recallTarget !== undefined) {
+          const target = Number(options.recallTarget);
+          if (!(target > 0 && target <= 1)) {
+            throw new DermError('invalid-input', `--recall-target must be a number above 0 and at most 1; got "${options.recallTarget}".`, { field: 'recallTarget' });
+          }
+          core.settings.set('index.recallTarget', target);
+        }
         const results = [];
         for (const modelId of modelsOf(core, options.model)) {
           results.push(
@@ -149,6 +161,7 @@ export function registerSearchCommands(program: Command): void {
           process.stdout.write(
             `${result.modelId}: ${result.elements} images, ${result.graphDim}-d graph${result.projectionVersion === null ? '' : ` (projection v${result.projectionVersion}, ${((result.explainedVariance ?? 0) * 100).toFixed(1)}% of variance)`} in ${result.buildSeconds.toFixed(1)} s\n`,
           );
+          if (result.calibration) process.stdout.write(`  ${describeCalibration(result.calibration)}\n`);
         }
       });
     });
@@ -160,6 +173,7 @@ interface SearchCliOptions {
   where: string[];
   excludeSelf?: boolean;
   excludeCase?: boolean;
+  exact?: boolean;
 }
 
 interface DuplicatesCliOptions {
@@ -206,6 +220,7 @@ async function withCancellation<T>(work: (signal: AbortSignal) => Promise<T>): P
 function printSearch(response: SearchResponse): void {
   const what = response.query.kind === 'image' ? `image ${response.query.imageId}` : response.query.kind === 'file' ? response.query.file : `a ${response.query.dim}-d vector`;
   process.stdout.write(`${response.results.length} most similar to ${what} (model ${response.modelId}; ${response.eligible} eligible images${response.where.length > 0 ? `; where ${response.where.join(' and ')}` : ''})\n`);
+  process.stdout.write(`${response.completeness.summary}\n`);
   process.stdout.write(`${'rank'.padStart(4)} ${'cosine'.padStart(7)} ${'image'.padStart(7)}  ${'case'.padEnd(14)} ${'size'.padEnd(10)} ${'flags'.padEnd(18)} thumbnail\n`);
   for (const hit of response.results) {
     process.stdout.write(

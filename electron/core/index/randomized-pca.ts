@@ -18,6 +18,8 @@ export interface PcaFitOptions {
   powerIterations?: number;
   /** Seed for the Gaussian test matrix, so a fit is reproducible. */
   seed?: number;
+  /** Centre the sample in its own array instead of a copy (halves the memory of a 16k × 6144 fit; the caller's sample is overwritten). */
+  centreInPlace?: boolean;
 }
 
 export interface PcaModel {
@@ -88,7 +90,7 @@ export async function fitRandomizedPca(gemm: OnnxGemm, sample: Matrix, options: 
     for (let col = 0; col < d; col++) mean[col]! += sample.data[offset + col]!;
   }
   for (let col = 0; col < d; col++) mean[col]! /= n;
-  const centred = matrix(n, d);
+  const centred = options.centreInPlace ? sample : matrix(n, d);
   let totalVariance = 0;
   for (let row = 0; row < n; row++) {
     const offset = row * d;

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import { blobToVector, firstNonFinite, vectorToBlob } from '../embeddings/vector-codec.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { IndexCalibration } from './index-calibration.js';
 
 /** What an index file was built from; the row lives in `vector_indexes` (migration 0005). */
 export interface VectorIndexRecord {
@@ -22,6 +23,8 @@ export interface VectorIndexRecord {
   changeSeq: number;
   builtAt: string;
   updatedAt: string;
+  /** What the last calibration chose and measured; null until the index has measured itself. */
+  calibration: IndexCalibration | null;
 }
 
 export interface ProjectionRecord {
@@ -55,6 +58,17 @@ function blobToIds(blob: Buffer): number[] {
   const ids: number[] = [];
   for (let offset = 0; offset + 4 <= blob.byteLength; offset += 4) ids.push(blob.readUInt32LE(offset));
   return ids;
+}
+
+function parseCalibration(text: string | null): IndexCalibration | null {
+  if (text === null) return null;
+  try {
+    const value = JSON.parse(text) as IndexCalibration;
+    if (typeof value.recall === 'number' && typeof value.candidates === 'number' && typeof value.ef === 'number') return value;
+  } catch {
+    // An unreadable calibration is treated as none: the index measures itself again at its next use.
+  }
+  return null;
 }
 
 /**
@@ -92,6 +106,7 @@ export class VectorIndexRepository {
       changeSeq: row.change_seq as number,
       builtAt: row.built_at as string,
       updatedAt: row.updated_at as string,
+      calibration: parseCalibration(row.calibration as string | null),
     };
   }
 
@@ -101,16 +116,16 @@ export class VectorIndexRepository {
       this.db
         .prepare(
           `INSERT INTO vector_indexes (model_id, file, file_sha256, space, model_dim, graph_dim, projection_version, element_count, id_checksum,
-             deleted_ids, capacity, m, ef_construction, change_seq, built_at, updated_at)
+             deleted_ids, capacity, m, ef_construction, change_seq, built_at, updated_at, calibration)
            VALUES (@modelId, @file, @fileSha256, @space, @modelDim, @graphDim, @projectionVersion, @elementCount, @idChecksum,
-             @deletedIds, @capacity, @m, @efConstruction, @changeSeq, @builtAt, @updatedAt)
+             @deletedIds, @capacity, @m, @efConstruction, @changeSeq, @builtAt, @updatedAt, @calibration)
            ON CONFLICT(model_id) DO UPDATE SET file = excluded.file, file_sha256 = excluded.file_sha256, space = excluded.space,
              model_dim = excluded.model_dim, graph_dim = excluded.graph_dim, projection_version = excluded.projection_version,
              element_count = excluded.element_count, id_checksum = excluded.id_checksum, deleted_ids = excluded.deleted_ids,
              capacity = excluded.capacity, m = excluded.m, ef_construction = excluded.ef_construction, change_seq = excluded.change_seq,
-             built_at = excluded.built_at, updated_at = excluded.updated_at`,
+             built_at = excluded.built_at, updated_at = excluded.updated_at, calibration = excluded.calibration`,
         )
-        .run({ ...record, deletedIds: idsToBlob(record.deletedIds) });
+        .run({ ...record, deletedIds: idsToBlob(record.deletedIds), calibration: record.calibration ? JSON.stringify(record.calibration) : null });
       this.db.prepare('DELETE FROM vector_index_changes WHERE model_id = ? AND seq <= ?').run(record.modelId, record.changeSeq);
     });
   }
@@ -188,6 +203,11 @@ export class VectorIndexRepository {
       });
     }
     return record;
+  }
+
+  /** Removes a projection version a calibration fitted but did not adopt (no index refers to it). */
+  deleteProjection(modelId: string, version: number): void {
+    this.db.prepare('DELETE FROM vector_projections WHERE model_id = ? AND version = ?').run(modelId, version);
   }
 
   /** Stores a new projection as the next version and returns it. */

@@ -50,6 +50,19 @@ export function cosine(a: Float32Array, b: Float32Array, bOffset = 0): number {
   return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
 }
 
+/** Cosine of a unit-length `unit` and any `b`: one pass without the query's own norm (the re-rank loop). */
+export function cosineWithUnit(unit: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let bb = 0;
+  for (let index = 0; index < unit.length; index++) {
+    const y = b[index]!;
+    if (y === 0) continue;
+    ab += unit[index]! * y;
+    bb += y * y;
+  }
+  return bb === 0 ? 0 : ab / Math.sqrt(bb);
+}
+
 /** Keeps the k best (highest similarity) neighbours seen so far; ties keep the lower image id first. */
 export class TopK {
   private readonly items: Neighbour[] = [];

@@ -6,9 +6,13 @@ import { SearchRepository } from './search.repository.js';
 import { SearchService, type QueryEmbedder } from './search.service.js';
 
 /** The vector index and the search service over one library (wired by createCore). */
-export function createSearchServices(library: Library, embedder: QueryEmbedder | undefined): { index: VectorIndexService; search: SearchService } {
+export function createSearchServices(
+  library: Library,
+  embedder: QueryEmbedder | undefined,
+  recallTargetSetting: () => number | undefined = () => undefined,
+): { index: VectorIndexService; search: SearchService } {
   const embeddings = new EmbeddingsRepository(library.db);
-  const index = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths);
+  const index = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, {}, recallTargetSetting);
   const search = new SearchService(new SearchRepository(library.db, library.paths.root), index, embeddings, embedder);
   return { index, search };
 }

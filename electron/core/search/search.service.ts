@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DermError, isDermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import type { IndexCalibration } from '../index/index-calibration.js';
 import type { VectorIndexService } from '../index/vector-index.service.js';
 import type { JobControl } from '../jobs/job.js';
 import { parseSearchFilter, searchFilterSql } from './search-filter.js';
@@ -27,6 +28,22 @@ export interface SearchRequest {
   excludeSelf?: boolean;
   /** Leave out every image of the query image's case. */
   excludeCase?: boolean;
+  /** Compare the query with every eligible embedding instead of searching the index (complete, slower). */
+  exact?: boolean;
+}
+
+/** How complete a result list is: exact, or the index's own measured recall. */
+export interface SearchCompleteness {
+  /** exact: every eligible embedding was compared; index: the graph answered, with the recall it measured. */
+  method: 'exact' | 'index';
+  /** Measured recall@10 of the index (null: exact search, or an index that has not measured itself). */
+  recall: number | null;
+  probes: number | null;
+  target: number | null;
+  /** The index reached its recall target (null for exact search). */
+  met: boolean | null;
+  /** One readable line for the result header. */
+  summary: string;
 }
 
 export interface SearchHit extends ImageCard {
@@ -42,7 +59,24 @@ export interface SearchResponse {
   where: string[];
   /** Images that pass the filters (all live images with an embedding when there are none). */
   eligible: number;
+  completeness: SearchCompleteness;
   results: SearchHit[];
+}
+
+export function describeCompleteness(calibration: IndexCalibration | null, exact: boolean): SearchCompleteness {
+  if (exact) return { method: 'exact', recall: null, probes: null, target: null, met: null, summary: 'exact search: every eligible image was compared' };
+  if (!calibration) return { method: 'index', recall: null, probes: null, target: null, met: null, summary: 'index recall not measured yet' };
+  const measured = `recall@10 ${calibration.recall.toFixed(3)} measured on ${calibration.probes} probes`;
+  return {
+    method: 'index',
+    recall: calibration.recall,
+    probes: calibration.probes,
+    target: calibration.target,
+    met: calibration.met,
+    summary: calibration.met
+      ? `index search: ${measured}`
+      : `index search below its recall target ${calibration.target}: ${measured}; use exact search for a complete list`,
+  };
 }
 
 export interface DuplicateGroup {
@@ -136,25 +170,36 @@ export class SearchService {
       query = { kind: 'vector', dim: queryVector.length };
     }
 
+    // Leaving out only the query image or its case needs no list of every eligible id per query (a scan
+    // of the whole library and a filter callback on every graph step): ask for that many more and drop them.
+    const excludeByOversampling = clauses.length === 0 && k + excluded.size <= maxK;
     let allowedIds: number[] | undefined;
-    if (clauses.length > 0 || excluded.size > 0) {
+    if (!excludeByOversampling) {
       allowedIds = this.repository.matchingIds(searchFilterSql(clauses)).filter((id) => !excluded.has(id));
     }
     await this.index.ensureReady(modelId, control);
-    const eligible = allowedIds?.length ?? this.index.size(modelId);
+    let eligible = allowedIds?.length ?? this.index.size(modelId);
     let neighbours: Array<{ imageId: number; similarity: number }> = [];
+    const exact = request.exact === true;
+    const libraryImageId = query.kind === 'image' ? query.imageId : undefined;
     if (allowedIds === undefined) {
-      neighbours = await this.index.search(modelId, queryVector, k);
+      for (const id of excluded) if (this.index.contains(modelId, id)) eligible--;
+      const found = await this.index.search(modelId, queryVector, Math.min(k + excluded.size, Math.max(1, this.index.size(modelId))), {
+        exact,
+        ...(libraryImageId === undefined ? {} : { libraryImageId }),
+      });
+      neighbours = found.filter((neighbour) => !excluded.has(neighbour.imageId)).slice(0, k);
     } else if (allowedIds.length > 0) {
       const allowed = new Set(allowedIds);
-      neighbours = await this.index.search(modelId, queryVector, k, { allow: (id) => allowed.has(id), allowedIds });
+      neighbours = await this.index.search(modelId, queryVector, k, { allow: (id) => allowed.has(id), allowedIds, exact });
     }
     const cards = this.repository.cards(neighbours.map((neighbour) => neighbour.imageId));
     const results = neighbours.flatMap((neighbour, index) => {
       const card = cards.get(neighbour.imageId);
       return card ? [{ ...card, rank: index + 1, similarity: neighbour.similarity }] : [];
     });
-    return { modelId, k, query, where, eligible, results };
+    const scannedExactly = exact || (allowedIds !== undefined && this.index.scansFilterExactly(modelId, allowedIds.length));
+    return { modelId, k, query, where, eligible, completeness: describeCompleteness(this.index.calibration(modelId), scannedExactly), results };
   }
 
   /**

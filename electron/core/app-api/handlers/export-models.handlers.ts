@@ -34,6 +34,7 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
         description: model.manifest.description ?? null,
         assumptions: model.manifest.assumptions ?? [],
         embedded: counts.get(model.manifest.id) ?? 0,
+        searchIndex: counts.has(model.manifest.id) ? core.index.calibrationSummary(model.manifest.id) : null,
       })),
       problems: listing.problems,
       defaultModelId: listing.defaultModelId,

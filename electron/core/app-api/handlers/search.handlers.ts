@@ -39,19 +39,20 @@ export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | '
       ...(input.k ? { k: input.k } : {}),
       ...(input.where ? { where: input.where } : {}),
       ...(input.excludeCase !== undefined ? { excludeCase: input.excludeCase } : {}),
+      ...(input.exact ? { exact: true } : {}),
     };
     if ('imageId' in input) {
       const response = await core.search.search({ query: { imageId: input.imageId }, excludeSelf: input.excludeSelf ?? true, ...common });
-      return { modelId: response.modelId, eligible: response.eligible, results: response.results.map(card) };
+      return { modelId: response.modelId, eligible: response.eligible, completeness: response.completeness, results: response.results.map(card) };
     }
     if ('path' in input) {
       const response = await core.search.search({ query: { file: path.resolve(input.path) }, ...common });
-      return { modelId: response.modelId, eligible: response.eligible, results: response.results.map(card) };
+      return { modelId: response.modelId, eligible: response.eligible, completeness: response.completeness, results: response.results.map(card) };
     }
     const file = uploadedPhoto(options.uploadsFolder, input.uploadId);
     try {
       const response = await core.search.search({ query: { file }, ...common });
-      return { modelId: response.modelId, eligible: response.eligible, results: response.results.map(card) };
+      return { modelId: response.modelId, eligible: response.eligible, completeness: response.completeness, results: response.results.map(card) };
     } finally {
       fs.rmSync(path.join(options.uploadsFolder!, input.uploadId), { recursive: true, force: true });
     }

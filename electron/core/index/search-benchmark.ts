@@ -1,0 +1,314 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import hnswlib from 'hnswlib-node';
+import { DermError } from '../../common/errors.js';
+import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import { openLibrary } from '../library/library.js';
+import { SearchRepository } from '../search/search.repository.js';
+import { SearchService } from '../search/search.service.js';
+import type { IndexCalibration } from './index-calibration.js';
+import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
+import { gaussianSource, projectionBias } from './randomized-pca.js';
+import { VectorIndexRepository } from './vector-index.repository.js';
+import { VectorIndexService, type VectorIndexParameters } from './vector-index.service.js';
+import { cosine, normalizeRows, TopK } from './vector-math.js';
+
+/**
+ * The similar-case index measured on anyone's vectors (`dermws bench search`, and the search bench):
+ * a temporary library holding the vectors as embeddings of placeholder image rows, the index built
+ * and calibrated by the service as a user's library would be, an exact top k by blocked products,
+ * then queries through the service with each stage timed, and the same graph file searched by
+ * hnswlib directly (projected queries prepared in advance, re-rank on in-memory vectors) as the
+ * native reference. The temporary library is removed afterwards.
+ */
+
+export interface SearchBenchmarkInput {
+  /** Row-major, count × dim (not necessarily normalised). */
+  vectors: Float32Array;
+  count: number;
+  dim: number;
+  /** Row-major queries (qCount × dim); default: 100 library rows with noise added. */
+  queries?: Float32Array;
+  k?: number;
+  parameters?: Partial<VectorIndexParameters>;
+  /** A line of progress, for the command line. */
+  onStep?: (line: string) => void;
+}
+
+export interface LatencyFigures {
+  p50Ms: number;
+  p99Ms: number;
+  recall: number;
+}
+
+export interface SearchBenchmarkReport {
+  count: number;
+  dim: number;
+  k: number;
+  queries: { count: number; kind: 'given' | 'noisy library rows' };
+  buildSeconds: number;
+  fitSeconds: number | null;
+  calibration: IndexCalibration | null;
+  graphDim: number;
+  indexFileBytes: number;
+  /** A fresh service (a second process) from nothing loaded to ready: record and file checks, graph read, projection session. */
+  openMs: number;
+  /** Resident memory the opened index added to this process (graph, projection, bookkeeping). */
+  openResidentBytes: number;
+  /** End to end through the service: normalise, project, graph, fetch + re-rank from SQLite. */
+  service: LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> };
+  /** A library image as the query: its projected point read from the graph (only when queries are library rows). */
+  libraryImage: { p50Ms: number; p99Ms: number } | null;
+  /**
+   * The whole request as the app's searchSimilar makes it for a library image: 24 results without the
+   * image itself, with their cards (metadata, flags, labels), through SearchService on a fresh open.
+   */
+  request: { firstMs: number; p50Ms: number; p99Ms: number } | null;
+  /** hnswlib's searchKnn on the same file and settings with pre-projected queries, then re-rank on in-memory vectors. */
+  native: LatencyFigures & { graphOnlyP50Ms: number };
+}
+
+const { HierarchicalNSW } = hnswlib;
+
+function percentile(values: number[], fraction: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0;
+}
+
+function recallAt(k: number, found: number[][], truth: number[][]): number {
+  let hits = 0;
+  found.forEach((ids, index) => {
+    const expected = new Set(truth[index]!.slice(0, k));
+    hits += ids.slice(0, k).filter((id) => expected.has(id)).length;
+  });
+  return hits / Math.max(1, found.length * k);
+}
+
+/** Checks the vectors a benchmark is given: finite values and a usable shape, naming `source` and the row. */
+export function checkBenchmarkVectors(values: Float32Array | Float64Array, shape: readonly number[], source: string): void {
+  if (shape.length !== 2) throw new DermError('invalid-input', `${source}: expected a 2-D array (rows × dimensions); it has shape (${shape.join(', ')}).`, { file: source });
+  if (shape[0] === 0 || shape[1] === 0) throw new DermError('invalid-input', `${source}: the array is empty (shape ${shape[0]} × ${shape[1]}).`, { file: source });
+  const dim = shape[1]!;
+  for (let index = 0; index < values.length; index++) {
+    if (!Number.isFinite(values[index]!)) {
+      throw new DermError('invalid-input', `${source}: row ${Math.floor(index / dim)} has a non-finite value (${values[index]}) at column ${index % dim}.`, { file: source });
+    }
+  }
+}
+
+export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<SearchBenchmarkReport> {
+  const { vectors, count, dim } = input;
+  const k = input.k ?? 10;
+  const say = input.onStep ?? (() => undefined);
+  if (count < 2) throw new DermError('invalid-input', `A search benchmark needs at least 2 vectors; got ${count}.`);
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-bench-search-'));
+  const gemm = new OnnxGemm();
+  try {
+    const library = openLibrary(path.join(folder, 'library'));
+    try {
+      say(`storing ${count} vectors of ${dim} dimensions in a temporary library`);
+      const embeddings = new EmbeddingsRepository(library.db);
+      embeddings.registerModel({ id: 'bench', displayName: 'bench', dim, sha256: '0'.repeat(64), source: 'imported', preprocessing: null });
+      // Placeholder image rows: the index only needs live image ids with embeddings.
+      library.db.prepare("INSERT INTO import_batches (id, started_at, status, source_paths) VALUES (1, '', 'completed', '[]')").run();
+      const insert = library.db.prepare(
+        "INSERT INTO images (id, file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES (?, ?, ?, ?, ?, 1, 1, 'bench', 1, '', 1)",
+      );
+      library.db.transaction(() => {
+        for (let row = 0; row < count; row++) insert.run(row + 1, `bench-${row}`, `bench-${row}`, `/bench/${row}`, `bench/${row}`);
+      })();
+      for (let start = 0; start < count; start += 1000) {
+        const rows = Math.min(1000, count - start);
+        embeddings.put(
+          'bench',
+          '0'.repeat(64),
+          Array.from({ length: rows }, (_, offset) => ({ imageId: start + offset + 1, vector: vectors.subarray((start + offset) * dim, (start + offset + 1) * dim) })),
+        );
+      }
+
+      say('building and calibrating the index');
+      let started = performance.now();
+      const builder = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, input.parameters ?? {});
+      const built = (await builder.rebuild('bench'))!;
+      const buildSeconds = (performance.now() - started) / 1000;
+      await builder.close();
+
+      const unit = normalizeRows(Float32Array.from(vectors), dim);
+      let queries: Float32Array;
+      let queryRows: number[] | null = null;
+      if (input.queries) {
+        queries = normalizeRows(Float32Array.from(input.queries), dim);
+      } else {
+        const normal = gaussianSource(17);
+        const queryCount = Math.min(100, count);
+        queryRows = Array.from({ length: queryCount }, (_, index) => Math.floor(((index + 0.37) * count) / queryCount));
+        queries = new Float32Array(queryCount * dim);
+        queryRows.forEach((row, index) => {
+          const out = index * dim;
+          const nonNegative = unit.subarray(row * dim, (row + 1) * dim).every((value) => value >= 0);
+          for (let i = 0; i < dim; i++) {
+            const value = unit[row * dim + i]! + (0.25 / Math.sqrt(dim)) * normal();
+            queries[out + i] = nonNegative && value < 0 ? 0 : value;
+          }
+        });
+        normalizeRows(queries, dim);
+      }
+      const queryCount = queries.length / dim;
+
+      say(`exact top ${k} of ${queryCount} queries by blocked products`);
+      const tops = Array.from({ length: queryCount }, () => new TopK(k));
+      const queryMatrix = matrix(queryCount, dim, queries);
+      for (let start = 0; start < count; start += 4096) {
+        const rows = Math.min(4096, count - start);
+        const scores = await gemm.multiply(matrix(rows, dim, unit.subarray(start * dim, (start + rows) * dim)), queryMatrix, false, true);
+        for (let row = 0; row < rows; row++) for (let query = 0; query < queryCount; query++) tops[query]!.offer(start + row + 1, scores.data[row * queryCount + query]!);
+      }
+      const truth = tops.map((top) => top.result().map((neighbour) => neighbour.imageId));
+
+      say('opening the index in a fresh service and querying');
+      global.gc?.();
+      const rssBefore = process.memoryUsage().rss;
+      started = performance.now();
+      const service = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, input.parameters ?? {});
+      await service.ensureReady('bench');
+      const openMs = performance.now() - started;
+      const openResidentBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
+      try {
+        for (let index = 0; index < Math.min(5, queryCount); index++) await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k);
+        const times: number[] = [];
+        const stages: Record<'normalise' | 'project' | 'graph' | 'rerank', number[]> = { normalise: [], project: [], graph: [], rerank: [] };
+        const found: number[][] = [];
+        for (let index = 0; index < queryCount; index++) {
+          const stageTimes: Partial<Record<'normalise' | 'project' | 'graph' | 'rerank', number>> = {};
+          const t = performance.now();
+          const result = await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, { stages: stageTimes });
+          times.push(performance.now() - t);
+          found.push(result.map((hit) => hit.imageId));
+          for (const stage of Object.keys(stages) as Array<keyof typeof stages>) stages[stage].push(stageTimes[stage] ?? 0);
+        }
+        const serviceFigures = {
+          p50Ms: percentile(times, 0.5),
+          p99Ms: percentile(times, 0.99),
+          recall: recallAt(k, found, truth),
+          stagesP50Ms: {
+            normalise: percentile(stages.normalise, 0.5),
+            project: percentile(stages.project, 0.5),
+            graph: percentile(stages.graph, 0.5),
+            rerank: percentile(stages.rerank, 0.5),
+          },
+        };
+
+        let libraryImage: { p50Ms: number; p99Ms: number } | null = null;
+        if (queryRows) {
+          // The library row itself as the query, its projected point read from the graph.
+          const libraryTimes: number[] = [];
+          for (const row of queryRows) {
+            const t = performance.now();
+            await service.search('bench', vectors.subarray(row * dim, (row + 1) * dim), k, { libraryImageId: row + 1 });
+            libraryTimes.push(performance.now() - t);
+          }
+          libraryImage = { p50Ms: percentile(libraryTimes, 0.5), p99Ms: percentile(libraryTimes, 0.99) };
+        }
+
+        let request: SearchBenchmarkReport['request'] = null;
+        if (queryRows) {
+          const fresh = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, input.parameters ?? {});
+          const search = new SearchService(new SearchRepository(library.db, library.paths.root), fresh, embeddings, undefined);
+          try {
+            const requestTimes: number[] = [];
+            let firstMs = 0;
+            for (const [index, row] of queryRows.entries()) {
+              const t = performance.now();
+              await search.search({ query: { imageId: row + 1 }, modelId: 'bench', k: 24, excludeSelf: true });
+              if (index === 0) firstMs = performance.now() - t;
+              else requestTimes.push(performance.now() - t);
+            }
+            request = { firstMs, p50Ms: percentile(requestTimes, 0.5), p99Ms: percentile(requestTimes, 0.99) };
+          } finally {
+            await fresh.close();
+          }
+        }
+
+        const record = new VectorIndexRepository(library.db).record('bench')!;
+        const file = service.indexFile('bench');
+        const calibration = record.calibration;
+        const candidates = calibration?.candidates ?? 64;
+        const ef = calibration?.ef ?? 64;
+        const native = new HierarchicalNSW(record.space, record.graphDim);
+        native.readIndexSync(file);
+        native.setEf(Math.max(ef, candidates));
+        let points: number[][];
+        const projection = record.projectionVersion === null ? undefined : new VectorIndexRepository(library.db).projection('bench', record.projectionVersion)!;
+        if (projection) {
+          const affine = await OnnxAffine.create(matrix(projection.inputDim, projection.outputDim, projection.components), projectionBias(projection));
+          const projected = await affine.apply(queries, queryCount);
+          await affine.release();
+          points = Array.from({ length: queryCount }, (_, index) => Array.from(projected.subarray(index * record.graphDim, (index + 1) * record.graphDim)));
+        } else {
+          points = Array.from({ length: queryCount }, (_, index) => Array.from(queries.subarray(index * dim, (index + 1) * dim)));
+        }
+        const nativeRequest = projection ? Math.max(candidates, 2 * k) : k;
+        const graphTimes: number[] = [];
+        const nativeTimes: number[] = [];
+        const nativeFound: number[][] = [];
+        for (let index = 0; index < queryCount; index++) {
+          const t = performance.now();
+          const labels = native.searchKnn(points[index]!, Math.min(nativeRequest, count)).neighbors;
+          graphTimes.push(performance.now() - t);
+          const top = new TopK(k);
+          const query = queries.subarray(index * dim, (index + 1) * dim);
+          for (const label of labels) top.offer(label, cosine(query, unit, (label - 1) * dim));
+          nativeTimes.push(performance.now() - t);
+          nativeFound.push(top.result().map((neighbour) => neighbour.imageId));
+        }
+        return {
+          count,
+          dim,
+          k,
+          queries: { count: queryCount, kind: input.queries ? 'given' : 'noisy library rows' },
+          buildSeconds,
+          fitSeconds: built.fitSeconds,
+          calibration,
+          graphDim: record.graphDim,
+          indexFileBytes: fs.statSync(file).size,
+          openMs,
+          openResidentBytes,
+          service: serviceFigures,
+          libraryImage,
+          request,
+          native: { p50Ms: percentile(nativeTimes, 0.5), p99Ms: percentile(nativeTimes, 0.99), recall: recallAt(k, nativeFound, truth), graphOnlyP50Ms: percentile(graphTimes, 0.5) },
+        };
+      } finally {
+        await service.close();
+      }
+    } finally {
+      library.close();
+    }
+  } finally {
+    await gemm.release();
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+/** The report as the lines `dermws bench search` prints. */
+export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
+  const ms = (value: number) => `${value.toFixed(value < 10 ? 2 : 1)} ms`;
+  const lines = [
+    `${report.count} vectors × ${report.dim}; ${report.queries.count} queries (${report.queries.kind}); recall@${report.k} against an exact scan`,
+    `build ${report.buildSeconds.toFixed(1)} s (PCA fit ${report.fitSeconds === null ? 'none' : `${report.fitSeconds.toFixed(1)} s`}), ${report.graphDim}-d graph, file ${(report.indexFileBytes / 2 ** 20).toFixed(0)} MB`,
+  ];
+  const c = report.calibration;
+  if (c) lines.push(`calibration: recall@10 ${c.recall.toFixed(3)} on ${c.probes} probes, candidates ${c.candidates}, ef ${c.ef} (${c.met ? `target ${c.target} met` : c.note}), ${c.seconds.toFixed(1)} s`);
+  lines.push(`open to ready ${ms(report.openMs)}, resident memory added by the open index ${(report.openResidentBytes / 2 ** 20).toFixed(0)} MB`);
+  const s = report.service;
+  lines.push(`service query: p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}`);
+  lines.push(`  stages, p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`);
+  if (report.libraryImage) lines.push(`query by library image (projected point from the graph): p50 ${ms(report.libraryImage.p50Ms)}, p99 ${ms(report.libraryImage.p99Ms)}`);
+  if (report.request) {
+    lines.push(`whole request (library image, 24 results without itself, with cards): first after open ${ms(report.request.firstMs)}, then p50 ${ms(report.request.p50Ms)}, p99 ${ms(report.request.p99Ms)}`);
+  }
+  const n = report.native;
+  lines.push(`hnswlib searchKnn on the same file (pre-projected queries, in-memory re-rank): p50 ${ms(n.p50Ms)} (graph alone ${ms(n.graphOnlyP50Ms)}), p99 ${ms(n.p99Ms)}, recall@${report.k} ${n.recall.toFixed(3)}`);
+  return lines;
+}
