@@ -23,6 +23,8 @@ import type { ExportService } from './export/export.service.js';
 import { createSearchServices } from './search/search-services.js';
 import type { VectorIndexService } from './index/vector-index.service.js';
 import type { SearchService } from './search/search.service.js';
+import { ClusterRepository } from './cluster/cluster.repository.js';
+import { ClusterService } from './cluster/cluster.service.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -64,6 +66,8 @@ export interface Core {
   readonly index: VectorIndexService;
   /** Similar-case search with filters, and near-duplicate review. */
   readonly search: SearchService;
+  /** Cluster embedding: plans for Dask/SLURM workers and the merge of their shards. */
+  readonly cluster: ClusterService;
   close(): void;
 }
 
@@ -100,6 +104,14 @@ export function createCore(config: CoreConfig = {}): Core {
     exports: datasetServices.exports,
     index: searchServices.index,
     search: searchServices.search,
+    cluster: new ClusterService(
+      new ClusterRepository(library.db),
+      modelServices.embeddingsRepository,
+      modelServices.embeddings,
+      modelServices.models,
+      settings,
+      searchServices.index,
+    ),
     close: () => {
       void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.

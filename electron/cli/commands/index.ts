@@ -6,6 +6,7 @@ import { registerProbesCommands } from './probes.command.js';
 import { registerLabelsCommands } from './labels.command.js';
 import { registerDatasetsCommands } from './datasets.command.js';
 import { registerSearchCommands } from './search.command.js';
+import { registerClusterCommands } from './cluster.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -20,4 +21,6 @@ export function registerCommands(program: Command): void {
   registerLabelsCommands(program);
   registerDatasetsCommands(program);
   registerSearchCommands(program);
+  // After the models commands: it adds `plan` and `shard` under their `embed`.
+  registerClusterCommands(program);
 }
