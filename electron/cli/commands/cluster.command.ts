@@ -125,6 +125,6 @@ function printClusterImport(result: ClusterImportResult): void {
   out.write(
     `${result.modelId}: stored ${result.stored} new embeddings from ${result.merged.length} of ${result.shards} shard(s) (${result.alreadyStored} already stored, ${result.missing.length} missing, ${result.refused.length} refused, ${result.failures.length} images failed)${result.deletedSincePlan > 0 ? `; ${result.deletedSincePlan} images deleted since the plan were skipped` : ''}\n`,
   );
-  if (result.index) out.write(`Index updated: ${result.index.added} added, ${result.index.updated} updated.\n`);
+  if (result.index) out.write(`Index ${result.index.rebuilt ? 'rebuilt' : 'updated'}: ${result.index.folded} changes folded in, ${result.index.indexed} images indexed.\n`);
   if (result.status === 'cancelled') out.write('Cancelled between shards. Run the same command again to continue.\n');
 }

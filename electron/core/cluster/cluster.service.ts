@@ -58,8 +58,11 @@ export interface ClusterImportResult {
   failures: Array<{ shard: number; key: string; imageId: number | null; file: string; reason: string }>;
   /** Images deleted from the library after the plan was written (their vectors are not stored). */
   deletedSincePlan: number;
-  /** The HNSW index update, when the model had an index; null when there was none to update. */
-  index: { added: number; updated: number; removed: number } | null;
+  /**
+   * The HNSW index update when the model had an index (null when there was none): changes folded in,
+   * whether the index had to be rebuilt instead, and how many images it holds now.
+   */
+  index: { folded: number; rebuilt: boolean; indexed: number } | null;
 }
 
 /**
@@ -358,11 +361,16 @@ export class ClusterService {
     return { manifest, vectors, planSha, byKey };
   }
 
-  /** Folds new vectors into the model's HNSW index when it has one (a model without one builds it on first search). */
+  /**
+   * Folds the new vectors into the model's HNSW index when it has one, through the index's change log
+   * (added in place; rebuilt only when the index itself decides it must be, e.g. a projection refit).
+   * A model without an index builds it on its first search.
+   */
   private async updateIndex(modelId: string): Promise<ClusterImportResult['index']> {
-    const status = await this.index.status(modelId);
-    if (status.state === 'missing') return null;
-    return this.index.sync(modelId);
+    const before = await this.index.status(modelId);
+    if (before.state === 'missing') return null;
+    const { rebuilt } = await this.index.ensureReady(modelId);
+    return { folded: before.pendingChanges, rebuilt: rebuilt !== null, indexed: this.index.size(modelId) };
   }
 }
 
