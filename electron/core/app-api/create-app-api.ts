@@ -10,6 +10,7 @@ import { searchHandlers } from './handlers/search.handlers.js';
 import { jobsHandlers } from './handlers/jobs.handlers.js';
 import { labellingHandlers } from './handlers/labelling.handlers.js';
 import { libraryHandlers } from './handlers/library.handlers.js';
+import { clusterHandlers } from './handlers/cluster.handlers.js';
 
 /** Every contract call's handler; the type makes a call without a handler a compile error. */
 export const handlers: Handlers = {
@@ -23,6 +24,7 @@ export const handlers: Handlers = {
   ...searchHandlers,
   ...probesHandlers,
   ...mapHandlers,
+  ...clusterHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {
