@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runShard } from '../../electron/core/cluster/cluster-shard.js';
 import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
@@ -257,6 +258,44 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     expect(foreign.code).toBe(2);
     expect(foreign.json.error.message).toContain(`${path.join(otherOut, 'plan.json')} was written for another library`);
     expect(embeddingCount(stranger)).toBe(0);
+  });
+
+  it('cancels a merge between shards and a shard between batches without half-written results; running again completes them', async () => {
+    const root = tempFolder();
+    const photos = path.join(root, 'photos');
+    await writePhotos(photos, 4);
+    const library = await libraryOf(root, photos);
+    const planFolder = path.join(root, 'plan');
+    await plan(library, planFolder, 2);
+    const out = path.join(root, 'out');
+
+    const stopShard = new AbortController();
+    stopShard.abort();
+    const cancelledShard = await runShard({ planFolder, shard: 0, outFolder: out, signal: stopShard.signal, runtimeOptions: { providers: ['cpu'] } });
+    expect(cancelledShard.status).toBe('cancelled');
+    expect(fs.existsSync(path.join(out, 'shard-0.npz')) || fs.existsSync(path.join(out, 'shard-0.json'))).toBe(false);
+    for (const shard of ['0', '1']) expect((await runDermws('embed', 'shard', planFolder, '--shard', shard, '--out', out, '--json')).code).toBe(0);
+
+    const core = createCore({ libraryFolder: library });
+    try {
+      const controller = new AbortController();
+      const progress: number[] = [];
+      const cancelled = await core.cluster.importResults(out, {
+        signal: controller.signal,
+        onProgress: (event) => {
+          progress.push(event.done);
+          if (event.done === 1) controller.abort();
+        },
+      });
+      expect(cancelled).toMatchObject({ status: 'cancelled', stored: 2, merged: [{ shard: 0, stored: 2 }] });
+      expect(progress).toContain(1);
+      expect(embeddingCount(library)).toBe(2);
+      const resumed = await core.cluster.importResults(out);
+      expect(resumed).toMatchObject({ status: 'success', stored: 2, alreadyStored: 2 });
+    } finally {
+      core.close();
+    }
+    expect(embeddingCount(library)).toBe(4);
   });
 
   it('names the file and the problem for bad input: not a plan, shard out of range, unwritable output, model missing on the worker', async () => {

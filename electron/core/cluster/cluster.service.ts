@@ -282,7 +282,8 @@ export class ClusterService {
         if (!(error instanceof DermError)) throw error;
         result.refused.push({ shard: shard.index, file: error.details?.file === files.npz ? files.npz : files.manifest, reason: error.message });
       }
-      progress.report(shard.index + 1, files.npz);
+      // Every shard is reported: a shard is a large unit of work, and a cancel takes effect between shards.
+      progress.report(shard.index + 1, files.npz, true);
     }
     if (result.stored > 0) result.index = await this.updateIndex(modelId);
     if (result.status === 'success' && (result.missing.length > 0 || result.refused.length > 0 || result.failures.length > 0)) result.status = 'partial';
