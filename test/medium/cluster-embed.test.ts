@@ -208,6 +208,17 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     expect(merged.stdout).toMatch(/failed {3}shard 0 back\/case 1\.jpg: .*changed since the plan/);
     expect(merged.stdout).toMatch(/stored 2 new embeddings from 1 of 1 shard\(s\).*2 images failed/);
     expect(embeddingCount(library)).toBe(2);
+
+    // A plan of the two images left: both fail on the worker, and the shard is still merged (as failures).
+    const retryPlan = path.join(root, 'retry-plan');
+    expect((await plan(library, retryPlan, 10)).images).toBe(2);
+    const retryOut = path.join(root, 'retry-out');
+    const allFailed = await runDermws('embed', 'shard', retryPlan, '--shard', '0', '--out', retryOut, '--json');
+    expect(allFailed.code).toBe(0);
+    expect(allFailed.json).toMatchObject({ status: 'partial', embedded: 0 });
+    const mergedFailures = await runDermws('--library', library, 'embeddings', 'import', retryOut, '--json');
+    expect(mergedFailures.json).toMatchObject({ status: 'partial', stored: 0, refused: [], merged: [{ shard: 0, stored: 0, failed: 2 }] });
+    expect(mergedFailures.json.failures).toHaveLength(2);
   });
 
   it('refuses a damaged shard, a shard of another plan and a shard made with another model, naming the file; nothing of them is stored', async () => {

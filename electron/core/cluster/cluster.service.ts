@@ -337,6 +337,8 @@ export class ClusterService {
     for (const failure of manifest.failures) if (!byKey.has(failure.key)) return refuse(`failure for key "${failure.key}", which is not in shard ${shard.index} of the plan`);
     const vectors = new Map<number, Float32Array>();
     const planSha = new Map<number, string>();
+    // A shard where every image failed has an npz with no arrays (checked above by its sha256); there is nothing to read.
+    if (embeddedSha.size === 0) return { manifest, vectors, planSha, byKey };
     try {
       for await (const entry of readNpzEntries(files.npz)) {
         const where = `key "${entry.key}"`;
