@@ -121,10 +121,11 @@ describe('embedding on a cluster: plan → shards → merge', () => {
 
     // Two shards at once, each in its own process, into one output folder.
     const out = path.join(root, 'out');
-    const [first, second] = await Promise.all([shardProcess(planFolder, 0, out), shardProcess(planFolder, 1, out)]);
+    // Shard 0 runs batches of 3 (the local embed used 8): batch composition must not change a vector.
+    const [first, second] = await Promise.all([shardProcess(planFolder, 0, out, ['--batch-size', '3']), shardProcess(planFolder, 1, out)]);
     expect(first.code, first.stderr).toBe(0);
     expect(second.code, second.stderr).toBe(0);
-    expect(JSON.parse(first.stdout)).toMatchObject({ status: 'success', shard: 0, images: 4, embedded: 4, provider: 'cpu' });
+    expect(JSON.parse(first.stdout)).toMatchObject({ status: 'success', shard: 0, images: 4, embedded: 4, provider: 'cpu', batchSize: 3 });
     expect(JSON.parse(second.stdout)).toMatchObject({ status: 'success', shard: 1, images: 3, embedded: 3 });
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'shard-1.json'), 'utf8'));
     expect(manifest).toMatchObject({ planId: planned.planId, shard: 1, model: { id: modelId, dim: 1280 }, counts: { images: 3, embedded: 3, failed: 0 }, failures: [] });
@@ -345,6 +346,11 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     const notAnOutput = await runDermws('--library', library, 'embeddings', 'import', empty, '--json');
     expect(notAnOutput.code).toBe(2);
     expect(embeddingCount(library)).toBe(0);
+
+    const unknownModel = await runDermws('--library', library, 'embed', 'plan', '--model', 'no-such-model', '--shard-size', '2', '--out', path.join(root, 'plan-3'), '--json');
+    expect(unknownModel.json.error.message).toMatch(/^No model with id "no-such-model"/);
+    const badBatch = await runDermws('embed', 'shard', planFolder, '--shard', '0', '--out', path.join(root, 'o4'), '--batch-size', '0', '--json');
+    expect(badBatch.json.error.message).toBe('--batch-size must be a whole number from 1 to 1024; got "0".');
 
     const planTwice = await runDermws('--library', library, 'embed', 'plan', '--shard-size', '2', '--out', planFolder, '--json');
     expect(planTwice.code).toBe(2);

@@ -20,7 +20,9 @@ export function registerClusterCommands(program: Command): void {
     .requiredOption('--shard-size <n>', 'images per shard (one shard = one cluster task)')
     .requiredOption('--out <dir>', 'plan folder to create (new or empty)')
     .option('--root <dir>', 'folder the image paths are written relative to, as the cluster will see it mounted (default: the deepest folder holding every image)')
-    .action(async (options: { model?: string; shardSize: string; out: string; root?: string }, command: Command) => {
+    .action(async (own: { model?: string; shardSize: string; out: string; root?: string }, command: Command) => {
+      // Commander hands --model to the parent `embed` (which has the same option) wherever it is written; read both.
+      const options = { ...own, model: own.model ?? (command.optsWithGlobals() as { model?: string }).model };
       const shardSize = parsePositiveInteger('--shard-size', options.shardSize, 1_000_000);
       await withCore(command, async (core, { json }) => {
         const result = await core.cluster.writePlan({
@@ -51,8 +53,10 @@ export function registerClusterCommands(program: Command): void {
     .option('--root <dir>', "where the plan's image root is mounted on this machine (default: the plan's root)")
     .option('--model-file <file.onnx>', "the ONNX file to use instead of the plan's model/ copy (same sha256)")
     .option('--batch-size <n>', 'images per inference batch (default: chosen for the execution provider)')
-    .action(async (planFolder: string, options: { shard: string; out: string; root?: string; modelFile?: string; batchSize?: string }, command: Command) => {
+    .action(async (planFolder: string, own: { shard: string; out: string; root?: string; modelFile?: string; batchSize?: string }, command: Command) => {
       const { json } = globalOptions(command);
+      // Commander hands --batch-size to the parent `embed` (which has the same option) wherever it is written; read both.
+      const options = { ...own, batchSize: own.batchSize ?? (command.optsWithGlobals() as { batchSize?: string }).batchSize };
       const shard = parseShardNumber(options.shard);
       const batchSize = options.batchSize === undefined ? undefined : parsePositiveInteger('--batch-size', options.batchSize, 1024);
       const controller = new AbortController();
