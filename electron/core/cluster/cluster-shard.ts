@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { DermError } from '../../common/errors.js';
@@ -166,7 +167,7 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
       model: { id: plan.model.id, sha256: runtime.sha256, dim, preprocessing: plan.model.preprocessing },
       ...run,
       appVersion: appVersion(),
-      host: (await import('node:os')).hostname(),
+      host: os.hostname(),
       startedAt,
       finishedAt: new Date().toISOString(),
       npzSha256: await sha256File(files.npz),

@@ -141,10 +141,17 @@ export class ClusterService {
     }
     ensureWritableFolder(planFolder);
     const modelFolder = path.join(planFolder, 'model');
-    fs.mkdirSync(modelFolder, { recursive: true });
-    const copiedModel = path.join(modelFolder, manifest.file);
-    copyOrLink(onnxPath, copiedModel);
-    writeFileAtomically(path.join(modelFolder, `${manifest.id}.manifest.json`), `${JSON.stringify(manifest, null, 2)}\n`);
+    try {
+      fs.mkdirSync(modelFolder, { recursive: true });
+      copyOrLink(onnxPath, path.join(modelFolder, manifest.file));
+      writeFileAtomically(path.join(modelFolder, `${manifest.id}.manifest.json`), `${JSON.stringify(manifest, null, 2)}\n`);
+    } catch (error) {
+      // A full disk or a quota mid-copy leaves the (new or empty) plan folder as it was, so the same command can run again.
+      fs.rmSync(modelFolder, { recursive: true, force: true });
+      throw new DermError('invalid-input', `Cannot copy the model ${onnxPath} into ${modelFolder}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
+        file: modelFolder,
+      });
+    }
 
     const shards: EmbeddingPlan['shards'] = [];
     for (let start = 0; start < images.length; start += options.shardSize) shards.push({ index: shards.length, images: images.slice(start, start + options.shardSize) });
@@ -162,7 +169,14 @@ export class ClusterService {
       shards,
     };
     // plan.json is written last: a folder without it is not a plan, whatever else it holds.
-    writeFileAtomically(path.join(planFolder, planFileName), `${JSON.stringify(plan)}\n`);
+    try {
+      writeFileAtomically(path.join(planFolder, planFileName), `${JSON.stringify(plan)}\n`);
+    } catch (error) {
+      fs.rmSync(modelFolder, { recursive: true, force: true });
+      throw new DermError('invalid-input', `Cannot write ${path.join(planFolder, planFileName)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
+        file: path.join(planFolder, planFileName),
+      });
+    }
     return {
       planFolder,
       planId: plan.planId,
