@@ -108,9 +108,13 @@ describe('Dask runner (dask_embed.py)', () => {
 });
 
 describe('SLURM array script (slurm-embed.sbatch), body run with the array variables set', () => {
-  it('embeds shard SLURM_ARRAY_TASK_ID + DERMWS_SHARD_OFFSET per task; the merge takes them', async () => {
+  it('embeds shard SLURM_ARRAY_TASK_ID + DERMWS_SHARD_OFFSET per task from the image root mounted at DERMWS_ROOT; the merge takes them', async () => {
     const { root, library, planFolder } = await plannedLibrary(3, 1);
     const out = path.join(root, 'out');
+    // The nodes see the photos mounted elsewhere (DERMWS_ROOT → --root); the desktop's copy is gone.
+    const mounted = path.join(root, 'mnt', 'photos');
+    fs.mkdirSync(path.dirname(mounted), { recursive: true });
+    fs.renameSync(path.join(root, 'photos'), mounted);
     const script = path.join(runners, 'slurm-embed.sbatch');
     const text = fs.readFileSync(script, 'utf8');
     expect(text).toMatch(/^#SBATCH --gres=gpu:1$/m);
@@ -120,7 +124,7 @@ describe('SLURM array script (slurm-embed.sbatch), body run with the array varia
       [1, '1'],
       [0, '0'],
     ] as const) {
-      const env = { ...process.env, SLURM_ARRAY_JOB_ID: '4242', SLURM_ARRAY_TASK_ID: String(task), SLURM_JOB_ID: `${4242 + task}`, DERMWS_PLAN: planFolder, DERMWS_OUT: out, DERMWS: dermwsCommand, DERMWS_SHARD_OFFSET: offset };
+      const env = { ...process.env, SLURM_ARRAY_JOB_ID: '4242', SLURM_ARRAY_TASK_ID: String(task), SLURM_JOB_ID: `${4242 + task}`, DERMWS_PLAN: planFolder, DERMWS_OUT: out, DERMWS_ROOT: mounted, DERMWS: dermwsCommand, DERMWS_SHARD_OFFSET: offset };
       const result = await run('bash', [script], env);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain(`array job 4242 task ${task} → shard ${task + Number(offset)}`);
