@@ -822,6 +822,13 @@ export const contract = {
     input: z.strictObject({ onnxPath: z.string().min(1).max(4096), manifestPath: z.string().min(1).max(4096) }),
     output: modelCheckSchema,
   }),
+  clusterImportStart: defineCall({
+    description:
+      'Merges the shards of a cluster embedding run (the output folder of `dermws embed shard`, holding plan.json) into the library: each shard checked against the plan and the library, missing and refused shards and per-image failures reported (progress, cancel; a rerun adds only new shards).',
+    startsJob: 'cluster-import',
+    input: z.strictObject({ folder: z.string().min(1).max(4096) }),
+    output: jobStartedSchema,
+  }),
 };
 
 export type Contract = typeof contract;

@@ -25,6 +25,8 @@ import { createSearchServices } from './search/search-services.js';
 import type { VectorIndexService } from './index/vector-index.service.js';
 import type { SearchService } from './search/search.service.js';
 import { DemoLibraryService } from './demo/demo-library.js';
+import { ClusterRepository } from './cluster/cluster.repository.js';
+import { ClusterService } from './cluster/cluster.service.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -70,6 +72,8 @@ export interface Core {
   readonly check: LibraryCheckService;
   /** The demo library of the first run: a generated SCIN-shaped dataset, imported and embedded. */
   readonly demo: DemoLibraryService;
+  /** Cluster embedding: plans for Dask/SLURM workers and the merge of their shards. */
+  readonly cluster: ClusterService;
   close(): void;
 }
 
@@ -113,6 +117,14 @@ export function createCore(config: CoreConfig = {}): Core {
     search: searchServices.search,
     check: new LibraryCheckService(library),
     demo: new DemoLibraryService(library, datasetServices.datasets, labelling.labels, modelServices.embeddings),
+    cluster: new ClusterService(
+      new ClusterRepository(library.db),
+      modelServices.embeddingsRepository,
+      modelServices.embeddings,
+      modelServices.models,
+      settings,
+      searchServices.index,
+    ),
     close: () => {
       void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.

@@ -81,7 +81,7 @@ export async function run(): Promise<void> {
     db.exec('DROP INDEX labels_annotator_current; DROP INDEX session_items_image; ANALYZE');
     const without = measure();
     console.log(`${count.toLocaleString()} images; medians. "page" = count + first 500 ids; "deep" = 500 ids from the middle.`);
-    console.log('filter                               facets    page    deep   | without 0007 indexes: facets    page   (ratio facets)');
+    console.log('filter                               facets    page    deep   | without 0008 indexes: facets    page   (ratio facets)');
     withIndexes.forEach((row, index) => {
       const other = without[index]!;
       console.log(

@@ -8,6 +8,7 @@ import { registerDatasetsCommands } from './datasets.command.js';
 import { registerSearchCommands } from './search.command.js';
 import { registerDemoCommands } from './demo.command.js';
 import { registerBenchCommands } from './bench.command.js';
+import { registerClusterCommands } from './cluster.command.js';
 
 /**
  * Every `dermws` command registers itself here. Each feature keeps its commands in its own
@@ -24,4 +25,6 @@ export function registerCommands(program: Command): void {
   registerSearchCommands(program);
   registerDemoCommands(program);
   registerBenchCommands(program);
+  // After the models commands: it adds `plan` and `shard` under their `embed`.
+  registerClusterCommands(program);
 }

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
+import { DermError } from '../../common/errors.js';
+import { importClusterResults } from './cluster.command.js';
 
 /**
  * `dermws models list|add|check`, `dermws embed` and `dermws embeddings import`. JSON shapes are
@@ -142,16 +144,22 @@ export function registerModelsCommands(program: Command): void {
   const embeddings = program.commands.find((existing) => existing.name() === 'embeddings') ?? program.command('embeddings').description('stored embeddings');
   embeddings
     .command('import')
-    .description('import precomputed embeddings: .npz keyed by image path, or .npy matrix with --paths')
-    .argument('<file>', '.npz or .npy file')
+    .description('import precomputed embeddings (.npz keyed by image path, or .npy matrix with --paths), or merge a cluster output folder (shards of `dermws embed shard`)')
+    .argument('<file>', '.npz or .npy file, or a cluster output folder')
     .option('--paths <file.csv>', 'for .npy: CSV of image paths, one per matrix row')
-    .requiredOption('--model <id>', 'model id to store the embeddings under')
+    .option('--model <id>', 'model id to store the embeddings under (required for a file; a cluster folder names its own)')
     .option('--display-name <name>', 'name shown for the model')
-    .action(async (file: string, options: { paths?: string; model: string; displayName?: string }, command: Command) => {
+    .action(async (file: string, options: { paths?: string; model?: string; displayName?: string }, command: Command) => {
+      if (fs.existsSync(file) && fs.statSync(file).isDirectory()) {
+        await importClusterResults(command, file);
+        return;
+      }
+      if (options.model === undefined) throw new DermError('invalid-input', `Importing the file ${file} needs --model <id>: the id to store its embeddings under.`, { field: '--model' });
+      const modelId = options.model;
       await withCore(command, async (core, { json }) => {
         const result = await core.embeddings.importEmbeddings({
           file,
-          modelId: options.model,
+          modelId,
           ...(options.paths === undefined ? {} : { pathsCsv: options.paths }),
           ...(options.displayName === undefined ? {} : { displayName: options.displayName }),
         });

@@ -12,6 +12,7 @@ import { labellingHandlers } from './handlers/labelling.handlers.js';
 import { libraryHandlers } from './handlers/library.handlers.js';
 import { demoHandlers } from './handlers/demo.handlers.js';
 import { agreementHandlers } from './handlers/agreement.handlers.js';
+import { clusterHandlers } from './handlers/cluster.handlers.js';
 
 /** Every contract call's handler; the type makes a call without a handler a compile error. */
 export const handlers: Handlers = {
@@ -27,6 +28,7 @@ export const handlers: Handlers = {
   ...mapHandlers,
   ...demoHandlers,
   ...agreementHandlers,
+  ...clusterHandlers,
 };
 
 export function createAppApi(config: CoreConfig, options: AppApiOptions): AppApi {

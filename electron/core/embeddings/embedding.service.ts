@@ -8,6 +8,7 @@ import { preprocessingRecord } from '../models/manifest-file.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { resizeForModel, valuesPerImage, writeNormalised, type ImageSource, type RawPixels } from '../models/preprocess.js';
 import type { EmbeddingsRepository } from './embeddings.repository.js';
+import { runEmbeddingPipeline } from './embedding-pipeline.js';
 import { importEmbeddingsFile, type ImportEmbeddingsOptions, type ImportEmbeddingsResult } from './embeddings-import.js';
 
 export interface EmbedLibraryOptions extends JobControl {
@@ -35,13 +36,6 @@ export interface EmbedLibraryResult {
   provider: ExecutionProvider;
   fallbackReason?: string;
   batchSize: number;
-}
-
-interface PreparedBatch {
-  imageIds: number[];
-  tensor: Float32Array;
-  failed: EmbedFailure[];
-  lastPath: string | undefined;
 }
 
 /**
@@ -119,62 +113,34 @@ export class EmbeddingService {
     const batches: number[][] = [];
     for (let start = 0; start < pending.length; start += batchSize) batches.push(pending.slice(start, start + batchSize));
     let done = 0;
-    let next: Promise<PreparedBatch> | undefined = batches.length > 0 ? this.prepareBatch(batches[0]!, runtime) : undefined;
-    try {
-      for (let index = 0; index < batches.length; index++) {
-        const prepared = await next!;
-        next = undefined;
-        if (options.signal?.aborted) {
-          result.status = 'cancelled';
-          break;
-        }
-        if (index + 1 < batches.length) next = this.prepareBatch(batches[index + 1]!, runtime);
-        if (prepared.imageIds.length > 0) {
-          const vectors = await runtime.run(prepared.tensor, prepared.imageIds.length);
-          const dim = manifest.output.dim;
+    const dim = manifest.output.dim;
+    const { cancelled } = await runEmbeddingPipeline(
+      runtime,
+      batches,
+      (imageIds) => this.repository.imageSources(imageIds).map((source) => ({ key: source.imageId, file: this.readablePath(source) })),
+      (batch) => {
+        if (batch.keys.length > 0) {
           this.repository.put(
             modelId,
             runtime.sha256,
-            prepared.imageIds.map((imageId, slot) => ({ imageId, vector: vectors.subarray(slot * dim, (slot + 1) * dim) })),
+            batch.keys.map((imageId, slot) => ({ imageId, vector: batch.vectors.subarray(slot * dim, (slot + 1) * dim) })),
           );
         }
-        result.embedded += prepared.imageIds.length;
-        result.failed.push(...prepared.failed);
-        done += prepared.imageIds.length + prepared.failed.length;
-        progress.report(done, prepared.lastPath);
-      }
-    } finally {
-      // A batch prepared ahead of a cancel or an error is discarded; nothing of it was stored.
-      await next?.catch(() => undefined);
-    }
+        result.embedded += batch.keys.length;
+        result.failed.push(...batch.failed.map((failure) => ({ imageId: failure.key, path: failure.file, reason: failure.reason })));
+        done += batch.keys.length + batch.failed.length;
+        progress.report(done, batch.lastFile);
+      },
+      options.signal,
+    );
+    if (cancelled) result.status = 'cancelled';
     if (result.status === 'success' && result.failed.length > 0) result.status = 'partial';
     progress.report(done, undefined, true);
     return result;
   }
 
-  /** Decodes and preprocesses one batch; images that cannot be read are returned as failures. */
-  private async prepareBatch(imageIds: number[], runtime: EncoderRuntime): Promise<PreparedBatch> {
-    const input = runtime.model.manifest.input;
-    const sources = this.repository.imageSources(imageIds);
-    const decoded = await Promise.all(
-      sources.map(async (source) => {
-        const file = this.readablePath(source);
-        try {
-          if (!fs.existsSync(file)) throw new Error('the file no longer exists');
-          return { imageId: source.imageId, file, rgb: await resizeForModel({ file }, input) };
-        } catch (error) {
-          return { imageId: source.imageId, file, reason: error instanceof DermError ? error.message : `${file}: ${(error as Error).message}` };
-        }
-      }),
-    );
-    const ok = decoded.filter((entry): entry is { imageId: number; file: string; rgb: Buffer } => 'rgb' in entry);
-    const tensor = new Float32Array(ok.length * valuesPerImage(input));
-    ok.forEach((entry, slot) => writeNormalised(entry.rgb, input, tensor, slot));
-    const failed = decoded.filter((entry) => 'reason' in entry).map((entry) => ({ imageId: entry.imageId, path: entry.file, reason: (entry as { reason: string }).reason }));
-    return { imageIds: ok.map((entry) => entry.imageId), tensor, failed, lastPath: decoded.at(-1)?.file };
-  }
-
-  private readablePath(source: { originalPath: string; managedPath: string | null }): string {
+  /** The file an image is read from: its managed copy when that exists, else the original. */
+  readablePath(source: { originalPath: string; managedPath: string | null }): string {
     if (source.managedPath) {
       const managed = path.resolve(this.libraryRoot, source.managedPath);
       if (fs.existsSync(managed)) return managed;
