@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts', 'test/medium/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+    globalSetup: ['test/build-renderer.global-setup.ts'],
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 300_000,

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,14 +44,6 @@ function loadedWidth(element: unknown): number {
   const image = element as { complete: boolean; naturalWidth: number };
   return image.complete ? image.naturalWidth : 0;
 }
-
-beforeAll(() => {
-  const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
-});
 
 describe('labelling and zoom in the browser', () => {
   let folder: string;

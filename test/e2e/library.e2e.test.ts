@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,14 +32,6 @@ function imagesLoaded(selector: string): boolean {
   const images = Array.from(page.document.querySelectorAll(selector));
   return images.length > 0 && images.every((image) => image.naturalWidth > 0);
 }
-
-beforeAll(() => {
-  const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
-});
 
 describe('library filters and selection actions in the browser', () => {
   let folder: string;

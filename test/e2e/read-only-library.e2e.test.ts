@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,8 +23,6 @@ let server: RunningServer | undefined;
 let browser: Browser | undefined;
 
 beforeAll(() => {
-  const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], { cwd: root, encoding: 'utf8' });
-  if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
   folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-read-only-'));
   const library = openLibrary(path.join(folder, 'library'));
   insertSyntheticImages(library, 3);

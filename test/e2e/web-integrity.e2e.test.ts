@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +12,6 @@ import { insertSyntheticImages } from '../fixtures/library-fixture.js';
  * Content-Security-Policy (Chromium logs those outside the console API, so only the DOM event sees
  * them), and the Export screen's de-identified export.
  */
-const root = path.resolve(import.meta.dirname, '../..');
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
@@ -27,14 +25,6 @@ function reportCspViolations(): void {
     page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
   );
 }
-
-beforeAll(() => {
-  const build = spawnSync(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  if (build.status !== 0) throw new Error(`vite build failed:\n${build.stdout}\n${build.stderr}`);
-});
 
 describe('web mode in the browser: CSP and de-identified export', () => {
   let folder: string;

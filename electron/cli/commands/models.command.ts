@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
-import { DermError } from '../../common/errors.js';
 import { importClusterResults } from './cluster.command.js';
 
 /**
