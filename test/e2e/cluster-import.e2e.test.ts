@@ -75,7 +75,8 @@ describe('Import cluster results (Models & settings)', () => {
     for (const shard of ['1', '2']) expect((await runDermws('embed', 'shard', planFolder, '--shard', shard, '--out', out, '--json')).code).toBe(0);
     await form.getByRole('button', { name: 'Import cluster results' }).click();
     await expect.poll(statusText, { timeout: 120_000 }).toContain('4 new embeddings from 3 of 3 shards (2 were already stored)');
-    expect(await page.getByRole('region', { name: 'Models' }).textContent()).toContain('6 / 6');
+    // The models table reloads after the import's status is shown: wait for it rather than race it.
+    await expect.poll(async () => (await page.getByRole('region', { name: 'Models' }).textContent()) ?? '').toContain('6 / 6');
     await page.screenshot({ path: path.join(root, 'test-artifacts', 'cluster-import.png') });
     expect(pageErrors).toEqual([]);
   }, 300_000);

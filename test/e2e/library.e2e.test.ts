@@ -275,7 +275,7 @@ describe('library filters and selection actions in the browser', () => {
     expect(await compare.getByLabel('Query metadata').textContent()).toContain('Eczema');
     expect(await compare.locator('.zoom').textContent()).toBe('fit');
     await page.keyboard.press('+');
-    await expect.poll(() => compare.locator('.zoom').textContent()).toMatch(/^\d+%$/);
+    await expect.poll(() => compare.locator('.zoom').textContent()).toMatch(/^\d+%/);
     await page.keyboard.press('0');
     await page.keyboard.press('ArrowRight');
     await compare.getByText(`3 of ${await hits.count()}`).waitFor();

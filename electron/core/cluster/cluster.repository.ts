@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { writeTransaction } from '../library/write-transaction.js';
 
 export interface PlannedImageRow {
   imageId: number;
@@ -42,6 +43,6 @@ export class ClusterRepository {
   }
 
   transaction<T>(work: () => T): T {
-    return this.db.transaction(work)();
+    return writeTransaction(this.db, work);
   }
 }

@@ -61,7 +61,7 @@ export class EmbeddingsRepository {
    * never used). A model with embeddings is refused, naming how many, so no embedding is ever lost here.
    */
   removeModel(id: string): { id: string; source: 'onnx' | 'imported' } {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const model = this.model(id);
       if (!model) {
         const known = (this.db.prepare('SELECT id FROM embedding_models ORDER BY id').all() as Array<{ id: string }>).map((row) => row.id);
@@ -77,7 +77,7 @@ export class EmbeddingsRepository {
       }
       this.db.prepare('DELETE FROM embedding_models WHERE id = ?').run(id);
       return { id, source: model.source };
-    }).immediate();
+    });
   }
 
   model(id: string): EmbeddingModelRecord | undefined {

@@ -13,6 +13,7 @@ import { gaussianSource, projectionBias } from './randomized-pca.js';
 import { VectorIndexRepository } from './vector-index.repository.js';
 import { VectorIndexService, type VectorIndexParameters } from './vector-index.service.js';
 import { cosine, normalizeRows, TopK } from './vector-math.js';
+import { writeTransaction } from '../library/write-transaction.js';
 
 /**
  * The similar-case index measured on anyone's vectors (`dermws bench search`, and the search bench):
@@ -115,9 +116,9 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
       const insert = library.db.prepare(
         "INSERT INTO images (id, file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES (?, ?, ?, ?, ?, 1, 1, 'bench', 1, '', 1)",
       );
-      library.db.transaction(() => {
+      writeTransaction(library.db, () => {
         for (let row = 0; row < count; row++) insert.run(row + 1, `bench-${row}`, `bench-${row}`, `/bench/${row}`, `bench/${row}`);
-      })();
+      });
       for (let start = 0; start < count; start += 1000) {
         const rows = Math.min(1000, count - start);
         embeddings.put(
