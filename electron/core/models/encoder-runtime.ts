@@ -19,6 +19,9 @@ function toDermError(error: SerializedError): DermError {
   return new DermError(error.code, error.message, error.details);
 }
 
+
+/** How long a closing encoder may take to finish its run in flight and release its session before it is terminated. */
+const encoderCloseGraceMs = 60_000;
 /**
  * One encoder model loaded in its own worker thread. `run` sends a preprocessed batch tensor and
  * resolves with `count × dim` embedding values. Before anything runs, the file's sha256 and the graph's
@@ -160,7 +163,7 @@ export class EncoderRuntime {
   }
 
   private onMessage(message: EncoderReply): void {
-    if (message.type === 'loaded') return;
+    if (message.type === 'loaded' || message.type === 'closed') return;
     const entry = message.id === undefined ? undefined : this.pending.get(message.id);
     if (!entry || message.id === undefined) return;
     this.pending.delete(message.id);
@@ -205,6 +208,23 @@ export class EncoderRuntime {
     this.closed = true;
     for (const entry of this.pending.values()) entry.reject(new DermError('cancelled', `The encoder for ${this.model.onnxPath} was closed.`));
     this.pending.clear();
+    // The worker finishes the run in flight and releases its session before it stops: a thread ended
+    // inside onnxruntime (mid-run or mid-release) aborts the whole process. A worker that does not answer
+    // (it crashed, or a run never returns) is terminated after a grace period.
+    const stopped = new Promise<void>((resolve) => {
+      this.worker.once('exit', () => resolve());
+      this.worker.on('message', (message: EncoderReply) => {
+        if (message.type === 'closed') resolve();
+      });
+    });
+    this.worker.postMessage({ type: 'close' } satisfies EncoderRequest);
+    let grace: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      grace = setTimeout(resolve, encoderCloseGraceMs);
+      grace.unref();
+    });
+    await Promise.race([stopped, expired]);
+    clearTimeout(grace);
     await this.worker.terminate();
   }
 }

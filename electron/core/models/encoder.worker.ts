@@ -13,16 +13,35 @@ const port = parentPort;
 if (!port) throw new Error('encoder.worker must be started as a worker thread.');
 
 let session: ort.InferenceSession | undefined;
+/** Runs in flight: a close waits for them, since a session released (or a thread ended) mid-run aborts the process. */
+const inFlight = new Set<Promise<void>>();
 
 function reply(message: EncoderReply, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
 }
 
 port.on('message', (request: EncoderRequest) => {
-  void handle(request);
+  if (request.type === 'close') {
+    void close();
+    return;
+  }
+  const work = handle(request);
+  inFlight.add(work);
+  void work.finally(() => inFlight.delete(work));
 });
 
-async function handle(request: EncoderRequest): Promise<void> {
+async function close(): Promise<void> {
+  await Promise.allSettled([...inFlight]);
+  try {
+    await session?.release();
+  } finally {
+    session = undefined;
+    reply({ type: 'closed' });
+    port!.close();
+  }
+}
+
+async function handle(request: Exclude<EncoderRequest, { type: 'close' }>): Promise<void> {
   if (request.type === 'load') {
     try {
       const loaded = await loadEncoderSession(request.onnxPath, request.providers);

@@ -18,22 +18,25 @@ port.once('message', (request: { problem: ProbeProblem; cancelFlag: SharedArrayB
 
 async function run(problem: ProbeProblem, cancelFlag: Int32Array): Promise<void> {
   let engine: MatrixEngine | undefined;
+  let message: ProbeWorkerMessage;
+  let transfer: ArrayBuffer[] = [];
   try {
     engine = await MatrixEngine.create(problem.data, problem.rowCount, problem.dim, problem.settings.threads);
     const outcome = await evaluateProbe(engine, problem, {
       isCancelled: () => Atomics.load(cancelFlag, 0) === 1,
       onProgress: (progress) => port.postMessage({ type: 'progress', progress } satisfies ProbeWorkerMessage),
     });
-    port.postMessage({ type: 'done', outcome } satisfies ProbeWorkerMessage, [
-      outcome.predictions.buffer as ArrayBuffer,
-      outcome.outOfFold.buffer as ArrayBuffer,
-      outcome.finalWeights.buffer as ArrayBuffer,
-      outcome.foldOfRow.buffer as ArrayBuffer,
-    ]);
+    message = { type: 'done', outcome };
+    transfer = [outcome.predictions.buffer, outcome.outOfFold.buffer, outcome.finalWeights.buffer, outcome.foldOfRow.buffer] as ArrayBuffer[];
   } catch (error) {
-    if (isCancellation(error)) port.postMessage({ type: 'cancelled' } satisfies ProbeWorkerMessage);
-    else port.postMessage({ type: 'failed', error: serializeError(error) } satisfies ProbeWorkerMessage);
-  } finally {
-    await engine?.release();
+    message = isCancellation(error) ? { type: 'cancelled' } : { type: 'failed', error: serializeError(error) };
   }
+  // The sessions are released before the answer goes out: the caller terminates this thread as soon as
+  // it has the answer, and a thread terminated inside onnxruntime's release aborts the whole process.
+  try {
+    await engine?.release();
+  } catch (error) {
+    if (message.type === 'done') message = { type: 'failed', error: serializeError(error) };
+  }
+  port.postMessage(message, transfer);
 }
