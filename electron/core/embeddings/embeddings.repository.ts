@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { blobToVector, firstNonFinite, vectorToBlob } from './vector-codec.js';
+import { blobToVector, firstNonFinite, storedVector, vectorToBlob } from './vector-codec.js';
 import { writeTransaction } from '../library/write-transaction.js';
 
 export interface EmbeddingModelRecord {
@@ -211,15 +211,7 @@ export class EmbeddingsRepository {
       if (row.vector.byteLength !== model.dim * 4) {
         throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`);
       }
-      const vector = blobToVector(row.vector);
-      const bad = firstNonFinite(vector);
-      if (bad >= 0) {
-        throw new DermError(
-          'embeddings-invalid',
-          `The stored embedding of image ${row.imageId} for model "${modelId}" in ${this.db.name} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
-          { imageId: row.imageId, modelId, file: this.db.name },
-        );
-      }
+      const vector = storedVector(row.vector, row.imageId, modelId, this.db.name);
       data.set(vector, ids.length * model.dim);
       ids.push(row.imageId);
     }

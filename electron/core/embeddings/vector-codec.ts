@@ -1,3 +1,5 @@
+import { DermError } from '../../common/errors.js';
+
 /** Embeddings are stored as little-endian Float32 blobs. These helpers convert without surprises on any platform. */
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -26,4 +28,21 @@ export function blobToVector(blob: Buffer | Uint8Array): Float32Array {
 export function firstNonFinite(vector: ArrayLike<number>): number {
   for (let index = 0; index < vector.length; index++) if (!Number.isFinite(vector[index]!)) return index;
   return -1;
+}
+
+/**
+ * Decodes a stored embedding and refuses a damaged one (a flipped page, a bad disk): a NaN in the graph
+ * or a probe matrix makes results silently wrong, so the error names the image, model and database.
+ */
+export function storedVector(blob: Buffer, imageId: number, modelId: string, databaseFile: string): Float32Array {
+  const vector = blobToVector(blob);
+  const bad = firstNonFinite(vector);
+  if (bad >= 0) {
+    throw new DermError(
+      'embeddings-invalid',
+      `The stored embedding of image ${imageId} for model "${modelId}" in ${databaseFile} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
+      { imageId, modelId, file: databaseFile },
+    );
+  }
+  return vector;
 }

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { blobToVector, firstNonFinite, vectorToBlob } from '../embeddings/vector-codec.js';
+import { blobToVector, storedVector, vectorToBlob } from '../embeddings/vector-codec.js';
 import { writeTransaction } from '../library/write-transaction.js';
 import type { IndexCalibration } from './index-calibration.js';
 
@@ -164,17 +164,7 @@ export class VectorIndexRepository {
     if (imageIds.length === 0) return [];
     const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds)) as { imageId: number; vector: Buffer }[];
     return rows.map((row) => {
-      const vector = blobToVector(row.vector);
-      // A damaged row (a flipped page, a bad disk) must not enter the graph: a NaN makes the image
-      // unfindable, even as its own query.
-      const bad = firstNonFinite(vector);
-      if (bad >= 0) {
-        throw new DermError(
-          'embeddings-invalid',
-          `The stored embedding of image ${row.imageId} for model "${modelId}" in ${this.db.name} is damaged (value ${bad} is ${vector[bad]}). Run "dermws check" to list damaged rows; embedding that image again replaces it.`,
-          { imageId: row.imageId, modelId, file: this.db.name },
-        );
-      }
+      const vector = storedVector(row.vector, row.imageId, modelId, this.db.name);
       return { imageId: row.imageId, vector };
     });
   }
