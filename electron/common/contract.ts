@@ -84,6 +84,12 @@ export const importOutcomeSchema = z.object({
   imageId: z.int().optional(),
 });
 
+/**
+ * A stored import batch's status. interrupted: its process died mid-import (found at the next open or
+ * import), unlike cancelled, which someone asked for; running the same import again resumes either.
+ */
+export const importBatchStatusSchema = z.enum(['running', 'completed', 'cancelled', 'interrupted', 'failed']);
+
 export const importReportSchema = z.object({
   batchId: z.int(),
   status: z.enum(['success', 'partial', 'cancelled', 'failed']),
@@ -367,7 +373,9 @@ export const contract = {
     input: emptyInput,
     output: z.object({
       images: z.int(),
-      batches: z.array(z.object({ id: z.int(), startedAt: z.string(), status: z.string(), imported: z.int(), failed: z.int(), duplicates: z.int() })),
+      batches: z.array(
+        z.object({ id: z.int(), startedAt: z.string(), status: importBatchStatusSchema, total: z.int(), imported: z.int(), failed: z.int(), duplicates: z.int() }),
+      ),
       flags: z.array(z.object({ flag: z.string(), count: z.int() })),
       embeddings: z.array(z.object({ modelId: z.string(), count: z.int() })),
       metadataKeys: z.array(z.string()),
@@ -471,7 +479,7 @@ export const contract = {
     input: z.strictObject({ batchId: z.int().positive(), outcome: z.enum(['imported', 'duplicate', 'failed', 'skipped']).optional() }),
     output: z.object({
       batchId: z.int(),
-      status: z.string(),
+      status: importBatchStatusSchema,
       counts: z.object({ total: z.int(), imported: z.int(), duplicates: z.int(), failed: z.int() }),
       outcomes: z.array(importOutcomeSchema),
     }),

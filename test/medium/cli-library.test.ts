@@ -114,6 +114,12 @@ describe('dermws import / info / qc', () => {
     const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, killedBy) => resolve(killedBy)));
     expect(signal).toBe('SIGKILL');
 
+    const info = await dermws('--library', library, 'info', '--json');
+    expect(info.json.lastImport).toMatchObject({ status: 'interrupted', totalFiles: count, imported: 3, duplicates: 0, failed: 0, finishedAt: null });
+    const told = await dermws('--library', library, 'info');
+    expect(told.stdout).toMatch(/Last import: batch \d+, interrupted, .* — 3 imported, 0 duplicates, 0 failed of 24/);
+    expect(told.stdout).toContain('Run the same import again to resume it.');
+
     const resumed = await dermws('--library', library, 'import', photos, '--json');
     expect(resumed.code).toBe(0);
     expect(resumed.json).toMatchObject({ status: 'success', resumed: true, total: count, imported: count, duplicates: 0, failed: 0 });

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createCore } from '../../electron/core/core.js';
 import { createImportServices } from '../../electron/core/import/import-services.js';
 import type { ImportReport } from '../../electron/core/import/import.service.js';
+import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { writeTinyEncoder } from '../../native-models/test-encoders.js';
@@ -184,12 +185,20 @@ describe('import batches and the process that owns them', () => {
     expect(left.prepare('SELECT status, imported FROM import_batches').all()).toEqual([{ status: 'running', imported: 0 }]);
     left.close();
 
+    // Opening the library finds the batch's process gone: interrupted (nobody cancelled it), with the
+    // counts of what the killed run committed.
     const core = createCore({ libraryFolder: root });
     try {
       const [batch] = core.importBatches.list();
-      expect(batch).toMatchObject({ status: 'cancelled', imported: 2, finishedAt: null });
-      const resumed = await core.import.importPaths([folder]);
-      expect(resumed).toMatchObject({ batchId: batch!.id, resumed: true, status: 'success', imported: files.length, duplicates: 0 });
+      expect(batch).toMatchObject({ status: 'interrupted', totalFiles: files.length, imported: 2, duplicates: 0, failed: 0, finishedAt: null });
+      expect(core.images.count()).toBe(2);
+      const progress: JobProgress[] = [];
+      const resumed = await core.import.importPaths([folder], { onProgress: (event) => progress.push(event) });
+      expect(resumed).toMatchObject({ batchId: batch!.id, resumed: true, status: 'success', total: files.length, imported: files.length, duplicates: 0 });
+      // Resuming starts from the two images the killed run stored, as resuming a cancelled batch does.
+      expect(progress[0]).toMatchObject({ done: 2, total: files.length });
+      expect(core.importBatches.list()).toHaveLength(1);
+      expect(core.importBatches.get(batch!.id)).toMatchObject({ status: 'completed', imported: files.length });
       expect(core.images.count()).toBe(files.length);
     } finally {
       core.close();

@@ -211,6 +211,9 @@ describe('import', () => {
     const partial = await importer.importPaths([more], { concurrency: 1, signal: stopper.signal, onDecoded: () => void (++committedMore === 2 && stopper.abort()) });
     expect(partial).toMatchObject({ status: 'cancelled', imported: 2 });
     library.db.prepare("UPDATE import_batches SET status = 'running' WHERE id = ?").run(partial.batchId);
+    // No live process holds the batch's lease: it is recovered as interrupted, not cancelled.
+    expect(importer.recoverInterrupted()).toEqual([partial.batchId]);
+    expect(importBatches.get(partial.batchId)).toMatchObject({ status: 'interrupted', imported: 2, totalFiles: 6 });
     const finished = await importer.importPaths([more]);
     expect(finished).toMatchObject({ batchId: partial.batchId, resumed: true, status: 'success', imported: 6 });
 

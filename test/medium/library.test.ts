@@ -101,6 +101,70 @@ describe('library', () => {
     db.close();
   });
 
+  it('0011 rebuilds import_batches to allow "interrupted" and keeps every batch, outcome and image pointing at it', () => {
+    const root = tempFolder();
+    const beforeRebuild = path.join(root, 'migrations-v10');
+    fs.mkdirSync(beforeRebuild);
+    for (const migration of loadMigrations().filter((migration) => migration.version <= 10)) {
+      fs.writeFileSync(path.join(beforeRebuild, `${String(migration.version).padStart(4, '0')}_${migration.name}.sql`), migration.sql);
+    }
+    const old = openLibrary(path.join(root, 'lib'), { migrationsFolder: beforeRebuild });
+    expect(old.schemaVersion).toBe(10);
+    expect(() => old.db.prepare("INSERT INTO import_batches (started_at, status, source_paths) VALUES ('2026-01-01', 'interrupted', '[]')").run()).toThrow(/CHECK constraint/);
+    const batch = old.db.prepare('INSERT INTO import_batches (id, started_at, finished_at, status, copy_into_library, source_paths, total_files, imported, duplicates, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    batch.run(1, '2026-01-01T00:00:00Z', '2026-01-01T00:01:00Z', 'completed', 1, '["/photos/a"]', 3, 2, 1, 0);
+    batch.run(2, '2026-01-02T00:00:00Z', null, 'running', 0, '["/photos/b"]', 5, 0, 0, 0);
+    const image = old.db.prepare(
+      "INSERT INTO images (file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES (?, ?, ?, ?, 10, 10, 'jpeg', 100, '2026-01-01', ?)",
+    );
+    const outcome = old.db.prepare("INSERT INTO import_outcomes (batch_id, path, outcome, image_id, at) VALUES (?, ?, 'imported', ?, '2026-01-01')");
+    for (let index = 0; index < 4; index++) {
+      const batchId = index < 2 ? 1 : 2;
+      const imageId = image.run(`file${index}`, `pixels${index}`, `/photos/${index}.jpg`, `thumbnails/${index}.webp`, batchId).lastInsertRowid;
+      outcome.run(batchId, `/photos/${index}.jpg`, imageId);
+    }
+    const rowsBefore = old.db.prepare('SELECT * FROM import_batches ORDER BY id').all();
+    old.close();
+
+    const upgraded = openLibrary(path.join(root, 'lib'));
+    try {
+      expect(upgraded.upgradedBy).toContain(11);
+      expect(upgraded.db.prepare('SELECT * FROM import_batches ORDER BY id').all()).toEqual(rowsBefore);
+      expect(upgraded.db.prepare('SELECT batch_id, COUNT(*) AS n FROM import_outcomes GROUP BY batch_id ORDER BY batch_id').all()).toEqual([{ batch_id: 1, n: 2 }, { batch_id: 2, n: 2 }]);
+      expect(upgraded.db.prepare('SELECT batch_id, COUNT(*) AS n FROM images GROUP BY batch_id ORDER BY batch_id').all()).toEqual([{ batch_id: 1, n: 2 }, { batch_id: 2, n: 2 }]);
+      // Foreign keys are on again, still point at the rebuilt table, and hold.
+      expect(upgraded.db.pragma('foreign_keys', { simple: true })).toBe(1);
+      expect(upgraded.db.pragma('foreign_key_check')).toEqual([]);
+      expect(() => upgraded.db.prepare("INSERT INTO images (file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES ('x', 'x', '/x', 't', 1, 1, 'jpeg', 1, '2026', 99)").run()).toThrow(/FOREIGN KEY/);
+      upgraded.db.prepare("UPDATE import_batches SET status = 'interrupted' WHERE id = 2").run();
+      expect(() => upgraded.db.prepare("UPDATE import_batches SET status = 'paused' WHERE id = 2").run()).toThrow(/CHECK constraint/);
+      // Deleting a batch still takes its outcomes with it (ON DELETE CASCADE survived the rebuild).
+      upgraded.db.prepare('DELETE FROM images WHERE batch_id = 2').run();
+      upgraded.db.prepare('DELETE FROM import_batches WHERE id = 2').run();
+      expect(upgraded.db.prepare('SELECT COUNT(*) AS n FROM import_outcomes WHERE batch_id = 2').get()).toEqual({ n: 0 });
+      expect(upgraded.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'import_batches' AND name = 'import_batches_status'").get()).toBeDefined();
+    } finally {
+      upgraded.close();
+    }
+  });
+
+  it('rolls back a foreign-keys-off migration that would leave rows pointing nowhere, and turns foreign keys back on', () => {
+    const root = tempFolder();
+    const broken = path.join(root, 'migrations-dangling');
+    fs.mkdirSync(broken);
+    const first = loadMigrations()[0]!;
+    fs.writeFileSync(path.join(broken, `0001_${first.name}.sql`), first.sql);
+    fs.writeFileSync(
+      path.join(broken, '0002_dangling.sql'),
+      "-- migration-option: foreign-keys-off\nINSERT INTO import_outcomes (batch_id, path, outcome, at) VALUES (404, '/nowhere.jpg', 'failed', '2026');",
+    );
+    expect(() => openLibrary(path.join(root, 'lib'), { migrationsFolder: broken })).toThrow(/0002_dangling.*import_outcomes row 1 → import_batches/);
+    const db = new Database(path.join(root, 'lib', 'library.sqlite'), { readonly: true });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM import_outcomes').get()).toEqual({ n: 0 });
+    expect(db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get()).toEqual({ v: 1 });
+    db.close();
+  });
+
   it('refuses a file that is not a library with a message naming it', () => {
     const root = tempFolder();
     fs.mkdirSync(path.join(root, 'lib'));

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Core } from '../../core/core.js';
+import type { BatchStatus } from '../../core/import/import-batches.repository.js';
 import type { ImportReport } from '../../core/import/import.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
 import { exitCodes, printJson, progressPrinter, withCore } from '../cli-context.js';
@@ -50,7 +51,12 @@ export function registerLibraryCommands(program: Command): void {
           process.stdout.write(`${info.images} images (${formatBytes(info.bytes)}), ${info.deletedImages} deleted, ${info.cases} cases, ${info.batches} import batches\n`);
           process.stdout.write(`Formats: ${describeCounts(info.formats) || 'none'}\n`);
           process.stdout.write(`Flagged: ${info.flaggedImages} images — ${describeCounts(info.flags) || 'none'}\n`);
-          if (info.lastImport) process.stdout.write(`Last import: batch ${info.lastImport.id}, ${info.lastImport.status}, ${info.lastImport.startedAt}\n`);
+          if (info.lastImport) {
+            const last = info.lastImport;
+            process.stdout.write(`Last import: batch ${last.id}, ${last.status}, ${last.startedAt} — ${last.imported} imported, ${last.duplicates} duplicates, ${last.failed} failed of ${last.totalFiles}\n`);
+            const resume = unfinishedBatchHint[last.status];
+            if (resume) process.stdout.write(`  ${resume} Run the same import again to resume it.\n`);
+          }
         }
         process.exitCode = exitCodes.ok;
       });
@@ -143,10 +149,18 @@ export function libraryInfo(core: Core) {
     flags: core.quality.flagCounts(),
     batches: (core.library.db.prepare('SELECT COUNT(*) AS count FROM import_batches').get() as { count: number }).count,
     lastImport: last
-      ? { id: last.id, status: last.status, startedAt: last.startedAt, finishedAt: last.finishedAt, imported: last.imported, duplicates: last.duplicates, failed: last.failed }
+      ? { id: last.id, status: last.status, startedAt: last.startedAt, finishedAt: last.finishedAt, totalFiles: last.totalFiles, imported: last.imported, duplicates: last.duplicates, failed: last.failed }
       : null,
   };
 }
+
+/** What `dermws info` says about a last import that did not complete. */
+const unfinishedBatchHint: Partial<Record<BatchStatus, string>> = {
+  running: 'Another process is importing it now.',
+  interrupted: 'Its process stopped mid-import (killed, crashed or powered off); the images counted above are stored.',
+  cancelled: 'It was cancelled.',
+  failed: 'An error stopped it.',
+};
 
 function printImportReport(report: ImportReport): void {
   const out = process.stdout;

@@ -105,7 +105,7 @@ export class LibraryViewRepository {
   overview(): CallOutput<'libraryOverview'> {
     const images = (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n;
     const batches = this.db
-      .prepare('SELECT id, started_at AS startedAt, status, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50')
+      .prepare('SELECT id, started_at AS startedAt, status, total_files AS total, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50')
       .all() as CallOutput<'libraryOverview'>['batches'];
     const flags = this.db
       .prepare(
@@ -171,7 +171,7 @@ export class LibraryViewRepository {
 
   importReport(batchId: number, outcome: string | undefined): CallOutput<'importReport'> {
     const batch = this.db.prepare('SELECT id, status, total_files, imported, duplicates, failed FROM import_batches WHERE id = ?').get(batchId) as
-      | { id: number; status: string; total_files: number; imported: number; duplicates: number; failed: number }
+      | { id: number; status: CallOutput<'importReport'>['status']; total_files: number; imported: number; duplicates: number; failed: number }
       | undefined;
     if (!batch) throw new DermError('not-found', `There is no import batch ${batchId}.`, { batchId });
     const rows = this.db

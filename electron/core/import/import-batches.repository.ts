@@ -1,7 +1,15 @@
 import type Database from 'better-sqlite3';
 
 export type ImportOutcomeKind = 'imported' | 'duplicate' | 'failed' | 'skipped';
-export type BatchStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+/**
+ * running: a live process works on it (or one died and nobody has looked yet); completed; cancelled:
+ * someone asked it to stop; interrupted: its process died mid-import (found at the next open or
+ * import); failed: an error stopped it. Running the same import again resumes any but a completed one.
+ */
+export type BatchStatus = 'running' | 'completed' | 'cancelled' | 'interrupted' | 'failed';
+
+/** Statuses of a batch that running the same import again resumes. */
+export const resumableBatchStatuses: readonly BatchStatus[] = ['running', 'cancelled', 'interrupted', 'failed'];
 
 export interface ImportOutcome {
   path: string;
@@ -58,14 +66,14 @@ export class ImportBatchesRepository {
   }
 
   /**
-   * The batches over exactly these source paths and copy choice that never finished (killed while
-   * running, cancelled, or stopped by an error), newest first: running the same import again resumes
+   * The batches over exactly these source paths and copy choice that never finished (running, killed
+   * while running, cancelled, or stopped by an error), newest first: running the same import again resumes
    * one of them that no live process owns.
    */
   findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch[] {
     const rows = this.db
-      .prepare("SELECT * FROM import_batches WHERE status IN ('running', 'cancelled', 'failed') AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC")
-      .all(JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow[];
+      .prepare(`SELECT * FROM import_batches WHERE status IN (${resumableBatchStatuses.map(() => '?').join(', ')}) AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC`)
+      .all(...resumableBatchStatuses, JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow[];
     return rows.map(rowToBatch);
   }
 

@@ -10,7 +10,7 @@ import { explainFileSystemError, listImportFiles, type ListedFile } from './file
 import { decodeImage, defaultMaxPixels, makeThumbnail, type DecodedImage } from './image-decoder.js';
 import type { Lease } from '../library/lease.js';
 import type { ImportBatchLeases } from './import-batch-leases.js';
-import type { BatchStatus, ImportBatchesRepository, ImportOutcome } from './import-batches.repository.js';
+import { resumableBatchStatuses, type BatchStatus, type ImportBatchesRepository, type ImportOutcome } from './import-batches.repository.js';
 import type { ImportFilesRepository } from './import-files.repository.js';
 
 /** What a later step (e.g. embedding) receives for every newly imported image, from the import's one decode. */
@@ -114,8 +114,9 @@ export class ImportService {
 
   /**
    * Marks every batch left 'running' by a process that is gone (killed, crashed, powered off) as
-   * cancelled, with its counts recomputed from the outcomes it stored; running the same import again
-   * resumes it. Batches a live process still owns are left alone. Returns the ids recovered.
+   * interrupted, with its counts recomputed from the outcomes it stored (each committed image has
+   * one); running the same import again resumes it. Batches a live process still owns are left alone.
+   * Returns the ids recovered.
    */
   recoverInterrupted(): number[] {
     const { batches, leases, transaction } = this.dependencies;
@@ -126,7 +127,7 @@ export class ImportService {
       try {
         const changed = transaction(() => {
           if (batches.get(batch.id)?.status !== 'running') return false;
-          batches.finish(batch.id, 'cancelled', null);
+          batches.finish(batch.id, 'interrupted', null);
           return true;
         });
         if (changed) recovered.push(batch.id);
@@ -149,7 +150,7 @@ export class ImportService {
       if (!lease) continue;
       const claimed = transaction(() => {
         const status = batches.get(candidate.id)?.status;
-        if (status !== 'running' && status !== 'cancelled' && status !== 'failed') return false;
+        if (status === undefined || !resumableBatchStatuses.includes(status)) return false;
         batches.setRunning(candidate.id);
         return true;
       });

@@ -8,7 +8,15 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /**
+   * Runs with foreign keys off (`-- migration-option: foreign-keys-off` in the file): a migration that
+   * rebuilds a table other tables reference must drop the old table, and with foreign keys on that
+   * drop deletes or refuses the rows pointing at it. foreign_key_check runs before it commits.
+   */
+  foreignKeysOff: boolean;
 }
+
+const foreignKeysOffOption = /^--\s*migration-option:\s*foreign-keys-off\s*$/m;
 
 const migrationFilePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
@@ -29,7 +37,8 @@ export function loadMigrations(folder = findMigrationsFolder()): Migration[] {
   for (const file of fs.readdirSync(folder).sort()) {
     const match = migrationFilePattern.exec(file);
     if (!match) continue;
-    migrations.push({ version: Number(match[1]), name: match[2]!, sql: fs.readFileSync(path.join(folder, file), 'utf8') });
+    const sql = fs.readFileSync(path.join(folder, file), 'utf8');
+    migrations.push({ version: Number(match[1]), name: match[2]!, sql, foreignKeysOff: foreignKeysOffOption.test(sql) });
   }
   migrations.forEach((migration, index) => {
     if (migration.version !== index + 1) {
@@ -77,6 +86,10 @@ export function schemaRecordDamage(db: Database.Database, migrations: Migration[
  * migration therefore takes the write lock first (BEGIN IMMEDIATE, waiting its turn) and reads the
  * applied version inside that transaction: a process that lost the race sees the migration already
  * recorded and skips it, instead of running its CREATE TABLEs a second time.
+ *
+ * A migration marked foreign-keys-off runs with `PRAGMA foreign_keys` off for this connection (the
+ * pragma is ignored inside a transaction, so it is set around it) and is refused, rolled back, when
+ * foreign_key_check finds a row pointing nowhere before the commit.
  */
 export function applyMigrations(db: Database.Database, migrations: Migration[], databaseFile: string): number[] {
   const applied: number[] = [];
@@ -87,6 +100,13 @@ export function applyMigrations(db: Database.Database, migrations: Migration[], 
       current = appliedVersion(db);
       if (migration.version <= current) return false;
       db.exec(migration.sql);
+      if (migration.foreignKeysOff) {
+        const broken = db.pragma('foreign_key_check') as Array<{ table: string; rowid: number; parent: string }>;
+        if (broken.length > 0) {
+          const first = broken[0]!;
+          throw new Error(`${broken.length} rows would point nowhere (first: ${first.table} row ${first.rowid} → ${first.parent})`);
+        }
+      }
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         migration.version,
         migration.name,
@@ -94,6 +114,8 @@ export function applyMigrations(db: Database.Database, migrations: Migration[], 
       );
       return true;
     });
+    const foreignKeysWereOn = migration.foreignKeysOff && db.pragma('foreign_keys', { simple: true }) === 1;
+    if (foreignKeysWereOn) db.pragma('foreign_keys = OFF');
     try {
       if (run.immediate()) applied.push(migration.version);
     } catch (error) {
@@ -102,6 +124,8 @@ export function applyMigrations(db: Database.Database, migrations: Migration[], 
         `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current}.`,
         { file: databaseFile, migration: migration.version },
       );
+    } finally {
+      if (foreignKeysWereOn) db.pragma('foreign_keys = ON');
     }
   }
   return applied;
