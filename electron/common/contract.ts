@@ -24,6 +24,8 @@ export const jobProgressSchema = z.object({
   ratePerSecond: z.number(),
   etaSeconds: z.number().nullable(),
   message: z.string().optional(),
+  /** For a job that runs in stages (the library check): the stage `done` and `total` count in. */
+  stage: z.string().optional(),
 });
 
 export const jobInfoSchema = z.object({
@@ -102,6 +104,35 @@ export const importReportSchema = z.object({
 });
 export type ImportReport = z.infer<typeof importReportSchema>;
 
+
+/** The stages of a library check, in the order they run (progress events carry one as `stage`). */
+export const libraryCheckStageSchema = z.enum(['database', 'embeddings', 'thumbnails', 'managed-copies', 'repair']);
+
+/** The result of a library-check job (JobInfo.result). */
+export const libraryCheckReportSchema = z.object({
+  library: z.string(),
+  database: z.string(),
+  level: z.enum(['quick', 'full']),
+  /** cancelled: stopped part-way; `stages` says what was checked. */
+  status: z.enum(['complete', 'cancelled']),
+  /** True only for a complete check with no problem left unrepaired. */
+  ok: z.boolean(),
+  counts: z.object({ images: z.int(), embeddings: z.int(), thumbnails: z.int(), managedCopies: z.int() }),
+  stages: z.array(
+    z.object({ stage: libraryCheckStageSchema, state: z.enum(['done', 'cancelled', 'failed', 'not-run']), checked: z.int(), total: z.int() }),
+  ),
+  problems: z.array(
+    z.object({
+      kind: z.enum(['database', 'schema', 'embedding', 'thumbnail', 'managed-copy']),
+      message: z.string(),
+      imageId: z.int().optional(),
+      file: z.string().optional(),
+      repaired: z.boolean(),
+    }),
+  ),
+  temporaryFilesRemoved: z.array(z.string()),
+});
+export type LibraryCheckReport = z.infer<typeof libraryCheckReportSchema>;
 
 export const labelKindSchema = z.enum(['condition', 'body_site', 'fitzpatrick', 'monk_tone', 'severity', 'gradable', 'quality_flag', 'note']);
 const annotatorSchema = z.string().trim().min(1, 'must name the annotator').max(100);
@@ -348,25 +379,11 @@ export const contract = {
     }),
   }),
   libraryCheck: defineCall({
-    description: 'Checks the library: database pages (quick_check, or integrity_check with full), the schema record, embeddings (finite, right size), thumbnails and managed copies present; repair regenerates missing ones from an unchanged source.',
+    description:
+      'Starts a check of the library (a job): database pages (quick_check, or integrity_check with full) and the schema record, embeddings (finite, right size), thumbnails and managed copies present; repair regenerates missing ones from an unchanged source. Progress names the stage; a cancelled check ends with what it checked so far (libraryCheckReportSchema) and only whole files repaired.',
+    startsJob: 'library-check',
     input: z.strictObject({ full: z.boolean().optional(), repair: z.boolean().optional() }),
-    output: z.object({
-      library: z.string(),
-      database: z.string(),
-      level: z.enum(['quick', 'full']),
-      ok: z.boolean(),
-      counts: z.object({ images: z.int(), embeddings: z.int(), thumbnails: z.int(), managedCopies: z.int() }),
-      problems: z.array(
-        z.object({
-          kind: z.enum(['database', 'schema', 'embedding', 'thumbnail', 'managed-copy']),
-          message: z.string(),
-          imageId: z.int().optional(),
-          file: z.string().optional(),
-          repaired: z.boolean(),
-        }),
-      ),
-      temporaryFilesRemoved: z.array(z.string()),
-    }),
+    output: jobStartedSchema,
   }),
   libraryOverview: defineCall({
     description: 'Counts for the navigation and the library header: images, import batches, flags, embeddings per model.',

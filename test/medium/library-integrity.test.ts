@@ -256,7 +256,10 @@ describe('a library on read-only media', () => {
       expect(await api.invoke('appInfo', {})).toMatchObject({ readOnly: true, libraryFolder: view });
       await expect(api.invoke('settingsSet', { key: 'theme', value: 'dark' })).rejects.toMatchObject({ code: 'read-only', message: expect.stringContaining(view) });
       // Synthetic rows have no thumbnail files: the check lists them and, read-only, repairs nothing.
-      expect(await api.invoke('libraryCheck', { repair: true })).toMatchObject({ ok: false, counts: { images: 2 }, problems: [{ kind: 'thumbnail', repaired: false }, { kind: 'thumbnail', repaired: false }] });
+      const { jobId } = (await api.invoke('libraryCheck', { repair: true })) as { jobId: string };
+      const checked = await api.jobs.settled(jobId);
+      expect(checked.result).toMatchObject({ status: 'complete', ok: false, counts: { images: 2 }, problems: [{ kind: 'thumbnail', repaired: false }, { kind: 'thumbnail', repaired: false }] });
+      expect((checked.result as { stages: Array<{ stage: string; state: string }> }).stages.at(-1)).toMatchObject({ stage: 'repair', state: 'not-run' });
     } finally {
       await api.close();
     }

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import type { Core } from '../../core/core.js';
 import type { BatchStatus } from '../../core/import/import-batches.repository.js';
 import type { ImportReport } from '../../core/import/import.service.js';
+import type { ProgressListener } from '../../core/jobs/job.js';
+import type { LibraryCheckReport } from '../../core/library/library-check.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
 import { exitCodes, printJson, progressPrinter, withCore } from '../cli-context.js';
 
@@ -69,16 +71,21 @@ export function registerLibraryCommands(program: Command): void {
     .option('--repair', 'regenerate missing thumbnails and managed copies from the library copy or the unchanged original file')
     .action(async (options: { full?: boolean; repair?: boolean }, command: Command) => {
       await withCore(command, async (core, { json }) => {
-        const report = await core.check.check({ full: options.full === true, repair: options.repair === true });
-        if (json) printJson(report);
-        else {
-          const out = process.stdout;
-          out.write(`Library ${report.library}${core.library.readOnly ? ' (read-only)' : ''}: ${report.level} check of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`);
-          if (report.temporaryFilesRemoved.length > 0) out.write(`Removed ${report.temporaryFilesRemoved.length} temporary files left by interrupted writes.\n`);
-          for (const problem of report.problems) out.write(`  ${problem.repaired ? 'repaired' : 'problem'} [${problem.kind}] ${problem.message}\n`);
-          out.write(report.ok ? 'OK: no problems left.\n' : `${report.problems.filter((problem) => !problem.repaired).length} problems left.\n`);
+        // Ctrl-C stops the check between two units of work: what was checked is still reported, and a
+        // repair stops after the file it is writing (written whole, then renamed into place).
+        const controller = new AbortController();
+        const onSignal = () => controller.abort();
+        process.once('SIGINT', onSignal);
+        let report: LibraryCheckReport;
+        try {
+          const progress = json ? undefined : stageProgressPrinter();
+          report = await core.check.check({ full: options.full === true, repair: options.repair === true, signal: controller.signal, ...(progress ? { onProgress: progress } : {}) });
+        } finally {
+          process.off('SIGINT', onSignal);
         }
-        process.exitCode = report.ok ? exitCodes.ok : exitCodes.partial;
+        if (json) printJson(report);
+        else printCheckReport(report, core.library.readOnly);
+        process.exitCode = report.status === 'cancelled' ? exitCodes.cancelled : report.ok ? exitCodes.ok : exitCodes.partial;
       });
     });
 
@@ -161,6 +168,38 @@ const unfinishedBatchHint: Partial<Record<BatchStatus, string>> = {
   cancelled: 'It was cancelled.',
   failed: 'An error stopped it.',
 };
+
+/** The bar of progressPrinter, with the stage's name on its own line each time a stage starts. */
+function stageProgressPrinter(): ProgressListener | undefined {
+  const bar = progressPrinter();
+  if (!bar) return undefined;
+  let stage: string | undefined;
+  return (progress) => {
+    if (progress.stage !== stage) {
+      stage = progress.stage;
+      if (progress.message) process.stderr.write(`\r${progress.message}\x1b[K\n`);
+    }
+    bar(progress);
+  };
+}
+
+function printCheckReport(report: LibraryCheckReport, readOnly: boolean): void {
+  const out = process.stdout;
+  out.write(`Library ${report.library}${readOnly ? ' (read-only)' : ''}: ${report.level} check of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`);
+  if (report.temporaryFilesRemoved.length > 0) out.write(`Removed ${report.temporaryFilesRemoved.length} temporary files left by interrupted writes.\n`);
+  for (const problem of report.problems) out.write(`  ${problem.repaired ? 'repaired' : 'problem'} [${problem.kind}] ${problem.message}\n`);
+  const left = report.problems.filter((problem) => !problem.repaired).length;
+  if (report.status === 'cancelled') {
+    const stages = report.stages
+      .filter((stage) => stage.state !== 'not-run')
+      .map((stage) => `${stage.stage} ${stage.checked} of ${stage.total}${stage.state === 'cancelled' ? ' (stopped)' : ''}`);
+    const notRun = report.stages.filter((stage) => stage.state === 'not-run').map((stage) => stage.stage);
+    out.write(`Cancelled. Checked: ${stages.join(', ') || 'nothing'}.${notRun.length > 0 ? ` Not checked: ${notRun.join(', ')}.` : ''}\n`);
+    out.write(`${left} problems found so far; the library may hold others. Repairs made are complete files. Run the check again for a full report.\n`);
+    return;
+  }
+  out.write(report.ok ? 'OK: no problems left.\n' : `${left} problems left.\n`);
+}
 
 function printImportReport(report: ImportReport): void {
   const out = process.stdout;

@@ -17,6 +17,8 @@ export interface JobProgress {
   /** Seconds left at the current rate; null until a rate is known. */
   etaSeconds: number | null;
   message?: string;
+  /** For a job that runs in stages (the library check): the stage `done` and `total` count in. */
+  stage?: string;
 }
 
 export type ProgressListener = (progress: JobProgress) => void;

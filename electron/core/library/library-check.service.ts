@@ -4,6 +4,7 @@ import path from 'node:path';
 import { firstNonFinite, blobToVector } from '../embeddings/vector-codec.js';
 import { decodeImage, makeThumbnail } from '../import/image-decoder.js';
 import { ImportFilesRepository } from '../import/import-files.repository.js';
+import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import { reduceForAnalysis } from '../quality/quality-reduce.js';
 import type { Library, LibraryPaths } from './library.js';
 import { loadMigrations, schemaRecordDamage } from './migrations.js';
@@ -19,19 +20,41 @@ export interface LibraryProblem {
   repaired: boolean;
 }
 
+/**
+ * The stages of a check, in the order they run. database: quick_check or integrity_check and the
+ * schema record; embeddings: every stored vector finite and of its model's size; thumbnails and
+ * managed-copies: the files are there; repair (only with `repair`): one missing file made again at a
+ * time.
+ */
+export const libraryCheckStages = ['database', 'embeddings', 'thumbnails', 'managed-copies', 'repair'] as const;
+export type LibraryCheckStage = (typeof libraryCheckStages)[number];
+
+export interface LibraryCheckStageReport {
+  stage: LibraryCheckStage;
+  /** done: checked everything; cancelled: stopped part-way; failed: a read failed (see problems); not-run. */
+  state: 'done' | 'cancelled' | 'failed' | 'not-run';
+  /** Units this stage went through (pages check = 1, embeddings, images, library copies, repairs). */
+  checked: number;
+  total: number;
+}
+
 export interface LibraryCheckReport {
   library: string;
   database: string;
   /** quick: SQLite's quick_check (pages and records, not index contents); full: integrity_check. */
   level: 'quick' | 'full';
+  /** complete: every stage ran; cancelled: stopped at a stage boundary or between two units of a stage. */
+  status: 'complete' | 'cancelled';
+  /** True only for a complete check with no problem left unrepaired. */
   ok: boolean;
   counts: { images: number; embeddings: number; thumbnails: number; managedCopies: number };
+  stages: LibraryCheckStageReport[];
   problems: LibraryProblem[];
   /** Temporary files of writers that are gone (killed mid-write), removed by this check. */
   temporaryFilesRemoved: string[];
 }
 
-export interface LibraryCheckOptions {
+export interface LibraryCheckOptions extends JobControl {
   full?: boolean;
   /** Regenerate missing thumbnails and managed copies from the image's source file when it is unchanged. */
   repair?: boolean;
@@ -93,18 +116,129 @@ interface ImageFilesRow {
   thumbnail_path: string;
 }
 
-/** `dermws check`: is what the library stores whole and consistent? Optionally repairs what it can. */
+/** Units between two turns of the event loop, so a cancel (Ctrl-C, the app's Cancel) is seen while a stage runs. */
+const unitsPerTurn = 256;
+const embeddingsPerPage = 2048;
+
+class CheckCancelled extends Error {}
+
+/** A missing file that repair may make again, with what it needs to do so. */
+interface RepairUnit {
+  problem: LibraryProblem;
+  row: ImageFilesRow;
+  kind: 'thumbnail' | 'managed-copy';
+}
+
+/**
+ * `dermws check` and the app's check: is what the library stores whole and consistent? Optionally
+ * repairs what it can. A long job: it reports progress per stage (`stage` on each event, forced at the
+ * start and end of every stage) and stops when its signal aborts, between two units of work, returning
+ * what it checked so far with status 'cancelled'. A repair unit (one library copy or one thumbnail)
+ * is written to a temporary name and renamed into place, so a cancel never leaves a half-made file.
+ */
 export class LibraryCheckService {
   constructor(private readonly library: Library) {}
 
   async check(options: LibraryCheckOptions = {}): Promise<LibraryCheckReport> {
-    const { db, paths } = this.library;
+    const { paths } = this.library;
     const problems: LibraryProblem[] = [];
     const level = options.full ? 'full' : 'quick';
+    const repair = options.repair === true && !this.library.readOnly;
     const temporaryFilesRemoved = this.library.readOnly ? [] : removeAbandonedTemporaryFiles(paths);
+    // The repair stage is listed only when a repair was asked for (on a read-only library it stays not-run).
+    const stages: LibraryCheckStageReport[] = libraryCheckStages
+      .filter((stage) => stage !== 'repair' || options.repair === true)
+      .map((stage) => ({ stage, state: 'not-run', checked: 0, total: 0 }));
+    const counts = { images: 0, embeddings: 0, thumbnails: 0, managedCopies: 0 };
+    const repairs: RepairUnit[] = [];
+    let cancelled = false;
 
+    const run = async (stage: LibraryCheckStage, totalOf: () => number, work: (tick: (current?: string) => Promise<void>) => Promise<void> | void): Promise<void> => {
+      const entry = stages.find((candidate) => candidate.stage === stage)!;
+      if (options.signal?.aborted) {
+        cancelled = true;
+        return;
+      }
+      let total: number;
+      try {
+        total = totalOf();
+      } catch (error) {
+        entry.state = 'failed';
+        problems.push({ kind: 'database', message: `Reading the library failed (${stage}): ${(error as Error).message}`, file: paths.database, repaired: false });
+        return;
+      }
+      entry.total = total;
+      const position = stages.indexOf(entry) + 1;
+      const listener = options.onProgress;
+      const reporter = new ProgressReporter(
+        'library-check',
+        total,
+        listener && ((progress) => listener({ ...progress, stage, message: `${stageTitles[stage]} (stage ${position} of ${stages.length})` })),
+      );
+      reporter.report(0, undefined, true);
+      const tick = async (current?: string) => {
+        entry.checked++;
+        // Each repair is a whole file made again (seconds for a large photo): every one is reported.
+        reporter.report(entry.checked, current, entry.checked === total || stage === 'repair');
+        if (entry.checked % unitsPerTurn === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (options.signal?.aborted && entry.checked < total) throw new CheckCancelled();
+      };
+      try {
+        await work(tick);
+        entry.state = 'done';
+        if (entry.checked < total) reporter.report(entry.checked, undefined, true);
+      } catch (error) {
+        if (error instanceof CheckCancelled) {
+          entry.state = 'cancelled';
+          cancelled = true;
+          return;
+        }
+        entry.state = 'failed';
+        // A damaged page can make any read fail; what was found so far is still reported.
+        problems.push({ kind: 'database', message: `Reading the library failed (${stage}): ${(error as Error).message}`, file: paths.database, repaired: false });
+      }
+    };
+
+    let rows: ImageFilesRow[] = [];
+    let managed: ImageFilesRow[] = [];
+    await run('database', () => 1, (tick) => this.checkDatabase(options.full === true, problems, tick));
+    await run('embeddings', () => this.embeddingCount(), (tick) => this.checkEmbeddings(problems, counts, tick));
+    await run(
+      'thumbnails',
+      () => {
+        rows = this.imageRows();
+        counts.images = rows.length;
+        return rows.length;
+      },
+      (tick) => this.checkThumbnails(rows, problems, repairs, counts, tick),
+    );
+    await run(
+      'managed-copies',
+      () => (managed = rows.filter((row) => row.managed_path !== null)).length,
+      (tick) => this.checkManagedCopies(managed, problems, repairs, counts, tick),
+    );
+    if (repair) {
+      // Library copies first: a thumbnail is made again from the restored copy when there is one.
+      const ordered = [...repairs.filter((unit) => unit.kind === 'managed-copy'), ...repairs.filter((unit) => unit.kind === 'thumbnail')];
+      await run('repair', () => ordered.length, (tick) => this.repair(ordered, tick));
+    }
+    return {
+      library: paths.root,
+      database: paths.database,
+      level,
+      status: cancelled ? 'cancelled' : 'complete',
+      ok: !cancelled && problems.every((problem) => problem.repaired),
+      counts,
+      stages,
+      problems: orderProblems(problems),
+      temporaryFilesRemoved,
+    };
+  }
+
+  private async checkDatabase(full: boolean, problems: LibraryProblem[], tick: (current?: string) => Promise<void>): Promise<void> {
+    const { db, paths } = this.library;
     try {
-      const rows = db.pragma(options.full ? 'integrity_check' : 'quick_check') as Array<Record<string, string>>;
+      const rows = db.pragma(full ? 'integrity_check' : 'quick_check') as Array<Record<string, string>>;
       for (const row of rows) {
         const message = Object.values(row)[0]!;
         if (message !== 'ok') problems.push({ kind: 'database', message, file: paths.database, repaired: false });
@@ -112,94 +246,136 @@ export class LibraryCheckService {
     } catch (error) {
       problems.push({ kind: 'database', message: (error as Error).message, file: paths.database, repaired: false });
     }
-
-    let counts = { images: 0, embeddings: 0, thumbnails: 0, managedCopies: 0 };
-    try {
-      const damage = schemaRecordDamage(db, loadMigrations());
-      if (damage) problems.push({ kind: 'schema', message: damage, file: paths.database, repaired: false });
-      counts.embeddings = this.checkEmbeddings(problems);
-      counts = { ...counts, ...(await this.checkFiles(problems, options.repair === true)) };
-    } catch (error) {
-      // A damaged page can make any read fail; what was found so far is still reported.
-      problems.push({ kind: 'database', message: `Reading the library failed: ${(error as Error).message}`, file: paths.database, repaired: false });
-    }
-    return {
-      library: paths.root,
-      database: paths.database,
-      level,
-      ok: problems.every((problem) => problem.repaired),
-      counts,
-      problems,
-      temporaryFilesRemoved,
-    };
+    const damage = schemaRecordDamage(db, loadMigrations());
+    if (damage) problems.push({ kind: 'schema', message: damage, file: paths.database, repaired: false });
+    await tick(full ? 'integrity_check' : 'quick_check');
   }
 
-  /** Every stored vector has the byte length of its dimension and its model's, and only finite values. */
-  private checkEmbeddings(problems: LibraryProblem[]): number {
+  private embeddingCount(): number {
+    return (this.library.db.prepare('SELECT COUNT(*) AS n FROM embeddings').get() as { n: number }).n;
+  }
+
+  /**
+   * Every stored vector has the byte length of its dimension and its model's, and only finite values.
+   * Read a page at a time (keyset on the primary key) rather than through one open cursor, so the
+   * connection is free for other calls whenever the check lets the event loop turn.
+   */
+  private async checkEmbeddings(problems: LibraryProblem[], counts: LibraryCheckReport['counts'], tick: (current?: string) => Promise<void>): Promise<void> {
     const { db, paths } = this.library;
     const modelDims = new Map((db.prepare('SELECT id, dim FROM embedding_models').all() as Array<{ id: string; dim: number }>).map((row) => [row.id, row.dim]));
-    let count = 0;
-    for (const row of db.prepare('SELECT image_id, model_id, dim, vector FROM embeddings').iterate() as Iterable<{ image_id: number; model_id: string; dim: number; vector: Buffer }>) {
-      count++;
-      const expected = modelDims.get(row.model_id) ?? row.dim;
-      const where = `The embedding of image ${row.image_id} for model "${row.model_id}"`;
-      if (!Buffer.isBuffer(row.vector) || row.vector.byteLength !== expected * 4 || row.dim !== expected) {
-        const bytes = Buffer.isBuffer(row.vector) ? row.vector.byteLength : 0;
-        problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} is ${bytes} bytes with dim ${row.dim}; the model has ${expected} values (${expected * 4} bytes).` });
-        continue;
+    const page = db.prepare(
+      'SELECT image_id, model_id, dim, vector FROM embeddings WHERE (model_id, image_id) > (?, ?) ORDER BY model_id, image_id LIMIT ?',
+    );
+    let after: [string, number] = ['', -1];
+    for (;;) {
+      const rows = page.all(after[0], after[1], embeddingsPerPage) as Array<{ image_id: number; model_id: string; dim: number; vector: Buffer }>;
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        after = [row.model_id, row.image_id];
+        const expected = modelDims.get(row.model_id) ?? row.dim;
+        const where = `The embedding of image ${row.image_id} for model "${row.model_id}"`;
+        if (!Buffer.isBuffer(row.vector) || row.vector.byteLength !== expected * 4 || row.dim !== expected) {
+          const bytes = Buffer.isBuffer(row.vector) ? row.vector.byteLength : 0;
+          problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} is ${bytes} bytes with dim ${row.dim}; the model has ${expected} values (${expected * 4} bytes).` });
+        } else {
+          const vector = blobToVector(row.vector);
+          const bad = firstNonFinite(vector);
+          if (bad >= 0) problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} has ${vector[bad]} at value ${bad}; embed the image again to replace it.` });
+        }
+        counts.embeddings++;
+        await tick(`image ${row.image_id}`);
       }
-      const vector = blobToVector(row.vector);
-      const bad = firstNonFinite(vector);
-      if (bad >= 0) problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} has ${vector[bad]} at value ${bad}; embed the image again to replace it.` });
     }
-    return count;
   }
 
-  private async checkFiles(problems: LibraryProblem[], repair: boolean): Promise<{ images: number; thumbnails: number; managedCopies: number }> {
-    const { db, paths } = this.library;
-    const files = new ImportFilesRepository(paths);
-    const rows = db.prepare('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as ImageFilesRow[];
-    let managedCopies = 0;
+  private imageRows(): ImageFilesRow[] {
+    return this.library.db.prepare('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as ImageFilesRow[];
+  }
+
+  private async checkThumbnails(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: (current?: string) => Promise<void>): Promise<void> {
+    const { paths } = this.library;
     for (const row of rows) {
-      if (row.managed_path !== null) {
-        managedCopies++;
-        const managed = path.join(paths.root, row.managed_path);
-        if (!fs.existsSync(managed)) {
-          const original = unchangedSource(row.original_path, row.file_sha256);
-          const problem: LibraryProblem = {
-            kind: 'managed-copy',
-            imageId: row.id,
-            file: managed,
-            repaired: false,
-            message: `The library copy of image ${row.id} is missing (${row.managed_path}); ${original ? `the original ${row.original_path} is unchanged` : `the original ${row.original_path} is missing or changed, so the image cannot be restored from it`}.`,
-          };
-          if (repair && original && !this.library.readOnly) {
-            await files.writeManagedCopy(row.file_sha256, row.original_path, original);
-            problem.repaired = fs.existsSync(managed);
-          }
-          problems.push(problem);
-        }
-      }
       const thumbnail = path.join(paths.root, row.thumbnail_path);
       if (!fs.existsSync(thumbnail)) {
         const problem: LibraryProblem = { kind: 'thumbnail', imageId: row.id, file: thumbnail, repaired: false, message: `The thumbnail of image ${row.id} is missing (${row.thumbnail_path}).` };
-        if (repair && !this.library.readOnly) {
+        problems.push(problem);
+        repairs.push({ problem, row, kind: 'thumbnail' });
+      }
+      counts.thumbnails++;
+      await tick(row.thumbnail_path);
+    }
+  }
+
+  private async checkManagedCopies(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: (current?: string) => Promise<void>): Promise<void> {
+    const { paths } = this.library;
+    for (const row of rows) {
+      const managed = path.join(paths.root, row.managed_path!);
+      if (!fs.existsSync(managed)) {
+        const original = unchangedSource(row.original_path, row.file_sha256) !== undefined;
+        const problem: LibraryProblem = {
+          kind: 'managed-copy',
+          imageId: row.id,
+          file: managed,
+          repaired: false,
+          message: `The library copy of image ${row.id} is missing (${row.managed_path}); ${original ? `the original ${row.original_path} is unchanged` : `the original ${row.original_path} is missing or changed, so the image cannot be restored from it`}.`,
+        };
+        problems.push(problem);
+        if (original) repairs.push({ problem, row, kind: 'managed-copy' });
+      }
+      counts.managedCopies++;
+      await tick(row.managed_path!);
+    }
+  }
+
+  /** Makes each missing file again, one whole file per unit (temporary name, then rename). */
+  private async repair(units: RepairUnit[], tick: (current?: string) => Promise<void>): Promise<void> {
+    const { paths } = this.library;
+    const files = new ImportFilesRepository(paths);
+    for (const { problem, row, kind } of units) {
+      try {
+        if (kind === 'managed-copy') {
+          const original = unchangedSource(row.original_path, row.file_sha256);
+          if (original) {
+            await files.writeManagedCopy(row.file_sha256, row.original_path, original);
+            problem.repaired = fs.existsSync(problem.file!);
+          } else {
+            problem.message += ` The original changed or went away during the check; nothing was restored.`;
+          }
+        } else {
           const source = (row.managed_path !== null ? unchangedSource(path.join(paths.root, row.managed_path), row.file_sha256) : undefined) ?? unchangedSource(row.original_path, row.file_sha256);
           if (source) {
             const decoded = await decodeImage(source);
             const reduced = await reduceForAnalysis(decoded.pixels, decoded.width, decoded.height);
             const webp = await makeThumbnail({ pixels: Buffer.from(reduced.pixels.buffer, reduced.pixels.byteOffset, reduced.pixels.byteLength), width: reduced.width, height: reduced.height });
             const written = await files.writeThumbnail(row.file_sha256, webp);
-            problem.repaired = path.join(paths.root, written) === thumbnail;
+            problem.repaired = path.join(paths.root, written) === problem.file;
           } else {
             problem.message += ` Neither the library copy nor the original ${row.original_path} is there unchanged to make it again.`;
           }
         }
-        problems.push(problem);
+      } catch (error) {
+        problem.message += ` Making it again failed: ${(error as Error).message}`;
       }
+      await tick(`${kind} of image ${row.id}`);
     }
-    return { images: rows.length, thumbnails: rows.length, managedCopies };
   }
+}
+
+const stageTitles: Record<LibraryCheckStage, string> = {
+  database: 'Checking the database pages and schema record',
+  embeddings: 'Checking embeddings',
+  thumbnails: 'Checking thumbnails',
+  'managed-copies': 'Checking library copies',
+  repair: 'Repairing missing files',
+};
+
+/** Problems by kind in stage order, images by id within a kind. */
+function orderProblems(problems: LibraryProblem[]): LibraryProblem[] {
+  const rank: Record<LibraryProblemKind, number> = { database: 0, schema: 0, embedding: 1, thumbnail: 2, 'managed-copy': 3 };
+  return problems
+    .map((problem, index) => ({ problem, index }))
+    .sort((a, b) => rank[a.problem.kind] - rank[b.problem.kind] || (a.problem.imageId ?? 0) - (b.problem.imageId ?? 0) || a.index - b.index)
+    .map((entry) => entry.problem);
 }
 
 /** The file's bytes when it exists and still has the sha256 it was imported with. */

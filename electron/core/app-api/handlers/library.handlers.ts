@@ -1,3 +1,4 @@
+import { libraryCheckReportSchema } from '../../../common/contract.js';
 import { DermError } from '../../../common/errors.js';
 import { pseudonymSecretKey } from '../../export/export.repository.js';
 import type { HandlerGroup } from '../app-api.js';
@@ -11,7 +12,19 @@ export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'library
     acceptsPaths: true,
     readOnly: core.library.readOnly,
   }),
-  libraryCheck: (input, { core }) => core.check.check({ full: input.full === true, repair: input.repair === true }),
+  libraryCheck: (input, { core, jobs, emit }) => {
+    const job = jobs.start('library-check', async ({ signal, onProgress }) => {
+      try {
+        const report = await core.check.check({ full: input.full === true, repair: input.repair === true, signal, onProgress });
+        // A complete check succeeded as a job whatever it found; what it found is in the report.
+        return { status: report.status === 'cancelled' ? 'cancelled' : 'success', result: libraryCheckReportSchema.parse(report) };
+      } finally {
+        // A repair may have made thumbnails and library copies again.
+        if (input.repair === true) emit({ type: 'library-changed', what: 'images' });
+      }
+    });
+    return { jobId: job.id };
+  },
   libraryOverview: (_input, { view }) => view.overview(),
   settingsGet: (input, { core }) => {
     const values: Record<string, unknown> = {};
