@@ -337,9 +337,14 @@ describe('library grid with 100,000 images', () => {
     const firstCount = await cells.count();
     expect(firstCount).toBeGreaterThan(10);
     expect(firstCount).toBeLessThan(400);
+    const renderedIds = () => page.locator('[role="grid"] [data-image-id]').evaluateAll((found) => found.map((cell) => cell.getAttribute('data-image-id')));
     for (const fraction of [0.25, 0.5, 0.75, 1]) {
+      const before = new Set(await renderedIds());
       await page.locator('[role="grid"]').evaluate((grid, to) => grid.scrollTo(0, grid.scrollHeight * to), fraction);
-      await page.waitForTimeout(50);
+      // A quarter of the library further on, the grid holds none of the cells it held before: waiting
+      // for that (not for some milliseconds) is waiting for it to have rendered the new position.
+      await expect.poll(async () => (await renderedIds()).some((id) => before.has(id)), { timeout: 30_000 }).toBe(false);
+      expect(await cells.count()).toBeLessThan(400);
     }
     await expect.poll(() => page.locator(`[role="grid"] [data-image-id="${total}"]`).count(), { timeout: 30_000 }).toBe(1);
     expect(await cells.count()).toBeLessThan(400);

@@ -27,6 +27,50 @@ describe('export download in web mode', () => {
     return ((await response.json()) as { output: any }).output;
   };
 
+  /**
+   * Starts a job and resolves when the server's event stream reports it finished: the stream is open
+   * before the job starts, so its job-finished event cannot be missed, and nothing waits on a clock.
+   */
+  const untilFinished = (start: () => Promise<{ jobId: string }>): Promise<{ jobId: string; job: { id: string; state: string } }> =>
+    new Promise((resolve, reject) => {
+      const controller = new AbortController();
+      const finished = new Map<string, { id: string; state: string }>();
+      let jobId: string | undefined;
+      const settle = () => {
+        const job = jobId === undefined ? undefined : finished.get(jobId);
+        if (!job) return;
+        controller.abort();
+        resolve({ jobId: jobId!, job });
+      };
+      void (async () => {
+        const response = await fetch(`${server.bridge.origin}/api/events`, { headers: { [tokenHeader]: token }, signal: controller.signal });
+        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+        let text = '';
+        let started = false;
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error('The event stream ended before the job finished.');
+          text += value;
+          const frames = text.split('\n\n');
+          text = frames.pop()!;
+          for (const frame of frames) {
+            if (frame.startsWith(': connected') && !started) {
+              started = true;
+              jobId = (await start()).jobId;
+            }
+            for (const line of frame.split('\n')) {
+              if (!line.startsWith('data: ')) continue;
+              const event = JSON.parse(line.slice('data: '.length)) as { type: string; job?: { id: string; state: string } };
+              if (event.type === 'job-finished' && event.job) finished.set(event.job.id, event.job);
+            }
+          }
+          settle();
+        }
+      })().catch((error: unknown) => {
+        if (!controller.signal.aborted) reject(error);
+      });
+    });
+
   beforeAll(async () => {
     folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-download-'));
     const staticFolder = path.join(folder, 'static');
@@ -46,12 +90,7 @@ describe('export download in web mode', () => {
   it('serves a finished export of this run as a .zip of the files it wrote, and nothing else', async () => {
     expect((await get('/download/export/job-999')).status).toBe(404);
     const exportFolder = path.join(folder, 'export');
-    const { jobId } = (await call('exportStart', { folder: exportFolder, filter: { fitzpatrick: 'III' } })) as { jobId: string };
-    let job: { state: string } = { state: 'running' };
-    for (let attempt = 0; attempt < 2400 && job.state === 'running'; attempt++) {
-      job = (await call('jobGet', { jobId })) as { state: string };
-      if (job.state === 'running') await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const { jobId, job } = await untilFinished(() => call('exportStart', { folder: exportFolder, filter: { fitzpatrick: 'III' } }));
     expect(job.state).toBe('success');
     fs.writeFileSync(path.join(exportFolder, 'placed-later.txt'), 'not part of the export');
 

@@ -39,8 +39,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // The encoder worker and the index's sessions end asynchronously: wait for them, not for a clock,
+  // before their library folder goes (core.close() then finds nothing left to end).
+  await core?.embeddings.close();
+  await core?.index.close();
   core?.close();
-  await new Promise((resolve) => setTimeout(resolve, 50));
   fs.rmSync(folder, { recursive: true, force: true });
 });
 

@@ -31,7 +31,9 @@ export interface JobControl {
 /** Measures rate and ETA and throttles progress events to at most one every `intervalMs`. */
 export class ProgressReporter {
   private readonly startedAt = performance.now();
-  private lastEmit = 0;
+  // The first report always goes out, however soon after the process started: a listener can act on
+  // it (a test cancelling at the first unit) without depending on the clock.
+  private lastEmit = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly job: string,
