@@ -124,7 +124,7 @@ describe('library check as a job', () => {
           if (progress.stage === 'embeddings' && progress.done === progress.total) controller.abort();
         },
       });
-      expect(report).toMatchObject({ status: 'cancelled', ok: false, counts: { embeddings: 4, thumbnails: 0, managedCopies: 0 }, problems: [] });
+      expect(report).toMatchObject({ status: 'cancelled', ok: false, counts: { images: 4, embeddings: 4, thumbnails: 0, managedCopies: 0 }, problems: [] });
       expect(report.stages.map((stage) => [stage.stage, stage.state, stage.checked])).toEqual([
         ['database', 'done', 1],
         ['embeddings', 'done', 4],

@@ -185,7 +185,8 @@ function stageProgressPrinter(): ProgressListener | undefined {
 
 function printCheckReport(report: LibraryCheckReport, readOnly: boolean): void {
   const out = process.stdout;
-  out.write(`Library ${report.library}${readOnly ? ' (read-only)' : ''}: ${report.level} check of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`);
+  const checked = report.status === 'cancelled' ? ' (cancelled; counts are what it checked)' : '';
+  out.write(`Library ${report.library}${readOnly ? ' (read-only)' : ''}: ${report.level} check${checked} of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`);
   if (report.temporaryFilesRemoved.length > 0) out.write(`Removed ${report.temporaryFilesRemoved.length} temporary files left by interrupted writes.\n`);
   for (const problem of report.problems) out.write(`  ${problem.repaired ? 'repaired' : 'problem'} [${problem.kind}] ${problem.message}\n`);
   const left = report.problems.filter((problem) => !problem.repaired).length;

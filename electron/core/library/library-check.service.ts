@@ -122,6 +122,9 @@ const embeddingsPerPage = 2048;
 
 class CheckCancelled extends Error {}
 
+/** Counts one unit of a stage; a returned promise must be awaited (the event loop's turn). */
+type Tick = (current?: string) => Promise<void> | undefined;
+
 /** A missing file that repair may make again, with what it needs to do so. */
 interface RepairUnit {
   problem: LibraryProblem;
@@ -153,7 +156,7 @@ export class LibraryCheckService {
     const repairs: RepairUnit[] = [];
     let cancelled = false;
 
-    const run = async (stage: LibraryCheckStage, totalOf: () => number, work: (tick: (current?: string) => Promise<void>) => Promise<void> | void): Promise<void> => {
+    const run = async (stage: LibraryCheckStage, totalOf: () => number, work: (tick: Tick) => Promise<void> | void): Promise<void> => {
       const entry = stages.find((candidate) => candidate.stage === stage)!;
       if (options.signal?.aborted) {
         cancelled = true;
@@ -176,12 +179,19 @@ export class LibraryCheckService {
         listener && ((progress) => listener({ ...progress, stage, message: `${stageTitles[stage]} (stage ${position} of ${stages.length})` })),
       );
       reporter.report(0, undefined, true);
-      const tick = async (current?: string) => {
+      // Synchronous for most units (an await per embedding would cost more than checking it); every
+      // unitsPerTurn units it returns a promise that lets the event loop turn, so a cancel can arrive.
+      const tick: Tick = (current) => {
         entry.checked++;
         // Each repair is a whole file made again (seconds for a large photo): every one is reported.
         reporter.report(entry.checked, current, entry.checked === total || stage === 'repair');
-        if (entry.checked % unitsPerTurn === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        if (options.signal?.aborted && entry.checked < total) throw new CheckCancelled();
+        const stopIfCancelled = () => {
+          // A unit that was the stage's last is kept as done (rows added meanwhile can make checked pass total).
+          if (options.signal?.aborted && entry.checked !== total) throw new CheckCancelled();
+        };
+        stopIfCancelled();
+        if (entry.checked % unitsPerTurn !== 0) return undefined;
+        return new Promise<void>((resolve) => setImmediate(resolve)).then(stopIfCancelled);
       };
       try {
         await work(tick);
@@ -201,7 +211,11 @@ export class LibraryCheckService {
 
     let rows: ImageFilesRow[] = [];
     let managed: ImageFilesRow[] = [];
-    await run('database', () => 1, (tick) => this.checkDatabase(options.full === true, problems, tick));
+    await run('database', () => 1, async (tick) => {
+      await this.checkDatabase(options.full === true, problems, tick);
+      // Known even when the check stops before the thumbnails stage reads the rows.
+      counts.images = (this.library.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+    });
     await run('embeddings', () => this.embeddingCount(), (tick) => this.checkEmbeddings(problems, counts, tick));
     await run(
       'thumbnails',
@@ -235,7 +249,7 @@ export class LibraryCheckService {
     };
   }
 
-  private async checkDatabase(full: boolean, problems: LibraryProblem[], tick: (current?: string) => Promise<void>): Promise<void> {
+  private async checkDatabase(full: boolean, problems: LibraryProblem[], tick: Tick): Promise<void> {
     const { db, paths } = this.library;
     try {
       const rows = db.pragma(full ? 'integrity_check' : 'quick_check') as Array<Record<string, string>>;
@@ -260,7 +274,7 @@ export class LibraryCheckService {
    * Read a page at a time (keyset on the primary key) rather than through one open cursor, so the
    * connection is free for other calls whenever the check lets the event loop turn.
    */
-  private async checkEmbeddings(problems: LibraryProblem[], counts: LibraryCheckReport['counts'], tick: (current?: string) => Promise<void>): Promise<void> {
+  private async checkEmbeddings(problems: LibraryProblem[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
     const { db, paths } = this.library;
     const modelDims = new Map((db.prepare('SELECT id, dim FROM embedding_models').all() as Array<{ id: string; dim: number }>).map((row) => [row.id, row.dim]));
     const page = db.prepare(
@@ -283,7 +297,8 @@ export class LibraryCheckService {
           if (bad >= 0) problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} has ${vector[bad]} at value ${bad}; embed the image again to replace it.` });
         }
         counts.embeddings++;
-        await tick(`image ${row.image_id}`);
+        const turn = tick(`image ${row.image_id}`);
+        if (turn) await turn;
       }
     }
   }
@@ -292,7 +307,7 @@ export class LibraryCheckService {
     return this.library.db.prepare('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as ImageFilesRow[];
   }
 
-  private async checkThumbnails(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: (current?: string) => Promise<void>): Promise<void> {
+  private async checkThumbnails(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
     const { paths } = this.library;
     for (const row of rows) {
       const thumbnail = path.join(paths.root, row.thumbnail_path);
@@ -302,11 +317,12 @@ export class LibraryCheckService {
         repairs.push({ problem, row, kind: 'thumbnail' });
       }
       counts.thumbnails++;
-      await tick(row.thumbnail_path);
+      const turn = tick(row.thumbnail_path);
+      if (turn) await turn;
     }
   }
 
-  private async checkManagedCopies(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: (current?: string) => Promise<void>): Promise<void> {
+  private async checkManagedCopies(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
     const { paths } = this.library;
     for (const row of rows) {
       const managed = path.join(paths.root, row.managed_path!);
@@ -323,12 +339,13 @@ export class LibraryCheckService {
         if (original) repairs.push({ problem, row, kind: 'managed-copy' });
       }
       counts.managedCopies++;
-      await tick(row.managed_path!);
+      const turn = tick(row.managed_path!);
+      if (turn) await turn;
     }
   }
 
   /** Makes each missing file again, one whole file per unit (temporary name, then rename). */
-  private async repair(units: RepairUnit[], tick: (current?: string) => Promise<void>): Promise<void> {
+  private async repair(units: RepairUnit[], tick: Tick): Promise<void> {
     const { paths } = this.library;
     const files = new ImportFilesRepository(paths);
     for (const { problem, row, kind } of units) {
