@@ -118,7 +118,7 @@ interface ImageFilesRow {
 
 /** Units between two turns of the event loop, so a cancel (Ctrl-C, the app's Cancel) is seen while a stage runs. */
 const unitsPerTurn = 256;
-const embeddingsPerPage = 2048;
+const embeddingsPerPage = 1024;
 
 class CheckCancelled extends Error {}
 
@@ -271,21 +271,19 @@ export class LibraryCheckService {
 
   /**
    * Every stored vector has the byte length of its dimension and its model's, and only finite values.
-   * Read a page at a time (keyset on the primary key) rather than through one open cursor, so the
-   * connection is free for other calls whenever the check lets the event loop turn.
+   * Read a page at a time in table order (keyset on rowid, a sequential scan) rather than through one
+   * open cursor, so the connection is free for other calls whenever the check lets the event loop turn.
    */
   private async checkEmbeddings(problems: LibraryProblem[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
     const { db, paths } = this.library;
     const modelDims = new Map((db.prepare('SELECT id, dim FROM embedding_models').all() as Array<{ id: string; dim: number }>).map((row) => [row.id, row.dim]));
-    const page = db.prepare(
-      'SELECT image_id, model_id, dim, vector FROM embeddings WHERE (model_id, image_id) > (?, ?) ORDER BY model_id, image_id LIMIT ?',
-    );
-    let after: [string, number] = ['', -1];
+    const page = db.prepare('SELECT rowid AS position, image_id, model_id, dim, vector FROM embeddings WHERE rowid > ? ORDER BY rowid LIMIT ?');
+    let after = 0;
     for (;;) {
-      const rows = page.all(after[0], after[1], embeddingsPerPage) as Array<{ image_id: number; model_id: string; dim: number; vector: Buffer }>;
+      const rows = page.all(after, embeddingsPerPage) as Array<{ position: number; image_id: number; model_id: string; dim: number; vector: Buffer }>;
       if (rows.length === 0) return;
       for (const row of rows) {
-        after = [row.model_id, row.image_id];
+        after = row.position;
         const expected = modelDims.get(row.model_id) ?? row.dim;
         const where = `The embedding of image ${row.image_id} for model "${row.model_id}"`;
         if (!Buffer.isBuffer(row.vector) || row.vector.byteLength !== expected * 4 || row.dim !== expected) {
