@@ -33,6 +33,22 @@ export async function withCore<T>(command: Command, work: (core: Core, options: 
   }
 }
 
+/**
+ * Runs a job with an AbortSignal that Ctrl-C trips (and any other signal named: a cluster scheduler
+ * stops a task with SIGTERM). The job stops between units of work: what it committed stays and running
+ * it again resumes. The handlers are removed when the job settles, so a later Ctrl-C ends the process.
+ */
+export async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>, signals: readonly NodeJS.Signals[] = ['SIGINT']): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  for (const signal of signals) process.once(signal, onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

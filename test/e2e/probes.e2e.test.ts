@@ -4,7 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 

@@ -4,7 +4,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { ProbesRepository } from '../../electron/core/probes/probes.repository.js';
 import { ProbesService, type TrainProbeOptions } from '../../electron/core/probes/probes.service.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 import { runCli } from '../../electron/cli/main.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callNames } from '../../electron/common/contract.js';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
-import { contentSecurityPolicy, safeUploadPath, tokenHeader } from '../../electron/cli/web-bridge.js';
+import { webContentSecurityPolicy } from '../../electron/common/content-security-policy.js';
+import { safeUploadPath, tokenHeader } from '../../electron/cli/web-bridge.js';
 
 /** A raw HTTP request (fetch would not let the tests set Host or see a 303 as is). */
 function request(
@@ -76,7 +77,7 @@ describe('web bridge (dermws serve)', () => {
     const page = await request(server, '/', { headers: { cookie: cookie.split(';')[0]! } });
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>derm</title>');
-    expect(page.headers['content-security-policy']).toBe(contentSecurityPolicy);
+    expect(page.headers['content-security-policy']).toBe(webContentSecurityPolicy);
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     expect(page.headers['x-content-type-options']).toBe('nosniff');
   });

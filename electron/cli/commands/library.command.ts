@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Core } from '../../core/core.js';
 import type { ImportReport } from '../../core/import/import.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
-import { exitCodes, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in the README
@@ -17,14 +17,11 @@ export function registerLibraryCommands(program: Command): void {
     .option('--root <dir>', 'folder that stored relative paths are measured from (default: each folder given)')
     .action(async (paths: string[], options: { copy?: boolean; root?: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
-        const controller = new AbortController();
-        const onSignal = () => controller.abort();
-        process.once('SIGINT', onSignal);
-        try {
+        await withInterrupt(async (signal) => {
           const progress = json ? undefined : progressPrinter();
           const report = await core.import.importPaths(paths, {
             copyIntoLibrary: Boolean(options.copy),
-            signal: controller.signal,
+            signal,
             ...(options.root ? { root: options.root } : {}),
             ...(progress ? { onProgress: progress } : {}),
           });
@@ -32,9 +29,7 @@ export function registerLibraryCommands(program: Command): void {
           else printImportReport(report);
           process.exitCode =
             report.status === 'cancelled' ? exitCodes.cancelled : report.failed > 0 ? exitCodes.partial : exitCodes.ok;
-        } finally {
-          process.off('SIGINT', onSignal);
-        }
+        });
       });
     });
 
