@@ -5,7 +5,7 @@ import type { JobProgress } from '../core/jobs/job.js';
 import { explainLibraryError } from '../core/library/library-errors.js';
 
 /**
- * Exit codes of every `dermws` command (documented in the README):
+ * Exit codes of every `dermws` command (documented in docs/cli.md):
  * 0 everything succeeded; 1 the command ran but some items failed (e.g. some files could not be
  * imported); 2 the command could not run (bad arguments, unreadable library, …); 130 cancelled.
  */

@@ -6,7 +6,7 @@ import type { Core } from '../../core/core.js';
 import { exitCodes, globalOptions, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
- * `dermws embed plan` and `dermws embed shard`: the two halves of embedding on a cluster (README
+ * `dermws embed plan` and `dermws embed shard`: the two halves of embedding on a cluster (docs/models.md,
  * "Embedding on a cluster"). The merge is `dermws embeddings import OUT_DIR` (importClusterResults).
  * `embed shard` runs on a cluster node and never opens a library: everything it needs is in the plan.
  */

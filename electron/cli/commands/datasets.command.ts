@@ -9,8 +9,8 @@ import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, 
 
 /**
  * `dermws dataset import-scin|import-isic|import-csv` and `dermws export`. The --json output is the
- * service's report object as is (DatasetImportReport / ExportReport), documented in the README
- * sections "Datasets and metadata" and "Export".
+ * service's report object as is (DatasetImportReport / ExportReport), documented in
+ * docs/datasets-and-export.md.
  */
 export function registerDatasetsCommands(program: Command): void {
   const dataset = program.command('dataset').description('import datasets and metadata: SCIN, ISIC-style metadata, any CSV with a column mapping');

@@ -5,7 +5,7 @@ import { parseThresholdAssignment, qualityThresholdNames } from '../../core/qual
 import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
- * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in the README
+ * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in docs/library.md
  * ("Importing images", "Image-quality flags").
  */
 export function registerLibraryCommands(program: Command): void {

@@ -7,7 +7,7 @@ import { importClusterResults } from './cluster.command.js';
 
 /**
  * `dermws models list|add|check`, `dermws embed` and `dermws embeddings import`. JSON shapes are
- * documented in the README ("Models").
+ * documented in docs/models.md.
  */
 export function registerModelsCommands(program: Command): void {
   const models = program.command('models').description('encoder models: list, add and check ONNX encoders');

@@ -8,7 +8,7 @@ import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterru
 /**
  * `dermws probe train|report|predict|list`. With --json, train and report print the stored run
  * (ProbeReport), predict prints ProbePredictionResult and list prints ProbeRunSummary[]; the shapes
- * are documented in the README ("Linear probes").
+ * are documented in docs/probes.md ("Commands").
  */
 export function registerProbesCommands(program: Command): void {
   const probe = program.command('probe').description('linear probes on embeddings: case-grouped cross-validation, subgroups, predictions as suggestions');

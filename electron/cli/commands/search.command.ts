@@ -9,8 +9,8 @@ import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterru
 /**
  * `dermws search`, `dermws duplicates` and `dermws index status|rebuild`. With --json: search prints
  * SearchResponse, duplicates prints DuplicateReport (or the resolution with --keep), index status
- * prints IndexStatus[] and index rebuild prints IndexBuildResult[]; the shapes are documented in the
- * README ("Similar-case search").
+ * prints IndexStatus[] and index rebuild prints IndexBuildResult[]; the shapes are documented in
+ * docs/search-index.md ("Commands").
  */
 export function registerSearchCommands(program: Command): void {
   program

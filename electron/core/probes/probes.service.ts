@@ -53,7 +53,7 @@ export const probeDefaults = {
   tolerance: 3e-5,
   bootstrapReplicates: 1000,
   curveFractions: [0.1, 0.25, 0.5],
-  // Two subsamples per fraction: the fewest that show a spread; each seed adds about 2.6× the CV's time (README, bench figures).
+  // Two subsamples per fraction: the fewest that show a spread, as each seed costs several times the CV (docs/benchmarks.md).
   curveSeeds: 2,
   minGroupCases: 10,
   minClassCases: 5,
