@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * The workstation end to end, in Debian's Chromium through the local web mode on a real temporary
@@ -15,7 +16,6 @@ import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
  * Runs in the page (a function, not a string: the app's CSP forbids eval). The document is reached
@@ -37,8 +37,6 @@ function reportCspViolations(): void {
     page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
   );
 }
-
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 describe('workstation in the browser', () => {
   let folder: string;
@@ -72,7 +70,7 @@ describe('workstation in the browser', () => {
     // The default encoder is converted once per machine into this shared cache (see native-models/).
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: path.join(folder, 'library'), port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     page = await context.newPage();
     // The machine may be shared with other heavy work; waits are generous and never assert speed.
@@ -319,7 +317,7 @@ describe('library grid with 100,000 images', () => {
     insertSyntheticImages(library, total);
     library.close();
     server = await startServer({ libraryFolder: library.paths.root, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
