@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { runDermws } from '../fixtures/cli-runner.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { imagesLoaded, launchChromium } from '../helpers/chromium.js';
 
 /**
  * The first run and the near-duplicate review in Chromium through the web mode: an empty library,
@@ -16,12 +16,6 @@ import { launchChromium } from '../helpers/chromium.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-
-function imagesLoaded(selector: string): boolean {
-  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
-  const images = Array.from(page.document.querySelectorAll(selector));
-  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
-}
 
 describe('first run with demo data, duplicate review and agreement in the browser', () => {
   let folder: string;

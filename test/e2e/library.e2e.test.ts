@@ -10,7 +10,7 @@ import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { rawToFile } from '../medium/import-helpers.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { imagesLoaded, launchChromium } from '../helpers/chromium.js';
 
 /**
  * The Library screen's filters, badges and selection actions, and the Quality screen's review list,
@@ -25,12 +25,6 @@ const roman = ['I', 'II', 'III', 'IV', 'V', 'VI'];
 const photoCount = 12;
 /** Image i: self-reported FST(i % 6 + 1); eczema for even i, psoriasis for odd i, labelled by alice. */
 const conditionOf = (index: number) => (index % 2 === 0 ? 'eczema' : 'psoriasis');
-
-function imagesLoaded(selector: string): boolean {
-  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
-  const images = Array.from(page.document.querySelectorAll(selector));
-  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
-}
 
 describe('library filters and selection actions in the browser', () => {
   let folder: string;

@@ -6,24 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, reportCspViolations } from '../helpers/chromium.js';
 
 /**
  * The renderer in Chromium through the web mode: no `securitypolicyviolation` under the app's
  * Content-Security-Policy (Chromium logs those outside the console API, so only the DOM event sees
  * them), and the Export screen's de-identified export.
  */
-
-/** Runs in the page before any app script; reported through the console so the test can collect it. */
-function reportCspViolations(): void {
-  const page = globalThis as unknown as {
-    document: { addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string }) => void): void };
-    console: { error(message: string): void };
-  };
-  page.document.addEventListener('securitypolicyviolation', (event) =>
-    page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
-  );
-}
 
 describe('web mode in the browser: CSP and de-identified export', () => {
   let folder: string;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { imagesLoaded, launchChromium, reportCspViolations } from '../helpers/chromium.js';
 
 /**
  * The workstation end to end, in Debian's Chromium through the local web mode on a real temporary
@@ -16,27 +16,6 @@ import { launchChromium } from '../helpers/chromium.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-
-/**
- * Runs in the page (a function, not a string: the app's CSP forbids eval). The document is reached
- * through a loose type because this file is compiled without the DOM library.
- */
-function imagesLoaded(selector: string): boolean {
-  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
-  const images = Array.from(page.document.querySelectorAll(selector));
-  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
-}
-
-/** Runs in the page before any app script: every `securitypolicyviolation` becomes a console error. */
-function reportCspViolations(): void {
-  const page = globalThis as unknown as {
-    document: { addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string }) => void): void };
-    console: { error(message: string): void };
-  };
-  page.document.addEventListener('securitypolicyviolation', (event) =>
-    page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
-  );
-}
 
 describe('workstation in the browser', () => {
   let folder: string;
