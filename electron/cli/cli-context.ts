@@ -5,7 +5,7 @@ import type { JobProgress } from '../core/jobs/job.js';
 import { explainLibraryError } from '../core/library/library-errors.js';
 
 /**
- * Exit codes of every `dermws` command (documented in the README):
+ * Exit codes of every `dermws` command (documented in docs/cli.md):
  * 0 everything succeeded; 1 the command ran but some items failed (e.g. some files could not be
  * imported); 2 the command could not run (bad arguments, unreadable library, …); 130 cancelled.
  */
@@ -30,6 +30,22 @@ export async function withCore<T>(command: Command, work: (core: Core, options: 
     throw explainLibraryError(error, core.library.paths, core.library.readOnly);
   } finally {
     core.close();
+  }
+}
+
+/**
+ * Runs a job with an AbortSignal that Ctrl-C trips (and any other signal named: a cluster scheduler
+ * stops a task with SIGTERM). The job stops between units of work: what it committed stays and running
+ * it again resumes. The handlers are removed when the job settles, so a later Ctrl-C ends the process.
+ */
+export async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>, signals: readonly NodeJS.Signals[] = ['SIGINT']): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  for (const signal of signals) process.once(signal, onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DermError } from '../common/errors.js';
 import { startAppApiHost } from '../core/app-api/app-api-host.js';
-import { appVersion } from '../core/app-api/app-version.js';
+import { appVersion, findAppPackage } from '../core/installation.js';
 import { isLoopbackHost, startWebBridge, type WebBridge } from './web-bridge.js';
 
 export interface ServeOptions {
@@ -26,13 +26,9 @@ export interface RunningServer {
 
 /** The project's dist-renderer/ from source (electron/cli) or compiled (dist/electron/cli) code. */
 export function defaultStaticFolder(start = path.dirname(fileURLToPath(import.meta.url))): string {
-  let folder = start;
-  for (;;) {
-    if (fs.existsSync(path.join(folder, 'package.json')) && fs.existsSync(path.join(folder, 'migrations'))) return path.join(folder, 'dist-renderer');
-    const parent = path.dirname(folder);
-    if (parent === folder) throw new DermError('internal', `Could not find the project folder above ${start}.`);
-    folder = parent;
-  }
+  const project = findAppPackage(start);
+  if (project === undefined) throw new DermError('internal', `Could not find the project folder above ${start}.`);
+  return path.join(project.folder, 'dist-renderer');
 }
 
 /**

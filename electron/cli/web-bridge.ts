@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Zip, ZipDeflate } from 'fflate';
+import { webContentSecurityPolicy } from '../common/content-security-policy.js';
 import { isCallName } from '../common/contract.js';
 import { DermError, serializeError, type ErrorCode } from '../common/errors.js';
 import type { AppApiHost } from '../core/app-api/app-api-host.js';
@@ -23,21 +24,8 @@ export const tokenHeader = 'x-dermws-token';
 export const maxJsonBytes = 4 * 1024 * 1024;
 export const maxUploadBytes = 512 * 1024 * 1024;
 
-export const contentSecurityPolicy = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' blob: data:",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "font-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
 const securityHeaders: Record<string, string> = {
-  'Content-Security-Policy': contentSecurityPolicy,
+  'Content-Security-Policy': webContentSecurityPolicy,
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'X-Frame-Options': 'DENY',

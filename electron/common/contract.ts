@@ -642,7 +642,7 @@ export const contract = {
       modelId: z.string().min(1).optional(),
       images: z.boolean().optional(),
       overwrite: z.boolean().optional(),
-      /** Pseudonymous keys, no paths or names (see the README, "Export"). */
+      /** Pseudonymous keys, no paths or names (see docs/datasets-and-export.md, "Export"). */
       deidentify: z.boolean().optional(),
       /** Metadata keys to leave out of images.csv. */
       dropMetadata: z.array(z.string().min(1)).max(1000).optional(),

@@ -3,13 +3,13 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, screen, session, shell, type WebContents } from 'electron';
+import { desktopContentSecurityPolicy } from '../common/content-security-policy.js';
 import { resolveLibraryFolder } from '../core/library/library-location.js';
 import { startAppApiHost, type AppApiHost } from '../core/app-api/app-api-host.js';
-import { appVersion } from '../core/app-api/app-version.js';
+import { appVersion } from '../core/installation.js';
 import { mediaBody, openMediaStream } from '../core/app-api/media-file.js';
 import { createInvokeHandler, eventChannel, invokeChannel } from './ipc-bridge.js';
 import {
-  desktopContentSecurityPolicy,
   isRendererUrl,
   libraryArgument,
   parseMediaUrl,

@@ -9,21 +9,6 @@ import path from 'node:path';
 export const rendererOrigin = 'app://renderer';
 export const rendererEntry = `${rendererOrigin}/index.html`;
 
-/** The CSP of every renderer document (app://): only our own files, images also from derm-media:. */
-export const desktopContentSecurityPolicy = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' derm-media: blob: data:",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "font-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "object-src 'none'",
-].join('; ');
-
 /** True for the renderer's own documents; everything else (http, file, data, other app hosts) is refused. */
 export function isRendererUrl(url: string): boolean {
   try {

@@ -15,14 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildBitResNet } from '../../native-models/bit/build-bit-resnet.js';
-
-function integerFromEnvironment(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}=${text} is not a positive integer.`);
-  return value;
-}
+import { integerFromEnvironment } from './bench-environment.js';
 
 export async function run(): Promise<void> {
   const width = integerFromEnvironment('BIT_BENCH_WIDTH', 3);

@@ -27,16 +27,9 @@ import { ModelRegistry } from '../../electron/core/models/model-registry.js';
 import { inputDims, resizeForModel, valuesPerImage, writeNormalised } from '../../electron/core/models/preprocess.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
+import { integerFromEnvironment } from './bench-environment.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..');
-
-function integerFromEnvironment(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (!text) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}=${text} is not a positive integer.`);
-  return value;
-}
 
 /** 640x480 JPEG skin photos in .bench-data/embed-photos, made once and reused. */
 async function benchPhotos(count: number): Promise<string[]> {

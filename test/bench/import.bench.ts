@@ -22,17 +22,10 @@ import { SettingsRepository } from '../../electron/core/library/settings.reposit
 import { computeQualityMetrics } from '../../electron/core/quality/quality-metrics.js';
 import { reduceForAnalysis } from '../../electron/core/quality/quality-reduce.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';
+import { integerFromEnvironment } from './bench-environment.js';
 
 const width = 1600;
 const height = 1200;
-
-function integerFromEnvironment(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}=${text} is not a positive integer.`);
-  return value;
-}
 
 /** Distinct photos without generating 300 large images pixel by pixel: windows of a few larger generated scenes. */
 async function ensureImages(folder: string, count: number): Promise<string[]> {

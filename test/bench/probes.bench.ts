@@ -15,7 +15,7 @@ import { featureStatistics, fitLogisticModels, predictAll, type FittedModels, ty
 import { curveTrainingRows, evaluateProbe, type ProbeProblem, type ProbeSettings } from '../../electron/core/probes/probe-evaluation.js';
 import { fitOnOwnRows } from '../../electron/core/probes/row-block.js';
 import { probeDefaults } from '../../electron/core/probes/probes.service.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const rowCount = 10_000;
 const dim = 6144;

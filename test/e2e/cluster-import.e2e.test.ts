@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * "Import cluster results" on the Models & settings screen, in Debian's Chromium through the web
@@ -13,8 +14,6 @@ import { writeSkinImage } from '../fixtures/skin-images.js';
  * merged; the screen reports each; after the cluster finishes the rest, a second import adds only them.
  */
 const root = path.resolve(import.meta.dirname, '../..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 describe('Import cluster results (Models & settings)', () => {
   let folder: string;
@@ -44,7 +43,7 @@ describe('Import cluster results (Models & settings)', () => {
     fs.writeFileSync(npz, bytes);
 
     server = await startServer({ libraryFolder: library, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1360, height: 860 } })).newPage();
     page.setDefaultTimeout(90_000);
     page.on('pageerror', (error) => pageErrors.push(`page error: ${error.message}`));

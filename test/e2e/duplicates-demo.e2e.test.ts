@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { runDermws } from '../fixtures/cli-runner.js';
+import { imagesLoaded, launchChromium } from '../helpers/chromium.js';
 
 /**
  * The first run and the near-duplicate review in Chromium through the web mode: an empty library,
@@ -15,14 +16,6 @@ import { runDermws } from '../fixtures/cli-runner.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
-
-function imagesLoaded(selector: string): boolean {
-  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
-  const images = Array.from(page.document.querySelectorAll(selector));
-  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
-}
 
 describe('first run with demo data, duplicate review and agreement in the browser', () => {
   let folder: string;
@@ -50,7 +43,7 @@ describe('first run with demo data, duplicate review and agreement in the browse
     library = path.join(folder, 'library');
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: library, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     page = await context.newPage();
     page.setDefaultTimeout(120_000);

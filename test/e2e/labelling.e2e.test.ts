@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { seededRandom } from '../../electron/common/seeded-random.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * Keyboard labelling and zoom as a fast annotator uses them, in Debian's Chromium through the web mode on
@@ -16,8 +17,6 @@ import { writeSkinImage } from '../fixtures/skin-images.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 const viewports = [
   { width: 1440, height: 900 },
@@ -96,7 +95,7 @@ describe('labelling and zoom in the browser', () => {
     await dermws('dataset', 'import-csv', path.join(folder, 'cases.csv'), '--map', 'image=file,case=patient,meta.body_parts=site,meta.shot_type=shot');
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: library, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
   }, 300_000);
 
   afterAll(async () => {

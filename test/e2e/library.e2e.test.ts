@@ -3,13 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { strFromU8, unzipSync } from 'fflate';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { rawToFile } from '../medium/import-helpers.js';
+import { imagesLoaded, launchChromium } from '../helpers/chromium.js';
 
 /**
  * The Library screen's filters, badges and selection actions, and the Quality screen's review list,
@@ -20,18 +21,10 @@ import { rawToFile } from '../medium/import-helpers.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const roman = ['I', 'II', 'III', 'IV', 'V', 'VI'];
 const photoCount = 12;
 /** Image i: self-reported FST(i % 6 + 1); eczema for even i, psoriasis for odd i, labelled by alice. */
 const conditionOf = (index: number) => (index % 2 === 0 ? 'eczema' : 'psoriasis');
-
-function imagesLoaded(selector: string): boolean {
-  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
-  const images = Array.from(page.document.querySelectorAll(selector));
-  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
-}
 
 describe('library filters and selection actions in the browser', () => {
   let folder: string;
@@ -87,7 +80,7 @@ describe('library filters and selection actions in the browser', () => {
       core.close();
     }
     server = await startServer({ libraryFolder, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
     page = await context.newPage();
     page.setDefaultTimeout(30_000);

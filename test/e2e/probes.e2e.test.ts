@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * The Probes screen in Chromium through the web mode: labels chosen in the form, a repeated CV, the
@@ -16,8 +17,6 @@ import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fi
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const dim = 12;
 const caseCount = 60;
 
@@ -59,7 +58,7 @@ describe('probes screen in the browser', () => {
     folder = library.paths.root;
     library.close();
     server = await startServer({ libraryFolder: folder, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
     page = await context.newPage();
     page.setDefaultTimeout(90_000);

@@ -2,11 +2,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * A library on read-only media, in Debian's Chromium through the web mode: the app opens it, says so
@@ -14,8 +15,6 @@ import { insertSyntheticImages } from '../fixtures/library-fixture.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 let folder: string;
 let view: string | undefined;
@@ -55,7 +54,7 @@ describe('a read-only library in the app', () => {
   it('shows the read-only banner naming the library', async (context) => {
     if (!view) return context.skip('needs a read-only bind mount (root without mount permission)');
     server = await startServer({ libraryFolder: view, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
     page.setDefaultTimeout(90_000);
     const pageErrors: string[] = [];

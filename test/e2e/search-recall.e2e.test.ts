@@ -1,11 +1,12 @@
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { defaultEncoderId } from '../../native-models/nsfwjs-mobilenet-v2/convert.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * The index's measured recall where a researcher sees it: the Similar cases screen says how complete
@@ -14,7 +15,6 @@ import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fi
  * encoder's id, so no encoder runs.
  */
 const root = path.resolve(import.meta.dirname, '../..');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 describe('measured search recall in the browser', () => {
   let library: ReturnType<typeof createTestLibrary>;
@@ -37,7 +37,7 @@ describe('measured search recall in the browser', () => {
     );
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: library.paths.root, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1360, height: 860 } })).newPage();
     page.setDefaultTimeout(90_000);
   });

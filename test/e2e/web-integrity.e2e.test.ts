@@ -1,30 +1,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { launchChromium, reportCspViolations } from '../helpers/chromium.js';
 
 /**
  * The renderer in Chromium through the web mode: no `securitypolicyviolation` under the app's
  * Content-Security-Policy (Chromium logs those outside the console API, so only the DOM event sees
  * them), and the Export screen's de-identified export.
  */
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
-
-/** Runs in the page before any app script; reported through the console so the test can collect it. */
-function reportCspViolations(): void {
-  const page = globalThis as unknown as {
-    document: { addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string }) => void): void };
-    console: { error(message: string): void };
-  };
-  page.document.addEventListener('securitypolicyviolation', (event) =>
-    page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
-  );
-}
 
 describe('web mode in the browser: CSP and de-identified export', () => {
   let folder: string;
@@ -41,7 +29,7 @@ describe('web mode in the browser: CSP and de-identified export', () => {
       library.close();
     }
     server = await startServer({ libraryFolder: path.join(folder, 'library'), port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
+import { imagesLoaded, launchChromium, reportCspViolations } from '../helpers/chromium.js';
 
 /**
  * The workstation end to end, in Debian's Chromium through the local web mode on a real temporary
@@ -15,30 +16,6 @@ import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-/**
- * Runs in the page (a function, not a string: the app's CSP forbids eval). The document is reached
- * through a loose type because this file is compiled without the DOM library.
- */
-function imagesLoaded(selector: string): boolean {
-  const page = globalThis as unknown as { document: { querySelectorAll(query: string): ArrayLike<{ naturalWidth: number }> } };
-  const images = Array.from(page.document.querySelectorAll(selector));
-  return images.length > 0 && images.every((image) => image.naturalWidth > 0);
-}
-
-/** Runs in the page before any app script: every `securitypolicyviolation` becomes a console error. */
-function reportCspViolations(): void {
-  const page = globalThis as unknown as {
-    document: { addEventListener(type: string, listener: (event: { violatedDirective: string; blockedURI: string; sourceFile: string }) => void): void };
-    console: { error(message: string): void };
-  };
-  page.document.addEventListener('securitypolicyviolation', (event) =>
-    page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} in ${event.sourceFile || '?'}`),
-  );
-}
-
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 describe('workstation in the browser', () => {
   let folder: string;
@@ -72,7 +49,7 @@ describe('workstation in the browser', () => {
     // The default encoder is converted once per machine into this shared cache (see native-models/).
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     server = await startServer({ libraryFolder: path.join(folder, 'library'), port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
     page = await context.newPage();
     // The machine may be shared with other heavy work; waits are generous and never assert speed.
@@ -319,7 +296,7 @@ describe('library grid with 100,000 images', () => {
     insertSyntheticImages(library, total);
     library.close();
     server = await startServer({ libraryFolder: library.paths.root, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

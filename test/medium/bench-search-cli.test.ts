@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../electron/cli/main.js';
 import { encodeNpy, writeNpy } from '../../electron/core/embeddings/npy-format.js';
 import { writeNpz } from '../../electron/core/embeddings/npz.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 
 const folders: string[] = [];
@@ -16,35 +16,6 @@ function scratch(): string {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-bench-cli-'));
   folders.push(folder);
   return folder;
-}
-
-async function dermws(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  let stdout = '';
-  let stderr = '';
-  const capture = (append: (text: string) => void) =>
-    ((chunk: string | Uint8Array) => {
-      append(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-      return true;
-    }) as typeof process.stdout.write;
-  process.stdout.write = capture((text) => (stdout += text));
-  process.stderr.write = capture((text) => (stderr += text));
-  let code: number;
-  try {
-    code = await runCli(args);
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-    process.exitCode = undefined;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, stdout, stderr, json };
 }
 
 /** An .npy file with a hand-written header (dtypes the writer refuses to produce). */
@@ -62,7 +33,7 @@ describe('dermws bench search', () => {
     const dim = 96;
     const { data } = flatNonNegativeVectors({ count: 600, dim, clusters: 12, latentDim: 48, seed: 4 });
     writeNpy(path.join(folder, 'vectors.npy'), data, [600, dim]);
-    const result = await dermws('bench', 'search', '--vectors', path.join(folder, 'vectors.npy'), '--json');
+    const result = await runDermws('bench', 'search', '--vectors', path.join(folder, 'vectors.npy'), '--json');
     expect(result.code).toBe(0);
     expect(result.json).toMatchObject({ count: 600, dim, k: 10, queries: { count: 100, kind: 'noisy library rows' }, graphDim: dim });
     expect(result.json.calibration).toMatchObject({ target: 0.99, met: true });
@@ -77,7 +48,7 @@ describe('dermws bench search', () => {
       path.join(folder, 'queries.npz'),
       Array.from({ length: 20 }, (_, row): [string, Float64Array, number[]] => [`images/${row}.png`, Float64Array.from(data.subarray(row * dim, (row + 1) * dim)), [dim]]),
     );
-    const given = await dermws('bench', 'search', '--vectors', path.join(folder, 'vectors.npy'), '--queries', path.join(folder, 'queries.npz'), '--k', '5');
+    const given = await runDermws('bench', 'search', '--vectors', path.join(folder, 'vectors.npy'), '--queries', path.join(folder, 'queries.npz'), '--k', '5');
     expect(given.code).toBe(0);
     expect(given.stdout).toContain('20 queries (given); recall@5 against an exact scan');
     expect(given.stdout).toMatch(/service query: p50 .* recall@5 1\.000/);
@@ -117,12 +88,12 @@ describe('dermws bench search', () => {
       const file = path.join(folder, item.name);
       item.make(file);
       const args = item.asQueries ? ['--vectors', good, '--queries', file] : ['--vectors', file];
-      const result = await dermws('bench', 'search', ...args);
+      const result = await runDermws('bench', 'search', ...args);
       expect(result.code, item.name).toBe(2);
       expect(result.stderr, item.name).toMatch(item.message);
       expect(result.stderr, item.name).toContain(item.name);
     }
-    const missing = await dermws('bench', 'search', '--vectors', path.join(folder, 'absent.npy'));
+    const missing = await runDermws('bench', 'search', '--vectors', path.join(folder, 'absent.npy'));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('absent.npy does not exist');
   });

@@ -1,19 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { createLabellingServices } from '../../electron/core/labels/labelling-services.js';
 import type { Library } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
-import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { librariesPerTest } from '../helpers/libraries-per-test.js';
 
-const libraries: Array<{ cleanup(): void }> = [];
-function library() {
-  const made = createTestLibrary('dermws-agreement-');
-  libraries.push(made);
-  return made;
-}
-afterEach(() => {
-  for (const made of libraries.splice(0)) made.cleanup();
-});
+const { library } = librariesPerTest('dermws-agreement-');
 
 const services = (lib: Library) => createLabellingServices(lib, new SettingsRepository(lib.db));
 

@@ -1,20 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDermws } from '../fixtures/cli-runner.js';
-import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { librariesPerTest } from '../helpers/libraries-per-test.js';
 
-const libraries: Array<{ cleanup(): void }> = [];
-afterEach(() => {
-  for (const made of libraries.splice(0)) made.cleanup();
-});
+const { library: newLibrary } = librariesPerTest('dermws-labels-cli-');
 
 const cli = (args: string[]) => runDermws(...args);
 
 describe('dermws labelling commands', () => {
   it('labels, undoes and redoes, runs a session, measures agreement and adjudicates, all with --json', async () => {
-    const library = createTestLibrary('dermws-labels-cli-');
-    libraries.push(library);
+    const library = newLibrary();
     const ids = insertSyntheticImages(library, 4);
     const root = library.paths.root;
     library.close();

@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { isDermError, type DermError } from '../../electron/common/errors.js';
+import { describe, expect, it } from 'vitest';
 import { LabelsRepository } from '../../electron/core/labels/labels.repository.js';
 import { LabelsService } from '../../electron/core/labels/labels.service.js';
 import { TaxonomyRepository } from '../../electron/core/labels/taxonomy.repository.js';
 import { TaxonomyService } from '../../electron/core/labels/taxonomy.service.js';
 import { openLibrary, type Library } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
-import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { caughtDermError } from '../helpers/caught-derm-error.js';
+import { librariesPerTest } from '../helpers/libraries-per-test.js';
 
 function services(library: Library) {
   const taxonomy = new TaxonomyService(new TaxonomyRepository(library.db), new SettingsRepository(library.db));
@@ -16,25 +17,7 @@ function services(library: Library) {
   return { taxonomy, labels };
 }
 
-function caught(work: () => unknown): DermError {
-  try {
-    work();
-  } catch (error) {
-    if (isDermError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a DermError');
-}
-
-const libraries: Array<{ cleanup(): void }> = [];
-function library() {
-  const made = createTestLibrary('dermws-labels-');
-  libraries.push(made);
-  return made;
-}
-afterEach(() => {
-  for (const made of libraries.splice(0)) made.cleanup();
-});
+const { library } = librariesPerTest('dermws-labels-');
 
 const values = (labels: { value: string; confidence: number | null }[]) => labels.map((label) => (label.confidence === null ? label.value : `${label.value}:${label.confidence}`)).sort();
 
@@ -91,7 +74,7 @@ describe('taxonomy', () => {
         'condition,long_key,Long key,,ab', // line 8
       ].join('\n'),
     );
-    const error = caught(() => taxonomy.importFile(bad));
+    const error = caughtDermError(() => taxonomy.importFile(bad));
     expect(error.code).toBe('invalid-input');
     const problems = error.details!.problems as Array<{ line: number; field: string }>;
     expect(problems.map((problem) => [problem.line, problem.field])).toEqual([
@@ -122,7 +105,7 @@ describe('taxonomy', () => {
     expect(taxonomy.get('condition', 'ichthyosis')).toMatchObject({ parentCode: 'genodermatoses', hotkey: 'j' });
 
     fs.writeFileSync(file, JSON.stringify([{ kind: 'condition', code: 'genodermatoses', name: 'G', parent: 'ichthyosis' }, { kind: 'condition', name: 'No code' }]));
-    const error = caught(() => taxonomy.importFile(file));
+    const error = caughtDermError(() => taxonomy.importFile(file));
     const problems = error.details!.problems as Array<{ path: string; field: string }>;
     expect(problems).toEqual(
       expect.arrayContaining([expect.objectContaining({ path: '[1]', field: 'code' }), expect.objectContaining({ path: '[0]', field: 'parent' })]),
@@ -137,14 +120,14 @@ describe('taxonomy', () => {
     labels.setLabel({ imageId: a!, kind: 'condition', value: 'psoriasis', confidence: 4, annotator: 'dr-a' });
     labels.setLabel({ imageId: b!, kind: 'condition', value: 'psoriasis', annotator: 'dr-a' });
     labels.setLabel({ imageId: c!, kind: 'condition', value: 'Psoriasis', annotator: 'dr-b' });
-    const error = caught(() => taxonomy.remove('condition', 'psoriasis'));
+    const error = caughtDermError(() => taxonomy.remove('condition', 'psoriasis'));
     expect(error.code).toBe('in-use');
     expect(error.details!.count).toBe(3);
     expect(error.message).toContain('used by 3 labels');
     expect(taxonomy.get('condition', 'psoriasis')).toBeDefined();
-    expect(caught(() => taxonomy.remove('condition', 'inflammatory')).message).toContain('parent of');
+    expect(caughtDermError(() => taxonomy.remove('condition', 'inflammatory')).message).toContain('parent of');
     labels.removeLabel({ imageId: c!, kind: 'condition', value: 'psoriasis', annotator: 'dr-b' });
-    expect(caught(() => taxonomy.remove('condition', 'psoriasis')).details!.count).toBe(2);
+    expect(caughtDermError(() => taxonomy.remove('condition', 'psoriasis')).details!.count).toBe(2);
   });
 });
 
@@ -165,12 +148,12 @@ describe('labels', () => {
     expect(values(current.filter((label) => label.kind === 'note'))).toEqual(['raised border']);
     expect(current.every((label) => label.annotator === 'dr-a' && label.origin === 'manual')).toBe(true);
 
-    expect(caught(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'dragon pox', annotator: 'dr-a' })).message).toContain('"dragon pox" is not in the condition taxonomy');
-    expect(caught(() => labels.setLabel({ imageId: image!, kind: 'fitzpatrick', value: 'II', confidence: 3, annotator: 'dr-a' })).message).toContain('only be given to condition');
-    expect(caught(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', confidence: 6, annotator: 'dr-a' })).message).toContain('1 to 5');
-    expect(caught(() => labels.setLabel({ imageId: image!, kind: 'colour', value: 'red', annotator: 'dr-a' })).message).toContain('not a label kind');
-    expect(caught(() => labels.setLabel({ imageId: 9999, kind: 'condition', value: 'eczema', annotator: 'dr-a' })).code).toBe('not-found');
-    expect(caught(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', annotator: ' ' })).message).toContain('annotator');
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'dragon pox', annotator: 'dr-a' })).message).toContain('"dragon pox" is not in the condition taxonomy');
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'fitzpatrick', value: 'II', confidence: 3, annotator: 'dr-a' })).message).toContain('only be given to condition');
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', confidence: 6, annotator: 'dr-a' })).message).toContain('1 to 5');
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'colour', value: 'red', annotator: 'dr-a' })).message).toContain('not a label kind');
+    expect(caughtDermError(() => labels.setLabel({ imageId: 9999, kind: 'condition', value: 'eczema', annotator: 'dr-a' })).code).toBe('not-found');
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', annotator: ' ' })).message).toContain('annotator');
     // Failed calls changed nothing.
     expect(labels.currentLabels(image!)).toEqual(current);
   });
@@ -255,7 +238,7 @@ describe('labels', () => {
     labels.setLabel({ imageId: image!, kind: 'condition', value: 'tinea', annotator: 'dr-a' });
     labels.adjudicate({ imageId: image!, kind: 'condition', values: [{ value: 'eczema' }], annotator: 'dr-c' });
     labels.importLabels([{ imageId: image!, kind: 'condition', value: 'urticaria' }], { annotator: 'dr-a', origin: 'manual' });
-    const error = caught(() => labels.undo('dr-a'));
+    const error = caughtDermError(() => labels.undo('dr-a'));
     expect(error.code).toBe('conflict');
     expect(values(labels.currentLabels(image!, { annotator: 'dr-a', origins: ['manual'] }))).toEqual(['urticaria']);
   });

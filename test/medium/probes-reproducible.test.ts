@@ -5,7 +5,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import { readNpzEntries } from '../../electron/core/embeddings/npz.js';
 import { ProbesRepository } from '../../electron/core/probes/probes.repository.js';
 import { ProbesService, type TrainProbeOptions } from '../../electron/core/probes/probes.service.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { importTestLibrary, tempFolder } from './import-helpers.js';

@@ -5,7 +5,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import { rocArea } from '../../electron/core/probes/metrics.js';
 import { ProbesRepository } from '../../electron/core/probes/probes.repository.js';
 import { ProbesService } from '../../electron/core/probes/probes.service.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 /**

@@ -4,8 +4,8 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { ProbesRepository } from '../../electron/core/probes/probes.repository.js';
 import { ProbesService, type TrainProbeOptions } from '../../electron/core/probes/probes.service.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
-import { runCli } from '../../electron/cli/main.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 /**
@@ -203,36 +203,19 @@ describe('probes on generated data', () => {
   });
 
   it('runs through the CLI with stable JSON', async () => {
-    const output = await captureStdout(() =>
-      runCli(['--library', library.paths.root, '--json', 'probe', 'train', '--labels', 'linear,coin', '--model', modelId, '--folds', '3', '--seed', '5', '--bootstrap', '100', '--curve', 'none']),
-    );
+    const output = await runDermws('--library', library.paths.root, '--json', 'probe', 'train', '--labels', 'linear,coin', '--model', modelId, '--folds', '3', '--seed', '5', '--bootstrap', '100', '--curve', 'none');
     expect(output.code).toBe(0);
-    const trained = JSON.parse(output.text) as { id: number; status: string; folds: number; metrics: { overall: { perLabel: Array<{ label: string }> }; curve: unknown[] } };
+    const trained = JSON.parse(output.stdout) as { id: number; status: string; folds: number; metrics: { overall: { perLabel: Array<{ label: string }> }; curve: unknown[] } };
     expect(trained.status).toBe('completed');
     expect(trained.folds).toBe(3);
     expect(trained.metrics.overall.perLabel[0]!.label).toBe('linear');
     expect(trained.metrics.curve).toHaveLength(1);
-    const listed = await captureStdout(() => runCli(['--library', library.paths.root, '--json', 'probe', 'list']));
-    expect((JSON.parse(listed.text) as Array<{ id: number }>).map((run) => run.id)).toContain(trained.id);
-    const report = await captureStdout(() => runCli(['--library', library.paths.root, 'probe', 'report', String(trained.id)]));
-    expect(report.text).toContain('linear');
-    expect(report.text).toContain('fitzpatrick');
-    const missing = await captureStdout(() => runCli(['--library', library.paths.root, '--json', 'probe', 'report', '424242']));
+    const listed = await runDermws('--library', library.paths.root, '--json', 'probe', 'list');
+    expect((JSON.parse(listed.stdout) as Array<{ id: number }>).map((run) => run.id)).toContain(trained.id);
+    const report = await runDermws('--library', library.paths.root, 'probe', 'report', String(trained.id));
+    expect(report.stdout).toContain('linear');
+    expect(report.stdout).toContain('fitzpatrick');
+    const missing = await runDermws('--library', library.paths.root, '--json', 'probe', 'report', '424242');
     expect(missing.code).toBe(2);
   });
 });
-
-async function captureStdout(work: () => Promise<number>): Promise<{ code: number; text: string }> {
-  const original = process.stdout.write.bind(process.stdout);
-  let text = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await work();
-    return { code, text };
-  } finally {
-    process.stdout.write = original;
-  }
-}

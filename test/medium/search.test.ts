@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../electron/cli/main.js';
 import { isDermError } from '../../electron/common/errors.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { exactSearch, normalizeRows } from '../../electron/core/index/vector-math.js';
 import { parseSearchFilter } from '../../electron/core/search/search-filter.js';
 import { createSearchServices } from '../../electron/core/search/search-services.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 import { clusteredVectors } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 
@@ -229,43 +229,20 @@ describe('similar-case search', () => {
 });
 
 describe('dermws search / duplicates / index', () => {
-  async function dermws(...args: string[]): Promise<{ code: number; stdout: string; json: any }> {
-    const write = process.stdout.write.bind(process.stdout);
-    let stdout = '';
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-      return true;
-    }) as typeof process.stdout.write;
-    let code: number;
-    try {
-      code = await runCli(args);
-    } finally {
-      process.stdout.write = write;
-      process.exitCode = undefined;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(stdout);
-    } catch {
-      json = undefined;
-    }
-    return { code, stdout, json };
-  }
-
   it('prints stable JSON, documented errors and exit codes', async () => {
     const { library, ids } = searchLibrary(90);
     const root = library.paths.root;
     library.close();
 
-    const status = await dermws('index', 'status', '--library', root, '--json');
+    const status = await runDermws('index', 'status', '--library', root, '--json');
     expect(status.code).toBe(0);
     expect(status.json).toEqual([expect.objectContaining({ modelId: 'vectors', state: 'missing', databaseCount: 90, modelDim: 32 })]);
 
-    const rebuilt = await dermws('index', 'rebuild', '--library', root, '--json');
+    const rebuilt = await runDermws('index', 'rebuild', '--library', root, '--json');
     expect(rebuilt.json).toEqual([expect.objectContaining({ status: 'success', modelId: 'vectors', elements: 90, graphDim: 32, projectionVersion: null })]);
-    expect((await dermws('index', 'status', '--library', root, '--json')).json[0].state).toBe('ready');
+    expect((await runDermws('index', 'status', '--library', root, '--json')).json[0].state).toBe('ready');
 
-    const found = await dermws('search', String(ids[4]), '-k', '3', '--where', 'flag!=blurry', '--library', root, '--json');
+    const found = await runDermws('search', String(ids[4]), '-k', '3', '--where', 'flag!=blurry', '--library', root, '--json');
     expect(found.code).toBe(0);
     expect(found.json).toMatchObject({ modelId: 'vectors', k: 3, query: { kind: 'image', imageId: ids[4] }, where: ['flag!=blurry'] });
     expect(found.json.results).toHaveLength(3);
@@ -273,20 +250,20 @@ describe('dermws search / duplicates / index', () => {
     expect(Object.keys(found.json.results[0]).sort()).toEqual(
       ['batchId', 'caseKey', 'flags', 'format', 'height', 'imageId', 'labels', 'managedPath', 'metadata', 'originalPath', 'pixelSha256', 'rank', 'similarity', 'thumbnailPath', 'width'].sort(),
     );
-    const text = await dermws('search', String(ids[4]), '--library', root);
+    const text = await runDermws('search', String(ids[4]), '--library', root);
     expect(text.stdout).toMatch(/most similar to image/);
 
-    const malformed = await dermws('search', String(ids[4]), '--where', 'flag~blurry', '--library', root, '--json');
+    const malformed = await runDermws('search', String(ids[4]), '--where', 'flag~blurry', '--library', root, '--json');
     expect(malformed.code).toBe(2);
     expect(malformed.json.error).toMatchObject({ code: 'invalid-input', message: expect.stringContaining('"flag~blurry"') });
-    expect((await dermws('search', String(ids[4]), '-k', '0', '--library', root, '--json')).code).toBe(2);
-    expect((await dermws('search', '/nowhere/photo.png', '--library', root, '--json')).json.error.message).toMatch(/does not exist/);
+    expect((await runDermws('search', String(ids[4]), '-k', '0', '--library', root, '--json')).code).toBe(2);
+    expect((await runDermws('search', '/nowhere/photo.png', '--library', root, '--json')).json.error.message).toMatch(/does not exist/);
 
-    const duplicates = await dermws('duplicates', '--threshold', '0.9999', '--library', root, '--json');
+    const duplicates = await runDermws('duplicates', '--threshold', '0.9999', '--library', root, '--json');
     expect(duplicates.code).toBe(0);
     expect(duplicates.json).toMatchObject({ modelId: 'vectors', threshold: 0.9999, groups: [] });
-    expect((await dermws('duplicates', '--threshold', '2', '--library', root, '--json')).code).toBe(2);
-    const resolved = await dermws('duplicates', '--keep', String(ids[1]), '--mark', `${ids[2]},${ids[3]}`, '--library', root, '--json');
+    expect((await runDermws('duplicates', '--threshold', '2', '--library', root, '--json')).code).toBe(2);
+    const resolved = await runDermws('duplicates', '--keep', String(ids[1]), '--mark', `${ids[2]},${ids[3]}`, '--library', root, '--json');
     expect(resolved.json).toEqual({ keep: ids[1], action: 'flag', images: [ids[2], ids[3]], changed: 2, changedImages: [ids[2], ids[3]] });
   });
 });

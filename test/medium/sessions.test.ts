@@ -1,37 +1,20 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { isDermError, type DermError } from '../../electron/common/errors.js';
+import { describe, expect, it } from 'vitest';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { createLabellingServices } from '../../electron/core/labels/labelling-services.js';
 import { openLibrary, type Library } from '../../electron/core/library/library.js';
 import { loadMigrations } from '../../electron/core/library/migrations.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { seededRandom } from '../../electron/common/seeded-random.js';
-import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { caughtDermError } from '../helpers/caught-derm-error.js';
+import { librariesPerTest } from '../helpers/libraries-per-test.js';
 
-const libraries: Array<{ cleanup(): void }> = [];
-function library() {
-  const made = createTestLibrary('dermws-sessions-');
-  libraries.push(made);
-  return made;
-}
-afterEach(() => {
-  for (const made of libraries.splice(0)) made.cleanup();
-});
+const { library, afterThisTest } = librariesPerTest('dermws-sessions-');
 
 const services = (lib: Library) => createLabellingServices(lib, new SettingsRepository(lib.db));
-
-function caught(work: () => unknown): DermError {
-  try {
-    work();
-  } catch (error) {
-    if (isDermError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a DermError');
-}
 
 describe('labelling sessions', () => {
   it('resumes an interrupted session at the right image after the library is closed and reopened', () => {
@@ -50,7 +33,7 @@ describe('labelling sessions', () => {
     next = sessions.record(session.id, ids[2]!, [{ kind: 'fitzpatrick', values: [{ value: 'III' }] }, { kind: 'gradable', values: [{ value: 'yes' }] }], 20);
     expect(next.current!.imageId).toBe(ids[3]);
     sessions.pause(session.id);
-    expect(caught(() => sessions.record(session.id, ids[3]!, [], 1)).message).toContain('paused');
+    expect(caughtDermError(() => sessions.record(session.id, ids[3]!, [], 1)).message).toContain('paused');
 
     const root = lib.paths.root;
     lib.close();
@@ -108,7 +91,7 @@ describe('labelling sessions', () => {
     ]);
     // An image outside the session is refused.
     const [outside] = insertSyntheticImages(lib, 1);
-    expect(caught(() => sessions.record(a.id, outside!, [], 1)).code).toBe('not-found');
+    expect(caughtDermError(() => sessions.record(a.id, outside!, [], 1)).code).toBe('not-found');
   });
 
   it('refuses to record an image as done with no label, stores nothing, and keeps the image in the queue', () => {
@@ -120,7 +103,7 @@ describe('labelling sessions', () => {
 
     // Nothing given, empty kinds, and a note alone are all "nothing chosen".
     for (const attempt of [[], [{ kind: 'condition' as const, values: [] }], [{ kind: 'note' as const, values: [{ value: 'looks odd' }] }]]) {
-      const error = caught(() => sessions.record(session.id, ids[0]!, attempt, 2));
+      const error = caughtDermError(() => sessions.record(session.id, ids[0]!, attempt, 2));
       expect(error.code).toBe('invalid-input');
       expect(error.message).toContain(`image ${ids[0]}`);
       expect(error.message).toContain('skip');
@@ -132,7 +115,7 @@ describe('labelling sessions', () => {
     // A real label is recorded; coming back and clearing it (leaving no label) is refused and rolled back.
     sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [{ value: 'eczema', confidence: 4 }] }], 2);
     sessions.previous(session.id);
-    expect(caught(() => sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [] }], 1)).code).toBe('invalid-input');
+    expect(caughtDermError(() => sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [] }], 1)).code).toBe('invalid-input');
     expect(labels.currentLabels(ids[0]!).map((label) => [label.kind, label.value, label.confidence])).toEqual([['condition', 'eczema', 4]]);
     expect(sessions.get(session.id)).toMatchObject({ labelled: 1, skipped: 0 });
   });
@@ -151,8 +134,8 @@ describe('labelling sessions', () => {
     const chosen = sessions.create({ name: 'chosen', annotator: 'dr-c', imageIds: ids, agreement: true, suggestions: 'shown' });
     expect(chosen.suggestions).toBe('shown');
     expect(sessions.setSuggestions(solo.id, 'blind').suggestions).toBe('blind');
-    expect(caught(() => sessions.setSuggestions(solo.id, 'peek' as 'blind')).message).toContain('peek');
-    expect(caught(() => sessions.create({ name: 'x', annotator: 'dr-a', imageIds: ids, suggestions: 'peek' as 'blind' })).details).toMatchObject({ field: 'suggestions' });
+    expect(caughtDermError(() => sessions.setSuggestions(solo.id, 'peek' as 'blind')).message).toContain('peek');
+    expect(caughtDermError(() => sessions.create({ name: 'x', annotator: 'dr-a', imageIds: ids, suggestions: 'peek' as 'blind' })).details).toMatchObject({ field: 'suggestions' });
 
     const root = lib.paths.root;
     lib.close();
@@ -171,7 +154,7 @@ describe('labelling sessions', () => {
 
   it('upgrades sessions made before blinding existed: those sharing images with another annotator become blind agreement sessions', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-sessions-upgrade-'));
-    libraries.push({ cleanup: () => fs.rmSync(folder, { recursive: true, force: true }) });
+    afterThisTest(() => fs.rmSync(folder, { recursive: true, force: true }));
     const all = loadMigrations();
     const blinding = all.findIndex((migration) => migration.name === 'labelling_session_blinding');
     expect(blinding).toBeGreaterThan(0);
@@ -246,10 +229,10 @@ describe('labelling sessions', () => {
     expect(set(['label.condition=tinea'])).toEqual([ids[5]]);
     expect(set(['case=case-1'])).toEqual([ids[0], ids[1]]);
     expect(set(['labelled=condition'])).toEqual([ids[5]]);
-    expect(caught(() => sessions.create({ name: 'f', annotator: 'a', where: ['meta.body_parts~arm', 'colour=red'] })).message).toContain('clause 2 "colour=red"');
-    expect(caught(() => sessions.create({ name: 'f', annotator: 'a', where: ['batch=x'] })).message).toContain('batch');
-    expect(caught(() => sessions.create({ name: 'f', annotator: 'a', where: ['case=nothing'] })).message).toContain('empty');
-    expect(caught(() => sessions.create({ name: 'f', annotator: 'a', imageIds: [ids[0]!, 999] })).message).toContain('999');
+    expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['meta.body_parts~arm', 'colour=red'] })).message).toContain('clause 2 "colour=red"');
+    expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['batch=x'] })).message).toContain('batch');
+    expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['case=nothing'] })).message).toContain('empty');
+    expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', imageIds: [ids[0]!, 999] })).message).toContain('999');
     expect(sessions.list()).toHaveLength(5);
   });
 
@@ -288,7 +271,7 @@ describe('labelling sessions', () => {
     const lib = library();
     const ids = insertSyntheticImages(lib, 5);
     const { sessions } = services(lib);
-    const error = caught(() => sessions.create({ name: 'u', annotator: 'dr-a', where: [], order: 'uncertain' }));
+    const error = caughtDermError(() => sessions.create({ name: 'u', annotator: 'dr-a', where: [], order: 'uncertain' }));
     expect(error.message).toContain('train a probe first');
 
     const run = lib.db

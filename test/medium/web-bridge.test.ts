@@ -5,27 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callNames } from '../../electron/common/contract.js';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
-import { contentSecurityPolicy, safeUploadPath, tokenHeader } from '../../electron/cli/web-bridge.js';
-
-/** A raw HTTP request (fetch would not let the tests set Host or see a 303 as is). */
-function request(
-  server: RunningServer,
-  pathAndQuery: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request(
-      { host: '127.0.0.1', port: server.bridge.port, path: pathAndQuery, method: options.method ?? 'GET', headers: options.headers ?? {} },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    outgoing.on('error', reject);
-    outgoing.end(options.body);
-  });
-}
+import { webContentSecurityPolicy } from '../../electron/common/content-security-policy.js';
+import { safeUploadPath, tokenHeader } from '../../electron/cli/web-bridge.js';
+import { rawRequest } from '../helpers/raw-request.js';
 
 describe('web bridge (dermws serve)', () => {
   let folder: string;
@@ -33,7 +15,7 @@ describe('web bridge (dermws serve)', () => {
   const token = 'test-token-0123456789';
   const auth = { [tokenHeader]: token };
   const call = (name: string, input: unknown, headers: Record<string, string> = auth) =>
-    request(server, `/api/${name}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(input) });
+    rawRequest(server, `/api/${name}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(input) });
 
   beforeAll(async () => {
     folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-bridge-'));
@@ -52,31 +34,31 @@ describe('web bridge (dermws serve)', () => {
 
   it('refuses every kind of request without the token', async () => {
     for (const target of ['/', '/index.html', '/api/events', '/media/thumbnail/1', '/media/image/1']) {
-      const response = await request(server, target);
+      const response = await rawRequest(server, target);
       expect(response.status, target).toBe(401);
       expect(JSON.parse(response.body).error.code).toBe('unauthorized');
     }
     expect((await call('appInfo', {}, {})).status).toBe(401);
     expect((await call('appInfo', {}, { [tokenHeader]: 'wrong-token-0123456789' })).status).toBe(401);
-    expect((await request(server, '/upload?name=a.jpg', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
+    expect((await rawRequest(server, '/upload?name=a.jpg', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
   });
 
   it('refuses a request addressed to another host name (DNS rebinding)', async () => {
-    const response = await request(server, '/api/appInfo', { method: 'POST', headers: { ...auth, host: 'evil.example:80', 'content-type': 'application/json' }, body: '{}' });
+    const response = await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { ...auth, host: 'evil.example:80', 'content-type': 'application/json' }, body: '{}' });
     expect(response.status).toBe(421);
   });
 
   it('trades the token in the page URL for a cookie and a clean address', async () => {
-    const first = await request(server, `/?token=${token}`);
+    const first = await rawRequest(server, `/?token=${token}`);
     expect(first.status).toBe(303);
     expect(first.headers.location).toBe('/');
     const cookie = String(first.headers['set-cookie']);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
-    const page = await request(server, '/', { headers: { cookie: cookie.split(';')[0]! } });
+    const page = await rawRequest(server, '/', { headers: { cookie: cookie.split(';')[0]! } });
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>derm</title>');
-    expect(page.headers['content-security-policy']).toBe(contentSecurityPolicy);
+    expect(page.headers['content-security-policy']).toBe(webContentSecurityPolicy);
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     expect(page.headers['x-content-type-options']).toBe('nosniff');
   });
@@ -91,9 +73,9 @@ describe('web bridge (dermws serve)', () => {
     const malformed = await call('imagesPage', { offset: 'zero', limit: 10 });
     expect(malformed.status).toBe(400);
     expect(JSON.parse(malformed.body).error.message).toContain('"offset"');
-    const notJson = await request(server, '/api/appInfo', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{oops' });
+    const notJson = await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{oops' });
     expect(notJson.status).toBe(400);
-    const formPost = await request(server, '/api/appInfo', { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: '{}' });
+    const formPost = await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: '{}' });
     expect(formPost.status).toBe(415);
     const missing = await call('imageDetail', { imageId: 999 });
     expect(missing.status).toBe(404);
@@ -111,16 +93,16 @@ describe('web bridge (dermws serve)', () => {
   });
 
   it('serves only files inside the renderer folder and only media by image id', async () => {
-    expect((await request(server, '/assets/app.js', { headers: auth })).status).toBe(200);
-    expect((await request(server, '/../secret.txt', { headers: auth })).body).not.toContain('outside');
-    expect((await request(server, '/%2e%2e/secret.txt', { headers: auth })).body).not.toContain('outside');
-    expect((await request(server, '/media/image/..%2F..%2Fsecret.txt', { headers: auth })).status).toBe(404);
-    expect((await request(server, '/media/file/1', { headers: auth })).status).toBe(404);
-    expect((await request(server, '/media/thumbnail/12345', { headers: auth })).status).toBe(404);
+    expect((await rawRequest(server, '/assets/app.js', { headers: auth })).status).toBe(200);
+    expect((await rawRequest(server, '/../secret.txt', { headers: auth })).body).not.toContain('outside');
+    expect((await rawRequest(server, '/%2e%2e/secret.txt', { headers: auth })).body).not.toContain('outside');
+    expect((await rawRequest(server, '/media/image/..%2F..%2Fsecret.txt', { headers: auth })).status).toBe(404);
+    expect((await rawRequest(server, '/media/file/1', { headers: auth })).status).toBe(404);
+    expect((await rawRequest(server, '/media/thumbnail/12345', { headers: auth })).status).toBe(404);
   });
 
   it('stores uploads under a fresh upload id, never outside its folder', async () => {
-    const response = await request(server, `/upload?name=${encodeURIComponent('../../evil/../photo one.jpg')}`, {
+    const response = await rawRequest(server, `/upload?name=${encodeURIComponent('../../evil/../photo one.jpg')}`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/octet-stream' },
       body: Buffer.from([1, 2, 3]),
@@ -130,7 +112,7 @@ describe('web bridge (dermws serve)', () => {
     expect(uploaded.uploadId).toMatch(/^[a-f0-9]{32}$/);
     expect(uploaded.name).toBe(path.join('evil', 'photo one.jpg'));
     expect(uploaded.bytes).toBe(3);
-    const bad = await request(server, '/upload?name=a.jpg&uploadId=..', { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'x' });
+    const bad = await rawRequest(server, '/upload?name=a.jpg&uploadId=..', { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'x' });
     expect(bad.status).toBe(400);
     expect(() => safeUploadPath('../..')).toThrow(/no usable file name/);
   });

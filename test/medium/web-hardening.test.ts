@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,30 +9,12 @@ import { createImportServices } from '../../electron/core/import/import-services
 import { openLibrary } from '../../electron/core/library/library.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
+import { rawRequest } from '../helpers/raw-request.js';
 
 /**
  * Web mode against hostile requests and a tampered library: links planted in the library, deeply
  * nested JSON, calls naming images that do not exist, and the token in URLs where it would be logged.
  */
-function request(
-  server: RunningServer,
-  pathAndQuery: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request(
-      { host: '127.0.0.1', port: server.bridge.port, path: pathAndQuery, method: options.method ?? 'GET', headers: options.headers ?? {} },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    outgoing.on('error', reject);
-    outgoing.end(options.body);
-  });
-}
-
 describe('web mode hardening', () => {
   let folder: string;
   let server: RunningServer;
@@ -42,7 +23,7 @@ describe('web mode hardening', () => {
   const token = 'hardening-token-0123456789';
   const auth = { [tokenHeader]: token };
   const call = (name: string, input: unknown) =>
-    request(server, `/api/${name}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(input) });
+    rawRequest(server, `/api/${name}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(input) });
 
   beforeAll(async () => {
     folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-hardening-'));
@@ -82,9 +63,9 @@ describe('web mode hardening', () => {
 
   it('serves thumbnails, copies and originals that are regular files in their place', async () => {
     for (const row of rows) {
-      const thumbnail = await request(server, `/media/thumbnail/${row.id}`, { headers: auth });
+      const thumbnail = await rawRequest(server, `/media/thumbnail/${row.id}`, { headers: auth });
       expect(thumbnail.status, `thumbnail ${row.id}`).toBe(200);
-      expect((await request(server, `/media/image/${row.id}`, { headers: auth })).status, `image ${row.id}`).toBe(200);
+      expect((await rawRequest(server, `/media/image/${row.id}`, { headers: auth })).status, `image ${row.id}`).toBe(200);
     }
   });
 
@@ -97,17 +78,17 @@ describe('web mode hardening', () => {
     // D pointing at another thumbnail is still a library file.
     replaceWithLink(libraryFile(copiedD.thumbnail_path), libraryFile(copiedC.thumbnail_path));
     for (const target of [`/media/thumbnail/${linkedA.id}`, `/media/image/${copiedC.id}`, `/media/image/${linkedB.id}`]) {
-      const response = await request(server, target, { headers: auth });
+      const response = await rawRequest(server, target, { headers: auth });
       expect(response.status, target).toBe(404);
       expect(response.body, target).not.toContain('TOP-SECRET');
     }
-    expect((await request(server, `/media/thumbnail/${copiedD.id}`, { headers: auth })).status).toBe(200);
+    expect((await rawRequest(server, `/media/thumbnail/${copiedD.id}`, { headers: auth })).status).toBe(200);
   });
 
   it('answers deeply nested JSON with 400, not a crashed stack', async () => {
     for (const depth of [5_000, 100_000]) {
       const body = `{"imageId":${'['.repeat(depth)}${']'.repeat(depth)}}`;
-      const response = await request(server, '/api/imageDetail', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
+      const response = await rawRequest(server, '/api/imageDetail', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
       expect(response.status, `depth ${depth}`).toBe(400);
       expect(JSON.parse(response.body).error.message).toMatch(/nested/);
     }
@@ -135,15 +116,15 @@ describe('web mode hardening', () => {
 
   it('accepts ?token= only on a page load; API, media and upload requests need the header or the cookie', async () => {
     const id = rows[3]!.id;
-    expect((await request(server, `/media/thumbnail/${id}?token=${token}`)).status).toBe(401);
-    expect((await request(server, `/api/appInfo?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(401);
-    expect((await request(server, `/api/events?token=${token}`)).status).toBe(401);
-    expect((await request(server, `/upload?name=a.jpg&token=${token}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
-    const page = await request(server, `/?token=${token}`);
+    expect((await rawRequest(server, `/media/thumbnail/${id}?token=${token}`)).status).toBe(401);
+    expect((await rawRequest(server, `/api/appInfo?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(401);
+    expect((await rawRequest(server, `/api/events?token=${token}`)).status).toBe(401);
+    expect((await rawRequest(server, `/upload?name=a.jpg&token=${token}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
+    const page = await rawRequest(server, `/?token=${token}`);
     expect(page.status).toBe(303);
     const cookie = String(page.headers['set-cookie']).split(';')[0]!;
-    expect((await request(server, `/media/thumbnail/${id}`, { headers: { cookie } })).status).toBe(200);
-    expect((await request(server, '/api/appInfo', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+    expect((await rawRequest(server, `/media/thumbnail/${id}`, { headers: { cookie } })).status).toBe(200);
+    expect((await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
   });
 
   it('never shows or changes the de-identified export secret through the settings calls', async () => {

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { desktopContentSecurityPolicy, webContentSecurityPolicy } from '../../electron/common/content-security-policy.js';
 import {
   defaultWindowState,
-  desktopContentSecurityPolicy,
   isRendererUrl,
   libraryArgument,
   parseMediaUrl,
@@ -58,5 +58,15 @@ describe('Electron shell policy', () => {
     expect(desktopContentSecurityPolicy).toContain("script-src 'self'");
     expect(desktopContentSecurityPolicy).not.toMatch(/unsafe-inline|unsafe-eval|https?:/);
     expect(desktopContentSecurityPolicy).toContain("default-src 'none'");
+  });
+
+  it('gives the desktop shell and the web mode the same CSP but for the derm-media: image source', () => {
+    for (const policy of [desktopContentSecurityPolicy, webContentSecurityPolicy]) {
+      expect(policy).toContain("object-src 'none'");
+      expect(policy).toContain("frame-ancestors 'none'");
+    }
+    expect(desktopContentSecurityPolicy).toContain("img-src 'self' derm-media: blob: data:");
+    expect(webContentSecurityPolicy).not.toContain('derm-media:');
+    expect(desktopContentSecurityPolicy.replace(' derm-media:', '')).toBe(webContentSecurityPolicy);
   });
 });

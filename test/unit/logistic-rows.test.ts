@@ -5,7 +5,7 @@ import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
 import { rocAuc } from '../../electron/core/probes/metrics.js';
 import { curveTrainingRows, evaluateProbe, type ProbeProblem } from '../../electron/core/probes/probe-evaluation.js';
 import { fitOnOwnRows, moveRowsToFront, undoSwaps } from '../../electron/core/probes/row-block.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const rows = 240;
 const dim = 6;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { featureStatistics, fitLogisticModels, predictAll, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
 import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const rows = 120;
 const dim = 4;

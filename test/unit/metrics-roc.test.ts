@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { downsampleRoc, rocArea, rocAuc, rocCurve, storedRocCurve, type RocPoint } from '../../electron/core/probes/metrics.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const triples = (points: RocPoint[] | null) => points?.map((point) => [point.fpr, point.tpr, point.threshold]);
 

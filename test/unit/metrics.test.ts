@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { accuracy, aucOfRanked, bootstrapAucIntervals, calibration, multiLabelSummary, quantileSorted, rankScores, rocAuc } from '../../electron/core/probes/metrics.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const all = (n: number) => Int32Array.from({ length: n }, (_, index) => index);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
 import { groupedFolds, subsampleByCase } from '../../electron/core/probes/grouped-folds.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 function cases(count: number, seed: number): Int32Array {
   const random = new SeededRandom(seed);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { permuteRows } from '../../electron/core/probes/probes.service.js';
-import { SeededRandom } from '../../electron/core/probes/seeded-random.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 describe('permuteRows', () => {
   it('moves every row where the permutation says, in place, for cycles of every length', () => {

@@ -3,10 +3,10 @@ import { DermError } from '../../common/errors.js';
 import { runShard } from '../../core/cluster/cluster-shard.js';
 import type { ClusterImportResult } from '../../core/cluster/cluster.service.js';
 import type { Core } from '../../core/core.js';
-import { exitCodes, globalOptions, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { exitCodes, globalOptions, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
- * `dermws embed plan` and `dermws embed shard`: the two halves of embedding on a cluster (README
+ * `dermws embed plan` and `dermws embed shard`: the two halves of embedding on a cluster (docs/models.md,
  * "Embedding on a cluster"). The merge is `dermws embeddings import OUT_DIR` (importClusterResults).
  * `embed shard` runs on a cluster node and never opens a library: everything it needs is in the plan.
  */
@@ -59,18 +59,14 @@ export function registerClusterCommands(program: Command): void {
       const options = { ...own, batchSize: own.batchSize ?? (command.optsWithGlobals() as { batchSize?: string }).batchSize };
       const shard = parseShardNumber(options.shard);
       const batchSize = options.batchSize === undefined ? undefined : parsePositiveInteger('--batch-size', options.batchSize, 1024);
-      const controller = new AbortController();
-      const onSignal = () => controller.abort();
       // SLURM and Dask stop a task with SIGTERM; Ctrl-C sends SIGINT. Either stops after the current batch, writing nothing.
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
+      await withInterrupt(async (signal) => {
         const onProgress = json ? undefined : progressPrinter();
         const result = await runShard({
           planFolder,
           shard,
           outFolder: options.out,
-          signal: controller.signal,
+          signal,
           ...(options.root === undefined ? {} : { root: options.root }),
           ...(options.modelFile === undefined ? {} : { modelFile: options.modelFile }),
           ...(batchSize === undefined ? {} : { batchSize }),
@@ -87,10 +83,7 @@ export function registerClusterCommands(program: Command): void {
         }
         // Per-image failures are recorded in the shard and reported by the merge; the task itself ran.
         process.exitCode = result.status === 'cancelled' ? exitCodes.cancelled : exitCodes.ok;
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      }, ['SIGINT', 'SIGTERM']);
     });
 }
 
@@ -105,18 +98,13 @@ function parseShardNumber(value: string): number {
 /** `dermws embeddings import OUT_DIR`: merges a cluster's shards (see ClusterService.importResults). */
 export async function importClusterResults(command: Command, folder: string): Promise<void> {
   await withCore(command, async (core: Core, { json }) => {
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
-    try {
+    await withInterrupt(async (signal) => {
       const onProgress = json ? undefined : progressPrinter();
-      const result = await core.cluster.importResults(folder, { signal: controller.signal, ...(onProgress ? { onProgress } : {}) });
+      const result = await core.cluster.importResults(folder, { signal, ...(onProgress ? { onProgress } : {}) });
       if (json) printJson(result);
       else printClusterImport(result);
       process.exitCode = result.status === 'cancelled' ? exitCodes.cancelled : result.status === 'success' ? exitCodes.ok : exitCodes.partial;
-    } finally {
-      process.off('SIGINT', onSignal);
-    }
+    });
   });
 }
 

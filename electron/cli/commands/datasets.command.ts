@@ -5,12 +5,12 @@ import { parseColumnMapping } from '../../core/datasets/metadata-csv-format.js';
 import { exportFormats, type ExportFilter, type ExportFormat, type ExportReport } from '../../core/export/export.service.js';
 import type { JobStatus } from '../../core/jobs/job.js';
 import { parseSearchFilter } from '../../core/search/search-filter.js';
-import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws dataset import-scin|import-isic|import-csv` and `dermws export`. The --json output is the
- * service's report object as is (DatasetImportReport / ExportReport), documented in the README
- * sections "Datasets and metadata" and "Export".
+ * service's report object as is (DatasetImportReport / ExportReport), documented in
+ * docs/datasets-and-export.md.
  */
 export function registerDatasetsCommands(program: Command): void {
   const dataset = program.command('dataset').description('import datasets and metadata: SCIN, ISIC-style metadata, any CSV with a column mapping');
@@ -154,18 +154,6 @@ function splitPair(option: string, pair: string, shape: string): [string, string
   const equals = pair.indexOf('=');
   if (equals <= 0) throw new DermError('invalid-input', `${option} "${pair}" must look like ${shape}.`, { field: option, value: pair });
   return [pair.slice(0, equals).trim(), pair.slice(equals + 1).trim()];
-}
-
-/** Ctrl-C cancels the running job cleanly (what is committed stays; running again resumes). */
-async function withInterrupt(work: (signal: AbortSignal) => Promise<void>): Promise<void> {
-  const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
-  try {
-    await work(controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-  }
 }
 
 function exitCodeFor(status: JobStatus): number {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { exitCodes, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws demo`: generates the demo library (a small SCIN-shaped dataset drawn on all six Fitzpatrick
@@ -12,12 +12,9 @@ export function registerDemoCommands(program: Command): void {
     .option('--no-embed', 'import only; embed later with "dermws embed"')
     .action(async (options: { embed: boolean }, command: Command) => {
       await withCore(command, async (core, { json }) => {
-        const controller = new AbortController();
-        const onSignal = () => controller.abort();
-        process.once('SIGINT', onSignal);
-        try {
+        await withInterrupt(async (signal) => {
           const onProgress = progressPrinter();
-          const report = await core.demo.create({ embed: options.embed, signal: controller.signal, ...(onProgress ? { onProgress } : {}) });
+          const report = await core.demo.create({ embed: options.embed, signal, ...(onProgress ? { onProgress } : {}) });
           process.exitCode = report.status === 'cancelled' ? exitCodes.cancelled : report.status === 'success' ? exitCodes.ok : exitCodes.partial;
           if (json) return printJson(report);
           const write = (line: string) => process.stdout.write(`${line}\n`);
@@ -29,9 +26,7 @@ export function registerDemoCommands(program: Command): void {
           if (report.embedding) write(`  embedded ${report.embedding.embedded} of ${report.embedding.total} with ${report.embedding.modelId} (already done: ${report.embedding.skipped})`);
           write(`  outside photo to search with: ${report.outsidePhoto}`);
           write(`Next: dermws duplicates, dermws agreement --kind condition, dermws probe train --top 5`);
-        } finally {
-          process.off('SIGINT', onSignal);
-        }
+        });
       });
     });
 }

@@ -10,7 +10,7 @@ import { parsePositiveInteger, printJson, withCore } from '../cli-context.js';
 
 /**
  * `dermws taxonomy`, `label`, `session`, `agreement` and `adjudicate`. The --json shapes are
- * documented in the README ("Labelling").
+ * documented in docs/labelling.md ("Commands").
  */
 export function registerLabelsCommands(program: Command): void {
   registerTaxonomy(program);

@@ -5,10 +5,10 @@ import type { ImportReport } from '../../core/import/import.service.js';
 import type { ProgressListener } from '../../core/jobs/job.js';
 import type { LibraryCheckReport } from '../../core/library/library-check.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
-import { exitCodes, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
- * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in the README
+ * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in docs/library.md
  * ("Importing images", "Image-quality flags").
  */
 export function registerLibraryCommands(program: Command): void {
@@ -20,14 +20,11 @@ export function registerLibraryCommands(program: Command): void {
     .option('--root <dir>', 'folder that stored relative paths are measured from (default: each folder given)')
     .action(async (paths: string[], options: { copy?: boolean; root?: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
-        const controller = new AbortController();
-        const onSignal = () => controller.abort();
-        process.once('SIGINT', onSignal);
-        try {
+        await withInterrupt(async (signal) => {
           const progress = json ? undefined : progressPrinter();
           const report = await core.import.importPaths(paths, {
             copyIntoLibrary: Boolean(options.copy),
-            signal: controller.signal,
+            signal,
             ...(options.root ? { root: options.root } : {}),
             ...(progress ? { onProgress: progress } : {}),
           });
@@ -35,9 +32,7 @@ export function registerLibraryCommands(program: Command): void {
           else printImportReport(report);
           process.exitCode =
             report.status === 'cancelled' ? exitCodes.cancelled : report.failed > 0 ? exitCodes.partial : exitCodes.ok;
-        } finally {
-          process.off('SIGINT', onSignal);
-        }
+        });
       });
     });
 

@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
 import { importClusterResults } from './cluster.command.js';
 
 /**
  * `dermws models list|add|check`, `dermws embed` and `dermws embeddings import`. JSON shapes are
- * documented in the README ("Models").
+ * documented in docs/models.md.
  */
 export function registerModelsCommands(program: Command): void {
   const models = program.command('models').description('encoder models: list, add and check ONNX encoders');
@@ -114,16 +114,13 @@ export function registerModelsCommands(program: Command): void {
     .action(async (options: { model?: string; batchSize?: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
         const batchSize = options.batchSize === undefined ? undefined : parsePositiveInteger('--batch-size', options.batchSize, 1024);
-        const controller = new AbortController();
-        const onSignal = () => controller.abort();
-        process.once('SIGINT', onSignal);
-        try {
+        await withInterrupt(async (signal) => {
           const onProgress = progressPrinter();
           const result = await core.embeddings.embedLibrary({
             ...(options.model === undefined ? {} : { modelId: options.model }),
             ...(batchSize === undefined ? {} : { batchSize }),
             ...(onProgress ? { onProgress } : {}),
-            signal: controller.signal,
+            signal,
           });
           if (json) printJson(result);
           else {
@@ -134,9 +131,7 @@ export function registerModelsCommands(program: Command): void {
             for (const failure of result.failed) process.stdout.write(`  failed: image ${failure.imageId} ${failure.path}: ${failure.reason}\n`);
           }
           process.exitCode = result.status === 'cancelled' ? exitCodes.cancelled : result.status === 'partial' ? exitCodes.partial : exitCodes.ok;
-        } finally {
-          process.off('SIGINT', onSignal);
-        }
+        });
       });
     });
 

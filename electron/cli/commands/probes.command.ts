@@ -3,12 +3,12 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { AucResult, GroupMetrics, ProbeMetrics } from '../../core/probes/probe-metrics.types.js';
 import type { ProbeReport, TrainProbeOptions } from '../../core/probes/probes.service.js';
-import { parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws probe train|report|predict|list`. With --json, train and report print the stored run
  * (ProbeReport), predict prints ProbePredictionResult and list prints ProbeRunSummary[]; the shapes
- * are documented in the README ("Linear probes").
+ * are documented in docs/probes.md ("Commands").
  */
 export function registerProbesCommands(program: Command): void {
   const probe = program.command('probe').description('linear probes on embeddings: case-grouped cross-validation, subgroups, predictions as suggestions');
@@ -34,17 +34,12 @@ export function registerProbesCommands(program: Command): void {
     .option('--min-class-cases <n>', 'report a label\'s AUC (overall and per subgroup) only with at least n positive and n negative cases (default 5)')
     .action(async (options: TrainCliOptions, command: Command) => {
       await withCore(command, async (core, { json }) => {
-        const controller = new AbortController();
-        const onSignal = () => controller.abort();
-        process.once('SIGINT', onSignal);
-        try {
+        await withInterrupt(async (signal) => {
           const onProgress = progressPrinter();
-          const run = await core.probes.train({ ...trainOptions(options), signal: controller.signal, ...(onProgress ? { onProgress } : {}) });
+          const run = await core.probes.train({ ...trainOptions(options), signal, ...(onProgress ? { onProgress } : {}) });
           if (json) printJson(run);
           else printReport(run);
-        } finally {
-          process.off('SIGINT', onSignal);
-        }
+        });
       });
     });
 

@@ -4,13 +4,13 @@ import { DermError } from '../../common/errors.js';
 import type { Core } from '../../core/core.js';
 import { describeCalibration } from '../../core/index/index-calibration.js';
 import type { DuplicateReport, SearchResponse } from '../../core/search/search.service.js';
-import { parsePositiveInteger, printJson, progressPrinter, withCore } from '../cli-context.js';
+import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws search`, `dermws duplicates` and `dermws index status|rebuild`. With --json: search prints
  * SearchResponse, duplicates prints DuplicateReport (or the resolution with --keep), index status
- * prints IndexStatus[] and index rebuild prints IndexBuildResult[]; the shapes are documented in the
- * README ("Similar-case search").
+ * prints IndexStatus[] and index rebuild prints IndexBuildResult[]; the shapes are documented in
+ * docs/search-index.md ("Commands").
  */
 export function registerSearchCommands(program: Command): void {
   program
@@ -202,18 +202,13 @@ function modelsOf(core: Core, modelId: string | undefined): string[] {
   return core.embeddings.storedModels().filter((model) => model.count > 0).map((model) => model.id);
 }
 
-/** Runs the work with an AbortSignal that Ctrl-C trips; a cancelled job reports 'cancelled'. */
+/** Ctrl-C stops an index build; the AbortError it ends with is reported as 'cancelled' (exit 130). */
 async function withCancellation<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
   try {
-    return await work(controller.signal);
+    return await withInterrupt(work);
   } catch (error) {
     if (error instanceof Error && error.name === 'AbortError') throw new DermError('cancelled', 'Cancelled; the previous index (if any) was left in place.');
     throw error;
-  } finally {
-    process.off('SIGINT', onSignal);
   }
 }
 

@@ -1,4 +1,4 @@
-import { appVersion } from '../app-api/app-version.js';
+import { appVersion } from '../installation.js';
 import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import type { ImagesRepository } from '../images/images.repository.js';
 import type { LabelsService } from '../labels/labels.service.js';

@@ -8,7 +8,7 @@ import { parseNumberList, parseStringList, parseStringNumberDict } from './pytho
 
 /**
  * How SCIN's two CSVs become library records. Pure: reads parsed tables, returns cases and issues;
- * the service does the writing. What maps where (documented in the README):
+ * the service does the writing. What maps where (documented in docs/datasets-and-export.md):
  *
  * - image_metadata (per image of the case): sex (from sex_at_birth, lower case), age_group,
  *   fitzpatrick_self (self-reported FST1..FST6), body_parts (the body_parts_* columns that are YES, as

@@ -41,7 +41,7 @@ export const maxFacetValues = 100;
  * Counts for the library's filter panel, computed in SQLite under the current filter: for every
  * facet, how many of the filtered images have each value. Each facet reads its own index
  * (labels_kind_value, labels_annotator_current, session_items_image, image_flags_flag,
- * image_metadata_key_value, images_case, images_batch); figures on 100k images are in the README.
+ * image_metadata_key_value, images_case, images_batch); figures on 100k images are in docs/benchmarks.md.
  */
 export class ImageFacetsRepository {
   constructor(private readonly db: Database.Database) {}

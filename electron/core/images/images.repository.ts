@@ -107,8 +107,11 @@ const selectImages = `SELECT i.*, c.case_key AS case_key,
 export const maxPageSize = 10_000;
 
 /**
- * Reads and writes of the `images` table and the image files of a library (thumbnails, managed
- * copies). Search, datasets, labelling and the UI read images only through this class.
+ * Image records and the image files of a library (thumbnails, managed copies): look-up by id, path and
+ * hash, filtered lists and counts, the rows the import inserts, and hiding and restoring images. It is
+ * not the only code that touches `images`: other repositories join it in their own queries (facets,
+ * quality, labels, sessions, search, export, probes, embeddings), the duplicate review hides and
+ * restores images in its own transaction, and a dataset import sets their case.
  */
 export class ImagesRepository {
   constructor(

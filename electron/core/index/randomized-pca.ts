@@ -1,4 +1,5 @@
 import { DermError } from '../../common/errors.js';
+import { SeededRandom } from '../../common/seeded-random.js';
 import { choleskyWithDrop, symmetricEigen, upperTriangularInverseKept } from './dense-linear-algebra.js';
 import { matrix, type Matrix, type OnnxGemm } from './onnx-gemm.js';
 
@@ -38,14 +39,10 @@ export interface PcaModel {
 
 /** Deterministic standard normal numbers (mulberry32 + Box–Muller). */
 export function gaussianSource(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  // Half a step up from the generator's [0, 1) grid, so log() never sees 0. Exact in float64: the
+  // same values a fitted projection was drawn with.
+  const uniform = () => random.next() + 0.5 / 4294967296;
   let spare: number | undefined;
   return () => {
     if (spare !== undefined) {

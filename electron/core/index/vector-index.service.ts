@@ -16,7 +16,7 @@ type Hnsw = InstanceType<typeof HierarchicalNSW>;
 
 /**
  * Parameters of the index. The defaults were chosen by measurement (test/bench/search.bench.ts; the
- * figures and the reasoning are in the README's "Similar-case search" section).
+ * figures and the reasoning are in docs/search-index.md and docs/benchmarks.md).
  */
 export interface VectorIndexParameters {
   /** Graph degree. */
@@ -63,9 +63,8 @@ export const defaultIndexParameters: VectorIndexParameters = {
   rerankCandidates: 64,
   projectAbove: 512,
   projectedDim: 384,
-  // On flat-spectrum, post-ReLU-like vectors the sample size decides the projection's ceiling: 10k rows,
-  // 384-d, exact top 64 re-ranked: 0.830 from 4096 samples with 1 power iteration, 0.837 with 3,
-  // 0.986 from 8192 with 3 (search bench, data model "flat").
+  // On flat-spectrum, post-ReLU-like vectors the sample size decides the projection's ceiling far more
+  // than the power iterations do (search bench, data model "flat"; figures in docs/benchmarks.md).
   pcaSampleSize: 8192,
   pcaPowerIterations: 3,
   exactFilterLimit: 2000,
@@ -292,11 +291,11 @@ export class VectorIndexService {
     if (current.sampleSize < wantedSample / 2) {
       return { use, current, refit: `the projection was fitted on ${current.sampleSize} embeddings; the library now has ${liveCount}` };
     }
-    // A projection with fewer dimensions than asked for (fitted under an older, narrower default) gives a
-    // graph that finds fewer true neighbours (100k-image bench, ef 64: recall@10 0.942 at 256 dims, 0.979
-    // at 384). Not refitted: one that
-    // already keeps all but 0.05% of the variance (a sample of lower rank: a refit comes out the same),
-    // and one whose refit at this sample size already came out no wider, so a refit never repeats.
+    // A projection narrower than `projectedDim` gives a graph that finds fewer true neighbours at the
+    // same ef (the search bench compares widths), so it is refitted at the asked width. Not refitted:
+    // one that already keeps all but 0.05% of the variance (a sample of lower rank: a refit comes out
+    // the same), and one whose refit at this sample size already came out no wider, so a refit never
+    // repeats.
     const wantedDim = Math.min(fit.width, current.sampleSize - 1);
     if (current.outputDim < wantedDim && current.explainedVariance < 0.9995) {
       const previous = current.version > 1 ? this.repository.projection(modelId, current.version - 1) : undefined;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
+import { findUpwards } from '../installation.js';
 
 export interface Migration {
   version: number;
@@ -22,14 +23,12 @@ const migrationFilePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 /** Finds the top-level `migrations/` folder from source (electron/core/library) or compiled (dist/…) code. */
 export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.meta.url))): string {
-  let folder = start;
-  for (;;) {
+  const found = findUpwards(start, (folder) => {
     const candidate = path.join(folder, 'migrations');
-    if (fs.existsSync(path.join(candidate, '0001_library.sql'))) return candidate;
-    const parent = path.dirname(folder);
-    if (parent === folder) throw new DermError('internal', `Could not find the migrations folder above ${start}.`);
-    folder = parent;
-  }
+    return fs.existsSync(path.join(candidate, '0001_library.sql')) ? candidate : undefined;
+  });
+  if (found === undefined) throw new DermError('internal', `Could not find the migrations folder above ${start}.`);
+  return found;
 }
 
 export function loadMigrations(folder = findMigrationsFolder()): Migration[] {

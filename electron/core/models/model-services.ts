@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { EmbeddingService } from '../embeddings/embedding.service.js';
 import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import type { Library } from '../library/library.js';
+import { findUpwards } from '../installation.js';
 import { applicationDataFolder } from '../library/library-location.js';
 import type { ManifestLocation } from './manifest-file.js';
 import { ModelRegistry } from './model-registry.js';
@@ -19,14 +20,11 @@ export function modelCacheFolder(env: NodeJS.ProcessEnv = process.env): string {
 
 /** `native-models/manifests` above this module (source tree or packaged app), when it exists. */
 export function bundledManifestFolders(start = path.dirname(fileURLToPath(import.meta.url))): string[] {
-  let folder = start;
-  for (;;) {
+  const found = findUpwards(start, (folder) => {
     const candidate = path.join(folder, 'native-models', 'manifests');
-    if (fs.existsSync(candidate)) return [candidate];
-    const parent = path.dirname(folder);
-    if (parent === folder) return [];
-    folder = parent;
-  }
+    return fs.existsSync(candidate) ? candidate : undefined;
+  });
+  return found === undefined ? [] : [found];
 }
 
 /** Converts (once per machine) and locates the bundled default encoder. Loaded lazily: the converter pulls in the nsfwjs weights. */

@@ -1,5 +1,5 @@
 import { DermError } from '../../common/errors.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '../../common/seeded-random.js';
 
 /**
  * K-fold assignment grouped by case: every image of a case lands in the same fold, so no case is

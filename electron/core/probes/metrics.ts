@@ -1,4 +1,4 @@
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '../../common/seeded-random.js';
 
 /**
  * Evaluation metrics for probabilistic binary predictions. Everything takes the rows to use

@@ -23,7 +23,7 @@ import type {
   SubgroupResult,
   SubgroupTable,
 } from './probe-metrics.types.js';
-import { SeededRandom } from './seeded-random.js';
+import { SeededRandom } from '../../common/seeded-random.js';
 
 /** Everything a probe evaluation needs, in plain typed arrays so it crosses into a worker thread. */
 export interface ProbeProblem {

@@ -1,7 +1,7 @@
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.js';
-import { appVersion } from './app-version.js';
+import { appVersion } from '../installation.js';
 import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
 import type { SubgroupAttribute } from './probe-metrics.types.js';
 import { checkExportTarget, predictionExportFormat, predictionManifest, predictionsCsv, writePredictionExport, type PredictionExportFormat, type PredictionExportManifest } from './out-of-fold-export.js';
@@ -53,7 +53,7 @@ export const probeDefaults = {
   tolerance: 3e-5,
   bootstrapReplicates: 1000,
   curveFractions: [0.1, 0.25, 0.5],
-  // Two subsamples per fraction: the fewest that show a spread; each seed adds about 2.6× the CV's time (README, bench figures).
+  // Two subsamples per fraction: the fewest that show a spread, as each seed costs several times the CV (docs/benchmarks.md).
   curveSeeds: 2,
   minGroupCases: 10,
   minClassCases: 5,
