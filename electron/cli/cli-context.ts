@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DermError, serializeError } from '../common/errors.js';
-import { createCore, type Core } from '../core/core.js';
+import type { Core } from '../core/core.js';
 import type { JobProgress } from '../core/jobs/job.js';
 import { explainLibraryError } from '../core/library/library-errors.js';
 
@@ -20,9 +20,13 @@ export function globalOptions(command: Command): GlobalOptions {
   return command.optsWithGlobals() as GlobalOptions;
 }
 
-/** Opens the core for one command and always closes it. */
+/**
+ * Opens the core for one command and always closes it. The core is imported here, when a command
+ * runs, rather than at the top of the CLI, so `dermws --help` and a mistyped command never load it.
+ */
 export async function withCore<T>(command: Command, work: (core: Core, options: GlobalOptions) => Promise<T> | T): Promise<T> {
   const options = globalOptions(command);
+  const { createCore } = await import('../core/core.js');
   const core = createCore(options.library ? { libraryFolder: options.library } : {});
   try {
     return await work(core, options);

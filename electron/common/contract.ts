@@ -561,6 +561,19 @@ export const contract = {
     input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).max(4000), confidence: z.int().min(1).max(5).optional(), annotator: annotatorSchema }),
     output: z.object({ labels: z.array(labelSchema) }),
   }),
+  labelImages: defineCall({
+    description:
+      'Gives every image of a selection the same label as an annotator, in one transaction and as one undoable edit; when any image id is not in the library nothing is stored and the error names it.',
+    input: z.strictObject({
+      imageIds: z.array(imageId).min(1).max(200_000),
+      kind: labelKindSchema,
+      value: z.string().min(1).max(4000),
+      confidence: z.int().min(1).max(5).optional(),
+      annotator: annotatorSchema,
+    }),
+    /** images: distinct images given; changed: how many did not already hold the value. */
+    output: z.object({ images: z.int(), changed: z.int() }),
+  }),
   labelRemove: defineCall({
     description: 'Removes an annotator’s label of a kind (one value, or all of the kind).',
     input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).optional(), annotator: annotatorSchema }),

@@ -2,11 +2,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import { DermError } from '../../electron/common/errors.js';
-
-const { onnx } = onnxProto;
+import { onnxProto as onnx } from '../../electron/core/lazy-packages.js';
 
 /**
  * A small typed builder for ONNX image encoders: declare inputs, outputs, Float32/Int64 initializers
@@ -31,10 +29,10 @@ export type ElementType = 'float32' | 'int64';
 /** A fixed size, or a symbolic name (such as 'N' for the batch) for a size decided at run time. */
 export type Dimension = number | string;
 
-const elementTypeCode: Record<ElementType, number> = {
-  float32: onnx.TensorProto.DataType.FLOAT,
-  int64: onnx.TensorProto.DataType.INT64,
-};
+/** A function rather than a table, so onnx-proto is read when a graph is written, not when this module loads. */
+function elementTypeCode(type: ElementType): number {
+  return type === 'float32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64;
+}
 
 /** A floating-point attribute (plain numbers are integer attributes). */
 export interface FloatAttribute {
@@ -341,7 +339,7 @@ export class OnnxGraphBuilder {
     }).finish();
     const tensorHeads = this.initializers.map((entry) => ({
       entry,
-      head: onnx.TensorProto.encode({ dims: [...entry.dims], dataType: elementTypeCode[entry.type], name: entry.name }).finish(),
+      head: onnx.TensorProto.encode({ dims: [...entry.dims], dataType: elementTypeCode(entry.type), name: entry.name }).finish(),
       dataBytes: entry.elementCount * (entry.type === 'int64' ? 8 : 4),
     }));
     const tensorLength = (head: Uint8Array, dataBytes: number): number => head.length + 1 + varintLength(dataBytes) + dataBytes;
@@ -407,7 +405,7 @@ function valueInfo(name: string, shape: readonly Dimension[], type: ElementType)
     name,
     type: {
       tensorType: {
-        elemType: elementTypeCode[type],
+        elemType: elementTypeCode(type),
         shape: { dim: shape.map((size) => (typeof size === 'number' ? { dimValue: size } : { dimParam: size })) },
       },
     },

@@ -2,9 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { readNpy } from '../../core/embeddings/npy-format.js';
-import { readNpzEntries } from '../../core/embeddings/npz.js';
-import { benchmarkSearch, checkBenchmarkVectors, formatSearchBenchmark } from '../../core/index/search-benchmark.js';
 import { globalOptions, parsePositiveInteger, printJson } from '../cli-context.js';
 
 /**
@@ -23,6 +20,8 @@ export function registerBenchCommands(program: Command): void {
     .action(async (options: { vectors: string; queries?: string; k?: string }, command: Command) => {
       const { json } = globalOptions(command);
       const k = options.k === undefined ? 10 : parsePositiveInteger('--k', options.k, 100);
+      // The benchmark (hnswlib, the npz reader) is loaded by this command only.
+      const { benchmarkSearch, formatSearchBenchmark } = await import('../../core/index/search-benchmark.js');
       const vectors = await readMatrix(options.vectors);
       const queries = options.queries === undefined ? undefined : await readMatrix(options.queries);
       if (queries && queries.dim !== vectors.dim) {
@@ -46,6 +45,11 @@ export function registerBenchCommands(program: Command): void {
 
 /** A 2-D float matrix from an .npy file or the single 2-D array of an .npz file, checked, as float32. */
 async function readMatrix(file: string): Promise<{ rows: number; dim: number; data: Float32Array }> {
+  const [{ readNpy }, { readNpzEntries }, { checkBenchmarkVectors }] = await Promise.all([
+    import('../../core/embeddings/npy-format.js'),
+    import('../../core/embeddings/npz.js'),
+    import('../../core/index/search-benchmark.js'),
+  ]);
   const resolved = path.resolve(file);
   if (!fs.existsSync(resolved)) throw new DermError('not-found', `${resolved} does not exist.`, { file: resolved });
   if (fs.statSync(resolved).size === 0) throw new DermError('invalid-input', `${resolved} is empty.`, { file: resolved });

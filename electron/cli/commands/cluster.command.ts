@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { runShard } from '../../core/cluster/cluster-shard.js';
 import type { ClusterImportResult } from '../../core/cluster/cluster.service.js';
 import type { Core } from '../../core/core.js';
 import { exitCodes, globalOptions, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
@@ -62,6 +61,7 @@ export function registerClusterCommands(program: Command): void {
       // SLURM and Dask stop a task with SIGTERM; Ctrl-C sends SIGINT. Either stops after the current batch, writing nothing.
       await withInterrupt(async (signal) => {
         const onProgress = json ? undefined : progressPrinter();
+        const { runShard } = await import('../../core/cluster/cluster-shard.js');
         const result = await runShard({
           planFolder,
           shard,

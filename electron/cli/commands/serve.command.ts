@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import { globalOptions, parsePositiveInteger, printJson } from '../cli-context.js';
-import { startServer } from '../serve.js';
 
 export function registerServeCommands(program: Command): void {
   program
@@ -15,6 +14,8 @@ export function registerServeCommands(program: Command): void {
       if (!/^[0-9a-zA-Z.:\-[\]]+$/.test(options.host)) {
         throw new DermError('invalid-input', `--host must be an IP address or host name; got "${options.host}".`, { field: '--host' });
       }
+      // The web bridge and the app host are loaded by this command only.
+      const { startServer } = await import('../serve.js');
       const server = await startServer({ hostname: options.host, port, ...(global.library ? { libraryFolder: global.library } : {}) });
       if (server.warning) process.stderr.write(`${server.warning}\n`);
       if (global.json) {

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { DermError } from '../../common/errors.js';
+import { fflate } from '../lazy-packages.js';
 import { decodeNpy, elementCount, encodeNpy, itemSize, npyHeaderLength, parseNpyHeader, type FloatArray, type NpyArray } from './npy-format.js';
 
 /**
@@ -441,7 +441,7 @@ export function writeNpz(
   let zipError: Error | undefined;
   const seen = new Set<string>();
   try {
-    const zip = new Zip((error, data) => {
+    const zip = new fflate.Zip((error, data) => {
       if (error) {
         zipError = error;
         return;
@@ -460,7 +460,7 @@ export function writeNpz(
       }
       if (seen.has(key)) throw new DermError('invalid-input', `${file}: the key "${key}" appears twice.`, { file, key });
       seen.add(key);
-      const entry = options.compress ? new ZipDeflate(`${key}.npy`, { level: 6 }) : new ZipPassThrough(`${key}.npy`);
+      const entry = options.compress ? new fflate.ZipDeflate(`${key}.npy`, { level: 6 }) : new fflate.ZipPassThrough(`${key}.npy`);
       entry.mtime = mtime;
       zip.add(entry);
       entry.push(encodeNpy(data, shape), true);

@@ -1,4 +1,5 @@
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
+import { sharp } from '../lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 
 /**

@@ -1,4 +1,5 @@
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
+import { onnxRuntime } from '../lazy-packages.js';
 import { OnnxGraphBuilder } from '../../../native-models/onnx/onnx-graph-builder.js';
 import { DermError } from '../../common/errors.js';
 
@@ -59,7 +60,7 @@ export class OnnxGemm {
     const key = `${transposeA}-${transposeB}`;
     let session = this.sessions.get(key);
     if (!session) {
-      session = ort.InferenceSession.create(gemmModel(transposeA, transposeB), sessionOptions);
+      session = onnxRuntime.InferenceSession.create(gemmModel(transposeA, transposeB), sessionOptions);
       this.sessions.set(key, session);
     }
     return session;
@@ -72,8 +73,8 @@ export class OnnxGemm {
     if (innerA !== innerB) throw new DermError('internal', `Cannot multiply ${m}x${innerA} by ${innerB}x${n}.`);
     const session = await this.session(transposeA, transposeB);
     const output = await session.run({
-      A: new ort.Tensor('float32', a.data, [a.rows, a.cols]),
-      B: new ort.Tensor('float32', b.data, [b.rows, b.cols]),
+      A: new onnxRuntime.Tensor('float32', a.data, [a.rows, a.cols]),
+      B: new onnxRuntime.Tensor('float32', b.data, [b.rows, b.cols]),
     });
     return matrix(m, n, output.Y!.data as Float32Array);
   }
@@ -93,12 +94,12 @@ export class OnnxAffine {
   ) {}
 
   static async create(weights: Matrix, bias: Float32Array): Promise<OnnxAffine> {
-    const session = await ort.InferenceSession.create(affineModel(weights, bias), sessionOptions);
+    const session = await onnxRuntime.InferenceSession.create(affineModel(weights, bias), sessionOptions);
     return new OnnxAffine(session, weights.rows, weights.cols);
   }
 
   async apply(rows: Float32Array, count = rows.length / this.inputDim): Promise<Float32Array> {
-    const output = await this.session.run({ X: new ort.Tensor('float32', rows.subarray(0, count * this.inputDim), [count, this.inputDim]) });
+    const output = await this.session.run({ X: new onnxRuntime.Tensor('float32', rows.subarray(0, count * this.inputDim), [count, this.inputDim]) });
     return output.Y!.data as Float32Array;
   }
 

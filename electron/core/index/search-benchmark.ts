@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import hnswlib from 'hnswlib-node';
+import { hnswlib } from '../lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { openLibrary } from '../library/library.js';
@@ -70,7 +70,6 @@ export interface SearchBenchmarkReport {
   native: LatencyFigures & { graphOnlyP50Ms: number };
 }
 
-const { HierarchicalNSW } = hnswlib;
 
 function percentile(values: number[], fraction: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -236,7 +235,7 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
         const calibration = record.calibration;
         const candidates = calibration?.candidates ?? 64;
         const ef = calibration?.ef ?? 64;
-        const native = new HierarchicalNSW(record.space, record.graphDim);
+        const native = new hnswlib.HierarchicalNSW(record.space, record.graphDim);
         native.readIndexSync(file);
         native.setEf(Math.max(ef, candidates));
         let points: number[][];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import hnswlib from 'hnswlib-node';
+import { hnswlib } from '../lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
@@ -11,8 +11,7 @@ import { fitRandomizedPca, projectionBias } from './randomized-pca.js';
 import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
 import { cosine, cosineWithUnit, normalized, normalizeRows, TopK, type Neighbour } from './vector-math.js';
 
-const { HierarchicalNSW } = hnswlib;
-type Hnsw = InstanceType<typeof HierarchicalNSW>;
+type Hnsw = InstanceType<typeof hnswlib.HierarchicalNSW>;
 
 /**
  * Parameters of the index. The defaults were chosen by measurement (test/bench/search.bench.ts; the
@@ -401,7 +400,7 @@ export class VectorIndexService {
   }
 
   private async load(record: VectorIndexRecord): Promise<LoadedIndex> {
-    const hnsw = new HierarchicalNSW(record.space, record.graphDim);
+    const hnsw = new hnswlib.HierarchicalNSW(record.space, record.graphDim);
     hnsw.readIndexSync(this.indexFile(record.modelId));
     if (hnsw.getNumDimensions() !== record.graphDim) throw new Error(`the file holds ${hnsw.getNumDimensions()}-d points; expected ${record.graphDim}`);
     // readIndex resets ef to its default of 10, which would silently cut recall.
@@ -496,7 +495,7 @@ export class VectorIndexService {
     const graphDim = projection ? projection.record.outputDim : modelDim;
     const space = projection ? 'l2' : 'cosine';
     const capacity = Math.max(64, Math.ceil(liveIds.length * 1.25));
-    const hnsw = new HierarchicalNSW(space, graphDim);
+    const hnsw = new hnswlib.HierarchicalNSW(space, graphDim);
     hnsw.initIndex({ maxElements: capacity, m: this.parameters.m, efConstruction: this.parameters.efConstruction, randomSeed: 100 });
     const chunk = 512;
     const live = new Set<number>();

@@ -98,6 +98,30 @@ export class LabelsService {
     }, [input.imageId]);
   }
 
+  /**
+   * Gives every image of a selection the same value as one transaction and one undoable edit (one undo
+   * takes the whole selection back). Images that already hold the value are left alone. When any id is
+   * not in the library nothing is stored and the error names the ids.
+   */
+  labelImages(input: { imageIds: number[]; kind: string; value: string; confidence?: number | null; annotator: string }): { images: number; changed: SlotChange[] } {
+    if (!Array.isArray(input.imageIds) || input.imageIds.length === 0) {
+      throw new DermError('invalid-input', 'imageIds: give at least one image to label.', { field: 'imageIds' });
+    }
+    const kind = parseLabelKind(input.kind);
+    const value = this.normalizeValue(kind, { value: input.value, confidence: input.confidence ?? null }, 'value');
+    const annotator = annotatorName(input.annotator);
+    const imageIds = [...new Set(input.imageIds)];
+    const target = imageIds.length === 1 ? `image ${imageIds[0]}` : `${imageIds.length} images`;
+    const changed = this.interactive(annotator, null, 'set', `set ${kind} = ${value.value} on ${target}`, (annotatorId) =>
+      imageIds.map((imageId) => {
+        const slot: LabelSlot = { imageId, kind, origin: 'manual', annotatorId };
+        const before = this.repository.slotRows(slot).map(toValue);
+        return { slot, after: multiValuedKinds.has(kind) ? [...before.filter((existing) => existing.value !== value.value), value] : [value] };
+      }),
+    imageIds);
+    return { images: imageIds.length, changed };
+  }
+
   /** Removes one value (multi-valued kinds need `value`) or, without a value, all of the kind's values of this annotator. */
   removeLabel(input: { imageId: number; kind: string; value?: string; annotator: string; sessionId?: number | null }): SlotChange[] {
     const kind = parseLabelKind(input.kind);
@@ -391,8 +415,13 @@ export class LabelsService {
   ): SlotChange[] {
     for (const imageId of imageIds) checkImageId(imageId);
     return this.repository.transaction(() => {
-      const missing = imageIds.filter((id) => !this.repository.existingImageIds([id]).has(id));
-      if (missing.length > 0) throw new DermError('not-found', `Image ${missing.join(', ')} is not in the library.`, { imageIds: missing });
+      const existing = this.repository.existingImageIds(imageIds);
+      const missing = imageIds.filter((id) => !existing.has(id));
+      if (missing.length > 0) {
+        // A selection can be large: name the first few ids and count the rest.
+        const named = `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`;
+        throw new DermError('not-found', `${missing.length === 1 ? 'Image' : 'Images'} ${named} ${missing.length === 1 ? 'is' : 'are'} not in the library; nothing was stored.`, { imageIds: missing });
+      }
       const at = this.now().toISOString();
       const annotatorId = this.repository.ensureAnnotator(annotator, at);
       const planned = plan(annotatorId)

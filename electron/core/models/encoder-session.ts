@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
+import { onnxRuntime } from '../lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import { intraOpThreads, type ExecutionProvider } from './execution-providers.js';
 
@@ -60,7 +61,7 @@ export async function loadEncoderSession(onnxPath: string, providers: readonly E
   if (!quietened) {
     // Provider load failures are caught and reported with their reason; ORT's own console logging of
     // them would only repeat that on stderr.
-    ort.env.logLevel = 'fatal';
+    onnxRuntime.env.logLevel = 'fatal';
     quietened = true;
   }
   let stat: fs.Stats;
@@ -74,7 +75,7 @@ export async function loadEncoderSession(onnxPath: string, providers: readonly E
   const order = providers.includes('cpu') ? providers : [...providers, 'cpu' as const];
   for (const provider of order) {
     try {
-      const session = await ort.InferenceSession.create(onnxPath, sessionOptions(provider));
+      const session = await onnxRuntime.InferenceSession.create(onnxPath, sessionOptions(provider));
       attempts.push({ provider });
       const failed = attempts.filter((attempt) => attempt.error !== undefined);
       const loaded: LoadedEncoderSession = {

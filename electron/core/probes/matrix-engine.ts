@@ -1,10 +1,7 @@
-import { createRequire } from 'node:module';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import type { onnx as OnnxNamespace } from 'onnx-proto';
+import { onnxProto as onnx, onnxRuntime } from '../lazy-packages.js';
 import { DermError } from '../../common/errors.js';
-
-// onnx-proto is CommonJS; its ESM interop does not expose the namespace as a named export.
-const { onnx } = createRequire(import.meta.url)('onnx-proto') as { onnx: typeof OnnxNamespace };
 
 /**
  * The two dense products the probe solver needs, X·W and Xᵀ·R, on one embedding matrix X that stays
@@ -30,9 +27,9 @@ export class MatrixEngine {
     }
     const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
     if (threads !== undefined) options.intraOpNumThreads = threads;
-    const forward = await ort.InferenceSession.create(productGraph(false), options);
-    const backward = await ort.InferenceSession.create(productGraph(true), options);
-    return new MatrixEngine(forward, backward, new ort.Tensor('float32', data, [rows, dim]), rows, dim, data, true);
+    const forward = await onnxRuntime.InferenceSession.create(productGraph(false), options);
+    const backward = await onnxRuntime.InferenceSession.create(productGraph(true), options);
+    return new MatrixEngine(forward, backward, new onnxRuntime.Tensor('float32', data, [rows, dim]), rows, dim, data, true);
   }
 
   /**
@@ -45,18 +42,18 @@ export class MatrixEngine {
       throw new DermError('internal', `A prefix of ${rows} rows does not fit a matrix of ${this.rows} rows.`);
     }
     const view = this.data.subarray(0, rows * this.dim);
-    return new MatrixEngine(this.forward, this.backward, new ort.Tensor('float32', view, [rows, this.dim]), rows, this.dim, view, false);
+    return new MatrixEngine(this.forward, this.backward, new onnxRuntime.Tensor('float32', view, [rows, this.dim]), rows, this.dim, view, false);
   }
 
   /** X·W for W of dim × columns (row-major); returns rows × columns. */
   async multiply(weights: Float32Array, columns: number): Promise<Float32Array> {
-    const output = await this.forward.run({ X: this.matrix, B: new ort.Tensor('float32', weights, [this.dim, columns]) });
+    const output = await this.forward.run({ X: this.matrix, B: new onnxRuntime.Tensor('float32', weights, [this.dim, columns]) });
     return output.Y!.data as Float32Array;
   }
 
   /** Xᵀ·R for R of rows × columns (row-major); returns dim × columns. */
   async multiplyTransposed(residuals: Float32Array, columns: number): Promise<Float32Array> {
-    const output = await this.backward.run({ X: this.matrix, B: new ort.Tensor('float32', residuals, [this.rows, columns]) });
+    const output = await this.backward.run({ X: this.matrix, B: new onnxRuntime.Tensor('float32', residuals, [this.rows, columns]) });
     return output.Y!.data as Float32Array;
   }
 

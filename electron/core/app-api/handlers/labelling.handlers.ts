@@ -6,6 +6,7 @@ type Names =
   | 'taxonomyList'
   | 'labelsOfImage'
   | 'labelSet'
+  | 'labelImages'
   | 'labelRemove'
   | 'labelUndo'
   | 'labelRedo'
@@ -41,6 +42,11 @@ export const labellingHandlers: HandlerGroup<Names> = {
     core.labels.setLabel({ imageId: input.imageId, kind: input.kind, value: input.value, confidence: input.confidence ?? null, annotator: input.annotator });
     emit({ type: 'library-changed', what: 'labels' });
     return { labels: core.labels.currentLabels(input.imageId).map(shownLabel) };
+  },
+  labelImages: (input, { core, emit }) => {
+    const result = core.labels.labelImages({ imageIds: input.imageIds, kind: input.kind, value: input.value, confidence: input.confidence ?? null, annotator: input.annotator });
+    if (result.changed.length > 0) emit({ type: 'library-changed', what: 'labels' });
+    return { images: result.images, changed: new Set(result.changed.map((change) => change.imageId)).size };
   },
   labelRemove: (input, { core, emit }) => {
     core.labels.removeLabel({ imageId: input.imageId, kind: input.kind, annotator: input.annotator, ...(input.value ? { value: input.value } : {}) });
