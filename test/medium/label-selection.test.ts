@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CallOutput } from '../../electron/common/contract.js';
 import type { AppApi } from '../../electron/core/app-api/app-api.js';
 import { createAppApi } from '../../electron/core/app-api/create-app-api.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
@@ -77,7 +78,7 @@ describe('labelImages: a selection labelled in one call', () => {
     expect(auditRows(databaseFile) - auditBefore).toBe(selection.length - 2);
 
     // One undo takes the whole selection back to what it was.
-    const undone = await api.invoke('labelUndo', { annotator: 'dr-a' });
+    const undone = (await api.invoke('labelUndo', { annotator: 'dr-a' })) as CallOutput<'labelUndo'>;
     expect(undone.description).toBe(`set condition = eczema on ${selection.length} images`);
     const afterUndo = storedLabels(databaseFile, 'condition', 'dr-a');
     expect([...afterUndo.entries()]).toEqual([

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import { formatIssue, type DatasetImportReport } from '../../core/datasets/dataset-report.js';
-import { parseColumnMapping } from '../../core/datasets/metadata-csv-format.js';
-import { exportFormats, type ExportFilter, type ExportFormat, type ExportReport } from '../../core/export/export.service.js';
+import type { ExportFilter, ExportFormat, ExportReport } from '../../core/export/export.service.js';
+import { exportFormats } from '../../core/export/export-formats.js';
 import type { JobStatus } from '../../core/jobs/job.js';
 import { parseSearchFilter } from '../../core/search/search-filter.js';
 import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
@@ -52,6 +52,7 @@ export function registerDatasetsCommands(program: Command): void {
     .option('--annotator <name>', 'annotator the labels are recorded under', 'csv-import')
     .action(async (csv: string, options: { map: string; annotator: string }, command: Command) => {
       // The mapping is checked before the library is opened, so a typo never touches it.
+      const { parseColumnMapping } = await import('../../core/datasets/metadata-csv-format.js');
       const mapping = parseColumnMapping(options.map);
       await withCore(command, async (core, { json }) =>
         withInterrupt(async (signal) => {

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { Core } from '../../core/core.js';
-import { describeCalibration } from '../../core/index/index-calibration.js';
 import type { DuplicateReport, SearchResponse } from '../../core/search/search.service.js';
 import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
@@ -120,6 +119,7 @@ export function registerSearchCommands(program: Command): void {
           return;
         }
         if (statuses.length === 0) process.stdout.write('no models with embeddings\n');
+        const { describeCalibration } = await import('../../core/index/index-calibration.js');
         for (const status of statuses) {
           process.stdout.write(
             `${status.modelId}: ${status.state} (${status.reason}); ${status.indexedCount ?? 0}/${status.databaseCount} images, ` +
@@ -157,6 +157,7 @@ export function registerSearchCommands(program: Command): void {
           printJson(results);
           return;
         }
+        const { describeCalibration } = await import('../../core/index/index-calibration.js');
         for (const result of results) {
           process.stdout.write(
             `${result.modelId}: ${result.elements} images, ${result.graphDim}-d graph${result.projectionVersion === null ? '' : ` (projection v${result.projectionVersion}, ${((result.explainedVariance ?? 0) * 100).toFixed(1)}% of variance)`} in ${result.buildSeconds.toFixed(1)} s\n`,

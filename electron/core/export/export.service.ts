@@ -14,8 +14,9 @@ import { ExportFolder } from './export-paths.js';
 import type { ExportRepository, FlagRow } from './export.repository.js';
 import { exportFormatFor, writeImageWithoutMetadata } from './image-copy.js';
 
-export const exportFormats = ['csv', 'npz', 'npy'] as const;
-export type ExportFormat = (typeof exportFormats)[number];
+import { exportFormats, type ExportFormat } from './export-formats.js';
+
+export { exportFormats, type ExportFormat };
 
 /**
  * Which images to export. Every given condition must hold; deleted images are never exported.
