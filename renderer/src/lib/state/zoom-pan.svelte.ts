@@ -16,8 +16,10 @@ const wheelStep = 1.2;
  * a label in percent of the image's own pixels, and pan limits; it then places the image with `box`
  * instead of a CSS transform, so at 1:1 the browser draws the full-resolution pixels unscaled.
  *
- * The image detail and the side-by-side compare share it; the compare uses one instance for both panes
- * so the same region of each lesion stays side by side.
+ * The image detail, the labelling view and the side-by-side compare share it. The compare gives each
+ * pane its own instance and links them (`ZoomPan.link`): a step, a wheel turn or a drag in either pane
+ * moves both, so the same region of each lesion stays side by side, while each pane reaches its own
+ * 1:1 (two photos of different sizes need different factors for it).
  */
 export class ZoomPan {
   zoom = $state(1);
@@ -26,7 +28,14 @@ export class ZoomPan {
   natural = $state.raw<{ width: number; height: number } | null>(null);
   viewportWidth = $state(0);
   viewportHeight = $state(0);
-  private dragStart: { x: number; y: number } | null = null;
+  private lastPointer: { x: number; y: number } | null = null;
+  /** This view and the views linked to it, which follow every step and drag. */
+  private group: ZoomPan[] = [this];
+
+  /** Links views so that every zoom step, fit, 1:1, wheel turn and drag in one applies to all of them. */
+  static link(...views: ZoomPan[]): void {
+    for (const view of views) view.group = views;
+  }
 
   /** CSS pixels per image pixel when fitted (never enlarged above the image's own size), or null if unknown. */
   get fitScale(): number | null {
@@ -81,7 +90,7 @@ export class ZoomPan {
     };
   }
 
-  /** The CSS transform for views that do not report sizes (the compare). */
+  /** The CSS transform used until the sizes are known (the image is still loading). */
   get transform(): string {
     return `translate(${this.offsetX}px, ${this.offsetY}px) scale(${this.zoom})`;
   }
@@ -133,13 +142,14 @@ export class ZoomPan {
     this.set(target, anchor);
   }
 
-  zoomIn = (): void => this.stepTo(step);
-  zoomOut = (): void => this.stepTo(1 / step);
-  fit = (): void => this.set(1);
-  actualPixels = (): void => {
-    const actual = this.actualPixelsZoom;
-    if (actual !== null) this.set(actual);
-  };
+  zoomIn = (): void => this.each((view) => view.stepTo(step));
+  zoomOut = (): void => this.each((view) => view.stepTo(1 / step));
+  fit = (): void => this.each((view) => view.set(1));
+  actualPixels = (): void =>
+    this.each((view) => {
+      const actual = view.actualPixelsZoom;
+      if (actual !== null) view.set(actual);
+    });
 
   /** Key → action for `+`/`=`, `-` and (unless `withFit` is false) `0`, to merge into a view's own key map. */
   keys(withFit = true): Record<string, () => void> {
@@ -150,27 +160,36 @@ export class ZoomPan {
     event.preventDefault();
     const bounds = (event.currentTarget as HTMLElement).getBoundingClientRect();
     const anchor = { x: event.clientX - bounds.left - bounds.width / 2, y: event.clientY - bounds.top - bounds.height / 2 };
-    this.stepTo(event.deltaY < 0 ? wheelStep : 1 / wheelStep, anchor);
+    this.each((view) => view.stepTo(event.deltaY < 0 ? wheelStep : 1 / wheelStep, anchor));
   };
 
   pointerDown = (event: PointerEvent): void => {
     if (this.zoom !== 1) {
-      this.dragStart = { x: event.clientX - this.offsetX, y: event.clientY - this.offsetY };
+      this.lastPointer = { x: event.clientX, y: event.clientY };
       (event.currentTarget as HTMLElement).setPointerCapture(event.pointerId);
     }
   };
 
   pointerMove = (event: PointerEvent): void => {
-    if (this.dragStart) {
-      this.offsetX = event.clientX - this.dragStart.x;
-      this.offsetY = event.clientY - this.dragStart.y;
-      this.clampOffsets();
-    }
+    if (!this.lastPointer) return;
+    const dx = event.clientX - this.lastPointer.x;
+    const dy = event.clientY - this.lastPointer.y;
+    this.lastPointer = { x: event.clientX, y: event.clientY };
+    this.each((view) => {
+      if (view.zoom === 1) return;
+      view.offsetX += dx;
+      view.offsetY += dy;
+      view.clampOffsets();
+    });
   };
 
   pointerUp = (): void => {
-    this.dragStart = null;
+    this.lastPointer = null;
   };
+
+  private each(action: (view: ZoomPan) => void): void {
+    for (const view of this.group) action(view);
+  }
 
   /** Keeps some of the image in view: it may not be dragged further than its overhang past the viewport. */
   private clampOffsets(): void {
