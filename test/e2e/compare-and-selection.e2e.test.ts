@@ -164,6 +164,21 @@ describe('compare at 1:1 and labelling a selection in the browser', () => {
     });
   }
 
+  it('keeps the encoder buttons inside the window at 1024×700 once the model says where it runs', async () => {
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await page.goto(server.bridge.url);
+    await page.getByRole('link', { name: /^Models & settings/ }).click();
+    const encoders = page.locator('table.data').first();
+    await encoders.getByRole('button', { name: 'Check' }).click();
+    await encoders.getByTestId('runs-on').waitFor({ timeout: 60_000 });
+    // Without CUDA the reason is onnxruntime's long message, which pushed the buttons out of the window.
+    const outside = await encoders.getByRole('button').evaluateAll((buttons) =>
+      buttons.filter((button) => button.getBoundingClientRect().right > button.ownerDocument.documentElement.clientWidth).map((button) => button.textContent),
+    );
+    expect(outside).toEqual([]);
+    await screenshot('settings-runs-on-1024');
+  });
+
   it('labels every image of a selection in one action, read back with the CLI', async () => {
     await page.setViewportSize({ width: 1440, height: 900 });
     await page.goto(server.bridge.url);
