@@ -9,9 +9,9 @@ import { createAppApi } from '../../electron/core/app-api/create-app-api.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 /**
- * Labelling a library selection: one `labelImages` call through the contract on a real library stores
- * the label on every selected image in one transaction, as one undoable edit, and stores nothing when
- * any id is unknown (the error names it). Results are read back through a second SQLite connection,
+ * Actions on a library selection, each one call through the contract on a real library: `labelImages`
+ * stores the label on every selected image in one transaction, as one undoable edit; `imagesFlag` flags
+ * or unflags them all. Both store nothing when any id is unknown (the error names it). Results are read back through a second SQLite connection,
  * the way another process would see them.
  */
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -116,5 +116,35 @@ describe('labelImages: a selection labelled in one call', () => {
     await expect(api.invoke('labelImages', { imageIds: [], kind: 'condition', value: 'eczema', annotator: 'dr-a' })).rejects.toThrow(/imageIds/);
     await expect(api.invoke('labelImages', { imageIds: ids, kind: 'condition', value: 'eczema', annotator: '  ' })).rejects.toThrow(/annotator/);
     expect(storedLabels(databaseFile, 'condition', 'dr-a').size).toBe(0);
+  });
+});
+
+describe('imagesFlag: a selection flagged or unflagged in one call', () => {
+  function manualFlags(databaseFile: string, flag: string): number[] {
+    const db = new Database(databaseFile, { readonly: true });
+    try {
+      return (db.prepare("SELECT image_id AS imageId FROM image_flags WHERE flag = ? AND source = 'manual' ORDER BY image_id").all(flag) as Array<{ imageId: number }>).map((row) => row.imageId);
+    } finally {
+      db.close();
+    }
+  }
+
+  it('stores nothing and names the ids when the selection holds an unknown or deleted image', async () => {
+    const { api, databaseFile } = openApi();
+    const ids = insertSyntheticImages(api.core.library, 6);
+    api.core.library.db.prepare('UPDATE images SET deleted_at = ? WHERE id = ?').run(new Date().toISOString(), ids[5]);
+    const unknown = ids[4]! + 50;
+
+    await expect(api.invoke('imagesFlag', { imageIds: [ids[0]!, unknown, ids[1]!], flag: 'needs_review', set: true })).rejects.toThrow(
+      `Image ${unknown} is not in the library (or deleted); nothing was flagged.`,
+    );
+    await expect(api.invoke('imagesFlag', { imageIds: [ids[0]!, ids[5]!], flag: 'needs_review', set: true })).rejects.toThrow(`Image ${ids[5]} is not in the library`);
+    expect(manualFlags(databaseFile, 'needs_review')).toEqual([]);
+
+    expect(await api.invoke('imagesFlag', { imageIds: ids.slice(0, 4), flag: 'needs_review', set: true })).toEqual({ changed: 4 });
+    await expect(api.invoke('imagesFlag', { imageIds: [ids[0]!, unknown], flag: 'needs_review', set: false })).rejects.toThrow(`nothing was unflagged`);
+    expect(manualFlags(databaseFile, 'needs_review')).toEqual(ids.slice(0, 4));
+    expect(await api.invoke('imagesFlag', { imageIds: ids.slice(0, 2), flag: 'needs_review', set: false })).toEqual({ changed: 2 });
+    expect(manualFlags(databaseFile, 'needs_review')).toEqual(ids.slice(2, 4));
   });
 });

@@ -116,7 +116,10 @@ export class QualityService {
    */
   flagImages(imageIds: readonly number[], flag: string, detail: string | null = null): number {
     const name = checkFlagName(flag);
-    return this.repository.transaction(() => this.repository.addManualFlag(imageIds, name, detail, this.clock().toISOString()));
+    return this.repository.transaction(() => {
+      this.requireLiveImages(imageIds, 'flagged');
+      return this.repository.addManualFlag(imageIds, name, detail, this.clock().toISOString());
+    });
   }
 
   /**
@@ -127,6 +130,7 @@ export class QualityService {
     const name = checkFlagName(flag);
     const at = this.clock().toISOString();
     return this.repository.transaction(() => {
+      this.requireLiveImages(imageIds, 'unflagged');
       let changed = 0;
       for (const imageId of imageIds) {
         const manual = this.repository.removeManualFlag([imageId], name) > 0;
@@ -135,6 +139,18 @@ export class QualityService {
       }
       return changed;
     });
+  }
+
+  /** Refuses a selection that names an image not in the library (or deleted): nothing is written, and the ids are named. */
+  private requireLiveImages(imageIds: readonly number[], done: string): void {
+    const missing = this.repository.missingLiveImages(imageIds);
+    if (missing.length === 0) return;
+    const named = `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`;
+    throw new DermError(
+      'not-found',
+      `${missing.length === 1 ? 'Image' : 'Images'} ${named} ${missing.length === 1 ? 'is' : 'are'} not in the library (or deleted); nothing was ${done}.`,
+      { imageIds: missing },
+    );
   }
 
   /**
