@@ -34,7 +34,7 @@ export function writeFileAtomically(file: string, data: string | Uint8Array): vo
  * indent, trailing newline) atomically. An invalid manifest is never written.
  */
 export function writeManifestFile(file: string, manifest: ModelManifest): ModelManifest {
-  const parsed = modelManifestSchema.safeParse(manifest);
+  const parsed = modelManifestSchema().safeParse(manifest);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new DermError('model-invalid', `manifest ${file}: field ${issue.path.join('.') || '(root)'}: ${issue.message}.`);

@@ -4,12 +4,13 @@ import type * as HnswLib from 'hnswlib-node';
 import type * as OnnxRuntime from 'onnxruntime-node';
 import type { onnx as OnnxNamespace } from 'onnx-proto';
 import type Sharp from 'sharp';
+import type * as Zod from 'zod';
 
 /**
  * The packages that take tens to hundreds of milliseconds to load (native add-ons, protobuf's
- * generated code, a zip library), each loaded the first time it is used instead of when the core is imported.
+ * generated code, a zip library, zod's hundred modules), each loaded the first time it is used instead of when the core is imported.
  * `dermws info`, `dermws label`, `dermws index status` and `--help` open the library without decoding
- * an image or running ONNX, so they start without sharp, onnxruntime, hnswlib, onnx-proto or fflate; a command
+ * an image or running ONNX, so they start without sharp, onnxruntime, hnswlib, onnx-proto, fflate or zod; a command
  * that does use one pays its load once, on first use. test/unit/startup-imports.test.ts keeps these
  * packages off the static import graph of the CLI and the core.
  *
@@ -45,3 +46,19 @@ export const onnxProto: typeof OnnxNamespace = loadedAtFirstUse(() => (requirePa
 
 /** fflate: the zip container of `.npz` files. */
 export const fflate: typeof Fflate = loadedAtFirstUse(() => requirePackage('fflate') as typeof Fflate);
+
+/**
+ * zod for the core's own schemas (model manifests, quality thresholds, cluster plans and shards). The
+ * contract's schemas in electron/common import zod as usual; no schema of one kind is ever nested in the
+ * other, so the two module instances never meet.
+ */
+const zod: typeof Zod = loadedAtFirstUse(() => requirePackage('zod') as typeof Zod);
+
+/**
+ * A schema built the first time it is asked for, so that importing the module that declares it does not
+ * load zod: `const schema = schemaBuiltAtFirstUse((z) => z.object(…)); schema().parse(value)`.
+ */
+export function schemaBuiltAtFirstUse<T>(build: (z: typeof Zod.z) => T): () => T {
+  let built: T | undefined;
+  return () => (built ??= build(zod.z));
+}

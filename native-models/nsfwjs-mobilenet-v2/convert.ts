@@ -92,7 +92,7 @@ async function cachedModel(manifestPath: string, onnxPath: string, nsfwjsVersion
   if (!fs.existsSync(manifestPath) || !fs.existsSync(onnxPath)) return undefined;
   let manifest: ModelManifest;
   try {
-    manifest = modelManifestSchema.parse(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
+    manifest = modelManifestSchema().parse(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
   } catch {
     return undefined;
   }

@@ -98,7 +98,7 @@ describe('default encoder (nsfwjs MobileNetV2 → ONNX)', () => {
     expect(made.converted).toBe(true);
     expect(made.manifest.sha256).toBe(first);
     expect(made.manifest.id).toBe(defaultEncoderId);
-    expect(modelManifestSchema.parse(JSON.parse(fs.readFileSync(made.manifestPath, 'utf8')))).toEqual(made.manifest);
+    expect(modelManifestSchema().parse(JSON.parse(fs.readFileSync(made.manifestPath, 'utf8')))).toEqual(made.manifest);
     expect(path.resolve(cache, made.manifest.file)).toBe(made.onnxPath);
     expect(fs.readdirSync(cache).sort()).toEqual([`${defaultEncoderId}.manifest.json`, `${defaultEncoderId}.onnx`]);
 

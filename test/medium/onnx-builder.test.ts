@@ -222,7 +222,7 @@ describe('writeTinyEncoder', () => {
       const size = 48;
       const dim = 24;
       const model = await writeTinyEncoder({ folder, id: `tiny-${layout.toLowerCase()}`, size, dim, layout, seed: 5 });
-      expect(modelManifestSchema.parse(JSON.parse(fs.readFileSync(model.manifestPath, 'utf8')))).toEqual(model.manifest);
+      expect(modelManifestSchema().parse(JSON.parse(fs.readFileSync(model.manifestPath, 'utf8')))).toEqual(model.manifest);
       expect(model.manifest.sha256).toBe(await sha256OfFile(model.onnxPath));
       expect(path.resolve(path.dirname(model.manifestPath), model.manifest.file)).toBe(model.onnxPath);
       expect(model.manifest.input.layout).toBe(layout);
@@ -264,7 +264,7 @@ describe('writeBrokenModels', () => {
     const broken = await writeBrokenModels(path.join(folder, 'broken'));
     expect(Object.keys(broken).sort()).toEqual([...brokenModelKinds].sort());
     for (const model of Object.values(broken)) {
-      expect(modelManifestSchema.safeParse(JSON.parse(fs.readFileSync(model.manifestPath, 'utf8'))).success).toBe(true);
+      expect(modelManifestSchema().safeParse(JSON.parse(fs.readFileSync(model.manifestPath, 'utf8'))).success).toBe(true);
     }
 
     const input = (size: number): ort.Tensor => new ort.Tensor('float32', photoTensor(4, size, 'NHWC'), [1, size, size, 3]);

@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
  * What `dermws` loads before it runs a command. Node evaluates every static import of the entry
  * module before the first line runs, so a package on the static import graph of electron/cli/main.ts
  * is paid by every command, `--help` included. The packages below cost tens to hundreds of
- * milliseconds each (native add-ons, protobuf's generated code, the core's ~100 modules); the CLI
+ * milliseconds each (native add-ons, protobuf's generated code, zod's hundred modules); the CLI
  * imports each command's work when the command runs and the core loads them at first use
  * (electron/core/lazy-packages.ts). test/bench/cli-startup.bench.ts measures what this buys.
  */
 const root = path.resolve(import.meta.dirname, '../..');
-const heavyPackages = ['sharp', 'onnxruntime-node', 'hnswlib-node', 'onnx-proto', 'protobufjs', 'nsfwjs', 'fflate'];
+const heavyPackages = ['sharp', 'onnxruntime-node', 'hnswlib-node', 'onnx-proto', 'protobufjs', 'nsfwjs', 'fflate', 'zod'];
 
 interface StaticImport {
   specifier: string;
@@ -89,7 +89,7 @@ describe('start-up imports', () => {
     expect(packages.has('better-sqlite3')).toBe(false);
   });
 
-  it('the core opens a library without loading image, ONNX or HNSW packages', () => {
+  it('the core opens a library without loading image, ONNX, HNSW or schema packages', () => {
     expect(heavyReached('electron/core/core.ts')).toEqual([]);
   });
 

@@ -1,8 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { DermError } from '../../common/errors.js';
+import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
 import { modelManifestSchema } from '../models/model-manifest.js';
 
 /**
@@ -15,42 +16,47 @@ export const planFileName = 'plan.json';
 export const planFormat = 'dermws-embedding-plan';
 export const planFormatVersion = 1;
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
+const planSchemas = schemaBuiltAtFirstUse((z) => {
+  const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
 
-export const planImageSchema = z.strictObject({
-  /** The key of the image's vector in the shard's npz: its path relative to the plan root, with '/'. */
-  key: z.string().min(1),
-  imageId: z.int().positive(),
-  /** sha256 of the file's bytes as the library recorded it at import. */
-  sha256,
-  bytes: z.int().nonnegative(),
-});
-
-export const planSchema = z.strictObject({
-  format: z.literal(planFormat),
-  version: z.literal(planFormatVersion),
-  planId: z.string().regex(/^[0-9a-f-]{36}$/, 'must be a UUID'),
-  libraryId: z.string().regex(/^[0-9a-f-]{36}$/, 'must be a UUID'),
-  createdAt: z.string(),
-  appVersion: z.string(),
-  model: z.strictObject({
-    id: z.string(),
+  const image = z.strictObject({
+    /** The key of the image's vector in the shard's npz: its path relative to the plan root, with '/'. */
+    key: z.string().min(1),
+    imageId: z.int().positive(),
+    /** sha256 of the file's bytes as the library recorded it at import. */
     sha256,
-    dim: z.int().positive(),
-    /** The manifest as the desktop reads it; its `file` names the ONNX file in the plan's model/ folder. */
-    manifest: modelManifestSchema,
-    /** The preprocessing record the library stores with the model's embeddings. */
-    preprocessing: z.record(z.string(), z.unknown()),
-  }),
-  /** The folder every key is relative to, as the desktop saw it; a worker may mount it elsewhere (--root). */
-  root: z.string().min(1),
-  shardSize: z.int().positive(),
-  imageCount: z.int().nonnegative(),
-  shards: z.array(z.strictObject({ index: z.int().nonnegative(), images: z.array(planImageSchema) })),
-});
+    bytes: z.int().nonnegative(),
+  });
 
-export type EmbeddingPlan = z.infer<typeof planSchema>;
-export type PlanImage = z.infer<typeof planImageSchema>;
+  const plan = z.strictObject({
+    format: z.literal(planFormat),
+    version: z.literal(planFormatVersion),
+    planId: z.string().regex(/^[0-9a-f-]{36}$/, 'must be a UUID'),
+    libraryId: z.string().regex(/^[0-9a-f-]{36}$/, 'must be a UUID'),
+    createdAt: z.string(),
+    appVersion: z.string(),
+    model: z.strictObject({
+      id: z.string(),
+      sha256,
+      dim: z.int().positive(),
+      /** The manifest as the desktop reads it; its `file` names the ONNX file in the plan's model/ folder. */
+      manifest: modelManifestSchema(),
+      /** The preprocessing record the library stores with the model's embeddings. */
+      preprocessing: z.record(z.string(), z.unknown()),
+    }),
+    /** The folder every key is relative to, as the desktop saw it; a worker may mount it elsewhere (--root). */
+    root: z.string().min(1),
+    shardSize: z.int().positive(),
+    imageCount: z.int().nonnegative(),
+    shards: z.array(z.strictObject({ index: z.int().nonnegative(), images: z.array(image) })),
+  });
+  return { image, plan };
+});
+export const planImageSchema = () => planSchemas().image;
+export const planSchema = () => planSchemas().plan;
+
+export type EmbeddingPlan = z.infer<ReturnType<typeof planSchema>>;
+export type PlanImage = z.infer<ReturnType<typeof planImageSchema>>;
 
 /** Reads and checks a plan folder; every problem names the file and, for a bad field, the field. */
 export function readPlan(planFolder: string): { plan: EmbeddingPlan; file: string; folder: string } {
@@ -70,7 +76,7 @@ export function readPlan(planFolder: string): { plan: EmbeddingPlan; file: strin
   if ((json as { format?: unknown } | null)?.format !== planFormat) {
     throw new DermError('invalid-input', `${file} is not an embedding plan: field format is ${JSON.stringify((json as { format?: unknown } | null)?.format)}, expected "${planFormat}".`, { file });
   }
-  const parsed = planSchema.safeParse(json);
+  const parsed = planSchema().safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new DermError('invalid-input', `${file}: field ${issue.path.join('.') || '(root)'}: ${issue.message}.`, { file, field: issue.path.join('.') });

@@ -2,44 +2,47 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { DermError } from '../../common/errors.js';
 import { appVersion } from '../installation.js';
 import { runEmbeddingPipeline, type PipelineImage } from '../embeddings/embedding-pipeline.js';
 import { writeNpz } from '../embeddings/npz.js';
 import { ProgressReporter, type JobControl } from '../jobs/job.js';
+import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
 import { EncoderRuntime, type EncoderRuntimeOptions } from '../models/encoder-runtime.js';
 import { sha256File } from '../models/manifest-file.js';
 import { planFileName, planModelFile, planShard, readPlan, shardFiles, writeFileAtomically, type PlanImage } from './cluster-plan.js';
 
 export const shardManifestFormat = 'dermws-embedding-shard';
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
-
 /** The sidecar of `shard-K.npz`: what made it, from which plan, and what could not be embedded. */
-export const shardManifestSchema = z.strictObject({
-  format: z.literal(shardManifestFormat),
-  version: z.literal(1),
-  planId: z.string(),
-  libraryId: z.string(),
-  shard: z.int().nonnegative(),
-  model: z.strictObject({ id: z.string(), sha256, dim: z.int().positive(), preprocessing: z.record(z.string(), z.unknown()) }),
-  provider: z.string(),
-  fallbackReason: z.string().nullable(),
-  batchSize: z.int().positive(),
-  appVersion: z.string(),
-  host: z.string(),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  /** sha256 of shard-K.npz, so the merge can tell a damaged or swapped file. */
-  npzSha256: sha256,
-  counts: z.strictObject({ images: z.int().nonnegative(), embedded: z.int().nonnegative(), failed: z.int().nonnegative() }),
-  /** Every embedded image with the sha256 of the bytes the worker actually decoded. */
-  embedded: z.array(z.strictObject({ key: z.string(), sha256 })),
-  failures: z.array(z.strictObject({ key: z.string(), file: z.string(), reason: z.string() })),
+export const shardManifestSchema = schemaBuiltAtFirstUse((z) => {
+  const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
+
+  return z.strictObject({
+    format: z.literal(shardManifestFormat),
+    version: z.literal(1),
+    planId: z.string(),
+    libraryId: z.string(),
+    shard: z.int().nonnegative(),
+    model: z.strictObject({ id: z.string(), sha256, dim: z.int().positive(), preprocessing: z.record(z.string(), z.unknown()) }),
+    provider: z.string(),
+    fallbackReason: z.string().nullable(),
+    batchSize: z.int().positive(),
+    appVersion: z.string(),
+    host: z.string(),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    /** sha256 of shard-K.npz, so the merge can tell a damaged or swapped file. */
+    npzSha256: sha256,
+    counts: z.strictObject({ images: z.int().nonnegative(), embedded: z.int().nonnegative(), failed: z.int().nonnegative() }),
+    /** Every embedded image with the sha256 of the bytes the worker actually decoded. */
+    embedded: z.array(z.strictObject({ key: z.string(), sha256 })),
+    failures: z.array(z.strictObject({ key: z.string(), file: z.string(), reason: z.string() })),
+  });
 });
 
-export type ShardManifest = z.infer<typeof shardManifestSchema>;
+export type ShardManifest = z.infer<ReturnType<typeof shardManifestSchema>>;
 
 export interface RunShardOptions extends JobControl {
   planFolder: string;
@@ -187,7 +190,7 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
 async function finishedShard(files: { npz: string; manifest: string }, planId: string, shard: number): Promise<ShardManifest | undefined> {
   if (!fs.existsSync(files.manifest) || !fs.existsSync(files.npz)) return undefined;
   try {
-    const manifest = shardManifestSchema.parse(JSON.parse(fs.readFileSync(files.manifest, 'utf8')));
+    const manifest = shardManifestSchema().parse(JSON.parse(fs.readFileSync(files.manifest, 'utf8')));
     if (manifest.planId !== planId) {
       throw new DermError(
         'conflict',

@@ -317,7 +317,7 @@ export class ClusterService {
     } catch (error) {
       return refuse(`not a readable shard manifest (${(error as Error).message})`);
     }
-    const parsed = shardManifestSchema.safeParse(json);
+    const parsed = shardManifestSchema().safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       return refuse(`not a shard manifest of this version: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);

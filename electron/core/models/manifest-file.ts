@@ -28,7 +28,7 @@ export function readManifestFile(file: string): ManifestLocation {
   } catch (error) {
     throw new DermError('model-invalid', `manifest ${file} is not valid JSON: ${(error as Error).message}`, { file });
   }
-  const parsed = modelManifestSchema.safeParse(json);
+  const parsed = modelManifestSchema().safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.slice(0, 5).map((issue) => {
       const field = issue.path.join('.') || '(root)';

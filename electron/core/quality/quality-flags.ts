@@ -1,5 +1,6 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { DermError } from '../../common/errors.js';
+import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
 import type { QualityMetrics } from './quality-metrics.js';
 
 /** Automatic flags, in the order they are shown. */
@@ -40,21 +41,23 @@ export type QualityFlag = (typeof qualityFlags)[number];
  *   max(IQR, 0.1 · median) so a library of same-sized photos does not flag a 1-pixel difference;
  *   only judged once the library holds at least oddSizeMinImages images.
  */
-export const qualityThresholdsSchema = z
-  .object({
-    darkP99Below: z.number().min(0).max(1),
-    overexposedP05Above: z.number().min(0).max(1),
-    blurryAbove: z.number().min(0).max(1),
-    blurMinContrast: z.number().min(0).max(255),
-    lowEntropyBelow: z.number().min(0).max(8),
-    grayscaleSaturationBelow: z.number().min(0).max(1),
-    oddAspectBelow: z.number().min(0).max(1),
-    lowResolutionBelow: z.number().int().min(0).max(100_000),
-    oddSizeIqrMultiplier: z.number().min(0).max(100),
-    oddSizeMinImages: z.number().int().min(4).max(10_000_000),
-  })
-  .strict();
-export type QualityThresholds = z.infer<typeof qualityThresholdsSchema>;
+export const qualityThresholdsSchema = schemaBuiltAtFirstUse((z) =>
+  z
+    .object({
+      darkP99Below: z.number().min(0).max(1),
+      overexposedP05Above: z.number().min(0).max(1),
+      blurryAbove: z.number().min(0).max(1),
+      blurMinContrast: z.number().min(0).max(255),
+      lowEntropyBelow: z.number().min(0).max(8),
+      grayscaleSaturationBelow: z.number().min(0).max(1),
+      oddAspectBelow: z.number().min(0).max(1),
+      lowResolutionBelow: z.number().int().min(0).max(100_000),
+      oddSizeIqrMultiplier: z.number().min(0).max(100),
+      oddSizeMinImages: z.number().int().min(4).max(10_000_000),
+    })
+    .strict(),
+);
+export type QualityThresholds = z.infer<ReturnType<typeof qualityThresholdsSchema>>;
 export type QualityThresholdName = keyof QualityThresholds;
 
 export const defaultQualityThresholds: QualityThresholds = {
@@ -78,7 +81,7 @@ export function resolveThresholds(stored: unknown): QualityThresholds {
   if (stored && typeof stored === 'object') {
     for (const name of qualityThresholdNames) {
       const value = (stored as Record<string, unknown>)[name];
-      const field = qualityThresholdsSchema.shape[name].safeParse(value);
+      const field = qualityThresholdsSchema().shape[name].safeParse(value);
       if (value !== undefined && field.success) (merged as Record<string, number>)[name] = field.data;
     }
   }
@@ -92,7 +95,7 @@ export function validateThresholdChange(current: QualityThresholds, change: Reco
     if (!(qualityThresholdNames as string[]).includes(name)) {
       throw new DermError('invalid-input', `Unknown quality threshold "${name}". Known thresholds: ${qualityThresholdNames.join(', ')}.`, { field: name });
     }
-    const parsed = qualityThresholdsSchema.shape[name as QualityThresholdName].safeParse(value);
+    const parsed = qualityThresholdsSchema().shape[name as QualityThresholdName].safeParse(value);
     if (!parsed.success) {
       throw new DermError('invalid-input', `Quality threshold ${name} cannot be ${JSON.stringify(value)}: ${parsed.error.issues.map((issue) => issue.message).join('; ')}.`, {
         field: name,
@@ -101,7 +104,7 @@ export function validateThresholdChange(current: QualityThresholds, change: Reco
     }
     next[name] = parsed.data;
   }
-  return qualityThresholdsSchema.parse(next);
+  return qualityThresholdsSchema().parse(next);
 }
 
 /** Parses `NAME=VALUE` as given to `dermws qc --set`. */
