@@ -2,7 +2,7 @@
  * `dermws` start-up, per command, side by side:
  * - on demand: the compiled CLI in dist/ as shipped (what bin/dermws.js runs after `npm ci`, whose
  *   prepare step compiles electron/), which imports a command's work when the command runs and loads
- *   sharp, onnxruntime, hnswlib, onnx-proto and fflate at first use;
+ *   sharp, onnxruntime, hnswlib, onnx-proto, fflate and zod at first use;
  * - everything up front: the same CLI with the core, the web bridge, the benchmark and those packages
  *   preloaded through `node --import`, which is what every command loaded before it ran when the
  *   command modules and the core imported them statically;
@@ -45,7 +45,7 @@ function writeEagerPreload(folder: string): string {
     `import ${JSON.stringify(compiled('electron/core/cluster/cluster-shard.js'))};`,
     `import { createRequire } from 'node:module';`,
     `const load = createRequire(${JSON.stringify(path.join(root, 'package.json'))});`,
-    ...['sharp', 'onnxruntime-node', 'hnswlib-node', 'onnx-proto', 'fflate'].map((name) => `load(${JSON.stringify(requireFromRoot.resolve(name))});`),
+    ...['sharp', 'onnxruntime-node', 'hnswlib-node', 'onnx-proto', 'fflate', 'zod'].map((name) => `load(${JSON.stringify(requireFromRoot.resolve(name))});`),
   ];
   const file = path.join(folder, 'load-everything-up-front.mjs');
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
