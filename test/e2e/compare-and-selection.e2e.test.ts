@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
+import { launchChromium, reportCspViolations } from '../helpers/chromium.js';
 
 /**
  * The Similar cases compare view at 1:1 and a whole library selection labelled at once, end to end in
@@ -16,8 +17,6 @@ import { writeSkinImage } from '../fixtures/skin-images.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 /** Photo i is 1600×1200 for even i and 1000×760 for odd i. */
 const sizeOf = (index: number) => (index % 2 === 0 ? { width: 1600, height: 1200 } : { width: 1000, height: 760 });
 const photoCount = 8;
@@ -70,9 +69,10 @@ describe('compare at 1:1 and labelling a selection in the browser', () => {
       core.close();
     }
     server = await startServer({ libraryFolder, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
     page = await context.newPage();
+    await page.addInitScript(reportCspViolations);
     page.setDefaultTimeout(30_000);
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
