@@ -134,6 +134,25 @@ export const libraryCheckReportSchema = z.object({
 });
 export type LibraryCheckReport = z.infer<typeof libraryCheckReportSchema>;
 
+const mapColouringSchema = z.enum(['condition', 'flag', 'fitzpatrick', 'monk_tone', 'batch']);
+const mapRequestSchema = z.strictObject({
+  modelId: z.string().min(1).optional(),
+  limit: z.int().min(10).max(20_000).optional(),
+  colourBy: mapColouringSchema,
+});
+const mapLayoutSchema = z.object({
+  modelId: z.string(),
+  total: z.int(),
+  dims: z.int(),
+  imageIds: z.array(z.int()),
+  /** imageIds.length × dims, row-major principal coordinates, the most spread first. */
+  coordinates: z.array(z.number()),
+  groups: z.array(z.string()),
+  /** index: the index's stored (projected) vectors; embeddings: read from the library because the model has no usable index. */
+  source: z.enum(['index', 'embeddings']),
+  note: z.string(),
+});
+
 export const labelKindSchema = z.enum(['condition', 'body_site', 'fitzpatrick', 'monk_tone', 'severity', 'gradable', 'quality_flag', 'note']);
 const annotatorSchema = z.string().trim().min(1, 'must name the annotator').max(100);
 const sessionId = z.int().positive();
@@ -827,25 +846,25 @@ export const contract = {
     output: probeReportSchema,
   }),
   mapPoints: defineCall({
-    description: 'Embeddings of up to `limit` images (an even sample of larger libraries) reduced by PCA to at most 50 dimensions, with a colour group per image, for the UMAP map drawn in the renderer.',
-    input: z.strictObject({
-      modelId: z.string().min(1).optional(),
-      limit: z.int().min(10).max(20_000).optional(),
-      colourBy: z.enum(['condition', 'flag', 'fitzpatrick', 'monk_tone', 'batch']),
-    }),
-    output: z.object({
-      modelId: z.string(),
-      total: z.int(),
-      dims: z.int(),
-      imageIds: z.array(z.int()),
-      /** imageIds.length × dims, row-major. */
-      coordinates: z.array(z.number()),
-      groups: z.array(z.string()),
-    }),
+    description:
+      'Up to `limit` images (an even sample of larger libraries) reduced to at most 50 principal coordinates of their unit embeddings (from the index\'s projected vectors when the model has an index), with a colour group per image, for the UMAP map drawn in the renderer. mapStart does the same as a job with progress.',
+    input: mapRequestSchema,
+    output: mapLayoutSchema,
+  }),
+  mapStart: defineCall({
+    description: 'Computes the map\'s points (as mapPoints) as a job with progress and cancel; its result names the layout for mapResult.',
+    startsJob: 'map',
+    input: mapRequestSchema,
+    output: jobStartedSchema,
+  }),
+  mapResult: defineCall({
+    description: 'The points of a map a mapStart job computed (the last few are kept in this run of the app).',
+    input: z.strictObject({ mapId: z.string().regex(/^map-[0-9]+$/, 'must be a map id such as "map-1" from a finished mapStart job') }),
+    output: mapLayoutSchema,
   }),
   mapGroups: defineCall({
     description: 'The colour group of each given image for the map (recolouring without recomputing the layout).',
-    input: z.strictObject({ imageIds: z.array(imageId).max(20_000), colourBy: z.enum(['condition', 'flag', 'fitzpatrick', 'monk_tone', 'batch']) }),
+    input: z.strictObject({ imageIds: z.array(imageId).max(20_000), colourBy: mapColouringSchema }),
     output: z.object({ groups: z.array(z.string()) }),
   }),
   probePredictions: defineCall({

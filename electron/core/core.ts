@@ -27,6 +27,7 @@ import type { SearchService } from './search/search.service.js';
 import { DemoLibraryService } from './demo/demo-library.js';
 import { ClusterRepository } from './cluster/cluster.repository.js';
 import { ClusterService } from './cluster/cluster.service.js';
+import { MapService } from './map/map.service.js';
 
 export interface CoreConfig {
   /** Library folder; when absent, DERMWS_LIBRARY or the OS application-data folder is used. */
@@ -74,6 +75,8 @@ export interface Core {
   readonly demo: DemoLibraryService;
   /** Cluster embedding: plans for Dask/SLURM workers and the merge of their shards. */
   readonly cluster: ClusterService;
+  /** The embedding map's points: from the index's projected vectors when it has them, with progress. */
+  readonly map: MapService;
   close(): void;
 }
 
@@ -125,6 +128,7 @@ export function createCore(config: CoreConfig = {}): Core {
       settings,
       searchServices.index,
     ),
+    map: new MapService(library.db, searchServices.index, importServices.images, labelling.labels),
     close: () => {
       void searchServices.index.close();
       // Stops the encoder worker threads; termination starts now, so the process can exit.

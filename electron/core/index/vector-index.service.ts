@@ -123,6 +123,17 @@ export interface IndexSearchOptions {
   stages?: Partial<Record<'normalise' | 'project' | 'graph' | 'rerank', number>>;
 }
 
+/** Points read from a model's graph (see VectorIndexService.projectedVectorsFor). */
+export interface ProjectedVectors {
+  modelId: string;
+  /** Values per image. */
+  dim: number;
+  /** The PCA projection the points went through, or null when the graph holds the unit embeddings themselves. */
+  projection: { version: number; inputDim: number; explainedVariance: number } | null;
+  /** imageIds.length × dim, row-major. */
+  data: Float32Array;
+}
+
 /** Settings of a projection fit. */
 interface FitSettings {
   width: number;
@@ -886,6 +897,38 @@ export class VectorIndexService {
   /** Whether the loaded index holds this image (after ensureReady). */
   contains(modelId: string, imageId: number): boolean {
     return this.loaded.get(modelId)?.live.has(imageId) ?? false;
+  }
+
+  /**
+   * The points the graph holds for these images, in the order given: for a projected model the
+   * PCA-projected unit embeddings (graphDim values each), otherwise the unit embeddings. They are read
+   * from the loaded graph, so no embedding is read from SQLite and nothing is fitted. Null when the
+   * model's index would have to be built first (missing, corrupt or stale), so a caller that only wants
+   * reduced vectors can take another path instead of waiting for a build; an index that is merely
+   * behind has its pending changes folded in first.
+   */
+  async projectedVectorsFor(modelId: string, imageIds: readonly number[], control: JobControl = {}): Promise<ProjectedVectors | null> {
+    if (!this.loaded.has(modelId)) {
+      const { state } = await this.status(modelId);
+      if (state !== 'ready' && state !== 'behind') return null;
+    }
+    await this.ensureReady(modelId, control);
+    const loaded = this.loaded.get(modelId)!;
+    const dim = loaded.record.graphDim;
+    const data = new Float32Array(imageIds.length * dim);
+    for (let start = 0; start < imageIds.length; start += 1024) {
+      throwIfCancelled(control.signal);
+      const end = Math.min(imageIds.length, start + 1024);
+      for (let index = start; index < end; index++) {
+        const imageId = imageIds[index]!;
+        if (!loaded.live.has(imageId)) {
+          throw new DermError('not-found', `Image ${imageId} is not in the index of model "${modelId}" (it has no embedding of that model, or it was deleted).`, { modelId, imageId });
+        }
+        data.set(loaded.hnsw.getPoint(imageId), index * dim);
+      }
+      await yieldToEventLoop();
+    }
+    return { modelId, dim, projection: loaded.projection ? { version: loaded.projection.record.version, inputDim: loaded.projection.record.inputDim, explainedVariance: loaded.projection.record.explainedVariance } : null, data };
   }
 
   /** Number of live elements in the loaded index (after ensureReady). */
