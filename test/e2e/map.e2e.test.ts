@@ -13,7 +13,7 @@ import { writeSkinImage } from '../fixtures/skin-images.js';
  * job's progress before any point, then the points (the principal-axes layout, then UMAP's), from the
  * index; a legend entry hides and shows its points; recolouring by Fitzpatrick type puts the types on
  * a light-to-dark ramp in order I..VI without asking the core for a new layout (no map job or points
- * request, the same layout revision). Screenshots go to test-artifacts/map-*.png.
+ * request, the same layout revision); the wheel zooms the view; hovering a point shows its thumbnail. Screenshots go to test-artifacts/map-*.png.
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
@@ -137,6 +137,14 @@ describe('the embedding map in the browser', () => {
     expect(await canvas.getAttribute('data-layout-revision')).toBe(revision);
     expect(Number(await canvas.getAttribute('data-drawn'))).toBe(photoCount);
     await page.screenshot({ path: path.join(artifacts, 'map-02-fitzpatrick.png') });
+
+    // The wheel zooms the view around the cursor; the layout stays the same one.
+    const area = (await canvas.boundingBox())!;
+    await page.mouse.move(area.x + area.width / 2, area.y + area.height / 2);
+    await page.mouse.wheel(0, -100);
+    await page.getByRole('button', { name: /^Reset zoom \(1\.3×\)$/ }).click();
+    await expect.poll(() => page.getByRole('button', { name: /^Reset zoom/ }).count()).toBe(0);
+    expect(await canvas.getAttribute('data-layout-revision')).toBe(revision);
 
     // Hovering a point shows its thumbnail. The layout is fitted with a 16 px margin, so the leftmost
     // point lies on the line x = 16: walking down it in steps smaller than the hover radius finds it.
