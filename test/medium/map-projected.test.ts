@@ -8,6 +8,9 @@ import type { AppApi } from '../../electron/core/app-api/app-api.js';
 import { createAppApi } from '../../electron/core/app-api/create-app-api.js';
 import { EmbeddingSampleRepository } from '../../electron/core/embeddings/embedding-sample.repository.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
+import { projectJs } from '../../electron/core/index/randomized-pca.js';
+import { VectorIndexRepository } from '../../electron/core/index/vector-index.repository.js';
+import { normalizeRows } from '../../electron/core/index/vector-math.js';
 import { isCancellation } from '../../electron/core/jobs/job.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
@@ -116,6 +119,15 @@ describe('map from the index', () => {
     const variance = (c: number) => projected.imageIds.reduce((sum, _, row) => sum + projected.coordinates[row * 50 + c]! ** 2, 0);
     expect(variance(0)).toBeGreaterThanOrEqual(variance(1));
     expect(variance(1)).toBeGreaterThanOrEqual(variance(2));
+
+    // The points read for the map are the index's projection of the unit embeddings, computed here
+    // independently from the stored projection (mean and axes) and the embeddings.
+    const some = ids.filter((_, index) => index % 97 === 5);
+    const points = (await api.core.index.projectedVectorsFor(model, some))!;
+    const projection = new VectorIndexRepository(api.core.library.db).projection(model, points.projection!.version)!;
+    const expected = projectJs(projection, normalizeRows(new EmbeddingSampleRepository(api.core.library.db).rows(model, some).data, dim));
+    expect(points.dim).toBe(projection.outputDim);
+    expect(Math.max(...Array.from(points.data, (value, index) => Math.abs(value - expected[index]!)))).toBeLessThan(1e-4);
 
     // Damage every stored embedding (a 3-byte vector is refused by any read) without touching the index:
     // the change log entries the update makes are removed, as if the rows had always been so.

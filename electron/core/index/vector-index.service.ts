@@ -6,6 +6,7 @@ import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
 import { describeCalibration, makeProbes, ProbeTruth, probeIds, recallOfCandidates, searchLadder, type IndexCalibration, type Probe } from './index-calibration.js';
+import { readPointsFromIndexFile } from './hnsw-file-points.js';
 import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
 import { fitRandomizedPca, projectionBias } from './randomized-pca.js';
 import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
@@ -909,26 +910,48 @@ export class VectorIndexService {
    */
   async projectedVectorsFor(modelId: string, imageIds: readonly number[], control: JobControl = {}): Promise<ProjectedVectors | null> {
     if (!this.loaded.has(modelId)) {
-      const { state } = await this.status(modelId);
-      if (state !== 'ready' && state !== 'behind') return null;
+      // The checks of status() but the file's checksum, which ensureReady verifies once while loading
+      // (hashing a 100k-image file twice would double the time to the first points).
+      const model = this.model(modelId);
+      const record = this.repository.record(modelId);
+      if (!record || !fs.existsSync(this.indexFile(modelId)) || record.modelDim !== model.dim) return null;
+      if (record.m !== this.parameters.m || record.efConstruction !== this.parameters.efConstruction) return null;
+      const projection = this.wantedProjection(modelId, model.dim, this.repository.liveIds(modelId).length);
+      if (projection.refit || (projection.current?.version ?? null) !== record.projectionVersion) return null;
     }
     await this.ensureReady(modelId, control);
+    throwIfCancelled(control.signal);
     const loaded = this.loaded.get(modelId)!;
     const dim = loaded.record.graphDim;
     const data = new Float32Array(imageIds.length * dim);
-    for (let start = 0; start < imageIds.length; start += 1024) {
-      throwIfCancelled(control.signal);
-      const end = Math.min(imageIds.length, start + 1024);
-      for (let index = start; index < end; index++) {
-        const imageId = imageIds[index]!;
-        if (!loaded.live.has(imageId)) {
-          throw new DermError('not-found', `Image ${imageId} is not in the index of model "${modelId}" (it has no embedding of that model, or it was deleted).`, { modelId, imageId });
-        }
-        data.set(loaded.hnsw.getPoint(imageId), index * dim);
+    const rows = new Map<number, number>();
+    imageIds.forEach((imageId, index) => {
+      if (!loaded.live.has(imageId)) {
+        throw new DermError('not-found', `Image ${imageId} is not in the index of model "${modelId}" (it has no embedding of that model, or it was deleted).`, { modelId, imageId });
       }
-      await yieldToEventLoop();
+      rows.set(imageId, index);
+    });
+    // The saved file is the loaded graph (ensureReady saves what it folds in); two points read through
+    // hnswlib vouch for that (another process may have saved a newer graph since), else every point is.
+    const spotChecks = imageIds.length > 0 ? [0, imageIds.length - 1] : [];
+    const fromFile =
+      readPointsFromIndexFile(this.indexFile(modelId), dim, rows, data) &&
+      spotChecks.every((index) => loaded.hnsw.getPoint(imageIds[index]!).every((value, column) => Math.abs(value - data[index * dim + column]!) <= 1e-6 * Math.max(1, Math.abs(value))));
+    if (!fromFile) {
+      for (let start = 0; start < imageIds.length; start += 1024) {
+        throwIfCancelled(control.signal);
+        for (let index = start; index < Math.min(imageIds.length, start + 1024); index++) data.set(loaded.hnsw.getPoint(imageIds[index]!), index * dim);
+        await yieldToEventLoop();
+      }
     }
-    return { modelId, dim, projection: loaded.projection ? { version: loaded.projection.record.version, inputDim: loaded.projection.record.inputDim, explainedVariance: loaded.projection.record.explainedVariance } : null, data };
+    return {
+      modelId,
+      dim,
+      projection: loaded.projection
+        ? { version: loaded.projection.record.version, inputDim: loaded.projection.record.inputDim, explainedVariance: loaded.projection.record.explainedVariance }
+        : null,
+      data,
+    };
   }
 
   /** Number of live elements in the loaded index (after ensureReady). */
