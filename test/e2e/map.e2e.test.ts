@@ -89,19 +89,28 @@ describe('the embedding map in the browser', () => {
     const canvas = page.getByLabel('Embedding map');
     // Records, as the page changes, whether progress was on screen before any point was drawn.
     await page.evaluate(() => {
+      // Runs in the page: only the few DOM members used are typed here (the tests compile without the DOM library).
+      interface PageElement {
+        getAttribute(name: string): string | null;
+      }
+      const page = globalThis as unknown as {
+        mapSeen: string[];
+        document: { body: unknown; querySelector(selector: string): PageElement | null };
+        MutationObserver: new (callback: () => void) => { observe(target: unknown, options: Record<string, boolean>): void };
+      };
       const seen: string[] = [];
-      (window as unknown as { mapSeen: string[] }).mapSeen = seen;
+      page.mapSeen = seen;
       const look = () => {
-        const progress = document.querySelector('[aria-label="Reading the points and reducing them"] [role="progressbar"], section[aria-label="Map settings"] [role="status"]');
-        const drawn = Number(document.querySelector('canvas[aria-label="Embedding map"]')?.getAttribute('data-drawn') ?? 0);
+        const progress = page.document.querySelector('[aria-label="Reading the points and reducing them"] [role="progressbar"], section[aria-label="Map settings"] [role="status"]');
+        const drawn = Number(page.document.querySelector('canvas[aria-label="Embedding map"]')?.getAttribute('data-drawn') ?? 0);
         const state = drawn > 0 ? 'points' : progress ? 'progress' : 'nothing';
         if (seen.at(-1) !== state) seen.push(state);
       };
-      new MutationObserver(look).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+      new page.MutationObserver(look).observe(page.document.body, { subtree: true, childList: true, attributes: true, characterData: true });
     });
     await page.getByRole('button', { name: 'Draw the map' }).click();
     await expect.poll(() => canvas.getAttribute('data-layout'), { timeout: 120_000 }).toBe('UMAP');
-    const seen = await page.evaluate(() => (window as unknown as { mapSeen: string[] }).mapSeen);
+    const seen = await page.evaluate(() => (globalThis as unknown as { mapSeen: string[] }).mapSeen);
     expect(seen.indexOf('progress')).toBeGreaterThanOrEqual(0);
     expect(seen.indexOf('progress')).toBeLessThan(seen.indexOf('points'));
     expect(Number(await canvas.getAttribute('data-drawn'))).toBe(photoCount);
@@ -126,7 +135,8 @@ describe('the embedding map in the browser', () => {
     // Light to dark: each swatch darker (lower luminance) than the one before.
     const luminance = await legend.locator('.swatch').evaluateAll((swatches) =>
       swatches.map((swatch) => {
-        const [r, g, b] = getComputedStyle(swatch).backgroundColor.match(/\d+/g)!.map(Number);
+        const style = (globalThis as unknown as { getComputedStyle(element: unknown): { backgroundColor: string } }).getComputedStyle(swatch);
+        const [r, g, b] = style.backgroundColor.match(/\d+/g)!.map(Number);
         return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
       }),
     );
@@ -155,7 +165,7 @@ describe('the embedding map in the browser', () => {
       shown = (await page.getByTestId('map-hover').count()) > 0;
     }
     expect(shown).toBe(true);
-    await expect.poll(() => page.getByTestId('map-hover').locator('img').evaluate((image) => (image as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+    await expect.poll(() => page.getByTestId('map-hover').locator('img').evaluate((image) => (image as unknown as { naturalWidth: number }).naturalWidth)).toBeGreaterThan(0);
     expect(problems).toEqual([]);
   }, 300_000);
 });
