@@ -100,7 +100,7 @@ export class MapService {
         : `From the index's ${fromIndex.dim}-d unit embeddings.`;
     } else {
       vectors = this.readEmbeddings(modelId, imageIds, reporter, control);
-      note = `This model has no search index yet, so the map read ${imageIds.length.toLocaleString()} embeddings from the library (slower at scale). Building the index (Models & settings, or "dermws index rebuild") makes the next map faster.`;
+      note = `This model has no search index yet, so the map read ${imageIds.length.toLocaleString()} embeddings from the library (slower at scale). The first similar-case search builds it (or "dermws index rebuild"); the next map then reads the index instead.`;
     }
     const reduced = await this.principalCoordinates(vectors.data, imageIds.length, vectors.dim, fromIndex ? imageIds.length : Math.min(imageIds.length, mapFitRows));
     throwIfCancelled(control.signal);
