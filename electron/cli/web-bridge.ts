@@ -133,6 +133,7 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 export function safeUploadPath(name: string): string {
   const parts = name
     .split(/[\\/]+/)
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what a file name must not keep
     .map((part) => part.replace(/[\u0000-\u001f<>:"|?*]/g, '_').trim())
     .filter((part) => part.length > 0 && part !== '.' && part !== '..');
   if (parts.length === 0) throw new DermError('invalid-input', `The upload name "${name}" has no usable file name.`, { field: 'name' });

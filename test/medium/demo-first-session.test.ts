@@ -15,6 +15,7 @@ const root = path.resolve(import.meta.dirname, '../..');
 describe("the README's first session on the demo library", () => {
   let folder: string;
   let library: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed CLI JSON: each test asserts the fields it reads
   let demo: any;
   const query = <T>(sql: string, ...params: unknown[]): T[] => {
     const db = new Database(path.join(library, 'library.sqlite'), { readonly: true });

@@ -24,6 +24,7 @@ describe('export download in web mode', () => {
       headers: { [tokenHeader]: token, 'content-type': 'application/json' },
       body: JSON.stringify(input),
     });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a contract output: each test asserts the fields it reads
     return ((await response.json()) as { output: any }).output;
   };
 

@@ -27,7 +27,7 @@ describe('labelling sessions', () => {
     let next = sessions.next(session.id);
     expect(next.current!.imageId).toBe(ids[0]);
     expect(next.following!.imageId).toBe(ids[1]);
-    next = sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [{ value: 'eczema', confidence: 4 }] }], 12.5);
+    sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [{ value: 'eczema', confidence: 4 }] }], 12.5);
     next = sessions.skip(session.id, undefined, 3);
     expect(next.current!.imageId).toBe(ids[2]);
     next = sessions.record(session.id, ids[2]!, [{ kind: 'fitzpatrick', values: [{ value: 'III' }] }, { kind: 'gradable', values: [{ value: 'yes' }] }], 20);

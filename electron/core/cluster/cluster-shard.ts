@@ -130,7 +130,7 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
         try {
           bytes = await fs.promises.readFile(file);
         } catch (error) {
-          throw new Error(`${file}: cannot be read on this machine (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+          throw new Error(`${file}: cannot be read on this machine (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
         }
         const digest = crypto.createHash('sha256').update(bytes).digest('hex');
         if (digest !== image.sha256) {

@@ -97,7 +97,7 @@ export class DatasetsService {
       for (const image of record.images) {
         const absolute = path.resolve(datasetRoot, image.path);
         pathOf.set(image.path, absolute);
-        let isFile = false;
+        let isFile: boolean;
         try {
           isFile = fs.statSync(absolute).isFile();
         } catch {

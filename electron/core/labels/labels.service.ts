@@ -64,6 +64,7 @@ function sameValues(a: LabelValue[], b: LabelValue[]): boolean {
 
 function annotatorName(name: string, field = 'annotator'): string {
   const trimmed = typeof name === 'string' ? name.trim() : '';
+  // eslint-disable-next-line no-control-regex -- a name with control characters is refused, so the pattern must name them
   if (trimmed === '' || trimmed.length > 100 || /[\u0000-\u001f]/.test(trimmed)) {
     throw new DermError('invalid-input', `${field} must be a name of 1–100 printable characters; got ${JSON.stringify(name)}.`, { field, value: name });
   }
