@@ -1,5 +1,5 @@
 import { openLibrary, type Library } from './library/library.js';
-import { LibraryCheckService, removeAbandonedTemporaryFiles } from './library/library-check.service.js';
+import { LibraryCheckService, removeAbandonedTemporaryFiles } from './check/library-check.service.js';
 import { resolveLibraryFolder } from './library/library-location.js';
 import { SettingsRepository } from './library/settings.repository.js';
 import type { ImagesRepository } from './images/images.repository.js';

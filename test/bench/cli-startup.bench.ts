@@ -41,7 +41,7 @@ function writeEagerPreload(folder: string): string {
   const lines = [
     `import ${JSON.stringify(compiled('electron/core/core.js'))};`,
     `import ${JSON.stringify(compiled('electron/cli/serve.js'))};`,
-    `import ${JSON.stringify(compiled('electron/core/index/search-benchmark.js'))};`,
+    `import ${JSON.stringify(compiled('electron/core/search/search-benchmark.js'))};`,
     `import ${JSON.stringify(compiled('electron/core/cluster/cluster-shard.js'))};`,
     `import { createRequire } from 'node:module';`,
     `const load = createRequire(${JSON.stringify(path.join(root, 'package.json'))});`,

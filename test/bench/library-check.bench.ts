@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { LibraryCheckService } from '../../electron/core/library/library-check.service.js';
+import { LibraryCheckService } from '../../electron/core/check/library-check.service.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 

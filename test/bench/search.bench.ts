@@ -26,7 +26,7 @@ import { matrix, multiplyJs, OnnxAffine, OnnxGemm } from '../../electron/core/in
 import { fitRandomizedPca, gaussianSource, projectionBias } from '../../electron/core/index/randomized-pca.js';
 import { defaultIndexParameters } from '../../electron/core/index/vector-index.service.js';
 import { cosine, exactSearch, normalizeRows, TopK, type Neighbour } from '../../electron/core/index/vector-math.js';
-import { benchmarkSearch, formatSearchBenchmark } from '../../electron/core/index/search-benchmark.js';
+import { benchmarkSearch, formatSearchBenchmark } from '../../electron/core/search/search-benchmark.js';
 import { clusteredVectors, flatNonNegativeVectors, perturbed } from '../fixtures/clustered-vectors.js';
 
 const { HierarchicalNSW } = hnswlib;

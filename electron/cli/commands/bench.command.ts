@@ -21,7 +21,7 @@ export function registerBenchCommands(program: Command): void {
       const { json } = globalOptions(command);
       const k = options.k === undefined ? 10 : parsePositiveInteger('--k', options.k, 100);
       // The benchmark (hnswlib, the npz reader) is loaded by this command only.
-      const { benchmarkSearch, formatSearchBenchmark } = await import('../../core/index/search-benchmark.js');
+      const { benchmarkSearch, formatSearchBenchmark } = await import('../../core/search/search-benchmark.js');
       const vectors = await readMatrix(options.vectors);
       const queries = options.queries === undefined ? undefined : await readMatrix(options.queries);
       if (queries && queries.dim !== vectors.dim) {
@@ -48,7 +48,7 @@ async function readMatrix(file: string): Promise<{ rows: number; dim: number; da
   const [{ readNpy }, { readNpzEntries }, { checkBenchmarkVectors }] = await Promise.all([
     import('../../core/embeddings/npy-format.js'),
     import('../../core/embeddings/npz.js'),
-    import('../../core/index/search-benchmark.js'),
+    import('../../core/search/search-benchmark.js'),
   ]);
   const resolved = path.resolve(file);
   if (!fs.existsSync(resolved)) throw new DermError('not-found', `${resolved} does not exist.`, { file: resolved });

@@ -3,7 +3,7 @@ import type { Core } from '../../core/core.js';
 import type { BatchStatus } from '../../core/import/import-batches.repository.js';
 import type { ImportReport } from '../../core/import/import.service.js';
 import type { ProgressListener } from '../../core/jobs/job.js';
-import type { LibraryCheckReport } from '../../core/library/library-check.service.js';
+import type { LibraryCheckReport } from '../../core/check/library-check.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
 import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 

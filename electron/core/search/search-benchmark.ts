@@ -5,14 +5,14 @@ import { hnswlib } from '../lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { openLibrary } from '../library/library.js';
-import { SearchRepository } from '../search/search.repository.js';
-import { SearchService } from '../search/search.service.js';
-import type { IndexCalibration } from './index-calibration.js';
-import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
-import { gaussianSource, projectionBias } from './randomized-pca.js';
-import { VectorIndexRepository } from './vector-index.repository.js';
-import { VectorIndexService, type VectorIndexParameters } from './vector-index.service.js';
-import { cosine, normalizeRows, TopK } from './vector-math.js';
+import { SearchRepository } from './search.repository.js';
+import { SearchService } from './search.service.js';
+import type { IndexCalibration } from '../index/index-calibration.js';
+import { matrix, OnnxAffine, OnnxGemm } from '../index/onnx-gemm.js';
+import { gaussianSource, projectionBias } from '../index/randomized-pca.js';
+import { VectorIndexRepository } from '../index/vector-index.repository.js';
+import { VectorIndexService, type VectorIndexParameters } from '../index/vector-index.service.js';
+import { cosine, normalizeRows, TopK } from '../index/vector-math.js';
 import { writeTransaction } from '../library/write-transaction.js';
 
 /**

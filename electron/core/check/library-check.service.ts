@@ -6,8 +6,8 @@ import { decodeImage, makeThumbnail } from '../import/image-decoder.js';
 import { ImportFilesRepository } from '../import/import-files.repository.js';
 import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import { reduceForAnalysis } from '../quality/quality-reduce.js';
-import type { Library, LibraryPaths } from './library.js';
-import { loadMigrations, schemaRecordDamage } from './migrations.js';
+import type { Library, LibraryPaths } from '../library/library.js';
+import { loadMigrations, schemaRecordDamage } from '../library/migrations.js';
 
 export type LibraryProblemKind = 'database' | 'schema' | 'embedding' | 'thumbnail' | 'managed-copy';
 
