@@ -16,9 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { decodeImage, makeThumbnail } from '../../electron/core/import/image-decoder.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { openLibrary } from '../../electron/core/library/library.js';
-import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { computeQualityMetrics } from '../../electron/core/quality/quality-metrics.js';
 import { reduceForAnalysis } from '../../electron/core/quality/quality-reduce.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';
@@ -85,7 +84,7 @@ async function fullImport(folder: string, count: number, concurrency: number): P
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-import-bench-'));
   const library = openLibrary(path.join(scratch, 'library'));
   try {
-    const { import: importer } = createImportServices(library, new SettingsRepository(library.db));
+    const { import: importer } = createImportServices(library);
     const cpu = process.cpuUsage();
     const started = performance.now();
     const report = await importer.importPaths([folder], { concurrency });

@@ -5,11 +5,10 @@ import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createCore } from '../../electron/core/core.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import type { ImportReport } from '../../electron/core/import/import.service.js';
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { openLibrary } from '../../electron/core/library/library.js';
-import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { writeTinyEncoder } from '../../native-models/test-encoders.js';
 import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
@@ -133,8 +132,8 @@ describe('import batches and the process that owns them', () => {
     const first = openLibrary(root);
     const second = openLibrary(root);
     try {
-      const importerA = createImportServices(first, new SettingsRepository(first.db)).import;
-      const importerB = createImportServices(second, new SettingsRepository(second.db)).import;
+      const importerA = createImportServices(first).import;
+      const importerB = createImportServices(second).import;
       let letGo!: () => void;
       const gate = new Promise<void>((resolve) => (letGo = resolve));
       let firstCommitted!: () => void;

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { maxCsvFieldChars } from '../../electron/core/csv/csv.js';
 import { DatasetsRepository } from '../../electron/core/datasets/datasets.repository.js';
 import { DatasetsService } from '../../electron/core/datasets/datasets.service.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { LabelsRepository } from '../../electron/core/labels/labels.repository.js';
 import { LabelsService } from '../../electron/core/labels/labels.service.js';
 import { TaxonomyRepository } from '../../electron/core/labels/taxonomy.repository.js';
@@ -24,7 +24,7 @@ beforeEach(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-csv-encoding-work-'));
   const settings = new SettingsRepository(library.db);
   const labels = new LabelsService(new LabelsRepository(library.db), new TaxonomyService(new TaxonomyRepository(library.db), settings));
-  datasets = new DatasetsService(new DatasetsRepository(library.db), createImportServices(library, settings).import, labels);
+  datasets = new DatasetsService(new DatasetsRepository(library.db), createImportServices(library).import, labels);
   insertSyntheticImages(library, 3);
 });
 

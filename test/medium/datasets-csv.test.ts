@@ -6,7 +6,7 @@ import { formatCsv } from '../../electron/core/csv/csv.js';
 import { DatasetsRepository } from '../../electron/core/datasets/datasets.repository.js';
 import { DatasetsService } from '../../electron/core/datasets/datasets.service.js';
 import { parseColumnMapping } from '../../electron/core/datasets/metadata-csv-format.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { LabelsRepository } from '../../electron/core/labels/labels.repository.js';
 import { LabelsService } from '../../electron/core/labels/labels.service.js';
 import { TaxonomyRepository } from '../../electron/core/labels/taxonomy.repository.js';
@@ -25,7 +25,7 @@ beforeEach(() => {
   const settings = new SettingsRepository(library.db);
   const taxonomy = new TaxonomyService(new TaxonomyRepository(library.db), settings);
   const labels = new LabelsService(new LabelsRepository(library.db), taxonomy);
-  datasets = new DatasetsService(new DatasetsRepository(library.db), createImportServices(library, settings).import, labels);
+  datasets = new DatasetsService(new DatasetsRepository(library.db), createImportServices(library).import, labels);
   ids = insertSyntheticImages(library, 8);
 });
 

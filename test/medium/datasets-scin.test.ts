@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetsRepository } from '../../electron/core/datasets/datasets.repository.js';
 import { DatasetsService } from '../../electron/core/datasets/datasets.service.js';
 import type { DatasetImportReport } from '../../electron/core/datasets/dataset-report.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { LabelsRepository } from '../../electron/core/labels/labels.repository.js';
 import { LabelsService } from '../../electron/core/labels/labels.service.js';
 import { TaxonomyRepository } from '../../electron/core/labels/taxonomy.repository.js';
@@ -19,7 +19,7 @@ function datasetServices(library: Library) {
   const settings = new SettingsRepository(library.db);
   const taxonomy = new TaxonomyService(new TaxonomyRepository(library.db), settings);
   const labels = new LabelsService(new LabelsRepository(library.db), taxonomy);
-  const imports = createImportServices(library, settings);
+  const imports = createImportServices(library);
   return { labels, taxonomy, datasets: new DatasetsService(new DatasetsRepository(library.db), imports.import, labels) };
 }
 

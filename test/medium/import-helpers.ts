@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { createTestLibrary } from '../fixtures/library-fixture.js';
 
@@ -11,7 +11,7 @@ import { createTestLibrary } from '../fixtures/library-fixture.js';
 export function importTestLibrary() {
   const library = createTestLibrary('dermws-import-');
   const settings = new SettingsRepository(library.db);
-  return { library, settings, ...createImportServices(library, settings) };
+  return { library, settings, ...createImportServices(library) };
 }
 
 export function tempFolder(prefix = 'dermws-import-src-'): string {

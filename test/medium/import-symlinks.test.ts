@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DatasetsRepository } from '../../electron/core/datasets/datasets.repository.js';
 import { DatasetsService } from '../../electron/core/datasets/datasets.service.js';
 import { listImportFiles } from '../../electron/core/import/file-walker.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { LabelsRepository } from '../../electron/core/labels/labels.repository.js';
 import { LabelsService } from '../../electron/core/labels/labels.service.js';
 import { TaxonomyRepository } from '../../electron/core/labels/taxonomy.repository.js';
@@ -47,7 +47,7 @@ describe('file walker and links to a containing folder', () => {
 
     const library = createTestLibrary('dermws-walk-loop-library-');
     cleanups.push(() => library.cleanup());
-    const { import: importer, images } = createImportServices(library, new SettingsRepository(library.db));
+    const { import: importer, images } = createImportServices(library);
     const report = await importer.importPaths([chosen]);
     expect(report.imported).toBe(1);
     expect(images.list().map((image) => path.basename(image.originalPath))).toEqual(['inside.jpg']);
@@ -82,7 +82,7 @@ describe('SCIN import and links out of the dataset folder', () => {
     cleanups.push(() => library.cleanup());
     const settings = new SettingsRepository(library.db);
     const labels = new LabelsService(new LabelsRepository(library.db), new TaxonomyService(new TaxonomyRepository(library.db), settings));
-    const imports = createImportServices(library, settings);
+    const imports = createImportServices(library);
     const datasets = new DatasetsService(new DatasetsRepository(library.db), imports.import, labels);
     const report = await datasets.importScin(root);
 

@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { createLabellingServices } from '../../electron/core/labels/labelling-services.js';
+import { createLabellingServices } from '../../electron/core/core.js';
 import type { Library } from '../../electron/core/library/library.js';
-import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { librariesPerTest } from '../helpers/libraries-per-test.js';
 
 const { library } = librariesPerTest('dermws-agreement-');
 
-const services = (lib: Library) => createLabellingServices(lib, new SettingsRepository(lib.db));
+const services = (lib: Library) => createLabellingServices(lib);
 
 describe('agreement on stored labels', () => {
   it("computes Cohen's kappa per pair from the labels table (the 2×2 textbook table gives 0.4)", () => {

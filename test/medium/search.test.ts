@@ -5,7 +5,7 @@ import { isDermError } from '../../electron/common/errors.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { exactSearch, normalizeRows } from '../../electron/core/index/vector-math.js';
 import { parseSearchFilter } from '../../electron/core/search/search-filter.js';
-import { createSearchServices } from '../../electron/core/search/search-services.js';
+import { createSearchServices } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { clusteredVectors } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';

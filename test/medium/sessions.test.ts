@@ -3,10 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { createLabellingServices } from '../../electron/core/labels/labelling-services.js';
+import { createLabellingServices } from '../../electron/core/core.js';
 import { openLibrary, type Library } from '../../electron/core/library/library.js';
 import { loadMigrations } from '../../electron/core/library/migrations.js';
-import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { seededRandom } from '../../electron/common/seeded-random.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { caughtDermError } from '../helpers/caught-derm-error.js';
@@ -14,7 +13,7 @@ import { librariesPerTest } from '../helpers/libraries-per-test.js';
 
 const { library, afterThisTest } = librariesPerTest('dermws-sessions-');
 
-const services = (lib: Library) => createLabellingServices(lib, new SettingsRepository(lib.db));
+const services = (lib: Library) => createLabellingServices(lib);
 
 describe('labelling sessions', () => {
   it('resumes an interrupted session at the right image after the library is closed and reopened', () => {

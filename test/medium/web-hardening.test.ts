@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/cli/serve.js';
 import { tokenHeader } from '../../electron/cli/web-bridge.js';
 import { ExportRepository, pseudonymSecretKey } from '../../electron/core/export/export.repository.js';
-import { createImportServices } from '../../electron/core/import/import-services.js';
+import { createImportServices } from '../../electron/core/core.js';
 import { openLibrary } from '../../electron/core/library/library.js';
-import { SettingsRepository } from '../../electron/core/library/settings.repository.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { rawRequest } from '../helpers/raw-request.js';
 
@@ -36,7 +35,7 @@ describe('web mode hardening', () => {
     await writeSkinImage(path.join(photos, 'copied', 'd.jpg'), { seed: 4, width: 48, height: 40 });
     const library = openLibrary(path.join(folder, 'library'));
     try {
-      const imports = createImportServices(library, new SettingsRepository(library.db));
+      const imports = createImportServices(library);
       expect((await imports.import.importPaths([path.join(photos, 'linked')])).imported).toBe(2);
       expect((await imports.import.importPaths([path.join(photos, 'copied')], { copyIntoLibrary: true })).imported).toBe(2);
       new ExportRepository(library.db).pseudonymSecret();

@@ -45,7 +45,7 @@ export class AppApi {
       for (const listener of this.listeners) listener(event);
     };
     this.jobs = new JobRegistry(emit, undefined, (error) => explainLibraryError(error, core.library.paths, core.library.readOnly));
-    this.view = new LibraryViewRepository(core.library.db, core.library.paths.root);
+    this.view = new LibraryViewRepository(core.library.db, core.repositories.facets, core.repositories.search);
     this.context = { core, jobs: this.jobs, view: this.view, options, emit };
   }
 

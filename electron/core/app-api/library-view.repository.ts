@@ -4,9 +4,9 @@ import type Database from 'better-sqlite3';
 import type { CallOutput } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import { servableMediaFile } from './media-file.js';
-import { ImageFacetsRepository } from '../images/image-facets.repository.js';
+import type { ImageFacetsRepository } from '../images/image-facets.repository.js';
 import type { ImageFilter } from '../images/images.repository.js';
-import { SearchRepository } from '../search/search.repository.js';
+import type { SearchRepository } from '../search/search.repository.js';
 
 const histogramDefinitions: Array<{
   metric: string;
@@ -33,16 +33,11 @@ const histogramDefinitions: Array<{
  * the feature services.
  */
 export class LibraryViewRepository {
-  private readonly facetsRepository: ImageFacetsRepository;
-  private readonly cardsRepository: SearchRepository;
-
   constructor(
     private readonly db: Database.Database,
-    libraryRoot: string,
-  ) {
-    this.facetsRepository = new ImageFacetsRepository(db);
-    this.cardsRepository = new SearchRepository(db, libraryRoot);
-  }
+    private readonly facetsRepository: ImageFacetsRepository,
+    private readonly cardsRepository: SearchRepository,
+  ) {}
 
   facets(filter: ImageFilter): CallOutput<'libraryFacets'> {
     return this.facetsRepository.facets(filter);

@@ -9,6 +9,11 @@ export class SettingsRepository {
     return row ? (JSON.parse(row.value) as T) : undefined;
   }
 
+  /** Every stored key, in order. */
+  keys(): string[] {
+    return (this.db.prepare('SELECT key FROM settings ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+  }
+
   set(key: string, value: unknown): void {
     this.db
       .prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')

@@ -1,13 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EmbeddingService } from '../embeddings/embedding.service.js';
-import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
-import type { Library } from '../library/library.js';
 import { findUpwards } from '../installation.js';
 import { applicationDataFolder } from '../library/library-location.js';
 import type { ManifestLocation } from './manifest-file.js';
-import { ModelRegistry } from './model-registry.js';
 
 /**
  * Where the converted default encoder is cached: `DERMWS_MODEL_CACHE`, else
@@ -32,20 +28,4 @@ export async function defaultEncoderLocation(cacheFolder = modelCacheFolder()): 
   const { ensureDefaultEncoder } = await import('../../../native-models/nsfwjs-mobilenet-v2/convert.js');
   const ensured = await ensureDefaultEncoder({ cacheFolder });
   return { manifestPath: ensured.manifestPath, onnxPath: ensured.onnxPath, manifest: ensured.manifest };
-}
-
-export interface ModelServices {
-  models: ModelRegistry;
-  embeddings: EmbeddingService;
-  embeddingsRepository: EmbeddingsRepository;
-}
-
-export function createModelServices(library: Library): ModelServices {
-  const models = new ModelRegistry({
-    libraryModelsFolder: library.paths.models,
-    bundledManifestFolders: bundledManifestFolders(),
-    defaultEncoder: () => defaultEncoderLocation(),
-  });
-  const embeddingsRepository = new EmbeddingsRepository(library.db);
-  return { models, embeddingsRepository, embeddings: new EmbeddingService(embeddingsRepository, models, library.paths.root) };
 }

@@ -28,8 +28,7 @@ export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'library
   libraryOverview: (_input, { view }) => view.overview(),
   settingsGet: (input, { core }) => {
     const values: Record<string, unknown> = {};
-    const keys =
-      input.keys ?? (core.library.db.prepare('SELECT key FROM settings ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+    const keys = input.keys ?? core.settings.keys();
     for (const key of keys) {
       // The de-identified export's secret stays in the library: shown to no client, changed by none.
       if (key === pseudonymSecretKey) continue;
