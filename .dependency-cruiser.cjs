@@ -82,7 +82,11 @@ module.exports = {
       comment: 'Folders form layers: when a imports b and b imports a, neither can be understood or tested alone.',
       severity: 'error',
       scope: 'folder',
-      from: { path: '^(electron|renderer/src|native-models)/' },
+      // The one known exception: core/models converts the bundled encoder with code that still lives in
+      // native-models/, which reads core/models' manifest schema. Moving that runtime code into
+      // electron/core (issue 14, item 1) removes the cycle and this pathNot with it; module-level cycles
+      // in these folders are still checked by no-circular-modules.
+      from: { path: '^(electron|renderer/src|native-models)(/|$)', pathNot: '^(electron/core/models|native-models|native-models/nsfwjs-mobilenet-v2)$' },
       to: { circular: true },
     },
   ],
