@@ -41,3 +41,4 @@ export function checkConfidence(kind: LabelKind, confidence: number | null | und
   }
   return confidence;
 }
+export type { KMeansResult } from '../sessions/queue-order.js';
