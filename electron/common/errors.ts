@@ -54,4 +54,3 @@ export function serializeError(error: unknown): SerializedError {
 export function isDermError(error: unknown, code?: ErrorCode): error is DermError {
   return error instanceof DermError && (code === undefined || error.code === code);
 }
-export type { Stats } from 'node:fs';

@@ -53,4 +53,3 @@ export function codeFromName(name: string): string {
     .replace(/[^a-z0-9]+/g, '_')
     .replace(/^_+|_+$/g, '');
 }
-export type { AppApiOptions } from '../app-api/app-api.js';

@@ -71,4 +71,3 @@ export function throwIfCancelled(signal: AbortSignal | undefined): void {
 export function isCancellation(error: unknown): boolean {
   return error instanceof Error && error.name === 'AbortError';
 }
-export type { App } from 'electron';

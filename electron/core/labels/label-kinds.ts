@@ -41,4 +41,3 @@ export function checkConfidence(kind: LabelKind, confidence: number | null | und
   }
   return confidence;
 }
-export type { KMeansResult } from '../sessions/queue-order.js';

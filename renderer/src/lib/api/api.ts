@@ -37,4 +37,3 @@ export function plainMessage(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error && typeof error.message === 'string') return error.message;
   return 'Something went wrong that the app did not expect. Try again; if it keeps happening, restart the app.';
 }
-export type { Core } from '../../../../electron/core/core.js';
