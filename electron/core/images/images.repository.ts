@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import type { LibraryPaths } from '../library/library.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { ImagesRow } from '../library/table-rows.js';
 
 /** One image of the library as stored, with its current flags (automatic and manual, each name once). */
 export interface ImageRecord {
@@ -76,29 +77,8 @@ export interface ImageListOptions extends ImageFilter {
   limit?: number;
 }
 
-interface ImageRow {
-  id: number;
-  file_sha256: string;
-  pixel_sha256: string;
-  original_path: string;
-  relative_path: string | null;
-  managed_path: string | null;
-  thumbnail_path: string;
-  width: number;
-  height: number;
-  format: string;
-  bytes: number;
-  exif_orientation: number;
-  source_color_space: string | null;
-  source_bit_depth: string | null;
-  had_alpha: number;
-  imported_at: string;
-  batch_id: number;
-  case_id: number | null;
-  case_key: string | null;
-  deleted_at: string | null;
-  flags: string | null;
-}
+/** An images row with its case key and flags, as selectImages reads it. */
+type ImageRow = ImagesRow & { case_key: string | null; flags: string | null };
 
 const selectImages = `SELECT i.*, c.case_key AS case_key,
   (SELECT group_concat(flag, ',') FROM (SELECT DISTINCT flag FROM image_flags f WHERE f.image_id = i.id ORDER BY flag)) AS flags

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { LabelKind } from './label-kinds.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { TaxonomyEntriesRow } from '../library/table-rows.js';
 
 export interface TaxonomyEntry {
   kind: Exclude<LabelKind, 'note'>;
@@ -12,15 +13,7 @@ export interface TaxonomyEntry {
   builtIn: boolean;
 }
 
-interface EntryRow {
-  kind: string;
-  code: string;
-  display_name: string;
-  parent_code: string | null;
-  hotkey: string | null;
-  sort_order: number;
-  built_in: number;
-}
+type EntryRow = TaxonomyEntriesRow;
 
 function toEntry(row: EntryRow): TaxonomyEntry {
   return {

@@ -3,6 +3,7 @@ import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
 import type { ProbeMetrics } from './probe-metrics.types.js';
 import type { LabelRow } from './target-resolution.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { ProbeRunsRow } from '../library/table-rows.js';
 
 export type ProbeLabelKind = 'condition' | 'quality';
 export type ProbeRunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
@@ -94,22 +95,8 @@ export interface ProbePredictionRow {
   probability: number;
 }
 
-interface RunRow {
-  id: number;
-  created_at: string;
-  finished_at: string | null;
-  status: ProbeRunStatus;
-  model_id: string;
-  model_sha256: string;
-  label_kind: ProbeLabelKind;
-  labels: string;
-  seed: number;
-  folds: number;
-  app_version: string;
-  manifest: string;
-  metrics: string | null;
-  error: string | null;
-}
+/** A probe_runs row with its status and label kind narrowed to what the code writes. */
+type RunRow = Omit<ProbeRunsRow, 'status' | 'label_kind'> & { status: ProbeRunStatus; label_kind: ProbeLabelKind };
 
 /** Every read the probes need from the library (labels, cases, metadata) and every write of probe runs. */
 export class ProbesRepository {

@@ -2,22 +2,10 @@ import type Database from 'better-sqlite3';
 import { metricsVersion, type QualityMetrics } from './quality-metrics.js';
 import type { FlagDecision, QualityFlag } from './quality-flags.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { ImagesRow, QualityMetricsRow } from '../library/table-rows.js';
 
-interface MetricsRow {
-  image_id: number;
-  brightness_mean: number;
-  brightness_p05: number;
-  brightness_p99: number;
-  blur_score: number;
-  laplacian_variance: number;
-  entropy: number;
-  saturation_mean: number;
-  aspect_ratio: number;
-  size_sqrt: number;
-  extra: string | null;
-  width: number;
-  height: number;
-}
+/** A quality_metrics row with its image's size, as metricsSelect reads it. */
+type MetricsRow = QualityMetricsRow & Pick<ImagesRow, 'width' | 'height'>;
 
 /** Every read and write of `quality_metrics` and the automatic rows of `image_flags`. */
 export class QualityRepository {

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { FilterClause } from './image-filter.js';
 import { filterSql } from './image-filter.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { LabellingSessionsRow, SessionItemsRow } from '../library/table-rows.js';
 
 export const queueOrders = ['unlabelled-first', 'random', 'cluster', 'uncertain'] as const;
 export type QueueOrder = (typeof queueOrders)[number];
@@ -37,31 +38,10 @@ export interface SessionItemRecord {
   skippedAt: string | null;
 }
 
-interface SessionRow {
-  id: number;
-  name: string;
-  annotator_id: number;
-  annotator: string;
-  image_set: string;
-  queue_order: string;
-  seed: number;
-  order_details: string | null;
-  status: string;
-  position: number;
-  suggestions: string;
-  agreement: number;
-  created_at: string;
-  updated_at: string;
-}
+/** A labelling_sessions row with its annotator's name, as selectSession reads it. */
+type SessionRow = LabellingSessionsRow & { annotator: string };
 
-interface ItemRow {
-  position: number;
-  image_id: number;
-  queue_key: number | null;
-  seconds_spent: number;
-  labelled_at: string | null;
-  skipped_at: string | null;
-}
+type ItemRow = SessionItemsRow;
 
 const toSession = (row: SessionRow): SessionRecord => ({
   id: row.id,

@@ -1,0 +1,28 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateTableRows, tableRowsFile } from '../../build/generate-table-rows.mjs';
+
+const migrations = path.resolve(import.meta.dirname, '../../migrations');
+
+describe('row types generated from the migrations', () => {
+  it('are up to date: electron/core/library/table-rows.ts is what the migrations make (else run npm run generate:rows)', () => {
+    expect(fs.readFileSync(tableRowsFile, 'utf8')).toBe(generateTableRows());
+  });
+
+  it('follow a migration: a new column appears in its table, with its nullability', () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-rows-'));
+    try {
+      for (const file of fs.readdirSync(migrations)) fs.copyFileSync(path.join(migrations, file), path.join(folder, file));
+      fs.writeFileSync(path.join(folder, '9999_extra.sql'), 'ALTER TABLE images ADD COLUMN colour_profile TEXT;\nALTER TABLE cases ADD COLUMN site_count INTEGER NOT NULL DEFAULT 0;');
+      const generated = generateTableRows(folder);
+      const block = (name: string) => generated.slice(generated.indexOf(`export interface ${name} {`), generated.indexOf('}', generated.indexOf(`export interface ${name} {`)));
+      expect(block('ImagesRow')).toContain('colour_profile: string | null;');
+      expect(block('CasesRow')).toContain('site_count: number;');
+      expect(block('ImagesRow')).toContain('  id: number;\n');
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
+  });
+});
