@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DermError } from '../common/errors.js';
 import { startAppApiHost } from '../core/app-api/app-api-host.js';
-import { appVersion, findAppPackage } from '../core/installation.js';
+import { appVersion, findAppPackage } from '../core/library/installation.js';
 import { isLoopbackHost, startWebBridge, type WebBridge } from './web-bridge.js';
 
 export interface ServeOptions {

@@ -27,7 +27,7 @@ import { SessionsRepository } from './sessions/sessions.repository.js';
 import { SessionsService } from './sessions/sessions.service.js';
 import { ProbesRepository } from './probes/probes.repository.js';
 import { ProbesService } from './probes/probes.service.js';
-import { appVersion } from './installation.js';
+import { appVersion } from './library/installation.js';
 import { DatasetsRepository } from './datasets/datasets.repository.js';
 import { DatasetsService, type ImageFileImporter } from './datasets/datasets.service.js';
 import { ExportRepository } from './export/export.repository.js';

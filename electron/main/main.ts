@@ -6,7 +6,7 @@ import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, screen, sessi
 import { desktopContentSecurityPolicy } from '../common/content-security-policy.js';
 import { resolveLibraryFolder } from '../core/library/library-location.js';
 import { startAppApiHost, type AppApiHost } from '../core/app-api/app-api-host.js';
-import { appVersion } from '../core/installation.js';
+import { appVersion } from '../core/library/installation.js';
 import { mediaBody, openMediaStream } from '../core/app-api/media-file.js';
 import { createInvokeHandler, eventChannel, invokeChannel } from './ipc-bridge.js';
 import {

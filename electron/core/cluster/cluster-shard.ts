@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
 import { DermError } from '../../common/errors.js';
-import { appVersion } from '../installation.js';
+import { appVersion } from '../library/installation.js';
 import { runEmbeddingPipeline, type PipelineImage } from '../embeddings/embedding-pipeline.js';
 import { writeNpz } from '../embeddings/npz.js';
 import { ProgressReporter, type JobControl } from '../jobs/job.js';

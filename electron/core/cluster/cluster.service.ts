@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../common/errors.js';
-import { appVersion } from '../installation.js';
+import { appVersion } from '../library/installation.js';
 import type { EmbeddingService } from '../embeddings/embedding.service.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { readNpzEntries } from '../embeddings/npz.js';

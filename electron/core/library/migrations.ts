@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { findUpwards } from '../installation.js';
+import { findUpwards } from './installation.js';
 
 export interface Migration {
   version: number;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findUpwards } from '../installation.js';
+import { findUpwards } from '../library/installation.js';
 import { applicationDataFolder } from '../library/library-location.js';
 import type { ManifestLocation } from './manifest-file.js';
 

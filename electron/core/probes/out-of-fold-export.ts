@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DermError } from '../../common/errors.js';
 import { formatCsv } from '../csv/csv.js';
 import { writeNpz } from '../embeddings/npz.js';
-import { appVersion } from '../installation.js';
+import { appVersion } from '../library/installation.js';
 import type { ExportedOutOfFoldImage, ProbeRunRecord } from './probes.repository.js';
 
 /**

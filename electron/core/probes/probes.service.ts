@@ -1,7 +1,7 @@
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.js';
-import { appVersion } from '../installation.js';
+import { appVersion } from '../library/installation.js';
 import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
 import type { SubgroupAttribute } from './probe-metrics.types.js';
 import { checkExportTarget, predictionExportFormat, predictionManifest, predictionsCsv, writePredictionExport, type PredictionExportFormat, type PredictionExportManifest } from './out-of-fold-export.js';
