@@ -11,7 +11,7 @@ describe('row types generated from the migrations', () => {
     expect(fs.readFileSync(tableRowsFile, 'utf8')).toBe(generateTableRows());
   });
 
-  it('follow a migration: a new column appears in its table, with its nullability', () => {
+  it('follow a migration: a new column appears in its table and its views, with its nullability', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-rows-'));
     try {
       for (const file of fs.readdirSync(migrations)) fs.copyFileSync(path.join(migrations, file), path.join(folder, file));
@@ -19,6 +19,7 @@ describe('row types generated from the migrations', () => {
       const generated = generateTableRows(folder);
       const block = (name: string) => generated.slice(generated.indexOf(`export interface ${name} {`), generated.indexOf('}', generated.indexOf(`export interface ${name} {`)));
       expect(block('ImagesRow')).toContain('colour_profile: string | null;');
+      expect(block('LiveImagesRow')).toContain('colour_profile: string | null;');
       expect(block('CasesRow')).toContain('site_count: number;');
       expect(block('ImagesRow')).toContain('  id: number;\n');
     } finally {

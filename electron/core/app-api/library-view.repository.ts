@@ -66,21 +66,21 @@ export class LibraryViewRepository {
     const value = definition ? definition.sql : 'NULL';
     const order = definition ? `v ${definition.direction === 'below' ? 'ASC' : 'DESC'}, f.image_id` : 'f.image_id';
     const total = (
-      this.db.prepare('SELECT COUNT(DISTINCT f.image_id) AS n FROM image_flags f JOIN images i ON i.id = f.image_id WHERE f.flag = ? AND i.deleted_at IS NULL').get(flag) as {
+      this.db.prepare('SELECT COUNT(DISTINCT f.image_id) AS n FROM image_flags f JOIN live_images i ON i.id = f.image_id WHERE f.flag = ?').get(flag) as {
         n: number;
       }
     ).n;
     const rows = this.db
       .prepare(
         `SELECT f.image_id AS imageId, ${value} AS v, group_concat(f.source) AS source, MAX(f.detail) AS detail
-         FROM image_flags f JOIN images i ON i.id = f.image_id LEFT JOIN quality_metrics q ON q.image_id = f.image_id
-         WHERE f.flag = ? AND i.deleted_at IS NULL GROUP BY f.image_id ORDER BY ${order} LIMIT ?`,
+         FROM image_flags f JOIN live_images i ON i.id = f.image_id LEFT JOIN quality_metrics q ON q.image_id = f.image_id
+         WHERE f.flag = ? GROUP BY f.image_id ORDER BY ${order} LIMIT ?`,
       )
       .all(flag, limit) as Array<{ imageId: number; v: number | null; source: string; detail: string | null }>;
     const overridden = this.db
       .prepare(
-        `SELECT o.image_id AS imageId, ${value} AS v, o.set_at AS setAt FROM quality_overrides o JOIN images i ON i.id = o.image_id
-         LEFT JOIN quality_metrics q ON q.image_id = o.image_id WHERE o.flag = ? AND i.deleted_at IS NULL ORDER BY o.set_at DESC, o.image_id LIMIT ?`,
+        `SELECT o.image_id AS imageId, ${value} AS v, o.set_at AS setAt FROM quality_overrides o JOIN live_images i ON i.id = o.image_id
+         LEFT JOIN quality_metrics q ON q.image_id = o.image_id WHERE o.flag = ? ORDER BY o.set_at DESC, o.image_id LIMIT ?`,
       )
       .all(flag, limit) as Array<{ imageId: number; v: number | null; setAt: string }>;
     return {
@@ -98,13 +98,13 @@ export class LibraryViewRepository {
   }
 
   overview(): CallOutput<'libraryOverview'> {
-    const images = (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n;
+    const images = (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n;
     const batches = this.db
       .prepare('SELECT id, started_at AS startedAt, status, total_files AS total, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50')
       .all() as CallOutput<'libraryOverview'>['batches'];
     const flags = this.db
       .prepare(
-        'SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN images i ON i.id = f.image_id WHERE i.deleted_at IS NULL GROUP BY f.flag ORDER BY f.flag',
+        'SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id GROUP BY f.flag ORDER BY f.flag',
       )
       .all() as Array<{ flag: string; count: number }>;
     const embeddings = this.db
@@ -118,7 +118,7 @@ export class LibraryViewRepository {
     const row = this.db
       .prepare(
         `SELECT i.id, i.original_path, i.relative_path, i.width, i.height, i.format, i.bytes, i.imported_at, i.batch_id, c.case_key
-         FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ? AND i.deleted_at IS NULL`,
+         FROM live_images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ?`,
       )
       .get(imageId) as
       | { id: number; original_path: string; relative_path: string | null; width: number; height: number; format: string; bytes: number; imported_at: string; batch_id: number; case_key: string | null }
@@ -194,7 +194,7 @@ export class LibraryViewRepository {
     for (const definition of histogramDefinitions) {
       const values = (
         this.db
-          .prepare(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN images i ON i.id = q.image_id WHERE i.deleted_at IS NULL`)
+          .prepare(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN live_images i ON i.id = q.image_id`)
           .raw()
           .all() as Array<[number | null]>
       )

@@ -18,8 +18,8 @@ export class ClusterRepository {
     return (
       this.db
         .prepare(
-          `SELECT i.id, i.original_path, i.managed_path, i.file_sha256, i.bytes FROM images i WHERE i.deleted_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id`,
+          `SELECT i.id, i.original_path, i.managed_path, i.file_sha256, i.bytes FROM live_images i
+           WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id`,
         )
         .all(modelId, modelSha256) as Array<{ id: number; original_path: string; managed_path: string | null; file_sha256: string; bytes: number }>
     ).map((row) => ({ imageId: row.id, originalPath: row.original_path, managedPath: row.managed_path, fileSha256: row.file_sha256, bytes: row.bytes }));

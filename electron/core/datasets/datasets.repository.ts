@@ -93,7 +93,7 @@ export class DatasetsRepository {
 
   imageLookup(): ImageLookup {
     const rows = this.db
-      .prepare('SELECT id, relative_path AS relativePath, original_path AS originalPath, case_id AS caseId FROM images WHERE deleted_at IS NULL ORDER BY id')
+      .prepare('SELECT id, relative_path AS relativePath, original_path AS originalPath, case_id AS caseId FROM live_images ORDER BY id')
       .all() as LibraryImageRef[];
     return new ImageLookup(rows);
   }

@@ -200,7 +200,7 @@ export class DemoLibraryService {
 
   /** The second reader's condition labels, agreeing with SCIN's dermatologists on most cases. */
   private labelSecondReader(root: string, cases: DemoCase[]): DemoReport['secondReader'] {
-    const idOf = this.library.db.prepare('SELECT id FROM images WHERE original_path = ? AND deleted_at IS NULL');
+    const idOf = this.library.db.prepare('SELECT id FROM live_images WHERE original_path = ?');
     const rows = cases.flatMap((entry) =>
       entry.images.flatMap((image) => {
         const row = idOf.get(path.join(root, image.relative)) as { id: number } | undefined;

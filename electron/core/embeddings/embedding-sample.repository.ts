@@ -15,7 +15,7 @@ export class EmbeddingSampleRepository {
   liveImageIds(modelId: string): number[] {
     return (
       this.db
-        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id')
+        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id')
         .all(modelId) as Array<{ id: number }>
     ).map((row) => row.id);
   }

@@ -139,7 +139,7 @@ export class EmbeddingsRepository {
     return (
       this.db
         .prepare(
-          'SELECT i.id FROM images i WHERE i.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id) ORDER BY i.id LIMIT ?',
+          'SELECT i.id FROM live_images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id) ORDER BY i.id LIMIT ?',
         )
         .all(modelId, limit) as { id: number }[]
     ).map((row) => row.id);
@@ -153,7 +153,7 @@ export class EmbeddingsRepository {
     return (
       this.db
         .prepare(
-          'SELECT i.id FROM images i WHERE i.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id',
+          'SELECT i.id FROM live_images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id',
         )
         .all(modelId, modelSha256) as { id: number }[]
     ).map((row) => row.id);
@@ -161,7 +161,7 @@ export class EmbeddingsRepository {
 
   /** Number of images (not deleted) in the library. */
   activeImageCount(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n;
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n;
   }
 
   /** Where each image's pixels can be read: the managed copy (relative to the library root) or the original file. */
@@ -178,7 +178,7 @@ export class EmbeddingsRepository {
   /** Every image (not deleted) with the paths npz keys are matched against. */
   imagePaths(): Array<{ imageId: number; originalPath: string; relativePath: string | null }> {
     return (
-      this.db.prepare('SELECT id, original_path, relative_path FROM images WHERE deleted_at IS NULL ORDER BY id').all() as {
+      this.db.prepare('SELECT id, original_path, relative_path FROM live_images ORDER BY id').all() as {
         id: number;
         original_path: string;
         relative_path: string | null;
@@ -189,7 +189,7 @@ export class EmbeddingsRepository {
   /** Ids of the images (not deleted) that have an embedding of the model, without reading the vectors. */
   matrixImageIds(modelId: string): number[] {
     return (
-      this.db.prepare('SELECT e.image_id AS imageId FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id').all(modelId) as Array<{
+      this.db.prepare('SELECT e.image_id AS imageId FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id').all(modelId) as Array<{
         imageId: number;
       }>
     ).map((row) => row.imageId);
@@ -204,7 +204,7 @@ export class EmbeddingsRepository {
     const data = new Float32Array(total * model.dim);
     const ids: number[] = [];
     const statement = this.db.prepare(
-      'SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id',
+      'SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id',
     );
     for (const row of statement.iterate(modelId) as Iterable<{ imageId: number; vector: Buffer }>) {
       if (wanted && !wanted.has(row.imageId)) continue;

@@ -85,7 +85,7 @@ export class ImageFacetsRepository {
     const member = (column: string) => (unrestricted ? '1' : `${column} IN (SELECT id FROM temp.library_facet_ids)`);
     const all = <Row>(sql: string, ...parameters: unknown[]) => this.db.prepare(sql).all(...parameters) as Row[];
     const total = unrestricted
-      ? (this.db.prepare('SELECT COUNT(*) AS n FROM images WHERE deleted_at IS NULL').get() as { n: number }).n
+      ? (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n
       : (this.db.prepare('SELECT COUNT(*) AS n FROM temp.library_facet_ids').get() as { n: number }).n;
 
     const names = new Map<string, { display: string; order: number }>();
@@ -175,11 +175,11 @@ export class ImageFacetsRepository {
 
     if (wants('case')) {
       const cases = all<{ caseId: number; n: number }>(
-        `SELECT i.case_id AS caseId, COUNT(*) AS n FROM images i WHERE i.deleted_at IS NULL AND i.case_id IS NOT NULL AND ${member('i.id')}
+        `SELECT i.case_id AS caseId, COUNT(*) AS n FROM live_images i WHERE i.case_id IS NOT NULL AND ${member('i.id')}
          GROUP BY i.case_id ORDER BY n DESC, i.case_id LIMIT ${maxFacetValues + 1}`,
       );
       const caseCount = (
-        this.db.prepare(`SELECT COUNT(DISTINCT i.case_id) AS n FROM images i WHERE i.deleted_at IS NULL AND i.case_id IS NOT NULL AND ${member('i.id')}`).get() as { n: number }
+        this.db.prepare(`SELECT COUNT(DISTINCT i.case_id) AS n FROM live_images i WHERE i.case_id IS NOT NULL AND ${member('i.id')}`).get() as { n: number }
       ).n;
       const caseKeys = new Map(
         all<{ id: number; key: string }>('SELECT id, case_key AS key FROM cases WHERE id IN (SELECT value FROM json_each(?))', JSON.stringify(cases.map((row) => row.caseId))).map(
@@ -193,7 +193,7 @@ export class ImageFacetsRepository {
     if (wants('session')) {
       const sessions = all<{ id: number; name: string; n: number }>(
         `SELECT s.session_id AS id, ls.name AS name, COUNT(*) AS n FROM session_items s JOIN labelling_sessions ls ON ls.id = s.session_id
-         JOIN images i ON i.id = s.image_id WHERE i.deleted_at IS NULL AND ${member('s.image_id')} GROUP BY s.session_id ORDER BY s.session_id`,
+         JOIN live_images i ON i.id = s.image_id WHERE ${member('s.image_id')} GROUP BY s.session_id ORDER BY s.session_id`,
       );
       facets.push({ field: 'session', title: 'Labelling session', values: sessions.map((row) => ({ value: String(row.id), display: row.name, count: row.n })), more: 0 });
     }
@@ -208,8 +208,8 @@ export class ImageFacetsRepository {
 
     if (wants('flag')) {
       const flags = all<{ flag: string; n: number }>(
-        `SELECT x.flag AS flag, COUNT(DISTINCT x.image_id) AS n FROM image_flags x JOIN images i ON i.id = x.image_id
-         WHERE i.deleted_at IS NULL AND ${member('x.image_id')} GROUP BY x.flag ORDER BY x.flag`,
+        `SELECT x.flag AS flag, COUNT(DISTINCT x.image_id) AS n FROM image_flags x JOIN live_images i ON i.id = x.image_id
+         WHERE ${member('x.image_id')} GROUP BY x.flag ORDER BY x.flag`,
       );
       facets.push({ field: 'flag', title: 'Quality flag', values: flags.map((row) => ({ value: row.flag, display: row.flag.replaceAll('_', ' '), count: row.n })), more: 0 });
     }

@@ -230,7 +230,7 @@ export class ImagesRepository {
 
   /** Counts of non-deleted images per stored format. */
   formatCounts(): Record<string, number> {
-    const rows = this.db.prepare('SELECT format, COUNT(*) AS count FROM images WHERE deleted_at IS NULL GROUP BY format ORDER BY format').all() as {
+    const rows = this.db.prepare('SELECT format, COUNT(*) AS count FROM live_images GROUP BY format ORDER BY format').all() as {
       format: string;
       count: number;
     }[];

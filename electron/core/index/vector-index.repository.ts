@@ -81,8 +81,8 @@ export class VectorIndexRepository {
 
   constructor(private readonly db: Database.Database) {
     this.byIdsStatement = db.prepare(
-      `SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN images i ON i.id = e.image_id
-       WHERE e.model_id = ? AND i.deleted_at IS NULL AND e.image_id IN (SELECT value FROM json_each(?))`,
+      `SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN live_images i ON i.id = e.image_id
+       WHERE e.model_id = ? AND e.image_id IN (SELECT value FROM json_each(?))`,
     );
   }
 
@@ -154,7 +154,7 @@ export class VectorIndexRepository {
   liveIds(modelId: string): number[] {
     return (
       this.db
-        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL ORDER BY e.image_id')
+        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id')
         .all(modelId) as { id: number }[]
     ).map((row) => row.id);
   }

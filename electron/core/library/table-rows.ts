@@ -167,6 +167,29 @@ export interface LabelsRow {
   superseded_at: string | null;
 }
 
+/** The `live_images` view. */
+export interface LiveImagesRow {
+  id: number | null;
+  file_sha256: string | null;
+  pixel_sha256: string | null;
+  original_path: string | null;
+  relative_path: string | null;
+  managed_path: string | null;
+  thumbnail_path: string | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  bytes: number | null;
+  exif_orientation: number | null;
+  source_color_space: string | null;
+  source_bit_depth: string | null;
+  had_alpha: number | null;
+  imported_at: string | null;
+  batch_id: number | null;
+  case_id: number | null;
+  deleted_at: string | null;
+}
+
 /** The `probe_folds` table. */
 export interface ProbeFoldsRow {
   run_id: number;

@@ -107,8 +107,8 @@ export class ProbesRepository {
     return this.db
       .prepare(
         `SELECT l.image_id AS imageId, l.value AS value, l.confidence AS confidence, l.origin AS origin
-         FROM labels l JOIN images i ON i.id = l.image_id
-         WHERE l.kind = ? AND l.superseded_at IS NULL AND i.deleted_at IS NULL
+         FROM labels l JOIN live_images i ON i.id = l.image_id
+         WHERE l.kind = ? AND l.superseded_at IS NULL
          ORDER BY l.image_id, l.id`,
       )
       .all(kind) as LabelRow[];
@@ -118,8 +118,8 @@ export class ProbesRepository {
   manualImageFlags(): Array<{ imageId: number; flag: string }> {
     return this.db
       .prepare(
-        `SELECT f.image_id AS imageId, f.flag AS flag FROM image_flags f JOIN images i ON i.id = f.image_id
-         WHERE f.source = 'manual' AND i.deleted_at IS NULL ORDER BY f.image_id, f.flag`,
+        `SELECT f.image_id AS imageId, f.flag AS flag FROM image_flags f JOIN live_images i ON i.id = f.image_id
+         WHERE f.source = 'manual' ORDER BY f.image_id, f.flag`,
       )
       .all() as Array<{ imageId: number; flag: string }>;
   }
@@ -130,7 +130,7 @@ export class ProbesRepository {
    */
   imageKeys(): Map<number, { caseKey: string | null; fileSha256: string }> {
     const rows = this.db
-      .prepare('SELECT i.id AS id, c.case_key AS caseKey, i.file_sha256 AS fileSha256 FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.deleted_at IS NULL')
+      .prepare('SELECT i.id AS id, c.case_key AS caseKey, i.file_sha256 AS fileSha256 FROM live_images i LEFT JOIN cases c ON c.id = i.case_id')
       .all() as Array<{ id: number; caseKey: string | null; fileSha256: string }>;
     return new Map(rows.map((row) => [row.id, { caseKey: row.caseKey, fileSha256: row.fileSha256 }]));
   }

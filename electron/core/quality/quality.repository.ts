@@ -53,7 +53,7 @@ export class QualityRepository {
   sizes(): Array<{ imageId: number; sizeSqrt: number }> {
     return (
       this.db
-        .prepare('SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN images i ON i.id = q.image_id WHERE i.deleted_at IS NULL')
+        .prepare('SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN live_images i ON i.id = q.image_id')
         .all() as Array<{ imageId: number; sizeSqrt: number }>
     );
   }
@@ -62,7 +62,7 @@ export class QualityRepository {
   pixelDuplicateGroups(): number[][] {
     const rows = this.db
       .prepare(
-        `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM images WHERE deleted_at IS NULL ORDER BY id)
+        `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM live_images ORDER BY id)
          GROUP BY pixel_sha256 HAVING COUNT(*) > 1`,
       )
       .all() as Array<{ ids: string }>;
@@ -84,7 +84,7 @@ export class QualityRepository {
   /** Adds a manual flag to each image; returns how many did not have it yet. */
   addManualFlag(imageIds: readonly number[], flag: string, detail: string | null, at: string): number {
     const insert = this.db.prepare(
-      "INSERT OR IGNORE INTO image_flags (image_id, flag, source, detail, set_at) SELECT id, ?, 'manual', ?, ? FROM images WHERE id = ? AND deleted_at IS NULL",
+      "INSERT OR IGNORE INTO image_flags (image_id, flag, source, detail, set_at) SELECT id, ?, 'manual', ?, ? FROM live_images WHERE id = ?",
     );
     let changed = 0;
     for (const imageId of imageIds) changed += insert.run(flag, detail, at, imageId).changes;
@@ -114,8 +114,8 @@ export class QualityRepository {
   overrides(flag?: string): Array<{ imageId: number; flag: string; setAt: string }> {
     return this.db
       .prepare(
-        `SELECT o.image_id AS imageId, o.flag AS flag, o.set_at AS setAt FROM quality_overrides o JOIN images i ON i.id = o.image_id
-         WHERE i.deleted_at IS NULL ${flag ? 'AND o.flag = ?' : ''} ORDER BY o.image_id, o.flag`,
+        `SELECT o.image_id AS imageId, o.flag AS flag, o.set_at AS setAt FROM quality_overrides o JOIN live_images i ON i.id = o.image_id
+         ${flag ? 'WHERE o.flag = ?' : ''} ORDER BY o.image_id, o.flag`,
       )
       .all(...(flag ? [flag] : [])) as Array<{ imageId: number; flag: string; setAt: string }>;
   }
@@ -128,7 +128,7 @@ export class QualityRepository {
   }
 
   isLiveImage(imageId: number): boolean {
-    return this.db.prepare('SELECT 1 FROM images WHERE id = ? AND deleted_at IS NULL').get(imageId) !== undefined;
+    return this.db.prepare('SELECT 1 FROM live_images WHERE id = ?').get(imageId) !== undefined;
   }
 
   /** Removes the automatic rows of the given flags from every image. */
@@ -141,8 +141,7 @@ export class QualityRepository {
   flagCounts(): Record<string, number> {
     const rows = this.db
       .prepare(
-        `SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN images i ON i.id = f.image_id
-         WHERE i.deleted_at IS NULL GROUP BY f.flag ORDER BY f.flag`,
+        `SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id GROUP BY f.flag ORDER BY f.flag`,
       )
       .all() as Array<{ flag: string; count: number }>;
     return Object.fromEntries(rows.map((row) => [row.flag, row.count]));
@@ -151,7 +150,7 @@ export class QualityRepository {
   flaggedImageCount(): number {
     return (
       this.db
-        .prepare('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN images i ON i.id = f.image_id WHERE i.deleted_at IS NULL')
+        .prepare('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id')
         .get() as { count: number }
     ).count;
   }

@@ -39,7 +39,7 @@ export class SearchRepository {
 
   /** The image, when it exists and is not deleted. */
   liveImage(imageId: number): { id: number; caseId: number | null } | undefined {
-    return this.db.prepare('SELECT id, case_id AS caseId FROM images WHERE id = ? AND deleted_at IS NULL').get(imageId) as
+    return this.db.prepare('SELECT id, case_id AS caseId FROM live_images WHERE id = ?').get(imageId) as
       | { id: number; caseId: number | null }
       | undefined;
   }
@@ -103,7 +103,7 @@ export class SearchRepository {
   exactDuplicateGroups(): number[][] {
     const rows = this.db
       .prepare(
-        `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM images WHERE deleted_at IS NULL ORDER BY id)
+        `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM live_images ORDER BY id)
          GROUP BY pixel_sha256 HAVING COUNT(*) > 1 ORDER BY MIN(id)`,
       )
       .all() as { ids: string }[];

@@ -194,7 +194,7 @@ export class SessionsRepository {
 
   /** Of the given ids, those that exist and are not deleted (in the order given). */
   liveImageIds(ids: number[]): { live: number[]; missing: number[] } {
-    const statement = this.db.prepare('SELECT 1 FROM images WHERE id = ? AND deleted_at IS NULL');
+    const statement = this.db.prepare('SELECT 1 FROM live_images WHERE id = ?');
     const live: number[] = [];
     const missing: number[] = [];
     for (const id of ids) (statement.get(id) ? live : missing).push(id);
