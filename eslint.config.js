@@ -23,6 +23,16 @@ export default tseslint.config(
     },
   },
   {
+    // Svelte files use eslint-plugin-svelte's own prefer-const (props and runes are declared with let).
+    files: ['**/*.{ts,js,mjs,cjs}'],
+    ignores: ['**/*.svelte.ts'],
+    rules: {
+      // A `let` that a callback reads before its one assignment cannot be a const (the callback would
+      // meet it in its temporal dead zone).
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
+    },
+  },
+  {
     files: ['renderer/src/**/*.{ts,svelte}', 'renderer/src/**/*.svelte.ts'],
     languageOptions: { globals: { ...globals.browser } },
     rules: {
