@@ -149,7 +149,7 @@ export function libraryInfo(core: Core) {
     formats: core.images.formatCounts(),
     flaggedImages: core.quality.flaggedImageCount(),
     flags: core.quality.flagCounts(),
-    batches: (core.library.db.prepare('SELECT COUNT(*) AS count FROM import_batches').get() as { count: number }).count,
+    batches: core.importBatches.count(),
     lastImport: last
       ? { id: last.id, status: last.status, startedAt: last.startedAt, finishedAt: last.finishedAt, totalFiles: last.totalFiles, imported: last.imported, duplicates: last.duplicates, failed: last.failed }
       : null,

@@ -80,9 +80,12 @@ export interface ImageListOptions extends ImageFilter {
 /** An images row with its case key and flags, as selectImages reads it. */
 type ImageRow = ImagesRow & { case_key: string | null; flags: string | null };
 
-const selectImages = `SELECT i.*, c.case_key AS case_key,
+const selectImagesFrom = (source: 'images' | 'live_images') => `SELECT i.*, c.case_key AS case_key,
   (SELECT group_concat(flag, ',') FROM (SELECT DISTINCT flag FROM image_flags f WHERE f.image_id = i.id ORDER BY flag)) AS flags
-  FROM images i LEFT JOIN cases c ON c.id = i.case_id`;
+  FROM ${source} i LEFT JOIN cases c ON c.id = i.case_id`;
+/** Every image, deleted ones included (reads by id or hash must find a deleted image to restore it). */
+const selectImages = selectImagesFrom('images');
+const selectLiveImages = selectImagesFrom('live_images');
 
 export const maxPageSize = 10_000;
 
@@ -152,7 +155,7 @@ export class ImagesRepository {
   /** Non-deleted images whose path relative to their import root is exactly this (`/` separators). */
   findByRelativePath(relativePath: string): ImageRecord[] {
     const normalised = relativePath.replaceAll('\\', '/').replace(/^\.\//, '');
-    return (this.db.prepare(`${selectImages} WHERE i.relative_path = ? AND i.deleted_at IS NULL ORDER BY i.id`).all(normalised) as ImageRow[]).map(rowToImage);
+    return (this.db.prepare(`${selectLiveImages} WHERE i.relative_path = ? ORDER BY i.id`).all(normalised) as ImageRow[]).map(rowToImage);
   }
 
   /**
@@ -161,7 +164,7 @@ export class ImagesRepository {
    */
   findByFileName(fileName: string): ImageRecord[] {
     const rows = this.db
-      .prepare(`${selectImages} WHERE (i.original_path = ? OR i.original_path LIKE ? ESCAPE '\\' OR i.original_path LIKE ? ESCAPE '\\') AND i.deleted_at IS NULL ORDER BY i.id`)
+      .prepare(`${selectLiveImages} WHERE (i.original_path = ? OR i.original_path LIKE ? ESCAPE '\\' OR i.original_path LIKE ? ESCAPE '\\') ORDER BY i.id`)
       .all(fileName, `%/${escapeLike(fileName)}`, `%\\${escapeLike(fileName)}`) as ImageRow[];
     return rows.map(rowToImage).filter((image) => baseName(image.originalPath) === fileName);
   }
@@ -173,7 +176,7 @@ export class ImagesRepository {
 
   /** Non-deleted images with exactly these decoded pixels. */
   findByPixelSha256(pixelSha256: string): ImageRecord[] {
-    return (this.db.prepare(`${selectImages} WHERE i.pixel_sha256 = ? AND i.deleted_at IS NULL ORDER BY i.id`).all(pixelSha256) as ImageRow[]).map(rowToImage);
+    return (this.db.prepare(`${selectLiveImages} WHERE i.pixel_sha256 = ? ORDER BY i.id`).all(pixelSha256) as ImageRow[]).map(rowToImage);
   }
 
   /** Absolute path of the image's thumbnail (256-px WebP). */

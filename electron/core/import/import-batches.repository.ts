@@ -60,6 +60,10 @@ export class ImportBatchesRepository {
     return row ? rowToBatch(row) : undefined;
   }
 
+  count(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS count FROM import_batches').get() as { count: number }).count;
+  }
+
   /** Most recent first. */
   list(limit = 50): ImportBatch[] {
     return (this.db.prepare('SELECT * FROM import_batches ORDER BY id DESC LIMIT ?').all(limit) as BatchRow[]).map(rowToBatch);

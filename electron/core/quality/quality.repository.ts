@@ -46,7 +46,7 @@ export class QualityRepository {
 
   /** Metrics of every image that is not deleted, in id order. */
   allMetrics(): Array<{ imageId: number; metrics: QualityMetrics }> {
-    const rows = this.db.prepare(`${metricsSelect} WHERE i.deleted_at IS NULL ORDER BY q.image_id`).all() as MetricsRow[];
+    const rows = this.db.prepare(`${liveMetricsSelect} ORDER BY q.image_id`).all() as MetricsRow[];
     return rows.map((row) => ({ imageId: row.image_id, metrics: rowToMetrics(row) }));
   }
 
@@ -161,6 +161,7 @@ export class QualityRepository {
 }
 
 const metricsSelect = `SELECT q.*, i.width AS width, i.height AS height FROM quality_metrics q JOIN images i ON i.id = q.image_id`;
+const liveMetricsSelect = `SELECT q.*, i.width AS width, i.height AS height FROM quality_metrics q JOIN live_images i ON i.id = q.image_id`;
 
 function rowToMetrics(row: MetricsRow): QualityMetrics {
   const extra = row.extra ? (JSON.parse(row.extra) as { greyStd?: number }) : {};
