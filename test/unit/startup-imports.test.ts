@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
  * is paid by every command, `--help` included. The packages below cost tens to hundreds of
  * milliseconds each (native add-ons, protobuf's generated code, zod's hundred modules); the CLI
  * imports each command's work when the command runs and the core loads them at first use
- * (electron/core/lazy-packages.ts). test/bench/cli-startup.bench.ts measures what this buys.
+ * (electron/core/runtime/lazy-packages.ts). test/bench/cli-startup.bench.ts measures what this buys.
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const heavyPackages = ['sharp', 'onnxruntime-node', 'hnswlib-node', 'onnx-proto', 'protobufjs', 'nsfwjs', 'fflate', 'zod'];

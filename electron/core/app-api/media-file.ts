@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { sharp } from '../lazy-packages.js';
+import { sharp } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 
 /** Formats a browser shows as they are; anything else (TIFF, HEIF …) is re-encoded for display. */

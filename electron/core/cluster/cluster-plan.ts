@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { DermError } from '../../common/errors.js';
-import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
+import { schemaBuiltAtFirstUse } from '../runtime/lazy-packages.js';
 import { modelManifestSchema } from '../models/model-manifest.js';
 
 /**

@@ -8,7 +8,7 @@ import { appVersion } from '../library/installation.js';
 import { runEmbeddingPipeline, type PipelineImage } from '../embeddings/embedding-pipeline.js';
 import { writeNpz } from '../embeddings/npz.js';
 import { ProgressReporter, type JobControl } from '../jobs/job.js';
-import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
+import { schemaBuiltAtFirstUse } from '../runtime/lazy-packages.js';
 import { EncoderRuntime, type EncoderRuntimeOptions } from '../models/encoder-runtime.js';
 import { sha256File } from '../models/manifest-file.js';
 import { planFileName, planModelFile, planShard, readPlan, shardFiles, writeFileAtomically, type PlanImage } from './cluster-plan.js';

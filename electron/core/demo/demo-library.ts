@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { sharp } from '../lazy-packages.js';
+import { sharp } from '../runtime/lazy-packages.js';
 import { seededRandom } from '../../common/seeded-random.js';
 import { DermError } from '../../common/errors.js';
 import { formatCsv } from '../csv/csv.js';

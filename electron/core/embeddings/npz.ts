@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { DermError } from '../../common/errors.js';
-import { fflate } from '../lazy-packages.js';
+import { fflate } from '../runtime/lazy-packages.js';
 import { decodeNpy, elementCount, encodeNpy, itemSize, npyHeaderLength, parseNpyHeader, type FloatArray, type NpyArray } from './npy-format.js';
 
 /**

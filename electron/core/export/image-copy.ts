@@ -1,4 +1,4 @@
-import { sharp } from '../lazy-packages.js';
+import { sharp } from '../runtime/lazy-packages.js';
 
 /**
  * Exported image copies are re-encoded from decoded pixels, never copied byte for byte, so EXIF

@@ -1,5 +1,5 @@
 import type { Metadata } from 'sharp';
-import { sharp } from '../lazy-packages.js';
+import { sharp } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import type * as ort from 'onnxruntime-node';
-import { onnxRuntime } from '../lazy-packages.js';
+import { onnxRuntime } from '../runtime/lazy-packages.js';
 import { OnnxGraphBuilder } from '../../../native-models/onnx/onnx-graph-builder.js';
 import { DermError } from '../../common/errors.js';
 

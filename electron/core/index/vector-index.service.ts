@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hnswlib } from '../lazy-packages.js';
+import { hnswlib } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';

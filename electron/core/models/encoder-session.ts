@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type * as ort from 'onnxruntime-node';
-import { onnxRuntime } from '../lazy-packages.js';
+import { onnxRuntime } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import { intraOpThreads, type ExecutionProvider } from './execution-providers.js';
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
+import { schemaBuiltAtFirstUse } from '../runtime/lazy-packages.js';
 
 /**
  * The model contract: every ONNX image encoder (the bundled default, Derm Foundation exported by the

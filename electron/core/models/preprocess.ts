@@ -1,4 +1,4 @@
-import { sharp } from '../lazy-packages.js';
+import { sharp } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import type { ModelManifest } from './model-manifest.js';
 

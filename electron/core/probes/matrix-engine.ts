@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import type { onnx as OnnxNamespace } from 'onnx-proto';
-import { onnxProto as onnx, onnxRuntime } from '../lazy-packages.js';
+import { onnxProto as onnx, onnxRuntime } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { DermError } from '../../common/errors.js';
-import { schemaBuiltAtFirstUse } from '../lazy-packages.js';
+import { schemaBuiltAtFirstUse } from '../runtime/lazy-packages.js';
 import type { QualityMetrics } from './quality-metrics.js';
 
 /** Automatic flags, in the order they are shown. */

@@ -1,4 +1,4 @@
-import { sharp } from '../lazy-packages.js';
+import { sharp } from '../runtime/lazy-packages.js';
 import { analysisSize, type ReducedImage } from './quality-metrics.js';
 
 /**

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hnswlib } from '../lazy-packages.js';
+import { hnswlib } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { openLibrary } from '../library/library.js';
