@@ -216,7 +216,7 @@ export class ImageFacetsRepository {
 
     if (wants('batch')) {
       const batches = all<{ id: number; startedAt: string; status: string; n: number }>(
-        `SELECT b.id AS id, b.started_at AS startedAt, b.status AS status, (SELECT COUNT(*) FROM images i WHERE i.batch_id = b.id AND i.deleted_at IS NULL AND ${member('i.id')}) AS n
+        `SELECT b.id AS id, b.started_at AS startedAt, b.status AS status, (SELECT COUNT(*) FROM live_images i WHERE i.batch_id = b.id AND ${member('i.id')}) AS n
          FROM import_batches b ORDER BY b.id DESC`,
       ).filter((row) => row.n > 0);
       facets.push(limited({ field: 'batch', title: 'Import batch', values: batches.map((row) => ({ value: String(row.id), display: `#${row.id} · ${row.startedAt.slice(0, 10)}${row.status === 'completed' ? '' : ` · ${row.status}`}`, count: row.n })), more: 0 }, false));

@@ -123,7 +123,7 @@ export class QualityRepository {
   /** Whether the image exists and is not deleted. */
   /** The ids among these that are not images of the library, or are deleted ones, in the order given. */
   missingLiveImages(imageIds: readonly number[]): number[] {
-    const live = this.db.prepare('SELECT 1 FROM images WHERE id = ? AND deleted_at IS NULL');
+    const live = this.db.prepare('SELECT 1 FROM live_images WHERE id = ?');
     return [...new Set(imageIds)].filter((imageId) => live.get(imageId) === undefined);
   }
 
