@@ -267,7 +267,7 @@ export function createCore(config: CoreConfig = {}): Core {
     check: new LibraryCheckService(library),
     demo: new DemoLibraryService(library, datasetServices.datasets, labelling.labels, modelServices.embeddings),
     cluster: new ClusterService(repositories.cluster, repositories.embeddings, modelServices.embeddings, modelServices.models, repositories.settings, searchServices.index),
-    map: new MapService(library.db, searchServices.index, repositories.images, labelling.labels),
+    map: new MapService(repositories.embeddingSamples, repositories.embeddings, searchServices.index, repositories.images, labelling.labels),
     repositories,
     close: () => {
       void searchServices.index.close();

@@ -1,7 +1,6 @@
-import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
-import { EmbeddingSampleRepository } from '../embeddings/embedding-sample.repository.js';
-import { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
+import type { EmbeddingSampleRepository } from '../embeddings/embedding-sample.repository.js';
+import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import type { ImagesRepository } from '../images/images.repository.js';
 import { matrix, OnnxGemm } from '../index/onnx-gemm.js';
 import { fitRandomizedPca } from '../index/randomized-pca.js';
@@ -53,20 +52,16 @@ const keptLayouts = 4;
  * Without a usable index the sampled embeddings are read and reduced directly, and the note says so.
  */
 export class MapService {
-  private readonly sampler: EmbeddingSampleRepository;
-  private readonly embeddings: EmbeddingsRepository;
   private readonly layouts = new Map<string, MapLayout>();
   private nextLayout = 1;
 
   constructor(
-    db: Database.Database,
+    private readonly sampler: EmbeddingSampleRepository,
+    private readonly embeddings: EmbeddingsRepository,
     private readonly index: VectorIndexService,
     private readonly images: ImagesRepository,
     private readonly labels: LabelsService,
-  ) {
-    this.sampler = new EmbeddingSampleRepository(db);
-    this.embeddings = new EmbeddingsRepository(db);
-  }
+  ) {}
 
   /** The model a map is drawn for: the one asked for, or the library's only model with embeddings. */
   private modelFor(requested: string | undefined): string {
