@@ -28,7 +28,7 @@ function gaussian(random: SeededRandom): number {
 
 const megabytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
-async function buildProblem(): Promise<ProbeProblem> {
+export async function buildProblem(): Promise<ProbeProblem> {
   const random = new SeededRandom(2026);
   // Photos of a case share its latent vector; embeddings are a low-rank map of it plus noise, like real embeddings' correlated features.
   const caseOfRow = new Int32Array(rowCount);
@@ -112,7 +112,7 @@ async function compareCurveStage(engine: MatrixEngine, problem: ProbeProblem, fr
   );
 }
 
-function settings(curveFractions: number[], repeats = 1): ProbeSettings {
+export function settings(curveFractions: number[], repeats = 1): ProbeSettings {
   return {
     folds: probeDefaults.folds,
     seed: 1,
