@@ -6,7 +6,10 @@
  * the matrix size again per fold). Also one solver pass through onnxruntime vs a plain JavaScript
  * loop, side by side on the same matrix, and one data-efficiency stage (the five 10% subsample models)
  * fitted the old way (every row of the matrix in every pass, zero weight outside the subsample) and
- * on only its own rows, side by side.
+ * on only its own rows, side by side. The CV + final fit runs twice, side by side: with plain L-BFGS
+ * (the solver before the spectral preconditioner) and preconditioned (the default), with the largest
+ * difference between their out-of-fold probabilities; the stopping-rule check compares both against
+ * one fit run far past convergence.
  */
 import os from 'node:os';
 import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
@@ -16,6 +19,8 @@ import { curveTrainingRows, evaluateProbe, type ProbeProblem, type ProbeSettings
 import { fitOnOwnRows } from '../../electron/core/probes/row-block.js';
 import { probeDefaults } from '../../electron/core/probes/probes.service.js';
 import { SeededRandom } from '../../electron/common/seeded-random.js';
+import { covarianceSpectrum, defaultSpectrumOptions, type SpectralPreconditioner } from '../../electron/core/probes/spectral-preconditioner.js';
+import fs from 'node:fs';
 
 const rowCount = 10_000;
 const dim = 6144;
@@ -112,7 +117,7 @@ async function compareCurveStage(engine: MatrixEngine, problem: ProbeProblem, fr
   );
 }
 
-export function settings(curveFractions: number[], repeats = 1): ProbeSettings {
+export function settings(curveFractions: number[], repeats = 1, preconditionerRank?: number): ProbeSettings {
   return {
     folds: probeDefaults.folds,
     seed: 1,
@@ -126,6 +131,7 @@ export function settings(curveFractions: number[], repeats = 1): ProbeSettings {
     minGroupCases: probeDefaults.minGroupCases,
     minClassCases: probeDefaults.minClassCases,
     repeats,
+    ...(preconditionerRank !== undefined ? { preconditionerRank } : {}),
   };
 }
 
@@ -137,14 +143,18 @@ export function settings(curveFractions: number[], repeats = 1): ProbeSettings {
  */
 async function convergence(engine: MatrixEngine, problem: ProbeProblem): Promise<void> {
   const model: ProbeModelSpec = { trainingRows: problem.populationRows, ...featureStatistics(problem.data, dim, problem.populationRows) };
-  const fit = async (tolerance: number, extra: { lossTolerance?: number; maxIterations?: number } = {}) => {
-    const started = performance.now();
+  let started = performance.now();
+  const preconditioner = await covarianceSpectrum(engine, problem.populationRows, model.mean, model.std, { ...defaultSpectrumOptions, oversample: defaultSpectrumOptions.rank / 2 });
+  console.log(`feature spectrum for the preconditioner (rank ${defaultSpectrumOptions.rank}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const fit = async (tolerance: number, extra: { lossTolerance?: number; maxIterations?: number; preconditioner?: SpectralPreconditioner | null } = {}) => {
+    started = performance.now();
     const fitted = await fitLogisticModels(engine, problem.targets, problem.known, labelCount, [model], {
       l2: probeDefaults.l2,
       classWeights: false,
       maxIterations: extra.maxIterations ?? probeDefaults.maxIterations,
       tolerance,
       ...(extra.lossTolerance !== undefined ? { lossTolerance: extra.lossTolerance } : {}),
+      preconditioner: extra.preconditioner ?? null,
     });
     const probabilities = await predictAll(engine, fitted.weights[0]!, fitted.offsets[0]!);
     const iterations = Array.from(fitted.iterations);
@@ -153,13 +163,16 @@ async function convergence(engine: MatrixEngine, problem: ProbeProblem): Promise
     const summary = `${((performance.now() - started) / 1000).toFixed(1)} s, ${fitted.passes} passes, iterations mean ${(iterations.reduce((a, b) => a + b, 0) / iterations.length).toFixed(0)} max ${Math.max(...iterations)}, ${JSON.stringify(outcomes)}`;
     return { probabilities, summary };
   };
-  const reference = await fit(1e-10, { lossTolerance: 0, maxIterations: 3000 });
-  console.log(`final model far past convergence (reference): ${reference.summary}`);
+  // The preconditioned solver reaches the far-past-convergence point in a fraction of the plain one's passes.
+  const reference = await fit(1e-10, { lossTolerance: 0, maxIterations: 3000, preconditioner });
+  console.log(`final model far past convergence (reference, preconditioned, relative tolerance 1e-10): ${reference.summary}`);
   for (const tolerance of [1e-4, probeDefaults.tolerance, 1e-5]) {
-    const result = await fit(tolerance);
-    let worst = 0;
-    for (let index = 0; index < result.probabilities.length; index++) worst = Math.max(worst, Math.abs(result.probabilities[index]! - reference.probabilities[index]!));
-    console.log(`  tolerance ${tolerance}${tolerance === probeDefaults.tolerance ? ' (default)' : ''}: largest |p − p_reference| over all rows and labels ${worst.toExponential(2)}; ${result.summary}`);
+    for (const [solver, chosen] of [['plain L-BFGS', null], ['preconditioned', preconditioner]] as const) {
+      const result = await fit(tolerance, { preconditioner: chosen });
+      let worst = 0;
+      for (let index = 0; index < result.probabilities.length; index++) worst = Math.max(worst, Math.abs(result.probabilities[index]! - reference.probabilities[index]!));
+      console.log(`  tolerance ${tolerance}${tolerance === probeDefaults.tolerance ? ' (default)' : ''}, ${solver}: largest |p − p_reference| over all rows and labels ${worst.toExponential(2)}; ${result.summary}`);
+    }
   }
 }
 
@@ -227,11 +240,18 @@ export async function run(): Promise<void> {
   if (process.env.PROBES_BENCH_CONVERGENCE !== '0') await convergence(engine, problem);
 
   // PROBES_BENCH_CURVE=0 skips the (much longer) run with the data-efficiency curve; PROBES_BENCH_REPEATS=R (default 3; 1 skips) adds a repeated-CV run.
-  const runs: Array<[string, number[], number]> = [['5-fold grouped CV + final fit', [], 1]];
+  // PROBES_BENCH_PLAIN=0 skips the side-by-side run with the plain (unpreconditioned) solver.
+  const runs: Array<[string, number[], number, number?]> = [];
+  if (process.env.PROBES_BENCH_PLAIN !== '0') runs.push(['5-fold grouped CV + final fit, plain L-BFGS (before)', [], 1, 0]);
+  runs.push(['5-fold grouped CV + final fit, preconditioned (default)', [], 1]);
   const repeats = Number(process.env.PROBES_BENCH_REPEATS ?? 3);
   if (repeats > 1) runs.push([`5-fold grouped CV × ${repeats} fold seeds + final fit`, [], repeats]);
   if (process.env.PROBES_BENCH_CURVE !== '0') runs.push([`… plus data-efficiency curve (10/25/50% × ${probeDefaults.curveSeeds} seeds)`, [0.1, 0.25, 0.5], 1]);
-  for (const [name, fractions, repeatCount] of runs) {
+  const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
+  const cvSeconds: number[] = [];
+  const cvOutOfFold: Float32Array[] = [];
+  for (const [name, fractions, repeatCount, preconditionerRank] of runs) {
+    const loadBefore = loadavg();
     const before = process.memoryUsage().rss;
     let peak = before;
     let lastPass = 0;
@@ -244,10 +264,14 @@ export async function run(): Promise<void> {
     };
     const timer = setInterval(sample, 50);
     started = performance.now();
-    const outcome = await evaluateProbe(engine, { ...problem, settings: settings(fractions, repeatCount) }, { onProgress });
+    const outcome = await evaluateProbe(engine, { ...problem, settings: settings(fractions, repeatCount, preconditionerRank) }, { onProgress });
     const seconds = (performance.now() - started) / 1000;
     clearInterval(timer);
     sample();
+    if (fractions.length === 0 && repeatCount === 1) {
+      cvSeconds.push(seconds);
+      cvOutOfFold.push(outcome.outOfFold);
+    }
     const { solver, overall, repeats: repeated } = outcome.metrics;
     const notConverged = (solver.perLabel ?? []).filter((label) => !label.converged).map((label) => `${label.label} (${label.worstRelativeGradient.toExponential(1)})`);
     console.log(`  labels whose fits did not all meet the rule (worst relative gradient): ${notConverged.join(', ') || 'none'}`);
@@ -257,8 +281,13 @@ export async function run(): Promise<void> {
       );
     }
     console.log(
-      `${name}: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS ${megabytes(peak)}, +${megabytes(peak - before)} during the run (the matrix is ${megabytes(matrixBytes)}; a copy per fold would add that per fold)`,
+      `${name} [load ${loadBefore} → ${loadavg()}]: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS ${megabytes(peak)}, +${megabytes(peak - before)} during the run (the matrix is ${megabytes(matrixBytes)}; a copy per fold would add that per fold)`,
     );
+  }
+  if (cvSeconds.length === 2) {
+    let worst = 0;
+    for (let index = 0; index < cvOutOfFold[0]!.length; index++) worst = Math.max(worst, Math.abs(cvOutOfFold[0]![index]! - cvOutOfFold[1]![index]!));
+    console.log(`CV + final fit side by side: plain ${cvSeconds[0]!.toFixed(1)} s, preconditioned ${cvSeconds[1]!.toFixed(1)} s (${(cvSeconds[0]! / cvSeconds[1]!).toFixed(1)}× less time); largest out-of-fold |Δp| between them ${worst.toExponential(2)}`);
   }
   console.log(`load average after: ${os.loadavg().map((load) => load.toFixed(1)).join(' ')}`);
   await engine.release();

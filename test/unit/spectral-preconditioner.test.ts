@@ -185,7 +185,7 @@ describe('spectral preconditioner of the probe solver', () => {
   it('tolerates rank-deficient data: duplicated and constant features', async () => {
     const { data, targets, known } = embeddings(14);
     // Every feature copied from the first six, and the last one constant.
-    const deficient = Float32Array.from(data, (value, index) => (index % dim === dim - 1 ? 2 : data[Math.floor(index / dim) * dim + (index % 6)]!));
+    const deficient = Float32Array.from(data, (_, index) => (index % dim === dim - 1 ? 2 : data[Math.floor(index / dim) * dim + (index % 6)]!));
     const engine = await MatrixEngine.create(deficient, rows, dim, 1);
     const model: ProbeModelSpec = { trainingRows: allRows, ...featureStatistics(deficient, dim, allRows) };
     const preconditioner = await covarianceSpectrum(engine, allRows, model.mean, model.std, { rank: 16, oversample: 8, iterations: 3, seed: 1 });
