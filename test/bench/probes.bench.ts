@@ -258,9 +258,11 @@ export async function run(): Promise<void> {
     const sample = () => {
       peak = Math.max(peak, process.memoryUsage().rss);
     };
-    const onProgress = () => {
+    let spectrumDone = 0;
+    const onProgress = (progress: { columns: number }) => {
       sample();
       lastPass = performance.now();
+      if (progress.columns === 0) spectrumDone = lastPass;
     };
     const timer = setInterval(sample, 50);
     started = performance.now();
@@ -281,7 +283,7 @@ export async function run(): Promise<void> {
       );
     }
     console.log(
-      `${name} [load ${loadBefore} → ${loadavg()}]: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS ${megabytes(peak)}, +${megabytes(peak - before)} during the run (the matrix is ${megabytes(matrixBytes)}; a copy per fold would add that per fold)`,
+      `${name} [load ${loadBefore} → ${loadavg()}]: ${seconds.toFixed(1)} s (solver ${((lastPass - started) / 1000).toFixed(1)} s${spectrumDone > 0 ? ` of which the feature spectrum ${((spectrumDone - started) / 1000).toFixed(1)} s` : ''}, metrics and bootstrap ${((started + seconds * 1000 - lastPass) / 1000).toFixed(1)} s); ${solver.passes} passes, iterations mean ${solver.meanIterations.toFixed(0)} max ${solver.maxIterations}, ${JSON.stringify(solver.outcomes)}; macro AUC ${overall.macroAuc?.toFixed(3)}; peak RSS ${megabytes(peak)}, +${megabytes(peak - before)} during the run (the matrix is ${megabytes(matrixBytes)}; a copy per fold would add that per fold)`,
     );
   }
   if (cvSeconds.length === 2) {

@@ -123,9 +123,12 @@ describe('spectral preconditioner of the probe solver', () => {
     const exact = Array.from(symmetricEigen(covariance, dim).values).sort((a, b) => b - a);
     expect(spectrum).not.toBeNull();
     for (let index = 0; index < 4; index++) expect(spectrum!.eigenvalues[index]! / exact[index]!).toBeCloseTo(1, 3);
-    // The rest is the trace left over spread evenly: the trace of a correlation matrix of non-constant features is dim.
+    // The rest is one eigenvalue: the larger of the leftover trace's mean and the largest eigenvalue not kept
+    // (here the fifth: the data has six strong directions, so the mean would overstate steps along it).
     const trace = exact.reduce((sum, value) => sum + value, 0);
-    expect(spectrum!.restEigenvalue).toBeCloseTo((trace - exact.slice(0, 4).reduce((sum, value) => sum + value, 0)) / (dim - 4), 4);
+    const leftoverMean = (trace - exact.slice(0, 4).reduce((sum, value) => sum + value, 0)) / (dim - 4);
+    expect(exact[4]!).toBeGreaterThan(2 * leftoverMean);
+    expect(spectrum!.restEigenvalue / exact[4]!).toBeCloseTo(1, 2);
     // Eigenvectors are orthonormal.
     for (let a = 0; a < 4; a++) {
       for (let b = 0; b < 4; b++) {
@@ -136,12 +139,13 @@ describe('spectral preconditioner of the probe solver', () => {
     }
   });
 
-  it('reaches the float64 Newton optimum as the plain solver does, in fewer passes over the matrix', async () => {
+  // Rank 8 covers the six strong directions of the data; rank 3 misses half of them, and must still converge to the same optimum.
+  it.each([8, 3])('reaches the float64 Newton optimum as the plain solver does, in fewer passes over the matrix (rank %i)', async (rank) => {
     const { data, targets, known } = embeddings(12);
     const engine = await MatrixEngine.create(data, rows, dim, 1);
     const model: ProbeModelSpec = { trainingRows: allRows, ...featureStatistics(data, dim, allRows) };
     const options: LogisticOptions = { l2: 1e-2, classWeights: false, maxIterations: 500, tolerance: 3e-5 };
-    const preconditioner = await covarianceSpectrum(engine, allRows, model.mean, model.std, { rank: 8, oversample: 8, iterations: 3, seed: 1 });
+    const preconditioner = await covarianceSpectrum(engine, allRows, model.mean, model.std, { rank, oversample: 8, iterations: 3, seed: 1 });
     const plain = await fitLogisticModels(engine, targets, known, labelCount, [model], options);
     const preconditioned = await fitLogisticModels(engine, targets, known, labelCount, [model], { ...options, preconditioner });
     const plainProbabilities = await predictAll(engine, plain.weights[0]!, plain.offsets[0]!);

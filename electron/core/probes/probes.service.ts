@@ -3,6 +3,7 @@ import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.j
 import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.js';
 import { appVersion } from '../library/installation.js';
 import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
+import { defaultSpectrumOptions } from './spectral-preconditioner.js';
 import type { SubgroupAttribute } from './probe-metrics.types.js';
 import { checkExportTarget, predictionExportFormat, predictionManifest, predictionsCsv, writePredictionExport, type PredictionExportFormat, type PredictionExportManifest } from './out-of-fold-export.js';
 import { runProbeInWorker } from './probe-worker-client.js';
@@ -207,7 +208,11 @@ export class ProbesService {
       hyperparameters: {
         l2: settings.l2,
         classWeights: settings.classWeights,
-        solver: 'L-BFGS (memory 7, backtracking Armijo) per label, on standardised features (training-fold mean and σ)',
+        solver: `L-BFGS (memory 7, backtracking Armijo) per label, on standardised features (training-fold mean and σ)${
+          (settings.preconditionerRank ?? defaultSpectrumOptions.rank) > 0
+            ? `, each direction started from (c·C + λI)⁻¹ with the ${settings.preconditionerRank ?? defaultSpectrumOptions.rank} leading eigenpairs of the population's standardised feature covariance (changes the path, not the optimum)`
+            : ''
+        }`,
         maxIterations: settings.maxIterations,
         tolerance: settings.tolerance,
         bootstrapReplicates: settings.bootstrapReplicates,
