@@ -33,7 +33,8 @@ function embeddings(seed: number) {
   const targets = new Uint8Array(rows * labelCount);
   const thresholds = [0.25, 0.85, 1.4];
   for (let row = 0; row < rows; row++) {
-    for (let label = 0; label < labelCount; label++) targets[row * labelCount + label] = latent[row * latentRank + label]! + 0.5 * gaussian(random) > thresholds[label]! ? 1 : 0;
+    for (let label = 0; label < labelCount; label++)
+      targets[row * labelCount + label] = latent[row * latentRank + label]! + 0.5 * gaussian(random) > thresholds[label]! ? 1 : 0;
   }
   return { data, targets, known: new Uint8Array(rows * labelCount).fill(1) };
 }
@@ -43,7 +44,8 @@ const allRows = Int32Array.from({ length: rows }, (_, row) => row);
 /** The standardised features written out in float64. */
 function standardised(data: Float32Array, model: ProbeModelSpec): Float64Array {
   const z = new Float64Array(rows * dim);
-  for (let row = 0; row < rows; row++) for (let feature = 0; feature < dim; feature++) z[row * dim + feature] = (data[row * dim + feature]! - model.mean[feature]!) / model.std[feature]!;
+  for (let row = 0; row < rows; row++)
+    for (let feature = 0; feature < dim; feature++) z[row * dim + feature] = (data[row * dim + feature]! - model.mean[feature]!) / model.std[feature]!;
   return z;
 }
 
@@ -179,7 +181,13 @@ describe('spectral preconditioner of the probe solver', () => {
       const engine = await MatrixEngine.create(Float32Array.from(data), rows, dim, 1);
       const model: ProbeModelSpec = { trainingRows: allRows, ...featureStatistics(data, dim, allRows) };
       const preconditioner = await covarianceSpectrum(engine, allRows, model.mean, model.std, { rank: 8, oversample: 8, iterations: 3, seed: 1 });
-      const fit = await fitLogisticModels(engine, targets, known, labelCount, [model], { l2: 1e-2, classWeights: false, maxIterations: 500, tolerance: 3e-5, preconditioner });
+      const fit = await fitLogisticModels(engine, targets, known, labelCount, [model], {
+        l2: 1e-2,
+        classWeights: false,
+        maxIterations: 500,
+        tolerance: 3e-5,
+        preconditioner,
+      });
       results.push({ vectors: Array.from(preconditioner!.vectors), weights: Array.from(fit.weights[0]!) });
       await engine.release();
     }
@@ -195,7 +203,13 @@ describe('spectral preconditioner of the probe solver', () => {
     const preconditioner = await covarianceSpectrum(engine, allRows, model.mean, model.std, { rank: 16, oversample: 8, iterations: 3, seed: 1 });
     expect(preconditioner).not.toBeNull();
     expect(Array.from(preconditioner!.eigenvalues).every(Number.isFinite)).toBe(true);
-    const fit = await fitLogisticModels(engine, targets, known, labelCount, [model], { l2: 1e-2, classWeights: true, maxIterations: 500, tolerance: 3e-5, preconditioner });
+    const fit = await fitLogisticModels(engine, targets, known, labelCount, [model], {
+      l2: 1e-2,
+      classWeights: true,
+      maxIterations: 500,
+      tolerance: 3e-5,
+      preconditioner,
+    });
     await engine.release();
     expect(fit.outcomes.every((outcome) => outcome === 'converged' || outcome === 'line-search-stalled')).toBe(true);
     expect(Array.from(fit.weights[0]!).every(Number.isFinite)).toBe(true);
