@@ -28,6 +28,8 @@ import { defaultIndexParameters } from '../../electron/core/index/vector-index.s
 import { cosine, exactSearch, normalizeRows, TopK, type Neighbour } from '../../electron/core/index/vector-math.js';
 import { benchmarkSearch, formatSearchBenchmark } from '../../electron/core/search/search-benchmark.js';
 import { clusteredVectors, flatNonNegativeVectors, perturbed } from '../fixtures/clustered-vectors.js';
+import { startServer } from '../../electron/cli/serve.js';
+import { tokenHeader } from '../../electron/cli/web-bridge.js';
 
 const { HierarchicalNSW } = hnswlib;
 const dim = 6144;
@@ -102,9 +104,20 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
     // End to end through the service on a real library (SQLite), calibrated as a user's library is,
     // with each query stage timed and hnswlib searched directly on the same file as the native figure.
     started = performance.now();
-    const report = await benchmarkSearch({ vectors: data, count, dim, onStep: (line) => console.log(`  ${line}…`) });
+    let webApi = '';
+    const report = await benchmarkSearch({
+      vectors: data,
+      count,
+      dim,
+      comparePrecisions: true,
+      onStep: (line) => console.log(`  ${line}…`),
+      withLibrary: async ({ folder: libraryFolder, modelId, queryImageIds }) => {
+        if (queryImageIds) webApi = await measureWebApi(libraryFolder, modelId, queryImageIds);
+      },
+    });
     console.log(`service (${((performance.now() - started) / 1000).toFixed(0)} s in all; load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')}):`);
     for (const line of formatSearchBenchmark(report)) console.log(`  ${line}`);
+    if (webApi) console.log(`  ${webApi}`);
   }
   if (!parts.includes('layer')) return;
 
@@ -365,6 +378,42 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
   await fullAffine.release();
 
   fs.rmSync(folder, { recursive: true, force: true });
+}
+
+/**
+ * searchSimilar for library images through the web API (`dermws serve` on the bench's library, the core
+ * in its worker, HTTP, zod checks and JSON both ways): the first call after the server opened the
+ * library, then p50 / p99 of the rest, each asking for 24 results without the image itself.
+ */
+async function measureWebApi(libraryFolder: string, modelId: string, imageIds: number[]): Promise<string> {
+  const staticFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-bench-static-'));
+  fs.writeFileSync(path.join(staticFolder, 'index.html'), '<!doctype html><title>bench</title>');
+  const token = 'bench-token-0123456789abcdef';
+  const server = await startServer({ libraryFolder, port: 0, staticFolder, token });
+  try {
+    const call = async (imageId: number) => {
+      const response = await fetch(`http://127.0.0.1:${server.bridge.port}/api/searchSimilar`, {
+        method: 'POST',
+        headers: { [tokenHeader]: token, 'content-type': 'application/json' },
+        body: JSON.stringify({ imageId, modelId, k: 24 }),
+      });
+      const body = (await response.json()) as { output?: { results?: unknown[] } };
+      if (!response.ok || body.output?.results?.length !== 24) throw new Error(`searchSimilar for image ${imageId} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
+    };
+    let t = performance.now();
+    await call(imageIds[0]!);
+    const firstMs = performance.now() - t;
+    const times: number[] = [];
+    for (const imageId of imageIds.slice(1)) {
+      t = performance.now();
+      await call(imageId);
+      times.push(performance.now() - t);
+    }
+    return `web API searchSimilar (dermws serve, HTTP + JSON, 24 results): first call after open ${ms(firstMs)}, then p50 ${ms(percentile(times, 0.5))}, p99 ${ms(percentile(times, 0.99))} (${times.length} calls; load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')})`;
+  } finally {
+    await server.close();
+    fs.rmSync(staticFolder, { recursive: true, force: true });
+  }
 }
 
 export async function run(): Promise<void> {

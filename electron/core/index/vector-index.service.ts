@@ -5,6 +5,7 @@ import { hnswlib } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
+import { EmbeddingCopy, EmbeddingCopyProblem, type EmbeddingCopyPrecision } from './embedding-copy.js';
 import { describeCalibration, makeProbes, ProbeTruth, probeIds, recallOfCandidates, searchLadder, type IndexCalibration, type Probe } from './index-calibration.js';
 import { readPointsFromIndexFile } from './hnsw-file-points.js';
 import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
@@ -54,6 +55,11 @@ export interface VectorIndexParameters {
   calibrationBudgetSeconds: number;
   /** Re-measure after `sync` grows the index by more than this fraction since the last measurement. */
   recalibrateAfterGrowth: number;
+  /**
+   * Precision of the flat copy of the unit embeddings kept beside the index for the re-rank
+   * (embedding-copy.ts), or 'none' to re-rank from SQLite. Only projected graphs re-rank.
+   */
+  embeddingCopy: EmbeddingCopyPrecision | 'none';
 }
 
 export const defaultIndexParameters: VectorIndexParameters = {
@@ -76,6 +82,8 @@ export const defaultIndexParameters: VectorIndexParameters = {
   probeNoise: 0.25,
   calibrationBudgetSeconds: 600,
   recalibrateAfterGrowth: 0.2,
+  // float16 re-ranks the same top 10 as float32 on the search bench's data at half the disk and page cache.
+  embeddingCopy: 'float16',
 };
 
 export type IndexState = 'ready' | 'behind' | 'missing' | 'corrupt' | 'stale';
@@ -96,6 +104,23 @@ export interface IndexStatus {
   builtAt: string | null;
   /** The index's own measurement of its recall and the settings it chose (null: not measured yet). */
   calibration: IndexCalibration | null;
+  /** Where graph candidates are re-ranked from, and why not from the flat copy when they are not. */
+  embeddingCopy: EmbeddingCopyStatus;
+}
+
+export interface EmbeddingCopyStatus {
+  /**
+   * ready: candidates are re-ranked from the copy. missing / stale / damaged: from SQLite until the
+   * copy is rebuilt (at the next open of the index); unwritable: the copy could not be written (a
+   * read-only library, a full disk), so SQLite it is; off: the parameters ask for none; unused: the
+   * graph holds the full embeddings and nothing is re-ranked.
+   */
+  state: 'ready' | 'missing' | 'stale' | 'damaged' | 'unwritable' | 'off' | 'unused';
+  rerankFrom: 'copy' | 'sqlite' | 'graph';
+  precision: EmbeddingCopyPrecision | null;
+  file: string;
+  fileBytes: number | null;
+  reason: string;
 }
 
 export interface IndexBuildResult {
@@ -122,6 +147,8 @@ export interface IndexSearchOptions {
   libraryImageId?: number;
   /** Filled with the milliseconds each stage took (normalise, project, graph, fetch + re-rank), for the bench. */
   stages?: Partial<Record<'normalise' | 'project' | 'graph' | 'rerank', number>>;
+  /** Re-rank from SQLite even when the flat copy is ready (the bench's side-by-side figure). */
+  rerankFromDatabase?: boolean;
 }
 
 /** Points read from a model's graph (see VectorIndexService.projectedVectorsFor). */
@@ -158,6 +185,9 @@ interface LoadedIndex {
   live: Set<number>;
   deleted: Set<number>;
   projection: LoadedProjection | undefined;
+  /** The flat copy the re-rank reads (projected graphs only), or undefined with the reason in copyProblem. */
+  copy?: EmbeddingCopy | undefined;
+  copyProblem?: { state: EmbeddingCopyStatus['state']; reason: string } | undefined;
 }
 
 export interface IndexLocations {
@@ -224,6 +254,31 @@ export class VectorIndexService {
     return path.join(this.locations.indexes, `${modelId}.hnsw`);
   }
 
+  /** The flat copy of the model's unit embeddings the re-rank reads (embedding-copy.ts). */
+  embeddingCopyFile(modelId: string): string {
+    return path.join(this.locations.indexes, `${modelId}.vectors`);
+  }
+
+  /** Where the re-rank reads from: the loaded index's own knowledge when it is loaded, else the copy's header against the record. */
+  private copyStatus(modelId: string, record: VectorIndexRecord | undefined): EmbeddingCopyStatus {
+    const file = this.embeddingCopyFile(modelId);
+    const base = { file, precision: null, fileBytes: fs.existsSync(file) ? fs.statSync(file).size : null };
+    if (record && record.projectionVersion === null) return { ...base, state: 'unused', rerankFrom: 'graph', reason: 'the graph holds the full embeddings; nothing is re-ranked' };
+    const wanted = this.parameters.embeddingCopy;
+    if (wanted === 'none') return { ...base, state: 'off', rerankFrom: 'sqlite', reason: 'no flat copy is kept (parameter embeddingCopy "none"); candidates are re-ranked from SQLite' };
+    const loaded = this.loaded.get(modelId);
+    if (loaded && record && loaded.record.fileSha256 === record.fileSha256) {
+      if (loaded.copy) {
+        return { ...base, state: 'ready', rerankFrom: 'copy', precision: loaded.copy.precision, reason: `${loaded.copy.rows} ${loaded.copy.precision} rows, generation ${loaded.copy.generation}` };
+      }
+      if (loaded.copyProblem) return { ...base, state: loaded.copyProblem.state, rerankFrom: 'sqlite', reason: `${loaded.copyProblem.reason}; candidates are re-ranked from SQLite` };
+    }
+    if (!record) return { ...base, state: 'missing', rerankFrom: 'sqlite', reason: 'no index has been built for this model' };
+    const inspected = EmbeddingCopy.inspect(file, { modelId, dim: record.modelDim, precision: wanted, graphSha256: record.fileSha256, changeSeq: record.changeSeq });
+    if (inspected.state === 'ready') return { ...base, state: 'ready', rerankFrom: 'copy', precision: inspected.precision, reason: inspected.reason };
+    return { ...base, state: inspected.state, rerankFrom: 'sqlite', precision: inspected.precision, reason: `${inspected.reason}; it is rebuilt at the next open of the index, and until then candidates are re-ranked from SQLite` };
+  }
+
   private model(modelId: string): { dim: number } {
     const model = this.embeddings.model(modelId);
     if (!model) {
@@ -258,6 +313,7 @@ export class VectorIndexService {
       projectionVersion: record?.projectionVersion ?? null,
       builtAt: record?.builtAt ?? null,
       calibration: record?.calibration ?? null,
+      embeddingCopy: this.copyStatus(modelId, record),
     };
     const problem = await this.problemWith(modelId, model.dim, liveIds.length, record);
     if (problem) return { ...base, state: problem.state, reason: problem.reason };
@@ -329,12 +385,15 @@ export class VectorIndexService {
     if (cached) {
       const stored = this.repository.record(modelId);
       if (stored && stored.fileSha256 === cached.record.fileSha256) {
+        // A copy a query found damaged is rebuilt here, at the next call, rather than inside that query.
+        if (cached.copyProblem?.state === 'damaged') await this.attachCopy(cached, control);
         await this.applyChanges(modelId, cached);
         return { rebuilt: null };
       }
       // Another process (the desktop app and the CLI share a library) saved a newer file and consumed
       // the change log up to it: reload that file instead of missing those changes.
       this.loaded.delete(modelId);
+      cached.copy?.close();
       await cached.projection?.affine.release();
     }
     const model = this.model(modelId);
@@ -353,6 +412,7 @@ export class VectorIndexService {
       return { rebuilt: await this.build(modelId, `the index file could not be read (${(error as Error).message})`, control, false) };
     }
     this.loaded.set(modelId, loaded);
+    await this.attachCopy(loaded, control);
     await this.applyChanges(modelId, loaded);
     const current = this.loaded.get(modelId);
     if (current === loaded && (loaded.live.size !== liveIds.length || idChecksum(loaded.live) !== idChecksum(liveIds))) {
@@ -397,11 +457,136 @@ export class VectorIndexService {
   }
 
   private removeAbandonedTemporaryFiles(modelId: string): void {
-    const prefix = `${modelId}.hnsw.`;
-    for (const name of fs.existsSync(this.locations.indexes) ? fs.readdirSync(this.locations.indexes) : []) {
-      if (!name.startsWith(prefix) || !name.endsWith('.partial')) continue;
-      const pid = Number(name.slice(prefix.length, -'.partial'.length));
-      if (pid === process.pid || !Number.isInteger(pid) || !isProcessAlive(pid)) fs.rmSync(path.join(this.locations.indexes, name), { force: true });
+    for (const prefix of [`${modelId}.hnsw.`, `${modelId}.vectors.`]) {
+      for (const name of fs.existsSync(this.locations.indexes) ? fs.readdirSync(this.locations.indexes) : []) {
+        if (!name.startsWith(prefix) || !name.endsWith('.partial')) continue;
+        const pid = Number(name.slice(prefix.length, -'.partial'.length));
+        if (pid === process.pid || !Number.isInteger(pid) || !isProcessAlive(pid)) fs.rmSync(path.join(this.locations.indexes, name), { force: true });
+      }
+    }
+  }
+
+  /** Whether the loaded index re-ranks (a projected graph) and a flat copy is wanted for it. */
+  private wantsCopy(loaded: { projection: LoadedProjection | undefined }): boolean {
+    return loaded.projection !== undefined && this.parameters.embeddingCopy !== 'none';
+  }
+
+  /** A new copy written under a temporary name (renamed over the old one when sealed), or undefined with the reason it could not be started. */
+  private startCopy(modelId: string, dim: number): { copy?: EmbeddingCopy; problem?: LoadedIndex['copyProblem'] } {
+    const precision = this.parameters.embeddingCopy;
+    if (precision === 'none') return {};
+    const temporary = `${this.embeddingCopyFile(modelId)}.${process.pid}.partial`;
+    try {
+      fs.mkdirSync(this.locations.indexes, { recursive: true });
+      return { copy: EmbeddingCopy.create(temporary, { modelId, dim, precision }) };
+    } catch (error) {
+      fs.rmSync(temporary, { force: true });
+      return { problem: { state: 'unwritable', reason: `the embedding copy could not be written (${(error as Error).message})` } };
+    }
+  }
+
+  /** Drops a copy that failed (its file too when it was never sealed) and remembers why. */
+  private abandonCopy(loaded: { copy?: EmbeddingCopy | undefined; copyProblem?: LoadedIndex['copyProblem'] }, problem: NonNullable<LoadedIndex['copyProblem']>): void {
+    const copy = loaded.copy;
+    loaded.copy = undefined;
+    loaded.copyProblem = problem;
+    if (!copy) return;
+    copy.close();
+    if (copy.path.endsWith('.partial')) fs.rmSync(copy.path, { force: true });
+  }
+
+  /** Writes unit rows into the loaded copy; a write that fails (full disk) leaves the re-rank on SQLite. */
+  private copyRows(loaded: { copy?: EmbeddingCopy | undefined; copyProblem?: LoadedIndex['copyProblem'] }, imageIds: readonly number[], unit: Float32Array): void {
+    if (!loaded.copy || imageIds.length === 0) return;
+    try {
+      loaded.copy.put(imageIds, unit);
+    } catch (error) {
+      this.abandonCopy(loaded, { state: 'unwritable', reason: `the embedding copy could not be written (${(error as Error).message})` });
+    }
+  }
+
+  /**
+   * Opens the model's flat copy for a loaded graph and checks it: header tied to this graph file,
+   * size, row table checksum, and a few rows against SQLite. A copy that fails is rebuilt from SQLite
+   * (a pass over every embedding, with progress); one that cannot be written leaves the re-rank on SQLite.
+   */
+  private async attachCopy(loaded: LoadedIndex, control: JobControl): Promise<void> {
+    loaded.copy?.close();
+    loaded.copy = undefined;
+    loaded.copyProblem = undefined;
+    if (!this.wantsCopy(loaded)) return;
+    const { modelId, modelDim: dim } = loaded.record;
+    const precision = this.parameters.embeddingCopy as EmbeddingCopyPrecision;
+    const file = this.embeddingCopyFile(modelId);
+    const tie = { modelId, dim, precision, graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq };
+    let why: string;
+    try {
+      const copy = EmbeddingCopy.open(file, tie, { writable: true });
+      const disagreement = this.sampleDisagreement(loaded, copy);
+      if (!disagreement) {
+        loaded.copy = copy;
+        return;
+      }
+      copy.close();
+      why = `the embedding copy disagrees with SQLite: ${disagreement}`;
+    } catch (error) {
+      if (!(error instanceof EmbeddingCopyProblem)) throw error;
+      why = error.message;
+    }
+    const started = this.startCopy(modelId, dim);
+    if (!started.copy) {
+      loaded.copyProblem = { state: 'unwritable', reason: `${why}, and ${started.problem!.reason}` };
+      return;
+    }
+    loaded.copy = started.copy;
+    const ids = [...loaded.live].sort((a, b) => a - b);
+    const reporter = new ProgressReporter('index-build', ids.length, control.onProgress);
+    reporter.report(0, `${modelId}: rebuilding the embedding copy (${why})`, true);
+    try {
+      for (let start = 0; start < ids.length && loaded.copy; start += 512) {
+        throwIfCancelled(control.signal);
+        const rows = this.repository.vectors(modelId, ids.slice(start, start + 512));
+        this.copyRows(
+          loaded,
+          rows.map((row) => row.imageId),
+          this.unitRows(rows, dim),
+        );
+        reporter.report(Math.min(ids.length, start + 512), modelId);
+        await yieldToEventLoop();
+      }
+    } catch (error) {
+      this.abandonCopy(loaded, { state: 'missing', reason: `the embedding copy was being rebuilt (${why}) when ${(error as Error).message}` });
+      throw error;
+    }
+    this.sealCopy(loaded);
+    const failed = loaded.copyProblem as LoadedIndex['copyProblem'];
+    if (failed) loaded.copyProblem = { ...failed, reason: `${why}; rebuilding it failed: ${failed.reason}` };
+  }
+
+  /** Up to 8 rows spread over the copy compared with their embeddings in SQLite (rows changed since the graph was written are skipped). */
+  private sampleDisagreement(loaded: LoadedIndex, copy: EmbeddingCopy): string | null {
+    const ids = [...loaded.live].sort((a, b) => a - b);
+    const pending = new Set(this.repository.changesSince(loaded.record.modelId, loaded.record.changeSeq).imageIds);
+    const sample = [...new Set(Array.from({ length: Math.min(8, ids.length) }, (_, index) => ids[Math.floor(((index + 0.5) * ids.length) / Math.min(8, ids.length))]!))].filter(
+      (imageId) => !pending.has(imageId),
+    );
+    for (const imageId of sample) if (!copy.has(imageId)) return `image ${imageId} has no row`;
+    for (const row of this.repository.vectors(loaded.record.modelId, sample)) {
+      const disagreement = copy.disagreement(row.imageId, normalized(row.vector));
+      if (disagreement) return disagreement;
+    }
+    return null;
+  }
+
+  /** Ties the copy to the graph file the record names (after the graph is written) and moves it into place. */
+  private sealCopy(loaded: LoadedIndex): void {
+    if (!loaded.copy) return;
+    try {
+      loaded.copy.seal({ graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq });
+      const file = this.embeddingCopyFile(loaded.record.modelId);
+      if (loaded.copy.path !== file) loaded.copy.moveTo(file);
+    } catch (error) {
+      this.abandonCopy(loaded, { state: 'unwritable', reason: `the embedding copy could not be written (${(error as Error).message})` });
     }
   }
 
@@ -435,6 +620,7 @@ export class VectorIndexService {
     const model = this.model(modelId);
     const previous = this.loaded.get(modelId);
     this.loaded.delete(modelId);
+    previous?.copy?.close();
     await previous?.projection?.affine.release();
     const changeSeq = this.repository.lastChangeSeq(modelId);
     const liveIds = this.repository.liveIds(modelId);
@@ -459,24 +645,34 @@ export class VectorIndexService {
     }
     const truth = this.parameters.calibrate ? new ProbeTruth(this.probesFor(modelId, liveIds), model.dim) : undefined;
     const graphStarted = performance.now();
+    // The flat copy's rows do not depend on the projection: written once, on the first pass over the embeddings.
+    const copyTarget: Pick<LoadedIndex, 'copy' | 'copyProblem'> = projection ? this.startCopy(modelId, model.dim) : {};
     let loaded: LoadedIndex;
     try {
-      loaded = await this.construct(modelId, model.dim, liveIds, projection, changeSeq, { control, reporter, truth });
+      loaded = await this.construct(modelId, model.dim, liveIds, projection, changeSeq, { control, reporter, truth, copyTarget });
     } catch (error) {
+      this.abandonCopy(copyTarget, { state: 'missing', reason: 'the build was stopped' });
       await projection?.affine.release();
       throw error;
     }
     const graphSeconds = (performance.now() - graphStarted) / 1000;
-    if (truth) {
-      loaded = await this.calibrate(loaded, truth.probes, truth.result(), 'build', {
-        liveIds,
-        control,
-        fit,
-        rebuildSeconds: graphSeconds + (fitSeconds ?? graphSeconds / 4),
-        changeSeq,
-      });
+    try {
+      if (truth) {
+        loaded = await this.calibrate(loaded, truth.probes, truth.result(), 'build', {
+          liveIds,
+          control,
+          fit,
+          rebuildSeconds: graphSeconds + (fitSeconds ?? graphSeconds / 4),
+          changeSeq,
+        });
+      }
+      loaded.copy = copyTarget.copy;
+      loaded.copyProblem = copyTarget.copyProblem;
+      await this.persist(loaded);
+    } catch (error) {
+      this.abandonCopy(copyTarget, { state: 'missing', reason: 'the build was stopped' });
+      throw error;
     }
-    await this.persist(loaded);
     this.loaded.set(modelId, loaded);
     await this.applyChanges(modelId, loaded);
     reporter.report(liveIds.length, modelId, true);
@@ -502,7 +698,14 @@ export class VectorIndexService {
     liveIds: number[],
     projection: LoadedProjection | undefined,
     changeSeq: number,
-    options: { control: JobControl; reporter?: ProgressReporter; truth?: ProbeTruth; deadline?: number },
+    options: {
+      control: JobControl;
+      reporter?: ProgressReporter;
+      truth?: ProbeTruth;
+      deadline?: number;
+      /** Receives each block of unit rows for the flat copy. */
+      copyTarget?: Pick<LoadedIndex, 'copy' | 'copyProblem'>;
+    },
   ): Promise<LoadedIndex> {
     const graphDim = projection ? projection.record.outputDim : modelDim;
     const space = projection ? 'l2' : 'cosine';
@@ -520,6 +723,13 @@ export class VectorIndexService {
         this.gemm ??= new OnnxGemm();
         await options.truth.add(
           this.gemm,
+          rows.map((row) => row.imageId),
+          unit,
+        );
+      }
+      if (options.copyTarget) {
+        this.copyRows(
+          options.copyTarget,
           rows.map((row) => row.imageId),
           unit,
         );
@@ -829,6 +1039,9 @@ export class VectorIndexService {
         capacity: loaded.hnsw.getMaxElements(),
         updatedAt: new Date().toISOString(),
       };
+      // Sealed before the record is saved: a process killed in between leaves a copy tied to a graph
+      // the record does not name, which the next open finds stale and rebuilds.
+      this.sealCopy(loaded);
       this.repository.saveRecord(loaded.record);
     } finally {
       fs.rmSync(temporary, { force: true });
@@ -849,7 +1062,13 @@ export class VectorIndexService {
       for (const row of this.repository.vectors(modelId, changes.imageIds.slice(start, start + 1024))) present.set(row.imageId, row.vector);
     }
     const rows = [...present.entries()].map(([imageId, vector]) => ({ imageId, vector }));
-    const points = await this.projectRows(loaded, rows, model.dim);
+    const unit = this.unitRows(rows, model.dim);
+    const points = await this.project(loaded, unit, rows.length);
+    this.copyRows(
+      loaded,
+      rows.map((row) => row.imageId),
+      unit,
+    );
     const graphDim = loaded.record.graphDim;
     const newElements = rows.filter((row) => !loaded.live.has(row.imageId) && !loaded.deleted.has(row.imageId)).length;
     const needed = loaded.hnsw.getCurrentCount() + newElements;
@@ -1011,7 +1230,7 @@ export class VectorIndexService {
         if (!loaded.projection) {
           return found.neighbors.slice(0, k).map((imageId, index) => ({ imageId, similarity: 1 - found.distances[index]! }));
         }
-        const reranked = this.rerank(modelId, unit, found.neighbors, k);
+        const reranked = this.rerank(loaded, unit, found.neighbors, k, options.rerankFromDatabase === true);
         lap('rerank');
         return reranked;
       }
@@ -1074,9 +1293,19 @@ export class VectorIndexService {
     return pairs.sort((x, y) => y.similarity - x.similarity || x.a - y.a || x.b - y.b);
   }
 
-  private rerank(modelId: string, unit: Float32Array, candidates: number[], k: number): Neighbour[] {
+  /**
+   * Exact cosine of the candidates on the full embeddings: from the flat copy when it is ready, else
+   * from SQLite. A copy that fails its checks on a candidate is dropped for this index (rebuilt at the
+   * next call to ensureReady) and the query is answered from SQLite, so a damaged copy never changes a result.
+   */
+  private rerank(loaded: LoadedIndex, unit: Float32Array, candidates: number[], k: number, fromDatabase: boolean): Neighbour[] {
+    if (loaded.copy && !fromDatabase) {
+      const answer = loaded.copy.rerank(unit, candidates, k);
+      if ('neighbours' in answer) return answer.neighbours;
+      this.abandonCopy(loaded, { state: 'damaged', reason: answer.problem });
+    }
     const top = new TopK(k);
-    for (const row of this.repository.vectors(modelId, candidates)) top.offer(row.imageId, cosineWithUnit(unit, row.vector));
+    for (const row of this.repository.vectors(loaded.record.modelId, candidates)) top.offer(row.imageId, cosineWithUnit(unit, row.vector));
     return top.result();
   }
 
@@ -1090,7 +1319,10 @@ export class VectorIndexService {
 
   /** Forgets loaded graphs and releases ORT sessions. */
   async close(): Promise<void> {
-    for (const loaded of this.loaded.values()) await loaded.projection?.affine.release();
+    for (const loaded of this.loaded.values()) {
+      loaded.copy?.close();
+      await loaded.projection?.affine.release();
+    }
     this.loaded.clear();
     await this.gemm?.release();
     this.gemm = undefined;

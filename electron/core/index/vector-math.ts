@@ -50,13 +50,16 @@ export function cosine(a: Float32Array, b: Float32Array, bOffset = 0): number {
   return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
 }
 
-/** Cosine of a unit-length `unit` and any `b`: one pass without the query's own norm (the re-rank loop). */
+/**
+ * Cosine of a unit-length `unit` and any `b`: one pass without the query's own norm (the re-rank loop).
+ * No branch on zeros: on post-ReLU rows (zeros at random places) a skip mispredicts about half the
+ * time and costs more than the multiply it saves.
+ */
 export function cosineWithUnit(unit: Float32Array, b: Float32Array): number {
   let ab = 0;
   let bb = 0;
   for (let index = 0; index < unit.length; index++) {
     const y = b[index]!;
-    if (y === 0) continue;
     ab += unit[index]! * y;
     bb += y * y;
   }

@@ -35,6 +35,10 @@ export interface SearchBenchmarkInput {
   parameters?: Partial<VectorIndexParameters>;
   /** A line of progress, for the command line. */
   onStep?: (line: string) => void;
+  /** Run against the built library before it is removed (the search bench measures the web API on it). */
+  withLibrary?: (library: { folder: string; modelId: string; queryImageIds: number[] | null }) => Promise<void>;
+  /** Also rebuild the flat copy in float32 and compare its re-rank with float16's (a second pass over every embedding). */
+  comparePrecisions?: boolean;
 }
 
 export interface LatencyFigures {
@@ -57,15 +61,30 @@ export interface SearchBenchmarkReport {
   openMs: number;
   /** Resident memory the opened index added to this process (graph, projection, bookkeeping). */
   openResidentBytes: number;
-  /** End to end through the service: normalise, project, graph, fetch + re-rank from SQLite. */
+  /** Resident memory added by the open index and everything the query path keeps, after all the queries (fresh service). */
+  queryResidentBytes: number;
+  /** The flat copy the re-rank read (embedding-copy.ts). */
+  embeddingCopy: { state: string; precision: string | null; fileBytes: number | null };
+  /** End to end through the service: normalise, project, graph, re-rank from the flat copy (when it is ready). */
   service: LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> };
+  /** The same queries, interleaved with those above, re-ranked from SQLite (the path before the flat copy). */
+  serviceFromDatabase: LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> };
+  /** float32 copy against the float16 one on the same queries (comparePrecisions). */
+  precisions: {
+    float32: LatencyFigures & { rerankP50Ms: number };
+    /** Queries whose top k came out as the same ids in the same order from both copies. */
+    sameTopK: number;
+    /** Share of float32's top k ids that float16's top k holds too. */
+    overlap: number;
+    copyRebuildSeconds: number;
+  } | null;
   /** A library image as the query: its projected point read from the graph (only when queries are library rows). */
   libraryImage: { p50Ms: number; p99Ms: number } | null;
   /**
    * The whole request as the app's searchSimilar makes it for a library image: 24 results without the
    * image itself, with their cards (metadata, flags, labels), through SearchService on a fresh open.
    */
-  request: { firstMs: number; p50Ms: number; p99Ms: number } | null;
+  request: { firstMs: number; p50Ms: number; p99Ms: number; stagesP50Ms: Record<'query' | 'eligible' | 'ready' | 'index' | 'cards' | 'json', number> } | null;
   /** hnswlib's searchKnn on the same file and settings with pre-projected queries, then re-rank on in-memory vectors. */
   native: LatencyFigures & { graphOnlyP50Ms: number };
 }
@@ -175,29 +194,42 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
       const openMs = performance.now() - started;
       const openResidentBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
       try {
-        for (let index = 0; index < Math.min(5, queryCount); index++) await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k);
-        const times: number[] = [];
-        const stages: Record<'normalise' | 'project' | 'graph' | 'rerank', number[]> = { normalise: [], project: [], graph: [], rerank: [] };
-        const found: number[][] = [];
-        for (let index = 0; index < queryCount; index++) {
-          const stageTimes: Partial<Record<'normalise' | 'project' | 'graph' | 'rerank', number>> = {};
-          const t = performance.now();
-          const result = await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, { stages: stageTimes });
-          times.push(performance.now() - t);
-          found.push(result.map((hit) => hit.imageId));
-          for (const stage of Object.keys(stages) as Array<keyof typeof stages>) stages[stage].push(stageTimes[stage] ?? 0);
+        const copyStatus = (await service.status('bench')).embeddingCopy;
+        for (let index = 0; index < Math.min(5, queryCount); index++) {
+          await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k);
+          await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, { rerankFromDatabase: true });
         }
-        const serviceFigures = {
-          p50Ms: percentile(times, 0.5),
-          p99Ms: percentile(times, 0.99),
-          recall: recallAt(k, found, truth),
+        type Stage = 'normalise' | 'project' | 'graph' | 'rerank';
+        const measure = () => ({ times: [] as number[], found: [] as number[][], stages: { normalise: [], project: [], graph: [], rerank: [] } as Record<Stage, number[]> });
+        const figures = (run: ReturnType<typeof measure>) => ({
+          p50Ms: percentile(run.times, 0.5),
+          p99Ms: percentile(run.times, 0.99),
+          recall: recallAt(k, run.found, truth),
           stagesP50Ms: {
-            normalise: percentile(stages.normalise, 0.5),
-            project: percentile(stages.project, 0.5),
-            graph: percentile(stages.graph, 0.5),
-            rerank: percentile(stages.rerank, 0.5),
+            normalise: percentile(run.stages.normalise, 0.5),
+            project: percentile(run.stages.project, 0.5),
+            graph: percentile(run.stages.graph, 0.5),
+            rerank: percentile(run.stages.rerank, 0.5),
           },
+        });
+        const query = async (target: VectorIndexService, run: ReturnType<typeof measure>, index: number, fromDatabase: boolean) => {
+          const stageTimes: Partial<Record<Stage, number>> = {};
+          const t = performance.now();
+          const result = await target.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, { stages: stageTimes, rerankFromDatabase: fromDatabase });
+          run.times.push(performance.now() - t);
+          run.found.push(result.map((hit) => hit.imageId));
+          for (const stage of Object.keys(run.stages) as Stage[]) run.stages[stage].push(stageTimes[stage] ?? 0);
         };
+        // Interleaved, so both paths see the same load.
+        const fromCopy = measure();
+        const fromDatabase = measure();
+        for (let index = 0; index < queryCount; index++) {
+          await query(service, fromCopy, index, false);
+          await query(service, fromDatabase, index, true);
+        }
+        const serviceFigures = figures(fromCopy);
+        const databaseFigures = figures(fromDatabase);
+        const queryResidentBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
 
         let libraryImage: { p50Ms: number; p99Ms: number } | null = null;
         if (queryRows) {
@@ -218,13 +250,28 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           try {
             const requestTimes: number[] = [];
             let firstMs = 0;
+            const stageNames = ['query', 'eligible', 'ready', 'index', 'cards', 'json'] as const;
+            const stageTimes = Object.fromEntries(stageNames.map((name) => [name, [] as number[]])) as Record<(typeof stageNames)[number], number[]>;
             for (const [index, row] of queryRows.entries()) {
+              const stages: Partial<Record<(typeof stageNames)[number], number>> = {};
               const t = performance.now();
-              await search.search({ query: { imageId: row + 1 }, modelId: 'bench', k: 24, excludeSelf: true });
-              if (index === 0) firstMs = performance.now() - t;
-              else requestTimes.push(performance.now() - t);
+              const response = await search.search({ query: { imageId: row + 1 }, modelId: 'bench', k: 24, excludeSelf: true }, {}, stages);
+              const beforeJson = performance.now();
+              JSON.stringify(response);
+              const end = performance.now();
+              stages.json = end - beforeJson;
+              if (index === 0) firstMs = end - t;
+              else {
+                requestTimes.push(end - t);
+                for (const name of stageNames) stageTimes[name].push(stages[name] ?? 0);
+              }
             }
-            request = { firstMs, p50Ms: percentile(requestTimes, 0.5), p99Ms: percentile(requestTimes, 0.99) };
+            request = {
+              firstMs,
+              p50Ms: percentile(requestTimes, 0.5),
+              p99Ms: percentile(requestTimes, 0.99),
+              stagesP50Ms: Object.fromEntries(stageNames.map((name) => [name, percentile(stageTimes[name], 0.5)])) as Record<(typeof stageNames)[number], number>,
+            };
           } finally {
             await fresh.close();
           }
@@ -262,6 +309,38 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           nativeTimes.push(performance.now() - t);
           nativeFound.push(top.result().map((neighbour) => neighbour.imageId));
         }
+        // Before the float32 comparison rewrites the copy: the web API then opens the default float16 one.
+        if (input.withLibrary) await input.withLibrary({ folder: library.paths.root, modelId: 'bench', queryImageIds: queryRows?.map((row) => row + 1) ?? null });
+        let precisions: SearchBenchmarkReport['precisions'] = null;
+        if (input.comparePrecisions && copyStatus.state === 'ready' && copyStatus.precision === 'float16') {
+          say('rebuilding the flat copy in float32 and comparing its re-rank with float16');
+          const wide = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, { ...(input.parameters ?? {}), embeddingCopy: 'float32' });
+          try {
+            const rebuildStarted = performance.now();
+            await wide.ensureReady('bench');
+            const copyRebuildSeconds = (performance.now() - rebuildStarted) / 1000;
+            for (let index = 0; index < Math.min(5, queryCount); index++) await wide.search('bench', queries.subarray(index * dim, (index + 1) * dim), k);
+            const run = measure();
+            for (let index = 0; index < queryCount; index++) await query(wide, run, index, false);
+            const wideFigures = figures(run);
+            let same = 0;
+            let shared = 0;
+            run.found.forEach((ids, index) => {
+              const half = fromCopy.found[index]!;
+              if (ids.length === half.length && ids.every((id, at) => id === half[at])) same++;
+              const inHalf = new Set(half);
+              shared += ids.filter((id) => inHalf.has(id)).length;
+            });
+            precisions = {
+              float32: { p50Ms: wideFigures.p50Ms, p99Ms: wideFigures.p99Ms, recall: wideFigures.recall, rerankP50Ms: wideFigures.stagesP50Ms.rerank },
+              sameTopK: same / queryCount,
+              overlap: shared / Math.max(1, queryCount * k),
+              copyRebuildSeconds,
+            };
+          } finally {
+            await wide.close();
+          }
+        }
         return {
           count,
           dim,
@@ -274,7 +353,11 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           indexFileBytes: fs.statSync(file).size,
           openMs,
           openResidentBytes,
+          queryResidentBytes,
+          embeddingCopy: { state: copyStatus.state, precision: copyStatus.precision, fileBytes: copyStatus.fileBytes },
           service: serviceFigures,
+          serviceFromDatabase: databaseFigures,
+          precisions,
           libraryImage,
           request,
           native: { p50Ms: percentile(nativeTimes, 0.5), p99Ms: percentile(nativeTimes, 0.99), recall: recallAt(k, nativeFound, truth), graphOnlyP50Ms: percentile(graphTimes, 0.5) },
@@ -300,13 +383,33 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
   ];
   const c = report.calibration;
   if (c) lines.push(`calibration: recall@10 ${c.recall.toFixed(3)} on ${c.probes} probes, candidates ${c.candidates}, ef ${c.ef} (${c.met ? `target ${c.target} met` : c.note}), ${c.seconds.toFixed(1)} s`);
-  lines.push(`open to ready ${ms(report.openMs)}, resident memory added by the open index ${(report.openResidentBytes / 2 ** 20).toFixed(0)} MB`);
-  const s = report.service;
-  lines.push(`service query: p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}`);
-  lines.push(`  stages, p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`);
+  const megabytes = (bytes: number | null) => (bytes === null ? 'none' : `${(bytes / 2 ** 20).toFixed(0)} MB`);
+  lines.push(
+    `open to ready ${ms(report.openMs)}, resident memory added by the open index ${megabytes(report.openResidentBytes)}, after the queries ${megabytes(report.queryResidentBytes)}`,
+  );
+  lines.push(`flat copy for the re-rank: ${report.embeddingCopy.state}${report.embeddingCopy.precision ? `, ${report.embeddingCopy.precision}` : ''}, ${megabytes(report.embeddingCopy.fileBytes)} on disk`);
+  for (const [label, s] of [
+    ['service query, re-rank from the flat copy', report.service],
+    ['service query, re-rank from SQLite      ', report.serviceFromDatabase],
+  ] as const) {
+    lines.push(
+      `${label}: p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}; stages p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`,
+    );
+  }
+  const p = report.precisions;
+  if (p) {
+    lines.push(
+      `float32 copy (rebuilt in ${p.copyRebuildSeconds.toFixed(1)} s): p50 ${ms(p.float32.p50Ms)}, p99 ${ms(p.float32.p99Ms)}, re-rank ${ms(p.float32.rerankP50Ms)}, recall@${report.k} ${p.float32.recall.toFixed(3)}; ` +
+        `float16 gave the same top ${report.k} in the same order on ${(p.sameTopK * 100).toFixed(0)}% of queries, ${(p.overlap * 100).toFixed(1)}% of the ids`,
+    );
+  }
   if (report.libraryImage) lines.push(`query by library image (projected point from the graph): p50 ${ms(report.libraryImage.p50Ms)}, p99 ${ms(report.libraryImage.p99Ms)}`);
   if (report.request) {
     lines.push(`whole request (library image, 24 results without itself, with cards): first after open ${ms(report.request.firstMs)}, then p50 ${ms(report.request.p50Ms)}, p99 ${ms(report.request.p99Ms)}`);
+    const r = report.request.stagesP50Ms;
+    lines.push(
+      `  request stages, p50: query image + embedding ${ms(r.query)}, eligible ${ms(r.eligible)}, index ready ${ms(r.ready)}, index search ${ms(r.index)}, cards ${ms(r.cards)}, JSON ${ms(r.json)}`,
+    );
   }
   const n = report.native;
   lines.push(`hnswlib searchKnn on the same file (pre-projected queries, in-memory re-rank): p50 ${ms(n.p50Ms)} (graph alone ${ms(n.graphOnlyP50Ms)}), p99 ${ms(n.p99Ms)}, recall@${report.k} ${n.recall.toFixed(3)}`);

@@ -48,18 +48,31 @@ export class SearchRepository {
     return (this.db.prepare('SELECT id FROM images WHERE case_id = ?').all(caseId) as { id: number }[]).map((row) => row.id);
   }
 
+  private cardsStatement: Database.Statement | undefined;
+
+  /**
+   * The cards of these images in one statement: the image row, its case, and its metadata, flags and
+   * current labels gathered as JSON by correlated subqueries (each on its table's image_id index), so
+   * 24 result cards cost one round trip instead of four.
+   */
   cards(imageIds: readonly number[]): Map<number, ImageCard> {
     const cards = new Map<number, ImageCard>();
     if (imageIds.length === 0) return cards;
-    const ids = JSON.stringify(imageIds);
-    const rows = this.db
-      .prepare(
-        `SELECT i.id, i.thumbnail_path, i.original_path, i.managed_path, i.width, i.height, i.format, i.batch_id, i.pixel_sha256, c.case_key
-         FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id IN (SELECT value FROM json_each(?))`,
-      )
-      .all(ids) as Array<Record<string, unknown>>;
+    this.cardsStatement ??= this.db.prepare(
+      `SELECT i.id, i.thumbnail_path, i.original_path, i.managed_path, i.width, i.height, i.format, i.batch_id, i.pixel_sha256, c.case_key,
+         (SELECT json_group_array(json_array(key, value)) FROM (SELECT key, value FROM image_metadata m WHERE m.image_id = i.id ORDER BY key)) AS metadata,
+         (SELECT json_group_array(flag) FROM (SELECT DISTINCT flag FROM image_flags f WHERE f.image_id = i.id ORDER BY flag)) AS flags,
+         (SELECT json_group_array(json_array(kind, value)) FROM (
+            SELECT DISTINCT kind, value FROM labels l WHERE l.image_id = i.id AND l.superseded_at IS NULL AND l.kind != 'note' ORDER BY kind, value)) AS labels
+       FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id IN (SELECT value FROM json_each(?))`,
+    );
+    const rows = this.cardsStatement.all(JSON.stringify(imageIds)) as Array<Record<string, unknown>>;
     const absolute = (relative: string) => (path.isAbsolute(relative) ? relative : path.join(this.libraryRoot, relative));
     for (const row of rows) {
+      const metadata: Record<string, string> = {};
+      for (const [key, value] of JSON.parse(row.metadata as string) as Array<[string, string]>) metadata[key] = value;
+      const labels: Record<string, string[]> = {};
+      for (const [kind, value] of JSON.parse(row.labels as string) as Array<[string, string]>) (labels[kind] ??= []).push(value);
       cards.set(row.id as number, {
         imageId: row.id as number,
         thumbnailPath: absolute(row.thumbnail_path as string),
@@ -71,30 +84,10 @@ export class SearchRepository {
         batchId: row.batch_id as number,
         caseKey: (row.case_key as string | null) ?? null,
         pixelSha256: row.pixel_sha256 as string,
-        metadata: {},
-        flags: [],
-        labels: {},
+        metadata,
+        flags: JSON.parse(row.flags as string) as string[],
+        labels,
       });
-    }
-    for (const row of this.db
-      .prepare('SELECT image_id AS imageId, key, value FROM image_metadata WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY key')
-      .all(ids) as { imageId: number; key: string; value: string }[]) {
-      const card = cards.get(row.imageId);
-      if (card) card.metadata[row.key] = row.value;
-    }
-    for (const row of this.db
-      .prepare('SELECT DISTINCT image_id AS imageId, flag FROM image_flags WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY flag')
-      .all(ids) as { imageId: number; flag: string }[]) {
-      cards.get(row.imageId)?.flags.push(row.flag);
-    }
-    for (const row of this.db
-      .prepare(
-        `SELECT DISTINCT image_id AS imageId, kind, value FROM labels
-         WHERE superseded_at IS NULL AND kind != 'note' AND image_id IN (SELECT value FROM json_each(?)) ORDER BY kind, value`,
-      )
-      .all(ids) as { imageId: number; kind: string; value: string }[]) {
-      const card = cards.get(row.imageId);
-      if (card) (card.labels[row.kind] ??= []).push(row.value);
     }
     return cards;
   }

@@ -32,6 +32,9 @@ export interface SearchRequest {
   exact?: boolean;
 }
 
+/** Stages of one search request, in milliseconds (filled when asked for, for the bench). */
+export type SearchRequestStages = Partial<Record<'query' | 'eligible' | 'ready' | 'index' | 'cards', number>>;
+
 /** How complete a result list is: exact, or the index's own measured recall. */
 export interface SearchCompleteness {
   /** exact: every eligible embedding was compared; index: the graph answered, with the recall it measured. */
@@ -116,16 +119,15 @@ export class SearchService {
 
   /** The model to search: the one asked for, or the only model with embeddings. */
   resolveModel(modelId?: string): string {
+    // A model asked for by name needs no count of every embedding (a scan of the embeddings index per request).
+    if (modelId !== undefined && this.embeddings.model(modelId)) return modelId;
     const models = this.embeddings.models().filter((model) => model.count > 0);
     if (modelId !== undefined) {
-      if (!this.embeddings.model(modelId)) {
-        throw new DermError(
-          'not-found',
-          `The library has no embeddings for model "${modelId}"${models.length > 0 ? ` (models with embeddings: ${models.map((model) => model.id).join(', ')})` : ''}.`,
-          { modelId },
-        );
-      }
-      return modelId;
+      throw new DermError(
+        'not-found',
+        `The library has no embeddings for model "${modelId}"${models.length > 0 ? ` (models with embeddings: ${models.map((model) => model.id).join(', ')})` : ''}.`,
+        { modelId },
+      );
     }
     if (models.length === 1) return models[0]!.id;
     if (models.length === 0) throw new DermError('not-found', 'The library has no embeddings yet; run "dermws embed" (or import embeddings) before searching.', {});
@@ -134,7 +136,14 @@ export class SearchService {
     });
   }
 
-  async search(request: SearchRequest, control: JobControl = {}): Promise<SearchResponse> {
+  async search(request: SearchRequest, control: JobControl = {}, stages?: SearchRequestStages): Promise<SearchResponse> {
+    let clock = performance.now();
+    const lap = (stage: keyof SearchRequestStages) => {
+      if (!stages) return;
+      const now = performance.now();
+      stages[stage] = (stages[stage] ?? 0) + now - clock;
+      clock = now;
+    };
     const k = request.k ?? 10;
     if (!Number.isInteger(k) || k < 1 || k > maxK) throw new DermError('invalid-input', `k must be a whole number from 1 to ${maxK}; got ${String(k)}.`, { field: 'k' });
     const where = [...(request.where ?? [])];
@@ -173,11 +182,14 @@ export class SearchService {
     // Leaving out only the query image or its case needs no list of every eligible id per query (a scan
     // of the whole library and a filter callback on every graph step): ask for that many more and drop them.
     const excludeByOversampling = clauses.length === 0 && k + excluded.size <= maxK;
+    lap('query');
     let allowedIds: number[] | undefined;
     if (!excludeByOversampling) {
       allowedIds = this.repository.matchingIds(searchFilterSql(clauses)).filter((id) => !excluded.has(id));
     }
+    lap('eligible');
     await this.index.ensureReady(modelId, control);
+    lap('ready');
     let eligible = allowedIds?.length ?? this.index.size(modelId);
     let neighbours: Array<{ imageId: number; similarity: number }> = [];
     const exact = request.exact === true;
@@ -193,11 +205,13 @@ export class SearchService {
       const allowed = new Set(allowedIds);
       neighbours = await this.index.search(modelId, queryVector, k, { allow: (id) => allowed.has(id), allowedIds, exact });
     }
+    lap('index');
     const cards = this.repository.cards(neighbours.map((neighbour) => neighbour.imageId));
     const results = neighbours.flatMap((neighbour, index) => {
       const card = cards.get(neighbour.imageId);
       return card ? [{ ...card, rank: index + 1, similarity: neighbour.similarity }] : [];
     });
+    lap('cards');
     const scannedExactly = exact || (allowedIds !== undefined && this.index.scansFilterExactly(modelId, allowedIds.length));
     return { modelId, k, query, where, eligible, completeness: describeCompleteness(this.index.calibration(modelId), scannedExactly), results };
   }

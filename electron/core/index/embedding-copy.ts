@@ -1,0 +1,444 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { TopK, type Neighbour } from './vector-math.js';
+
+/**
+ * A compact flat copy of one model's unit-length embeddings beside its index file
+ * (`<library>/indexes/<modelId>.vectors`), for the re-rank of graph candidates: one positioned read
+ * of a fixed-size row per candidate instead of SQLite BLOB reads, and nothing of the 1.2–2.4 GB held
+ * in memory (the rows live in the page cache). Like the graph it is only a cache of the embeddings
+ * table: it is tied to the graph file it was sealed with (the graph's sha256 and change-log position
+ * recorded in the index row), and a stale, truncated or damaged copy is rebuilt or bypassed.
+ *
+ * Layout: a 4096-byte header (u32 length + JSON), the rows (float16 or float32, little-endian, rows in
+ * the order the images were indexed: ascending id at a build, appended by sync), then the row table:
+ * each row's image id (u32) and two checks (f64: the sum of squares and the sum of the row's values
+ * as decoded). The re-rank computes both checks in the same pass as the dot product, in the same
+ * order as when the row was written, so a damaged row (a flipped bit, a torn write, a row another
+ * process is rewriting) shows as a mismatch on the very query that reads it, at no extra read.
+ */
+
+export type EmbeddingCopyPrecision = 'float16' | 'float32';
+
+/** What a copy holds and which graph file it agrees with. */
+export interface EmbeddingCopyTie {
+  modelId: string;
+  dim: number;
+  precision: EmbeddingCopyPrecision;
+  /** sha256 of the graph file the copy was sealed with (vector_indexes.file_sha256). */
+  graphSha256: string;
+  /** Change-log position the graph file includes (vector_indexes.change_seq). */
+  changeSeq: number;
+}
+
+interface CopyHeader extends EmbeddingCopyTie {
+  format: 'dermws-embedding-copy';
+  version: 1;
+  rows: number;
+  /** Counts every seal: a copy written by another process after this one opened it has another generation. */
+  generation: number;
+  /** false while rows are being written: a copy left so by a killed process is never used. */
+  complete: boolean;
+  /** sha256 of the row table (ids and checks). */
+  tableSha256: string;
+  writtenAt: string;
+}
+
+const headerBytes = 4096;
+const formatName = 'dermws-embedding-copy';
+
+/** Why a copy cannot be used: missing, stale (another graph, model, width or precision) or damaged (truncated, unreadable, wrong values). */
+export class EmbeddingCopyProblem extends Error {
+  constructor(
+    readonly state: 'missing' | 'stale' | 'damaged',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// float16 <-> float32. Rows are unit vectors (every value in [-1, 1]), so float16 keeps 11 significant
+// bits down to 6e-5 and subnormals below; the bench compares its re-rank with float32's.
+const halfToFloatTable = (() => {
+  const table = new Float32Array(65536);
+  for (let half = 0; half < 65536; half++) {
+    const exponent = (half >> 10) & 0x1f;
+    const mantissa = half & 0x3ff;
+    let value: number;
+    if (exponent === 0) value = mantissa * 2 ** -24;
+    else if (exponent === 31) value = mantissa === 0 ? Infinity : NaN;
+    else value = (1 + mantissa / 1024) * 2 ** (exponent - 15);
+    table[half] = half & 0x8000 ? -value : value;
+  }
+  return table;
+})();
+
+const floatBits = new Float32Array(1);
+const floatBitsAsInt = new Uint32Array(floatBits.buffer);
+
+/** The float16 bit pattern nearest to `value` (ties to even), as IEEE 754 binary16. */
+export function floatToHalf(value: number): number {
+  floatBits[0] = value;
+  const bits = floatBitsAsInt[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  let mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | (mantissa === 0 ? 0x7c00 : 0x7e00);
+  const halfExponent = exponent - 112;
+  if (halfExponent >= 31) return sign | 0x7c00;
+  if (halfExponent <= 0) {
+    if (halfExponent < -10) return sign;
+    mantissa |= 0x800000;
+    const shift = 14 - halfExponent;
+    let half = mantissa >>> shift;
+    const rest = mantissa & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && (half & 1) === 1)) half++;
+    return sign | half;
+  }
+  let half = (halfExponent << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  // A carry out of the mantissa rounds up into the exponent, which is the right answer (up to infinity).
+  if (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1)) half++;
+  return sign | half;
+}
+
+export function halfToFloat(half: number): number {
+  return halfToFloatTable[half & 0xffff]!;
+}
+
+// The one pass of the re-rank: dot with the unit query, sum of squares and sum of the row. Written
+// without a branch on zeros (a data-dependent branch on post-ReLU rows mispredicts about half the
+// time and costs more than the multiply it saves). Results go to module variables so the hot loop
+// allocates nothing.
+let passSquares = 0;
+let passSum = 0;
+
+function passFloat16(unit: Float32Array, row: Uint16Array, offset: number, dim: number): number {
+  let ab = 0;
+  let bb = 0;
+  let sum = 0;
+  for (let index = 0; index < dim; index++) {
+    const y = halfToFloatTable[row[offset + index]!]!;
+    ab += unit[index]! * y;
+    bb += y * y;
+    sum += y;
+  }
+  passSquares = bb;
+  passSum = sum;
+  return ab;
+}
+
+function passFloat32(unit: Float32Array, row: Float32Array, offset: number, dim: number): number {
+  let ab = 0;
+  let bb = 0;
+  let sum = 0;
+  for (let index = 0; index < dim; index++) {
+    const y = row[offset + index]!;
+    ab += unit[index]! * y;
+    bb += y * y;
+    sum += y;
+  }
+  passSquares = bb;
+  passSum = sum;
+  return ab;
+}
+
+function readHeader(fd: number, file: string): CopyHeader {
+  const head = Buffer.alloc(headerBytes);
+  const read = fs.readSync(fd, head, 0, headerBytes, 0);
+  if (read < headerBytes) throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} is shorter than its header`);
+  const length = head.readUInt32LE(0);
+  if (length < 2 || length > headerBytes - 4) throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} has no readable header`);
+  let header: CopyHeader;
+  try {
+    header = JSON.parse(head.subarray(4, 4 + length).toString('utf8')) as CopyHeader;
+  } catch {
+    throw new EmbeddingCopyProblem('damaged', `the header of the embedding copy ${file} is not valid JSON`);
+  }
+  if (header.format !== formatName || header.version !== 1) throw new EmbeddingCopyProblem('stale', `${file} is not an embedding copy this version writes`);
+  if (!Number.isInteger(header.rows) || header.rows < 0 || !Number.isInteger(header.dim) || header.dim < 1) {
+    throw new EmbeddingCopyProblem('damaged', `the header of the embedding copy ${file} has an impossible shape`);
+  }
+  if (header.precision !== 'float16' && header.precision !== 'float32') throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} names an unknown precision`);
+  return header;
+}
+
+function bytesPerValue(precision: EmbeddingCopyPrecision): number {
+  return precision === 'float16' ? 2 : 4;
+}
+
+/** Why a header does not agree with what the index expects (null when it does). */
+function mismatch(header: CopyHeader, expected: EmbeddingCopyTie): string | null {
+  if (!header.complete) return 'its last write did not finish';
+  if (header.modelId !== expected.modelId) return `it holds model "${header.modelId}"`;
+  if (header.dim !== expected.dim) return `it holds ${header.dim}-d rows; the model has ${expected.dim}`;
+  if (header.precision !== expected.precision) return `it is ${header.precision}; ${expected.precision} is asked for`;
+  if (header.graphSha256 !== expected.graphSha256 || header.changeSeq !== expected.changeSeq) return 'it was sealed with another version of the index file';
+  return null;
+}
+
+export class EmbeddingCopy {
+  private readonly rowOf = new Map<number, number>();
+  private readonly ids: number[] = [];
+  /** Two per row: sum of squares, sum. */
+  private readonly checks: number[] = [];
+  private scratch: Buffer;
+  private readonly rowBytes: number;
+  private sealed: boolean;
+
+  private constructor(
+    private file: string,
+    private readonly fd: number,
+    private header: CopyHeader,
+    readonly writable: boolean,
+  ) {
+    this.rowBytes = header.dim * bytesPerValue(header.precision);
+    this.scratch = Buffer.allocUnsafeSlow(this.rowBytes);
+    this.sealed = header.complete;
+  }
+
+  get precision(): EmbeddingCopyPrecision {
+    return this.header.precision;
+  }
+
+  get rows(): number {
+    return this.ids.length;
+  }
+
+  get generation(): number {
+    return this.header.generation;
+  }
+
+  get path(): string {
+    return this.file;
+  }
+
+  /** Bytes of the copy on disk once sealed. */
+  get bytes(): number {
+    return headerBytes + this.ids.length * (this.rowBytes + 20);
+  }
+
+  /** A new, empty copy at `file` (the caller writes to a temporary name and renames it once sealed). */
+  static create(file: string, identity: Pick<EmbeddingCopyTie, 'modelId' | 'dim' | 'precision'>): EmbeddingCopy {
+    const fd = fs.openSync(file, 'w+');
+    const header: CopyHeader = {
+      format: formatName,
+      version: 1,
+      ...identity,
+      graphSha256: '',
+      changeSeq: 0,
+      rows: 0,
+      generation: 0,
+      complete: false,
+      tableSha256: '',
+      writtenAt: new Date().toISOString(),
+    };
+    const copy = new EmbeddingCopy(file, fd, header, true);
+    copy.writeHeader();
+    return copy;
+  }
+
+  /** Only the header, checked against what the index expects: cheap enough for a status line. */
+  static inspect(file: string, expected: EmbeddingCopyTie): { state: 'ready' | 'missing' | 'stale' | 'damaged'; reason: string; bytes: number | null; precision: EmbeddingCopyPrecision | null } {
+    if (!fs.existsSync(file)) return { state: 'missing', reason: `the embedding copy ${file} is missing`, bytes: null, precision: null };
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(file, 'r');
+      const header = readHeader(fd, file);
+      const bytes = fs.fstatSync(fd).size;
+      const wrong = mismatch(header, expected);
+      if (wrong) return { state: 'stale', reason: `the embedding copy is out of date: ${wrong}`, bytes, precision: header.precision };
+      const expectedBytes = headerBytes + header.rows * (header.dim * bytesPerValue(header.precision) + 20);
+      if (bytes !== expectedBytes) return { state: 'damaged', reason: `the embedding copy ${file} has ${bytes} bytes; its header implies ${expectedBytes}`, bytes, precision: header.precision };
+      return { state: 'ready', reason: `${header.rows} ${header.precision} rows`, bytes, precision: header.precision };
+    } catch (error) {
+      const state = error instanceof EmbeddingCopyProblem ? error.state : 'damaged';
+      return { state, reason: (error as Error).message, bytes: null, precision: null };
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * Opens a sealed copy and checks what can be checked without reading the rows: the header against
+   * the index, the file size, and the row table against its checksum. Throws EmbeddingCopyProblem.
+   */
+  static open(file: string, expected: EmbeddingCopyTie, options: { writable: boolean }): EmbeddingCopy {
+    if (!fs.existsSync(file)) throw new EmbeddingCopyProblem('missing', `the embedding copy ${file} is missing`);
+    let fd: number;
+    let writable = options.writable;
+    try {
+      fd = fs.openSync(file, writable ? 'r+' : 'r');
+    } catch (error) {
+      if (!writable) throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} cannot be read (${(error as Error).message})`);
+      writable = false;
+      fd = fs.openSync(file, 'r');
+    }
+    try {
+      const header = readHeader(fd, file);
+      const wrong = mismatch(header, expected);
+      if (wrong) throw new EmbeddingCopyProblem('stale', `the embedding copy is out of date: ${wrong}`);
+      const copy = new EmbeddingCopy(file, fd, header, writable);
+      const tableStart = headerBytes + header.rows * copy.rowBytes;
+      const tableBytes = header.rows * 20;
+      const size = fs.fstatSync(fd).size;
+      if (size !== tableStart + tableBytes) throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} has ${size} bytes; its header implies ${tableStart + tableBytes}`);
+      const table = Buffer.allocUnsafe(tableBytes);
+      if (fs.readSync(fd, table, 0, tableBytes, tableStart) !== tableBytes) throw new EmbeddingCopyProblem('damaged', `the row table of the embedding copy ${file} is cut short`);
+      if (createHash('sha256').update(table).digest('hex') !== header.tableSha256) {
+        throw new EmbeddingCopyProblem('damaged', `the row table of the embedding copy ${file} does not match its checksum`);
+      }
+      for (let row = 0; row < header.rows; row++) {
+        const imageId = table.readUInt32LE(row * 4);
+        copy.ids.push(imageId);
+        copy.rowOf.set(imageId, row);
+      }
+      const checksStart = header.rows * 4;
+      for (let index = 0; index < header.rows * 2; index++) copy.checks.push(table.readDoubleLE(checksStart + index * 8));
+      return copy;
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+  }
+
+  has(imageId: number): boolean {
+    return this.rowOf.has(imageId);
+  }
+
+  /** Writes unit rows (row-major, ids.length × dim): over an image's existing row, or appended. */
+  put(ids: readonly number[], unitRows: Float32Array): void {
+    const dim = this.header.dim;
+    if (unitRows.length !== ids.length * dim) throw new Error(`${ids.length} rows of ${dim} values expected; got ${unitRows.length} values`);
+    if (this.sealed) {
+      // Rows change in place: mark the copy unfinished first, so a process killed before the seal leaves a copy nobody uses.
+      this.header = { ...this.header, complete: false };
+      this.writeHeader();
+      this.sealed = false;
+    }
+    const encoded = this.scratch;
+    const halves = this.header.precision === 'float16' ? new Uint16Array(encoded.buffer, encoded.byteOffset, dim) : undefined;
+    const floats = this.header.precision === 'float32' ? new Float32Array(encoded.buffer, encoded.byteOffset, dim) : undefined;
+    const none = new Float32Array(dim);
+    ids.forEach((imageId, index) => {
+      const values = unitRows.subarray(index * dim, (index + 1) * dim);
+      if (halves) {
+        for (let at = 0; at < dim; at++) halves[at] = floatToHalf(values[at]!);
+        passFloat16(none, halves, 0, dim);
+      } else {
+        floats!.set(values);
+        passFloat32(none, floats!, 0, dim);
+      }
+      let row = this.rowOf.get(imageId);
+      if (row === undefined) {
+        row = this.ids.length;
+        this.ids.push(imageId);
+        this.rowOf.set(imageId, row);
+        this.checks.push(passSquares, passSum);
+      } else {
+        this.checks[row * 2] = passSquares;
+        this.checks[row * 2 + 1] = passSum;
+      }
+      fs.writeSync(this.fd, encoded, 0, this.rowBytes, headerBytes + row * this.rowBytes);
+    });
+  }
+
+  /** Writes the row table and a complete header tied to the graph file, then truncates anything after them. */
+  seal(tie: Pick<EmbeddingCopyTie, 'graphSha256' | 'changeSeq'>): void {
+    const rows = this.ids.length;
+    const table = Buffer.alloc(rows * 20);
+    this.ids.forEach((imageId, row) => table.writeUInt32LE(imageId, row * 4));
+    this.checks.forEach((value, index) => table.writeDoubleLE(value, rows * 4 + index * 8));
+    const tableStart = headerBytes + rows * this.rowBytes;
+    fs.writeSync(this.fd, table, 0, table.length, tableStart);
+    fs.ftruncateSync(this.fd, tableStart + table.length);
+    this.header = {
+      ...this.header,
+      ...tie,
+      rows,
+      generation: this.header.generation + 1,
+      complete: true,
+      tableSha256: createHash('sha256').update(table).digest('hex'),
+      writtenAt: new Date().toISOString(),
+    };
+    this.writeHeader();
+    this.sealed = true;
+  }
+
+  /** Renames the (sealed) file; the open descriptor follows it. */
+  moveTo(file: string): void {
+    fs.renameSync(this.file, file);
+    this.file = file;
+  }
+
+  /** The stored row of an image as float32 (null when the copy has none), for checks against SQLite. */
+  row(imageId: number): Float32Array | null {
+    const row = this.rowOf.get(imageId);
+    if (row === undefined) return null;
+    const dim = this.header.dim;
+    if (fs.readSync(this.fd, this.scratch, 0, this.rowBytes, headerBytes + row * this.rowBytes) !== this.rowBytes) return null;
+    if (this.header.precision === 'float32') return new Float32Array(this.scratch.buffer, this.scratch.byteOffset, dim).slice();
+    const halves = new Uint16Array(this.scratch.buffer, this.scratch.byteOffset, dim);
+    return Float32Array.from(halves, (half) => halfToFloatTable[half]!);
+  }
+
+  /**
+   * Largest difference between the stored row and `unit` beyond the precision's rounding, as a
+   * description, or null when they agree (float32: exactly; float16: within half a unit in the last
+   * place of an 11-bit significand, or 2^-25 absolute below float16's normal range).
+   */
+  disagreement(imageId: number, unit: Float32Array): string | null {
+    const stored = this.row(imageId);
+    if (!stored) return `image ${imageId} has no row`;
+    if (stored.length !== unit.length) return `image ${imageId} has ${stored.length} values`;
+    for (let index = 0; index < unit.length; index++) {
+      const expected = unit[index]!;
+      const tolerance = this.header.precision === 'float32' ? 0 : Math.max(Math.abs(expected) * 2 ** -11, 2 ** -25);
+      if (!(Math.abs(stored[index]! - expected) <= tolerance)) return `image ${imageId} differs from SQLite at value ${index} (${stored[index]} against ${expected})`;
+    }
+    return null;
+  }
+
+  /**
+   * The k best candidates by cosine with the unit query, one positioned read of each row into a
+   * reused buffer. Returns a problem instead when a candidate has no row, a read comes back short or
+   * a row's checks disagree: the caller then answers from SQLite.
+   */
+  rerank(unit: Float32Array, candidates: readonly number[], k: number): { neighbours: Neighbour[] } | { problem: string } {
+    const dim = this.header.dim;
+    const top = new TopK(k);
+    const buffer = this.scratch;
+    const halves = this.header.precision === 'float16' ? new Uint16Array(buffer.buffer, buffer.byteOffset, dim) : undefined;
+    const floats = halves ? undefined : new Float32Array(buffer.buffer, buffer.byteOffset, dim);
+    for (const imageId of candidates) {
+      const row = this.rowOf.get(imageId);
+      if (row === undefined) return { problem: `the embedding copy has no row for image ${imageId}` };
+      const read = fs.readSync(this.fd, buffer, 0, this.rowBytes, headerBytes + row * this.rowBytes);
+      if (read !== this.rowBytes) return { problem: `the embedding copy ${this.file} is cut short (row ${row} of image ${imageId})` };
+      const ab = halves ? passFloat16(unit, halves, 0, dim) : passFloat32(unit, floats!, 0, dim);
+      if (passSquares !== this.checks[row * 2] || passSum !== this.checks[row * 2 + 1]) {
+        return { problem: `the row of image ${imageId} in the embedding copy ${this.file} does not match its check (damaged or rewritten)` };
+      }
+      top.offer(imageId, passSquares === 0 ? 0 : ab / Math.sqrt(passSquares));
+    }
+    return { neighbours: top.result() };
+  }
+
+  close(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // Closed already.
+    }
+  }
+
+  private writeHeader(): void {
+    const json = Buffer.from(JSON.stringify(this.header), 'utf8');
+    if (json.length > headerBytes - 4) throw new Error('embedding copy header too long');
+    const head = Buffer.alloc(headerBytes);
+    head.writeUInt32LE(json.length, 0);
+    json.copy(head, 4);
+    fs.writeSync(this.fd, head, 0, headerBytes, 0);
+  }
+}
