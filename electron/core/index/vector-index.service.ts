@@ -5,7 +5,7 @@ import { hnswlib } from '../runtime/lazy-packages.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
-import { EmbeddingCopy, EmbeddingCopyProblem, type EmbeddingCopyPrecision } from './embedding-copy.js';
+import { EmbeddingCopy, EmbeddingCopyProblem, type EmbeddingCopyPrecision, type EmbeddingCopyTie } from './embedding-copy.js';
 import { describeCalibration, makeProbes, ProbeTruth, probeIds, recallOfCandidates, searchLadder, type IndexCalibration, type Probe } from './index-calibration.js';
 import { readPointsFromIndexFile } from './hnsw-file-points.js';
 import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
@@ -386,7 +386,7 @@ export class VectorIndexService {
       const stored = this.repository.record(modelId);
       if (stored && stored.fileSha256 === cached.record.fileSha256) {
         // A copy a query found damaged is rebuilt here, at the next call, rather than inside that query.
-        if (cached.copyProblem?.state === 'damaged') await this.attachCopy(cached, control);
+        if (cached.copyProblem?.state === 'damaged') await this.attachCopy(cached, control, cached.copyProblem.reason);
         await this.applyChanges(modelId, cached);
         return { rebuilt: null };
       }
@@ -510,7 +510,7 @@ export class VectorIndexService {
    * size, row table checksum, and a few rows against SQLite. A copy that fails is rebuilt from SQLite
    * (a pass over every embedding, with progress); one that cannot be written leaves the re-rank on SQLite.
    */
-  private async attachCopy(loaded: LoadedIndex, control: JobControl): Promise<void> {
+  private async attachCopy(loaded: LoadedIndex, control: JobControl, knownDamage?: string): Promise<void> {
     loaded.copy?.close();
     loaded.copy = undefined;
     loaded.copyProblem = undefined;
@@ -519,20 +519,9 @@ export class VectorIndexService {
     const precision = this.parameters.embeddingCopy as EmbeddingCopyPrecision;
     const file = this.embeddingCopyFile(modelId);
     const tie = { modelId, dim, precision, graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq };
-    let why: string;
-    try {
-      const copy = EmbeddingCopy.open(file, tie, { writable: true });
-      const disagreement = this.sampleDisagreement(loaded, copy);
-      if (!disagreement) {
-        loaded.copy = copy;
-        return;
-      }
-      copy.close();
-      why = `the embedding copy disagrees with SQLite: ${disagreement}`;
-    } catch (error) {
-      if (!(error instanceof EmbeddingCopyProblem)) throw error;
-      why = error.message;
-    }
+    // A copy a query found damaged is rebuilt whatever its header says (the open's checks did not see that row).
+    const why = knownDamage ?? this.openCopy(loaded, file, tie);
+    if (why === null) return;
     const started = this.startCopy(modelId, dim);
     if (!started.copy) {
       loaded.copyProblem = { state: 'unwritable', reason: `${why}, and ${started.problem!.reason}` };
@@ -561,6 +550,23 @@ export class VectorIndexService {
     this.sealCopy(loaded);
     const failed = loaded.copyProblem as LoadedIndex['copyProblem'];
     if (failed) loaded.copyProblem = { ...failed, reason: `${why}; rebuilding it failed: ${failed.reason}` };
+  }
+
+  /** Opens and checks the copy into `loaded.copy`; returns null when it is usable, else why not. */
+  private openCopy(loaded: LoadedIndex, file: string, tie: EmbeddingCopyTie): string | null {
+    try {
+      const copy = EmbeddingCopy.open(file, tie, { writable: true });
+      const disagreement = this.sampleDisagreement(loaded, copy);
+      if (!disagreement) {
+        loaded.copy = copy;
+        return null;
+      }
+      copy.close();
+      return `the embedding copy disagrees with SQLite: ${disagreement}`;
+    } catch (error) {
+      // Any failure to read it (a folder in its place, an I/O error) is a copy to rebuild, never a failed search.
+      return error instanceof EmbeddingCopyProblem ? error.message : `the embedding copy ${file} could not be read (${(error as Error).message})`;
+    }
   }
 
   /** Up to 8 rows spread over the copy compared with their embeddings in SQLite (rows changed since the graph was written are skipped). */
