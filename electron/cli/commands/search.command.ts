@@ -126,6 +126,8 @@ export function registerSearchCommands(program: Command): void {
               `${status.modelDim}-d${status.projectionVersion === null ? '' : ` projected to ${status.graphDim}-d (projection v${status.projectionVersion})`}\n`,
           );
           process.stdout.write(`  ${status.calibration ? describeCalibration(status.calibration) : 'recall not measured yet (measured at the next build or search)'}\n`);
+          const copy = status.embeddingCopy;
+          if (copy.state !== 'unused') process.stdout.write(`  re-rank from ${copy.rerankFrom === 'copy' ? `the flat ${copy.precision} copy` : 'SQLite'}: ${copy.state} (${copy.reason})\n`);
         }
       });
     });
