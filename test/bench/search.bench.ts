@@ -13,7 +13,11 @@
  * back from SQLite (the SQLite read of the candidates is measured separately on 10k rows). Then, for
  * every size and data model, the service end to end on a real library (search-benchmark.ts: build and
  * calibration, open-to-ready, resident memory, per-stage query times, and hnswlib's own searchKnn on
- * the same file as the native reference). SEARCH_BENCH_PARTS=service (or layer) runs one half.
+ * the same file as the native reference). The service half also puts side by side the re-rank from the
+ * flat float16 copy beside the index and from SQLite (the same queries, interleaved), the float32 copy
+ * against float16 (recall, same top 10), the whole searchSimilar request in process with its stages
+ * and through the web API (`dermws serve`, HTTP + JSON), resident memory and open-to-ready.
+ * SEARCH_BENCH_PARTS=service (or layer) runs one half.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

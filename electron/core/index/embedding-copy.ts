@@ -214,11 +214,6 @@ export class EmbeddingCopy {
     return this.file;
   }
 
-  /** Bytes of the copy on disk once sealed. */
-  get bytes(): number {
-    return headerBytes + this.ids.length * (this.rowBytes + 20);
-  }
-
   /** A new, empty copy at `file` (the caller writes to a temporary name and renames it once sealed). */
   static create(file: string, identity: Pick<EmbeddingCopyTie, 'modelId' | 'dim' | 'precision'>): EmbeddingCopy {
     const fd = fs.openSync(file, 'w+');
