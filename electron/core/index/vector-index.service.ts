@@ -577,7 +577,16 @@ export class VectorIndexService {
       (imageId) => !pending.has(imageId),
     );
     for (const imageId of sample) if (!copy.has(imageId)) return `image ${imageId} has no row`;
-    for (const row of this.repository.vectors(loaded.record.modelId, sample)) {
+    let rows: ReturnType<VectorIndexRepository['vectors']>;
+    try {
+      rows = this.repository.vectors(loaded.record.modelId, sample);
+    } catch {
+      // Damaged embeddings in SQLite (refused by storedVector) cannot judge the copy, and opening the
+      // index must not read them into a failure: the copy's own checks (header, size, row table, per-row
+      // checks at each read) stand, and "dermws check" reports the damaged rows.
+      return null;
+    }
+    for (const row of rows) {
       const disagreement = copy.disagreement(row.imageId, normalized(row.vector));
       if (disagreement) return disagreement;
     }
