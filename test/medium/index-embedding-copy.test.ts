@@ -153,6 +153,8 @@ describe('flat embedding copy for the re-rank', () => {
     for (const precision of ['float32', 'float16'] as const) {
       const service = f.service({ embeddingCopy: precision });
       await service.ensureReady(modelId);
+      // The first search that re-ranks writes the copy in this precision (the previous one is stale).
+      await service.search(modelId, queries[0]!, 10);
       const status = await service.status(modelId);
       expect(status.embeddingCopy).toMatchObject({
         state: 'ready',
@@ -264,7 +266,10 @@ describe('flat embedding copy for the re-rank', () => {
       state: 'damaged',
       rerankFrom: 'sqlite',
     });
+    // Opening the index (as the map does) only notes it; the first search rebuilds it.
     await truncated.ensureReady(modelId);
+    expect((await truncated.status(modelId)).embeddingCopy).toMatchObject({ state: 'damaged', rerankFrom: 'sqlite' });
+    await truncated.search(modelId, queries[0]!, 10);
     expect((await truncated.status(modelId)).embeddingCopy.state).toBe('ready');
     expect(ids(await Promise.all(queries.map((query) => truncated.search(modelId, query, 10))))).toEqual(ids(intact));
     await truncated.close();
@@ -284,6 +289,8 @@ describe('flat embedding copy for the re-rank', () => {
     flip('all');
     const resampled = f.service();
     await resampled.ensureReady(modelId);
+    expect((await resampled.status(modelId)).embeddingCopy.reason).toMatch(/disagrees with SQLite/);
+    await resampled.search(modelId, queries[0]!, 10);
     expect((await resampled.status(modelId)).embeddingCopy.state).toBe('ready');
     expectCopyAgreesWithDatabase(f, openCopy(f, resampled));
     expect(ids(await Promise.all(queries.map((query) => resampled.search(modelId, query, 10))))).toEqual(ids(intact));
@@ -329,6 +336,7 @@ describe('flat embedding copy for the re-rank', () => {
       rerankFrom: 'sqlite',
     });
     await stale.ensureReady(modelId);
+    await stale.search(modelId, queries[0]!, 10);
     expect((await stale.status(modelId)).embeddingCopy.state).toBe('ready');
     expectCopyAgreesWithDatabase(f, openCopy(f, stale));
     const [self] = await stale.search(modelId, extra.subarray(3 * dim, 4 * dim), 1);
@@ -346,6 +354,7 @@ describe('flat embedding copy for the re-rank', () => {
 
     const service = f.service();
     await service.ensureReady(modelId);
+    await service.search(modelId, queries[0]!, 10);
     const status = await service.status(modelId);
     expect(status.embeddingCopy).toMatchObject({
       state: 'unwritable',

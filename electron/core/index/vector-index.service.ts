@@ -385,8 +385,6 @@ export class VectorIndexService {
     if (cached) {
       const stored = this.repository.record(modelId);
       if (stored && stored.fileSha256 === cached.record.fileSha256) {
-        // A copy a query found damaged is rebuilt here, at the next call, rather than inside that query.
-        if (cached.copyProblem?.state === 'damaged') await this.attachCopy(cached, control, cached.copyProblem.reason);
         await this.applyChanges(modelId, cached);
         return { rebuilt: null };
       }
@@ -412,7 +410,7 @@ export class VectorIndexService {
       return { rebuilt: await this.build(modelId, `the index file could not be read (${(error as Error).message})`, control, false) };
     }
     this.loaded.set(modelId, loaded);
-    await this.attachCopy(loaded, control);
+    await this.attachCopy(loaded, control, { rebuild: false });
     await this.applyChanges(modelId, loaded);
     const current = this.loaded.get(modelId);
     if (current === loaded && (loaded.live.size !== liveIds.length || idChecksum(loaded.live) !== idChecksum(liveIds))) {
@@ -508,9 +506,12 @@ export class VectorIndexService {
   /**
    * Opens the model's flat copy for a loaded graph and checks it: header tied to this graph file,
    * size, row table checksum, and a few rows against SQLite. A copy that fails is rebuilt from SQLite
-   * (a pass over every embedding, with progress); one that cannot be written leaves the re-rank on SQLite.
+   * (a pass over every embedding, with progress) when `rebuild` is set — by the first search that
+   * re-ranks, not by every open (the map opens the index only to read its points); one that cannot be
+   * written leaves the re-rank on SQLite.
    */
-  private async attachCopy(loaded: LoadedIndex, control: JobControl, knownDamage?: string): Promise<void> {
+  private async attachCopy(loaded: LoadedIndex, control: JobControl, options: { rebuild: boolean; knownDamage?: string }): Promise<void> {
+    const knownDamage = options.knownDamage;
     loaded.copy?.close();
     loaded.copy = undefined;
     loaded.copyProblem = undefined;
@@ -520,8 +521,13 @@ export class VectorIndexService {
     const file = this.embeddingCopyFile(modelId);
     const tie = { modelId, dim, precision, graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq };
     // A copy a query found damaged is rebuilt whatever its header says (the open's checks did not see that row).
-    const why = knownDamage ?? this.openCopy(loaded, file, tie);
-    if (why === null) return;
+    const problem = knownDamage !== undefined ? { state: 'damaged' as const, reason: knownDamage } : this.openCopy(loaded, file, tie);
+    if (problem === null) return;
+    const why = problem.reason;
+    if (!options.rebuild) {
+      loaded.copyProblem = { state: problem.state, reason: `${why}; it is rebuilt at the next search` };
+      return;
+    }
     const started = this.startCopy(modelId, dim);
     if (!started.copy) {
       loaded.copyProblem = { state: 'unwritable', reason: `${why}, and ${started.problem!.reason}` };
@@ -553,7 +559,7 @@ export class VectorIndexService {
   }
 
   /** Opens and checks the copy into `loaded.copy`; returns null when it is usable, else why not. */
-  private openCopy(loaded: LoadedIndex, file: string, tie: EmbeddingCopyTie): string | null {
+  private openCopy(loaded: LoadedIndex, file: string, tie: EmbeddingCopyTie): { state: 'missing' | 'stale' | 'damaged'; reason: string } | null {
     try {
       const copy = EmbeddingCopy.open(file, tie, { writable: true });
       const disagreement = this.sampleDisagreement(loaded, copy);
@@ -562,10 +568,12 @@ export class VectorIndexService {
         return null;
       }
       copy.close();
-      return `the embedding copy disagrees with SQLite: ${disagreement}`;
+      return { state: 'damaged', reason: `the embedding copy disagrees with SQLite: ${disagreement}` };
     } catch (error) {
       // Any failure to read it (a folder in its place, an I/O error) is a copy to rebuild, never a failed search.
-      return error instanceof EmbeddingCopyProblem ? error.message : `the embedding copy ${file} could not be read (${(error as Error).message})`;
+      return error instanceof EmbeddingCopyProblem
+        ? { state: error.state, reason: error.message }
+        : { state: 'damaged', reason: `the embedding copy ${file} could not be read (${(error as Error).message})` };
     }
   }
 
@@ -1124,6 +1132,24 @@ export class VectorIndexService {
     return counts;
   }
 
+  /**
+   * Rebuilds the flat copy before a query re-ranks, when the open found it missing, stale or damaged or
+   * a query found a damaged row. A rebuild that fails leaves the re-rank on SQLite for this process.
+   */
+  private async ensureCopy(modelId: string): Promise<void> {
+    const loaded = this.loaded.get(modelId);
+    const state = loaded?.copyProblem?.state;
+    if (!loaded || loaded.copy || !this.wantsCopy(loaded) || (state !== 'missing' && state !== 'stale' && state !== 'damaged')) return;
+    await this.exclusive(modelId, async () => {
+      if (this.loaded.get(modelId) !== loaded || !loaded.copyProblem) return;
+      try {
+        await this.attachCopy(loaded, {}, { rebuild: true, knownDamage: loaded.copyProblem.reason.replace(/; it is rebuilt at the next search$/, '') });
+      } catch (error) {
+        this.abandonCopy(loaded, { state: 'unwritable', reason: `the embedding copy could not be rebuilt (${(error as Error).message})` });
+      }
+    });
+  }
+
   /** Whether a filter that keeps `allowedCount` images is answered by an exact scan of them rather than the graph. */
   scansFilterExactly(modelId: string, allowedCount: number): boolean {
     return allowedCount <= this.parameters.exactFilterLimit || allowedCount <= this.size(modelId) * 0.02;
@@ -1202,6 +1228,7 @@ export class VectorIndexService {
   async search(modelId: string, query: ArrayLike<number>, k: number, options: IndexSearchOptions = {}): Promise<Neighbour[]> {
     if (!Number.isInteger(k) || k < 1 || k > 1000) throw new DermError('invalid-input', `k must be a whole number from 1 to 1000; got ${k}.`, { field: 'k' });
     await this.ensureReady(modelId);
+    if (!options.exact && !options.rerankFromDatabase) await this.ensureCopy(modelId);
     const loaded = this.loaded.get(modelId)!;
     if (query.length !== loaded.record.modelDim) {
       throw new DermError('invalid-input', `The query vector has ${query.length} values; model "${modelId}" has ${loaded.record.modelDim}.`, { field: 'query' });
