@@ -13,7 +13,7 @@ module.exports = {
       comment: 'electron/common is imported by the renderer, the core and Electron main: it may import nothing of theirs.',
       severity: 'error',
       from: { path: '^electron/common/' },
-      to: { path: '^electron/(core|cli|main|preload)/' },
+      to: { path: '^electron/(core|cli|web|main|preload)/' },
     },
     {
       name: 'common-runs-anywhere',
@@ -41,7 +41,28 @@ module.exports = {
       comment: 'The CLI, web mode, Electron main and preload call the core; the core never calls them.',
       severity: 'error',
       from: { path: '^electron/core/' },
-      to: { path: '^electron/(cli|main|preload)/' },
+      to: { path: '^electron/(cli|web|main|preload)/' },
+    },
+    {
+      name: 'app-code-never-imports-model-tooling',
+      comment: 'native-models/ holds model cards, bundled manifests and build-time scripts; code the app runs lives in electron/.',
+      severity: 'error',
+      from: { path: '^electron/' },
+      to: { path: '^native-models/' },
+    },
+    {
+      name: 'app-code-never-imports-tests',
+      comment: 'Test fixtures and helpers are not shipped: nothing under electron/ or renderer/ may need them.',
+      severity: 'error',
+      from: { path: '^(electron|renderer/src)/' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'cli-and-web-are-separate-entry-points',
+      comment: 'dermws commands start the web mode through electron/web; the web mode never needs the CLI.',
+      severity: 'error',
+      from: { path: '^electron/web/' },
+      to: { path: '^electron/cli/' },
     },
     {
       name: 'renderer-reaches-electron-only-through-common',
@@ -82,11 +103,7 @@ module.exports = {
       comment: 'Folders form layers: when a imports b and b imports a, neither can be understood or tested alone.',
       severity: 'error',
       scope: 'folder',
-      // The one known exception: core/models converts the bundled encoder with code that still lives in
-      // native-models/, which reads core/models' manifest schema. Moving that runtime code into
-      // electron/core (issue 14, item 1) removes the cycle and this pathNot with it; module-level cycles
-      // in these folders are still checked by no-circular-modules.
-      from: { path: '^(electron|renderer/src|native-models)(/|$)', pathNot: '^(electron/core/models|native-models|native-models/nsfwjs-mobilenet-v2)$' },
+      from: { path: '^(electron|renderer/src|native-models)(/|$)' },
       to: { circular: true },
     },
   ],

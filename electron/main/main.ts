@@ -5,9 +5,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, screen, session, shell, type WebContents } from 'electron';
 import { desktopContentSecurityPolicy } from '../common/content-security-policy.js';
 import { resolveLibraryFolder } from '../core/library/library-location.js';
-import { startAppApiHost, type AppApiHost } from '../core/app-api/app-api-host.js';
+import { startAppApiHost, type AppApiHost } from '../core/app-api/transport/app-api-host.js';
 import { appVersion } from '../core/library/installation.js';
-import { mediaBody, openMediaStream } from '../core/app-api/media-file.js';
+import { mediaBody, openMediaStream } from '../core/media/media-file.js';
 import { createInvokeHandler, eventChannel, invokeChannel } from './ipc-bridge.js';
 import {
   isRendererUrl,

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { applicationDataFolder } from '../../electron/core/library/library-location.js';
-import { ensureDefaultEncoder } from './convert.js';
+import { ensureDefaultEncoder } from '../../electron/core/models/default-encoder/convert.js';
 
 const cacheFolder = process.env.DERMWS_MODEL_CACHE ?? path.join(applicationDataFolder(), 'models');
 try {

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildBitResNet } from '../../native-models/bit/build-bit-resnet.js';
+import { buildBitResNet } from '../fixtures/build-bit-resnet.js';
 import { integerFromEnvironment } from './bench-environment.js';
 
 export async function run(): Promise<void> {

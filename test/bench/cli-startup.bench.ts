@@ -40,7 +40,7 @@ function writeEagerPreload(folder: string): string {
   const compiled = (relative: string) => pathToFileURL(path.join(root, 'dist', relative)).href;
   const lines = [
     `import ${JSON.stringify(compiled('electron/core/core.js'))};`,
-    `import ${JSON.stringify(compiled('electron/cli/serve.js'))};`,
+    `import ${JSON.stringify(compiled('electron/web/serve.js'))};`,
     `import ${JSON.stringify(compiled('electron/core/search/search-benchmark.js'))};`,
     `import ${JSON.stringify(compiled('electron/core/cluster/cluster-shard.js'))};`,
     `import { createRequire } from 'node:module';`,

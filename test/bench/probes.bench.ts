@@ -12,14 +12,14 @@
  * one fit run far past convergence.
  */
 import os from 'node:os';
-import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
+import { MatrixEngine } from '../../electron/core/math/matrix-engine.js';
 import { groupedFolds } from '../../electron/core/probes/grouped-folds.js';
-import { featureStatistics, fitLogisticModels, predictAll, type FittedModels, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
+import { featureStatistics, fitLogisticModels, predictAll, type FittedModels, type ProbeModelSpec } from '../../electron/core/math/logistic-regression.js';
 import { curveTrainingRows, evaluateProbe, type ProbeProblem, type ProbeSettings } from '../../electron/core/probes/probe-evaluation.js';
 import { fitOnOwnRows } from '../../electron/core/probes/row-block.js';
 import { probeDefaults } from '../../electron/core/probes/probes.service.js';
 import { SeededRandom } from '../../electron/common/seeded-random.js';
-import { covarianceSpectrum, defaultSpectrumOptions, type SpectralPreconditioner } from '../../electron/core/probes/spectral-preconditioner.js';
+import { covarianceSpectrum, defaultSpectrumOptions, type SpectralPreconditioner } from '../../electron/core/math/spectral-preconditioner.js';
 import fs from 'node:fs';
 
 const rowCount = 10_000;

@@ -12,9 +12,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { createCore } from '../../electron/core/core.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { matrix, OnnxGemm } from '../../electron/core/index/onnx-gemm.js';
-import { fitRandomizedPca } from '../../electron/core/index/randomized-pca.js';
-import { normalizeRows } from '../../electron/core/index/vector-math.js';
+import { matrix, OnnxGemm } from '../../electron/core/math/onnx-gemm.js';
+import { fitRandomizedPca } from '../../electron/core/math/randomized-pca.js';
+import { normalizeRows } from '../../electron/core/math/vector-math.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { lesionColours, writeSkinImage } from '../fixtures/skin-images.js';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { imagesLoaded, launchChromium } from '../helpers/chromium.js';
 

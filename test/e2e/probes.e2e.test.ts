@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { SeededRandom } from '../../electron/common/seeded-random.js';
 import { runDermws } from '../fixtures/cli-runner.js';

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { defaultEncoderId } from '../../native-models/nsfwjs-mobilenet-v2/convert.js';
+import { defaultEncoderId } from '../../electron/core/models/default-encoder/convert.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { launchChromium } from '../helpers/chromium.js';

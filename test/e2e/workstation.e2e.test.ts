@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { writeBrokenFiles, writeSkinImage } from '../fixtures/skin-images.js';
 import { imagesLoaded, launchChromium, reportCspViolations } from '../helpers/chromium.js';

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { RunningServer } from '../../electron/cli/serve.js';
+import type { RunningServer } from '../../electron/web/serve.js';
 
 export interface RawResponse {
   status: number;

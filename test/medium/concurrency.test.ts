@@ -9,7 +9,7 @@ import { createImportServices } from '../../electron/core/core.js';
 import type { ImportReport } from '../../electron/core/import/import.service.js';
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { openLibrary } from '../../electron/core/library/library.js';
-import { writeTinyEncoder } from '../../native-models/test-encoders.js';
+import { writeTinyEncoder } from '../fixtures/test-encoders.js';
 import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callNames } from '../../electron/common/contract.js';
-import { startAppApiHost, type AppApiHost } from '../../electron/core/app-api/app-api-host.js';
+import { startAppApiHost, type AppApiHost } from '../../electron/core/app-api/transport/app-api-host.js';
 import { createInvokeHandler } from '../../electron/main/ipc-bridge.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 

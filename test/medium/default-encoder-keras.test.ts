@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
-import { convertKerasModel, type KerasLayer } from '../../native-models/keras/keras-to-onnx.js';
-import { dequantiseWeights, type WeightSpec } from '../../native-models/nsfwjs-mobilenet-v2/nsfwjs-files.js';
+import { convertKerasModel, type KerasLayer } from '../../electron/core/models/default-encoder/keras-to-onnx.js';
+import { dequantiseWeights, type WeightSpec } from '../../electron/core/models/default-encoder/nsfwjs-files.js';
 
 /**
  * The Keras → ONNX converter on the cases MobileNetV2 does not exercise: TF "same" padding with

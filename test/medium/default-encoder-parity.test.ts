@@ -6,9 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelManifestSchema } from '../../electron/core/models/model-manifest.js';
-import { sha256OfFile } from '../../native-models/onnx/onnx-graph-builder.js';
-import { convertNsfwjsMobileNetV2, cutLayer, defaultEncoderId, ensureDefaultEncoder } from '../../native-models/nsfwjs-mobilenet-v2/convert.js';
-import { readNsfwjsMobileNetV2 } from '../../native-models/nsfwjs-mobilenet-v2/nsfwjs-files.js';
+import { sha256OfFile } from '../../electron/core/math/onnx-graph-builder.js';
+import { convertNsfwjsMobileNetV2, cutLayer, defaultEncoderId, ensureDefaultEncoder } from '../../electron/core/models/default-encoder/convert.js';
+import { readNsfwjsMobileNetV2 } from '../../electron/core/models/default-encoder/nsfwjs-files.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';
 
 /**

@@ -10,7 +10,7 @@ import { writeNpz } from '../../electron/core/embeddings/npz.js';
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { providerOrder, type ExecutionProvider } from '../../electron/core/models/execution-providers.js';
 import { ModelRegistry } from '../../electron/core/models/model-registry.js';
-import { writeTinyEncoder } from '../../native-models/test-encoders.js';
+import { writeTinyEncoder } from '../fixtures/test-encoders.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { skinImagePixels, writeSkinImage } from '../fixtures/skin-images.js';
 

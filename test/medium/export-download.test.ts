@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../electron/cli/serve.js';
-import { tokenHeader } from '../../electron/cli/web-bridge.js';
+import { startServer, type RunningServer } from '../../electron/web/serve.js';
+import { tokenHeader } from '../../electron/web/web-bridge.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readPointsFromIndexFile } from '../../electron/core/index/hnsw-file-points.js';
-import { gaussianSource } from '../../electron/core/index/randomized-pca.js';
+import { gaussianSource } from '../../electron/core/math/randomized-pca.js';
 
 /** Points read out of a real hnswlib index file agree with getPoint; a file it cannot vouch for is refused. */
 const folders: string[] = [];

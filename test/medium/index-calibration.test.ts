@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { gaussianSource } from '../../electron/core/index/randomized-pca.js';
+import { gaussianSource } from '../../electron/core/math/randomized-pca.js';
 import { VectorIndexRepository } from '../../electron/core/index/vector-index.repository.js';
 import { VectorIndexService, type VectorIndexParameters } from '../../electron/core/index/vector-index.service.js';
-import { exactSearch, normalizeRows } from '../../electron/core/index/vector-math.js';
+import { exactSearch, normalizeRows } from '../../electron/core/math/vector-math.js';
 import type { Library } from '../../electron/core/library/library.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';

@@ -4,7 +4,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import { EmbeddingCopy, floatToHalf, halfToFloat } from '../../electron/core/index/embedding-copy.js';
 import { VectorIndexRepository } from '../../electron/core/index/vector-index.repository.js';
 import { VectorIndexService, type VectorIndexParameters } from '../../electron/core/index/vector-index.service.js';
-import { exactSearch, normalized, normalizeRows, type Neighbour } from '../../electron/core/index/vector-math.js';
+import { exactSearch, normalized, normalizeRows, type Neighbour } from '../../electron/core/math/vector-math.js';
 import type { Library } from '../../electron/core/library/library.js';
 import { flatNonNegativeVectors, perturbed } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';

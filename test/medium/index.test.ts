@@ -6,7 +6,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import type { JobProgress } from '../../electron/core/jobs/job.js';
 import { VectorIndexRepository } from '../../electron/core/index/vector-index.repository.js';
 import { defaultIndexParameters, VectorIndexService, type VectorIndexParameters } from '../../electron/core/index/vector-index.service.js';
-import { exactSearch, normalizeRows, type Neighbour } from '../../electron/core/index/vector-math.js';
+import { exactSearch, normalizeRows, type Neighbour } from '../../electron/core/math/vector-math.js';
 import type { Library } from '../../electron/core/library/library.js';
 import { clusteredVectors, perturbed } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';

@@ -9,9 +9,9 @@ import { defaultBatchSize, providerOrder, providersFromEnvironment } from '../..
 import { ModelRegistry } from '../../electron/core/models/model-registry.js';
 import { preprocessImage, type InputSpec } from '../../electron/core/models/preprocess.js';
 import { defaultEncoderLocation } from '../../electron/core/models/model-services.js';
-import { writeManifestFile } from '../../native-models/model-files.js';
-import { OnnxGraphBuilder } from '../../native-models/onnx/onnx-graph-builder.js';
-import { brokenModelKinds, writeBrokenModels, writeTinyEncoder, type BrokenModel, type BrokenModelKind } from '../../native-models/test-encoders.js';
+import { writeManifestFile } from '../../electron/core/models/model-files.js';
+import { OnnxGraphBuilder } from '../../electron/core/math/onnx-graph-builder.js';
+import { brokenModelKinds, writeBrokenModels, writeTinyEncoder, type BrokenModel, type BrokenModelKind } from '../fixtures/test-encoders.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 let folder: string;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBitResNet, writeBitResNet } from '../../native-models/bit/build-bit-resnet.js';
+import { buildBitResNet, writeBitResNet } from '../fixtures/build-bit-resnet.js';
 
 let folder: string;
 beforeAll(() => {

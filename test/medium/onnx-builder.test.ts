@@ -6,8 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
 import { modelManifestSchema } from '../../electron/core/models/model-manifest.js';
-import { float, OnnxGraphBuilder, sha256OfFile } from '../../native-models/onnx/onnx-graph-builder.js';
-import { brokenModelKinds, writeBrokenModels, writeTinyEncoder } from '../../native-models/test-encoders.js';
+import { float, OnnxGraphBuilder, sha256OfFile } from '../../electron/core/math/onnx-graph-builder.js';
+import { brokenModelKinds, writeBrokenModels, writeTinyEncoder } from '../fixtures/test-encoders.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';
 
 let folder: string;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
-import { exactSearch, normalizeRows } from '../../electron/core/index/vector-math.js';
+import { exactSearch, normalizeRows } from '../../electron/core/math/vector-math.js';
 import { parseSearchFilter } from '../../electron/core/search/search-filter.js';
 import { createSearchServices } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';

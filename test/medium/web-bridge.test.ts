@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callNames } from '../../electron/common/contract.js';
-import { startServer, type RunningServer } from '../../electron/cli/serve.js';
+import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { webContentSecurityPolicy } from '../../electron/common/content-security-policy.js';
-import { safeUploadPath, tokenHeader } from '../../electron/cli/web-bridge.js';
+import { safeUploadPath, tokenHeader } from '../../electron/web/web-bridge.js';
 import { rawRequest } from '../helpers/raw-request.js';
 
 describe('web bridge (dermws serve)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { groupedFolds } from '../../electron/core/probes/grouped-folds.js';
-import { accumulateRow, featureStatistics, fitLogisticModels, statisticsFromSums, type FittedModels, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
-import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
+import { accumulateRow, featureStatistics, fitLogisticModels, statisticsFromSums, type FittedModels, type ProbeModelSpec } from '../../electron/core/math/logistic-regression.js';
+import { MatrixEngine } from '../../electron/core/math/matrix-engine.js';
 import { rocAuc } from '../../electron/core/probes/metrics.js';
 import { curveTrainingRows, evaluateProbe, type ProbeProblem } from '../../electron/core/probes/probe-evaluation.js';
 import { fitOnOwnRows, moveRowsToFront, undoSwaps } from '../../electron/core/probes/row-block.js';

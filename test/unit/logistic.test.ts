@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { featureStatistics, fitLogisticModels, predictAll, type ProbeModelSpec } from '../../electron/core/probes/logistic-regression.js';
-import { MatrixEngine } from '../../electron/core/probes/matrix-engine.js';
+import { featureStatistics, fitLogisticModels, predictAll, type ProbeModelSpec } from '../../electron/core/math/logistic-regression.js';
+import { MatrixEngine } from '../../electron/core/math/matrix-engine.js';
 import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const rows = 120;

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { choleskyWithDrop, symmetricEigen } from '../../electron/core/index/dense-linear-algebra.js';
-import { matrix, multiplyJs, OnnxAffine, OnnxGemm } from '../../electron/core/index/onnx-gemm.js';
-import { fitRandomizedPca, gaussianSource, orthonormalColumns, projectionBias, projectJs } from '../../electron/core/index/randomized-pca.js';
+import { choleskyWithDrop, symmetricEigen } from '../../electron/core/math/dense-linear-algebra.js';
+import { matrix, multiplyJs, OnnxAffine, OnnxGemm } from '../../electron/core/math/onnx-gemm.js';
+import { fitRandomizedPca, gaussianSource, orthonormalColumns, projectionBias, projectJs } from '../../electron/core/math/randomized-pca.js';
 
 const gemm = new OnnxGemm();
 afterAll(() => gemm.release());

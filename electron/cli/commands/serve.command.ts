@@ -15,7 +15,7 @@ export function registerServeCommands(program: Command): void {
         throw new DermError('invalid-input', `--host must be an IP address or host name; got "${options.host}".`, { field: '--host' });
       }
       // The web bridge and the app host are loaded by this command only.
-      const { startServer } = await import('../serve.js');
+      const { startServer } = await import('../../web/serve.js');
       const server = await startServer({ hostname: options.host, port, ...(global.library ? { libraryFolder: global.library } : {}) });
       if (server.warning) process.stderr.write(`${server.warning}\n`);
       if (global.json) {

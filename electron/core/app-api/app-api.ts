@@ -3,7 +3,7 @@ import { contract, isCallName, type AppEvent, type CallName, type CallOutput, ty
 import { DermError } from '../../common/errors.js';
 import type { Core } from '../core.js';
 import { JobRegistry } from './job-registry.js';
-import { LibraryViewRepository } from './library-view.repository.js';
+import { LibraryViewRepository } from '../library-view/library-view.repository.js';
 import { explainLibraryError } from '../library/library-errors.js';
 
 export interface AppApiOptions {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { TopK, type Neighbour } from './vector-math.js';
+import { TopK, type Neighbour } from '../math/vector-math.js';
 
 /**
  * A compact flat copy of one model's unit-length embeddings beside its index file

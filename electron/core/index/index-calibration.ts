@@ -1,6 +1,6 @@
-import { matrix, type OnnxGemm } from './onnx-gemm.js';
-import { gaussianSource } from './randomized-pca.js';
-import { normalizeRows, TopK } from './vector-math.js';
+import { matrix, type OnnxGemm } from '../math/onnx-gemm.js';
+import { gaussianSource } from '../math/randomized-pca.js';
+import { normalizeRows, TopK } from '../math/vector-math.js';
 
 /**
  * The index measures its own recall: probe queries drawn from the library, their exact top 10 by

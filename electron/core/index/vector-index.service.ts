@@ -8,10 +8,10 @@ import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job
 import { EmbeddingCopy, EmbeddingCopyProblem, type EmbeddingCopyPrecision, type EmbeddingCopyTie } from './embedding-copy.js';
 import { describeCalibration, makeProbes, ProbeTruth, probeIds, recallOfCandidates, searchLadder, type IndexCalibration, type Probe } from './index-calibration.js';
 import { readPointsFromIndexFile } from './hnsw-file-points.js';
-import { matrix, OnnxAffine, OnnxGemm } from './onnx-gemm.js';
-import { fitRandomizedPca, projectionBias } from './randomized-pca.js';
+import { matrix, OnnxAffine, OnnxGemm } from '../math/onnx-gemm.js';
+import { fitRandomizedPca, projectionBias } from '../math/randomized-pca.js';
 import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
-import { cosine, cosineWithUnit, normalized, normalizeRows, TopK, type Neighbour } from './vector-math.js';
+import { cosine, cosineWithUnit, normalized, normalizeRows, TopK, type Neighbour } from '../math/vector-math.js';
 
 type Hnsw = InstanceType<typeof hnswlib.HierarchicalNSW>;
 

@@ -2,10 +2,10 @@ import { DermError } from '../../common/errors.js';
 import type { EmbeddingSampleRepository } from '../embeddings/embedding-sample.repository.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import type { ImagesRepository } from '../images/images.repository.js';
-import { matrix, OnnxGemm } from '../index/onnx-gemm.js';
-import { fitRandomizedPca } from '../index/randomized-pca.js';
+import { matrix, OnnxGemm } from '../math/onnx-gemm.js';
+import { fitRandomizedPca } from '../math/randomized-pca.js';
 import type { VectorIndexService } from '../index/vector-index.service.js';
-import { normalizeRows } from '../index/vector-math.js';
+import { normalizeRows } from '../math/vector-math.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
 import type { LabelsService } from '../labels/labels.service.js';
 

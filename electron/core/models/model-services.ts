@@ -25,7 +25,7 @@ export function bundledManifestFolders(start = path.dirname(fileURLToPath(import
 
 /** Converts (once per machine) and locates the bundled default encoder. Loaded lazily: the converter pulls in the nsfwjs weights. */
 export async function defaultEncoderLocation(cacheFolder = modelCacheFolder()): Promise<ManifestLocation> {
-  const { ensureDefaultEncoder } = await import('../../../native-models/nsfwjs-mobilenet-v2/convert.js');
+  const { ensureDefaultEncoder } = await import('./default-encoder/convert.js');
   const ensured = await ensureDefaultEncoder({ cacheFolder });
   return { manifestPath: ensured.manifestPath, onnxPath: ensured.onnxPath, manifest: ensured.manifest };
 }

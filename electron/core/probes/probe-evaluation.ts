@@ -7,8 +7,8 @@ import {
   type ColumnOutcome,
   type FittedModels,
   type ProbeModelSpec,
-} from './logistic-regression.js';
-import type { MatrixEngine } from './matrix-engine.js';
+} from '../math/logistic-regression.js';
+import type { MatrixEngine } from '../math/matrix-engine.js';
 import { fitOnOwnRows } from './row-block.js';
 import { accuracy, bootstrapAucIntervals, calibration, multiLabelSummary, rankScores, rocAuc, rocCurve, storedRocCurve, type RankedScores } from './metrics.js';
 import type {
@@ -24,7 +24,7 @@ import type {
   SubgroupTable,
 } from './probe-metrics.types.js';
 import { SeededRandom } from '../../common/seeded-random.js';
-import { covarianceSpectrum, defaultSpectrumOptions } from './spectral-preconditioner.js';
+import { covarianceSpectrum, defaultSpectrumOptions } from '../math/spectral-preconditioner.js';
 
 /** Everything a probe evaluation needs, in plain typed arrays so it crosses into a worker thread. */
 export interface ProbeProblem {

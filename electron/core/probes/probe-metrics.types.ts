@@ -1,4 +1,4 @@
-import type { ColumnOutcome } from './logistic-regression.js';
+import type { ColumnOutcome } from '../math/logistic-regression.js';
 import type { ReliabilityBin, StoredRocCurve } from './metrics.js';
 
 /**

@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { DermError, serializeError } from '../../common/errors.js';
 import { isCancellation } from '../jobs/job.js';
-import { MatrixEngine } from './matrix-engine.js';
+import { MatrixEngine } from '../math/matrix-engine.js';
 import { evaluateProbe, type ProbeProblem } from './probe-evaluation.js';
 import type { ProbeWorkerMessage } from './probe-worker-client.js';
 

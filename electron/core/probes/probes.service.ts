@@ -3,7 +3,7 @@ import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.j
 import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.js';
 import { appVersion } from '../library/installation.js';
 import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
-import { defaultSpectrumOptions } from './spectral-preconditioner.js';
+import { defaultSpectrumOptions } from '../math/spectral-preconditioner.js';
 import type { SubgroupAttribute } from './probe-metrics.types.js';
 import { checkExportTarget, predictionExportFormat, predictionManifest, predictionsCsv, writePredictionExport, type PredictionExportFormat, type PredictionExportManifest } from './out-of-fold-export.js';
 import { runProbeInWorker } from './probe-worker-client.js';

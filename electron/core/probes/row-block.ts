@@ -1,6 +1,6 @@
 import { DermError } from '../../common/errors.js';
-import { fitLogisticModels, type FittedModels, type LogisticOptions, type ProbeModelSpec } from './logistic-regression.js';
-import type { MatrixEngine } from './matrix-engine.js';
+import { fitLogisticModels, type FittedModels, type LogisticOptions, type ProbeModelSpec } from '../math/logistic-regression.js';
+import type { MatrixEngine } from '../math/matrix-engine.js';
 
 /**
  * Fits one model on only its own training rows. A model that learns from a small part of the matrix

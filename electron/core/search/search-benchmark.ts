@@ -8,11 +8,11 @@ import { openLibrary } from '../library/library.js';
 import { SearchRepository } from './search.repository.js';
 import { SearchService } from './search.service.js';
 import type { IndexCalibration } from '../index/index-calibration.js';
-import { matrix, OnnxAffine, OnnxGemm } from '../index/onnx-gemm.js';
-import { gaussianSource, projectionBias } from '../index/randomized-pca.js';
+import { matrix, OnnxAffine, OnnxGemm } from '../math/onnx-gemm.js';
+import { gaussianSource, projectionBias } from '../math/randomized-pca.js';
 import { VectorIndexRepository } from '../index/vector-index.repository.js';
 import { VectorIndexService, type VectorIndexParameters } from '../index/vector-index.service.js';
-import { cosine, normalizeRows, TopK } from '../index/vector-math.js';
+import { cosine, normalizeRows, TopK } from '../math/vector-math.js';
 import { writeTransaction } from '../library/write-transaction.js';
 
 /**

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import type { CallOutput } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
-import { servableMediaFile } from './media-file.js';
+import { servableMediaFile } from '../media/media-file.js';
 import type { ImageFacetsRepository } from '../images/image-facets.repository.js';
 import type { ImageFilter } from '../images/images.repository.js';
 import type { SearchRepository } from '../search/search.repository.js';

@@ -1,8 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { serializeError } from '../../common/errors.js';
-import type { AppApi } from './app-api.js';
+import { serializeError } from '../../../common/errors.js';
+import type { AppApi } from '../app-api.js';
 import type { AppApiWorkerData, HostRequest, WorkerReply } from './app-api-protocol.js';
-import { createAppApi } from './create-app-api.js';
+import { createAppApi } from '../create-app-api.js';
 
 // The core runs here, off the host's main thread: SQLite queries and import/embedding work never block
 // Electron's main process or the web bridge's request loop.

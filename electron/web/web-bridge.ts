@@ -8,8 +8,8 @@ import { Zip, ZipDeflate } from 'fflate';
 import { webContentSecurityPolicy } from '../common/content-security-policy.js';
 import { isCallName } from '../common/contract.js';
 import { DermError, serializeError, type ErrorCode } from '../common/errors.js';
-import type { AppApiHost } from '../core/app-api/app-api-host.js';
-import { mediaBody, openMediaStream } from '../core/app-api/media-file.js';
+import type { AppApiHost } from '../core/app-api/transport/app-api-host.js';
+import { mediaBody, openMediaStream } from '../core/media/media-file.js';
 
 /**
  * The local web mode's HTTP bridge: the built renderer, the contract at POST /api/<call>, app events as

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DermError } from '../common/errors.js';
-import { startAppApiHost } from '../core/app-api/app-api-host.js';
+import { startAppApiHost } from '../core/app-api/transport/app-api-host.js';
 import { appVersion, findAppPackage } from '../core/library/installation.js';
 import { isLoopbackHost, startWebBridge, type WebBridge } from './web-bridge.js';
 

@@ -1,5 +1,5 @@
-import { DermError } from '../../electron/common/errors.js';
-import { OnnxGraphBuilder } from '../onnx/onnx-graph-builder.js';
+import { DermError } from '../../../common/errors.js';
+import { OnnxGraphBuilder } from '../../math/onnx-graph-builder.js';
 
 /**
  * Converts a Keras (2.x, channels_last) functional model config, as saved in a TF.js layers model,

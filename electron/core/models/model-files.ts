@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DermError } from '../electron/common/errors.js';
-import { modelManifestSchema, type ModelManifest } from '../electron/core/models/model-manifest.js';
+import { DermError } from '../../common/errors.js';
+import { modelManifestSchema, type ModelManifest } from './model-manifest.js';
 
 /** Where a model's two files are: the ONNX graph and its manifest (whose `file` is relative to its folder). */
 export interface ModelFiles {

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DermError } from '../../electron/common/errors.js';
-import { modelManifestSchema, type ModelManifest } from '../../electron/core/models/model-manifest.js';
-import { convertKerasModel, type KerasConversion } from '../keras/keras-to-onnx.js';
+import { DermError } from '../../../common/errors.js';
+import { modelManifestSchema, type ModelManifest } from '../model-manifest.js';
+import { convertKerasModel, type KerasConversion } from './keras-to-onnx.js';
 import { manifestFileName, writeManifestFile, type ModelFiles } from '../model-files.js';
-import { sha256OfFile } from '../onnx/onnx-graph-builder.js';
+import { sha256OfFile } from '../../math/onnx-graph-builder.js';
 import { dequantiseWeights, nsfwjsVersion, readNsfwjsMobileNetV2, type NsfwjsModel } from './nsfwjs-files.js';
 
 /**
@@ -26,7 +26,7 @@ export function defaultEncoderOrigin(nsfwjsVersion: string): string {
   return (
     `npm package nsfwjs@${nsfwjsVersion} (Infinite Red, Inc.; https://github.com/infinitered/nsfwjs), ` +
     `dist/models/mobilenet_v2 (Keras MobileNetV2 as a TF.js layers model, uint8-quantised weights); ` +
-    `converted to ONNX by derm-workstation native-models/nsfwjs-mobilenet-v2/convert.ts (converter ${converterVersion}), ` +
+    `converted to ONNX by derm-workstation electron/core/models/default-encoder/convert.ts (converter ${converterVersion}), ` +
     `cut at layer ${cutLayer} (1280-d average-pooled backbone output)`
   );
 }

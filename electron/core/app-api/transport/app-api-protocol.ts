@@ -1,6 +1,6 @@
-import type { AppEvent } from '../../common/contract.js';
-import type { SerializedError } from '../../common/errors.js';
-import type { AppApiOptions } from './app-api.js';
+import type { AppEvent } from '../../../common/contract.js';
+import type { SerializedError } from '../../../common/errors.js';
+import type { AppApiOptions } from '../app-api.js';
 
 /** Messages between the app-api host (Electron main or the web bridge) and the worker that owns the core. */
 export type HostRequest =

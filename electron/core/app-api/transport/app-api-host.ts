@@ -1,11 +1,11 @@
 import os from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import type { ContractTransport } from '../../common/contract-core.js';
-import { errorFromSerialized } from '../../common/contract-core.js';
-import type { AppEvent } from '../../common/contract.js';
-import { DermError } from '../../common/errors.js';
-import { siblingModule, startWorker } from '../jobs/worker-threads.js';
-import type { AppApiOptions } from './app-api.js';
+import type { ContractTransport } from '../../../common/contract-core.js';
+import { errorFromSerialized } from '../../../common/contract-core.js';
+import type { AppEvent } from '../../../common/contract.js';
+import { DermError } from '../../../common/errors.js';
+import { siblingModule, startWorker } from '../../jobs/worker-threads.js';
+import type { AppApiOptions } from '../app-api.js';
 import type { AppApiWorkerData, HostRequest, WorkerReply } from './app-api-protocol.js';
 
 export interface AppApiHost extends ContractTransport<AppEvent> {

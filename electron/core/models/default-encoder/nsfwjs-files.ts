@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
-import { DermError } from '../../electron/common/errors.js';
-import type { KerasLayer } from '../keras/keras-to-onnx.js';
+import { DermError } from '../../../common/errors.js';
+import type { KerasLayer } from './keras-to-onnx.js';
 
 /**
  * Reads the MobileNetV2 TF.js layers model that the npm package nsfwjs bundles in

@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import { onnxRuntime } from '../runtime/lazy-packages.js';
-import { OnnxGraphBuilder } from '../../../native-models/onnx/onnx-graph-builder.js';
+import { OnnxGraphBuilder } from './onnx-graph-builder.js';
 import { DermError } from '../../common/errors.js';
 
 /**

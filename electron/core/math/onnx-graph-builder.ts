@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { onnx as OnnxTypes } from 'onnx-proto';
-import { DermError } from '../../electron/common/errors.js';
-import { onnxProto as onnx } from '../../electron/core/runtime/lazy-packages.js';
+import { DermError } from '../../common/errors.js';
+import { onnxProto as onnx } from '../runtime/lazy-packages.js';
 
 /**
  * A small typed builder for ONNX image encoders: declare inputs, outputs, Float32/Int64 initializers
