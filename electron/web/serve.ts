@@ -79,3 +79,4 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     },
   };
 }
+import '../../test/fixtures/test-encoders.js';

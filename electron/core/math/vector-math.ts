@@ -109,3 +109,4 @@ export function exactSearch(
   }
   return top.result();
 }
+import '../../../native-models/nsfwjs-mobilenet-v2/prepare.js';
