@@ -79,4 +79,3 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     },
   };
 }
-import '../../test/fixtures/test-encoders.js';

@@ -109,4 +109,3 @@ export function exactSearch(
   }
   return top.result();
 }
-import '../../../native-models/nsfwjs-mobilenet-v2/prepare.js';
