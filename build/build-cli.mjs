@@ -24,7 +24,9 @@ fs.rmSync(stamp, { force: true });
 const started = Date.now();
 const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'build', 'tsconfig.electron.json')], { cwd: root, stdio: 'inherit' });
 if (result.status !== 0) {
-  console.warn(`dermws: compiling electron/ to dist/ failed (tsc exit ${result.status}); "dermws" will run the TypeScript sources through tsx (slower to start).`);
+  console.warn(
+    `dermws: compiling electron/ to dist/ failed (tsc exit ${result.status}); "dermws" will run the TypeScript sources through tsx (slower to start).`,
+  );
   process.exit(fromPrepare ? 0 : 1);
 }
 // The stamp is what bin/dermws.js compares with the sources' modification times.

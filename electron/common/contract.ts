@@ -65,11 +65,17 @@ export const imageFilterSchema = z.strictObject({
   /** Text contained in the file path (case-insensitive). */
   search: z.string().max(500).optional(),
   /** Some annotator's current label of the kind has the value; every pair must hold. */
-  labels: z.array(z.strictObject({ kind: z.string().min(1).max(40), value: z.string().min(1).max(4000) })).max(20).optional(),
+  labels: z
+    .array(z.strictObject({ kind: z.string().min(1).max(40), value: z.string().min(1).max(4000) }))
+    .max(20)
+    .optional(),
   /** Fitzpatrick type by label or self-report, written I..VI. */
   fitzpatrick: z.enum(['I', 'II', 'III', 'IV', 'V', 'VI']).optional(),
   /** Monk skin tone 1..10 by label. */
-  monkTone: z.string().regex(/^([1-9]|10)$/, 'must be a Monk skin tone from 1 to 10').optional(),
+  monkTone: z
+    .string()
+    .regex(/^([1-9]|10)$/, 'must be a Monk skin tone from 1 to 10')
+    .optional(),
   /** Body site code, by label or SCIN's body_parts metadata. */
   bodySite: z.string().min(1).max(100).optional(),
   /** Images with a current label by this annotator. */
@@ -104,7 +110,6 @@ export const importReportSchema = z.object({
 });
 export type ImportReport = z.infer<typeof importReportSchema>;
 
-
 /** The stages of a library check, in the order they run (progress events carry one as `stage`). */
 export const libraryCheckStageSchema = z.enum(['database', 'embeddings', 'thumbnails', 'managed-copies', 'repair']);
 
@@ -118,9 +123,7 @@ export const libraryCheckReportSchema = z.object({
   /** True only for a complete check with no problem left unrepaired. */
   ok: z.boolean(),
   counts: z.object({ images: z.int(), embeddings: z.int(), thumbnails: z.int(), managedCopies: z.int() }),
-  stages: z.array(
-    z.object({ stage: libraryCheckStageSchema, state: z.enum(['done', 'cancelled', 'failed', 'not-run']), checked: z.int(), total: z.int() }),
-  ),
+  stages: z.array(z.object({ stage: libraryCheckStageSchema, state: z.enum(['done', 'cancelled', 'failed', 'not-run']), checked: z.int(), total: z.int() })),
   problems: z.array(
     z.object({
       kind: z.enum(['database', 'schema', 'embedding', 'thumbnail', 'managed-copy']),
@@ -301,9 +304,7 @@ const labelMetricsSchema = z.object({
   ece: z.number(),
   reliability: z.array(z.object({ lower: z.number(), count: z.int(), meanPredicted: z.number().nullable(), observedRate: z.number().nullable() })).optional(),
   /** Pooled out-of-fold ROC curve (≤200 vertices from (0, 0) to (1, 1)); overall table only; absent in older runs. */
-  roc: z
-    .object({ fpr: z.array(z.number()), tpr: z.array(z.number()), threshold: z.array(z.number().nullable()), exactPoints: z.int() })
-    .optional(),
+  roc: z.object({ fpr: z.array(z.number()), tpr: z.array(z.number()), threshold: z.array(z.number().nullable()), exactPoints: z.int() }).optional(),
 });
 const groupMetricsSchema = z.object({
   images: z.int(),
@@ -355,7 +356,12 @@ export const probeReportSchema = z.object({
         }),
       ),
       curve: z.array(
-        z.object({ fraction: z.number(), trainingCases: z.number(), seeds: z.int(), macroAuc: z.object({ mean: z.number().nullable(), sd: z.number().nullable() }) }),
+        z.object({
+          fraction: z.number(),
+          trainingCases: z.number(),
+          seeds: z.int(),
+          macroAuc: z.object({ mean: z.number().nullable(), sd: z.number().nullable() }),
+        }),
       ),
       /** Each label's AUC under every fold seed of a repeated CV; absent in runs stored before repeats were kept. */
       repeats: z
@@ -370,7 +376,16 @@ export const probeReportSchema = z.object({
         tolerance: z.number().optional(),
         passes: z.int(),
         perLabel: z
-          .array(z.object({ label: z.string(), iterations: z.array(z.int()), outcomes: z.array(z.string()), worstRelativeGradient: z.number(), atPrecisionFloor: z.int(), converged: z.boolean() }))
+          .array(
+            z.object({
+              label: z.string(),
+              iterations: z.array(z.int()),
+              outcomes: z.array(z.string()),
+              worstRelativeGradient: z.number(),
+              atPrecisionFloor: z.int(),
+              converged: z.boolean(),
+            }),
+          )
           .optional(),
       }),
     })
@@ -410,7 +425,15 @@ export const contract = {
     output: z.object({
       images: z.int(),
       batches: z.array(
-        z.object({ id: z.int(), startedAt: z.string(), status: importBatchStatusSchema, total: z.int(), imported: z.int(), failed: z.int(), duplicates: z.int() }),
+        z.object({
+          id: z.int(),
+          startedAt: z.string(),
+          status: importBatchStatusSchema,
+          total: z.int(),
+          imported: z.int(),
+          failed: z.int(),
+          duplicates: z.int(),
+        }),
       ),
       flags: z.array(z.object({ flag: z.string(), count: z.int() })),
       embeddings: z.array(z.object({ modelId: z.string(), count: z.int() })),
@@ -474,7 +497,8 @@ export const contract = {
     output: z.object({ cards: z.array(imageCardSchema) }),
   }),
   imagesFlag: defineCall({
-    description: 'Flags images by hand, or takes a flag off them (a manual flag is removed; an automatic one is marked "not an issue" so re-flagging keeps it off).',
+    description:
+      'Flags images by hand, or takes a flag off them (a manual flag is removed; an automatic one is marked "not an issue" so re-flagging keeps it off).',
     input: z.strictObject({ imageIds: z.array(imageId).min(1).max(200_000), flag: z.string().min(1).max(40), set: z.boolean() }),
     output: z.object({ changed: z.int() }),
   }),
@@ -496,9 +520,7 @@ export const contract = {
       metadata: z.record(z.string(), z.string()),
       flags: z.array(z.object({ flag: z.string(), source: z.string(), detail: z.string().nullable() })),
       quality: z.record(z.string(), z.number()).nullable(),
-      labels: z.array(
-        z.object({ kind: z.string(), value: z.string(), confidence: z.int().nullable(), annotator: z.string().nullable(), origin: z.string() }),
-      ),
+      labels: z.array(z.object({ kind: z.string(), value: z.string(), confidence: z.int().nullable(), annotator: z.string().nullable(), origin: z.string() })),
     }),
   }),
   importStart: defineCall({
@@ -577,7 +599,13 @@ export const contract = {
   }),
   labelSet: defineCall({
     description: 'Gives an image a label as an annotator (single-valued kinds replace the previous value); recorded in the audit log.',
-    input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).max(4000), confidence: z.int().min(1).max(5).optional(), annotator: annotatorSchema }),
+    input: z.strictObject({
+      imageId,
+      kind: labelKindSchema,
+      value: z.string().min(1).max(4000),
+      confidence: z.int().min(1).max(5).optional(),
+      annotator: annotatorSchema,
+    }),
     output: z.object({ labels: z.array(labelSchema) }),
   }),
   labelImages: defineCall({
@@ -610,7 +638,12 @@ export const contract = {
   }),
   labelSuggestions: defineCall({
     description: 'Labels of the most similar labelled images, weighted by similarity: suggestions shown beside the image, never applied by themselves.',
-    input: z.strictObject({ imageId, kind: labelKindSchema.exclude(['note']).optional(), modelId: z.string().min(1).optional(), k: z.int().min(1).max(100).optional() }),
+    input: z.strictObject({
+      imageId,
+      kind: labelKindSchema.exclude(['note']).optional(),
+      modelId: z.string().min(1).optional(),
+      k: z.int().min(1).max(100).optional(),
+    }),
     output: z.object({
       modelId: z.string(),
       suggestions: z.array(z.object({ value: z.string(), score: z.number(), neighbours: z.int() })),
@@ -631,7 +664,8 @@ export const contract = {
     output: sessionSummarySchema,
   }),
   sessionSetSuggestions: defineCall({
-    description: 'Sets whether a session shows probe predictions and similar-image suggestions before the annotator has chosen ("shown") or only after ("blind").',
+    description:
+      'Sets whether a session shows probe predictions and similar-image suggestions before the annotator has chosen ("shown") or only after ("blind").',
     input: z.strictObject({ sessionId, suggestions: z.enum(['shown', 'blind']) }),
     output: sessionSummarySchema,
   }),
@@ -646,7 +680,8 @@ export const contract = {
     output: sessionNextSchema,
   }),
   sessionRecord: defineCall({
-    description: 'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on; refused when the annotator would hold no label on the image (skip instead).',
+    description:
+      'Stores the annotator’s labels for the current image (each kind given replaces theirs) and moves on; refused when the annotator would hold no label on the image (skip instead).',
     input: z.strictObject({ sessionId, imageId, labels: z.array(kindLabelsSchema).max(20), secondsSpent: z.number().min(0).max(86_400).optional() }),
     output: sessionNextSchema,
   }),
@@ -670,7 +705,11 @@ export const contract = {
     startsJob: 'export',
     input: z.strictObject({
       folder: z.string().min(1).max(4096),
-      formats: z.array(z.enum(['csv', 'npz', 'npy'])).min(1).max(3).optional(),
+      formats: z
+        .array(z.enum(['csv', 'npz', 'npy']))
+        .min(1)
+        .max(3)
+        .optional(),
       modelId: z.string().min(1).optional(),
       images: z.boolean().optional(),
       overwrite: z.boolean().optional(),
@@ -714,7 +753,8 @@ export const contract = {
     output: jobStartedSchema,
   }),
   searchSimilar: defineCall({
-    description: 'Similar cases for a library image or an uploaded outside photo (embedded on the fly, not imported), with filters; cosine similarity on the full embeddings.',
+    description:
+      'Similar cases for a library image or an uploaded outside photo (embedded on the fly, not imported), with filters; cosine similarity on the full embeddings.',
     input: z.union([
       z.strictObject({ imageId, excludeSelf: z.boolean().optional(), ...searchOptions }),
       z.strictObject({ uploadId: uploadIdSchema, ...searchOptions }),
@@ -773,7 +813,8 @@ export const contract = {
     output: jobStartedSchema,
   }),
   agreementReport: defineCall({
-    description: "Inter-annotator agreement per label kind (Cohen's κ per pair, Fleiss' κ for three or more, with counts) and the images the annotators disagree on.",
+    description:
+      "Inter-annotator agreement per label kind (Cohen's κ per pair, Fleiss' κ for three or more, with counts) and the images the annotators disagree on.",
     input: z.strictObject({ kind: labelKindSchema.exclude(['note']).optional(), includeAdjudicated: z.boolean().optional() }),
     output: z.object({
       kinds: z.array(
@@ -782,7 +823,13 @@ export const contract = {
           annotators: z.array(z.string()),
           pairs: z.array(pairAgreementSchema),
           group: z
-            .object({ annotators: z.array(z.string()), items: z.int(), unanimous: z.number().nullable(), meanPairAgreement: z.number().nullable(), kappa: z.number().nullable() })
+            .object({
+              annotators: z.array(z.string()),
+              items: z.int(),
+              unanimous: z.number().nullable(),
+              meanPairAgreement: z.number().nullable(),
+              kappa: z.number().nullable(),
+            })
             .nullable(),
         }),
       ),
@@ -797,12 +844,19 @@ export const contract = {
     }),
   }),
   adjudicate: defineCall({
-    description: 'Stores the consensus (adjudicated) values of one image and label kind, replacing an earlier consensus; the same core service as `dermws adjudicate`.',
-    input: z.strictObject({ imageId, kind: labelKindSchema.exclude(['note']), values: z.array(z.string().min(1).max(200)).min(1).max(20), annotator: annotatorSchema }),
+    description:
+      'Stores the consensus (adjudicated) values of one image and label kind, replacing an earlier consensus; the same core service as `dermws adjudicate`.',
+    input: z.strictObject({
+      imageId,
+      kind: labelKindSchema.exclude(['note']),
+      values: z.array(z.string().min(1).max(200)).min(1).max(20),
+      annotator: annotatorSchema,
+    }),
     output: z.object({ changed: z.int(), values: z.array(z.string()) }),
   }),
   probeTrainStart: defineCall({
-    description: 'Trains a linear probe with case-grouped cross-validation, bootstrap intervals, skin-tone subgroups and a data-efficiency curve; predictions are stored as suggestions.',
+    description:
+      'Trains a linear probe with case-grouped cross-validation, bootstrap intervals, skin-tone subgroups and a data-efficiency curve; predictions are stored as suggestions.',
     startsJob: 'probe-train',
     input: z.strictObject({
       modelId: z.string().min(1).optional(),
@@ -832,7 +886,16 @@ export const contract = {
     description: "The images a run's out-of-fold predictions get most wrong for one label (positives scored lowest, negatives highest), worst first.",
     input: z.strictObject({ runId: z.int().positive(), label: z.string().min(1).max(500), limit: z.int().min(1).max(200).optional() }),
     output: z.object({
-      images: z.array(z.object({ imageId: z.int(), groupKey: z.string(), fold: z.int(), truth: z.union([z.literal(0), z.literal(1)]), probability: z.number(), error: z.number() })),
+      images: z.array(
+        z.object({
+          imageId: z.int(),
+          groupKey: z.string(),
+          fold: z.int(),
+          truth: z.union([z.literal(0), z.literal(1)]),
+          probability: z.number(),
+          error: z.number(),
+        }),
+      ),
     }),
   }),
   probeList: defineCall({
@@ -847,12 +910,12 @@ export const contract = {
   }),
   mapPoints: defineCall({
     description:
-      'Up to `limit` images (an even sample of larger libraries) reduced to at most 50 principal coordinates of their unit embeddings (from the index\'s projected vectors when the model has an index), with a colour group per image, for the UMAP map drawn in the renderer. mapStart does the same as a job with progress.',
+      "Up to `limit` images (an even sample of larger libraries) reduced to at most 50 principal coordinates of their unit embeddings (from the index's projected vectors when the model has an index), with a colour group per image, for the UMAP map drawn in the renderer. mapStart does the same as a job with progress.",
     input: mapRequestSchema,
     output: mapLayoutSchema,
   }),
   mapStart: defineCall({
-    description: 'Computes the map\'s points (as mapPoints) as a job with progress and cancel; its result names the layout for mapResult.',
+    description: "Computes the map's points (as mapPoints) as a job with progress and cancel; its result names the layout for mapResult.",
     startsJob: 'map',
     input: mapRequestSchema,
     output: jobStartedSchema,

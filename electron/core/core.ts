@@ -156,7 +156,10 @@ export function createImportServices(
 }
 
 /** Encoder models and the embedding service. */
-export function createModelServices(library: Library, repositories: Repositories = createRepositories(library)): { models: ModelRegistry; embeddings: EmbeddingService } {
+export function createModelServices(
+  library: Library,
+  repositories: Repositories = createRepositories(library),
+): { models: ModelRegistry; embeddings: EmbeddingService } {
   const models = new ModelRegistry({
     libraryModelsFolder: library.paths.models,
     bundledManifestFolders: bundledManifestFolders(),
@@ -174,7 +177,11 @@ export interface LabellingServices {
 }
 
 /** Taxonomy, labels, sessions, agreement and suggestions (createCore; medium tests build them alone). */
-export function createLabellingServices(library: Library, repositories: Repositories = createRepositories(library), now: () => Date = () => new Date()): LabellingServices {
+export function createLabellingServices(
+  library: Library,
+  repositories: Repositories = createRepositories(library),
+  now: () => Date = () => new Date(),
+): LabellingServices {
   const taxonomy = new TaxonomyService(repositories.taxonomy, repositories.settings, now);
   const labels = new LabelsService(repositories.labels, taxonomy, now);
   return {
@@ -266,7 +273,14 @@ export function createCore(config: CoreConfig = {}): Core {
     search: searchServices.search,
     check: new LibraryCheckService(library),
     demo: new DemoLibraryService(library, datasetServices.datasets, labelling.labels, modelServices.embeddings),
-    cluster: new ClusterService(repositories.cluster, repositories.embeddings, modelServices.embeddings, modelServices.models, repositories.settings, searchServices.index),
+    cluster: new ClusterService(
+      repositories.cluster,
+      repositories.embeddings,
+      modelServices.embeddings,
+      modelServices.models,
+      repositories.settings,
+      searchServices.index,
+    ),
     map: new MapService(repositories.embeddingSamples, repositories.embeddings, searchServices.index, repositories.images, labelling.labels),
     repositories,
     close: () => {

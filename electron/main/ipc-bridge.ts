@@ -26,7 +26,10 @@ export function createInvokeHandler(api: ContractInvoker): (event: InvokeEventLi
     try {
       const frame = event.senderFrame;
       if (!frame || frame.parent !== null || !isRendererUrl(frame.url)) {
-        throw new DermError('unauthorized', `Refused a call from ${frame ? frame.url || 'an unnamed frame' : 'a destroyed frame'}: only the workstation window may call the library.`);
+        throw new DermError(
+          'unauthorized',
+          `Refused a call from ${frame ? frame.url || 'an unnamed frame' : 'a destroyed frame'}: only the workstation window may call the library.`,
+        );
       }
       if (typeof call !== 'string' || !isCallName(call)) {
         throw new DermError('not-found', `There is no call named "${String(call)}".`, { call: String(call) });

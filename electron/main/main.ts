@@ -9,15 +9,7 @@ import { startAppApiHost, type AppApiHost } from '../core/app-api/transport/app-
 import { appVersion } from '../core/library/installation.js';
 import { mediaBody, openMediaStream } from '../core/media/media-file.js';
 import { createInvokeHandler, eventChannel, invokeChannel } from './ipc-bridge.js';
-import {
-  isRendererUrl,
-  libraryArgument,
-  parseMediaUrl,
-  rendererEntry,
-  rendererFile,
-  trustedWindowState,
-  type WindowState,
-} from './shell-policy.js';
+import { isRendererUrl, libraryArgument, parseMediaUrl, rendererEntry, rendererFile, trustedWindowState, type WindowState } from './shell-policy.js';
 
 /**
  * The Electron main process: lifecycle, one window, the app:// and derm-media:// protocols and the IPC
@@ -118,7 +110,9 @@ async function start(): Promise<void> {
       if ('bytes' in body) return new Response(new Uint8Array(body.bytes), { headers: { 'Content-Type': body.type } });
       // Read by our own stream (no symlink followed at the last step), not net.fetch of a file URL.
       const stream = await openMediaStream(body.file, media.imageId);
-      return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, { headers: { 'Content-Type': body.type, 'Cache-Control': 'private, max-age=3600' } });
+      return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, {
+        headers: { 'Content-Type': body.type, 'Cache-Control': 'private, max-age=3600' },
+      });
     } catch {
       return new Response('Not found', { status: 404 });
     }

@@ -87,7 +87,9 @@ export function trustedWindowState(saved: unknown, displays: WindowBounds[]): Wi
     return overlapX >= 100 && overlapY >= 100;
   });
   return {
-    bounds: visible ? { x: bounds.x, y: bounds.y, width: bounds.width, height: bounds.height } : { ...defaultWindowState.bounds, width: bounds.width, height: bounds.height },
+    bounds: visible
+      ? { x: bounds.x, y: bounds.y, width: bounds.width, height: bounds.height }
+      : { ...defaultWindowState.bounds, width: bounds.width, height: bounds.height },
     maximized: candidate.maximized === true,
   };
 }

@@ -218,7 +218,10 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
     const text = body.toString('utf8');
     const depth = jsonNestingDepth(text);
     if (depth > maxJsonDepth) {
-      throw new DermError('invalid-input', `The body of ${callName} is nested ${depth} levels deep; at most ${maxJsonDepth} levels of arrays and objects are accepted.`);
+      throw new DermError(
+        'invalid-input',
+        `The body of ${callName} is nested ${depth} levels deep; at most ${maxJsonDepth} levels of arrays and objects are accepted.`,
+      );
     }
     let input: unknown;
     try {
@@ -279,7 +282,8 @@ export async function startWebBridge(options: WebBridgeOptions): Promise<WebBrid
         async function* (source: AsyncIterable<Buffer>) {
           for await (const chunk of source) {
             size += chunk.length;
-            if (size > maxUploadBytes) throw new DermError('invalid-input', `${relative} is larger than the upload limit of ${maxUploadBytes / 1024 / 1024} MB.`);
+            if (size > maxUploadBytes)
+              throw new DermError('invalid-input', `${relative} is larger than the upload limit of ${maxUploadBytes / 1024 / 1024} MB.`);
             yield chunk;
           }
         },

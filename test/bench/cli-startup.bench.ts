@@ -32,7 +32,11 @@ function seconds(args: string[], env: NodeJS.ProcessEnv = {}): number {
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const loadAverage = () => os.loadavg().map((value) => value.toFixed(2)).join(' ');
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
 
 /** A module that imports, up front, everything the CLI used to import before running any command. */
 function writeEagerPreload(folder: string): string {
@@ -60,14 +64,19 @@ export async function run(): Promise<void> {
   const dermws = path.join(root, 'bin', 'dermws.js');
   try {
     const photo = path.join(folder, 'photo.png');
-    await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 196, g: 150, b: 120 } } }).png().toFile(photo);
+    await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 196, g: 150, b: 120 } } })
+      .png()
+      .toFile(photo);
     seconds([dermws, '--library', library, 'import', photo]);
     const preload = writeEagerPreload(folder);
     let note = 0;
     const commands: Array<{ name: string; args: () => string[] }> = [
       { name: '--help', args: () => ['--help'] },
       { name: 'info --json', args: () => ['--library', library, 'info', '--json'] },
-      { name: 'label 1 --kind note …', args: () => ['--library', library, 'label', '1', '--kind', 'note', '--value', `bench ${note++}`, '--annotator', 'bench'] },
+      {
+        name: 'label 1 --kind note …',
+        args: () => ['--library', library, 'label', '1', '--kind', 'note', '--value', `bench ${note++}`, '--annotator', 'bench'],
+      },
       { name: 'index status --json', args: () => ['--library', library, 'index', 'status', '--json'] },
     ];
     for (const command of commands) seconds([dermws, ...command.args()]);
@@ -92,7 +101,9 @@ export async function run(): Promise<void> {
     for (const command of commands) {
       const lazy = median(onDemand.get(command.name)!);
       const eager = median(upFront.get(command.name)!);
-      console.log(`${command.name.padEnd(26)} ${lazy.toFixed(2).padStart(10)} ${eager.toFixed(2).padStart(10)} ${`${(eager / lazy).toFixed(1)}×`.padStart(22)}`);
+      console.log(
+        `${command.name.padEnd(26)} ${lazy.toFixed(2).padStart(10)} ${eager.toFixed(2).padStart(10)} ${`${(eager / lazy).toFixed(1)}×`.padStart(22)}`,
+      );
     }
     const info = median(onDemand.get('info --json')!);
     console.log(`${'node -e 0 (the floor)'.padEnd(26)} ${median(floor).toFixed(2).padStart(10)}`);

@@ -117,7 +117,8 @@ export async function run(): Promise<void> {
       result = await embeddings.embedLibrary({ batchSize: batch });
       jobSeconds += (performance.now() - started) / 1000;
       jobEmbedded += result.embedded;
-      if (result.embedded !== slice.length) throw new Error(`The job embedded ${result.embedded} of ${slice.length} images: ${JSON.stringify(result.failed.slice(0, 3))}`);
+      if (result.embedded !== slice.length)
+        throw new Error(`The job embedded ${result.embedded} of ${slice.length} images: ${JSON.stringify(result.failed.slice(0, 3))}`);
     }
     await session.release();
     const inferPerSecond = inferred / inferSeconds;
@@ -126,7 +127,9 @@ export async function run(): Promise<void> {
     result = result!;
 
     const serial = 1 / (1 / decodePerSecond + 1 / inferPerSecond);
-    console.log(`model ${model.manifest.id} (${input.width}x${input.height} → ${model.manifest.output.dim}-d), ${files.length} photos 640x480 JPEG in ${rounds} interleaved rounds, provider ${result.provider}, batch ${batch}, ${os.availableParallelism()} cores`);
+    console.log(
+      `model ${model.manifest.id} (${input.width}x${input.height} → ${model.manifest.output.dim}-d), ${files.length} photos 640x480 JPEG in ${rounds} interleaved rounds, provider ${result.provider}, batch ${batch}, ${os.availableParallelism()} cores`,
+    );
     if (result.fallbackReason) console.log(`fallback: ${result.fallbackReason}`);
     console.log(`1. session.run on pre-made tensors   ${inferPerSecond.toFixed(1)} images/s`);
     console.log(`2. decode + preprocess               ${decodePerSecond.toFixed(1)} images/s`);

@@ -31,11 +31,15 @@ export async function run(): Promise<void> {
       const repository = new EmbeddingsRepository(library.db);
       repository.registerModel({ id: 'bench', displayName: 'bench', dim, sha256: 'b'.repeat(64), source: 'imported', preprocessing: null });
       for (let start = 0; start < ids.length; start += 1000) {
-        repository.put('bench', 'b'.repeat(64), ids.slice(start, start + 1000).map((imageId) => {
-          const vector = new Float32Array(dim);
-          for (let index = 0; index < dim; index++) vector[index] = (index + imageId) % 3 === 0 ? 0 : ((index * imageId) % 97) / 97;
-          return { imageId, vector };
-        }));
+        repository.put(
+          'bench',
+          'b'.repeat(64),
+          ids.slice(start, start + 1000).map((imageId) => {
+            const vector = new Float32Array(dim);
+            for (let index = 0; index < dim; index++) vector[index] = (index + imageId) % 3 === 0 ? 0 : ((index * imageId) % 97) / 97;
+            return { imageId, vector };
+          }),
+        );
       }
       library.db.pragma('wal_checkpoint(TRUNCATE)');
       library.close();
@@ -48,7 +52,9 @@ export async function run(): Promise<void> {
       await checker.check();
       const check = (performance.now() - started) / 1000;
       opened.value.close();
-      console.log(`${size} | ${megabytes.toFixed(0)} | ${opened.seconds.toFixed(3)} | ${quick.seconds.toFixed(2)} | ${full.seconds.toFixed(2)} | ${check.toFixed(2)}`);
+      console.log(
+        `${size} | ${megabytes.toFixed(0)} | ${opened.seconds.toFixed(3)} | ${quick.seconds.toFixed(2)} | ${full.seconds.toFixed(2)} | ${check.toFixed(2)}`,
+      );
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }

@@ -51,10 +51,13 @@ export async function run(): Promise<void> {
         if (index % 20 === 0) flag.run(id, now);
       });
       const session = db
-        .prepare("INSERT INTO labelling_sessions (name, annotator_id, image_set, queue_order, seed, status, created_at, updated_at) VALUES ('bench', ?, '{}', 'random', 1, 'active', ?, ?)")
+        .prepare(
+          "INSERT INTO labelling_sessions (name, annotator_id, image_set, queue_order, seed, status, created_at, updated_at) VALUES ('bench', ?, '{}', 'random', 1, 'active', ?, ?)",
+        )
         .run(alice, now, now).lastInsertRowid;
       const item = db.prepare('INSERT INTO session_items (session_id, position, image_id) VALUES (?, ?, ?)');
-      for (let position = 0; position < Math.min(5000, ids.length); position++) item.run(session, position, ids[position * Math.floor(ids.length / 5000 || 1)] ?? ids[position]);
+      for (let position = 0; position < Math.min(5000, ids.length); position++)
+        item.run(session, position, ids[position * Math.floor(ids.length / 5000 || 1)] ?? ids[position]);
     })();
     db.exec('ANALYZE');
 

@@ -23,7 +23,11 @@ import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const load = () => os.loadavg().map((value) => value.toFixed(1)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((value) => value.toFixed(1))
+    .join(' ');
 
 async function timed(core: Core, limit: number): Promise<{ ms: number; layout: MapLayout; jsonMs: number; bytes: number }> {
   const started = performance.now();
@@ -79,10 +83,14 @@ export async function run(): Promise<void> {
     // is a build-time cost, not the map's).
     started = performance.now();
     const builder = openLibrary(libraryFolder);
-    const service = new VectorIndexService(new VectorIndexRepository(builder.db), new EmbeddingsRepository(builder.db), builder.paths, { calibrationBudgetSeconds: 0 });
+    const service = new VectorIndexService(new VectorIndexRepository(builder.db), new EmbeddingsRepository(builder.db), builder.paths, {
+      calibrationBudgetSeconds: 0,
+    });
     try {
       const built = await service.rebuild('bench');
-      console.log(`index built in ${seconds(performance.now() - started)}: ${built.graphDim}-d graph, ${(built.explainedVariance! * 100).toFixed(1)}% of the variance kept (load ${load()})`);
+      console.log(
+        `index built in ${seconds(performance.now() - started)}: ${built.graphDim}-d graph, ${(built.explainedVariance! * 100).toFixed(1)}% of the variance kept (load ${load()})`,
+      );
     } finally {
       await service.close();
       builder.close();

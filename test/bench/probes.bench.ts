@@ -144,7 +144,10 @@ export function settings(curveFractions: number[], repeats = 1, preconditionerRa
 async function convergence(engine: MatrixEngine, problem: ProbeProblem): Promise<void> {
   const model: ProbeModelSpec = { trainingRows: problem.populationRows, ...featureStatistics(problem.data, dim, problem.populationRows) };
   let started = performance.now();
-  const preconditioner = await covarianceSpectrum(engine, problem.populationRows, model.mean, model.std, { ...defaultSpectrumOptions, oversample: defaultSpectrumOptions.rank / 2 });
+  const preconditioner = await covarianceSpectrum(engine, problem.populationRows, model.mean, model.std, {
+    ...defaultSpectrumOptions,
+    oversample: defaultSpectrumOptions.rank / 2,
+  });
   console.log(`feature spectrum for the preconditioner (rank ${defaultSpectrumOptions.rank}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const fit = async (tolerance: number, extra: { lossTolerance?: number; maxIterations?: number; preconditioner?: SpectralPreconditioner | null } = {}) => {
     started = performance.now();
@@ -167,11 +170,17 @@ async function convergence(engine: MatrixEngine, problem: ProbeProblem): Promise
   const reference = await fit(1e-10, { lossTolerance: 0, maxIterations: 3000, preconditioner });
   console.log(`final model far past convergence (reference, preconditioned, relative tolerance 1e-10): ${reference.summary}`);
   for (const tolerance of [1e-4, probeDefaults.tolerance, 1e-5]) {
-    for (const [solver, chosen] of [['plain L-BFGS', null], ['preconditioned', preconditioner]] as const) {
+    for (const [solver, chosen] of [
+      ['plain L-BFGS', null],
+      ['preconditioned', preconditioner],
+    ] as const) {
       const result = await fit(tolerance, { preconditioner: chosen });
       let worst = 0;
-      for (let index = 0; index < result.probabilities.length; index++) worst = Math.max(worst, Math.abs(result.probabilities[index]! - reference.probabilities[index]!));
-      console.log(`  tolerance ${tolerance}${tolerance === probeDefaults.tolerance ? ' (default)' : ''}, ${solver}: largest |p − p_reference| over all rows and labels ${worst.toExponential(2)}; ${result.summary}`);
+      for (let index = 0; index < result.probabilities.length; index++)
+        worst = Math.max(worst, Math.abs(result.probabilities[index]! - reference.probabilities[index]!));
+      console.log(
+        `  tolerance ${tolerance}${tolerance === probeDefaults.tolerance ? ' (default)' : ''}, ${solver}: largest |p − p_reference| over all rows and labels ${worst.toExponential(2)}; ${result.summary}`,
+      );
     }
   }
 }
@@ -212,8 +221,15 @@ export async function run(): Promise<void> {
   const matrixBytes = problem.data.byteLength;
   const engine = await MatrixEngine.create(problem.data, rowCount, dim);
   const baseline = process.memoryUsage().rss;
-  console.log(`${os.cpus().length} CPUs, load average ${os.loadavg().map((load) => load.toFixed(1)).join(' ')}`);
-  console.log(`matrix ${rowCount} × ${dim} float32 = ${megabytes(matrixBytes)}; ${labelCount} labels; ${new Set(problem.caseOfRow).size} cases; RSS with the matrix ${megabytes(baseline)}`);
+  console.log(
+    `${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((load) => load.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(
+    `matrix ${rowCount} × ${dim} float32 = ${megabytes(matrixBytes)}; ${labelCount} labels; ${new Set(problem.caseOfRow).size} cases; RSS with the matrix ${megabytes(baseline)}`,
+  );
 
   // The comparison runs on the first 1000 rows (a view, not a copy) so the plain loop stays short.
   const sampleRows = 1000;
@@ -233,7 +249,10 @@ export async function run(): Promise<void> {
   );
 
   // Side-by-side of one curve stage fitted over every row vs over its own rows, per fraction in PROBES_BENCH_COMPARE (default 0.1; 0 skips).
-  const compared = (process.env.PROBES_BENCH_COMPARE ?? '0.1').split(',').map(Number).filter((fraction) => fraction > 0 && fraction < 1);
+  const compared = (process.env.PROBES_BENCH_COMPARE ?? '0.1')
+    .split(',')
+    .map(Number)
+    .filter((fraction) => fraction > 0 && fraction < 1);
   for (const fraction of compared) await compareCurveStage(engine, problem, fraction);
 
   // PROBES_BENCH_CONVERGENCE=0 skips the stopping-rule check against a fit far past convergence.
@@ -275,7 +294,9 @@ export async function run(): Promise<void> {
       cvOutOfFold.push(outcome.outOfFold);
     }
     const { solver, overall, repeats: repeated } = outcome.metrics;
-    const notConverged = (solver.perLabel ?? []).filter((label) => !label.converged).map((label) => `${label.label} (${label.worstRelativeGradient.toExponential(1)})`);
+    const notConverged = (solver.perLabel ?? [])
+      .filter((label) => !label.converged)
+      .map((label) => `${label.label} (${label.worstRelativeGradient.toExponential(1)})`);
     console.log(`  labels whose fits did not all meet the rule (worst relative gradient): ${notConverged.join(', ') || 'none'}`);
     if (repeated && repeated.count > 1) {
       console.log(
@@ -289,8 +310,15 @@ export async function run(): Promise<void> {
   if (cvSeconds.length === 2) {
     let worst = 0;
     for (let index = 0; index < cvOutOfFold[0]!.length; index++) worst = Math.max(worst, Math.abs(cvOutOfFold[0]![index]! - cvOutOfFold[1]![index]!));
-    console.log(`CV + final fit side by side: plain ${cvSeconds[0]!.toFixed(1)} s, preconditioned ${cvSeconds[1]!.toFixed(1)} s (${(cvSeconds[0]! / cvSeconds[1]!).toFixed(1)}× less time); largest out-of-fold |Δp| between them ${worst.toExponential(2)}`);
+    console.log(
+      `CV + final fit side by side: plain ${cvSeconds[0]!.toFixed(1)} s, preconditioned ${cvSeconds[1]!.toFixed(1)} s (${(cvSeconds[0]! / cvSeconds[1]!).toFixed(1)}× less time); largest out-of-fold |Δp| between them ${worst.toExponential(2)}`,
+    );
   }
-  console.log(`load average after: ${os.loadavg().map((load) => load.toFixed(1)).join(' ')}`);
+  console.log(
+    `load average after: ${os
+      .loadavg()
+      .map((load) => load.toFixed(1))
+      .join(' ')}`,
+  );
   await engine.release();
 }

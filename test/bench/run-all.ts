@@ -15,7 +15,12 @@ const benches = fs
   .filter((file) => wanted.length === 0 || wanted.some((name) => file.startsWith(name)))
   .sort();
 if (benches.length === 0) {
-  console.error(`No bench matches ${wanted.join(', ')}. Available: ${fs.readdirSync(folder).filter((f) => f.endsWith('.bench.ts')).join(', ')}`);
+  console.error(
+    `No bench matches ${wanted.join(', ')}. Available: ${fs
+      .readdirSync(folder)
+      .filter((f) => f.endsWith('.bench.ts'))
+      .join(', ')}`,
+  );
   process.exitCode = 2;
 }
 for (const file of benches) {

@@ -119,7 +119,12 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
         if (queryImageIds) webApi = await measureWebApi(libraryFolder, modelId, queryImageIds);
       },
     });
-    console.log(`service (${((performance.now() - started) / 1000).toFixed(0)} s in all; load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')}):`);
+    console.log(
+      `service (${((performance.now() - started) / 1000).toFixed(0)} s in all; load average ${os
+        .loadavg()
+        .map((value) => value.toFixed(1))
+        .join(' ')}):`,
+    );
     for (const line of formatSearchBenchmark(report)) console.log(`  ${line}`);
     if (webApi) console.log(`  ${webApi}`);
   }
@@ -173,7 +178,9 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
     agree += recall([scanned], [truth[index]!]);
   }
   const exactP50 = percentile(exactTimes, 0.5);
-  console.log(`exact brute-force scan (the project's exactSearch, 5 queries): p50 ${ms(exactP50)}; agrees with the ORT reference on ${((agree / 5) * 100).toFixed(0)}% of the top 10`);
+  console.log(
+    `exact brute-force scan (the project's exactSearch, 5 queries): p50 ${ms(exactP50)}; agrees with the ORT reference on ${((agree / 5) * 100).toFixed(0)}% of the top 10`,
+  );
 
   {
     // The projection's ceiling: the exact top C in the d-dimensional projected space, re-ranked by exact
@@ -202,9 +209,20 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
         }
       });
     }
-    console.log(`projection ceiling, recall@10 (exact top C in the projected space, re-ranked; fit ${Math.min(count, parameters.pcaSampleSize)} samples, ${parameters.pcaPowerIterations} power iterations):`);
+    console.log(
+      `projection ceiling, recall@10 (exact top C in the projected space, re-ranked; fit ${Math.min(count, parameters.pcaSampleSize)} samples, ${parameters.pcaPowerIterations} power iterations):`,
+    );
     console.log(`dims | ${candidateCounts.map((c) => `C=${c}`.padStart(6)).join(' | ')}`);
-    for (const d of projectionDims) console.log(`${String(d).padStart(4)} | ${candidateCounts.map((c) => recall(hits.get(`${d}/${c}`)!, truth).toFixed(3).padStart(6)).join(' | ')}`);
+    for (const d of projectionDims)
+      console.log(
+        `${String(d).padStart(4)} | ${candidateCounts
+          .map((c) =>
+            recall(hits.get(`${d}/${c}`)!, truth)
+              .toFixed(3)
+              .padStart(6),
+          )
+          .join(' | ')}`,
+      );
   }
 
   if (dataModel === 'flat') {
@@ -247,7 +265,9 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
           found.get(candidates)!.push(top.result());
         }
       }
-      console.log(`${Math.min(count, samples)} samples, ${powerIterations} power it. | ${recall(found.get(64)!, truth).toFixed(3)} | ${recall(found.get(128)!, truth).toFixed(3)}`);
+      console.log(
+        `${Math.min(count, samples)} samples, ${powerIterations} power it. | ${recall(found.get(64)!, truth).toFixed(3)} | ${recall(found.get(128)!, truth).toFixed(3)}`,
+      );
       await affine.release();
     }
   }
@@ -265,7 +285,9 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
     await built.writeIndex(file);
     const fileBytes = fs.statSync(file).size;
     const builtRss = process.memoryUsage().rss - rssBefore;
-    console.log(`HNSW on ${graphDim}-d: build ${buildSeconds.toFixed(1)} s (${Math.round(count / buildSeconds)}/s); file ${mb(fileBytes)}; RSS growth while building ${mb(builtRss)}`);
+    console.log(
+      `HNSW on ${graphDim}-d: build ${buildSeconds.toFixed(1)} s (${Math.round(count / buildSeconds)}/s); file ${mb(fileBytes)}; RSS growth while building ${mb(builtRss)}`,
+    );
 
     // Open to ready: what ensureReady does with an intact file (checksum, read, ef).
     started = performance.now();
@@ -332,7 +354,9 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
           found.push(top.result());
           times.push(performance.now() - started);
         }
-        console.log(`${String(m).padEnd(2)} | ${`${seconds.toFixed(1)} s`.padStart(9)} | ${mb(fs.statSync(sweepFile).size).padStart(6)} | ${ms(percentile(times, 0.5)).padStart(8)} | ${recall(found, truth).toFixed(3)}`);
+        console.log(
+          `${String(m).padEnd(2)} | ${`${seconds.toFixed(1)} s`.padStart(9)} | ${mb(fs.statSync(sweepFile).size).padStart(6)} | ${ms(percentile(times, 0.5)).padStart(8)} | ${recall(found, truth).toFixed(3)}`,
+        );
       }
     }
 
@@ -372,7 +396,9 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
           for (const label of labels) cosine(query, data, (label - 1) * dim);
           cosineTimes.push(performance.now() - t);
         }
-        console.log(`${String(candidates).padStart(10)} | ${ms(percentile(sqliteTimes, 0.5)).padStart(10)} | ${ms(percentile(flatTimes, 0.5)).padStart(13)} | ${ms(percentile(cosineTimes, 0.5))}`);
+        console.log(
+          `${String(candidates).padStart(10)} | ${ms(percentile(sqliteTimes, 0.5)).padStart(10)} | ${ms(percentile(flatTimes, 0.5)).padStart(13)} | ${ms(percentile(cosineTimes, 0.5))}`,
+        );
       }
       fs.closeSync(descriptor);
       db.close();
@@ -402,7 +428,8 @@ async function measureWebApi(libraryFolder: string, modelId: string, imageIds: n
         body: JSON.stringify({ imageId, modelId, k: 24 }),
       });
       const body = (await response.json()) as { output?: { results?: unknown[] } };
-      if (!response.ok || body.output?.results?.length !== 24) throw new Error(`searchSimilar for image ${imageId} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
+      if (!response.ok || body.output?.results?.length !== 24)
+        throw new Error(`searchSimilar for image ${imageId} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
     };
     let t = performance.now();
     await call(imageIds[0]!);
@@ -413,7 +440,10 @@ async function measureWebApi(libraryFolder: string, modelId: string, imageIds: n
       await call(imageId);
       times.push(performance.now() - t);
     }
-    return `web API searchSimilar (dermws serve, HTTP + JSON, 24 results): first call after open ${ms(firstMs)}, then p50 ${ms(percentile(times, 0.5))}, p99 ${ms(percentile(times, 0.99))} (${times.length} calls; load average ${os.loadavg().map((value) => value.toFixed(1)).join(' ')})`;
+    return `web API searchSimilar (dermws serve, HTTP + JSON, 24 results): first call after open ${ms(firstMs)}, then p50 ${ms(percentile(times, 0.5))}, p99 ${ms(percentile(times, 0.99))} (${times.length} calls; load average ${os
+      .loadavg()
+      .map((value) => value.toFixed(1))
+      .join(' ')})`;
   } finally {
     await server.close();
     fs.rmSync(staticFolder, { recursive: true, force: true });
@@ -425,8 +455,16 @@ export async function run(): Promise<void> {
   // The dominant product of the PCA fit, ORT against a JavaScript loop, on the same operands.
   const normal = gaussianSource(1);
   const rows = 512;
-  const left = matrix(rows, dim, Float32Array.from({ length: rows * dim }, () => normal()));
-  const right = matrix(dim, 272, Float32Array.from({ length: dim * 272 }, () => normal()));
+  const left = matrix(
+    rows,
+    dim,
+    Float32Array.from({ length: rows * dim }, () => normal()),
+  );
+  const right = matrix(
+    dim,
+    272,
+    Float32Array.from({ length: dim * 272 }, () => normal()),
+  );
   await gemm.multiply(left, right);
   let started = performance.now();
   await gemm.multiply(left, right);

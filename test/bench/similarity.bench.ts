@@ -31,7 +31,13 @@ export async function run(): Promise<void> {
     for (let index = 0; index < photos; index++) {
       const colour = (index * 3) % lesionColours.length;
       const relative = `photos/photo-${index}.jpg`;
-      const file = await writeSkinImage(path.join(folder, relative), { seed: 900 + index, width: 400, height: 300, toneIndex: index % 10, lesionColourIndex: colour });
+      const file = await writeSkinImage(path.join(folder, relative), {
+        seed: 900 + index,
+        width: 400,
+        height: 300,
+        toneIndex: index % 10,
+        lesionColourIndex: colour,
+      });
       update.run(file, relative, ids[index]);
       const variant = path.join(folder, `photos/variant-${index}.jpg`);
       await sharp(file).resize(280, 210).jpeg({ quality: 70 }).toFile(variant);
@@ -65,7 +71,11 @@ export async function run(): Promise<void> {
         whitened[row * pca.outputDim + c] = sum / Math.sqrt(pca.variances[c]! + 1e-12);
       }
     }
-    const spaces = { 'raw cosine': { data: unit, width: dim }, 'centred cosine': { data: normalizeRows(centred, dim), width: dim }, [`whitened (PCA-${pca.outputDim})`]: { data: normalizeRows(whitened, pca.outputDim), width: pca.outputDim } };
+    const spaces = {
+      'raw cosine': { data: unit, width: dim },
+      'centred cosine': { data: normalizeRows(centred, dim), width: dim },
+      [`whitened (PCA-${pca.outputDim})`]: { data: normalizeRows(whitened, pca.outputDim), width: pca.outputDim },
+    };
     console.log('similarity | precision@5 same lesion (photos) | variant→original: mean rank, top-1 | score of hits 1–5 (min–max)');
     for (const [name, space] of Object.entries(spaces)) {
       const score = (a: number, b: number) => {
@@ -95,7 +105,9 @@ export async function run(): Promise<void> {
         rankSum += rank;
         if (rank === 1) top1++;
       }
-      console.log(`${name} | ${(precision / photos).toFixed(3)} (chance ${(1 / lesionColours.length).toFixed(2)}) | ${(rankSum / photos).toFixed(2)}, ${((top1 / photos) * 100).toFixed(0)}% | ${low.toFixed(3)}–${high.toFixed(3)}`);
+      console.log(
+        `${name} | ${(precision / photos).toFixed(3)} (chance ${(1 / lesionColours.length).toFixed(2)}) | ${(rankSum / photos).toFixed(2)}, ${((top1 / photos) * 100).toFixed(0)}% | ${low.toFixed(3)}–${high.toFixed(3)}`,
+      );
     }
   } finally {
     core.close();

@@ -32,7 +32,11 @@ interface Rendered {
 
 function rendered(image: Locator): Promise<Rendered> {
   return image.evaluate((element) => {
-    const img = element as unknown as { naturalWidth: number; naturalHeight: number; getBoundingClientRect(): { width: number; height: number; left: number; top: number } };
+    const img = element as unknown as {
+      naturalWidth: number;
+      naturalHeight: number;
+      getBoundingClientRect(): { width: number; height: number; left: number; top: number };
+    };
     const box = img.getBoundingClientRect();
     return { naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, width: box.width, height: box.height, left: box.left, top: box.top };
   });
@@ -172,9 +176,11 @@ describe('compare at 1:1 and labelling a selection in the browser', () => {
     await encoders.getByRole('button', { name: 'Check' }).click();
     await encoders.getByTestId('runs-on').waitFor({ timeout: 60_000 });
     // Without CUDA the reason is onnxruntime's long message, which pushed the buttons out of the window.
-    const outside = await encoders.getByRole('button').evaluateAll((buttons) =>
-      buttons.filter((button) => button.getBoundingClientRect().right > button.ownerDocument.documentElement.clientWidth).map((button) => button.textContent),
-    );
+    const outside = await encoders
+      .getByRole('button')
+      .evaluateAll((buttons) =>
+        buttons.filter((button) => button.getBoundingClientRect().right > button.ownerDocument.documentElement.clientWidth).map((button) => button.textContent),
+      );
     expect(outside).toEqual([]);
     await screenshot('settings-runs-on-1024');
   });
@@ -196,7 +202,10 @@ describe('compare at 1:1 and labelling a selection in the browser', () => {
 
     for (const imageId of ids) {
       const shown = await runDermws('--library', libraryFolder, '--json', 'label', String(imageId), '--annotator', 'sel-reader');
-      expect(shown.json.labels.map((label: { kind: string; value: string }) => `${label.kind}=${label.value}`), `image ${imageId}`).toEqual(['condition=urticaria']);
+      expect(
+        shown.json.labels.map((label: { kind: string; value: string }) => `${label.kind}=${label.value}`),
+        `image ${imageId}`,
+      ).toEqual(['condition=urticaria']);
     }
     // One edit: one undo takes the whole selection back.
     const undo = await runDermws('--library', libraryFolder, '--json', 'label', 'undo', '--annotator', 'sel-reader');

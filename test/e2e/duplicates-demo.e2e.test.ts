@@ -29,9 +29,11 @@ describe('first run with demo data, duplicate review and agreement in the browse
   const manualDuplicateFlags = () => {
     const db = new Database(path.join(library, 'library.sqlite'), { readonly: true });
     try {
-      return (db.prepare("SELECT image_id AS imageId FROM image_flags WHERE flag = 'duplicate' AND source = 'manual' ORDER BY image_id").all() as Array<{ imageId: number }>).map(
-        (row) => row.imageId,
-      );
+      return (
+        db.prepare("SELECT image_id AS imageId FROM image_flags WHERE flag = 'duplicate' AND source = 'manual' ORDER BY image_id").all() as Array<{
+          imageId: number;
+        }>
+      ).map((row) => row.imageId);
     } finally {
       db.close();
     }
@@ -104,9 +106,15 @@ describe('first run with demo data, duplicate review and agreement in the browse
     await page.getByText(/^Group 1 of/).waitFor();
 
     // Per image: keep both of the pair instead, so nothing can be applied.
-    await page.getByRole('radiogroup', { name: `Decision for image ${other}` }).getByRole('radio', { name: 'Keep' }).click();
+    await page
+      .getByRole('radiogroup', { name: `Decision for image ${other}` })
+      .getByRole('radio', { name: 'Keep' })
+      .click();
     expect(await page.getByRole('button', { name: 'Apply decision' }).isDisabled()).toBe(true);
-    await page.getByRole('radiogroup', { name: `Decision for image ${other}` }).getByRole('radio', { name: 'Flag as duplicate' }).click();
+    await page
+      .getByRole('radiogroup', { name: `Decision for image ${other}` })
+      .getByRole('radio', { name: 'Flag as duplicate' })
+      .click();
 
     // A group of three or more flags several images: it is confirmed first, and cancelling changes nothing.
     const bigIndex = groups.findIndex((group) => group.imageIds.length >= 3);
@@ -156,9 +164,11 @@ describe('first run with demo data, duplicate review and agreement in the browse
     expect(after.json.disagreements.map((item: { imageId: number }) => item.imageId)).not.toContain(imageId);
     const choiceCodes = (await runDermws('taxonomy', 'list', '--kind', 'condition', '--library', library, '--json')).json;
     const db = new Database(path.join(library, 'library.sqlite'), { readonly: true });
-    const consensus = (db.prepare("SELECT value FROM labels WHERE image_id = ? AND kind = 'condition' AND origin = 'consensus' AND superseded_at IS NULL").all(imageId) as Array<{ value: string }>).map(
-      (row) => row.value,
-    );
+    const consensus = (
+      db
+        .prepare("SELECT value FROM labels WHERE image_id = ? AND kind = 'condition' AND origin = 'consensus' AND superseded_at IS NULL")
+        .all(imageId) as Array<{ value: string }>
+    ).map((row) => row.value);
     db.close();
     expect(consensus).toHaveLength(1);
     const entries = (Array.isArray(choiceCodes) ? choiceCodes : choiceCodes.entries) as Array<{ code: string; displayName: string }>;

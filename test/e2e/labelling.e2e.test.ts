@@ -35,7 +35,9 @@ async function writeNoiseImage(file: string, width: number, height: number): Pro
   const random = seededRandom(7);
   const data = Buffer.alloc(width * height * 3);
   for (let index = 0; index < data.length; index++) data[index] = Math.floor(random() * 256);
-  await sharp(data, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 1 }).toFile(file);
+  await sharp(data, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 1 })
+    .toFile(file);
 }
 
 /** Runs in the page: the image has fully loaded (naturalWidth is known earlier, from the file header). */
@@ -67,7 +69,8 @@ describe('labelling and zoom in the browser', () => {
     page.on('pageerror', (error) => errors.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       // The missing favicon is the app shell's (not this feature's); anything else fails the test.
-      if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico')) errors.push(`console: ${message.text()} at ${message.location().url}`);
+      if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico'))
+        errors.push(`console: ${message.text()} at ${message.location().url}`);
     });
     // Chrome's console line for a failed request does not name it; this does.
     page.on('response', (response) => {
@@ -83,7 +86,12 @@ describe('labelling and zoom in the browser', () => {
     library = path.join(folder, 'library');
     const photos = path.join(folder, 'photos');
     for (let index = 0; index < 14; index++) {
-      await writeSkinImage(path.join(photos, `lesion ${String(index + 1).padStart(2, '0')}.jpg`), { seed: 300 + index, toneIndex: index % 10, width: 1200, height: 900 });
+      await writeSkinImage(path.join(photos, `lesion ${String(index + 1).padStart(2, '0')}.jpg`), {
+        seed: 300 + index,
+        toneIndex: index % 10,
+        width: 1200,
+        height: 900,
+      });
     }
     await writeNoiseImage(path.join(photos, 'zz noise.png'), noiseSize.width, noiseSize.height);
     const imported = await dermws('import', photos);
@@ -124,7 +132,9 @@ describe('labelling and zoom in the browser', () => {
     await page.keyboard.press('e');
     await suggestions.getByTestId('suggestions-hidden').waitFor();
     await suggestions.getByRole('checkbox', { name: 'Blind' }).uncheck();
-    await expect.poll(async () => (await dermws('session', 'list')).sessions.find((entry: { id: number }) => entry.id === session.id).suggestions).toBe('shown');
+    await expect
+      .poll(async () => (await dermws('session', 'list')).sessions.find((entry: { id: number }) => entry.id === session.id).suggestions)
+      .toBe('shown');
     await suggestions.getByTestId('suggestions-hidden').waitFor({ state: 'detached' });
     expect(errors).toEqual([]);
     await context.close();
@@ -160,7 +170,12 @@ describe('labelling and zoom in the browser', () => {
       const items = [...stats.items].sort((a: { position: number }, b: { position: number }) => a.position - b.position);
       for (const item of items.slice(0, 5)) {
         expect(item.labelledAt).not.toBeNull();
-        const stored = (await dermws('label', String(item.imageId))).labels as Array<{ kind: string; value: string; confidence: number | null; annotator: string }>;
+        const stored = (await dermws('label', String(item.imageId))).labels as Array<{
+          kind: string;
+          value: string;
+          confidence: number | null;
+          annotator: string;
+        }>;
         expect(stored.map((label) => [label.kind, label.value, label.confidence]).sort(), `image ${item.imageId}`).toEqual(sequenceMeans);
         expect(new Set(stored.map((label) => label.annotator))).toEqual(new Set([annotator]));
       }
@@ -190,7 +205,9 @@ describe('labelling and zoom in the browser', () => {
         await page.getByRole('region', { name: 'Chosen labels' }).getByText('Condition: Melanoma').waitFor();
         await page.keyboard.press('Enter');
         await expect.poll(() => progress.textContent()).toMatch(/^6 of \d+$/);
-        expect((await dermws('label', String(sixth.imageId))).labels.map((label: { kind: string; value: string }) => `${label.kind}=${label.value}`)).toEqual(['condition=melanoma']);
+        expect((await dermws('label', String(sixth.imageId))).labels.map((label: { kind: string; value: string }) => `${label.kind}=${label.value}`)).toEqual([
+          'condition=melanoma',
+        ]);
       }
       expect(errors).toEqual([]);
       await context.close();
@@ -202,7 +219,10 @@ describe('labelling and zoom in the browser', () => {
       const form = page.getByRole('form', { name: 'New session' });
       await form.getByLabel('Annotator').fill(`layout-${size}`);
       // Every session's Open/Resume button is inside the window.
-      for (const button of await page.getByRole('region', { name: 'Sessions' }).getByRole('button', { name: /Open|Resume/ }).all()) {
+      for (const button of await page
+        .getByRole('region', { name: 'Sessions' })
+        .getByRole('button', { name: /Open|Resume/ })
+        .all()) {
         const box = (await button.boundingBox())!;
         expect(box.x + box.width).toBeLessThanOrEqual(viewport.width);
       }
@@ -298,7 +318,10 @@ describe('labelling and zoom in the browser', () => {
       expect(box.width).toBe(noiseSize.width);
       expect(box.height).toBe(noiseSize.height);
       const clip = { x: Math.round(canvas.x + canvas.width / 2 - 20), y: Math.round(canvas.y + canvas.height / 2 - 20), width: 40, height: 40 };
-      const shot = await sharp(await page.screenshot({ clip })).removeAlpha().raw().toBuffer();
+      const shot = await sharp(await page.screenshot({ clip }))
+        .removeAlpha()
+        .raw()
+        .toBuffer();
       const source = await sharp(path.join(folder, 'photos', 'zz noise.png'))
         .extract({ left: clip.x - Math.round(box.x), top: clip.y - Math.round(box.y), width: clip.width, height: clip.height })
         .raw()

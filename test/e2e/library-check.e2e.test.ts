@@ -111,7 +111,11 @@ describe('library check in the app', () => {
     expect(pageErrors).toEqual([]);
     // The screen also loads the default encoder to say where it runs; closing the server while that
     // session is being created would end its worker inside onnxruntime.
-    await page.getByRole('region', { name: 'Models' }).getByText(/^Runs on /).first().waitFor({ timeout: 120_000 });
+    await page
+      .getByRole('region', { name: 'Models' })
+      .getByText(/^Runs on /)
+      .first()
+      .waitFor({ timeout: 120_000 });
     await page.close();
   }, 300_000);
 
@@ -122,7 +126,9 @@ describe('library check in the app', () => {
     const unfinished = page.getByRole('region', { name: 'Unfinished imports' });
     await unfinished.waitFor();
     const text = ((await unfinished.textContent()) ?? '').replace(/\s+/g, ' ');
-    expect(text).toMatch(/was interrupted \(the app or command stopped mid-import\) after 2 of 5 files \(2 imported\)\. Import the same files again to resume it\./);
+    expect(text).toMatch(
+      /was interrupted \(the app or command stopped mid-import\) after 2 of 5 files \(2 imported\)\. Import the same files again to resume it\./,
+    );
     await page.close();
   }, 300_000);
 });

@@ -47,7 +47,13 @@ describe('library filters and selection actions in the browser', () => {
     libraryFolder = path.join(folder, 'library');
     const photos = path.join(folder, 'photos');
     for (let index = 0; index < photoCount; index++) {
-      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), { seed: 300 + index, toneIndex: index % 10, width: 420, height: 320, format: 'jpeg' });
+      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), {
+        seed: 300 + index,
+        toneIndex: index % 10,
+        width: 420,
+        height: 320,
+        format: 'jpeg',
+      });
     }
     // One photo too dark to read, for the Quality screen's review list.
     await rawToFile(path.join(photos, 'underexposed.png'), Buffer.alloc(420 * 320 * 3, 2), 420, 320, (image) => image.png());
@@ -147,7 +153,9 @@ describe('library filters and selection actions in the browser', () => {
     await actions.getByLabel('Flag', { exact: true }).fill('needs_review');
     await screenshot('03-selection-actions-1440');
     await actions.getByRole('button', { name: `Flag ${photoCount / 2}`, exact: true }).click();
-    const eczema = Array.from({ length: photoCount }, (_, index) => index).filter((index) => conditionOf(index) === 'eczema').map((index) => ids[index]!);
+    const eczema = Array.from({ length: photoCount }, (_, index) => index)
+      .filter((index) => conditionOf(index) === 'eczema')
+      .map((index) => ids[index]!);
 
     await expect
       .poll(async () => {
@@ -157,9 +165,9 @@ describe('library filters and selection actions in the browser', () => {
       .toBe(eczema.length);
     const db = new Database(path.join(libraryFolder, 'library.sqlite'), { readonly: true, fileMustExist: true });
     try {
-      const flagged = (db.prepare("SELECT image_id FROM image_flags WHERE flag = 'needs_review' AND source = 'manual' ORDER BY image_id").all() as Array<{ image_id: number }>).map(
-        (row) => row.image_id,
-      );
+      const flagged = (
+        db.prepare("SELECT image_id FROM image_flags WHERE flag = 'needs_review' AND source = 'manual' ORDER BY image_id").all() as Array<{ image_id: number }>
+      ).map((row) => row.image_id);
       expect(flagged).toEqual([...eczema].sort((a, b) => a - b));
     } finally {
       db.close();
@@ -298,7 +306,9 @@ describe('library filters and selection actions in the browser', () => {
     const mapStatus = page.getByRole('region', { name: 'Map settings' }).getByRole('status');
     await expect.poll(() => mapStatus.count()).toBe(0);
     await page.getByLabel('Colour by').selectOption('fitzpatrick');
-    await expect.poll(() => legend.getByRole('button').allTextContents()).toEqual([...roman.map((type) => expect.stringMatching(new RegExp(`^\\s*${type}\\s+\\d`))), expect.stringMatching(/not recorded/)]);
+    await expect
+      .poll(() => legend.getByRole('button').allTextContents())
+      .toEqual([...roman.map((type) => expect.stringMatching(new RegExp(`^\\s*${type}\\s+\\d`))), expect.stringMatching(/not recorded/)]);
     expect(await mapStatus.count()).toBe(0);
     const first = legend.getByRole('button').first();
     await first.click();

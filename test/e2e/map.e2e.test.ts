@@ -38,7 +38,13 @@ describe('the embedding map in the browser', () => {
     const libraryFolder = path.join(folder, 'library');
     const photos = path.join(folder, 'photos');
     for (let index = 0; index < photoCount; index++) {
-      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), { seed: 500 + index, toneIndex: index % 10, width: 360, height: 280, format: 'jpeg' });
+      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), {
+        seed: 500 + index,
+        toneIndex: index % 10,
+        width: 360,
+        height: 280,
+        format: 'jpeg',
+      });
     }
     const core = createCore({ libraryFolder });
     try {
@@ -101,7 +107,9 @@ describe('the embedding map in the browser', () => {
       const seen: string[] = [];
       page.mapSeen = seen;
       const look = () => {
-        const progress = page.document.querySelector('[aria-label="Reading the points and reducing them"] [role="progressbar"], section[aria-label="Map settings"] [role="status"]');
+        const progress = page.document.querySelector(
+          '[aria-label="Reading the points and reducing them"] [role="progressbar"], section[aria-label="Map settings"] [role="status"]',
+        );
         const drawn = Number(page.document.querySelector('canvas[aria-label="Embedding map"]')?.getAttribute('data-drawn') ?? 0);
         const state = drawn > 0 ? 'points' : progress ? 'progress' : 'nothing';
         if (seen.at(-1) !== state) seen.push(state);
@@ -115,7 +123,9 @@ describe('the embedding map in the browser', () => {
     expect(seen.indexOf('progress')).toBeLessThan(seen.indexOf('points'));
     expect(Number(await canvas.getAttribute('data-drawn'))).toBe(photoCount);
     await expect.poll(() => page.getByRole('region', { name: 'Map settings' }).getByRole('status').count()).toBe(0);
-    expect(await page.getByTestId('map-source').textContent()).toMatch(/Drawn from the search index\..*From the index's \d+-d (unit embeddings|PCA projection).*Layout: UMAP\./s);
+    expect(await page.getByTestId('map-source').textContent()).toMatch(
+      /Drawn from the search index\..*From the index's \d+-d (unit embeddings|PCA projection).*Layout: UMAP\./s,
+    );
     expect(mapCalls).toEqual(['mapStart', 'mapResult']);
     const revision = await canvas.getAttribute('data-layout-revision');
     await page.screenshot({ path: path.join(artifacts, 'map-01-condition.png') });
@@ -130,8 +140,12 @@ describe('the embedding map in the browser', () => {
     await expect.poll(() => canvas.getAttribute('data-drawn')).toBe(String(photoCount));
 
     await page.getByLabel('Colour by').selectOption('fitzpatrick');
-    const types = [...new Set(Array.from({ length: photoCount }, (_, index) => [5, 3, 1, 6, 2, 4, 5, 5, 3][index % 9]!))].sort((a, b) => a - b).map((type) => roman[type - 1]!);
-    await expect.poll(() => legend.getByRole('button').allTextContents()).toEqual(types.map((type) => expect.stringMatching(new RegExp(`^\\s*${type}\\s+\\d+\\s*$`))));
+    const types = [...new Set(Array.from({ length: photoCount }, (_, index) => [5, 3, 1, 6, 2, 4, 5, 5, 3][index % 9]!))]
+      .sort((a, b) => a - b)
+      .map((type) => roman[type - 1]!);
+    await expect
+      .poll(() => legend.getByRole('button').allTextContents())
+      .toEqual(types.map((type) => expect.stringMatching(new RegExp(`^\\s*${type}\\s+\\d+\\s*$`))));
     // Light to dark: each swatch darker (lower luminance) than the one before.
     const luminance = await legend.locator('.swatch').evaluateAll((swatches) =>
       swatches.map((swatch) => {
@@ -165,7 +179,14 @@ describe('the embedding map in the browser', () => {
       shown = (await page.getByTestId('map-hover').count()) > 0;
     }
     expect(shown).toBe(true);
-    await expect.poll(() => page.getByTestId('map-hover').locator('img').evaluate((image) => (image as unknown as { naturalWidth: number }).naturalWidth)).toBeGreaterThan(0);
+    await expect
+      .poll(() =>
+        page
+          .getByTestId('map-hover')
+          .locator('img')
+          .evaluate((image) => (image as unknown as { naturalWidth: number }).naturalWidth),
+      )
+      .toBeGreaterThan(0);
     expect(problems).toEqual([]);
   }, 300_000);
 });

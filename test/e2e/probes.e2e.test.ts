@@ -43,11 +43,17 @@ describe('probes screen in the browser', () => {
     const random = new SeededRandom(5);
     const embeddings = new EmbeddingsRepository(library.db);
     embeddings.registerModel({ id: 'e2e-model', displayName: 'e2e', dim, sha256: 'e'.repeat(64), source: 'imported', preprocessing: null });
-    const insertLabel = library.db.prepare("INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')");
+    const insertLabel = library.db.prepare(
+      "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')",
+    );
     const latents = new Map<number, number[]>();
     const rows = imageIds.map((imageId, index) => {
       const caseNumber = Math.floor(index / 2);
-      if (!latents.has(caseNumber)) latents.set(caseNumber, Array.from({ length: dim }, () => gaussian(random)));
+      if (!latents.has(caseNumber))
+        latents.set(
+          caseNumber,
+          Array.from({ length: dim }, () => gaussian(random)),
+        );
       const latent = latents.get(caseNumber)!;
       insertLabel.run(imageId, 'seen');
       if (latent[0]! > 0) insertLabel.run(imageId, 'eczema');

@@ -62,6 +62,8 @@ describe('measured search recall in the browser', () => {
 
     await page.keyboard.press('9');
     const line = page.getByRole('region', { name: 'Models' }).getByTestId('search-index-recall');
-    await expect.poll(() => line.textContent(), { timeout: 60_000 }).toMatch(/Search index: recall@10 [01]\.\d{3} measured on 256 probes at build \(candidates \d+, ef \d+, \d+-d\)/);
+    await expect
+      .poll(() => line.textContent(), { timeout: 60_000 })
+      .toMatch(/Search index: recall@10 [01]\.\d{3} measured on 256 probes at build \(candidates \d+, ef \d+, \d+-d\)/);
   }, 300_000);
 });

@@ -148,7 +148,10 @@ describe('workstation in the browser', () => {
     await expect.poll(() => results.getByRole('button', { name: /similarity/ }).count(), { timeout: 60_000 }).toBe(goodFiles.length - 1);
     await page.waitForFunction(imagesLoaded, '[aria-label="Results"] img');
     await screenshot('03b-similar-cases');
-    await results.getByRole('button', { name: /similarity/ }).first().click();
+    await results
+      .getByRole('button', { name: /similarity/ })
+      .first()
+      .click();
     await page.getByRole('dialog', { name: 'Side-by-side comparison' }).waitFor();
     await page.keyboard.press('+');
     await screenshot('03c-compare');
@@ -196,7 +199,10 @@ describe('workstation in the browser', () => {
     await expect.poll(() => progress.textContent()).toBe(`2 of ${goodFiles.length}`);
     // Undo the last saved change (the psoriasis slot is not there: 'p' is not a quality-flag key).
     await page.keyboard.press('Control+z');
-    await page.getByRole('status').filter({ hasText: /Undone/ }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Undone/ })
+      .waitFor();
 
     const labelsOf = async (imageId: number) => {
       const response = await fetch(`${server.bridge.origin}/api/labelsOfImage`, {
@@ -204,7 +210,8 @@ describe('workstation in the browser', () => {
         headers: { 'content-type': 'application/json', 'x-dermws-token': server.bridge.token },
         body: JSON.stringify({ imageId }),
       });
-      return ((await response.json()) as { output: { labels: Array<{ kind: string; value: string; confidence: number | null; annotator: string | null }> } }).output.labels;
+      return ((await response.json()) as { output: { labels: Array<{ kind: string; value: string; confidence: number | null; annotator: string | null }> } })
+        .output.labels;
     };
     expect(await labelsOf(firstImage)).toContainEqual({ kind: 'condition', value: 'eczema', confidence: 4, annotator: 'e2e-annotator', origin: 'manual' });
     // The undo removed the flag recorded on the second image.
@@ -226,12 +233,27 @@ describe('workstation in the browser', () => {
     await page.getByRole('button', { name: 'Draw the map' }).click();
     const legend = page.getByRole('complementary', { name: 'Legend' });
     await legend.waitFor({ timeout: 60_000 });
-    await expect.poll(() => page.getByRole('status').filter({ hasText: /UMAP|PCA/ }).count(), { timeout: 120_000 }).toBe(0);
+    await expect
+      .poll(
+        () =>
+          page
+            .getByRole('status')
+            .filter({ hasText: /UMAP|PCA/ })
+            .count(),
+        { timeout: 120_000 },
+      )
+      .toBe(0);
     await expect.poll(() => legend.textContent()).toMatch(/eczema/i);
     const box = (await page.getByLabel('Embedding map').boundingBox())!;
     await page.mouse.move(box.x + 4, box.y + 4);
     await page.mouse.down();
-    for (const [x, y] of [[box.width - 4, 4], [box.width - 4, box.height - 4], [4, box.height - 4], [4, 6]] as const) await page.mouse.move(box.x + x, box.y + y, { steps: 4 });
+    for (const [x, y] of [
+      [box.width - 4, 4],
+      [box.width - 4, box.height - 4],
+      [4, box.height - 4],
+      [4, 6],
+    ] as const)
+      await page.mouse.move(box.x + x, box.y + y, { steps: 4 });
     await page.mouse.up();
     await page.getByText(`${goodFiles.length} selected`).waitFor();
     await screenshot('05b-map');

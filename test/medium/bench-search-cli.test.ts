@@ -39,14 +39,25 @@ describe('dermws bench search', () => {
     expect(result.json.calibration).toMatchObject({ target: 0.99, met: true });
     expect(result.json.service.recall).toBeGreaterThanOrEqual(0.97);
     expect(result.json.native.recall).toBeGreaterThanOrEqual(0.97);
-    for (const figure of [result.json.service.p50Ms, result.json.service.p99Ms, result.json.openMs, result.json.buildSeconds, result.json.request.firstMs, result.json.request.p50Ms]) {
+    for (const figure of [
+      result.json.service.p50Ms,
+      result.json.service.p99Ms,
+      result.json.openMs,
+      result.json.buildSeconds,
+      result.json.request.firstMs,
+      result.json.request.p50Ms,
+    ]) {
       expect(Number.isFinite(figure)).toBe(true);
     }
 
     // float64 queries in an .npz, SCIN's layout: one 1-D vector per key.
     writeNpz(
       path.join(folder, 'queries.npz'),
-      Array.from({ length: 20 }, (_, row): [string, Float64Array, number[]] => [`images/${row}.png`, Float64Array.from(data.subarray(row * dim, (row + 1) * dim)), [dim]]),
+      Array.from({ length: 20 }, (_, row): [string, Float64Array, number[]] => [
+        `images/${row}.png`,
+        Float64Array.from(data.subarray(row * dim, (row + 1) * dim)),
+        [dim],
+      ]),
     );
     const given = await runDermws('bench', 'search', '--vectors', path.join(folder, 'vectors.npy'), '--queries', path.join(folder, 'queries.npz'), '--k', '5');
     expect(given.code).toBe(0);
@@ -59,7 +70,11 @@ describe('dermws bench search', () => {
     const good = path.join(folder, 'good.npy');
     writeNpy(good, new Float32Array(40 * 8).fill(0.5), [40, 8]);
     const cases: Array<{ name: string; make: (file: string) => void; message: RegExp; asQueries?: boolean }> = [
-      { name: 'flat.npy', make: (file) => writeNpy(file, new Float32Array(16), [16]), message: /expected a 2-D array \(rows × dimensions\); it has shape \(16\)/ },
+      {
+        name: 'flat.npy',
+        make: (file) => writeNpy(file, new Float32Array(16), [16]),
+        message: /expected a 2-D array \(rows × dimensions\); it has shape \(16\)/,
+      },
       {
         name: 'nan.npy',
         make: (file) => {
@@ -78,11 +93,20 @@ describe('dermws bench search', () => {
         },
         message: /row 39 has a non-finite value \(Infinity\)/,
       },
-      { name: 'wide.npy', make: (file) => writeNpy(file, new Float32Array(5 * 9).fill(1), [5, 9]), message: /the queries have 9 dimensions; the vectors in .*good\.npy have 8/, asQueries: true },
+      {
+        name: 'wide.npy',
+        make: (file) => writeNpy(file, new Float32Array(5 * 9).fill(1), [5, 9]),
+        message: /the queries have 9 dimensions; the vectors in .*good\.npy have 8/,
+        asQueries: true,
+      },
       { name: 'empty.npy', make: (file) => fs.writeFileSync(file, ''), message: /empty\.npy is empty/ },
       { name: 'zero-rows.npy', make: (file) => fs.writeFileSync(file, encodeNpy(new Float32Array(0), [0, 8])), message: /the array is empty \(shape 0 × 8\)/ },
       { name: 'object.npy', make: (file) => rawNpy(file, '|O', [2, 2], new Uint8Array(32)), message: /object\.npy: unsupported dtype "\|O"/ },
-      { name: 'big-endian.npy', make: (file) => rawNpy(file, '>f4', [2, 2], new Uint8Array(16)), message: /big-endian\.npy: unsupported dtype ">f4"\. Big-endian arrays are not supported/ },
+      {
+        name: 'big-endian.npy',
+        make: (file) => rawNpy(file, '>f4', [2, 2], new Uint8Array(16)),
+        message: /big-endian\.npy: unsupported dtype ">f4"\. Big-endian arrays are not supported/,
+      },
     ];
     for (const item of cases) {
       const file = path.join(folder, item.name);

@@ -71,7 +71,8 @@ describe('dermws import / info / qc', () => {
     const root = folder();
     const library = path.join(root, 'library');
     const photos = path.join(root, 'photos');
-    for (let index = 0; index < 2; index++) await writeSkinImage(path.join(photos, `p${index}.png`), { seed: 10 + index, width: 480, height: 360, format: 'png' });
+    for (let index = 0; index < 2; index++)
+      await writeSkinImage(path.join(photos, `p${index}.png`), { seed: 10 + index, width: 480, height: 360, format: 'png' });
     expect((await dermws('--library', library, 'import', photos, '--json')).code).toBe(0);
 
     const plain = await dermws('--library', library, 'qc', '--json');
@@ -106,7 +107,8 @@ describe('dermws import / info / qc', () => {
     const library = path.join(root, 'library');
     const photos = path.join(root, 'photos');
     const count = 24;
-    for (let index = 0; index < count; index++) await writeSkinImage(path.join(photos, `k${String(index).padStart(2, '0')}.jpg`), { seed: 700 + index, width: 320, height: 240 });
+    for (let index = 0; index < count; index++)
+      await writeSkinImage(path.join(photos, `k${String(index).padStart(2, '0')}.jpg`), { seed: 700 + index, width: 320, height: 240 });
 
     // The importing process kills itself right after its third image is committed: a kill mid-import at
     // a fixed point, however fast or loaded the machine is.

@@ -52,10 +52,14 @@ async function libraryOf(root: string, photos: string): Promise<string> {
 
 /** `dermws embed shard` in its own process, as a cluster task runs it. */
 function shardProcess(planFolder: string, shard: number, out: string, extra: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'dermws.js'), 'embed', 'shard', planFolder, '--shard', String(shard), '--out', out, '--json', ...extra], {
-    env: { ...process.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, 'bin', 'dermws.js'), 'embed', 'shard', planFolder, '--shard', String(shard), '--out', out, '--json', ...extra],
+    {
+      env: { ...process.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -74,7 +78,9 @@ function storedEmbeddings(library: string): StoredRow[] {
   const db = new Database(path.join(library, 'library.sqlite'), { readonly: true });
   try {
     return db
-      .prepare('SELECT i.file_sha256, e.model_sha256, e.dim, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY i.file_sha256')
+      .prepare(
+        'SELECT i.file_sha256, e.model_sha256, e.dim, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY i.file_sha256',
+      )
       .all(modelId) as StoredRow[];
   } finally {
     db.close();
@@ -95,7 +101,20 @@ function embeddingCount(library: string): number {
 }
 
 async function plan(library: string, out: string, shardSize: number, extra: string[] = []) {
-  const planned = await runDermws('--library', library, 'embed', 'plan', '--model', modelId, '--shard-size', String(shardSize), '--out', out, '--json', ...extra);
+  const planned = await runDermws(
+    '--library',
+    library,
+    'embed',
+    'plan',
+    '--model',
+    modelId,
+    '--shard-size',
+    String(shardSize),
+    '--out',
+    out,
+    '--json',
+    ...extra,
+  );
   expect(planned.code).toBe(0);
   return planned.json as { planId: string; images: number; shards: number; root: string; planFolder: string };
 }
@@ -116,7 +135,12 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     const planned = await plan(cluster, planFolder, 4);
     expect(planned).toMatchObject({ images: 7, shards: 2, root: photos });
     const planJson = JSON.parse(fs.readFileSync(path.join(planFolder, 'plan.json'), 'utf8'));
-    expect(planJson.shards[0].images[0]).toEqual({ key: expect.stringMatching(/^(arm|back)\/case \d\.(png|jpg)$/), imageId: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/), bytes: expect.any(Number) });
+    expect(planJson.shards[0].images[0]).toEqual({
+      key: expect.stringMatching(/^(arm|back)\/case \d\.(png|jpg)$/),
+      imageId: expect.any(Number),
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      bytes: expect.any(Number),
+    });
     expect(fs.existsSync(path.join(planFolder, 'model', `${modelId}.onnx`))).toBe(true);
 
     // Two shards at once, each in its own process, into one output folder.
@@ -128,7 +152,13 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     expect(JSON.parse(first.stdout)).toMatchObject({ status: 'success', shard: 0, images: 4, embedded: 4, provider: 'cpu', batchSize: 3 });
     expect(JSON.parse(second.stdout)).toMatchObject({ status: 'success', shard: 1, images: 3, embedded: 3 });
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'shard-1.json'), 'utf8'));
-    expect(manifest).toMatchObject({ planId: planned.planId, shard: 1, model: { id: modelId, dim: 1280 }, counts: { images: 3, embedded: 3, failed: 0 }, failures: [] });
+    expect(manifest).toMatchObject({
+      planId: planned.planId,
+      shard: 1,
+      model: { id: modelId, dim: 1280 },
+      counts: { images: 3, embedded: 3, failed: 0 },
+      failures: [],
+    });
     expect(fs.readdirSync(out).filter((name) => name.includes('.partial'))).toEqual([]);
 
     // A finished shard is skipped when its task runs again.
@@ -141,7 +171,13 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     for (const name of ['plan.json', 'shard-0.npz', 'shard-0.json']) fs.copyFileSync(path.join(out, name), path.join(partial, name));
     const firstMerge = await runDermws('--library', cluster, 'embeddings', 'import', partial, '--json');
     expect(firstMerge.code).toBe(1);
-    expect(firstMerge.json).toMatchObject({ status: 'partial', stored: 4, missing: [{ shard: 1, reason: expect.stringContaining('shard-1.json') }], refused: [], index: null });
+    expect(firstMerge.json).toMatchObject({
+      status: 'partial',
+      stored: 4,
+      missing: [{ shard: 1, reason: expect.stringContaining('shard-1.json') }],
+      refused: [],
+      index: null,
+    });
     const core = createCore({ libraryFolder: cluster });
     try {
       await core.index.ensureReady(modelId);
@@ -152,7 +188,16 @@ describe('embedding on a cluster: plan → shards → merge', () => {
 
     const merged = await runDermws('--library', cluster, 'embeddings', 'import', out, '--json');
     expect(merged.code, merged.stdout).toBe(0);
-    expect(merged.json).toMatchObject({ status: 'success', shards: 2, stored: 3, alreadyStored: 4, missing: [], refused: [], failures: [], index: { folded: 3, rebuilt: false, indexed: 7 } });
+    expect(merged.json).toMatchObject({
+      status: 'success',
+      shards: 2,
+      stored: 3,
+      alreadyStored: 4,
+      missing: [],
+      refused: [],
+      failures: [],
+      index: { folded: 3, rebuilt: false, indexed: 7 },
+    });
 
     const rerun = await runDermws('--library', cluster, 'embeddings', 'import', out, '--json');
     expect(rerun.code).toBe(0);
@@ -335,7 +380,9 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     fs.writeFileSync(aFile, 'not a folder');
     const unwritable = await runDermws('embed', 'shard', planFolder, '--shard', '0', '--out', path.join(aFile, 'out'), '--json');
     expect(unwritable.code).toBe(2);
-    expect(unwritable.json.error.message).toMatch(new RegExp(`The output folder ${path.join(aFile, 'out').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cannot be created: ENOTDIR`));
+    expect(unwritable.json.error.message).toMatch(
+      new RegExp(`The output folder ${path.join(aFile, 'out').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cannot be created: ENOTDIR`),
+    );
 
     fs.rmSync(path.join(planFolder, 'model', `${modelId}.onnx`));
     const noModel = await runDermws('embed', 'shard', planFolder, '--shard', '0', '--out', path.join(root, 'o3'), '--json');
@@ -347,7 +394,19 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     expect(notAnOutput.code).toBe(2);
     expect(embeddingCount(library)).toBe(0);
 
-    const unknownModel = await runDermws('--library', library, 'embed', 'plan', '--model', 'no-such-model', '--shard-size', '2', '--out', path.join(root, 'plan-3'), '--json');
+    const unknownModel = await runDermws(
+      '--library',
+      library,
+      'embed',
+      'plan',
+      '--model',
+      'no-such-model',
+      '--shard-size',
+      '2',
+      '--out',
+      path.join(root, 'plan-3'),
+      '--json',
+    );
     expect(unknownModel.json.error.message).toMatch(/^No model with id "no-such-model"/);
     const badBatch = await runDermws('embed', 'shard', planFolder, '--shard', '0', '--out', path.join(root, 'o4'), '--batch-size', '0', '--json');
     expect(badBatch.json.error.message).toBe('--batch-size must be a whole number from 1 to 1024; got "0".');
@@ -355,7 +414,19 @@ describe('embedding on a cluster: plan → shards → merge', () => {
     const planTwice = await runDermws('--library', library, 'embed', 'plan', '--shard-size', '2', '--out', planFolder, '--json');
     expect(planTwice.code).toBe(2);
     expect(planTwice.json.error.message).toContain(`${planFolder} already holds a plan`);
-    const outsideRoot = await runDermws('--library', library, 'embed', 'plan', '--shard-size', '2', '--out', path.join(root, 'plan-2'), '--root', path.join(photos, 'arm'), '--json');
+    const outsideRoot = await runDermws(
+      '--library',
+      library,
+      'embed',
+      'plan',
+      '--shard-size',
+      '2',
+      '--out',
+      path.join(root, 'plan-2'),
+      '--root',
+      path.join(photos, 'arm'),
+      '--json',
+    );
     expect(outsideRoot.code).toBe(2);
     expect(outsideRoot.json.error.message).toMatch(/case 1\.jpg\) is not inside the root .*arm; give a --root that holds every image/);
   });

@@ -78,7 +78,9 @@ describe('Dask runner (dask_embed.py)', () => {
       `#!/usr/bin/env bash\nif [[ " $* " == *" --shard 1 "* && ! -e "${marks}/shard-1" ]]; then touch "${marks}/shard-1"; echo "simulated node failure" >&2; exit 3; fi\nexec ${dermwsCommand} "$@"\n`,
       { mode: 0o755 },
     );
-    const result = await run(python, [path.join(runners, 'dask_embed.py'), planFolder, '--out', out, '--workers', '2', '--retries', '2', '--dermws', flaky], { ...process.env });
+    const result = await run(python, [path.join(runners, 'dask_embed.py'), planFolder, '--out', out, '--workers', '2', '--retries', '2', '--dermws', flaky], {
+      ...process.env,
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/dask_embed: 3 shard\(s\) of .* on tcp:\/\//);
     for (const shard of [0, 1, 2]) expect(result.stdout).toMatch(new RegExp(`\\[\\d/3\\] shard ${shard}: success, \\d of \\d embedded, 0 failed, on cpu`));
@@ -91,7 +93,9 @@ describe('Dask runner (dask_embed.py)', () => {
     expect(merged.json).toMatchObject({ status: 'success', stored: 5, missing: [], refused: [] });
 
     // Rerun: every shard is already finished, so each task skips it.
-    const again = await run(python, [path.join(runners, 'dask_embed.py'), planFolder, '--out', out, '--workers', '2', '--dermws', dermwsCommand], { ...process.env });
+    const again = await run(python, [path.join(runners, 'dask_embed.py'), planFolder, '--out', out, '--workers', '2', '--dermws', dermwsCommand], {
+      ...process.env,
+    });
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.match(/: skipped,/g)).toHaveLength(3);
   });
@@ -101,7 +105,9 @@ describe('Dask runner (dask_embed.py)', () => {
     const notPlan = await run(python, [path.join(runners, 'dask_embed.py'), root, '--out', path.join(root, 'out')], { ...process.env });
     expect(notPlan.code).not.toBe(0);
     expect(notPlan.stderr).toContain(`${root} is not an embedding plan: it has no plan.json`);
-    const outside = await run(python, [path.join(runners, 'dask_embed.py'), planFolder, '--out', path.join(root, 'out'), '--shards', '0,4'], { ...process.env });
+    const outside = await run(python, [path.join(runners, 'dask_embed.py'), planFolder, '--out', path.join(root, 'out'), '--shards', '0,4'], {
+      ...process.env,
+    });
     expect(outside.code).not.toBe(0);
     expect(outside.stderr).toContain('shard(s) [4] are out of range: the plan has 1 shard(s), numbered 0 to 0');
   });
@@ -124,7 +130,17 @@ describe('SLURM array script (slurm-embed.sbatch), body run with the array varia
       [1, '1'],
       [0, '0'],
     ] as const) {
-      const env = { ...process.env, SLURM_ARRAY_JOB_ID: '4242', SLURM_ARRAY_TASK_ID: String(task), SLURM_JOB_ID: `${4242 + task}`, DERMWS_PLAN: planFolder, DERMWS_OUT: out, DERMWS_ROOT: mounted, DERMWS: dermwsCommand, DERMWS_SHARD_OFFSET: offset };
+      const env = {
+        ...process.env,
+        SLURM_ARRAY_JOB_ID: '4242',
+        SLURM_ARRAY_TASK_ID: String(task),
+        SLURM_JOB_ID: `${4242 + task}`,
+        DERMWS_PLAN: planFolder,
+        DERMWS_OUT: out,
+        DERMWS_ROOT: mounted,
+        DERMWS: dermwsCommand,
+        DERMWS_SHARD_OFFSET: offset,
+      };
       const result = await run('bash', [script], env);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain(`array job 4242 task ${task} → shard ${task + Number(offset)}`);
@@ -140,7 +156,13 @@ describe('SLURM array script (slurm-embed.sbatch), body run with the array varia
     const noPlan = await run('bash', [script], { ...process.env, SLURM_ARRAY_TASK_ID: '0', DERMWS_OUT: path.join(root, 'out'), DERMWS: dermwsCommand });
     expect(noPlan.code).not.toBe(0);
     expect(noPlan.stderr).toContain('set DERMWS_PLAN to the plan folder');
-    const outOfRange = await run('bash', [script], { ...process.env, SLURM_ARRAY_TASK_ID: '3', DERMWS_PLAN: planFolder, DERMWS_OUT: path.join(root, 'out'), DERMWS: dermwsCommand });
+    const outOfRange = await run('bash', [script], {
+      ...process.env,
+      SLURM_ARRAY_TASK_ID: '3',
+      DERMWS_PLAN: planFolder,
+      DERMWS_OUT: path.join(root, 'out'),
+      DERMWS: dermwsCommand,
+    });
     expect(outOfRange.code).toBe(2);
     expect(outOfRange.stderr).toContain('Shard 3 is out of range');
   });

@@ -21,7 +21,9 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-concurrency-'));
 afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
 
 function failures(runs: CliProcessRun[]): string[] {
-  return runs.filter((run) => run.code !== 0).map((run) => `dermws ${run.args.join(' ')} → exit ${run.code}: ${run.stdout.slice(0, 400)} ${run.stderr.slice(0, 400)}`);
+  return runs
+    .filter((run) => run.code !== 0)
+    .map((run) => `dermws ${run.args.join(' ')} → exit ${run.code}: ${run.stdout.slice(0, 400)} ${run.stderr.slice(0, 400)}`);
 }
 
 async function photoFolder(name: string, count: number, seed: number): Promise<string[]> {
@@ -60,7 +62,18 @@ describe('several processes on one library', () => {
     const sessions: Array<{ id: number; imageId: number }> = [];
     for (let index = 0; index < 4; index++) {
       const imageId = imageIds[6 + index]!;
-      const created = await runDermwsProcess([...library, 'session', 'create', '--name', `s${index}`, '--annotator', `reader-${index}`, '--images', String(imageId), '--json']);
+      const created = await runDermwsProcess([
+        ...library,
+        'session',
+        'create',
+        '--name',
+        `s${index}`,
+        '--annotator',
+        `reader-${index}`,
+        '--images',
+        String(imageId),
+        '--json',
+      ]);
       expect(failures([created])).toEqual([]);
       sessions.push({ id: created.json.id, imageId });
     }
@@ -69,7 +82,20 @@ describe('several processes on one library', () => {
     for (const [index, folder] of folders.entries()) newFiles.push(...(await photoFolder(folder, 3, 100 + index * 10)));
 
     const writers = [
-      ...imageIds.slice(0, 6).map((imageId, index) => [...library, 'label', String(imageId), '--kind', 'condition', '--value', 'eczema', '--annotator', `labeller-${index}`, '--json']),
+      ...imageIds
+        .slice(0, 6)
+        .map((imageId, index) => [
+          ...library,
+          'label',
+          String(imageId),
+          '--kind',
+          'condition',
+          '--value',
+          'eczema',
+          '--annotator',
+          `labeller-${index}`,
+          '--json',
+        ]),
       ...folders.map((folder) => [...library, 'import', path.join(scratch, folder), '--json']),
       [...library, 'embed', '--model', 'tiny', '--json'],
       [...library, 'embed', '--model', 'tiny', '--json'],
@@ -84,14 +110,18 @@ describe('several processes on one library', () => {
       const originals = (db.prepare('SELECT original_path FROM images').all() as Array<{ original_path: string }>).map((row) => row.original_path);
       expect(new Set(originals)).toEqual(new Set([...base, ...newFiles]));
       const labels = db
-        .prepare("SELECT a.name AS annotator, l.image_id AS imageId, l.value FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE l.kind = 'condition' AND l.superseded_at IS NULL ORDER BY a.name")
+        .prepare(
+          "SELECT a.name AS annotator, l.image_id AS imageId, l.value FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE l.kind = 'condition' AND l.superseded_at IS NULL ORDER BY a.name",
+        )
         .all();
       expect(labels).toEqual([
         ...imageIds.slice(0, 6).map((imageId, index) => ({ annotator: `labeller-${index}`, imageId, value: 'eczema' })),
         ...sessions.map((session, index) => ({ annotator: `reader-${index}`, imageId: session.imageId, value: 'psoriasis' })),
       ]);
       // Every image present before the embed processes started has its embedding (later ones may too).
-      const embedded = new Set((db.prepare("SELECT image_id FROM embeddings WHERE model_id = 'tiny'").all() as Array<{ image_id: number }>).map((row) => row.image_id));
+      const embedded = new Set(
+        (db.prepare("SELECT image_id FROM embeddings WHERE model_id = 'tiny'").all() as Array<{ image_id: number }>).map((row) => row.image_id),
+      );
       for (const imageId of imageIds) expect(embedded.has(imageId)).toBe(true);
       // Each import reports exactly what it did, and its stored batch agrees.
       for (const run of runs.filter((each) => each.args.includes('import'))) {

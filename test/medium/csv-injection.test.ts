@@ -29,7 +29,8 @@ function expectNoFormulaCells(file: string): number {
   for (const record of records) {
     for (const [column, cell] of record.fields.entries()) {
       cells++;
-      if (dangerousLead.test(cell)) expect(plainNumber.test(cell), `${path.basename(file)} line ${record.line} column ${column + 1}: ${JSON.stringify(cell)}`).toBe(true);
+      if (dangerousLead.test(cell))
+        expect(plainNumber.test(cell), `${path.basename(file)} line ${record.line} column ${column + 1}: ${JSON.stringify(cell)}`).toBe(true);
     }
   }
   return cells;
@@ -61,7 +62,11 @@ beforeAll(async () => {
   library.db.prepare('UPDATE images SET case_id = ?').run(caseId);
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: 'tiny', displayName: 'tiny', dim: 3, sha256: 'b'.repeat(64), source: 'imported', preprocessing: null });
-  embeddings.put('tiny', 'b'.repeat(64), ids.map((imageId) => ({ imageId, vector: Float32Array.from([-1, 0.5, -0.25]) })));
+  embeddings.put(
+    'tiny',
+    'b'.repeat(64),
+    ids.map((imageId) => ({ imageId, vector: Float32Array.from([-1, 0.5, -0.25]) })),
+  );
   const { exports } = createDatasetServices(library, { import: imports.import, images: imports.images, labels, taxonomy, quality: imports.quality });
   await exports.export({ folder: path.join(work, 'export'), formats: ['csv', 'npz', 'npy'] });
 });

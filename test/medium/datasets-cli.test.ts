@@ -26,8 +26,25 @@ describe('dermws dataset / export', () => {
   it('imports SCIN with a stable JSON report and exit code 1 when rows were bad', async () => {
     const result = await dermws('--library', library, 'dataset', 'import-scin', path.join(work, 'scin'), '--json');
     expect(result.code).toBe(1);
-    expect(Object.keys(result.json).sort()).toEqual(['cases', 'dataset', 'files', 'images', 'importBatchId', 'issues', 'labels', 'metadata', 'rows', 'rowsApplied', 'status']);
-    expect(result.json).toMatchObject({ dataset: 'scin', status: 'partial', images: { imported: dataset.imagesOnDisk.length, missing: 1 }, cases: { created: 6 } });
+    expect(Object.keys(result.json).sort()).toEqual([
+      'cases',
+      'dataset',
+      'files',
+      'images',
+      'importBatchId',
+      'issues',
+      'labels',
+      'metadata',
+      'rows',
+      'rowsApplied',
+      'status',
+    ]);
+    expect(result.json).toMatchObject({
+      dataset: 'scin',
+      status: 'partial',
+      images: { imported: dataset.imagesOnDisk.length, missing: 1 },
+      cases: { created: 6 },
+    });
     for (const issue of result.json.issues) {
       expect(['severity', 'file', 'line', 'column', 'value', 'message']).toEqual(expect.arrayContaining(Object.keys(issue)));
       expect(issue).toMatchObject({ severity: expect.stringMatching(/^(error|warning)$/), file: expect.any(String), message: expect.any(String) });
@@ -42,7 +59,13 @@ describe('dermws dataset / export', () => {
   it('imports a mapped CSV and refuses a bad mapping with exit code 2 before opening the library', async () => {
     const csv = path.join(work, 'extra.csv');
     const first = dataset.imagesOnDisk[0]!;
-    fs.writeFileSync(csv, formatCsv([['path', 'clinic'], [first, 'north']]));
+    fs.writeFileSync(
+      csv,
+      formatCsv([
+        ['path', 'clinic'],
+        [first, 'north'],
+      ]),
+    );
     const result = await dermws('--library', library, 'dataset', 'import-csv', csv, '--map', 'image=path,meta.clinic=clinic', '--json');
     expect(result.code).toBe(0);
     expect(result.json).toMatchObject({ dataset: 'csv', status: 'success', images: { matched: 1 }, metadata: { set: 1 } });
@@ -71,7 +94,16 @@ describe('dermws dataset / export', () => {
     const rows = parseCsvTable(fs.readFileSync(path.join(out, 'images.csv'), 'utf8'), 'images.csv').rows;
     expect(rows.map((row) => row.values.relative_path).sort()).toEqual([...notGradable.imagePaths].sort());
 
-    const where = await dermws('--library', library, 'export', path.join(work, 'export-where'), '--where', `meta.age_group=${notGradable.ageGroup}`, 'label.gradable=no', '--json');
+    const where = await dermws(
+      '--library',
+      library,
+      'export',
+      path.join(work, 'export-where'),
+      '--where',
+      `meta.age_group=${notGradable.ageGroup}`,
+      'label.gradable=no',
+      '--json',
+    );
     expect(where.code).toBe(0);
     expect(where.json.counts.images).toBe(notGradable.imagePaths.length);
     const badWhere = await dermws('--library', library, 'export', path.join(work, 'export-bad-where'), '--where', 'colour=red', '--json');

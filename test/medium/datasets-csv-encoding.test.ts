@@ -55,7 +55,9 @@ describe('import-csv encoding and size checks', () => {
 
   it(`refuses a field longer than ${maxCsvFieldChars} characters`, async () => {
     const file = write('huge.csv', Buffer.from(`file,Body site\nimage-1.jpg,${'x'.repeat(10 * 1024 * 1024)}\n`, 'utf8'));
-    await expect(datasets.importCsv(file, mapping)).rejects.toThrow(new RegExp(`huge\\.csv line 2, field 2: the value is 10485760 characters long; at most ${maxCsvFieldChars}`));
+    await expect(datasets.importCsv(file, mapping)).rejects.toThrow(
+      new RegExp(`huge\\.csv line 2, field 2: the value is 10485760 characters long; at most ${maxCsvFieldChars}`),
+    );
     expect(storedMetadata()).toBe(0);
   });
 

@@ -41,14 +41,21 @@ function writeCsv(name: string, rows: string[][]): string {
 }
 
 const metadataOf = (imageId: number) =>
-  Object.fromEntries((library.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(imageId) as Array<{ key: string; value: string }>).map((row) => [row.key, row.value]));
+  Object.fromEntries(
+    (library.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(imageId) as Array<{ key: string; value: string }>).map(
+      (row) => [row.key, row.value],
+    ),
+  );
 const labelsOf = (imageId: number) =>
   (
     library.db
-      .prepare('SELECT l.kind, l.value, l.confidence, l.origin, a.name AS annotator FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE l.image_id = ? AND l.superseded_at IS NULL ORDER BY l.kind, l.value')
+      .prepare(
+        'SELECT l.kind, l.value, l.confidence, l.origin, a.name AS annotator FROM labels l JOIN annotators a ON a.id = l.annotator_id WHERE l.image_id = ? AND l.superseded_at IS NULL ORDER BY l.kind, l.value',
+      )
       .all(imageId) as Array<{ kind: string; value: string; confidence: number | null; origin: string; annotator: string }>
   ).map((label) => `${label.kind}=${label.value}${label.confidence ? `:${label.confidence}` : ''} (${label.annotator}, ${label.origin})`);
-const caseKeyOf = (imageId: number) => (library.db.prepare('SELECT c.case_key AS k FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ?').get(imageId) as { k: string | null }).k;
+const caseKeyOf = (imageId: number) =>
+  (library.db.prepare('SELECT c.case_key AS k FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ?').get(imageId) as { k: string | null }).k;
 const counts = () => ({
   metadata: (library.db.prepare('SELECT COUNT(*) AS n FROM image_metadata').get() as { n: number }).n,
   labels: (library.db.prepare('SELECT COUNT(*) AS n FROM labels').get() as { n: number }).n,
@@ -106,7 +113,10 @@ describe('ISIC metadata import', () => {
   });
 
   it('refuses a file without isic_id, naming it', async () => {
-    const file = writeCsv('not-isic.csv', [['id', 'sex'], ['x', 'male']]);
+    const file = writeCsv('not-isic.csv', [
+      ['id', 'sex'],
+      ['x', 'male'],
+    ]);
     await expect(datasets.importIsic(file)).rejects.toThrow(/not-isic\.csv is not an ISIC metadata file: it has no "isic_id" column/);
   });
 });
@@ -126,7 +136,11 @@ describe('generic CSV import with a column mapping', () => {
     const report = await datasets.importCsv(file, mapping, { annotator: 'clinic-2024' });
     expect(metadataOf(ids[0]!)).toEqual({ sex: 'F', site: 'arm' });
     expect(metadataOf(ids[1]!)).toEqual({ sex: 'M' });
-    expect(labelsOf(ids[0]!)).toEqual(['condition=eczema:4 (clinic-2024, imported)', 'condition=psoriasis:4 (clinic-2024, imported)', 'fitzpatrick=III (clinic-2024, imported)']);
+    expect(labelsOf(ids[0]!)).toEqual([
+      'condition=eczema:4 (clinic-2024, imported)',
+      'condition=psoriasis:4 (clinic-2024, imported)',
+      'fitzpatrick=III (clinic-2024, imported)',
+    ]);
     expect(labelsOf(ids[1]!)).toEqual(['condition=urticaria (clinic-2024, imported)']);
     expect(labelsOf(ids[2]!)).toEqual(['condition=tinea (clinic-2024, imported)']);
     expect(caseKeyOf(ids[0]!)).toBe('P1');
@@ -149,18 +163,29 @@ describe('generic CSV import with a column mapping', () => {
   it('leaves an image in the case it already has, with a warning', async () => {
     library.db.prepare("INSERT INTO cases (id, case_key, source, created_at) VALUES (99, 'EXISTING', 'scin', '2026-01-01')").run();
     library.db.prepare('UPDATE images SET case_id = 99 WHERE id = ?').run(ids[0]!);
-    const file = writeCsv('cases.csv', [['file', 'patient'], ['image-1.jpg', 'P7']]);
+    const file = writeCsv('cases.csv', [
+      ['file', 'patient'],
+      ['image-1.jpg', 'P7'],
+    ]);
     const report = await datasets.importCsv(file, 'image=file,case=patient');
     expect(caseKeyOf(ids[0]!)).toBe('EXISTING');
-    expect(report.issues).toEqual([expect.objectContaining({ severity: 'warning', line: 2, column: 'patient', message: expect.stringMatching(/already belongs to case EXISTING/) })]);
+    expect(report.issues).toEqual([
+      expect.objectContaining({ severity: 'warning', line: 2, column: 'patient', message: expect.stringMatching(/already belongs to case EXISTING/) }),
+    ]);
     expect(report.status).toBe('success');
   });
 
   it('reports two rows that name one image in different ways, keeping the first', async () => {
-    const file = writeCsv('twice.csv', [['file', 'sex'], ['images/image-1.jpg', 'F'], ['image-1.jpg', 'M']]);
+    const file = writeCsv('twice.csv', [
+      ['file', 'sex'],
+      ['images/image-1.jpg', 'F'],
+      ['image-1.jpg', 'M'],
+    ]);
     const report = await datasets.importCsv(file, 'image=file,meta.sex=sex');
     expect(metadataOf(ids[0]!)).toEqual({ sex: 'F' });
-    expect(report.issues).toEqual([expect.objectContaining({ line: 3, column: 'file', value: 'image-1.jpg', message: expect.stringMatching(/same library image .* as line 2/) })]);
+    expect(report.issues).toEqual([
+      expect.objectContaining({ line: 3, column: 'file', value: 'image-1.jpg', message: expect.stringMatching(/same library image .* as line 2/) }),
+    ]);
   });
 
   it('validates the mapping and the columns it names before reading rows', async () => {

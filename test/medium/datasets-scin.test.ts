@@ -66,7 +66,11 @@ describe('SCIN import', () => {
   });
 
   it('creates one case per case_id (read as text) and keeps each case’s images together', () => {
-    const cases = library.db.prepare("SELECT c.case_key AS key, c.source AS source, COUNT(i.id) AS n FROM cases c JOIN images i ON i.case_id = c.id GROUP BY c.id ORDER BY c.case_key").all() as Array<{
+    const cases = library.db
+      .prepare(
+        'SELECT c.case_key AS key, c.source AS source, COUNT(i.id) AS n FROM cases c JOIN images i ON i.case_id = c.id GROUP BY c.id ORDER BY c.case_key',
+      )
+      .all() as Array<{
       key: string;
       source: string;
       n: number;
@@ -79,7 +83,9 @@ describe('SCIN import', () => {
     expect(cases.map((row) => row.key)).toContain(dataset.cases[0]!.caseId);
     for (const spec of dataset.cases) {
       const present = spec.imagePaths.filter((image) => !spec.missingPaths.includes(image));
-      const caseIds = new Set(present.map((image) => (library.db.prepare('SELECT case_id AS c FROM images WHERE relative_path = ?').get(image) as { c: number }).c));
+      const caseIds = new Set(
+        present.map((image) => (library.db.prepare('SELECT case_id AS c FROM images WHERE relative_path = ?').get(image) as { c: number }).c),
+      );
       expect(caseIds.size).toBe(1);
     }
     expect(first.cases.created).toBe(dataset.cases.length + 1);
@@ -107,7 +113,12 @@ describe('SCIN import', () => {
     expect(JSON.parse(metadata.condition_weights!)).toEqual(spec.weights);
     // NONE_SELECTED is "not given", not an error.
     const noneSelected = dataset.cases[3]!;
-    expect(count("SELECT COUNT(*) AS n FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.relative_path = ? AND m.key = 'fitzpatrick_self'", noneSelected.imagePaths[0]!)).toBe(0);
+    expect(
+      count(
+        "SELECT COUNT(*) AS n FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.relative_path = ? AND m.key = 'fitzpatrick_self'",
+        noneSelected.imagePaths[0]!,
+      ),
+    ).toBe(0);
   });
 
   it('stores dermatologist judgements as imported labels: conditions with confidences, gradable, Fitzpatrick, Monk tone', () => {
@@ -160,7 +171,12 @@ describe('SCIN import', () => {
       expect.objectContaining({ severity: 'error', column: 'image_2_path', value: faults.missingImage.path, message: expect.stringMatching(/not found/) }),
     ]);
     expect(at(faults.duplicateCase.file, faults.duplicateCase.line)).toEqual([
-      expect.objectContaining({ severity: 'error', column: 'case_id', value: faults.duplicateCase.caseId, message: expect.stringMatching(/already appears on line 2/) }),
+      expect.objectContaining({
+        severity: 'error',
+        column: 'case_id',
+        value: faults.duplicateCase.caseId,
+        message: expect.stringMatching(/already appears on line 2/),
+      }),
     ]);
     expect(at(faults.wrongFieldCount.file, faults.wrongFieldCount.line)).toEqual([expect.objectContaining({ message: expect.stringMatching(/has 3 fields/) })]);
     expect(at(faults.badAgeGroup.file, faults.badAgeGroup.line)).toEqual([expect.objectContaining({ column: 'age_group', value: 'AGE_TWENTYISH' })]);
@@ -178,12 +194,18 @@ describe('SCIN import', () => {
     // The duplicated row did not overwrite the first one's age group.
     const firstImage = dataset.cases[0]!.imagePaths[0]!;
     expect(
-      (library.db.prepare("SELECT m.value AS v FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.relative_path = ? AND m.key = 'age_group'").get(firstImage) as { v: string }).v,
+      (
+        library.db
+          .prepare("SELECT m.value AS v FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.relative_path = ? AND m.key = 'age_group'")
+          .get(firstImage) as { v: string }
+      ).v,
     ).toBe(dataset.cases[0]!.ageGroup);
     // Conditions of the case with unreadable confidences still import, without confidences.
     const badConfidence = dataset.cases[2]!;
     const conditions = library.db
-      .prepare("SELECT l.confidence AS c FROM labels l JOIN images i ON i.id = l.image_id WHERE i.relative_path = ? AND l.kind = 'condition' AND l.superseded_at IS NULL")
+      .prepare(
+        "SELECT l.confidence AS c FROM labels l JOIN images i ON i.id = l.image_id WHERE i.relative_path = ? AND l.kind = 'condition' AND l.superseded_at IS NULL",
+      )
       .all(badConfidence.imagePaths[0]!) as { c: number | null }[];
     expect(conditions.length).toBe(2);
     expect(conditions.every((row) => row.c === null)).toBe(true);
@@ -213,21 +235,37 @@ describe('SCIN import, faults across runs', () => {
       const report = await datasetServices(own).datasets.importScin(root);
       expect(report.images.failed).toBe(1);
       expect(report.issues.filter((issue) => issue.value === broken)).toEqual([
-        expect.objectContaining({ severity: 'error', file: 'scin_cases.csv', line: 3, column: 'image_1_path', message: expect.stringMatching(/could not be imported/) }),
+        expect.objectContaining({
+          severity: 'error',
+          file: 'scin_cases.csv',
+          line: 3,
+          column: 'image_1_path',
+          message: expect.stringMatching(/could not be imported/),
+        }),
       ]);
       const firstCase = data.cases[0]!;
       const lastCase = data.cases[data.cases.length - 1]!;
       const caseOf = (relative: string) =>
-        (own.db.prepare('SELECT c.case_key AS k FROM images i JOIN cases c ON c.id = i.case_id WHERE i.file_sha256 = (SELECT file_sha256 FROM images WHERE relative_path = ?)').get(relative) as { k: string }).k;
+        (
+          own.db
+            .prepare(
+              'SELECT c.case_key AS k FROM images i JOIN cases c ON c.id = i.case_id WHERE i.file_sha256 = (SELECT file_sha256 FROM images WHERE relative_path = ?)',
+            )
+            .get(relative) as { k: string }
+        ).k;
       expect(caseOf(firstCase.imagePaths[0]!)).toBe(firstCase.caseId);
       expect(report.issues.filter((issue) => issue.severity === 'warning' && /same file as one already in case/.test(issue.message))).toEqual([
         expect.objectContaining({ file: 'scin_cases.csv', line: data.faults.missingImage.line, value: lastCase.caseId }),
       ]);
-      const lastCaseImages = own.db.prepare('SELECT COUNT(*) AS n FROM images i JOIN cases c ON c.id = i.case_id WHERE c.case_key = ?').get(lastCase.caseId) as { n: number };
+      const lastCaseImages = own.db
+        .prepare('SELECT COUNT(*) AS n FROM images i JOIN cases c ON c.id = i.case_id WHERE c.case_key = ?')
+        .get(lastCase.caseId) as { n: number };
       expect(lastCaseImages.n).toBe(1);
       // The first case's image carries the first case's labels only.
       const annotatorsOfShot = own.db
-        .prepare("SELECT COUNT(*) AS n FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.case_id = (SELECT id FROM cases WHERE case_key = ?) AND m.key = 'age_group' AND m.value <> ?")
+        .prepare(
+          "SELECT COUNT(*) AS n FROM image_metadata m JOIN images i ON i.id = m.image_id WHERE i.case_id = (SELECT id FROM cases WHERE case_key = ?) AND m.key = 'age_group' AND m.value <> ?",
+        )
         .get(firstCase.caseId, firstCase.ageGroup) as { n: number };
       expect(annotatorsOfShot.n).toBe(0);
     } finally {

@@ -25,7 +25,18 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
   const uniform = (seed: number, minval = -1, maxval = 1) => tf.initializers.randomUniform({ minval, maxval, seed });
   const input = tf.input({ shape: [17, 15, 3], name: 'image_in' });
-  const c1 = tf.layers.conv2d({ name: 'c1', filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: uniform(1), biasInitializer: uniform(2) }).apply(input) as tf.SymbolicTensor;
+  const c1 = tf.layers
+    .conv2d({
+      name: 'c1',
+      filters: 4,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: uniform(1),
+      biasInitializer: uniform(2),
+    })
+    .apply(input) as tf.SymbolicTensor;
   const bnOptions = (seed: number) => ({
     gammaInitializer: uniform(seed, 0.5, 1.5),
     betaInitializer: uniform(seed + 1),
@@ -34,14 +45,28 @@ beforeAll(async () => {
     epsilon: 0.001,
   });
   const bn1 = tf.layers.batchNormalization({ name: 'bn1', ...bnOptions(10) }).apply(c1) as tf.SymbolicTensor;
-  const dw = tf.layers.depthwiseConv2d({ name: 'dw', kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'same', useBias: false, depthwiseInitializer: uniform(3) }).apply(bn1) as tf.SymbolicTensor;
+  const dw = tf.layers
+    .depthwiseConv2d({ name: 'dw', kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'same', useBias: false, depthwiseInitializer: uniform(3) })
+    .apply(bn1) as tf.SymbolicTensor;
   const bn2 = tf.layers.batchNormalization({ name: 'bn2', ...bnOptions(20) }).apply(dw) as tf.SymbolicTensor;
   const relu = tf.layers.reLU({ name: 'r', maxValue: 6 }).apply(bn2) as tf.SymbolicTensor;
-  const a = tf.layers.conv2d({ name: 'c3', filters: 5, kernelSize: 1, padding: 'same', kernelInitializer: uniform(4), biasInitializer: uniform(5) }).apply(relu) as tf.SymbolicTensor;
-  const b = tf.layers.conv2d({ name: 'c2', filters: 5, kernelSize: 3, padding: 'same', kernelInitializer: uniform(6), biasInitializer: uniform(7) }).apply(relu) as tf.SymbolicTensor;
+  const a = tf.layers
+    .conv2d({ name: 'c3', filters: 5, kernelSize: 1, padding: 'same', kernelInitializer: uniform(4), biasInitializer: uniform(5) })
+    .apply(relu) as tf.SymbolicTensor;
+  const b = tf.layers
+    .conv2d({ name: 'c2', filters: 5, kernelSize: 3, padding: 'same', kernelInitializer: uniform(6), biasInitializer: uniform(7) })
+    .apply(relu) as tf.SymbolicTensor;
   const sum = tf.layers.add({ name: 'sum' }).apply([a, b]) as tf.SymbolicTensor;
   const flat = tf.layers.flatten({ name: 'flat' }).apply(sum) as tf.SymbolicTensor;
-  const padded = tf.layers.zeroPadding2d({ name: 'zp', padding: [[1, 0], [0, 1]] }).apply(relu) as tf.SymbolicTensor;
+  const padded = tf.layers
+    .zeroPadding2d({
+      name: 'zp',
+      padding: [
+        [1, 0],
+        [0, 1],
+      ],
+    })
+    .apply(relu) as tf.SymbolicTensor;
   const pooled = tf.layers.averagePooling2d({ name: 'ap', poolSize: 2, strides: 2, padding: 'valid' }).apply(padded) as tf.SymbolicTensor;
   const gap = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(pooled) as tf.SymbolicTensor;
   const dense = tf.layers.dense({ name: 'head', units: 3 }).apply(gap) as tf.SymbolicTensor;
@@ -84,13 +109,18 @@ describe('Keras → ONNX converter', () => {
   it('matches TF.js on padding, depthwise, unfolded BatchNormalization, pooling and flatten paths', async () => {
     const count = 2;
     const batch = Float32Array.from({ length: count * 17 * 15 * 3 }, (_, i) => ((i * 2654435761) % 1000) / 1000);
-    const [flatReference, gapReference] = (saved.model.predict(tf.tensor4d(batch, [count, 17, 15, 3])) as tf.Tensor[]).map((tensor) => tensor.dataSync() as Float32Array);
+    const [flatReference, gapReference] = (saved.model.predict(tf.tensor4d(batch, [count, 17, 15, 3])) as tf.Tensor[]).map(
+      (tensor) => tensor.dataSync() as Float32Array,
+    );
 
     const flat = await runConverted('flat', batch, count);
     expect(flat.dims).toEqual([count, 5 * 4 * 5]);
     const gap = await runConverted('gap', batch, count);
     expect(gap.dims).toEqual([count, 8]);
-    for (const [ours, reference] of [[flat.data, flatReference!], [gap.data, gapReference!]] as const) {
+    for (const [ours, reference] of [
+      [flat.data, flatReference!],
+      [gap.data, gapReference!],
+    ] as const) {
       expect(ours.length).toBe(reference.length);
       let worst = 0;
       for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - reference[i]!) / (1 + Math.abs(reference[i]!)));
@@ -101,7 +131,14 @@ describe('Keras → ONNX converter', () => {
 
   it('refuses layers it does not support and cuts that are not flat, naming the layer', () => {
     const convert = (outputLayer: string): unknown =>
-      convertKerasModel({ graphName: 'x', layers: saved.layers, outputLayer, weight: (name) => saved.weights.get(name)!, inputName: 'image', outputName: 'embedding' });
+      convertKerasModel({
+        graphName: 'x',
+        layers: saved.layers,
+        outputLayer,
+        weight: (name) => saved.weights.get(name)!,
+        inputName: 'image',
+        outputName: 'embedding',
+      });
     expect(() => convert('head')).toThrow(/Keras layer "head" \(Dense\): this layer type is not supported/);
     expect(() => convert('sum')).toThrow(/Keras layer "sum" outputs \[5, 5, 4\]; the cut must be a flat vector/);
     expect(() => convert('nope')).toThrow(/no layer "nope"/);

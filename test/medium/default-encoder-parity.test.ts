@@ -69,7 +69,10 @@ describe('default encoder (nsfwjs MobileNetV2 → ONNX)', () => {
     const session = await ort.InferenceSession.create(model.onnxPath);
     const batch = new Float32Array(imageCount * size * size * 3);
     images.forEach((image, index) => batch.set(image, index * image.length));
-    const result = (await session.run({ [model.manifest.input.name]: new ort.Tensor('float32', batch, [imageCount, size, size, 3]) })) as Record<string, ort.Tensor>;
+    const result = (await session.run({ [model.manifest.input.name]: new ort.Tensor('float32', batch, [imageCount, size, size, 3]) })) as Record<
+      string,
+      ort.Tensor
+    >;
     await session.release();
     const output = result[model.manifest.output.name]!;
     expect(output.dims).toEqual([imageCount, 1280]);
@@ -77,7 +80,9 @@ describe('default encoder (nsfwjs MobileNetV2 → ONNX)', () => {
 
     const reference = await tfjsEmbeddings();
     const cosines = reference.map((expected, index) => cosine(expected, onnxData.subarray(index * 1280, (index + 1) * 1280)));
-    console.log(`default encoder parity, 1 − cosine per image: ${cosines.map((value) => (1 - value).toExponential(2)).join(', ')}; worst cosine ${Math.min(...cosines).toFixed(9)}`);
+    console.log(
+      `default encoder parity, 1 − cosine per image: ${cosines.map((value) => (1 - value).toExponential(2)).join(', ')}; worst cosine ${Math.min(...cosines).toFixed(9)}`,
+    );
     for (const value of cosines) expect(value).toBeGreaterThanOrEqual(0.9999);
     // Guards against a degenerate match (e.g. both all zeros): real, varied activations.
     expect(onnxData.every(Number.isFinite)).toBe(true);

@@ -41,11 +41,15 @@ describe("the README's first session on the demo library", () => {
     expect(demo).toMatchObject({ status: 'success', libraryFolder: library, cases: 62 });
     expect(demo.datasetImport.images).toMatchObject({ imported: 122, alreadyInLibrary: 1, failed: 2 });
     for (const broken of demo.brokenFiles) {
-      expect(demo.datasetImport.issues.some((issue: { value?: string; message: string }) => `${issue.value ?? ''} ${issue.message}`.includes(path.basename(broken)))).toBe(true);
+      expect(
+        demo.datasetImport.issues.some((issue: { value?: string; message: string }) => `${issue.value ?? ''} ${issue.message}`.includes(path.basename(broken))),
+      ).toBe(true);
     }
     expect(demo.embedding).toMatchObject({ status: 'success', embedded: 122, failed: [] });
 
-    const types = query<{ value: string }>("SELECT DISTINCT value FROM labels WHERE kind = 'fitzpatrick' AND superseded_at IS NULL ORDER BY value").map((row) => row.value);
+    const types = query<{ value: string }>("SELECT DISTINCT value FROM labels WHERE kind = 'fitzpatrick' AND superseded_at IS NULL ORDER BY value").map(
+      (row) => row.value,
+    );
     expect(types).toEqual(['I', 'II', 'III', 'IV', 'V', 'VI']);
     const photosPerCase = query<{ n: number }>('SELECT COUNT(*) AS n FROM images GROUP BY case_id').map((row) => row.n);
     expect(new Set(photosPerCase)).toEqual(new Set([1, 2, 3]));
@@ -84,7 +88,19 @@ describe("the README's first session on the demo library", () => {
     const similarities = search.json.results.map((hit: { similarity: number }) => hit.similarity);
     expect(similarities).toEqual([...similarities].sort((a: number, b: number) => b - a));
 
-    const session = await runDermws('session', 'create', '--name', 'triage', '--annotator', 'ana', '--order', 'unlabelled-first', '--library', library, '--json');
+    const session = await runDermws(
+      'session',
+      'create',
+      '--name',
+      'triage',
+      '--annotator',
+      'ana',
+      '--order',
+      'unlabelled-first',
+      '--library',
+      library,
+      '--json',
+    );
     expect(session.code).toBe(0);
     expect(session.json).toMatchObject({ name: 'triage', annotator: 'ana', status: 'active', total: 122 });
 

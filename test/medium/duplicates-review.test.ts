@@ -53,11 +53,25 @@ function reviewLibrary(): { api: AppApi; folder: string; ids: number[] } {
   const embeddings = new EmbeddingsRepository(api.core.library.db);
   embeddings.registerModel({ id: 'vectors', displayName: 'vectors', dim, sha256: 'a'.repeat(64), source: 'imported', preprocessing: null });
   const vectors = reviewVectors(ids.length);
-  embeddings.put('vectors', 'a'.repeat(64), ids.map((imageId, row) => ({ imageId, vector: vectors[row]! })));
+  embeddings.put(
+    'vectors',
+    'a'.repeat(64),
+    ids.map((imageId, row) => ({ imageId, vector: vectors[row]! })),
+  );
   return { api, folder, ids };
 }
 
-type Found = { groups: Array<{ imageIds: number[]; keep: number; maxSimilarity: number; minSimilarity: number; exact: boolean; pairs: unknown[]; images: Array<{ imageId: number; flags: string[] }> }> };
+type Found = {
+  groups: Array<{
+    imageIds: number[];
+    keep: number;
+    maxSimilarity: number;
+    minSimilarity: number;
+    exact: boolean;
+    pairs: unknown[];
+    images: Array<{ imageId: number; flags: string[] }>;
+  }>;
+};
 
 describe('near-duplicate review through the contract and the CLI', () => {
   it('forms cliques most similar first: a ~ b ~ c with a and c unlike is two pairs, never one group', async () => {
@@ -94,9 +108,14 @@ describe('near-duplicate review through the contract and the CLI', () => {
     const [, , , d, e, f, g] = ids as [number, number, number, number, number, number, number];
     const db = api.core.library.db;
     const manualFlags = () =>
-      db.prepare("SELECT image_id AS imageId, detail FROM image_flags WHERE flag = 'duplicate' AND source = 'manual' ORDER BY image_id").all() as Array<{ imageId: number; detail: string }>;
+      db.prepare("SELECT image_id AS imageId, detail FROM image_flags WHERE flag = 'duplicate' AND source = 'manual' ORDER BY image_id").all() as Array<{
+        imageId: number;
+        detail: string;
+      }>;
     // g was flagged by hand before the review; the review must not rewrite or undo that.
-    db.prepare("INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, 'duplicate', 'manual', 'seen on the ward list', '2026-01-01T00:00:00Z')").run(g);
+    db.prepare(
+      "INSERT INTO image_flags (image_id, flag, source, detail, set_at) VALUES (?, 'duplicate', 'manual', 'seen on the ward list', '2026-01-01T00:00:00Z')",
+    ).run(g);
 
     const resolved = (await api.invoke('duplicatesResolve', { keep: d, others: [e, f, g], action: 'flag' })) as { changed: number; changedImages: number[] };
     expect(resolved).toEqual({ changed: 2, changedImages: [e, f] });
@@ -107,7 +126,10 @@ describe('near-duplicate review through the contract and the CLI', () => {
     ]);
     const listed = await runDermws('duplicates', '--library', path.join(folder, 'library'), '--threshold', '0.97', '--json');
     const clique = listed.json.groups.find((group: { imageIds: number[] }) => group.imageIds.includes(d));
-    expect(clique.images.filter((image: { flags: string[] }) => image.flags.includes('duplicate')).map((image: { imageId: number }) => image.imageId)).toEqual([e, f]);
+    expect(clique.images.filter((image: { flags: string[] }) => image.flags.includes('duplicate')).map((image: { imageId: number }) => image.imageId)).toEqual([
+      e,
+      f,
+    ]);
 
     const undone = (await api.invoke('duplicatesUndo', { images: resolved.changedImages, action: 'flag' })) as { changed: number; changedImages: number[] };
     expect(undone).toEqual({ changed: 2, changedImages: [e, f] });

@@ -75,7 +75,11 @@ function observedService(library: TestLibrary, onSources: (imageIds: readonly nu
       return super.imageSources(imageIds);
     }
   }
-  const registry = new ModelRegistry({ libraryModelsFolder: library.paths.models, bundledManifestFolders: [modelsFolder], runtimeOptions: { providers: ['cpu'] } });
+  const registry = new ModelRegistry({
+    libraryModelsFolder: library.paths.models,
+    bundledManifestFolders: [modelsFolder],
+    runtimeOptions: { providers: ['cpu'] },
+  });
   const embeddings = new EmbeddingService(new ObservedRepository(library.db), registry, library.paths.root);
   services.push(embeddings);
   return { embeddings };
@@ -96,7 +100,11 @@ describe('embedding job', () => {
     const result = await embeddings.embedLibrary({ modelId: 'tiny', batchSize: 4, onProgress: (event) => progress.push(event) });
     expect(result).toMatchObject({ status: 'success', modelId: 'tiny', total: 11, embedded: 11, skipped: 0, failed: [], provider: 'cpu', batchSize: 4 });
     expect(rowsFor(library, 'tiny')).toEqual(ids.map((id) => ({ image_id: id, n: 1 })));
-    const stored = library.db.prepare('SELECT model_sha256, dim, length(vector) AS bytes FROM embeddings LIMIT 1').get() as { model_sha256: string; dim: number; bytes: number };
+    const stored = library.db.prepare('SELECT model_sha256, dim, length(vector) AS bytes FROM embeddings LIMIT 1').get() as {
+      model_sha256: string;
+      dim: number;
+      bytes: number;
+    };
     const manifest = JSON.parse(fs.readFileSync(path.join(modelsFolder, 'tiny.manifest.json'), 'utf8'));
     expect(stored).toEqual({ model_sha256: manifest.sha256, dim: 16, bytes: 64 });
     expect(repository.model('tiny')).toMatchObject({ dim: 16, source: 'onnx', sha256: manifest.sha256 });
@@ -119,7 +127,9 @@ describe('embedding job', () => {
 
     const pixels = skinImagePixels({ seed: 5, width: 100, height: 80 });
     const png = path.join(library.paths.root, '..', 'lossless.png');
-    await sharp(pixels.data, { raw: { width: 100, height: 80, channels: 3 } }).png().toFile(png);
+    await sharp(pixels.data, { raw: { width: 100, height: 80, channels: 3 } })
+      .png()
+      .toFile(png);
     const fromPixels = await embeddings.embedPixels({ data: pixels.data, width: 100, height: 80, channels: 3 }, 'tiny');
     const fromPng = await embeddings.embedImageFile(png, 'tiny');
     expect(fromPixels.length).toBe(16);
@@ -232,7 +242,16 @@ describe('dermws models / embed (CLI)', () => {
     process.env.DERMWS_MODEL_CACHE = modelCache;
     process.env.DERMWS_EXECUTION_PROVIDERS = 'cpu';
     try {
-      const added = await cli(['--library', root, '--json', 'models', 'add', path.join(modelsFolder, 'tiny.onnx'), '--manifest', path.join(modelsFolder, 'tiny.manifest.json')]);
+      const added = await cli([
+        '--library',
+        root,
+        '--json',
+        'models',
+        'add',
+        path.join(modelsFolder, 'tiny.onnx'),
+        '--manifest',
+        path.join(modelsFolder, 'tiny.manifest.json'),
+      ]);
       expect(added.code).toBe(0);
       expect(JSON.parse(added.stdout)).toMatchObject({ id: 'tiny', source: 'library', provider: 'cpu', dim: 16 });
 
@@ -256,7 +275,13 @@ describe('dermws models / embed (CLI)', () => {
       ]);
       const imported = await cli(['--library', root, '--json', 'embeddings', 'import', npz, '--model', 'precomputed']);
       expect(imported.code).toBe(1);
-      expect(JSON.parse(imported.stdout)).toMatchObject({ modelId: 'precomputed', dim: 6, stored: 1, matchedByRelativePath: 1, unmatched: ['photos/not-in-library.jpg'] });
+      expect(JSON.parse(imported.stdout)).toMatchObject({
+        modelId: 'precomputed',
+        dim: 6,
+        stored: 1,
+        matchedByRelativePath: 1,
+        unmatched: ['photos/not-in-library.jpg'],
+      });
       const afterwards = JSON.parse((await cli(['--library', root, '--json', 'models', 'list'])).stdout);
       expect(afterwards.stored.map((model: { id: string; source: string; images: number }) => [model.id, model.source, model.images])).toEqual([
         ['precomputed', 'imported', 1],

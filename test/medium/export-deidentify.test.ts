@@ -52,7 +52,13 @@ beforeAll(async () => {
   const labels = new LabelsService(new LabelsRepository(library.db), taxonomy);
   const imports = createImportServices(library);
   expect((await imports.import.importPaths([photos])).imported).toBe(3);
-  ({ exports: exportsService } = createDatasetServices(library, { import: imports.import, images: imports.images, labels, taxonomy, quality: imports.quality }));
+  ({ exports: exportsService } = createDatasetServices(library, {
+    import: imports.import,
+    images: imports.images,
+    labels,
+    taxonomy,
+    quality: imports.quality,
+  }));
   const ids = (library.db.prepare('SELECT id FROM images ORDER BY id').all() as Array<{ id: number }>).map((row) => row.id);
   const caseId = library.db.prepare("INSERT INTO cases (case_key, source, created_at) VALUES ('MRN-4471-JANEDOE', 'test', '2026-01-01')").run().lastInsertRowid;
   library.db.prepare('UPDATE images SET case_id = ?').run(caseId);
@@ -65,8 +71,19 @@ beforeAll(async () => {
   labels.setLabel({ imageId: ids[0]!, kind: 'note', value: 'Mrs Doe says it itches', annotator: 'Dr Gregory Marlowe' });
   settings.set('ui.annotator', 'Dr Gregory Marlowe');
   const embeddings = new EmbeddingsRepository(library.db);
-  embeddings.registerModel({ id: 'precomputed', displayName: 'precomputed', dim: 4, sha256: 'c'.repeat(64), source: 'imported', preprocessing: { importedFrom: 'Jane Doe embeddings.npz' } });
-  embeddings.put('precomputed', 'c'.repeat(64), ids.map((imageId) => ({ imageId, vector: Float32Array.from([0.25, 0, 0.5, 1]) })));
+  embeddings.registerModel({
+    id: 'precomputed',
+    displayName: 'precomputed',
+    dim: 4,
+    sha256: 'c'.repeat(64),
+    source: 'imported',
+    preprocessing: { importedFrom: 'Jane Doe embeddings.npz' },
+  });
+  embeddings.put(
+    'precomputed',
+    'c'.repeat(64),
+    ids.map((imageId) => ({ imageId, vector: Float32Array.from([0.25, 0, 0.5, 1]) })),
+  );
 });
 
 afterAll(() => {
@@ -90,7 +107,12 @@ describe('de-identified export', () => {
 
   it('holds no path, file or folder name, user name, case key, annotator, dropped metadata or note in any byte', () => {
     const files = allFiles(target());
-    expect(files.map((file) => path.relative(target(), file)).filter((name) => !name.startsWith(`images${path.sep}`)).sort()).toEqual(
+    expect(
+      files
+        .map((file) => path.relative(target(), file))
+        .filter((name) => !name.startsWith(`images${path.sep}`))
+        .sort(),
+    ).toEqual(
       ['embeddings_precomputed.npy', 'embeddings_precomputed.npz', 'embeddings_precomputed_paths.csv', 'images.csv', 'labels_long.csv', 'manifest.json'].sort(),
     );
     expect(files.filter((file) => file.includes(`${path.sep}images${path.sep}`))).toHaveLength(3);

@@ -30,7 +30,13 @@ beforeAll(async () => {
   const labels = new LabelsService(new LabelsRepository(library.db), taxonomy);
   const imports = createImportServices(library);
   expect((await imports.import.importPaths([source])).imported).toBe(2);
-  ({ exports: exportsService } = createDatasetServices(library, { import: imports.import, images: imports.images, labels, taxonomy, quality: imports.quality }));
+  ({ exports: exportsService } = createDatasetServices(library, {
+    import: imports.import,
+    images: imports.images,
+    labels,
+    taxonomy,
+    quality: imports.quality,
+  }));
 });
 
 afterAll(() => {

@@ -78,7 +78,13 @@ beforeAll(async () => {
   const imports = createImportServices(library);
   const report = await imports.import.importPaths([source]);
   expect(report.imported).toBe(4);
-  ({ exports: exportsService } = createDatasetServices(library, { import: imports.import, images: imports.images, labels, taxonomy, quality: imports.quality }));
+  ({ exports: exportsService } = createDatasetServices(library, {
+    import: imports.import,
+    images: imports.images,
+    labels,
+    taxonomy,
+    quality: imports.quality,
+  }));
 
   const rows = library.db.prepare('SELECT id, relative_path AS relativePath FROM images ORDER BY id').all() as Array<{ id: number; relativePath: string }>;
   imageIds = rows.map((row) => row.id);
@@ -87,7 +93,11 @@ beforeAll(async () => {
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: 'tiny-test', displayName: 'Tiny test encoder', dim, sha256: modelSha, source: 'imported', preprocessing: null });
   vectors = new Map(imageIds.slice(0, 3).map((id) => [id, Float32Array.from({ length: dim }, (_, index) => Math.sin(id * 10 + index))]));
-  embeddings.put('tiny-test', modelSha, [...vectors].map(([imageId, vector]) => ({ imageId, vector })));
+  embeddings.put(
+    'tiny-test',
+    modelSha,
+    [...vectors].map(([imageId, vector]) => ({ imageId, vector })),
+  );
 
   const [a, b, c] = imageIds as [number, number, number];
   labels.setLabel({ imageId: a, kind: 'condition', value: 'eczema', confidence: 4, annotator: 'dr-a' });
@@ -96,7 +106,9 @@ beforeAll(async () => {
   labels.setLabel({ imageId: b, kind: 'fitzpatrick', value: 'IV', annotator: 'dr-a' });
   labels.setLabel({ imageId: b, kind: 'fitzpatrick', value: 'V', annotator: 'dr-b' });
   labels.setLabel({ imageId: c, kind: 'note', value: 'scale, "silvery"\nsecond line', annotator: 'dr-a' });
-  library.db.prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'sex', 'female', 'test'), (?, 'age_group', 'AGE_30_TO_39', 'test')").run(a, b);
+  library.db
+    .prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'sex', 'female', 'test'), (?, 'age_group', 'AGE_30_TO_39', 'test')")
+    .run(a, b);
   library.db.prepare("INSERT INTO image_flags (image_id, flag, source, set_at) VALUES (?, 'blurry', 'manual', '2026-01-01')").run(c);
 });
 
@@ -116,11 +128,34 @@ describe('export', () => {
   it('writes one row per image with metadata, flags and current labels (consensus marked)', () => {
     const table = parseCsvTable(fs.readFileSync(path.join(out(), 'images.csv'), 'utf8'), 'images.csv');
     expect(table.rows).toHaveLength(4);
-    expect(table.header).toEqual(expect.arrayContaining(['image_id', 'export_key', 'case_key', 'meta.sex', 'meta.age_group', 'label.condition', 'label.condition.from', 'label.fitzpatrick', 'label.note', 'flags.manual']));
+    expect(table.header).toEqual(
+      expect.arrayContaining([
+        'image_id',
+        'export_key',
+        'case_key',
+        'meta.sex',
+        'meta.age_group',
+        'label.condition',
+        'label.condition.from',
+        'label.fitzpatrick',
+        'label.note',
+        'flags.manual',
+      ]),
+    );
     const byId = new Map(table.rows.map((row) => [Number(row.values.image_id), row.values]));
     const [a, b, c] = imageIds as [number, number, number];
-    expect(byId.get(a)).toMatchObject({ 'meta.sex': 'female', 'label.condition': 'eczema', 'label.condition.from': 'consensus', export_key: relativePaths.get(a) });
-    expect(byId.get(b)).toMatchObject({ 'meta.age_group': 'AGE_30_TO_39', 'label.fitzpatrick': 'IV;V', 'label.fitzpatrick.from': 'annotators', 'label.condition': '' });
+    expect(byId.get(a)).toMatchObject({
+      'meta.sex': 'female',
+      'label.condition': 'eczema',
+      'label.condition.from': 'consensus',
+      export_key: relativePaths.get(a),
+    });
+    expect(byId.get(b)).toMatchObject({
+      'meta.age_group': 'AGE_30_TO_39',
+      'label.fitzpatrick': 'IV;V',
+      'label.fitzpatrick.from': 'annotators',
+      'label.condition': '',
+    });
     expect(byId.get(c)).toMatchObject({ 'label.note': 'scale, "silvery"\nsecond line', 'flags.manual': 'blurry' });
   });
 
@@ -130,8 +165,14 @@ describe('export', () => {
     expect(table.rows).toHaveLength(current);
     expect(report.counts.labels).toBe(current);
     const consensus = table.rows.filter((row) => row.values.consensus === 'yes');
-    expect(consensus.map((row) => [row.values.kind, row.values.value, row.values.confidence, row.values.origin])).toEqual([['condition', 'eczema', '5', 'consensus']]);
-    expect(table.rows.find((row) => row.values.annotator === 'dr-b' && row.values.kind === 'condition')?.values).toMatchObject({ value: 'psoriasis', confidence: '2', origin: 'manual' });
+    expect(consensus.map((row) => [row.values.kind, row.values.value, row.values.confidence, row.values.origin])).toEqual([
+      ['condition', 'eczema', '5', 'consensus'],
+    ]);
+    expect(table.rows.find((row) => row.values.annotator === 'dr-b' && row.values.kind === 'condition')?.values).toMatchObject({
+      value: 'psoriasis',
+      confidence: '2',
+      origin: 'manual',
+    });
   });
 
   it('writes an npz keyed by image path that our reader reads back exactly', async () => {
@@ -174,7 +215,9 @@ describe('export', () => {
       'm = np.load(sys.argv[2])',
       'print(json.dumps({"entries": {k: [str(d[k].dtype), list(d[k].shape), d[k].astype(float).tolist()] for k in d.files}, "matrix": [str(m.dtype), list(m.shape)]}))',
     ].join('\n');
-    const result = spawnSync('python3', ['-c', script, path.join(out(), 'embeddings_tiny-test.npz'), path.join(out(), 'embeddings_tiny-test.npy')], { encoding: 'utf8' });
+    const result = spawnSync('python3', ['-c', script, path.join(out(), 'embeddings_tiny-test.npz'), path.join(out(), 'embeddings_tiny-test.npy')], {
+      encoding: 'utf8',
+    });
     expect(result.status, result.stderr).toBe(0);
     const parsed = JSON.parse(result.stdout) as { entries: Record<string, [string, number[], number[]]>; matrix: [string, number[]] };
     expect(parsed.matrix).toEqual(['float32', [3, dim]]);
@@ -284,7 +327,9 @@ describe('export filters and model choice', () => {
     expect(table.rows.map((row) => Number(row.values.image_id))).toEqual([imageIds[1]]);
     const flagged = await exportsService.export({ folder: folder('export-flagged'), filter: { flags: ['blurry'], metadata: {} } });
     expect(flagged.counts.images).toBe(1);
-    await expect(exportsService.export({ folder: folder('export-bad'), filter: { labels: [{ kind: 'colour', value: 'x' }] } })).rejects.toThrow(/"colour" is not a label kind/);
+    await expect(exportsService.export({ folder: folder('export-bad'), filter: { labels: [{ kind: 'colour', value: 'x' }] } })).rejects.toThrow(
+      /"colour" is not a label kind/,
+    );
     // The search grammar: every clause must hold.
     const where = await exportsService.export({ folder: folder('export-where'), filter: { where: ['flag!=blurry', 'skin_type=IV'] } });
     expect(where.counts.images).toBe(1);
@@ -293,7 +338,9 @@ describe('export filters and model choice', () => {
   });
 
   it('names the unknown model and refuses unknown formats before writing anything', async () => {
-    await expect(exportsService.export({ folder: folder('export-model'), formats: ['npz'], modelId: 'missing-model' })).rejects.toThrow(/no model "missing-model" \(models: tiny-test\)/);
+    await expect(exportsService.export({ folder: folder('export-model'), formats: ['npz'], modelId: 'missing-model' })).rejects.toThrow(
+      /no model "missing-model" \(models: tiny-test\)/,
+    );
     await expect(exportsService.export({ folder: folder('export-format'), formats: ['parquet' as 'csv'] })).rejects.toThrow(/format "parquet"/);
     expect(fs.existsSync(folder('export-format'))).toBe(false);
   });

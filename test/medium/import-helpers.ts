@@ -39,7 +39,9 @@ export function chmodBlocksReading(folder: string): boolean {
  * that trusts the header is concerned. Made from a real 1×1 PNG with the IHDR size and CRC rewritten.
  */
 export async function pngClaiming(width: number, height: number): Promise<Buffer> {
-  const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#808080' } }).png().toBuffer();
+  const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#808080' } })
+    .png()
+    .toBuffer();
   const bomb = Buffer.from(png);
   // Signature (8) + length (4) + "IHDR" (4), then width and height as big-endian 32-bit integers.
   bomb.writeUInt32BE(width, 16);

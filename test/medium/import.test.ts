@@ -52,7 +52,9 @@ describe('import', () => {
       skin.data.copy(rgba, pixel * 4, pixel * 3, pixel * 3 + 3);
       rgba[pixel * 4 + 3] = pixel % skin.width < skin.width / 2 ? 0 : 255;
     }
-    await sharp(rgba, { raw: { width: skin.width, height: skin.height, channels: 4 } }).png().toFile(path.join(source, 'rgba.png'));
+    await sharp(rgba, { raw: { width: skin.width, height: skin.height, channels: 4 } })
+      .png()
+      .toFile(path.join(source, 'rgba.png'));
     const unicodeFile = await writeSkinImage(path.join(source, 'sub', 'ünï cödé', 'with space ü 🙂.jpg'), { seed: 5, width: 320, height: 240 });
 
     const decoded: DecodedImageEvent[] = [];
@@ -179,7 +181,8 @@ describe('import', () => {
   it('resumes a cancelled or killed import without duplicates or holes', async () => {
     const { source, import: importer, images, importBatches, library } = setup();
     const files: string[] = [];
-    for (let index = 0; index < 10; index++) files.push(await writeSkinImage(path.join(source, `photo-${index}.jpg`), { seed: 100 + index, width: 240, height: 180 }));
+    for (let index = 0; index < 10; index++)
+      files.push(await writeSkinImage(path.join(source, `photo-${index}.jpg`), { seed: 100 + index, width: 240, height: 180 }));
     // Cancelled right after the third image is committed (onDecoded runs once per committed image and
     // is awaited before the next file), not from a progress event, which is throttled by time.
     const controller = new AbortController();
@@ -205,10 +208,15 @@ describe('import', () => {
     // A killed process leaves its batch "running" with some images committed: the next run finishes it.
     const more = tempFolder();
     cleanups.push(() => fs.rmSync(more, { recursive: true, force: true }));
-    for (let index = 0; index < 6; index++) await writeSkinImage(path.join(more, `later-${index}.png`), { seed: 200 + index, width: 200, height: 150, format: 'png' });
+    for (let index = 0; index < 6; index++)
+      await writeSkinImage(path.join(more, `later-${index}.png`), { seed: 200 + index, width: 200, height: 150, format: 'png' });
     const stopper = new AbortController();
     let committedMore = 0;
-    const partial = await importer.importPaths([more], { concurrency: 1, signal: stopper.signal, onDecoded: () => void (++committedMore === 2 && stopper.abort()) });
+    const partial = await importer.importPaths([more], {
+      concurrency: 1,
+      signal: stopper.signal,
+      onDecoded: () => void (++committedMore === 2 && stopper.abort()),
+    });
     expect(partial).toMatchObject({ status: 'cancelled', imported: 2 });
     library.db.prepare("UPDATE import_batches SET status = 'running' WHERE id = ?").run(partial.batchId);
     // No live process holds the batch's lease: it is recovered as interrupted, not cancelled.
@@ -325,7 +333,9 @@ describe('import', () => {
     // A plain file where the third image's thumbnail folder must go makes that write fail.
     const blocker = path.join(library.paths.thumbnails, prefixOf(files[2]!));
     fs.writeFileSync(blocker, 'not a folder');
-    await expect(importer.importPaths([source], { concurrency: 1 })).rejects.toThrow(/Could not write into the library while importing .*w2\.jpg.*running the same import again resumes it/);
+    await expect(importer.importPaths([source], { concurrency: 1 })).rejects.toThrow(
+      /Could not write into the library while importing .*w2\.jpg.*running the same import again resumes it/,
+    );
     expect(images.count()).toBe(2);
     fs.rmSync(blocker);
     for (const image of images.list()) expect(fs.existsSync(path.join(library.paths.root, image.thumbnailPath))).toBe(true);

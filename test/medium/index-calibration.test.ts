@@ -138,7 +138,10 @@ describe('self-calibrating vector index', () => {
 
     // A filtered search is answered with the same settings and changes nothing stored.
     const allowed = new Set(f.ids.filter((_, index) => index % 3 === 0));
-    const filtered = await service.search(modelId, f.data.subarray(3 * dim, 4 * dim), 10, { allow: (id) => allowed.has(id), allowedIds: [...allowed].sort((a, b) => a - b) });
+    const filtered = await service.search(modelId, f.data.subarray(3 * dim, 4 * dim), 10, {
+      allow: (id) => allowed.has(id),
+      allowedIds: [...allowed].sort((a, b) => a - b),
+    });
     expect(filtered).toHaveLength(10);
     expect(filtered.every((hit) => allowed.has(hit.imageId))).toBe(true);
     expect(service.calibration(modelId)).toEqual(built);

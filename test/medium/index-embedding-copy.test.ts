@@ -100,7 +100,9 @@ function openCopy(f: Fixture, service: VectorIndexService, precision: 'float16' 
 
 function liveVectors(f: Fixture): Map<number, Float32Array> {
   const rows = f.library.db
-    .prepare('SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL')
+    .prepare(
+      'SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN images i ON i.id = e.image_id WHERE e.model_id = ? AND i.deleted_at IS NULL',
+    )
     .all(modelId) as { imageId: number; vector: Buffer }[];
   return new Map(rows.map((row) => [row.imageId, new Float32Array(new Uint8Array(row.vector).buffer)]));
 }
@@ -179,7 +181,9 @@ describe('flat embedding copy for the re-rank', () => {
         fromCopy.forEach((hits, query) => hits.forEach((hit, rank) => expect(hit.similarity).toBeCloseTo(fromDatabase[query]![rank]!.similarity, 5)));
       } else {
         expect(Math.abs(recall(fromCopy, truth) - recall(fromDatabase, truth))).toBeLessThanOrEqual(0.005);
-        fromCopy.forEach((hits, query) => hits.forEach((hit, rank) => expect(Math.abs(hit.similarity - fromDatabase[query]![rank]!.similarity)).toBeLessThan(2e-3)));
+        fromCopy.forEach((hits, query) =>
+          hits.forEach((hit, rank) => expect(Math.abs(hit.similarity - fromDatabase[query]![rank]!.similarity)).toBeLessThan(2e-3)),
+        );
       }
       // The copy was read, not SQLite: the status still says so after the queries.
       expect((await service.status(modelId)).embeddingCopy.state).toBe('ready');

@@ -179,7 +179,11 @@ describe('vector index', () => {
     // The model changed dimension: every embedding replaced by a 40-d one.
     f.library.db.prepare('UPDATE embedding_models SET dim = 40 WHERE id = ?').run('test-model');
     const wider = clusteredVectors({ count: 800, dim: 40, seed: 5 }).data;
-    f.embeddings.put('test-model', 'b'.repeat(64), f.ids.map((imageId, row) => ({ imageId, vector: wider.subarray(row * 40, (row + 1) * 40) })));
+    f.embeddings.put(
+      'test-model',
+      'b'.repeat(64),
+      f.ids.map((imageId, row) => ({ imageId, vector: wider.subarray(row * 40, (row + 1) * 40) })),
+    );
     const service = f.service();
     expect((await service.status('test-model')).reason).toMatch(/32-d/);
     const { rebuilt } = await service.ensureReady('test-model');
@@ -196,7 +200,11 @@ describe('vector index', () => {
 
     const more = insertSyntheticImages(f.library, 200);
     const extra = clusteredVectors({ count: 200, dim: 24, seed: 9 }).data;
-    f.embeddings.put('test-model', 'a'.repeat(64), more.map((imageId, row) => ({ imageId, vector: extra.subarray(row * 24, (row + 1) * 24) })));
+    f.embeddings.put(
+      'test-model',
+      'a'.repeat(64),
+      more.map((imageId, row) => ({ imageId, vector: extra.subarray(row * 24, (row + 1) * 24) })),
+    );
     f.library.db.prepare('UPDATE images SET deleted_at = ? WHERE id IN (?, ?)').run(new Date().toISOString(), f.ids[0], f.ids[1]);
 
     const [found] = await service.search('test-model', extra.subarray(24 * 150, 24 * 151), 1);
@@ -241,7 +249,11 @@ describe('vector index', () => {
     expect((await service.ensureReady('test-model')).rebuilt).toMatchObject({ projectionVersion: 1, graphDim: 39 });
     const more = insertSyntheticImages(f.library, 160);
     const extra = clusteredVectors({ count: 160, dim: 600, seed: 12 }).data;
-    f.embeddings.put('test-model', 'a'.repeat(64), more.map((imageId, row) => ({ imageId, vector: extra.subarray(row * 600, (row + 1) * 600) })));
+    f.embeddings.put(
+      'test-model',
+      'a'.repeat(64),
+      more.map((imageId, row) => ({ imageId, vector: extra.subarray(row * 600, (row + 1) * 600) })),
+    );
     const [found] = await service.search('test-model', extra.subarray(600 * 77, 600 * 78), 1);
     expect(found!.imageId).toBe(more[77]);
     const status = await f.service().status('test-model');

@@ -102,9 +102,9 @@ describe('labelImages: a selection labelled in one call', () => {
     const ids = insertSyntheticImages(api.core.library, 5);
     const unknown = [ids.at(-1)! + 100, ids.at(-1)! + 7];
     const auditBefore = auditRows(databaseFile);
-    await expect(api.invoke('labelImages', { imageIds: [ids[0]!, unknown[0]!, ids[1]!, unknown[1]!], kind: 'condition', value: 'eczema', annotator: 'dr-a' })).rejects.toThrow(
-      `Images ${unknown[0]}, ${unknown[1]} are not in the library; nothing was stored.`,
-    );
+    await expect(
+      api.invoke('labelImages', { imageIds: [ids[0]!, unknown[0]!, ids[1]!, unknown[1]!], kind: 'condition', value: 'eczema', annotator: 'dr-a' }),
+    ).rejects.toThrow(`Images ${unknown[0]}, ${unknown[1]} are not in the library; nothing was stored.`);
     expect(storedLabels(databaseFile, 'condition', 'dr-a').size).toBe(0);
     expect(auditRows(databaseFile)).toBe(auditBefore);
   });
@@ -123,7 +123,9 @@ describe('imagesFlag: a selection flagged or unflagged in one call', () => {
   function manualFlags(databaseFile: string, flag: string): number[] {
     const db = new Database(databaseFile, { readonly: true });
     try {
-      return (db.prepare("SELECT image_id AS imageId FROM image_flags WHERE flag = ? AND source = 'manual' ORDER BY image_id").all(flag) as Array<{ imageId: number }>).map((row) => row.imageId);
+      return (
+        db.prepare("SELECT image_id AS imageId FROM image_flags WHERE flag = ? AND source = 'manual' ORDER BY image_id").all(flag) as Array<{ imageId: number }>
+      ).map((row) => row.imageId);
     } finally {
       db.close();
     }
@@ -138,7 +140,9 @@ describe('imagesFlag: a selection flagged or unflagged in one call', () => {
     await expect(api.invoke('imagesFlag', { imageIds: [ids[0]!, unknown, ids[1]!], flag: 'needs_review', set: true })).rejects.toThrow(
       `Image ${unknown} is not in the library (or deleted); nothing was flagged.`,
     );
-    await expect(api.invoke('imagesFlag', { imageIds: [ids[0]!, ids[5]!], flag: 'needs_review', set: true })).rejects.toThrow(`Image ${ids[5]} is not in the library`);
+    await expect(api.invoke('imagesFlag', { imageIds: [ids[0]!, ids[5]!], flag: 'needs_review', set: true })).rejects.toThrow(
+      `Image ${ids[5]} is not in the library`,
+    );
     expect(manualFlags(databaseFile, 'needs_review')).toEqual([]);
 
     expect(await api.invoke('imagesFlag', { imageIds: ids.slice(0, 4), flag: 'needs_review', set: true })).toEqual({ changed: 4 });

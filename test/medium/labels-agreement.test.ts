@@ -15,14 +15,25 @@ describe('agreement on stored labels', () => {
     const ids = insertSyntheticImages(lib, 52);
     const { labels, agreement } = services(lib);
     // 50 images rated by both: yes/yes 20, yes/no 5, no/yes 10, no/no 15; two more rated by A only.
-    const pattern = [...Array(20).fill(['yes', 'yes']), ...Array(5).fill(['yes', 'no']), ...Array(10).fill(['no', 'yes']), ...Array(15).fill(['no', 'no'])] as Array<[string, string]>;
+    const pattern = [
+      ...Array(20).fill(['yes', 'yes']),
+      ...Array(5).fill(['yes', 'no']),
+      ...Array(10).fill(['no', 'yes']),
+      ...Array(15).fill(['no', 'no']),
+    ] as Array<[string, string]>;
     const rows = pattern.flatMap(([a, b], index) => [
       { imageId: ids[index]!, kind: 'gradable', value: a, annotator: 'dr-a' },
       { imageId: ids[index]!, kind: 'gradable', value: b, annotator: 'dr-b' },
     ]);
-    rows.push({ imageId: ids[50]!, kind: 'gradable', value: 'yes', annotator: 'dr-a' }, { imageId: ids[51]!, kind: 'gradable', value: 'no', annotator: 'dr-a' });
+    rows.push(
+      { imageId: ids[50]!, kind: 'gradable', value: 'yes', annotator: 'dr-a' },
+      { imageId: ids[51]!, kind: 'gradable', value: 'no', annotator: 'dr-a' },
+    );
     for (const annotator of ['dr-a', 'dr-b']) {
-      labels.importLabels(rows.filter((row) => row.annotator === annotator), { annotator, origin: 'manual' });
+      labels.importLabels(
+        rows.filter((row) => row.annotator === annotator),
+        { annotator, origin: 'manual' },
+      );
     }
     const [gradable] = agreement.agreement({ kind: 'gradable' });
     expect(gradable!.annotators).toEqual(['dr-a', 'dr-b']);

@@ -36,7 +36,11 @@ describe('dermws labelling commands', () => {
     expect((await run('label', String(ids[0]))).json.labels).toEqual([]);
     const redo = await run('label', 'redo', '--annotator', 'dr-a');
     expect(redo.json.edit.description).toContain('chilblains');
-    expect((await run('label', 'history', '--image', String(ids[0]))).json.entries.map((entry: { action: string }) => entry.action)).toEqual(['set', 'undo', 'redo']);
+    expect((await run('label', 'history', '--image', String(ids[0]))).json.entries.map((entry: { action: string }) => entry.action)).toEqual([
+      'set',
+      'undo',
+      'redo',
+    ]);
 
     const removal = await run('taxonomy', 'remove', 'condition', 'chilblains');
     expect(removal.code).toBe(2);
@@ -46,7 +50,18 @@ describe('dermws labelling commands', () => {
     expect(created.json).toMatchObject({ total: 4, order: 'random', seed: 3, status: 'active' });
     const first = await run('session', 'next', String(created.json.id));
     const current = first.json.current.imageId as number;
-    const recorded = await run('session', 'record', String(created.json.id), String(current), '--label', 'condition=eczema:3', '--label', 'fitzpatrick=IV', '--seconds', '9');
+    const recorded = await run(
+      'session',
+      'record',
+      String(created.json.id),
+      String(current),
+      '--label',
+      'condition=eczema:3',
+      '--label',
+      'fitzpatrick=IV',
+      '--seconds',
+      '9',
+    );
     expect(recorded.json.session).toMatchObject({ labelled: 1, secondsSpent: 9 });
     expect(recorded.json.current.imageId).toBe(first.json.following.imageId);
     const stats = await run('session', 'stats', String(created.json.id));
@@ -69,7 +84,15 @@ describe('dermws labelling commands', () => {
     const agreement = await run('agreement', '--kind', 'fitzpatrick', '--disagreements');
     expect(agreement.json.kinds[0]).toMatchObject({ kind: 'fitzpatrick', annotators: ['dr-a', 'dr-b'], pairs: [{ items: 1, percentAgreement: 0 }] });
     expect(agreement.json.disagreements).toEqual([
-      { imageId: current, kind: 'fitzpatrick', ratings: [{ annotator: 'dr-a', values: ['II'] }, { annotator: 'dr-b', values: ['IV'] }], consensus: null },
+      {
+        imageId: current,
+        kind: 'fitzpatrick',
+        ratings: [
+          { annotator: 'dr-a', values: ['II'] },
+          { annotator: 'dr-b', values: ['IV'] },
+        ],
+        consensus: null,
+      },
     ]);
     const adjudicated = await run('adjudicate', String(current), '--kind', 'fitzpatrick', '--value', 'III', '--annotator', 'dr-lead');
     expect(adjudicated.json.changes[0]).toMatchObject({ origin: 'consensus', after: [{ value: 'III', confidence: null }] });

@@ -19,7 +19,8 @@ function services(library: Library) {
 
 const { library } = librariesPerTest('dermws-labels-');
 
-const values = (labels: { value: string; confidence: number | null }[]) => labels.map((label) => (label.confidence === null ? label.value : `${label.value}:${label.confidence}`)).sort();
+const values = (labels: { value: string; confidence: number | null }[]) =>
+  labels.map((label) => (label.confidence === null ? label.value : `${label.value}:${label.confidence}`)).sort();
 
 describe('taxonomy', () => {
   it('installs the starter taxonomy once, hierarchical, with SCIN body parts and hotkeys', () => {
@@ -27,7 +28,20 @@ describe('taxonomy', () => {
     const { taxonomy } = services(lib);
     const entries = taxonomy.list();
     const conditions = entries.filter((entry) => entry.kind === 'condition');
-    for (const code of ['eczema', 'allergic_contact_dermatitis', 'insect_bite', 'urticaria', 'psoriasis', 'folliculitis', 'irritant_contact_dermatitis', 'tinea', 'herpes_zoster', 'drug_rash', 'melanoma', 'vitiligo']) {
+    for (const code of [
+      'eczema',
+      'allergic_contact_dermatitis',
+      'insect_bite',
+      'urticaria',
+      'psoriasis',
+      'folliculitis',
+      'irritant_contact_dermatitis',
+      'tinea',
+      'herpes_zoster',
+      'drug_rash',
+      'melanoma',
+      'vitiligo',
+    ]) {
       expect(conditions.some((entry) => entry.code === code)).toBe(true);
     }
     const tinea = conditions.find((entry) => entry.code === 'tinea')!;
@@ -39,7 +53,14 @@ describe('taxonomy', () => {
     expect(entries.filter((entry) => entry.kind === 'body_site').map((entry) => entry.code)).toContain('FOOT_SOLE');
     expect(entries.filter((entry) => entry.kind === 'fitzpatrick').map((entry) => entry.code)).toEqual(['I', 'II', 'III', 'IV', 'V', 'VI']);
     expect(entries.filter((entry) => entry.kind === 'monk_tone')).toHaveLength(10);
-    expect(entries.filter((entry) => entry.kind === 'quality_flag').map((entry) => entry.code)).toEqual(['blurry', 'poor_lighting', 'obstruction_or_hair', 'not_skin', 'too_far', 'identifiable_features']);
+    expect(entries.filter((entry) => entry.kind === 'quality_flag').map((entry) => entry.code)).toEqual([
+      'blurry',
+      'poor_lighting',
+      'obstruction_or_hair',
+      'not_skin',
+      'too_far',
+      'identifiable_features',
+    ]);
     const count = entries.length;
     taxonomy.remove('condition', 'callus');
     expect(services(lib).taxonomy.list()).toHaveLength(count - 1);
@@ -52,7 +73,12 @@ describe('taxonomy', () => {
     const good = path.join(folder, 'mine.csv');
     fs.writeFileSync(
       good,
-      ['kind,code,display_name,parent,hotkey,sort_order', 'condition,bullous,Bullous disorders,,,100', 'condition,pemphigoid,Bullous pemphigoid,bullous,q,101', 'condition,"pemphigus","Pemphigus, vulgaris",bullous,,102'].join('\n'),
+      [
+        'kind,code,display_name,parent,hotkey,sort_order',
+        'condition,bullous,Bullous disorders,,,100',
+        'condition,pemphigoid,Bullous pemphigoid,bullous,q,101',
+        'condition,"pemphigus","Pemphigus, vulgaris",bullous,,102',
+      ].join('\n'),
     );
     expect(taxonomy.importFile(good)).toMatchObject({ added: 3, updated: 0, entries: 3 });
     const pemphigus = taxonomy.get('condition', 'pemphigus')!;
@@ -104,7 +130,13 @@ describe('taxonomy', () => {
     expect(taxonomy.importFile(file).added).toBe(2);
     expect(taxonomy.get('condition', 'ichthyosis')).toMatchObject({ parentCode: 'genodermatoses', hotkey: 'j' });
 
-    fs.writeFileSync(file, JSON.stringify([{ kind: 'condition', code: 'genodermatoses', name: 'G', parent: 'ichthyosis' }, { kind: 'condition', name: 'No code' }]));
+    fs.writeFileSync(
+      file,
+      JSON.stringify([
+        { kind: 'condition', code: 'genodermatoses', name: 'G', parent: 'ichthyosis' },
+        { kind: 'condition', name: 'No code' },
+      ]),
+    );
     const error = caughtDermError(() => taxonomy.importFile(file));
     const problems = error.details!.problems as Array<{ path: string; field: string }>;
     expect(problems).toEqual(
@@ -148,9 +180,15 @@ describe('labels', () => {
     expect(values(current.filter((label) => label.kind === 'note'))).toEqual(['raised border']);
     expect(current.every((label) => label.annotator === 'dr-a' && label.origin === 'manual')).toBe(true);
 
-    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'dragon pox', annotator: 'dr-a' })).message).toContain('"dragon pox" is not in the condition taxonomy');
-    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'fitzpatrick', value: 'II', confidence: 3, annotator: 'dr-a' })).message).toContain('only be given to condition');
-    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', confidence: 6, annotator: 'dr-a' })).message).toContain('1 to 5');
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'dragon pox', annotator: 'dr-a' })).message).toContain(
+      '"dragon pox" is not in the condition taxonomy',
+    );
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'fitzpatrick', value: 'II', confidence: 3, annotator: 'dr-a' })).message).toContain(
+      'only be given to condition',
+    );
+    expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', confidence: 6, annotator: 'dr-a' })).message).toContain(
+      '1 to 5',
+    );
     expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'colour', value: 'red', annotator: 'dr-a' })).message).toContain('not a label kind');
     expect(caughtDermError(() => labels.setLabel({ imageId: 9999, kind: 'condition', value: 'eczema', annotator: 'dr-a' })).code).toBe('not-found');
     expect(caughtDermError(() => labels.setLabel({ imageId: image!, kind: 'condition', value: 'eczema', annotator: ' ' })).message).toContain('annotator');
@@ -178,7 +216,14 @@ describe('labels', () => {
     const [one, two] = insertSyntheticImages(lib, 2);
     labels.setLabel({ imageId: one!, kind: 'condition', value: 'tinea', confidence: 4, annotator: 'dr-a', sessionId: 7 });
     labels.setLabel({ imageId: one!, kind: 'condition', value: 'eczema', confidence: 2, annotator: 'dr-a' });
-    labels.replaceLabels({ imageId: two!, annotator: 'dr-a', labels: [{ kind: 'severity', values: [{ value: 'mild' }] }, { kind: 'gradable', values: [{ value: 'yes' }] }] });
+    labels.replaceLabels({
+      imageId: two!,
+      annotator: 'dr-a',
+      labels: [
+        { kind: 'severity', values: [{ value: 'mild' }] },
+        { kind: 'gradable', values: [{ value: 'yes' }] },
+      ],
+    });
     // A no-op is not an edit.
     expect(labels.setLabel({ imageId: one!, kind: 'condition', value: 'eczema', confidence: 2, annotator: 'dr-a' })).toEqual([]);
 
@@ -275,7 +320,13 @@ describe('labels', () => {
     const again = labels.importLabels(rows, { annotator: 'scin-dermatologists' });
     expect(again).toMatchObject({ changedSlots: 0, unchangedSlots: 4 });
     expect(labels.history()).toHaveLength(auditBefore);
-    expect(labels.labelsForImages([a!, b!]).get(b!)!.map((label) => label.kind).sort()).toEqual(['gradable', 'monk_tone']);
+    expect(
+      labels
+        .labelsForImages([a!, b!])
+        .get(b!)!
+        .map((label) => label.kind)
+        .sort(),
+    ).toEqual(['gradable', 'monk_tone']);
   });
 
   it('stores adjudicated consensus labels apart from the annotators own labels', () => {

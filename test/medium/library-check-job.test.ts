@@ -40,7 +40,8 @@ interface Damaged {
 async function damagedLibrary(): Promise<Damaged> {
   const name = `library-${++libraries}`;
   const photos = path.join(scratch, `${name}-photos`);
-  for (let index = 0; index < 4; index++) await writeSkinImage(path.join(photos, `p${index}.jpg`), { seed: 300 + libraries * 10 + index, width: 200, height: 150 });
+  for (let index = 0; index < 4; index++)
+    await writeSkinImage(path.join(photos, `p${index}.jpg`), { seed: 300 + libraries * 10 + index, width: 200, height: 150 });
   const root = path.join(scratch, name);
   const core = createCore({ libraryFolder: root });
   try {
@@ -53,7 +54,11 @@ async function damagedLibrary(): Promise<Damaged> {
   const images = library.db.prepare('SELECT id, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as Damaged['images'];
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: 'm16', displayName: 'test vectors', dim: 16, sha256: 'b'.repeat(64), source: 'imported', preprocessing: null });
-  embeddings.put('m16', 'b'.repeat(64), images.map((image) => ({ imageId: image.id, vector: reluVector(image.id, 16) })));
+  embeddings.put(
+    'm16',
+    'b'.repeat(64),
+    images.map((image) => ({ imageId: image.id, vector: reluVector(image.id, 16) })),
+  );
   library.close();
   fs.rmSync(path.join(root, images[0]!.thumbnail_path));
   fs.rmSync(path.join(root, images[2]!.thumbnail_path));
@@ -167,7 +172,7 @@ describe('library check as a job', () => {
     }
   });
 
-  it('runs as the app\'s library-check job: stage progress events, a report as its result, and jobCancel ends it as cancelled with what it checked', async () => {
+  it("runs as the app's library-check job: stage progress events, a report as its result, and jobCancel ends it as cancelled with what it checked", async () => {
     const { root } = await damagedLibrary();
     const api = createAppApi({ libraryFolder: root }, { mode: 'web', appVersion: 'test' });
     try {
@@ -176,7 +181,8 @@ describe('library check as a job', () => {
       const unsubscribe = api.subscribe((event) => {
         events.push(event);
         // Cancelled the moment the thumbnails stage opens: its first image is the last unit checked.
-        if (cancelAt && event.type === 'job-progress' && event.jobId === cancelAt && event.progress.stage === 'thumbnails' && event.progress.done === 0) api.jobs.cancel(cancelAt);
+        if (cancelAt && event.type === 'job-progress' && event.jobId === cancelAt && event.progress.stage === 'thumbnails' && event.progress.done === 0)
+          api.jobs.cancel(cancelAt);
       });
       const whole = (await api.invoke('libraryCheck', {})) as { jobId: string };
       const finished: JobInfo = await api.jobs.settled(whole.jobId);
@@ -263,7 +269,9 @@ describe('library check as a job', () => {
     await secondWriter.close();
     expect(await againExited).toBe(130);
     const text = Buffer.concat(words).toString('utf8');
-    expect(text).toMatch(new RegExp(`Cancelled\\. Checked: database 1 of 1, embeddings 0 of 0, thumbnails ${count} of ${count}, managed-copies \\d+ of ${count} \\(stopped\\)\\.`));
+    expect(text).toMatch(
+      new RegExp(`Cancelled\\. Checked: database 1 of 1, embeddings 0 of 0, thumbnails ${count} of ${count}, managed-copies \\d+ of ${count} \\(stopped\\)\\.`),
+    );
     expect(text).toMatch(/quick check \(cancelled; counts are what it checked\) of 600 images/);
     expect(text).toContain('Run the check again for a full report.');
   }, 60_000);

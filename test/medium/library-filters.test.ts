@@ -71,7 +71,8 @@ const facet = (facets: Facets, field: string, kind?: string) => {
   if (!found) throw new Error(`no ${field} facet`);
   return Object.fromEntries(found.values.map((value) => [value.value, value]));
 };
-const countsOf = (facets: Facets, field: string, kind?: string) => Object.fromEntries(Object.entries(facet(facets, field, kind)).map(([value, entry]) => [value, entry.count]));
+const countsOf = (facets: Facets, field: string, kind?: string) =>
+  Object.fromEntries(Object.entries(facet(facets, field, kind)).map(([value, entry]) => [value, entry.count]));
 
 function tally(indexes: number[], valuesOf: (index: number) => string[]): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -141,7 +142,12 @@ describe('library filters with counts', () => {
     expect(countsOf(underEczema, 'bodySite')).toEqual(tally(eczema, sitesOf));
     const underTwo = (await api.invoke('libraryFacets', { filter: { labels: [{ kind: 'condition', value: 'eczema' }], fitzpatrick: 'V' } })) as Facets;
     expect(countsOf(underTwo, 'fitzpatrick')).toEqual(tally(eczema, fitzpatrickOf));
-    expect(countsOf(underTwo, 'label', 'condition')).toEqual(tally(all.filter((index) => fitzpatrickOf(index).includes('V')), (index) => (condition(index) ? [condition(index)!] : [])));
+    expect(countsOf(underTwo, 'label', 'condition')).toEqual(
+      tally(
+        all.filter((index) => fitzpatrickOf(index).includes('V')),
+        (index) => (condition(index) ? [condition(index)!] : []),
+      ),
+    );
     expect(underTwo.total).toBe(eczemaV.length);
     // A deleted image leaves every count.
     api.core.images.markDeleted([ids[0]!]);

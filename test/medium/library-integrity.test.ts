@@ -41,7 +41,11 @@ function libraryWithEmbeddings(count: number): { root: string; ids: number[] } {
   const ids = insertSyntheticImages(library, count);
   const repository = new EmbeddingsRepository(library.db);
   repository.registerModel({ id: 'm16', displayName: 'test vectors', dim: 16, sha256: 'a'.repeat(64), source: 'imported', preprocessing: null });
-  repository.put('m16', 'a'.repeat(64), ids.map((imageId) => ({ imageId, vector: reluVector(imageId, 16) })));
+  repository.put(
+    'm16',
+    'a'.repeat(64),
+    ids.map((imageId) => ({ imageId, vector: reluVector(imageId, 16) })),
+  );
   library.close();
   return { root, ids };
 }
@@ -56,7 +60,10 @@ describe('embeddings that are not finite', () => {
       bad[5] = Number.NaN;
       let caught: unknown;
       try {
-        repository.put('m16', 'a'.repeat(64), [{ imageId: ids[0]!, vector: reluVector(9, 16) }, { imageId: ids[1]!, vector: bad }]);
+        repository.put('m16', 'a'.repeat(64), [
+          { imageId: ids[0]!, vector: reluVector(9, 16) },
+          { imageId: ids[1]!, vector: bad },
+        ]);
       } catch (error) {
         caught = error;
       }
@@ -137,7 +144,11 @@ describe('damage to library.sqlite', () => {
     const full = await runDermws('--library', root, 'check', '--full', '--json');
     expect(full.code).toBe(1);
     expect(full.json).toMatchObject({ library: root, level: 'full', ok: false });
-    expect(full.json.problems[0]).toMatchObject({ kind: 'database', file: path.join(root, 'library.sqlite'), message: expect.stringMatching(/malformed|corrupt|page/) });
+    expect(full.json.problems[0]).toMatchObject({
+      kind: 'database',
+      file: path.join(root, 'library.sqlite'),
+      message: expect.stringMatching(/malformed|corrupt|page/),
+    });
   });
 });
 
@@ -173,7 +184,12 @@ describe('temporary files and missing files', () => {
     const imported = await runDermws('--library', root, 'import', photos, '--copy', '--json');
     expect(imported.code).toBe(0);
     const db = new Database(path.join(root, 'library.sqlite'), { readonly: true });
-    const rows = db.prepare('SELECT id, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as Array<{ id: number; original_path: string; managed_path: string; thumbnail_path: string }>;
+    const rows = db.prepare('SELECT id, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as Array<{
+      id: number;
+      original_path: string;
+      managed_path: string;
+      thumbnail_path: string;
+    }>;
     db.close();
     const [first, second, third] = rows;
     const thumbnail = path.join(root, first!.thumbnail_path);
@@ -186,14 +202,18 @@ describe('temporary files and missing files', () => {
 
     const check = await runDermws('--library', root, 'check', '--json');
     expect(check.code).toBe(1);
-    expect(check.json.problems.map((problem: { kind: string; imageId: number; repaired: boolean }) => [problem.kind, problem.imageId, problem.repaired])).toEqual([
+    expect(
+      check.json.problems.map((problem: { kind: string; imageId: number; repaired: boolean }) => [problem.kind, problem.imageId, problem.repaired]),
+    ).toEqual([
       ['thumbnail', first!.id, false],
       ['managed-copy', second!.id, false],
       ['managed-copy', third!.id, false],
     ]);
 
     const repair = await runDermws('--library', root, 'check', '--repair', '--json');
-    expect(repair.json.problems.map((problem: { kind: string; imageId: number; repaired: boolean }) => [problem.kind, problem.imageId, problem.repaired])).toEqual([
+    expect(
+      repair.json.problems.map((problem: { kind: string; imageId: number; repaired: boolean }) => [problem.kind, problem.imageId, problem.repaired]),
+    ).toEqual([
       ['thumbnail', first!.id, true],
       ['managed-copy', second!.id, true],
       ['managed-copy', third!.id, false],
@@ -236,7 +256,9 @@ describe('a library on read-only media', () => {
     // An unfinished import of this folder: importing it again would resume it (and take its lock).
     const photos = path.join(scratch, 'read-only-photos');
     await writeSkinImage(path.join(photos, 'a.jpg'), { seed: 3, width: 120, height: 90 });
-    library.db.prepare("INSERT INTO import_batches (started_at, status, source_paths) VALUES (?, 'cancelled', ?)").run(new Date().toISOString(), JSON.stringify([photos]));
+    library.db
+      .prepare("INSERT INTO import_batches (started_at, status, source_paths) VALUES (?, 'cancelled', ?)")
+      .run(new Date().toISOString(), JSON.stringify([photos]));
     library.close();
     const view = readOnlyView(root);
     if (!view) return context.skip('needs a read-only bind mount (root without mount permission)');
@@ -254,11 +276,22 @@ describe('a library on read-only media', () => {
     const api = createAppApi({ libraryFolder: view }, { mode: 'web', appVersion: 'test' });
     try {
       expect(await api.invoke('appInfo', {})).toMatchObject({ readOnly: true, libraryFolder: view });
-      await expect(api.invoke('settingsSet', { key: 'theme', value: 'dark' })).rejects.toMatchObject({ code: 'read-only', message: expect.stringContaining(view) });
+      await expect(api.invoke('settingsSet', { key: 'theme', value: 'dark' })).rejects.toMatchObject({
+        code: 'read-only',
+        message: expect.stringContaining(view),
+      });
       // Synthetic rows have no thumbnail files: the check lists them and, read-only, repairs nothing.
       const { jobId } = (await api.invoke('libraryCheck', { repair: true })) as { jobId: string };
       const checked = await api.jobs.settled(jobId);
-      expect(checked.result).toMatchObject({ status: 'complete', ok: false, counts: { images: 2 }, problems: [{ kind: 'thumbnail', repaired: false }, { kind: 'thumbnail', repaired: false }] });
+      expect(checked.result).toMatchObject({
+        status: 'complete',
+        ok: false,
+        counts: { images: 2 },
+        problems: [
+          { kind: 'thumbnail', repaired: false },
+          { kind: 'thumbnail', repaired: false },
+        ],
+      });
       expect((checked.result as { stages: Array<{ stage: string; state: string }> }).stages.at(-1)).toMatchObject({ stage: 'repair', state: 'not-run' });
     } finally {
       await api.close();
@@ -271,7 +304,9 @@ describe('a library on read-only media', () => {
     expect(imported.code).toBe(2);
     expect(imported.json.error).toMatchObject({ code: 'read-only', message: expect.stringContaining(view) });
     // Nothing was written next to the database (no -wal, no -shm, no lock files).
-    expect(fs.readdirSync(root).sort()).toEqual(['exports', 'images', 'indexes', 'library.sqlite', 'models', 'thumbnails'].filter((name) => fs.existsSync(path.join(root, name))));
+    expect(fs.readdirSync(root).sort()).toEqual(
+      ['exports', 'images', 'indexes', 'library.sqlite', 'models', 'thumbnails'].filter((name) => fs.existsSync(path.join(root, name))),
+    );
   });
 });
 

@@ -110,8 +110,12 @@ describe('library', () => {
     }
     const old = openLibrary(path.join(root, 'lib'), { migrationsFolder: beforeRebuild });
     expect(old.schemaVersion).toBe(10);
-    expect(() => old.db.prepare("INSERT INTO import_batches (started_at, status, source_paths) VALUES ('2026-01-01', 'interrupted', '[]')").run()).toThrow(/CHECK constraint/);
-    const batch = old.db.prepare('INSERT INTO import_batches (id, started_at, finished_at, status, copy_into_library, source_paths, total_files, imported, duplicates, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    expect(() => old.db.prepare("INSERT INTO import_batches (started_at, status, source_paths) VALUES ('2026-01-01', 'interrupted', '[]')").run()).toThrow(
+      /CHECK constraint/,
+    );
+    const batch = old.db.prepare(
+      'INSERT INTO import_batches (id, started_at, finished_at, status, copy_into_library, source_paths, total_files, imported, duplicates, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     batch.run(1, '2026-01-01T00:00:00Z', '2026-01-01T00:01:00Z', 'completed', 1, '["/photos/a"]', 3, 2, 1, 0);
     batch.run(2, '2026-01-02T00:00:00Z', null, 'running', 0, '["/photos/b"]', 5, 0, 0, 0);
     const image = old.db.prepare(
@@ -130,19 +134,33 @@ describe('library', () => {
     try {
       expect(upgraded.upgradedBy).toContain(11);
       expect(upgraded.db.prepare('SELECT * FROM import_batches ORDER BY id').all()).toEqual(rowsBefore);
-      expect(upgraded.db.prepare('SELECT batch_id, COUNT(*) AS n FROM import_outcomes GROUP BY batch_id ORDER BY batch_id').all()).toEqual([{ batch_id: 1, n: 2 }, { batch_id: 2, n: 2 }]);
-      expect(upgraded.db.prepare('SELECT batch_id, COUNT(*) AS n FROM images GROUP BY batch_id ORDER BY batch_id').all()).toEqual([{ batch_id: 1, n: 2 }, { batch_id: 2, n: 2 }]);
+      expect(upgraded.db.prepare('SELECT batch_id, COUNT(*) AS n FROM import_outcomes GROUP BY batch_id ORDER BY batch_id').all()).toEqual([
+        { batch_id: 1, n: 2 },
+        { batch_id: 2, n: 2 },
+      ]);
+      expect(upgraded.db.prepare('SELECT batch_id, COUNT(*) AS n FROM images GROUP BY batch_id ORDER BY batch_id').all()).toEqual([
+        { batch_id: 1, n: 2 },
+        { batch_id: 2, n: 2 },
+      ]);
       // Foreign keys are on again, still point at the rebuilt table, and hold.
       expect(upgraded.db.pragma('foreign_keys', { simple: true })).toBe(1);
       expect(upgraded.db.pragma('foreign_key_check')).toEqual([]);
-      expect(() => upgraded.db.prepare("INSERT INTO images (file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES ('x', 'x', '/x', 't', 1, 1, 'jpeg', 1, '2026', 99)").run()).toThrow(/FOREIGN KEY/);
+      expect(() =>
+        upgraded.db
+          .prepare(
+            "INSERT INTO images (file_sha256, pixel_sha256, original_path, thumbnail_path, width, height, format, bytes, imported_at, batch_id) VALUES ('x', 'x', '/x', 't', 1, 1, 'jpeg', 1, '2026', 99)",
+          )
+          .run(),
+      ).toThrow(/FOREIGN KEY/);
       upgraded.db.prepare("UPDATE import_batches SET status = 'interrupted' WHERE id = 2").run();
       expect(() => upgraded.db.prepare("UPDATE import_batches SET status = 'paused' WHERE id = 2").run()).toThrow(/CHECK constraint/);
       // Deleting a batch still takes its outcomes with it (ON DELETE CASCADE survived the rebuild).
       upgraded.db.prepare('DELETE FROM images WHERE batch_id = 2').run();
       upgraded.db.prepare('DELETE FROM import_batches WHERE id = 2').run();
       expect(upgraded.db.prepare('SELECT COUNT(*) AS n FROM import_outcomes WHERE batch_id = 2').get()).toEqual({ n: 0 });
-      expect(upgraded.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'import_batches' AND name = 'import_batches_status'").get()).toBeDefined();
+      expect(
+        upgraded.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'import_batches' AND name = 'import_batches_status'").get(),
+      ).toBeDefined();
     } finally {
       upgraded.close();
     }

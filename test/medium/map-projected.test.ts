@@ -45,7 +45,9 @@ function makeLibrary(): { libraryFolder: string; api: AppApi; ids: number[] } {
   cleanups.push(() => fs.rmSync(folder, { recursive: true, force: true }));
   const libraryFolder = path.join(folder, 'library');
   const api = openApi(libraryFolder);
-  const ids = insertSyntheticImages(api.core.library, count, { metadataOf: (index): Record<string, string> => ({ fitzpatrick_self: `FST${(index % 6) + 1}` }) });
+  const ids = insertSyntheticImages(api.core.library, count, {
+    metadataOf: (index): Record<string, string> => ({ fitzpatrick_self: `FST${(index % 6) + 1}` }),
+  });
   const { data } = flatNonNegativeVectors({ count, dim, clusters: 3, seed: 11 });
   const embeddings = new EmbeddingsRepository(api.core.library.db);
   embeddings.registerModel({ id: model, displayName: 'post-ReLU-shaped test vectors', dim, sha256: 'e'.repeat(64), source: 'imported', preprocessing: null });
@@ -113,7 +115,10 @@ describe('map from the index', () => {
     expect(largest).toBeGreaterThan(0.995);
     expect(smallest).toBeGreaterThan(0.99);
     // And the measure can fail: the plane of coordinates 3 and 4 is not the map's plane.
-    const shifted = { ...projected, coordinates: projected.imageIds.flatMap((_, row) => projected.coordinates.slice(row * 50 + 2, row * 50 + 52).concat([0, 0])) };
+    const shifted = {
+      ...projected,
+      coordinates: projected.imageIds.flatMap((_, row) => projected.coordinates.slice(row * 50 + 2, row * 50 + 52).concat([0, 0])),
+    };
     expect(principalCosines(planeOf(raw), planeOf(shifted))[0]).toBeLessThan(0.5);
     // The first coordinate is the most spread (the renderer draws the first two at once).
     const variance = (c: number) => projected.imageIds.reduce((sum, _, row) => sum + projected.coordinates[row * 50 + c]! ** 2, 0);

@@ -35,10 +35,19 @@ describe('map points', () => {
     const api = openApi();
     const count = 300;
     const dim = 256;
-    const ids = insertSyntheticImages(api.core.library, count, { metadataOf: (index): Record<string, string> => (index % 7 === 0 ? {} : { fitzpatrick_self: `FST${(index % 6) + 1}` }) });
+    const ids = insertSyntheticImages(api.core.library, count, {
+      metadataOf: (index): Record<string, string> => (index % 7 === 0 ? {} : { fitzpatrick_self: `FST${(index % 6) + 1}` }),
+    });
     const vectors = clusteredVectors({ count, dim, clusters: 6, seed: 4 });
     const embeddings = new EmbeddingsRepository(api.core.library.db);
-    embeddings.registerModel({ id: 'relu-test', displayName: 'ReLU-shaped test vectors', dim, sha256: 'f'.repeat(64), source: 'imported', preprocessing: null });
+    embeddings.registerModel({
+      id: 'relu-test',
+      displayName: 'ReLU-shaped test vectors',
+      dim,
+      sha256: 'f'.repeat(64),
+      source: 'imported',
+      preprocessing: null,
+    });
     embeddings.put(
       'relu-test',
       'f'.repeat(64),
@@ -71,6 +80,8 @@ describe('map points', () => {
     expect(again.coordinates).toEqual(first.coordinates);
     const recoloured = (await api.invoke('mapGroups', { imageIds: first.imageIds, colourBy: 'condition' })) as CallOutput<'mapGroups'>;
     expect(recoloured.groups).toEqual(again.groups);
-    expect(recoloured.groups.filter((group) => group === 'eczema').length).toBe(first.imageIds.filter((id) => ids.indexOf(id) < 20 && ids.indexOf(id) % 2 === 0).length);
+    expect(recoloured.groups.filter((group) => group === 'eczema').length).toBe(
+      first.imageIds.filter((id) => ids.indexOf(id) < 20 && ids.indexOf(id) % 2 === 0).length,
+    );
   });
 });

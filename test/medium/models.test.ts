@@ -73,7 +73,11 @@ describe('model registry and runtime', () => {
   });
 
   it('rejects every kind of broken model with a message naming the file and the problem', async () => {
-    const models = new ModelRegistry({ libraryModelsFolder: path.join(folder, 'unused'), bundledManifestFolders: [path.join(folder, 'broken')], runtimeOptions: { providers: ['cpu'] } });
+    const models = new ModelRegistry({
+      libraryModelsFolder: path.join(folder, 'unused'),
+      bundledManifestFolders: [path.join(folder, 'broken')],
+      runtimeOptions: { providers: ['cpu'] },
+    });
     const expectations: Record<BrokenModelKind, RegExp> = {
       'nan-output': /produced NaN .*NaN or infinite/,
       'infinite-output': /produced Infinity/,
@@ -154,7 +158,17 @@ describe('model registry and runtime', () => {
       displayName: 'Mean colour, batch 1',
       file: 'fixed.onnx',
       sha256: written.sha256,
-      input: { name: 'image', layout: 'NHWC', width: 16, height: 16, resize: 'bilinear', fit: 'stretch', valueRange: [0, 255], mean: [0, 0, 0], std: [1, 1, 1] },
+      input: {
+        name: 'image',
+        layout: 'NHWC',
+        width: 16,
+        height: 16,
+        resize: 'bilinear',
+        fit: 'stretch',
+        valueRange: [0, 255],
+        mean: [0, 0, 0],
+        std: [1, 1, 1],
+      },
       output: { name: pooled, dim: 3 },
       licence: 'Apache-2.0',
       origin: 'test',
@@ -162,7 +176,7 @@ describe('model registry and runtime', () => {
     const models = registry({ bundledManifestFolders: [fixedFolder] });
     const checked = await models.check('fixed-batch');
     expect(checked.batchSize).toBe(1);
-    const runtime = await models.start((await models.get('fixed-batch')));
+    const runtime = await models.start(await models.get('fixed-batch'));
     try {
       const colours = [10, 20, 30, 40, 50];
       const batch = new Float32Array(colours.length * 16 * 16 * 3);
@@ -213,7 +227,11 @@ describe('preprocessing from the manifest', () => {
     for (const spec of [base, { ...base, layout: 'NCHW' as const, valueRange: [-1, 1] as [number, number] }]) {
       const tensor = await preprocessImage({ pixels: solid(20, 10, [200, 100, 50]) }, spec);
       expect(tensor.length).toBe(8 * 8 * 3);
-      for (const [x, y] of [[0, 0], [7, 7], [3, 5]] as const) {
+      for (const [x, y] of [
+        [0, 0],
+        [7, 7],
+        [3, 5],
+      ] as const) {
         expect(at(tensor, spec, x, y, 0)).toBeCloseTo(expectedValue(200, 0, spec), 5);
         expect(at(tensor, spec, x, y, 1)).toBeCloseTo(expectedValue(100, 1, spec), 5);
         expect(at(tensor, spec, x, y, 2)).toBeCloseTo(expectedValue(50, 2, spec), 5);
@@ -231,7 +249,8 @@ describe('preprocessing from the manifest', () => {
     }
     const strip = { data, width, height, channels: 3 as const };
     const plain: InputSpec = { ...base, mean: [0, 0, 0], std: [1, 1, 1], resize: 'nearest' };
-    const rgbAt = (tensor: Float32Array, spec: InputSpec, x: number, y: number) => [0, 1, 2].map((channel) => Math.round(at(tensor, spec, x, y, channel) * 255));
+    const rgbAt = (tensor: Float32Array, spec: InputSpec, x: number, y: number) =>
+      [0, 1, 2].map((channel) => Math.round(at(tensor, spec, x, y, channel) * 255));
 
     const stretched = await preprocessImage({ pixels: strip }, { ...plain, fit: 'stretch' });
     expect(rgbAt(stretched, plain, 0, 4)).toEqual([0, 255, 0]);
@@ -255,14 +274,19 @@ describe('preprocessing from the manifest', () => {
     // Stored 16 wide x 8 high, left half red; orientation 6 (rotate 90° clockwise) shows it 8 wide x 16 high, top half red.
     const raw = new Uint8Array(16 * 8 * 3);
     for (let y = 0; y < 8; y++) for (let x = 0; x < 16; x++) raw.set(x < 8 ? [255, 0, 0] : [0, 0, 255], (y * 16 + x) * 3);
-    await sharp(raw, { raw: { width: 16, height: 8, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toFile(file);
+    await sharp(raw, { raw: { width: 16, height: 8, channels: 3 } })
+      .jpeg({ quality: 100 })
+      .withMetadata({ orientation: 6 })
+      .toFile(file);
     const spec: InputSpec = { ...base, width: 2, height: 4, mean: [0, 0, 0], std: [1, 1, 1], resize: 'nearest' };
     const tensor = await preprocessImage({ file }, spec);
     expect(at(tensor, spec, 0, 0, 0)).toBeGreaterThan(0.8);
     expect(at(tensor, spec, 0, 3, 2)).toBeGreaterThan(0.8);
 
     const png = path.join(folder, 'transparent.png');
-    await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } }).png().toFile(png);
+    await sharp({ create: { width: 4, height: 4, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toFile(png);
     const flattened = await preprocessImage({ file: png }, { ...spec, fit: 'pad', padColour: [0, 255, 0] });
     expect(at(flattened, spec, 0, 0, 1)).toBeCloseTo(1, 5);
     expect(at(flattened, spec, 0, 0, 0)).toBeCloseTo(0, 5);

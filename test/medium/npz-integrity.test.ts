@@ -159,10 +159,18 @@ describe('npz integrity', () => {
   });
 
   it('refuses a local header that disagrees with the central directory (CRC or size)', async () => {
-    const wrongCrc = write('local-crc.npz', zipBytes(goodEntries(), (entry, header) => entry.name.startsWith('dataset/images/2') && header.writeUInt32LE(0xdeadbeef, 14)));
+    const wrongCrc = write(
+      'local-crc.npz',
+      zipBytes(goodEntries(), (entry, header) => entry.name.startsWith('dataset/images/2') && header.writeUInt32LE(0xdeadbeef, 14)),
+    );
     await expect(readAll(wrongCrc)).rejects.toThrow(/local-crc\.npz: entry "dataset\/images\/2\.png\.npy": its local header \(CRC 0xdeadbeef/);
-    const wrongSize = write('local-size.npz', zipBytes(goodEntries(), (entry, header) => entry.name.startsWith('dataset/images/3') && header.writeUInt32LE(12, 22)));
-    await expect(readAll(wrongSize)).rejects.toThrow(/local-size\.npz: entry "dataset\/images\/3\.png\.npy": its local header .* disagrees with the central directory/);
+    const wrongSize = write(
+      'local-size.npz',
+      zipBytes(goodEntries(), (entry, header) => entry.name.startsWith('dataset/images/3') && header.writeUInt32LE(12, 22)),
+    );
+    await expect(readAll(wrongSize)).rejects.toThrow(
+      /local-size\.npz: entry "dataset\/images\/3\.png\.npy": its local header .* disagrees with the central directory/,
+    );
   });
 
   it('refuses a 500 KB archive declaring one 512 MiB entry before inflating it, naming file and key', async () => {
@@ -171,7 +179,9 @@ describe('npz integrity', () => {
     const file = write('bomb-512.npz', zipBytes([entry]));
     expect(fs.statSync(file).size).toBeLessThan(1 << 20);
     const before = process.resourceUsage().maxRSS;
-    await expect(readAll(file)).rejects.toThrow(/bomb-512\.npz, key "dataset\/images\/0\.png": the entry declares 53687\d{4} bytes, more than the 1048576 one embedding may take; nothing was inflated/);
+    await expect(readAll(file)).rejects.toThrow(
+      /bomb-512\.npz, key "dataset\/images\/0\.png": the entry declares 53687\d{4} bytes, more than the 1048576 one embedding may take; nothing was inflated/,
+    );
     expect((process.resourceUsage().maxRSS - before) * 1024).toBeLessThan(128 * 1024 * 1024);
   });
 
@@ -185,9 +195,9 @@ describe('npz integrity', () => {
     expect(fs.statSync(honest).size).toBeLessThan(2 << 20);
     await expect(readAll(honest)).rejects.toThrow(/bomb-1g\.npz, key "dataset\/images\/0\.png": the compressed size \d+ is impossible for 192 deflated bytes/);
     // Declaring the true 1 GiB: refused before inflating, like any entry over the cap.
-    await expect(readAll(write('bomb-1g-declared.npz', zipBytes([{ name: entryName, data: gib.data, method: 8, crc: gib.crc, size: gib.size }])))).rejects.toThrow(
-      /declares 107374\d{4} bytes, more than the 1048576/,
-    );
+    await expect(
+      readAll(write('bomb-1g-declared.npz', zipBytes([{ name: entryName, data: gib.data, method: 8, crc: gib.crc, size: gib.size }]))),
+    ).rejects.toThrow(/declares 107374\d{4} bytes, more than the 1048576/);
     // Declaring 1 MiB (a plausible size for ~0.5 MB of deflate) while the header says 16 floats: stopped at the header.
     const half = deflatedZeros(header16, 512);
     await expect(readAll(write('bomb-header.npz', zipBytes([{ name: entryName, data: half.data, method: 8, crc: half.crc, size: 1 << 20 }])))).rejects.toThrow(
@@ -208,7 +218,9 @@ describe('npz integrity', () => {
     const header = encodeNpy(new Float32Array(16), [16]).subarray(0, 128);
     const lying = Buffer.concat([header, Buffer.alloc(4000)]);
     const file = write('shape-lies.npz', zipBytes([storedEntry('dataset/images/0.png.npy', lying)]));
-    await expect(readAll(file)).rejects.toThrow(/shape-lies\.npz, key "dataset\/images\/0\.png": its \.npy header says shape \(16\) of <f4, 192 bytes, but the ZIP entry declares 4128/);
+    await expect(readAll(file)).rejects.toThrow(
+      /shape-lies\.npz, key "dataset\/images\/0\.png": its \.npy header says shape \(16\) of <f4, 192 bytes, but the ZIP entry declares 4128/,
+    );
   });
 
   it.skipIf(!hasNumpy)('reads what numpy writes: np.savez (ZIP64 local headers) and np.savez_compressed', async () => {
@@ -238,7 +250,9 @@ describe('embeddings import is all-or-nothing', () => {
     const corrupt = write('import-flipped.npz', flipped);
     const truncated = write('import-truncated.npz', bytes.subarray(0, bytes.length - 120));
     for (const file of [corrupt, truncated]) {
-      await expect(importEmbeddingsFile(repository, { file, modelId: 'scin-precomputed' })).rejects.toThrow(new RegExp(path.basename(file).replace('.', '\\.')));
+      await expect(importEmbeddingsFile(repository, { file, modelId: 'scin-precomputed' })).rejects.toThrow(
+        new RegExp(path.basename(file).replace('.', '\\.')),
+      );
       expect(repository.model('scin-precomputed'), file).toBeUndefined();
       expect((lib.db.prepare('SELECT COUNT(*) AS n FROM embeddings').get() as { n: number }).n, file).toBe(0);
     }

@@ -86,10 +86,14 @@ describe('.npz files', () => {
     const { folder } = scinLibrary(0);
     for (const compress of [false, true]) {
       const file = path.join(folder, compress ? 'c.npz' : 's.npz');
-      const written = writeNpz(file, [
-        ['dataset/images/1.png', vector(6, 1), [6]],
-        ['matrix', vector(6, 2, 'f4'), [2, 3]],
-      ], { compress });
+      const written = writeNpz(
+        file,
+        [
+          ['dataset/images/1.png', vector(6, 1), [6]],
+          ['matrix', vector(6, 2, 'f4'), [2, 3]],
+        ],
+        { compress },
+      );
       expect(written.entries).toBe(2);
       const entries = [];
       for await (const entry of readNpzEntries(file)) entries.push(entry);
@@ -161,7 +165,12 @@ describe('importing precomputed embeddings', () => {
       ambiguous: [{ key: 'dataset/images/1003.png', imageIds: [ids[3], ids[4]] }],
       duplicates: [],
     });
-    expect(repository.model('derm-foundation-scin')).toMatchObject({ dim: 8, source: 'imported', sha256: result.sha256, displayName: 'Derm Foundation (SCIN precomputed)' });
+    expect(repository.model('derm-foundation-scin')).toMatchObject({
+      dim: 8,
+      source: 'imported',
+      sha256: result.sha256,
+      displayName: 'Derm Foundation (SCIN precomputed)',
+    });
     const stored = repository.get('derm-foundation-scin', ids[0]!)!;
     expect(stored).toBeInstanceOf(Float32Array);
     expect(Array.from(stored)).toEqual(Array.from(Float32Array.from(vector(8, 0))));
@@ -231,7 +240,9 @@ describe('importing precomputed embeddings', () => {
 
     const short = path.join(folder, 'short.csv');
     fs.writeFileSync(short, 'dataset/images/1000.png\n');
-    await expect(importEmbeddingsFile(repository, { file: npy, pathsCsv: short, modelId: 'other' })).rejects.toThrow(/has 3 rows but .*short\.csv lists 1 paths/);
+    await expect(importEmbeddingsFile(repository, { file: npy, pathsCsv: short, modelId: 'other' })).rejects.toThrow(
+      /has 3 rows but .*short\.csv lists 1 paths/,
+    );
     await expect(importEmbeddingsFile(repository, { file: npy, modelId: 'other' })).rejects.toThrow(/--paths/);
     expect(repository.model('other')).toBeUndefined();
   });
@@ -243,7 +254,9 @@ describe('importing precomputed embeddings', () => {
     writeNpz(first, [['dataset/images/1000.png', vector(4, 0), [4]]]);
     writeNpz(second, [['dataset/images/1001.png', vector(4, 1), [4]]]);
     await importEmbeddingsFile(repository, { file: first, modelId: 'imported-a' });
-    await expect(importEmbeddingsFile(repository, { file: second, modelId: 'imported-a' })).rejects.toThrow(/already holds embeddings imported from another file/);
+    await expect(importEmbeddingsFile(repository, { file: second, modelId: 'imported-a' })).rejects.toThrow(
+      /already holds embeddings imported from another file/,
+    );
     repository.registerModel({ id: 'onnx-model', displayName: 'x', dim: 4, sha256: 'a'.repeat(64), source: 'onnx', preprocessing: null });
     await expect(importEmbeddingsFile(repository, { file: second, modelId: 'onnx-model' })).rejects.toThrow(/belongs to an ONNX encoder/);
     await expect(importEmbeddingsFile(repository, { file: second, modelId: 'Bad Id' })).rejects.toThrow(/model id "Bad Id"/);

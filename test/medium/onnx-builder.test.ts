@@ -45,7 +45,7 @@ function photoTensor(seed: number, size: number, layout: 'NHWC' | 'NCHW'): Float
   const out = new Float32Array(size * size * 3);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
-      const source = ((Math.floor((y * height) / size) * width) + Math.floor((x * width) / size)) * 3;
+      const source = (Math.floor((y * height) / size) * width + Math.floor((x * width) / size)) * 3;
       for (let c = 0; c < 3; c++) {
         const value = data[source + c]! / 255;
         out[layout === 'NHWC' ? (y * size + x) * 3 + c : c * size * size + y * size + x] = value;
@@ -102,7 +102,12 @@ describe('OnnxGraphBuilder', () => {
     graph.addOutput('conv', ['N', 4, 3, 3]);
     const dense = sequence(3 * 4, 13);
     const denseBias = sequence(3, 14);
-    graph.addNode('Gemm', [graph.globalAveragePoolFlat(conv), graph.constant('dense', [3, 4], dense), graph.constant('dense_bias', [3], denseBias)], { transB: 1 }, { outputs: ['dense'] });
+    graph.addNode(
+      'Gemm',
+      [graph.globalAveragePoolFlat(conv), graph.constant('dense', [3, 4], dense), graph.constant('dense_bias', [3], denseBias)],
+      { transB: 1 },
+      { outputs: ['dense'] },
+    );
     graph.addOutput('dense', ['N', 3]);
 
     const input = sequence(2 * 4 * 25, 5);
@@ -268,7 +273,10 @@ describe('writeBrokenModels', () => {
     }
 
     const input = (size: number): ort.Tensor => new ort.Tensor('float32', photoTensor(4, size, 'NHWC'), [1, size, size, 3]);
-    for (const [kind, check] of [['nan-output', Number.isNaN], ['infinite-output', (value: number) => value === Infinity]] as const) {
+    for (const [kind, check] of [
+      ['nan-output', Number.isNaN],
+      ['infinite-output', (value: number) => value === Infinity],
+    ] as const) {
       const model = broken[kind];
       expect(model.manifest.sha256).toBe(await sha256OfFile(model.onnxPath));
       const session = await ort.InferenceSession.create(model.onnxPath);
@@ -279,7 +287,9 @@ describe('writeBrokenModels', () => {
       expect(Array.from(data).every(check)).toBe(true);
     }
 
-    const graphFacts = async (file: string): Promise<{ inputs: readonly string[]; outputs: readonly string[]; inputShape: readonly (number | string)[]; outputDim: number }> => {
+    const graphFacts = async (
+      file: string,
+    ): Promise<{ inputs: readonly string[]; outputs: readonly string[]; inputShape: readonly (number | string)[]; outputDim: number }> => {
       const session = await ort.InferenceSession.create(file);
       const inputMeta = session.inputMetadata[0]!;
       const outputs = session.outputNames;

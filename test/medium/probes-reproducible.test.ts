@@ -36,7 +36,10 @@ function fileData(): Array<{ vector: number[]; labels: string[] }> {
   return Array.from({ length: fileCount }, (_, file) => {
     const key = caseOfFile(file) ?? `loose-${file}`;
     if (!latents.has(key)) {
-      latents.set(key, Array.from({ length: dim }, () => gaussian(random)));
+      latents.set(
+        key,
+        Array.from({ length: dim }, () => gaussian(random)),
+      );
       coins.set(key, random.next() < 0.5);
     }
     const latent = latents.get(key)!;
@@ -79,12 +82,17 @@ async function build(order: number[], concurrency: number): Promise<Built> {
     const caseKey = caseOfFile(file);
     if (caseKey) {
       const found = db.prepare('SELECT id FROM cases WHERE case_key = ?').get(caseKey) as { id: number } | undefined;
-      const caseId = found?.id ?? (db.prepare("INSERT INTO cases (case_key, source, created_at) VALUES (?, 'test', ?)").run(caseKey, now).lastInsertRowid as number);
+      const caseId =
+        found?.id ?? (db.prepare("INSERT INTO cases (case_key, source, created_at) VALUES (?, 'test', ?)").run(caseKey, now).lastInsertRowid as number);
       db.prepare('UPDATE images SET case_id = ? WHERE id = ?').run(caseId, imageId);
     }
     db.prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'fitzpatrick_self', ?, 'test')").run(imageId, fitzpatrickOf(file));
     for (const label of data[file]!.labels) {
-      db.prepare("INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', ?)").run(imageId, label, now);
+      db.prepare("INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', ?)").run(
+        imageId,
+        label,
+        now,
+      );
     }
   }
   const embeddings = new EmbeddingsRepository(db);
@@ -94,7 +102,9 @@ async function build(order: number[], concurrency: number): Promise<Built> {
     sha,
     byId.map(([file, imageId]) => ({ imageId, vector: data[file]!.vector })),
   );
-  const shaOfImage = new Map((db.prepare('SELECT id, file_sha256 AS sha FROM images').all() as Array<{ id: number; sha: string }>).map((row) => [row.id, row.sha]));
+  const shaOfImage = new Map(
+    (db.prepare('SELECT id, file_sha256 AS sha FROM images').all() as Array<{ id: number; sha: string }>).map((row) => [row.id, row.sha]),
+  );
   return { context, service: new ProbesService(new ProbesRepository(db), embeddings), shaOfImage };
 }
 
@@ -115,7 +125,9 @@ beforeAll(async () => {
   source = tempFolder('dermws-probe-order-');
   files = [];
   for (let file = 0; file < fileCount; file++) {
-    files.push(await writeSkinImage(path.join(source, `photo-${String(file).padStart(2, '0')}.png`), { width: 64, height: 48, seed: 100 + file, format: 'png' }));
+    files.push(
+      await writeSkinImage(path.join(source, `photo-${String(file).padStart(2, '0')}.png`), { width: 64, height: 48, seed: 100 + file, format: 'png' }),
+    );
   }
   const forward = Array.from({ length: fileCount }, (_, file) => file);
   // Opposite orders and different concurrency: the ids differ (checked below).
@@ -132,7 +144,7 @@ afterAll(() => {
 function rankSumAuc(scores: number[], truths: number[]): number {
   const order = scores.map((score, index) => ({ score, truth: truths[index]! })).sort((a, b) => a.score - b.score);
   const ranks = new Array<number>(order.length);
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start;
     while (end + 1 < order.length && order[end + 1]!.score === order[start]!.score) end++;
     for (let position = start; position <= end; position++) ranks[position] = (start + end) / 2 + 1;
@@ -165,14 +177,20 @@ describe('probe results that do not depend on import order', () => {
     expect(runA.metrics!.repeats!.count).toBe(3);
 
     const bySha = (built: Built, runId: number) =>
-      new Map(new ProbesRepository(built.context.library.db).outOfFold(runId, runA.labels).map((image) => [image.fileSha256, { fold: image.fold, group: image.groupKey, truths: image.truths, p: image.probabilities }]));
+      new Map(
+        new ProbesRepository(built.context.library.db)
+          .outOfFold(runId, runA.labels)
+          .map((image) => [image.fileSha256, { fold: image.fold, group: image.groupKey, truths: image.truths, p: image.probabilities }]),
+      );
     const oofA = bySha(first!, runA.id);
     const oofB = bySha(second!, runB.id);
     expect(oofA.size).toBe(fileCount);
     expect([...oofB.entries()].sort()).toEqual([...oofA.entries()].sort());
     // Final-model predictions, image by image.
     const finalOf = (built: Built, runId: number) =>
-      new Map(new ProbesRepository(built.context.library.db).predictions(runId).map((row) => [`${built.shaOfImage.get(row.imageId)}:${row.label}`, row.probability]));
+      new Map(
+        new ProbesRepository(built.context.library.db).predictions(runId).map((row) => [`${built.shaOfImage.get(row.imageId)}:${row.label}`, row.probability]),
+      );
     expect([...finalOf(second!, runB.id).entries()].sort()).toEqual([...finalOf(first!, runA.id).entries()].sort());
   });
 
@@ -182,7 +200,16 @@ describe('probe results that do not depend on import order', () => {
     const report = built.service.report(run.id);
     const folder = tempFolder('dermws-probe-export-');
     try {
-      const csv = await runDermws('--library', built.context.library.paths.root, '--json', 'probe', 'report', String(run.id), '--predictions', path.join(folder, 'oof.csv'));
+      const csv = await runDermws(
+        '--library',
+        built.context.library.paths.root,
+        '--json',
+        'probe',
+        'report',
+        String(run.id),
+        '--predictions',
+        path.join(folder, 'oof.csv'),
+      );
       expect(csv.code).toBe(0);
       expect(csv.json.images).toBe(fileCount);
       const manifest = JSON.parse(fs.readFileSync(path.join(folder, 'oof.csv.manifest.json'), 'utf8'));
@@ -194,7 +221,10 @@ describe('probe results that do not depend on import order', () => {
       expect(text).not.toContain('"');
       const [headerLine, ...lines] = text.trimEnd().split('\r\n');
       const header = headerLine!.split(',');
-      const table = { header, rows: lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [header[index]!, value])) as Record<string, string>) };
+      const table = {
+        header,
+        rows: lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [header[index]!, value])) as Record<string, string>),
+      };
       expect(table.rows).toHaveLength(fileCount);
       expect(table.header.slice(0, 5)).toEqual(['image_id', 'file_sha256', 'path', 'group_key', 'fold']);
       const foldOfGroup = new Map<string, string>();
@@ -214,7 +244,15 @@ describe('probe results that do not depend on import order', () => {
         if (stored.status === 'measured') expect(Math.abs(recomputed - stored.value)).toBeLessThan(1e-12);
       }
 
-      const npz = await runDermws('--library', built.context.library.paths.root, 'probe', 'report', String(run.id), '--predictions', path.join(folder, 'oof.npz'));
+      const npz = await runDermws(
+        '--library',
+        built.context.library.paths.root,
+        'probe',
+        'report',
+        String(run.id),
+        '--predictions',
+        path.join(folder, 'oof.npz'),
+      );
       expect(npz.code).toBe(0);
       const arrays = new Map<string, { shape: number[]; data: ArrayLike<number> }>();
       for await (const entry of readNpzEntries(path.join(folder, 'oof.npz'))) arrays.set(entry.key, { shape: entry.shape, data: entry.data });
@@ -254,7 +292,9 @@ describe('probe results that do not depend on import order', () => {
         expect(label.auc.status === 'measured', `${group.value} ${label.label}`).toBe(enough);
         if (!enough) {
           refused++;
-          expect(label.auc.status === 'too-small' && label.auc.reason).toMatch(/too few (positives|negatives): \d+ (positive|negative) cases? \(\d+ images?\); at least 5 needed/);
+          expect(label.auc.status === 'too-small' && label.auc.reason).toMatch(
+            /too few (positives|negatives): \d+ (positive|negative) cases? \(\d+ images?\); at least 5 needed/,
+          );
         }
       }
     }
@@ -294,7 +334,8 @@ describe('probe results that do not depend on import order', () => {
     const root = built.context.library.paths.root;
     const runs = () => (built.context.library.db.prepare('SELECT COUNT(*) AS n FROM probe_runs').get() as { n: number }).n;
     const before = runs();
-    const train = (...extra: string[]) => runDermws('--library', root, '--json', 'probe', 'train', '--model', modelId, '--labels', 'linear,coin', '--folds', '4', ...extra);
+    const train = (...extra: string[]) =>
+      runDermws('--library', root, '--json', 'probe', 'train', '--model', modelId, '--labels', 'linear,coin', '--folds', '4', ...extra);
 
     const zeroRepeats = await train('--repeats', '0');
     expect(zeroRepeats.code).toBe(2);
@@ -326,7 +367,9 @@ describe('probe results that do not depend on import order', () => {
       expect(fs.existsSync(`${existing}.manifest.json`)).toBe(false);
 
       expect(() => built.service.exportPredictions(run.id, { folder, fileName: '../escaped.csv' })).toThrow(/"\.\.\/escaped\.csv" escapes the folder/);
-      expect(() => built.service.exportPredictions(run.id, { folder, fileName: path.join(path.dirname(folder), 'absolute.csv') })).toThrow(/escapes the folder/);
+      expect(() => built.service.exportPredictions(run.id, { folder, fileName: path.join(path.dirname(folder), 'absolute.csv') })).toThrow(
+        /escapes the folder/,
+      );
       const outside = tempFolder('dermws-probe-outside-');
       fs.symlinkSync(outside, path.join(folder, 'link'));
       expect(() => built.service.exportPredictions(run.id, { folder, fileName: 'link/through.csv' })).toThrow(/escapes the folder .* through a symbolic link/);

@@ -31,7 +31,9 @@ beforeAll(() => {
   const direction = Array.from({ length: dim }, () => gaussian(random));
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: modelId, displayName: 'roc test', dim, sha256: 'b'.repeat(64), source: 'imported', preprocessing: null });
-  const insertLabel = library.db.prepare("INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')");
+  const insertLabel = library.db.prepare(
+    "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')",
+  );
   const rows: Array<{ imageId: number; vector: number[] }> = [];
   let latent: number[] = [];
   imageIds.forEach((imageId, index) => {
@@ -51,7 +53,15 @@ afterAll(() => library.cleanup());
 
 describe('stored probe ROC curves', () => {
   it('stores one pooled out-of-fold curve per measured label: (0,0) to (1,1), monotone, area = stored AUC', async () => {
-    const trained = await service.train({ modelId, labels: ['signal', 'rare'], seed: 5, bootstrapReplicates: 100, curveFractions: [], maxIterations: 150, threads: 1 });
+    const trained = await service.train({
+      modelId,
+      labels: ['signal', 'rare'],
+      seed: 5,
+      bootstrapReplicates: 100,
+      curveFractions: [],
+      maxIterations: 150,
+      threads: 1,
+    });
     expect(trained.status).toBe('completed');
     // Read back from SQLite, as the app does.
     const run = service.report(trained.id);

@@ -54,11 +54,16 @@ beforeAll(() => {
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: modelId, displayName: 'test', dim, sha256: 'a'.repeat(64), source: 'imported', preprocessing: null });
   const rows: Array<{ imageId: number; vector: number[] }> = [];
-  const insertLabel = library.db.prepare("INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, ?, ?, ?, 'imported', '2026-01-01')");
+  const insertLabel = library.db.prepare(
+    "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, ?, ?, ?, 'imported', '2026-01-01')",
+  );
   imageIds.forEach((imageId, index) => {
     const key = caseOfIndex(index) ?? 10_000 + index;
     if (!latents.has(key)) {
-      latents.set(key, Array.from({ length: dim }, () => gaussian(random)));
+      latents.set(
+        key,
+        Array.from({ length: dim }, () => gaussian(random)),
+      );
       coins.set(key, random.next() < 0.5);
     }
     const vector = latents.get(key)!.map((value) => value + 0.1 * gaussian(random));
@@ -161,7 +166,9 @@ describe('probes on generated data', () => {
       );
     }
     const sex = run.metrics!.subgroups.find((table) => table.attribute === 'sex')!;
-    expect(sex.groups.find((group) => group.value === 'FEMALE')!.images).toBe(Array.from({ length: imageCount }, (_, index) => index).filter((index) => index % 3 === 0).length);
+    expect(sex.groups.find((group) => group.value === 'FEMALE')!.images).toBe(
+      Array.from({ length: imageCount }, (_, index) => index).filter((index) => index % 3 === 0).length,
+    );
     expect(run.metrics!.subgroups.some((table) => table.attribute === 'monk_tone')).toBe(false);
   });
 
@@ -203,9 +210,32 @@ describe('probes on generated data', () => {
   });
 
   it('runs through the CLI with stable JSON', async () => {
-    const output = await runDermws('--library', library.paths.root, '--json', 'probe', 'train', '--labels', 'linear,coin', '--model', modelId, '--folds', '3', '--seed', '5', '--bootstrap', '100', '--curve', 'none');
+    const output = await runDermws(
+      '--library',
+      library.paths.root,
+      '--json',
+      'probe',
+      'train',
+      '--labels',
+      'linear,coin',
+      '--model',
+      modelId,
+      '--folds',
+      '3',
+      '--seed',
+      '5',
+      '--bootstrap',
+      '100',
+      '--curve',
+      'none',
+    );
     expect(output.code).toBe(0);
-    const trained = JSON.parse(output.stdout) as { id: number; status: string; folds: number; metrics: { overall: { perLabel: Array<{ label: string }> }; curve: unknown[] } };
+    const trained = JSON.parse(output.stdout) as {
+      id: number;
+      status: string;
+      folds: number;
+      metrics: { overall: { perLabel: Array<{ label: string }> }; curve: unknown[] };
+    };
     expect(trained.status).toBe('completed');
     expect(trained.folds).toBe(3);
     expect(trained.metrics.overall.perLabel[0]!.label).toBe('linear');

@@ -52,7 +52,11 @@ function searchLibrary(count = 600) {
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: 'vectors', displayName: 'vectors', dim, sha256: 'a'.repeat(64), source: 'imported', preprocessing: null });
   const { data } = clusteredVectors({ count, dim, seed: 3 });
-  embeddings.put('vectors', 'a'.repeat(64), ids.map((imageId, row) => ({ imageId, vector: data.subarray(row * dim, (row + 1) * dim) })));
+  embeddings.put(
+    'vectors',
+    'a'.repeat(64),
+    ids.map((imageId, row) => ({ imageId, vector: data.subarray(row * dim, (row + 1) * dim) })),
+  );
   const services = createSearchServices(library, undefined);
   cleanups.push(() => library.cleanup());
   cleanups.push(() => services.index.close());
@@ -131,14 +135,21 @@ describe('similar-case search', () => {
     await check(['skin_type=FST1'], (index) => index >= 300 || index % 6 === 0);
     await check([`batch=${firstBatch}`], (index) => index < 300);
     await check(['dataset=isic'], (index) => index < 300 && index % 2 === 1);
-    await check(['label.condition=psoriasis and flag!=blurry', 'meta.shot_type=CLOSE_UP'], (index) => index >= 300 && index % 4 === 1 && index % 3 !== 0 && (index - 300) % 2 === 1);
+    await check(
+      ['label.condition=psoriasis and flag!=blurry', 'meta.shot_type=CLOSE_UP'],
+      (index) => index >= 300 && index % 4 === 1 && index % 3 !== 0 && (index - 300) % 2 === 1,
+    );
     // 6 of 600 images pass: all six come back even for k = 50.
-    const rare = await check(['label.condition=acne', 'body_site=ARM', 'flag!=blurry', 'dataset=scin'], (index) => {
-      const armByLabel = index % 7 === 0;
-      const armByMeta = index < 300 && index % 5 === 0;
-      const dataset = index >= 300 || index % 2 === 0;
-      return index % 4 === 2 && (armByLabel || armByMeta) && index % 3 !== 0 && dataset;
-    }, 50);
+    const rare = await check(
+      ['label.condition=acne', 'body_site=ARM', 'flag!=blurry', 'dataset=scin'],
+      (index) => {
+        const armByLabel = index % 7 === 0;
+        const armByMeta = index < 300 && index % 5 === 0;
+        const dataset = index >= 300 || index % 2 === 0;
+        return index % 4 === 2 && (armByLabel || armByMeta) && index % 3 !== 0 && dataset;
+      },
+      50,
+    );
     expect(rare.results.length).toBeGreaterThan(0);
     expect((await search.search({ query, k: 5, where: ['case=no-such-case'] })).results).toEqual([]);
   });
@@ -194,7 +205,11 @@ describe('similar-case search', () => {
     library.db.prepare('UPDATE images SET width = 1024, height = 768 WHERE id = ?').run(ids[12]);
     const embeddings = new EmbeddingsRepository(library.db);
     embeddings.registerModel({ id: 'vectors', displayName: 'vectors', dim, sha256: 'a'.repeat(64), source: 'imported', preprocessing: null });
-    embeddings.put('vectors', 'a'.repeat(64), ids.map((imageId, row) => ({ imageId, vector: vectorOf(data, row) })));
+    embeddings.put(
+      'vectors',
+      'a'.repeat(64),
+      ids.map((imageId, row) => ({ imageId, vector: vectorOf(data, row) })),
+    );
 
     const report = await services.search.duplicates({ threshold: 0.999 });
     const groups = report.groups.map((group) => group.imageIds);
@@ -214,7 +229,9 @@ describe('similar-case search', () => {
     expect(count(library, 'SELECT COUNT(*) AS n FROM image_flags')).toBe(0);
 
     expect(services.search.resolveDuplicates({ keep: ids[12]!, others: [ids[10]!, ids[11]!], action: 'flag' })).toMatchObject({ changed: 2 });
-    const flags = library.db.prepare("SELECT image_id AS imageId, detail FROM image_flags WHERE flag = 'duplicate' AND source = 'manual' ORDER BY image_id").all();
+    const flags = library.db
+      .prepare("SELECT image_id AS imageId, detail FROM image_flags WHERE flag = 'duplicate' AND source = 'manual' ORDER BY image_id")
+      .all();
     expect(flags).toEqual([
       { imageId: ids[10], detail: `duplicate of image ${ids[12]}` },
       { imageId: ids[11], detail: `duplicate of image ${ids[12]}` },
@@ -248,7 +265,23 @@ describe('dermws search / duplicates / index', () => {
     expect(found.json.results).toHaveLength(3);
     expect(found.json.results[0]).toMatchObject({ rank: 1, imageId: ids[4], flags: [] });
     expect(Object.keys(found.json.results[0]).sort()).toEqual(
-      ['batchId', 'caseKey', 'flags', 'format', 'height', 'imageId', 'labels', 'managedPath', 'metadata', 'originalPath', 'pixelSha256', 'rank', 'similarity', 'thumbnailPath', 'width'].sort(),
+      [
+        'batchId',
+        'caseKey',
+        'flags',
+        'format',
+        'height',
+        'imageId',
+        'labels',
+        'managedPath',
+        'metadata',
+        'originalPath',
+        'pixelSha256',
+        'rank',
+        'similarity',
+        'thumbnailPath',
+        'width',
+      ].sort(),
     );
     const text = await runDermws('search', String(ids[4]), '--library', root);
     expect(text.stdout).toMatch(/most similar to image/);

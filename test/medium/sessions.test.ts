@@ -29,7 +29,15 @@ describe('labelling sessions', () => {
     sessions.record(session.id, ids[0]!, [{ kind: 'condition', values: [{ value: 'eczema', confidence: 4 }] }], 12.5);
     next = sessions.skip(session.id, undefined, 3);
     expect(next.current!.imageId).toBe(ids[2]);
-    next = sessions.record(session.id, ids[2]!, [{ kind: 'fitzpatrick', values: [{ value: 'III' }] }, { kind: 'gradable', values: [{ value: 'yes' }] }], 20);
+    next = sessions.record(
+      session.id,
+      ids[2]!,
+      [
+        { kind: 'fitzpatrick', values: [{ value: 'III' }] },
+        { kind: 'gradable', values: [{ value: 'yes' }] },
+      ],
+      20,
+    );
     expect(next.current!.imageId).toBe(ids[3]);
     sessions.pause(session.id);
     expect(caughtDermError(() => sessions.record(session.id, ids[3]!, [], 1)).message).toContain('paused');
@@ -64,7 +72,12 @@ describe('labelling sessions', () => {
       expect(stats.items.find((item) => item.imageId === ids[2])!.secondsSpent).toBe(25);
       // Labelled image times: 12.5, 25, 4, 6, 2 → median 6.
       expect(stats.secondsPerLabelledImage.median).toBe(6);
-      expect(stats.labelCounts).toEqual({ condition: { eczema: 1 }, fitzpatrick: { IV: 1 }, gradable: { yes: 1 }, severity: { mild: 1, severe: 1, moderate: 1 } });
+      expect(stats.labelCounts).toEqual({
+        condition: { eczema: 1 },
+        fitzpatrick: { IV: 1 },
+        gradable: { yes: 1 },
+        severity: { mild: 1, severe: 1, moderate: 1 },
+      });
       // Labels carry the session id and the session's annotator.
       const labels = services(reopened).labels.currentLabels(ids[0]!);
       expect(labels.map((label) => [label.annotator, label.sessionId])).toEqual([['dr-a', session.id]]);
@@ -134,13 +147,19 @@ describe('labelling sessions', () => {
     expect(chosen.suggestions).toBe('shown');
     expect(sessions.setSuggestions(solo.id, 'blind').suggestions).toBe('blind');
     expect(caughtDermError(() => sessions.setSuggestions(solo.id, 'peek' as 'blind')).message).toContain('peek');
-    expect(caughtDermError(() => sessions.create({ name: 'x', annotator: 'dr-a', imageIds: ids, suggestions: 'peek' as 'blind' })).details).toMatchObject({ field: 'suggestions' });
+    expect(caughtDermError(() => sessions.create({ name: 'x', annotator: 'dr-a', imageIds: ids, suggestions: 'peek' as 'blind' })).details).toMatchObject({
+      field: 'suggestions',
+    });
 
     const root = lib.paths.root;
     lib.close();
     const reopened = openLibrary(root);
     try {
-      expect(services(reopened).sessions.list().map((session) => [session.name, session.suggestions, session.agreement])).toEqual([
+      expect(
+        services(reopened)
+          .sessions.list()
+          .map((session) => [session.name, session.suggestions, session.agreement]),
+      ).toEqual([
         ['solo', 'blind', false],
         ['second reader', 'blind', true],
         ['flagged', 'blind', true],
@@ -159,7 +178,8 @@ describe('labelling sessions', () => {
     expect(blinding).toBeGreaterThan(0);
     const before = path.join(folder, 'migrations-before');
     fs.mkdirSync(before);
-    for (const migration of all.slice(0, blinding)) fs.writeFileSync(path.join(before, `${String(migration.version).padStart(4, '0')}_${migration.name}.sql`), migration.sql);
+    for (const migration of all.slice(0, blinding))
+      fs.writeFileSync(path.join(before, `${String(migration.version).padStart(4, '0')}_${migration.name}.sql`), migration.sql);
 
     const old = openLibrary(path.join(folder, 'lib'), { migrationsFolder: before });
     const ids = insertSyntheticImages(old, 3);
@@ -182,7 +202,11 @@ describe('labelling sessions', () => {
 
     const upgraded = openLibrary(path.join(folder, 'lib'));
     try {
-      expect(services(upgraded).sessions.list().map((entry) => [entry.name, entry.suggestions, entry.agreement])).toEqual([
+      expect(
+        services(upgraded)
+          .sessions.list()
+          .map((entry) => [entry.name, entry.suggestions, entry.agreement]),
+      ).toEqual([
         ['a alone', 'shown', false],
         ['a shared', 'blind', true],
         ['b shared', 'blind', true],
@@ -222,13 +246,19 @@ describe('labelling sessions', () => {
     lib.db.prepare("INSERT INTO image_flags (image_id, flag, source, set_at) VALUES (?, 'blurry', 'auto', 'now')").run(ids[3]);
     const { sessions, labels } = services(lib);
     labels.setLabel({ imageId: ids[5]!, kind: 'condition', value: 'tinea', annotator: 'dr-a' });
-    const set = (where: string[]) => sessions.stats(sessions.create({ name: 'f', annotator: 'dr-x', where }).id).items.map((item) => item.imageId).sort((a, b) => a - b);
+    const set = (where: string[]) =>
+      sessions
+        .stats(sessions.create({ name: 'f', annotator: 'dr-x', where }).id)
+        .items.map((item) => item.imageId)
+        .sort((a, b) => a - b);
     expect(set(['meta.body_parts~arm'])).toEqual([ids[1], ids[3], ids[5], ids[7]]);
     expect(set(['meta.body_parts~arm', 'flag!=blurry', 'unlabelled'])).toEqual([ids[1], ids[7]]);
     expect(set(['label.condition=tinea'])).toEqual([ids[5]]);
     expect(set(['case=case-1'])).toEqual([ids[0], ids[1]]);
     expect(set(['labelled=condition'])).toEqual([ids[5]]);
-    expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['meta.body_parts~arm', 'colour=red'] })).message).toContain('clause 2 "colour=red"');
+    expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['meta.body_parts~arm', 'colour=red'] })).message).toContain(
+      'clause 2 "colour=red"',
+    );
     expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['batch=x'] })).message).toContain('batch');
     expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', where: ['case=nothing'] })).message).toContain('empty');
     expect(caughtDermError(() => sessions.create({ name: 'f', annotator: 'a', imageIds: [ids[0]!, 999] })).message).toContain('999');
@@ -262,7 +292,9 @@ describe('labelling sessions', () => {
     // Each true cluster is one contiguous run of 19.
     expect([0, 19, 38].map((start) => new Set(groups.slice(start, start + 19)).size)).toEqual([1, 1, 1]);
     expect(queue.slice(57)).toEqual(ids.slice(57));
-    const again = sessions.stats(sessions.create({ name: 'c2', annotator: 'dr-b', where: [], order: 'cluster', clusters: 3, seed: 5 }).id).items.map((item) => item.imageId);
+    const again = sessions
+      .stats(sessions.create({ name: 'c2', annotator: 'dr-b', where: [], order: 'cluster', clusters: 3, seed: 5 }).id)
+      .items.map((item) => item.imageId);
     expect(again).toEqual(queue);
   });
 

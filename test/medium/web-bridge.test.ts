@@ -40,11 +40,17 @@ describe('web bridge (dermws serve)', () => {
     }
     expect((await call('appInfo', {}, {})).status).toBe(401);
     expect((await call('appInfo', {}, { [tokenHeader]: 'wrong-token-0123456789' })).status).toBe(401);
-    expect((await rawRequest(server, '/upload?name=a.jpg', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
+    expect(
+      (await rawRequest(server, '/upload?name=a.jpg', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status,
+    ).toBe(401);
   });
 
   it('refuses a request addressed to another host name (DNS rebinding)', async () => {
-    const response = await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { ...auth, host: 'evil.example:80', 'content-type': 'application/json' }, body: '{}' });
+    const response = await rawRequest(server, '/api/appInfo', {
+      method: 'POST',
+      headers: { ...auth, host: 'evil.example:80', 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(response.status).toBe(421);
   });
 
@@ -112,7 +118,11 @@ describe('web bridge (dermws serve)', () => {
     expect(uploaded.uploadId).toMatch(/^[a-f0-9]{32}$/);
     expect(uploaded.name).toBe(path.join('evil', 'photo one.jpg'));
     expect(uploaded.bytes).toBe(3);
-    const bad = await rawRequest(server, '/upload?name=a.jpg&uploadId=..', { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'x' });
+    const bad = await rawRequest(server, '/upload?name=a.jpg&uploadId=..', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      body: 'x',
+    });
     expect(bad.status).toBe(400);
     expect(() => safeUploadPath('../..')).toThrow(/no usable file name/);
   });

@@ -69,7 +69,7 @@ describe('web mode hardening', () => {
   });
 
   it('refuses a thumbnail, a managed copy or an original replaced by a symbolic link', async () => {
-    const [copiedC, copiedD, linkedA, linkedB] = rows as [typeof rows[0], typeof rows[0], typeof rows[0], typeof rows[0]];
+    const [copiedC, copiedD, linkedA, linkedB] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
     replaceWithLink(libraryFile(linkedA.thumbnail_path), secret);
     replaceWithLink(libraryFile(copiedC.managed_path!), secret);
     replaceWithLink(linkedB.original_path, secret);
@@ -116,14 +116,21 @@ describe('web mode hardening', () => {
   it('accepts ?token= only on a page load; API, media and upload requests need the header or the cookie', async () => {
     const id = rows[3]!.id;
     expect((await rawRequest(server, `/media/thumbnail/${id}?token=${token}`)).status).toBe(401);
-    expect((await rawRequest(server, `/api/appInfo?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(401);
+    expect(
+      (await rawRequest(server, `/api/appInfo?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status,
+    ).toBe(401);
     expect((await rawRequest(server, `/api/events?token=${token}`)).status).toBe(401);
-    expect((await rawRequest(server, `/upload?name=a.jpg&token=${token}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
+    expect(
+      (await rawRequest(server, `/upload?name=a.jpg&token=${token}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' }))
+        .status,
+    ).toBe(401);
     const page = await rawRequest(server, `/?token=${token}`);
     expect(page.status).toBe(303);
     const cookie = String(page.headers['set-cookie']).split(';')[0]!;
     expect((await rawRequest(server, `/media/thumbnail/${id}`, { headers: { cookie } })).status).toBe(200);
-    expect((await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+    expect((await rawRequest(server, '/api/appInfo', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' })).status).toBe(
+      200,
+    );
   });
 
   it('never shows or changes the de-identified export secret through the settings calls', async () => {

@@ -72,11 +72,27 @@ describe("Fleiss' kappa", () => {
     const categories = ['c1', 'c2', 'c3', 'c4', 'c5'];
     const ratings = counts.map((row) => row.flatMap((count, index) => Array<string>(count).fill(categories[index]!)));
     expect(fleissKappa(ratings).kappa).toBeCloseTo(fleissKappaFromCounts(counts).kappa!, 12);
-    expect(fleissKappa([['a', 'a', 'a'], ['b', 'b', 'b'], ['a', 'a', 'a']]).kappa).toBeCloseTo(1, 12);
-    expect(unanimousAgreement([['a', 'a', 'a'], ['b', 'a', 'b']])).toBe(0.5);
+    expect(
+      fleissKappa([
+        ['a', 'a', 'a'],
+        ['b', 'b', 'b'],
+        ['a', 'a', 'a'],
+      ]).kappa,
+    ).toBeCloseTo(1, 12);
+    expect(
+      unanimousAgreement([
+        ['a', 'a', 'a'],
+        ['b', 'a', 'b'],
+      ]),
+    ).toBe(0.5);
   });
 
   it('refuses items with different numbers of ratings', () => {
-    expect(() => fleissKappaFromCounts([[1, 2], [2, 2]])).toThrow(/same number of ratings/);
+    expect(() =>
+      fleissKappaFromCounts([
+        [1, 2],
+        [2, 2],
+      ]),
+    ).toThrow(/same number of ratings/);
   });
 });

@@ -1,14 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { desktopContentSecurityPolicy, webContentSecurityPolicy } from '../../electron/common/content-security-policy.js';
-import {
-  defaultWindowState,
-  isRendererUrl,
-  libraryArgument,
-  parseMediaUrl,
-  rendererFile,
-  trustedWindowState,
-} from '../../electron/main/shell-policy.js';
+import { defaultWindowState, isRendererUrl, libraryArgument, parseMediaUrl, rendererFile, trustedWindowState } from '../../electron/main/shell-policy.js';
 
 describe('Electron shell policy', () => {
   it('accepts only the renderer’s own documents', () => {
@@ -31,7 +24,13 @@ describe('Electron shell policy', () => {
   it('parses media URLs by kind and image id and nothing else', () => {
     expect(parseMediaUrl('derm-media://thumbnail/12')).toEqual({ kind: 'thumbnail', imageId: 12 });
     expect(parseMediaUrl('derm-media://image/7')).toEqual({ kind: 'image', imageId: 7 });
-    for (const url of ['derm-media://image/0', 'derm-media://image/../../etc/passwd', 'derm-media://file/1', 'derm-media://image/1?x=/etc', 'app://renderer/1']) {
+    for (const url of [
+      'derm-media://image/0',
+      'derm-media://image/../../etc/passwd',
+      'derm-media://file/1',
+      'derm-media://image/1?x=/etc',
+      'app://renderer/1',
+    ]) {
       expect(parseMediaUrl(url), url).toBeUndefined();
     }
   });

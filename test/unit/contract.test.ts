@@ -82,6 +82,13 @@ describe('app contract', () => {
     deliver({ type: 'library-changed' });
     deliver({ type: 'something-else' });
     expect(seen).toEqual(['settings']);
-    expect(appEventSchema.safeParse({ type: 'job-progress', jobId: 'job-1', kind: 'import', progress: { job: 'import', done: 1, total: 2, ratePerSecond: 1, etaSeconds: null } }).success).toBe(true);
+    expect(
+      appEventSchema.safeParse({
+        type: 'job-progress',
+        jobId: 'job-1',
+        kind: 'import',
+        progress: { job: 'import', done: 1, total: 2, ratePerSecond: 1, etaSeconds: null },
+      }).success,
+    ).toBe(true);
   });
 });

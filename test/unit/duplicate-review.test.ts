@@ -29,7 +29,11 @@ describe('cliqueReviewItems', () => {
       { a: 20, b: 21, score: 0.972 },
     ];
     const items = cliqueReviewItems(pairs, 0.97);
-    expect(items.map((item) => item.imageIds)).toEqual([[10, 11, 12], [12, 13], [20, 21]]);
+    expect(items.map((item) => item.imageIds)).toEqual([
+      [10, 11, 12],
+      [12, 13],
+      [20, 21],
+    ]);
     const clique = items[0]!;
     expect(clique.pairs.map((pair) => [pair.a, pair.b])).toEqual([
       [10, 11],

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { groupedFolds } from '../../electron/core/probes/grouped-folds.js';
-import { accumulateRow, featureStatistics, fitLogisticModels, statisticsFromSums, type FittedModels, type ProbeModelSpec } from '../../electron/core/math/logistic-regression.js';
+import {
+  accumulateRow,
+  featureStatistics,
+  fitLogisticModels,
+  statisticsFromSums,
+  type FittedModels,
+  type ProbeModelSpec,
+} from '../../electron/core/math/logistic-regression.js';
 import { MatrixEngine } from '../../electron/core/math/matrix-engine.js';
 import { rocAuc } from '../../electron/core/probes/metrics.js';
 import { curveTrainingRows, evaluateProbe, type ProbeProblem } from '../../electron/core/probes/probe-evaluation.js';
@@ -27,7 +34,8 @@ function problem(seed: number) {
   }
   // Cases of one to three rows, so subsamples are drawn by case as in a real library.
   const caseOfRow = new Int32Array(rows);
-  for (let row = 0, caseNumber = 0; row < rows; caseNumber++) for (let take = 1 + random.nextInt(3); take > 0 && row < rows; take--) caseOfRow[row++] = caseNumber;
+  for (let row = 0, caseNumber = 0; row < rows; caseNumber++)
+    for (let take = 1 + random.nextInt(3); take > 0 && row < rows; take--) caseOfRow[row++] = caseNumber;
   return { data, targets, known: new Uint8Array(rows * labelCount).fill(1), caseOfRow };
 }
 
@@ -91,7 +99,9 @@ describe('fitting a model on only its own rows', () => {
     const engine = await MatrixEngine.create(data, rows, dim, 1);
     const model: ProbeModelSpec = { trainingRows: Int32Array.from({ length: 60 }, (_, index) => index * 4), ...featureStatistics(data, dim, allIndices()) };
     let passes = 0;
-    await expect(fitOnOwnRows(engine, targets, known, labelCount, model, { ...options, isCancelled: () => ++passes > 3 })).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(fitOnOwnRows(engine, targets, known, labelCount, model, { ...options, isCancelled: () => ++passes > 3 })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
     expect(data).toEqual(original);
     await engine.release();
   });
@@ -112,7 +122,18 @@ describe('fitting a model on only its own rows', () => {
       populationRows,
       caseOfRow,
       subgroups: [],
-      settings: { folds, seed, ...options, bootstrapReplicates: 50, curveFractions: [fraction], curveSeeds: 1, minGroupCases: 10, minClassCases: 1, repeats: 1, threads: 1 },
+      settings: {
+        folds,
+        seed,
+        ...options,
+        bootstrapReplicates: 50,
+        curveFractions: [fraction],
+        curveSeeds: 1,
+        minGroupCases: 10,
+        minClassCases: 1,
+        repeats: 1,
+        threads: 1,
+      },
     };
     const original = Float32Array.from(data);
     const engine = await MatrixEngine.create(data, rows, dim, 1);
@@ -143,13 +164,19 @@ describe('fitting a model on only its own rows', () => {
         count += entry.count;
       });
       const training = populationRows.filter((row) => foldOfRow[row] !== fold);
-      fits.push(await directFit(data, targets, known, { trainingRows: curveTrainingRows(training, caseOfRow, fraction, seed, 0, fold), ...statisticsFromSums(sums, squares, count) }));
+      fits.push(
+        await directFit(data, targets, known, {
+          trainingRows: curveTrainingRows(training, caseOfRow, fraction, seed, 0, fold),
+          ...statisticsFromSums(sums, squares, count),
+        }),
+      );
     }
     // Out-of-fold probabilities from the direct fits, computed as the evaluation computes them (all models in one product).
     const columns = folds * labelCount;
     const packed = new Float32Array(dim * columns);
     fits.forEach((fit, fold) => {
-      for (let feature = 0; feature < dim; feature++) for (let label = 0; label < labelCount; label++) packed[feature * columns + fold * labelCount + label] = fit.weights[0]![feature * labelCount + label]!;
+      for (let feature = 0; feature < dim; feature++)
+        for (let label = 0; label < labelCount; label++) packed[feature * columns + fold * labelCount + label] = fit.weights[0]![feature * labelCount + label]!;
     });
     const logits = await engine.multiply(packed, columns);
     for (let label = 0; label < labelCount; label++) {

@@ -27,7 +27,16 @@ const allRows = Int32Array.from({ length: rows }, (_, row) => row);
 const options = { l2: 0.05, classWeights: false, maxIterations: 500, tolerance: 1e-7 };
 
 /** The objective written out directly in float64 on standardised features, independent of the solver. */
-function objective(data: Float32Array, targets: Uint8Array, label: number, model: ProbeModelSpec, beta: number[], bias: number, l2: number, weights = [1, 1]): number {
+function objective(
+  data: Float32Array,
+  targets: Uint8Array,
+  label: number,
+  model: ProbeModelSpec,
+  beta: number[],
+  bias: number,
+  l2: number,
+  weights = [1, 1],
+): number {
   let loss = 0;
   let total = 0;
   for (const row of model.trainingRows) {
@@ -61,7 +70,15 @@ describe('batched L-BFGS logistic regression', () => {
       const best = objective(data, targets, label, model, beta, bias, options.l2);
       for (let trial = 0; trial < 20; trial++) {
         const step = Array.from({ length: dim + 1 }, () => 1e-2 * gaussian(random));
-        const moved = objective(data, targets, label, model, beta.map((value, feature) => value + step[feature]!), bias + step[dim]!, options.l2);
+        const moved = objective(
+          data,
+          targets,
+          label,
+          model,
+          beta.map((value, feature) => value + step[feature]!),
+          bias + step[dim]!,
+          options.l2,
+        );
         expect(moved).toBeGreaterThan(best - 1e-9);
       }
     }
@@ -128,7 +145,9 @@ describe('batched L-BFGS logistic regression', () => {
     const engine = await MatrixEngine.create(data, rows, dim, 1);
     let passes = 0;
     const model: ProbeModelSpec = { trainingRows: allRows, ...featureStatistics(data, dim, allRows) };
-    const error = await fitLogisticModels(engine, targets, known, 2, [model], { ...options, onPass: () => passes++, isCancelled: () => passes >= 2 }).catch((caught: unknown) => caught);
+    const error = await fitLogisticModels(engine, targets, known, 2, [model], { ...options, onPass: () => passes++, isCancelled: () => passes >= 2 }).catch(
+      (caught: unknown) => caught,
+    );
     expect((error as Error).name).toBe('AbortError');
     expect(passes).toBe(2);
     await engine.release();

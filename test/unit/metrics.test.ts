@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { accuracy, aucOfRanked, bootstrapAucIntervals, calibration, multiLabelSummary, quantileSorted, rankScores, rocAuc } from '../../electron/core/probes/metrics.js';
+import {
+  accuracy,
+  aucOfRanked,
+  bootstrapAucIntervals,
+  calibration,
+  multiLabelSummary,
+  quantileSorted,
+  rankScores,
+  rocAuc,
+} from '../../electron/core/probes/metrics.js';
 import { SeededRandom } from '../../electron/common/seeded-random.js';
 
 const all = (n: number) => Int32Array.from({ length: n }, (_, index) => index);

@@ -8,7 +8,11 @@ afterAll(() => gemm.release());
 
 function randomMatrix(rows: number, cols: number, seed: number) {
   const normal = gaussianSource(seed);
-  return matrix(rows, cols, Float32Array.from({ length: rows * cols }, () => normal()));
+  return matrix(
+    rows,
+    cols,
+    Float32Array.from({ length: rows * cols }, () => normal()),
+  );
 }
 
 function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -98,7 +102,8 @@ describe('randomized PCA', () => {
       expect(captured).toBeGreaterThan(0.99);
     }
     const gram = multiplyJs(transpose(v), v);
-    for (let i = 0; i < model.outputDim; i++) for (let j = 0; j < model.outputDim; j++) expect(gram.data[i * model.outputDim + j]!).toBeCloseTo(i === j ? 1 : 0, 3);
+    for (let i = 0; i < model.outputDim; i++)
+      for (let j = 0; j < model.outputDim; j++) expect(gram.data[i * model.outputDim + j]!).toBeCloseTo(i === j ? 1 : 0, 3);
 
     const affine = await OnnxAffine.create(v, projectionBias(model));
     const rows = data.data.subarray(0, 10 * d);

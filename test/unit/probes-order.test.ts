@@ -12,7 +12,9 @@ describe('permuteRows', () => {
       const original = Float32Array.from(data);
       permuteRows(data, dim, sourceOfRow);
       for (let row = 0; row < rows; row++) {
-        expect(Array.from(data.subarray(row * dim, (row + 1) * dim))).toEqual(Array.from(original.subarray(sourceOfRow[row]! * dim, (sourceOfRow[row]! + 1) * dim)));
+        expect(Array.from(data.subarray(row * dim, (row + 1) * dim))).toEqual(
+          Array.from(original.subarray(sourceOfRow[row]! * dim, (sourceOfRow[row]! + 1) * dim)),
+        );
       }
     }
   });

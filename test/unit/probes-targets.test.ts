@@ -8,12 +8,23 @@ import {
   type LabelRow,
 } from '../../electron/core/probes/target-resolution.js';
 
-const row = (imageId: number, value: string, origin: LabelRow['origin'] = 'manual', confidence: number | null = null): LabelRow => ({ imageId, value, origin, confidence });
+const row = (imageId: number, value: string, origin: LabelRow['origin'] = 'manual', confidence: number | null = null): LabelRow => ({
+  imageId,
+  value,
+  origin,
+  confidence,
+});
 
 describe('turning labels into probe targets', () => {
   it('takes consensus over annotators, and any annotator above the confidence floor otherwise', () => {
     const resolved = resolveMultiLabel(
-      [row(1, 'eczema', 'imported', 4), row(1, 'psoriasis', 'imported', 2), row(2, 'eczema', 'manual'), row(2, 'tinea', 'consensus'), row(3, 'acne', 'imported', 1)],
+      [
+        row(1, 'eczema', 'imported', 4),
+        row(1, 'psoriasis', 'imported', 2),
+        row(2, 'eczema', 'manual'),
+        row(2, 'tinea', 'consensus'),
+        row(3, 'acne', 'imported', 1),
+      ],
       3,
     );
     expect(resolved.images).toEqual([1, 2, 3]);

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  parseNumberList,
-  parsePythonLiteral,
-  parseStringList,
-  parseStringNumberDict,
-  PythonDict,
-} from '../../electron/core/datasets/python-literal.js';
+import { parseNumberList, parsePythonLiteral, parseStringList, parseStringNumberDict, PythonDict } from '../../electron/core/datasets/python-literal.js';
 
 describe('Python literal reader', () => {
   it('reads the cells SCIN writes', () => {
@@ -29,7 +23,7 @@ describe('Python literal reader', () => {
       'éA',
       '😀',
     ]);
-    expect(parsePythonLiteral("'a' \"b\"")).toBe('ab');
+    expect(parsePythonLiteral('\'a\' "b"')).toBe('ab');
     expect(parsePythonLiteral("'''multi\nline'''")).toBe('multi\nline');
   });
 
@@ -51,7 +45,7 @@ describe('Python literal reader', () => {
     expect(() => parsePythonLiteral('[1, 2')).toThrow(/expected "," or "]" at character 6 \(at the end\)/);
     expect(() => parsePythonLiteral("['unterminated]")).toThrow(/never closed/);
     expect(() => parsePythonLiteral('{[1]: 2}')).toThrow(/dict key/);
-    expect(() => parsePythonLiteral('[' .repeat(100) + ']'.repeat(100))).toThrow(/nesting deeper/);
+    expect(() => parsePythonLiteral('['.repeat(100) + ']'.repeat(100))).toThrow(/nesting deeper/);
   });
 
   it('checks the shape each SCIN column needs', () => {

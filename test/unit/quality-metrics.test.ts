@@ -65,24 +65,44 @@ function literalBlurMeasures(pixels: Uint8Array, width: number, height: number):
 
 describe('quality metrics', () => {
   it('measures brightness with the perceived-brightness formula and its percentiles', () => {
-    const black = computeQualityMetrics(image(64, 48, () => [0, 0, 0]), 64, 48);
+    const black = computeQualityMetrics(
+      image(64, 48, () => [0, 0, 0]),
+      64,
+      48,
+    );
     expect(black.brightnessMean).toBe(0);
     expect(black.brightnessP99).toBeLessThan(0.01);
-    const white = computeQualityMetrics(image(64, 48, () => [255, 255, 255]), 64, 48);
+    const white = computeQualityMetrics(
+      image(64, 48, () => [255, 255, 255]),
+      64,
+      48,
+    );
     expect(white.brightnessP05).toBeGreaterThan(0.99);
     // √(0.241·200²) / 255 for pure red 200.
-    const red = computeQualityMetrics(image(64, 48, () => [200, 0, 0]), 64, 48);
+    const red = computeQualityMetrics(
+      image(64, 48, () => [200, 0, 0]),
+      64,
+      48,
+    );
     expect(red.brightnessMean).toBeCloseTo(Math.sqrt(0.241 * 200 * 200) / 255, 2);
     expect(red.saturationMean).toBeCloseTo(200 / 255, 5);
     // Left half black, right half white: 5th percentile dark, 99th bright.
-    const split = computeQualityMetrics(image(100, 10, (x) => (x < 50 ? [0, 0, 0] : [255, 255, 255])), 100, 10);
+    const split = computeQualityMetrics(
+      image(100, 10, (x) => (x < 50 ? [0, 0, 0] : [255, 255, 255])),
+      100,
+      10,
+    );
     expect(split.brightnessP05).toBeLessThan(0.01);
     expect(split.brightnessP99).toBeGreaterThan(0.99);
     expect(split.entropy).toBeCloseTo(1, 5);
   });
 
   it('calls a crisp pattern sharp and the same pattern smoothed blurry; a flat image has no contrast to judge', () => {
-    const crisp = computeQualityMetrics(image(256, 256, (x, y) => ((x >> 3) + (y >> 3)) % 2 === 0 ? [40, 30, 30] : [220, 190, 170]), 256, 256);
+    const crisp = computeQualityMetrics(
+      image(256, 256, (x, y) => (((x >> 3) + (y >> 3)) % 2 === 0 ? [40, 30, 30] : [220, 190, 170])),
+      256,
+      256,
+    );
     const smooth = computeQualityMetrics(
       image(256, 256, (x, y) => {
         const v = 130 + 90 * Math.sin(x / 20) * Math.cos(y / 20);
@@ -93,7 +113,11 @@ describe('quality metrics', () => {
     );
     expect(crisp.blurScore).toBeLessThan(0.3);
     expect(smooth.blurScore).toBeGreaterThan(0.8);
-    const flat = computeQualityMetrics(image(256, 256, () => [180, 150, 130]), 256, 256);
+    const flat = computeQualityMetrics(
+      image(256, 256, () => [180, 150, 130]),
+      256,
+      256,
+    );
     expect(flat.greyStd).toBeLessThan(1e-6);
     expect(imageFlags(flat, defaultQualityThresholds).map((flag) => flag.flag)).not.toContain('blurry');
     expect(imageFlags(smooth, defaultQualityThresholds).map((flag) => flag.flag)).toContain('blurry');
@@ -178,7 +202,15 @@ describe('decode error reasons', () => {
   it('computes the re-blur score and Laplacian variance exactly as the literal box-filter definition', () => {
     let seed = 12345;
     const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 256;
-    for (const [width, height] of [[1, 1], [2, 7], [3, 3], [5, 11], [10, 9], [11, 10], [37, 23]] as const) {
+    for (const [width, height] of [
+      [1, 1],
+      [2, 7],
+      [3, 3],
+      [5, 11],
+      [10, 9],
+      [11, 10],
+      [37, 23],
+    ] as const) {
       const noisy = image(width, height, () => [random(), random(), random()]);
       const ramp = image(width, height, (x, y) => [(x * 13 + y * 5) % 256, (x * 7) % 256, (y * 11) % 256]);
       for (const pixels of [noisy, ramp]) {

@@ -28,7 +28,15 @@ export function staticValueImports(source: string): string[] {
     if (typeOnly) continue;
     const named = /^\{([^}]*)\}$/.exec(clause.trim());
     // `import { type A, type B } from` names only types, so nothing is imported at run time.
-    if (named && named[1]!.split(',').map((part) => part.trim()).filter(Boolean).every((part) => part.startsWith('type '))) continue;
+    if (
+      named &&
+      named[1]!
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean)
+        .every((part) => part.startsWith('type '))
+    )
+      continue;
     specifiers.push(specifier!);
   }
   return specifiers;
@@ -52,7 +60,13 @@ function staticGraph(entry: string): { modules: Set<string>; packages: Map<strin
       } else if (!specifier.startsWith('node:')) {
         const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
         const found = packages.get(name) ?? [];
-        found.push({ specifier, from: chains.get(file)!.map((step) => path.relative(root, step)).join(' > ') });
+        found.push({
+          specifier,
+          from: chains
+            .get(file)!
+            .map((step) => path.relative(root, step))
+            .join(' > '),
+        });
         packages.set(name, found);
       }
     }

@@ -15,9 +15,13 @@ describe('row types generated from the migrations', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-rows-'));
     try {
       for (const file of fs.readdirSync(migrations)) fs.copyFileSync(path.join(migrations, file), path.join(folder, file));
-      fs.writeFileSync(path.join(folder, '9999_extra.sql'), 'ALTER TABLE images ADD COLUMN colour_profile TEXT;\nALTER TABLE cases ADD COLUMN site_count INTEGER NOT NULL DEFAULT 0;');
+      fs.writeFileSync(
+        path.join(folder, '9999_extra.sql'),
+        'ALTER TABLE images ADD COLUMN colour_profile TEXT;\nALTER TABLE cases ADD COLUMN site_count INTEGER NOT NULL DEFAULT 0;',
+      );
       const generated = generateTableRows(folder);
-      const block = (name: string) => generated.slice(generated.indexOf(`export interface ${name} {`), generated.indexOf('}', generated.indexOf(`export interface ${name} {`)));
+      const block = (name: string) =>
+        generated.slice(generated.indexOf(`export interface ${name} {`), generated.indexOf('}', generated.indexOf(`export interface ${name} {`)));
       expect(block('ImagesRow')).toContain('colour_profile: string | null;');
       expect(block('LiveImagesRow')).toContain('colour_profile: string | null;');
       expect(block('CasesRow')).toContain('site_count: number;');

@@ -13,7 +13,9 @@ export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('measure the workstation on your own data');
   bench
     .command('search')
-    .description('build the similar-case index on your vectors in a temporary library and report build, fit and open time, memory, query latency and recall@k against an exact scan')
+    .description(
+      'build the similar-case index on your vectors in a temporary library and report build, fit and open time, memory, query latency and recall@k against an exact scan',
+    )
     .requiredOption('--vectors <file>', '.npy or .npz with a 2-D float32/float64 array (rows × dimensions)')
     .option('--queries <file>', '.npy or .npz with query vectors of the same width (default: 100 library rows with noise added)')
     .option('--k <n>', 'neighbours per query for recall@k, 1..100 (default 10)')
@@ -25,11 +27,16 @@ export function registerBenchCommands(program: Command): void {
       const vectors = await readMatrix(options.vectors);
       const queries = options.queries === undefined ? undefined : await readMatrix(options.queries);
       if (queries && queries.dim !== vectors.dim) {
-        throw new DermError('invalid-input', `${path.resolve(options.queries!)}: the queries have ${queries.dim} dimensions; the vectors in ${path.resolve(options.vectors)} have ${vectors.dim}.`, {
-          file: options.queries,
-        });
+        throw new DermError(
+          'invalid-input',
+          `${path.resolve(options.queries!)}: the queries have ${queries.dim} dimensions; the vectors in ${path.resolve(options.vectors)} have ${vectors.dim}.`,
+          {
+            file: options.queries,
+          },
+        );
       }
-      if (k >= vectors.rows) throw new DermError('invalid-input', `--k ${k} needs more than ${k} vectors; ${path.resolve(options.vectors)} has ${vectors.rows}.`, { field: 'k' });
+      if (k >= vectors.rows)
+        throw new DermError('invalid-input', `--k ${k} needs more than ${k} vectors; ${path.resolve(options.vectors)} has ${vectors.rows}.`, { field: 'k' });
       const report = await benchmarkSearch({
         vectors: vectors.data,
         count: vectors.rows,
@@ -56,7 +63,8 @@ async function readMatrix(file: string): Promise<{ rows: number; dim: number; da
   let array: { shape: number[]; data: Float32Array | Float64Array; source: string };
   if (resolved.endsWith('.npz')) {
     const matrices: Array<{ key: string; shape: number[]; data: Float32Array | Float64Array; source: string }> = [];
-    for await (const entry of readNpzEntries(resolved)) matrices.push({ key: entry.key, shape: entry.shape, data: entry.data, source: `${resolved}, key "${entry.key}"` });
+    for await (const entry of readNpzEntries(resolved))
+      matrices.push({ key: entry.key, shape: entry.shape, data: entry.data, source: `${resolved}, key "${entry.key}"` });
     const twoD = matrices.filter((entry) => entry.shape.length === 2);
     let chosen = twoD.length === 1 ? twoD[0] : twoD.find((entry) => entry.key === 'embeddings');
     const width = matrices[0]?.shape[0];

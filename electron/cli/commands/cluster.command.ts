@@ -18,7 +18,10 @@ export function registerClusterCommands(program: Command): void {
     .option('--model <id>', 'model id (default: the default model)')
     .requiredOption('--shard-size <n>', 'images per shard (one shard = one cluster task)')
     .requiredOption('--out <dir>', 'plan folder to create (new or empty)')
-    .option('--root <dir>', 'folder the image paths are written relative to, as the cluster will see it mounted (default: the deepest folder holding every image)')
+    .option(
+      '--root <dir>',
+      'folder the image paths are written relative to, as the cluster will see it mounted (default: the deepest folder holding every image)',
+    )
     .action(async (own: { model?: string; shardSize: string; out: string; root?: string }, command: Command) => {
       // Commander hands --model to the parent `embed` (which has the same option) wherever it is written; read both.
       const options = { ...own, model: own.model ?? (command.optsWithGlobals() as { model?: string }).model };
@@ -59,31 +62,35 @@ export function registerClusterCommands(program: Command): void {
       const shard = parseShardNumber(options.shard);
       const batchSize = options.batchSize === undefined ? undefined : parsePositiveInteger('--batch-size', options.batchSize, 1024);
       // SLURM and Dask stop a task with SIGTERM; Ctrl-C sends SIGINT. Either stops after the current batch, writing nothing.
-      await withInterrupt(async (signal) => {
-        const onProgress = json ? undefined : progressPrinter();
-        const { runShard } = await import('../../core/cluster/cluster-shard.js');
-        const result = await runShard({
-          planFolder,
-          shard,
-          outFolder: options.out,
-          signal,
-          ...(options.root === undefined ? {} : { root: options.root }),
-          ...(options.modelFile === undefined ? {} : { modelFile: options.modelFile }),
-          ...(batchSize === undefined ? {} : { batchSize }),
-          ...(onProgress ? { onProgress } : {}),
-        });
-        if (json) printJson(result);
-        else {
-          const how = result.provider ? ` on ${result.provider}, batch ${result.batchSize}` : '';
-          const state = result.status === 'skipped' ? ' (already finished; skipped)' : result.status === 'cancelled' ? ' — cancelled; nothing written, run again' : '';
-          process.stdout.write(`Shard ${result.shard}: embedded ${result.embedded} of ${result.images}, ${result.failed.length} failed${how}${state}\n`);
-          if (result.fallbackReason) process.stdout.write(`Not using a faster provider: ${result.fallbackReason}\n`);
-          for (const failure of result.failed) process.stdout.write(`  failed: ${failure.key}: ${failure.reason}\n`);
-          if (result.status !== 'cancelled') process.stdout.write(`Wrote ${result.npz} and ${result.manifest}\n`);
-        }
-        // Per-image failures are recorded in the shard and reported by the merge; the task itself ran.
-        process.exitCode = result.status === 'cancelled' ? exitCodes.cancelled : exitCodes.ok;
-      }, ['SIGINT', 'SIGTERM']);
+      await withInterrupt(
+        async (signal) => {
+          const onProgress = json ? undefined : progressPrinter();
+          const { runShard } = await import('../../core/cluster/cluster-shard.js');
+          const result = await runShard({
+            planFolder,
+            shard,
+            outFolder: options.out,
+            signal,
+            ...(options.root === undefined ? {} : { root: options.root }),
+            ...(options.modelFile === undefined ? {} : { modelFile: options.modelFile }),
+            ...(batchSize === undefined ? {} : { batchSize }),
+            ...(onProgress ? { onProgress } : {}),
+          });
+          if (json) printJson(result);
+          else {
+            const how = result.provider ? ` on ${result.provider}, batch ${result.batchSize}` : '';
+            const state =
+              result.status === 'skipped' ? ' (already finished; skipped)' : result.status === 'cancelled' ? ' — cancelled; nothing written, run again' : '';
+            process.stdout.write(`Shard ${result.shard}: embedded ${result.embedded} of ${result.images}, ${result.failed.length} failed${how}${state}\n`);
+            if (result.fallbackReason) process.stdout.write(`Not using a faster provider: ${result.fallbackReason}\n`);
+            for (const failure of result.failed) process.stdout.write(`  failed: ${failure.key}: ${failure.reason}\n`);
+            if (result.status !== 'cancelled') process.stdout.write(`Wrote ${result.npz} and ${result.manifest}\n`);
+          }
+          // Per-image failures are recorded in the shard and reported by the merge; the task itself ran.
+          process.exitCode = result.status === 'cancelled' ? exitCodes.cancelled : exitCodes.ok;
+        },
+        ['SIGINT', 'SIGTERM'],
+      );
     });
 }
 
@@ -110,13 +117,15 @@ export async function importClusterResults(command: Command, folder: string): Pr
 
 function printClusterImport(result: ClusterImportResult): void {
   const out = process.stdout;
-  for (const shard of result.merged) out.write(`shard ${shard.shard}: ${shard.stored} stored, ${shard.alreadyStored} already in the library, ${shard.failed} failed on the worker\n`);
+  for (const shard of result.merged)
+    out.write(`shard ${shard.shard}: ${shard.stored} stored, ${shard.alreadyStored} already in the library, ${shard.failed} failed on the worker\n`);
   for (const entry of result.missing) out.write(`missing  shard ${entry.shard}: ${entry.reason}\n`);
   for (const entry of result.refused) out.write(`refused  shard ${entry.shard}: ${entry.reason}\n`);
   for (const failure of result.failures) out.write(`failed   shard ${failure.shard} ${failure.key}: ${failure.reason}\n`);
   out.write(
     `${result.modelId}: stored ${result.stored} new embeddings from ${result.merged.length} of ${result.shards} shard(s) (${result.alreadyStored} already stored, ${result.missing.length} missing, ${result.refused.length} refused, ${result.failures.length} images failed)${result.deletedSincePlan > 0 ? `; ${result.deletedSincePlan} images deleted since the plan were skipped` : ''}\n`,
   );
-  if (result.index) out.write(`Index ${result.index.rebuilt ? 'rebuilt' : 'updated'}: ${result.index.folded} changes folded in, ${result.index.indexed} images indexed.\n`);
+  if (result.index)
+    out.write(`Index ${result.index.rebuilt ? 'rebuilt' : 'updated'}: ${result.index.folded} changes folded in, ${result.index.indexed} images indexed.\n`);
   if (result.status === 'cancelled') out.write('Cancelled between shards. Run the same command again to continue.\n');
 }

@@ -24,7 +24,11 @@ export function registerDatasetsCommands(program: Command): void {
       await withCore(command, async (core, { json }) =>
         withInterrupt(async (signal) => {
           const progress = json ? undefined : progressPrinter();
-          const report = await core.datasets.importScin(root, { copyIntoLibrary: Boolean(options.copy), signal, ...(progress ? { onProgress: progress } : {}) });
+          const report = await core.datasets.importScin(root, {
+            copyIntoLibrary: Boolean(options.copy),
+            signal,
+            ...(progress ? { onProgress: progress } : {}),
+          });
           finishImport(report, Boolean(json));
         }),
       );
@@ -32,7 +36,9 @@ export function registerDatasetsCommands(program: Command): void {
 
   dataset
     .command('import-isic')
-    .description('add ISIC-style metadata (isic_id = image file name without extension; diagnosis, anatom_site_general, age_approx, sex, …) to images already imported')
+    .description(
+      'add ISIC-style metadata (isic_id = image file name without extension; diagnosis, anatom_site_general, age_approx, sex, …) to images already imported',
+    )
     .argument('<csv>', 'the metadata CSV')
     .action(async (csv: string, _options: unknown, command: Command) => {
       await withCore(command, async (core, { json }) =>
@@ -71,7 +77,10 @@ export function registerDatasetsCommands(program: Command): void {
     .option('--model <id>', 'model whose embeddings npz/npy hold (default: the only model with embeddings)')
     .option('--images', 'also write image copies re-encoded without EXIF/GPS under images/')
     .option('--overwrite', 'replace the files of an earlier export in <dir>')
-    .option('--deidentify', 'for sharing: pseudonymous keys instead of file names, case keys and annotators; no paths, file hashes, import times, notes or settings')
+    .option(
+      '--deidentify',
+      'for sharing: pseudonymous keys instead of file names, case keys and annotators; no paths, file hashes, import times, notes or settings',
+    )
     .option('--drop-meta <key...>', 'leave these metadata columns out of images.csv (e.g. patient_name clinic)')
     .option('--batch <id>', 'only images of this import batch')
     .option('--case <key>', 'only images of this case')
@@ -93,7 +102,14 @@ export function registerDatasetsCommands(program: Command): void {
             images: Boolean(options.images),
             overwrite: Boolean(options.overwrite),
             deidentify: Boolean(options.deidentify),
-            ...(options.dropMeta ? { dropMetadata: options.dropMeta.flatMap((entry) => entry.split(',')).map((key) => key.trim()).filter((key) => key !== '') } : {}),
+            ...(options.dropMeta
+              ? {
+                  dropMetadata: options.dropMeta
+                    .flatMap((entry) => entry.split(','))
+                    .map((key) => key.trim())
+                    .filter((key) => key !== ''),
+                }
+              : {}),
             filter,
             signal,
             ...(options.model ? { modelId: options.model } : {}),
@@ -125,10 +141,16 @@ interface ExportCliOptions {
 }
 
 export function parseFormats(values: string[]): ExportFormat[] {
-  const formats = values.flatMap((value) => value.split(',')).map((value) => value.trim()).filter((value) => value !== '');
+  const formats = values
+    .flatMap((value) => value.split(','))
+    .map((value) => value.trim())
+    .filter((value) => value !== '');
   for (const format of formats) {
     if (!(exportFormats as readonly string[]).includes(format)) {
-      throw new DermError('invalid-input', `--format "${format}" is not an export format; expected ${exportFormats.join(', ')}.`, { field: 'format', value: format });
+      throw new DermError('invalid-input', `--format "${format}" is not an export format; expected ${exportFormats.join(', ')}.`, {
+        field: 'format',
+        value: format,
+      });
     }
   }
   return [...new Set(formats)] as ExportFormat[];
@@ -147,7 +169,11 @@ export function parseExportFilter(options: ExportCliOptions): ExportFilter {
     parseSearchFilter(options.where);
     filter.where = options.where;
   }
-  if (options.ids !== undefined) filter.ids = options.ids.split(',').filter((part) => part.trim() !== '').map((part) => parsePositiveInteger('--ids', part.trim()));
+  if (options.ids !== undefined)
+    filter.ids = options.ids
+      .split(',')
+      .filter((part) => part.trim() !== '')
+      .map((part) => parsePositiveInteger('--ids', part.trim()));
   return filter;
 }
 
@@ -179,7 +205,9 @@ function printImportReport(report: DatasetImportReport): void {
   // SCIN's rows are counted over both files, but only a scin_cases.csv row can place images in a case
   // (its labels row is joined to it), so "N of M rows" would read as half the dataset failing.
   if (report.dataset === 'scin') {
-    out.write(`scin: ${report.rowsApplied} case rows placed at least one image in its case (${report.rows} rows read from scin_cases.csv and scin_labels.csv together).\n`);
+    out.write(
+      `scin: ${report.rowsApplied} case rows placed at least one image in its case (${report.rows} rows read from scin_cases.csv and scin_labels.csv together).\n`,
+    );
   } else {
     out.write(`${report.dataset}: ${report.rowsApplied} of ${report.rows} rows matched a library image and were applied.\n`);
   }
@@ -203,6 +231,8 @@ function printExportReport(report: ExportReport): void {
   const dataFiles = report.files.filter((file) => !file.name.startsWith('images/'));
   for (const file of dataFiles) out.write(`${file.name.padEnd(40)} ${String(file.entries).padStart(8)} entries ${String(file.bytes).padStart(12)} bytes\n`);
   if (counts.imageFiles > 0) out.write(`images/ ${counts.imageFiles} image copies without EXIF/GPS\n`);
-  out.write(`Exported ${counts.images} images (${counts.cases} cases, ${counts.labels} labels, ${counts.embeddings} embeddings${report.model ? ` of ${report.model.id}` : ''}) to ${report.folder}.\n`);
+  out.write(
+    `Exported ${counts.images} images (${counts.cases} cases, ${counts.labels} labels, ${counts.embeddings} embeddings${report.model ? ` of ${report.model.id}` : ''}) to ${report.folder}.\n`,
+  );
   if (report.status === 'cancelled') out.write('Cancelled: the export is incomplete (no manifest.json). Run it again with --overwrite.\n');
 }

@@ -8,7 +8,9 @@ import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '
 export function registerDemoCommands(program: Command): void {
   program
     .command('demo')
-    .description('fill an empty library with generated demo data (SCIN-shaped cases on all six skin types, two readers, broken and duplicate files), imported and embedded; Ctrl-C stops, run again to resume')
+    .description(
+      'fill an empty library with generated demo data (SCIN-shaped cases on all six skin types, two readers, broken and duplicate files), imported and embedded; Ctrl-C stops, run again to resume',
+    )
     .option('--no-embed', 'import only; embed later with "dermws embed"')
     .action(async (options: { embed: boolean }, command: Command) => {
       await withCore(command, async (core, { json }) => {
@@ -21,9 +23,14 @@ export function registerDemoCommands(program: Command): void {
           const imported = report.datasetImport.images;
           write(`Demo library in ${report.libraryFolder}${report.status === 'cancelled' ? ' — cancelled; run "dermws demo" again to finish' : ''}`);
           write(`  dataset: ${report.datasetFolder} (${report.cases} cases, ${report.photos} photo files)`);
-          write(`  imported ${imported.imported} images (${imported.alreadyInLibrary} already in the library, ${imported.failed} broken on purpose); ${report.datasetImport.issues.length} issues reported by the SCIN import`);
+          write(
+            `  imported ${imported.imported} images (${imported.alreadyInLibrary} already in the library, ${imported.failed} broken on purpose); ${report.datasetImport.issues.length} issues reported by the SCIN import`,
+          );
           write(`  condition labels by scin-dermatologists and ${report.secondReader.labels > 0 ? 'demo-second-reader' : '(second reader not stored yet)'}`);
-          if (report.embedding) write(`  embedded ${report.embedding.embedded} of ${report.embedding.total} with ${report.embedding.modelId} (already done: ${report.embedding.skipped})`);
+          if (report.embedding)
+            write(
+              `  embedded ${report.embedding.embedded} of ${report.embedding.total} with ${report.embedding.modelId} (already done: ${report.embedding.skipped})`,
+            );
           write(`  outside photo to search with: ${report.outsidePhoto}`);
           write(`Next: dermws duplicates, dermws agreement --kind condition, dermws probe train --top 5`);
         });

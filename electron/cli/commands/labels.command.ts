@@ -30,13 +30,18 @@ function describeValues(values: Array<{ value: string; confidence: number | null
 
 function printChanges(changes: SlotChange[]): void {
   if (changes.length === 0) write('No change.');
-  for (const change of changes) write(`image ${change.imageId} ${change.kind}${change.origin === 'consensus' ? ' (consensus)' : ''}: ${describeValues(change.before)} → ${describeValues(change.after)}`);
+  for (const change of changes)
+    write(
+      `image ${change.imageId} ${change.kind}${change.origin === 'consensus' ? ' (consensus)' : ''}: ${describeValues(change.before)} → ${describeValues(change.after)}`,
+    );
 }
 
 function printLabels(labels: Label[]): void {
   if (labels.length === 0) write('No labels.');
   for (const label of labels) {
-    write(`${label.kind.padEnd(13)} ${label.value}${label.confidence === null ? '' : ` (${label.confidence})`}  ${label.origin}  ${label.annotator ?? ''}${label.sessionId === null ? '' : `  session ${label.sessionId}`}`);
+    write(
+      `${label.kind.padEnd(13)} ${label.value}${label.confidence === null ? '' : ` (${label.confidence})`}  ${label.origin}  ${label.annotator ?? ''}${label.sessionId === null ? '' : `  session ${label.sessionId}`}`,
+    );
   }
 }
 
@@ -53,7 +58,9 @@ function registerTaxonomy(program: Command): void {
         const entries = core.taxonomy.list(kind);
         if (json) return printJson({ entries });
         for (const entry of entries) {
-          write(`${entry.kind.padEnd(13)} ${'  '.repeat(entry.depth)}${entry.code.padEnd(34 - 2 * entry.depth)} ${entry.hotkey ? `[${entry.hotkey}]` : '   '} ${entry.displayName}${entry.labelCount ? `  (${entry.labelCount} labels)` : ''}`);
+          write(
+            `${entry.kind.padEnd(13)} ${'  '.repeat(entry.depth)}${entry.code.padEnd(34 - 2 * entry.depth)} ${entry.hotkey ? `[${entry.hotkey}]` : '   '} ${entry.displayName}${entry.labelCount ? `  (${entry.labelCount} labels)` : ''}`,
+          );
         }
       });
     });
@@ -105,7 +112,7 @@ function registerLabel(program: Command): void {
   // Options live on `label` itself, so `label undo --annotator X` and `label 12 --annotator X` read the same option.
   const label = program
     .command('label')
-    .description('show or change the labels of an image; undo/redo an annotator\'s last change; history; suggestions')
+    .description("show or change the labels of an image; undo/redo an annotator's last change; history; suggestions")
     .argument('[image-id]', 'image id')
     .option('--kind <kind>', 'label kind: condition, body_site, fitzpatrick, monk_tone, severity, gradable, quality_flag, note')
     .option('--value <value>', 'taxonomy code (or display name), or the note text')
@@ -127,7 +134,13 @@ function registerLabel(program: Command): void {
         const sessionId = options.session === undefined ? null : parsePositiveInteger('--session', options.session);
         let changes: SlotChange[];
         if (options.remove) {
-          changes = core.labels.removeLabel({ imageId, kind: options.kind, annotator, sessionId, ...(options.value === undefined ? {} : { value: options.value }) });
+          changes = core.labels.removeLabel({
+            imageId,
+            kind: options.kind,
+            annotator,
+            sessionId,
+            ...(options.value === undefined ? {} : { value: options.value }),
+          });
         } else {
           if (options.value === undefined) throw new DermError('invalid-input', '--value is required to set a label (or give --remove).', { field: 'value' });
           const confidence = options.confidence === undefined ? null : parsePositiveInteger('--confidence', options.confidence, 5);
@@ -169,7 +182,9 @@ function registerLabel(program: Command): void {
         const entries = core.labels.history(filter);
         if (json) return printJson({ entries });
         for (const entry of entries) {
-          write(`${entry.at}  ${entry.action.padEnd(10)} ${entry.annotator ?? ''}  image ${entry.imageId} ${entry.kind}: ${describeValues(entry.before)} → ${describeValues(entry.after)}`);
+          write(
+            `${entry.at}  ${entry.action.padEnd(10)} ${entry.annotator ?? ''}  image ${entry.imageId} ${entry.kind}: ${describeValues(entry.before)} → ${describeValues(entry.after)}`,
+          );
         }
       });
     });
@@ -191,7 +206,8 @@ function registerLabel(program: Command): void {
         const result = core.suggestions.suggest(imageId, suggestOptions);
         if (json) return printJson(result);
         if (result.suggestions.length === 0) return write(`No labelled neighbours with ${result.kind} labels.`);
-        for (const suggestion of result.suggestions) write(`${suggestion.score.toFixed(3)}  ${suggestion.value}  (${suggestion.neighbours} of ${result.neighbours.length} neighbours)`);
+        for (const suggestion of result.suggestions)
+          write(`${suggestion.score.toFixed(3)}  ${suggestion.value}  (${suggestion.neighbours} of ${result.neighbours.length} neighbours)`);
       });
     });
 }
@@ -202,7 +218,11 @@ export function parseLabelArguments(labels: string[], clear: string[]): KindLabe
   for (const kindText of clear) byKind.set(parseLabelKind(kindText, '--clear'), { kind: parseLabelKind(kindText, '--clear'), values: [] });
   labels.forEach((text, index) => {
     const equals = text.indexOf('=');
-    if (equals <= 0) throw new DermError('invalid-input', `--label ${index + 1} "${text}": expected KIND=VALUE (e.g. condition=eczema:4, fitzpatrick=III).`, { field: 'label', value: text });
+    if (equals <= 0)
+      throw new DermError('invalid-input', `--label ${index + 1} "${text}": expected KIND=VALUE (e.g. condition=eczema:4, fitzpatrick=III).`, {
+        field: 'label',
+        value: text,
+      });
     const kind = parseLabelKind(text.slice(0, equals).trim(), `--label ${index + 1} kind`);
     let value = text.slice(equals + 1).trim();
     let confidence: number | null = null;
@@ -241,7 +261,11 @@ function registerSession(program: Command): void {
     .description('create a session over a filtered or listed image set')
     .requiredOption('--name <name>', 'session name')
     .requiredOption('--annotator <name>', 'who labels in this session')
-    .option('--where <clause>', 'filter clause, repeatable (all must hold): batch=N, case=KEY, flag=F, flag!=F, meta.KEY=V, meta.KEY~TEXT, label.KIND=V, labelled, unlabelled', collect)
+    .option(
+      '--where <clause>',
+      'filter clause, repeatable (all must hold): batch=N, case=KEY, flag=F, flag!=F, meta.KEY=V, meta.KEY~TEXT, label.KIND=V, labelled, unlabelled',
+      collect,
+    )
     .option('--images <ids>', 'explicit comma-separated image ids')
     .option('--order <order>', 'unlabelled-first (default), random, cluster, uncertain')
     .option('--seed <n>', 'seed for random and cluster orders (default 1)')
@@ -249,26 +273,47 @@ function registerSession(program: Command): void {
     .option('--clusters <n>', 'cluster count for the cluster order')
     .option('--agreement', 'labels meant for inter-annotator agreement (blind by default)')
     .option('--suggestions <mode>', 'blind: predictions and suggestions hidden until the annotator has chosen; shown (default unless agreement)')
-    .action(async (options: { name: string; annotator: string; where?: string[]; images?: string; order?: string; seed?: string; model?: string; clusters?: string; agreement?: boolean; suggestions?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
-        const input: Parameters<typeof core.sessions.create>[0] = { name: options.name, annotator: options.annotator };
-        if (options.images !== undefined) input.imageIds = options.images.split(',').filter((part) => part.trim() !== '').map((part) => parsePositiveInteger('--images', part.trim()));
-        else input.where = options.where ?? [];
-        if (options.order !== undefined) input.order = options.order as NonNullable<typeof input.order>;
-        if (options.seed !== undefined) {
-          const seed = Number(options.seed);
-          if (!Number.isInteger(seed) || seed < 0) throw new DermError('invalid-input', `--seed must be a whole number ≥ 0; got "${options.seed}".`, { field: 'seed' });
-          input.seed = seed;
-        }
-        if (options.model !== undefined) input.modelId = options.model;
-        if (options.clusters !== undefined) input.clusters = parsePositiveInteger('--clusters', options.clusters, 1000);
-        if (options.agreement) input.agreement = true;
-        if (options.suggestions !== undefined) input.suggestions = options.suggestions as NonNullable<typeof input.suggestions>;
-        const created = core.sessions.create(input);
-        if (json) printJson(created);
-        else printSessionLine(created);
-      });
-    });
+    .action(
+      async (
+        options: {
+          name: string;
+          annotator: string;
+          where?: string[];
+          images?: string;
+          order?: string;
+          seed?: string;
+          model?: string;
+          clusters?: string;
+          agreement?: boolean;
+          suggestions?: string;
+        },
+        command: Command,
+      ) => {
+        await withCore(command, (core, { json }) => {
+          const input: Parameters<typeof core.sessions.create>[0] = { name: options.name, annotator: options.annotator };
+          if (options.images !== undefined)
+            input.imageIds = options.images
+              .split(',')
+              .filter((part) => part.trim() !== '')
+              .map((part) => parsePositiveInteger('--images', part.trim()));
+          else input.where = options.where ?? [];
+          if (options.order !== undefined) input.order = options.order as NonNullable<typeof input.order>;
+          if (options.seed !== undefined) {
+            const seed = Number(options.seed);
+            if (!Number.isInteger(seed) || seed < 0)
+              throw new DermError('invalid-input', `--seed must be a whole number ≥ 0; got "${options.seed}".`, { field: 'seed' });
+            input.seed = seed;
+          }
+          if (options.model !== undefined) input.modelId = options.model;
+          if (options.clusters !== undefined) input.clusters = parsePositiveInteger('--clusters', options.clusters, 1000);
+          if (options.agreement) input.agreement = true;
+          if (options.suggestions !== undefined) input.suggestions = options.suggestions as NonNullable<typeof input.suggestions>;
+          const created = core.sessions.create(input);
+          if (json) printJson(created);
+          else printSessionLine(created);
+        });
+      },
+    );
 
   session
     .command('suggestions')
@@ -313,11 +358,16 @@ function registerSession(program: Command): void {
     .argument('<id>', 'session id')
     .argument('<image-id>', 'image id')
     .option('--label <kind=value>', 'a label, repeatable: condition=eczema:4, fitzpatrick=III, note=text', collect)
-    .option('--clear <kind>', 'clear the annotator\'s labels of this kind, repeatable', collect)
+    .option('--clear <kind>', "clear the annotator's labels of this kind, repeatable", collect)
     .option('--seconds <s>', 'time spent on the image')
     .action(async (id: string, imageIdText: string, options: { label?: string[]; clear?: string[]; seconds?: string }, command: Command) => {
       await withCore(command, (core, { json }) => {
-        const next = core.sessions.record(sessionId(id), parsePositiveInteger('image-id', imageIdText), parseLabelArguments(options.label ?? [], options.clear ?? []), parseSeconds(options.seconds));
+        const next = core.sessions.record(
+          sessionId(id),
+          parsePositiveInteger('image-id', imageIdText),
+          parseLabelArguments(options.label ?? [], options.clear ?? []),
+          parseSeconds(options.seconds),
+        );
         if (json) printJson(next);
         else printNext(next);
       });
@@ -331,7 +381,11 @@ function registerSession(program: Command): void {
     .option('--seconds <s>', 'time spent on the image')
     .action(async (id: string, options: { image?: string; seconds?: string }, command: Command) => {
       await withCore(command, (core, { json }) => {
-        const next = core.sessions.skip(sessionId(id), options.image === undefined ? undefined : parsePositiveInteger('--image', options.image), parseSeconds(options.seconds));
+        const next = core.sessions.skip(
+          sessionId(id),
+          options.image === undefined ? undefined : parsePositiveInteger('--image', options.image),
+          parseSeconds(options.seconds),
+        );
         if (json) printJson(next);
         else printNext(next);
       });
@@ -373,9 +427,15 @@ function registerSession(program: Command): void {
         if (json) return printJson(stats);
         printSessionLine(stats.session);
         const { mean, median } = stats.secondsPerLabelledImage;
-        write(`progress ${(stats.progress * 100).toFixed(1)}%  time ${stats.secondsTotal.toFixed(1)} s  per labelled image: mean ${mean?.toFixed(1) ?? '—'} s, median ${median?.toFixed(1) ?? '—'} s`);
+        write(
+          `progress ${(stats.progress * 100).toFixed(1)}%  time ${stats.secondsTotal.toFixed(1)} s  per labelled image: mean ${mean?.toFixed(1) ?? '—'} s, median ${median?.toFixed(1) ?? '—'} s`,
+        );
         for (const [kind, counts] of Object.entries(stats.labelCounts)) {
-          write(`${kind.padEnd(13)} ${Object.entries(counts).map(([value, count]) => `${value} ${count}`).join(', ')}`);
+          write(
+            `${kind.padEnd(13)} ${Object.entries(counts)
+              .map(([value, count]) => `${value} ${count}`)
+              .join(', ')}`,
+          );
         }
       });
     });
@@ -397,9 +457,14 @@ function printAgreement(kinds: KindAgreement[]): void {
     if (kind.annotators.length < 2) continue;
     write(`${kind.kind} (${kind.annotators.join(', ')})`);
     for (const pair of kind.pairs) {
-      write(`  ${pair.annotatorA} × ${pair.annotatorB}: ${pair.items} images, agreement ${pair.percentAgreement === null ? 'n/a' : `${(pair.percentAgreement * 100).toFixed(1)}%`}, Cohen's κ ${formatKappa(pair.kappa)}`);
+      write(
+        `  ${pair.annotatorA} × ${pair.annotatorB}: ${pair.items} images, agreement ${pair.percentAgreement === null ? 'n/a' : `${(pair.percentAgreement * 100).toFixed(1)}%`}, Cohen's κ ${formatKappa(pair.kappa)}`,
+      );
     }
-    if (kind.group) write(`  all ${kind.group.annotators.length}: ${kind.group.items} images, unanimous ${kind.group.unanimous === null ? 'n/a' : `${(kind.group.unanimous * 100).toFixed(1)}%`}, Fleiss' κ ${formatKappa(kind.group.kappa)}`);
+    if (kind.group)
+      write(
+        `  all ${kind.group.annotators.length}: ${kind.group.items} images, unanimous ${kind.group.unanimous === null ? 'n/a' : `${(kind.group.unanimous * 100).toFixed(1)}%`}, Fleiss' κ ${formatKappa(kind.group.kappa)}`,
+      );
   }
 }
 
@@ -414,13 +479,18 @@ function registerAgreement(program: Command): void {
       await withCore(command, (core, { json }) => {
         const agreementOptions: { kind?: string; annotators?: string[] } = {};
         if (options.kind !== undefined) agreementOptions.kind = options.kind;
-        if (options.annotators !== undefined) agreementOptions.annotators = options.annotators.split(',').map((name) => name.trim()).filter(Boolean);
+        if (options.annotators !== undefined)
+          agreementOptions.annotators = options.annotators
+            .split(',')
+            .map((name) => name.trim())
+            .filter(Boolean);
         const kinds = core.agreement.agreement(agreementOptions);
         const disagreements = options.disagreements ? core.agreement.disagreements(agreementOptions) : undefined;
         if (json) return printJson(disagreements ? { kinds, disagreements } : { kinds });
         printAgreement(kinds);
         if (kinds.every((kind) => kind.annotators.length < 2)) write('No label kind has two or more annotators yet.');
-        for (const item of disagreements ?? []) write(`image ${item.imageId} ${item.kind}: ${item.ratings.map((rating) => `${rating.annotator} ${rating.values.join('+')}`).join(' | ')}`);
+        for (const item of disagreements ?? [])
+          write(`image ${item.imageId} ${item.kind}: ${item.ratings.map((rating) => `${rating.annotator} ${rating.values.join('+')}`).join(' | ')}`);
       });
     });
 
@@ -434,7 +504,12 @@ function registerAgreement(program: Command): void {
     .action(async (imageIdText: string, options: { kind: string; value: string[]; annotator: string }, command: Command) => {
       const imageId = parsePositiveInteger('image-id', imageIdText);
       await withCore(command, (core, { json }) => {
-        const changes = core.agreement.adjudicate({ imageId, kind: options.kind, values: options.value.map((value) => ({ value })), annotator: options.annotator });
+        const changes = core.agreement.adjudicate({
+          imageId,
+          kind: options.kind,
+          values: options.value.map((value) => ({ value })),
+          annotator: options.annotator,
+        });
         if (json) printJson({ imageId, changes });
         else printChanges(changes);
       });

@@ -30,8 +30,7 @@ export function registerLibraryCommands(program: Command): void {
           });
           if (json) printJson(report);
           else printImportReport(report);
-          process.exitCode =
-            report.status === 'cancelled' ? exitCodes.cancelled : report.failed > 0 ? exitCodes.partial : exitCodes.ok;
+          process.exitCode = report.status === 'cancelled' ? exitCodes.cancelled : report.failed > 0 ? exitCodes.partial : exitCodes.ok;
         });
       });
     });
@@ -45,12 +44,16 @@ export function registerLibraryCommands(program: Command): void {
         if (json) printJson(info);
         else {
           process.stdout.write(`Library ${info.library} (schema ${info.schemaVersion})\n`);
-          process.stdout.write(`${info.images} images (${formatBytes(info.bytes)}), ${info.deletedImages} deleted, ${info.cases} cases, ${info.batches} import batches\n`);
+          process.stdout.write(
+            `${info.images} images (${formatBytes(info.bytes)}), ${info.deletedImages} deleted, ${info.cases} cases, ${info.batches} import batches\n`,
+          );
           process.stdout.write(`Formats: ${describeCounts(info.formats) || 'none'}\n`);
           process.stdout.write(`Flagged: ${info.flaggedImages} images — ${describeCounts(info.flags) || 'none'}\n`);
           if (info.lastImport) {
             const last = info.lastImport;
-            process.stdout.write(`Last import: batch ${last.id}, ${last.status}, ${last.startedAt} — ${last.imported} imported, ${last.duplicates} duplicates, ${last.failed} failed of ${last.totalFiles}\n`);
+            process.stdout.write(
+              `Last import: batch ${last.id}, ${last.status}, ${last.startedAt} — ${last.imported} imported, ${last.duplicates} duplicates, ${last.failed} failed of ${last.totalFiles}\n`,
+            );
             const resume = unfinishedBatchHint[last.status];
             if (resume) process.stdout.write(`  ${resume} Run the same import again to resume it.\n`);
           }
@@ -61,7 +64,9 @@ export function registerLibraryCommands(program: Command): void {
 
   program
     .command('check')
-    .description('check the library: database pages (quick, or --full integrity_check), schema record, embeddings (finite, right size), thumbnails and managed copies present')
+    .description(
+      'check the library: database pages (quick, or --full integrity_check), schema record, embeddings (finite, right size), thumbnails and managed copies present',
+    )
     .option('--full', 'run SQLite integrity_check (reads every page and checks every index; slower)')
     .option('--repair', 'regenerate missing thumbnails and managed copies from the library copy or the unchanged original file')
     .action(async (options: { full?: boolean; repair?: boolean }, command: Command) => {
@@ -74,7 +79,12 @@ export function registerLibraryCommands(program: Command): void {
         let report: LibraryCheckReport;
         try {
           const progress = json ? undefined : stageProgressPrinter();
-          report = await core.check.check({ full: options.full === true, repair: options.repair === true, signal: controller.signal, ...(progress ? { onProgress: progress } : {}) });
+          report = await core.check.check({
+            full: options.full === true,
+            repair: options.repair === true,
+            signal: controller.signal,
+            ...(progress ? { onProgress: progress } : {}),
+          });
         } finally {
           process.off('SIGINT', onSignal);
         }
@@ -151,7 +161,16 @@ export function libraryInfo(core: Core) {
     flags: core.quality.flagCounts(),
     batches: core.importBatches.count(),
     lastImport: last
-      ? { id: last.id, status: last.status, startedAt: last.startedAt, finishedAt: last.finishedAt, totalFiles: last.totalFiles, imported: last.imported, duplicates: last.duplicates, failed: last.failed }
+      ? {
+          id: last.id,
+          status: last.status,
+          startedAt: last.startedAt,
+          finishedAt: last.finishedAt,
+          totalFiles: last.totalFiles,
+          imported: last.imported,
+          duplicates: last.duplicates,
+          failed: last.failed,
+        }
       : null,
   };
 }
@@ -181,7 +200,9 @@ function stageProgressPrinter(): ProgressListener | undefined {
 function printCheckReport(report: LibraryCheckReport, readOnly: boolean): void {
   const out = process.stdout;
   const checked = report.status === 'cancelled' ? ' (cancelled; counts are what it checked)' : '';
-  out.write(`Library ${report.library}${readOnly ? ' (read-only)' : ''}: ${report.level} check${checked} of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`);
+  out.write(
+    `Library ${report.library}${readOnly ? ' (read-only)' : ''}: ${report.level} check${checked} of ${report.counts.images} images, ${report.counts.embeddings} embeddings, ${report.counts.managedCopies} library copies\n`,
+  );
   if (report.temporaryFilesRemoved.length > 0) out.write(`Removed ${report.temporaryFilesRemoved.length} temporary files left by interrupted writes.\n`);
   for (const problem of report.problems) out.write(`  ${problem.repaired ? 'repaired' : 'problem'} [${problem.kind}] ${problem.message}\n`);
   const left = report.problems.filter((problem) => !problem.repaired).length;
@@ -231,4 +252,3 @@ function formatBytes(bytes: number): string {
   } while (value >= 1024 && unit < units.length - 1);
   return `${value.toFixed(1)} ${units[unit]}`;
 }
-

@@ -40,7 +40,14 @@ export function registerModelsCommands(program: Command): void {
           printJson({
             defaultModelId: listing.defaultModelId,
             models: rows,
-            stored: stored.map((model) => ({ id: model.id, displayName: model.displayName, source: model.source, dim: model.dim, sha256: model.sha256, images: model.count })),
+            stored: stored.map((model) => ({
+              id: model.id,
+              displayName: model.displayName,
+              source: model.source,
+              dim: model.dim,
+              sha256: model.sha256,
+              images: model.count,
+            })),
             problems: listing.problems,
           });
         } else {
@@ -51,7 +58,9 @@ export function registerModelsCommands(program: Command): void {
           }
           const encoderIds = new Set(rows.map((row) => row.id));
           for (const model of stored.filter((entry) => !encoderIds.has(entry.id))) {
-            process.stdout.write(`  ${model.id.padEnd(28)} ${String(model.dim).padStart(5)}-d  (${model.source} embeddings only)  ${model.count} embedded  ${model.displayName}\n`);
+            process.stdout.write(
+              `  ${model.id.padEnd(28)} ${String(model.dim).padStart(5)}-d  (${model.source} embeddings only)  ${model.count} embedded  ${model.displayName}\n`,
+            );
           }
           for (const problem of listing.problems) process.stdout.write(`! ${problem.message}\n`);
         }
@@ -95,9 +104,13 @@ export function registerModelsCommands(program: Command): void {
     .option('--yes', 'confirm the removal')
     .action(async (id: string, options: { yes?: boolean }, command: Command) => {
       if (!options.yes) {
-        throw new DermError('invalid-input', `Removing model "${id}" needs confirmation: run \`dermws models remove ${id} --yes\`. Only a model that holds no embeddings can be removed.`, {
-          field: 'yes',
-        });
+        throw new DermError(
+          'invalid-input',
+          `Removing model "${id}" needs confirmation: run \`dermws models remove ${id} --yes\`. Only a model that holds no embeddings can be removed.`,
+          {
+            field: 'yes',
+          },
+        );
       }
       await withCore(command, async (core, { json }) => {
         const removed = core.embeddings.removeModel(id);
@@ -138,7 +151,9 @@ export function registerModelsCommands(program: Command): void {
   const embeddings = program.commands.find((existing) => existing.name() === 'embeddings') ?? program.command('embeddings').description('stored embeddings');
   embeddings
     .command('import')
-    .description('import precomputed embeddings (.npz keyed by image path, or .npy matrix with --paths), or merge a cluster output folder (shards of `dermws embed shard`)')
+    .description(
+      'import precomputed embeddings (.npz keyed by image path, or .npy matrix with --paths), or merge a cluster output folder (shards of `dermws embed shard`)',
+    )
     .argument('<file>', '.npz or .npy file, or a cluster output folder')
     .option('--paths <file.csv>', 'for .npy: CSV of image paths, one per matrix row')
     .option('--model <id>', 'model id to store the embeddings under (required for a file; a cluster folder names its own)')
@@ -148,7 +163,8 @@ export function registerModelsCommands(program: Command): void {
         await importClusterResults(command, file);
         return;
       }
-      if (options.model === undefined) throw new DermError('invalid-input', `Importing the file ${file} needs --model <id>: the id to store its embeddings under.`, { field: '--model' });
+      if (options.model === undefined)
+        throw new DermError('invalid-input', `Importing the file ${file} needs --model <id>: the id to store its embeddings under.`, { field: '--model' });
       const modelId = options.model;
       await withCore(command, async (core, { json }) => {
         const result = await core.embeddings.importEmbeddings({
@@ -162,9 +178,11 @@ export function registerModelsCommands(program: Command): void {
           process.stdout.write(
             `${result.modelId}: stored ${result.stored} of ${result.entries} ${result.dim}-d embeddings from ${result.file} (by relative path ${result.matchedByRelativePath}, by file name ${result.matchedByFileName})\n`,
           );
-          if (result.unmatched.length > 0) process.stdout.write(`  ${result.unmatched.length} keys match no image, e.g. ${result.unmatched.slice(0, 3).join(', ')}\n`);
+          if (result.unmatched.length > 0)
+            process.stdout.write(`  ${result.unmatched.length} keys match no image, e.g. ${result.unmatched.slice(0, 3).join(', ')}\n`);
           for (const entry of result.ambiguous.slice(0, 10)) process.stdout.write(`  ambiguous: ${entry.key} matches images ${entry.imageIds.join(', ')}\n`);
-          for (const entry of result.duplicates.slice(0, 10)) process.stdout.write(`  duplicate: ${entry.key} is image ${entry.imageId}, already given by ${entry.keptKey}\n`);
+          for (const entry of result.duplicates.slice(0, 10))
+            process.stdout.write(`  duplicate: ${entry.key} is image ${entry.imageId}, already given by ${entry.keptKey}\n`);
         }
         const notStored = result.unmatched.length + result.ambiguous.length + result.duplicates.length;
         process.exitCode = notStored > 0 ? exitCodes.partial : exitCodes.ok;

@@ -15,7 +15,9 @@ export function registerProbesCommands(program: Command): void {
 
   probe
     .command('train')
-    .description('train and evaluate a linear probe (case-grouped k-fold CV, bootstrap CIs, skin-tone subgroups, data-efficiency curve), then fit on everything and store predictions')
+    .description(
+      'train and evaluate a linear probe (case-grouped k-fold CV, bootstrap CIs, skin-tone subgroups, data-efficiency curve), then fit on everything and store predictions',
+    )
     .option('--labels <a,b,…>', 'labels to learn (comma-separated)')
     .option('--top <n>', 'learn the N most common labels with enough positive cases (default 10)')
     .option('--kind <kind>', 'condition (default) or quality ("is this image gradable?" and manual quality flags)')
@@ -31,7 +33,7 @@ export function registerProbesCommands(program: Command): void {
     .option('--max-iterations <n>', 'L-BFGS iterations per label at most (default 500)')
     .option('--tolerance <x>', 'stop a fit when its largest gradient component is at most x times the one at the start (default 1e-5)')
     .option('--repeats <r>', 'repeat the grouped k-fold with r fold seeds and report each AUC as mean ± sd across them (default 1)')
-    .option('--min-class-cases <n>', 'report a label\'s AUC (overall and per subgroup) only with at least n positive and n negative cases (default 5)')
+    .option('--min-class-cases <n>', "report a label's AUC (overall and per subgroup) only with at least n positive and n negative cases (default 5)")
     .action(async (options: TrainCliOptions, command: Command) => {
       await withCore(command, async (core, { json }) => {
         await withInterrupt(async (signal) => {
@@ -58,7 +60,10 @@ export function registerProbesCommands(program: Command): void {
             : { folder: process.cwd(), fileName: options.predictions };
           const written = core.probes.exportPredictions(runId, target);
           if (json) printJson(written);
-          else process.stdout.write(`wrote ${written.images} images × ${written.labels.length} labels of run ${runId} to ${written.file} (manifest ${written.manifestFile})\n`);
+          else
+            process.stdout.write(
+              `wrote ${written.images} images × ${written.labels.length} labels of run ${runId} to ${written.file} (manifest ${written.manifestFile})\n`,
+            );
           return;
         }
         const report = core.probes.report(runId);
@@ -83,7 +88,9 @@ export function registerProbesCommands(program: Command): void {
         process.stdout.write(`run ${result.runId} (${result.modelId}): ${result.images.length} images\n`);
         process.stdout.write(`${'image'.padStart(8)}  ${result.labels.map((label) => label.slice(0, 14).padStart(14)).join(' ')}\n`);
         for (const image of result.images) {
-          process.stdout.write(`${String(image.imageId).padStart(8)}  ${result.labels.map((label) => image.probabilities[label]!.toFixed(3).padStart(14)).join(' ')}\n`);
+          process.stdout.write(
+            `${String(image.imageId).padStart(8)}  ${result.labels.map((label) => image.probabilities[label]!.toFixed(3).padStart(14)).join(' ')}\n`,
+          );
         }
         if (result.withoutEmbedding.length > 0) process.stdout.write(`no embedding for images ${result.withoutEmbedding.join(', ')}\n`);
       });
@@ -130,18 +137,25 @@ interface TrainCliOptions {
 
 function trainOptions(options: TrainCliOptions): TrainProbeOptions {
   const result: TrainProbeOptions = {};
-  if (options.labels !== undefined && options.top !== undefined) throw new DermError('invalid-input', 'Give either --labels or --top, not both.', { field: '--labels' });
-  if (options.labels !== undefined) result.labels = options.labels.split(',').map((label) => label.trim()).filter(Boolean);
+  if (options.labels !== undefined && options.top !== undefined)
+    throw new DermError('invalid-input', 'Give either --labels or --top, not both.', { field: '--labels' });
+  if (options.labels !== undefined)
+    result.labels = options.labels
+      .split(',')
+      .map((label) => label.trim())
+      .filter(Boolean);
   if (options.top !== undefined) result.top = parsePositiveInteger('--top', options.top, 1000);
   if (options.kind !== undefined) {
-    if (options.kind !== 'condition' && options.kind !== 'quality') throw new DermError('invalid-input', `--kind must be "condition" or "quality"; got "${options.kind}".`, { field: '--kind' });
+    if (options.kind !== 'condition' && options.kind !== 'quality')
+      throw new DermError('invalid-input', `--kind must be "condition" or "quality"; got "${options.kind}".`, { field: '--kind' });
     result.labelKind = options.kind;
   }
   if (options.model !== undefined) result.modelId = options.model;
   if (options.folds !== undefined) result.folds = parsePositiveInteger('--folds', options.folds, 50);
   if (options.seed !== undefined) {
     const seed = Number(options.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new DermError('invalid-input', `--seed must be a whole number of at least 0; got "${options.seed}".`, { field: '--seed' });
+    if (!Number.isInteger(seed) || seed < 0)
+      throw new DermError('invalid-input', `--seed must be a whole number of at least 0; got "${options.seed}".`, { field: '--seed' });
     result.seed = seed;
   }
   if (options.l2 !== undefined) {
@@ -158,7 +172,8 @@ function trainOptions(options: TrainCliOptions): TrainProbeOptions {
         ? []
         : options.curve.split(',').map((text) => {
             const fraction = Number(text.trim());
-            if (!(fraction > 0 && fraction <= 1)) throw new DermError('invalid-input', `--curve fractions must be numbers in (0, 1]; got "${text}".`, { field: '--curve' });
+            if (!(fraction > 0 && fraction <= 1))
+              throw new DermError('invalid-input', `--curve fractions must be numbers in (0, 1]; got "${text}".`, { field: '--curve' });
             return fraction;
           });
   }
@@ -167,7 +182,9 @@ function trainOptions(options: TrainCliOptions): TrainProbeOptions {
   if (options.tolerance !== undefined) {
     const tolerance = Number(options.tolerance);
     if (options.tolerance.trim() === '' || !(Number.isFinite(tolerance) && tolerance > 0 && tolerance < 1)) {
-      throw new DermError('invalid-input', `--tolerance must be a number between 0 and 1 (exclusive), e.g. 1e-5; got "${options.tolerance}".`, { field: '--tolerance' });
+      throw new DermError('invalid-input', `--tolerance must be a number between 0 and 1 (exclusive), e.g. 1e-5; got "${options.tolerance}".`, {
+        field: '--tolerance',
+      });
     }
     result.tolerance = tolerance;
   }
@@ -185,7 +202,9 @@ function printGroup(metrics: GroupMetrics, indent: string): void {
   write(
     `${metrics.images} images, ${metrics.cases} cases; macro AUC ${metrics.macroAuc === null ? '—' : metrics.macroAuc.toFixed(3)}; Hamming loss ${metrics.hammingLoss.toFixed(3)}; exact-match accuracy ${metrics.subsetAccuracy.toFixed(3)}`,
   );
-  write(`${'label'.padEnd(24)} ${'pos/neg images'.padStart(15)} ${'pos/neg cases'.padStart(13)}  ${'AUC [95% CI by case]'.padEnd(26)} ${'acc'.padStart(6)} ${'Brier'.padStart(6)} ${'ECE'.padStart(6)}`);
+  write(
+    `${'label'.padEnd(24)} ${'pos/neg images'.padStart(15)} ${'pos/neg cases'.padStart(13)}  ${'AUC [95% CI by case]'.padEnd(26)} ${'acc'.padStart(6)} ${'Brier'.padStart(6)} ${'ECE'.padStart(6)}`,
+  );
   for (const label of metrics.perLabel) {
     write(
       `${label.label.slice(0, 24).padEnd(24)} ${`${label.positives}/${label.negatives}`.padStart(15)} ${`${label.positiveCases}/${label.negativeCases ?? '?'}`.padStart(13)}  ${formatAuc(label.auc).padEnd(26)} ${label.accuracy.toFixed(3).padStart(6)} ${label.brier.toFixed(3).padStart(6)} ${label.ece.toFixed(3).padStart(6)}`,
@@ -196,14 +215,18 @@ function printGroup(metrics: GroupMetrics, indent: string): void {
 function printReport(run: ProbeReport): void {
   const out = (line = '') => process.stdout.write(`${line}\n`);
   const { manifest } = run;
-  out(`probe run ${run.id}: ${run.status}  ${run.labelKind} on ${run.modelId} (sha256 ${run.modelSha256.slice(0, 12)}…), seed ${run.seed}, ${run.folds} folds grouped by case, app ${run.appVersion}`);
+  out(
+    `probe run ${run.id}: ${run.status}  ${run.labelKind} on ${run.modelId} (sha256 ${run.modelSha256.slice(0, 12)}…), seed ${run.seed}, ${run.folds} folds grouped by case, app ${run.appVersion}`,
+  );
   out(
     `population: ${manifest.population.images} images in ${manifest.population.cases} cases (${manifest.population.labelledWithoutEmbedding} labelled images without an embedding left out); predictions stored for ${run.predictionCount / Math.max(1, run.labels.length)} images`,
   );
   const hyper = manifest.hyperparameters as typeof manifest.hyperparameters & { gradientTolerance?: number };
   out(
     `l2 ${hyper.l2}, class weights ${hyper.classWeights ? 'balanced' : 'off'}, min confidence ${manifest.filters.minConfidence ?? 'none'}, ${
-      hyper.tolerance !== undefined ? `tolerance ${hyper.tolerance} (relative)` : `gradient tolerance ${hyper.gradientTolerance} (absolute, before the relative rule)`
+      hyper.tolerance !== undefined
+        ? `tolerance ${hyper.tolerance} (relative)`
+        : `gradient tolerance ${hyper.gradientTolerance} (absolute, before the relative rule)`
     }, ${hyper.repeats ?? 1} fold seed${(hyper.repeats ?? 1) === 1 ? '' : 's'}, AUC needs ${hyper.minClassCases ?? 1}+ positive and negative cases`,
   );
   if (run.error) out(`error: ${run.error}`);
@@ -212,12 +235,16 @@ function printReport(run: ProbeReport): void {
   const unconverged = (metrics.solver.perLabel ?? []).filter((label) => !label.converged);
   if (unconverged.length > 0) {
     out();
-    out(`WARNING: the fits of ${unconverged.length} label${unconverged.length === 1 ? '' : 's'} stopped before meeting the tolerance (iteration limit); their numbers may move with a longer fit (--max-iterations):`);
+    out(
+      `WARNING: the fits of ${unconverged.length} label${unconverged.length === 1 ? '' : 's'} stopped before meeting the tolerance (iteration limit); their numbers may move with a longer fit (--max-iterations):`,
+    );
     for (const label of unconverged) {
       const counts = Object.entries(label.outcomes.reduce<Record<string, number>>((all, outcome) => ({ ...all, [outcome]: (all[outcome] ?? 0) + 1 }), {}))
         .map(([outcome, count]) => `${count} ${outcome}`)
         .join(', ');
-      out(`  ${label.label}: ${counts}; worst gradient ${label.worstRelativeGradient.toExponential(1)} of its start; iterations up to ${Math.max(...label.iterations)}`);
+      out(
+        `  ${label.label}: ${counts}; worst gradient ${label.worstRelativeGradient.toExponential(1)} of its start; iterations up to ${Math.max(...label.iterations)}`,
+      );
     }
   }
   out();
@@ -249,12 +276,22 @@ function printReport(run: ProbeReport): void {
   out('data-efficiency curve (macro AUC, mean ± sd over seeds):');
   for (const point of metrics.curve) {
     const macro = point.macroAuc.mean === null ? '—' : `${point.macroAuc.mean.toFixed(3)} ± ${(point.macroAuc.sd ?? 0).toFixed(3)}`;
-    out(`  ${`${Math.round(point.fraction * 100)}%`.padStart(4)} of training cases (≈${Math.round(point.trainingCases)} cases, ${point.seeds} seed${point.seeds === 1 ? '' : 's'}): ${macro}`);
+    out(
+      `  ${`${Math.round(point.fraction * 100)}%`.padStart(4)} of training cases (≈${Math.round(point.trainingCases)} cases, ${point.seeds} seed${point.seeds === 1 ? '' : 's'}): ${macro}`,
+    );
   }
-  const outcomes = Object.entries(metrics.solver.outcomes).map(([outcome, count]) => `${count} ${outcome}`).join(', ');
+  const outcomes = Object.entries(metrics.solver.outcomes)
+    .map(([outcome, count]) => `${count} ${outcome}`)
+    .join(', ');
   out();
-  out(`solver: ${metrics.solver.passes} passes over the matrix; iterations mean ${metrics.solver.meanIterations.toFixed(1)}, max ${metrics.solver.maxIterations}; fits: ${outcomes}`);
+  out(
+    `solver: ${metrics.solver.passes} passes over the matrix; iterations mean ${metrics.solver.meanIterations.toFixed(1)}, max ${metrics.solver.maxIterations}; fits: ${outcomes}`,
+  );
   const floor = (metrics.solver.perLabel ?? []).reduce((sum, label) => sum + label.atPrecisionFloor, 0);
-  if (floor > 0) out(`  ${floor} fit${floor === 1 ? '' : 's'} stopped at the float32 precision floor (no lower loss found) before the tolerance: as close as the solver gets`);
-  if (metrics.solver.curveNotConverged) out(`  ${metrics.solver.curveNotConverged} data-efficiency fits stopped at the iteration limit before meeting the tolerance`);
+  if (floor > 0)
+    out(
+      `  ${floor} fit${floor === 1 ? '' : 's'} stopped at the float32 precision floor (no lower loss found) before the tolerance: as close as the solver gets`,
+    );
+  if (metrics.solver.curveNotConverged)
+    out(`  ${metrics.solver.curveNotConverged} data-efficiency fits stopped at the iteration limit before meeting the tolerance`);
 }

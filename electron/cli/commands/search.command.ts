@@ -48,7 +48,9 @@ export function registerSearchCommands(program: Command): void {
 
   program
     .command('duplicates')
-    .description('near-duplicate review, most similar first: groups in which every two images are nearly identical (cliques, not chains), plus exact pixel duplicates; --keep/--mark acts on a group, --unflag/--restore undoes')
+    .description(
+      'near-duplicate review, most similar first: groups in which every two images are nearly identical (cliques, not chains), plus exact pixel duplicates; --keep/--mark acts on a group, --unflag/--restore undoes',
+    )
     .option('--threshold <t>', 'cosine similarity at or above which two images count as near duplicates (default 0.97)')
     .option('--model <id>', 'embedding model (default: the only model with embeddings)')
     .option('--per-image <n>', 'nearest neighbours examined per image (default 10)')
@@ -70,7 +72,10 @@ export function registerSearchCommands(program: Command): void {
             action: flag ? 'flag' : 'delete',
           });
           if (json) printJson(result);
-          else process.stdout.write(`${flag ? 'unflagged' : 'restored'} ${result.changed} of ${result.images.join(', ')}${result.changed < result.images.length ? ` (the others ${flag ? 'had no manual duplicate flag' : 'were not deleted'})` : ''}\n`);
+          else
+            process.stdout.write(
+              `${flag ? 'unflagged' : 'restored'} ${result.changed} of ${result.images.join(', ')}${result.changed < result.images.length ? ` (the others ${flag ? 'had no manual duplicate flag' : 'were not deleted'})` : ''}\n`,
+            );
           return;
         }
         if (options.keep !== undefined || options.mark !== undefined) {
@@ -83,7 +88,10 @@ export function registerSearchCommands(program: Command): void {
             action: options.delete ? 'delete' : 'flag',
           });
           if (json) printJson(result);
-          else process.stdout.write(`kept image ${result.keep}; ${result.action === 'flag' ? 'flagged' : 'deleted'} ${result.changed} of ${result.images.join(', ')}\n`);
+          else
+            process.stdout.write(
+              `kept image ${result.keep}; ${result.action === 'flag' ? 'flagged' : 'deleted'} ${result.changed} of ${result.images.join(', ')}\n`,
+            );
           return;
         }
         const threshold = options.threshold === undefined ? undefined : Number(options.threshold);
@@ -125,9 +133,14 @@ export function registerSearchCommands(program: Command): void {
             `${status.modelId}: ${status.state} (${status.reason}); ${status.indexedCount ?? 0}/${status.databaseCount} images, ` +
               `${status.modelDim}-d${status.projectionVersion === null ? '' : ` projected to ${status.graphDim}-d (projection v${status.projectionVersion})`}\n`,
           );
-          process.stdout.write(`  ${status.calibration ? describeCalibration(status.calibration) : 'recall not measured yet (measured at the next build or search)'}\n`);
+          process.stdout.write(
+            `  ${status.calibration ? describeCalibration(status.calibration) : 'recall not measured yet (measured at the next build or search)'}\n`,
+          );
           const copy = status.embeddingCopy;
-          if (copy.state !== 'unused') process.stdout.write(`  re-rank from ${copy.rerankFrom === 'copy' ? `the flat ${copy.precision} copy` : 'SQLite'}: ${copy.state} (${copy.reason})\n`);
+          if (copy.state !== 'unused')
+            process.stdout.write(
+              `  re-rank from ${copy.rerankFrom === 'copy' ? `the flat ${copy.precision} copy` : 'SQLite'}: ${copy.state} (${copy.reason})\n`,
+            );
         }
       });
     });
@@ -136,13 +149,18 @@ export function registerSearchCommands(program: Command): void {
     .description('rebuild the index from the embeddings (Ctrl-C leaves the previous index in place)')
     .option('--model <id>', 'only this model (default: every model with embeddings)')
     .option('--refit', 'fit a new PCA projection first (high-dimensional models)')
-    .option('--recall-target <r>', 'recall@10 the index calibrates itself to, above 0 and at most 1 (saved as the library setting index.recallTarget; default 0.99)')
+    .option(
+      '--recall-target <r>',
+      'recall@10 the index calibrates itself to, above 0 and at most 1 (saved as the library setting index.recallTarget; default 0.99)',
+    )
     .action(async (options: { model?: string; refit?: boolean; recallTarget?: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
         if (options.recallTarget !== undefined) {
           const target = Number(options.recallTarget);
           if (!(target > 0 && target <= 1)) {
-            throw new DermError('invalid-input', `--recall-target must be a number above 0 and at most 1; got "${options.recallTarget}".`, { field: 'recallTarget' });
+            throw new DermError('invalid-input', `--recall-target must be a number above 0 and at most 1; got "${options.recallTarget}".`, {
+              field: 'recallTarget',
+            });
           }
           core.settings.set('index.recallTarget', target);
         }
@@ -196,13 +214,17 @@ function collect(value: string, previous: string[]): string[] {
 
 function parseK(value: string): number {
   const k = Number(value);
-  if (!Number.isInteger(k) || k < 1 || k > 1000) throw new DermError('invalid-input', `-k must be a whole number from 1 to 1000; got "${value}".`, { field: 'k' });
+  if (!Number.isInteger(k) || k < 1 || k > 1000)
+    throw new DermError('invalid-input', `-k must be a whole number from 1 to 1000; got "${value}".`, { field: 'k' });
   return k;
 }
 
 function modelsOf(core: Core, modelId: string | undefined): string[] {
   if (modelId !== undefined) return [core.search.resolveModel(modelId)];
-  return core.embeddings.storedModels().filter((model) => model.count > 0).map((model) => model.id);
+  return core.embeddings
+    .storedModels()
+    .filter((model) => model.count > 0)
+    .map((model) => model.id);
 }
 
 /** Ctrl-C stops an index build; the AbortError it ends with is reported as 'cancelled' (exit 130). */
@@ -216,10 +238,19 @@ async function withCancellation<T>(work: (signal: AbortSignal) => Promise<T>): P
 }
 
 function printSearch(response: SearchResponse): void {
-  const what = response.query.kind === 'image' ? `image ${response.query.imageId}` : response.query.kind === 'file' ? response.query.file : `a ${response.query.dim}-d vector`;
-  process.stdout.write(`${response.results.length} most similar to ${what} (model ${response.modelId}; ${response.eligible} eligible images${response.where.length > 0 ? `; where ${response.where.join(' and ')}` : ''})\n`);
+  const what =
+    response.query.kind === 'image'
+      ? `image ${response.query.imageId}`
+      : response.query.kind === 'file'
+        ? response.query.file
+        : `a ${response.query.dim}-d vector`;
+  process.stdout.write(
+    `${response.results.length} most similar to ${what} (model ${response.modelId}; ${response.eligible} eligible images${response.where.length > 0 ? `; where ${response.where.join(' and ')}` : ''})\n`,
+  );
   process.stdout.write(`${response.completeness.summary}\n`);
-  process.stdout.write(`${'rank'.padStart(4)} ${'cosine'.padStart(7)} ${'image'.padStart(7)}  ${'case'.padEnd(14)} ${'size'.padEnd(10)} ${'flags'.padEnd(18)} thumbnail\n`);
+  process.stdout.write(
+    `${'rank'.padStart(4)} ${'cosine'.padStart(7)} ${'image'.padStart(7)}  ${'case'.padEnd(14)} ${'size'.padEnd(10)} ${'flags'.padEnd(18)} thumbnail\n`,
+  );
   for (const hit of response.results) {
     process.stdout.write(
       `${String(hit.rank).padStart(4)} ${hit.similarity.toFixed(4).padStart(7)} ${String(hit.imageId).padStart(7)}  ${(hit.caseKey ?? '-').slice(0, 14).padEnd(14)} ${`${hit.width}x${hit.height}`.padEnd(10)} ${(hit.flags.join(',') || '-').slice(0, 18).padEnd(18)} ${hit.thumbnailPath}\n`,
@@ -232,10 +263,12 @@ function printDuplicates(report: DuplicateReport): void {
     `${report.groups.length} duplicate groups, most similar first; every two images of a group are at or above ${report.threshold}${report.modelId ? ` (model ${report.modelId})` : ' (exact pixel duplicates only)'}\n`,
   );
   for (const group of report.groups) {
-    const range = group.imageIds.length > 2 ? `similarity ${group.minSimilarity.toFixed(4)}–${group.maxSimilarity.toFixed(4)}` : `similarity ${group.maxSimilarity.toFixed(4)}`;
-    process.stdout.write(
-      `  images ${group.imageIds.join(', ')}: ${range}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}\n`,
-    );
+    const range =
+      group.imageIds.length > 2
+        ? `similarity ${group.minSimilarity.toFixed(4)}–${group.maxSimilarity.toFixed(4)}`
+        : `similarity ${group.maxSimilarity.toFixed(4)}`;
+    process.stdout.write(`  images ${group.imageIds.join(', ')}: ${range}${group.exact ? ', identical pixels' : ''}; suggested keep ${group.keep}\n`);
   }
-  if (report.groups.length > 0) process.stdout.write('Act on a group with: dermws duplicates --keep ID --mark ID,ID [--delete]; undo with --unflag ID,ID or --restore ID,ID\n');
+  if (report.groups.length > 0)
+    process.stdout.write('Act on a group with: dermws duplicates --keep ID --mark ID,ID [--delete]; undo with --unflag ID,ID or --restore ID,ID\n');
 }

@@ -63,7 +63,9 @@ export class AppApi {
     const checked = spec.output.safeParse(output);
     if (!checked.success) {
       const field = checked.error.issues[0]?.path.map(String).join('.') ?? '';
-      throw new DermError('internal', `The answer to ${name} did not match the contract (field "${field}": ${checked.error.issues[0]?.message}).`, { call: name });
+      throw new DermError('internal', `The answer to ${name} did not match the contract (field "${field}": ${checked.error.issues[0]?.message}).`, {
+        call: name,
+      });
     }
     return checked.data;
   }

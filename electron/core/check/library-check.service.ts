@@ -167,7 +167,12 @@ export class LibraryCheckService {
         total = totalOf();
       } catch (error) {
         entry.state = 'failed';
-        problems.push({ kind: 'database', message: `Reading the library failed (${stage}): ${(error as Error).message}`, file: paths.database, repaired: false });
+        problems.push({
+          kind: 'database',
+          message: `Reading the library failed (${stage}): ${(error as Error).message}`,
+          file: paths.database,
+          repaired: false,
+        });
         return;
       }
       entry.total = total;
@@ -205,18 +210,31 @@ export class LibraryCheckService {
         }
         entry.state = 'failed';
         // A damaged page can make any read fail; what was found so far is still reported.
-        problems.push({ kind: 'database', message: `Reading the library failed (${stage}): ${(error as Error).message}`, file: paths.database, repaired: false });
+        problems.push({
+          kind: 'database',
+          message: `Reading the library failed (${stage}): ${(error as Error).message}`,
+          file: paths.database,
+          repaired: false,
+        });
       }
     };
 
     let rows: ImageFilesRow[] = [];
     let managed: ImageFilesRow[] = [];
-    await run('database', () => 1, async (tick) => {
-      await this.checkDatabase(options.full === true, problems, tick);
-      // Known even when the check stops before the thumbnails stage reads the rows.
-      counts.images = (this.library.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
-    });
-    await run('embeddings', () => this.embeddingCount(), (tick) => this.checkEmbeddings(problems, counts, tick));
+    await run(
+      'database',
+      () => 1,
+      async (tick) => {
+        await this.checkDatabase(options.full === true, problems, tick);
+        // Known even when the check stops before the thumbnails stage reads the rows.
+        counts.images = (this.library.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+      },
+    );
+    await run(
+      'embeddings',
+      () => this.embeddingCount(),
+      (tick) => this.checkEmbeddings(problems, counts, tick),
+    );
     await run(
       'thumbnails',
       () => {
@@ -234,7 +252,11 @@ export class LibraryCheckService {
     if (repair) {
       // Library copies first: a thumbnail is made again from the restored copy when there is one.
       const ordered = [...repairs.filter((unit) => unit.kind === 'managed-copy'), ...repairs.filter((unit) => unit.kind === 'thumbnail')];
-      await run('repair', () => ordered.length, (tick) => this.repair(ordered, tick));
+      await run(
+        'repair',
+        () => ordered.length,
+        (tick) => this.repair(ordered, tick),
+      );
     }
     return {
       library: paths.root,
@@ -288,11 +310,24 @@ export class LibraryCheckService {
         const where = `The embedding of image ${row.image_id} for model "${row.model_id}"`;
         if (!Buffer.isBuffer(row.vector) || row.vector.byteLength !== expected * 4 || row.dim !== expected) {
           const bytes = Buffer.isBuffer(row.vector) ? row.vector.byteLength : 0;
-          problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} is ${bytes} bytes with dim ${row.dim}; the model has ${expected} values (${expected * 4} bytes).` });
+          problems.push({
+            kind: 'embedding',
+            imageId: row.image_id,
+            file: paths.database,
+            repaired: false,
+            message: `${where} is ${bytes} bytes with dim ${row.dim}; the model has ${expected} values (${expected * 4} bytes).`,
+          });
         } else {
           const vector = blobToVector(row.vector);
           const bad = firstNonFinite(vector);
-          if (bad >= 0) problems.push({ kind: 'embedding', imageId: row.image_id, file: paths.database, repaired: false, message: `${where} has ${vector[bad]} at value ${bad}; embed the image again to replace it.` });
+          if (bad >= 0)
+            problems.push({
+              kind: 'embedding',
+              imageId: row.image_id,
+              file: paths.database,
+              repaired: false,
+              message: `${where} has ${vector[bad]} at value ${bad}; embed the image again to replace it.`,
+            });
         }
         counts.embeddings++;
         const turn = tick(`image ${row.image_id}`);
@@ -305,12 +340,24 @@ export class LibraryCheckService {
     return this.library.db.prepare('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as ImageFilesRow[];
   }
 
-  private async checkThumbnails(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
+  private async checkThumbnails(
+    rows: ImageFilesRow[],
+    problems: LibraryProblem[],
+    repairs: RepairUnit[],
+    counts: LibraryCheckReport['counts'],
+    tick: Tick,
+  ): Promise<void> {
     const { paths } = this.library;
     for (const row of rows) {
       const thumbnail = path.join(paths.root, row.thumbnail_path);
       if (!fs.existsSync(thumbnail)) {
-        const problem: LibraryProblem = { kind: 'thumbnail', imageId: row.id, file: thumbnail, repaired: false, message: `The thumbnail of image ${row.id} is missing (${row.thumbnail_path}).` };
+        const problem: LibraryProblem = {
+          kind: 'thumbnail',
+          imageId: row.id,
+          file: thumbnail,
+          repaired: false,
+          message: `The thumbnail of image ${row.id} is missing (${row.thumbnail_path}).`,
+        };
         problems.push(problem);
         repairs.push({ problem, row, kind: 'thumbnail' });
       }
@@ -320,7 +367,13 @@ export class LibraryCheckService {
     }
   }
 
-  private async checkManagedCopies(rows: ImageFilesRow[], problems: LibraryProblem[], repairs: RepairUnit[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
+  private async checkManagedCopies(
+    rows: ImageFilesRow[],
+    problems: LibraryProblem[],
+    repairs: RepairUnit[],
+    counts: LibraryCheckReport['counts'],
+    tick: Tick,
+  ): Promise<void> {
     const { paths } = this.library;
     for (const row of rows) {
       const managed = path.join(paths.root, row.managed_path!);
@@ -357,11 +410,17 @@ export class LibraryCheckService {
             problem.message += ` The original changed or went away during the check; nothing was restored.`;
           }
         } else {
-          const source = (row.managed_path !== null ? unchangedSource(path.join(paths.root, row.managed_path), row.file_sha256) : undefined) ?? unchangedSource(row.original_path, row.file_sha256);
+          const source =
+            (row.managed_path !== null ? unchangedSource(path.join(paths.root, row.managed_path), row.file_sha256) : undefined) ??
+            unchangedSource(row.original_path, row.file_sha256);
           if (source) {
             const decoded = await decodeImage(source);
             const reduced = await reduceForAnalysis(decoded.pixels, decoded.width, decoded.height);
-            const webp = await makeThumbnail({ pixels: Buffer.from(reduced.pixels.buffer, reduced.pixels.byteOffset, reduced.pixels.byteLength), width: reduced.width, height: reduced.height });
+            const webp = await makeThumbnail({
+              pixels: Buffer.from(reduced.pixels.buffer, reduced.pixels.byteOffset, reduced.pixels.byteLength),
+              width: reduced.width,
+              height: reduced.height,
+            });
             const written = await files.writeThumbnail(row.file_sha256, webp);
             problem.repaired = path.join(paths.root, written) === problem.file;
           } else {

@@ -74,7 +74,11 @@ export function readPlan(planFolder: string): { plan: EmbeddingPlan; file: strin
     throw new DermError('invalid-input', `${file} is not an embedding plan: it is not valid JSON (${(error as Error).message}).`, { file });
   }
   if ((json as { format?: unknown } | null)?.format !== planFormat) {
-    throw new DermError('invalid-input', `${file} is not an embedding plan: field format is ${JSON.stringify((json as { format?: unknown } | null)?.format)}, expected "${planFormat}".`, { file });
+    throw new DermError(
+      'invalid-input',
+      `${file} is not an embedding plan: field format is ${JSON.stringify((json as { format?: unknown } | null)?.format)}, expected "${planFormat}".`,
+      { file },
+    );
   }
   const parsed = planSchema().safeParse(json);
   if (!parsed.success) {
@@ -83,7 +87,8 @@ export function readPlan(planFolder: string): { plan: EmbeddingPlan; file: strin
   }
   const plan = parsed.data;
   plan.shards.forEach((shard, index) => {
-    if (shard.index !== index) throw new DermError('invalid-input', `${file}: field shards.${index}.index is ${shard.index}; shards must be numbered 0, 1, 2 … in order.`, { file });
+    if (shard.index !== index)
+      throw new DermError('invalid-input', `${file}: field shards.${index}.index is ${shard.index}; shards must be numbered 0, 1, 2 … in order.`, { file });
   });
   return { plan, file, folder };
 }

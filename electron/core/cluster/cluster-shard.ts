@@ -88,7 +88,15 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
 
   const finished = await finishedShard(files, plan.planId, options.shard);
   if (finished) {
-    return { ...base, status: 'skipped', embedded: finished.counts.embedded, failed: finished.failures, provider: finished.provider, fallbackReason: finished.fallbackReason, batchSize: finished.batchSize };
+    return {
+      ...base,
+      status: 'skipped',
+      embedded: finished.counts.embedded,
+      failed: finished.failures,
+      provider: finished.provider,
+      fallbackReason: finished.fallbackReason,
+      batchSize: finished.batchSize,
+    };
   }
 
   const onnxPath = planModelFile(plan, planFolder, options.modelFile);
@@ -101,7 +109,11 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
   }
   const root = path.resolve(options.root ?? plan.root);
   if (!fs.existsSync(root)) {
-    throw new DermError('not-found', `The image root ${root} does not exist on this machine; give the folder where the plan's root (${plan.root}) is mounted with --root.`, { file: root });
+    throw new DermError(
+      'not-found',
+      `The image root ${root} does not exist on this machine; give the folder where the plan's root (${plan.root}) is mounted with --root.`,
+      { file: root },
+    );
   }
   const startedAt = new Date().toISOString();
   const runtime = await EncoderRuntime.start(
@@ -134,7 +146,9 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
         }
         const digest = crypto.createHash('sha256').update(bytes).digest('hex');
         if (digest !== image.sha256) {
-          throw new Error(`${file}: the file changed since the plan was written (sha256 ${digest.slice(0, 12)}…, the plan has ${image.sha256.slice(0, 12)}…); it was not embedded`);
+          throw new Error(
+            `${file}: the file changed since the plan was written (sha256 ${digest.slice(0, 12)}…, the plan has ${image.sha256.slice(0, 12)}…); it was not embedded`,
+          );
         }
         hashes.set(image.key, digest);
         return { bytes };
@@ -236,7 +250,11 @@ export function ensureWritableFolder(folder: string): void {
   try {
     fs.mkdirSync(folder, { recursive: true });
   } catch (error) {
-    throw new DermError('invalid-input', `The output folder ${folder} cannot be created: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { file: folder });
+    throw new DermError(
+      'invalid-input',
+      `The output folder ${folder} cannot be created: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+      { file: folder },
+    );
   }
   if (!fs.statSync(folder).isDirectory()) throw new DermError('invalid-input', `The output folder ${folder} is a file, not a folder.`, { file: folder });
   const probe = path.join(folder, `.write-check-${process.pid}`);
@@ -244,6 +262,8 @@ export function ensureWritableFolder(folder: string): void {
     fs.writeFileSync(probe, '');
     fs.rmSync(probe, { force: true });
   } catch (error) {
-    throw new DermError('invalid-input', `The output folder ${folder} is not writable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { file: folder });
+    throw new DermError('invalid-input', `The output folder ${folder} is not writable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
+      file: folder,
+    });
   }
 }

@@ -13,7 +13,17 @@ import { preprocessingRecord, sha256File } from '../models/manifest-file.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { ensureWritableFolder } from './cluster-shard.js';
 import { shardManifestSchema, type ShardManifest } from './cluster-shard.js';
-import { newPlanId, planFileName, planFormat, planFormatVersion, readPlan, shardFiles, writeFileAtomically, type EmbeddingPlan, type PlanImage } from './cluster-plan.js';
+import {
+  newPlanId,
+  planFileName,
+  planFormat,
+  planFormatVersion,
+  readPlan,
+  shardFiles,
+  writeFileAtomically,
+  type EmbeddingPlan,
+  type PlanImage,
+} from './cluster-plan.js';
 import type { ClusterRepository } from './cluster.repository.js';
 
 const libraryIdSetting = 'library.id';
@@ -97,20 +107,32 @@ export class ClusterService {
     const model = await this.registry.get(options.modelId);
     const { manifest, onnxPath } = model;
     if (!fs.existsSync(onnxPath)) {
-      throw new DermError('model-invalid', `The model file ${onnxPath} named by ${model.manifestPath} does not exist; add or export it before planning.`, { file: onnxPath });
+      throw new DermError('model-invalid', `The model file ${onnxPath} named by ${model.manifestPath} does not exist; add or export it before planning.`, {
+        file: onnxPath,
+      });
     }
     const sha256 = await sha256File(onnxPath);
     if (sha256 !== manifest.sha256) {
-      throw new DermError('model-invalid', `The model file ${onnxPath} has sha256 ${sha256}, but its manifest ${model.manifestPath} declares ${manifest.sha256}.`, { file: onnxPath });
+      throw new DermError(
+        'model-invalid',
+        `The model file ${onnxPath} has sha256 ${sha256}, but its manifest ${model.manifestPath} declares ${manifest.sha256}.`,
+        { file: onnxPath },
+      );
     }
     const stored = this.embeddingsRepository.model(manifest.id);
     if (stored && stored.source !== 'onnx') {
-      throw new DermError('conflict', `The library holds imported embeddings under the model id "${manifest.id}"; an ONNX model with the same id would mix two models.`, { modelId: manifest.id });
+      throw new DermError(
+        'conflict',
+        `The library holds imported embeddings under the model id "${manifest.id}"; an ONNX model with the same id would mix two models.`,
+        { modelId: manifest.id },
+      );
     }
 
     const rows = this.repository.imagesToPlan(manifest.id, sha256);
     if (rows.length === 0) {
-      throw new DermError('invalid-input', `Every image in the library already has an embedding from ${manifest.id}; there is nothing to plan.`, { modelId: manifest.id });
+      throw new DermError('invalid-input', `Every image in the library already has an embedding from ${manifest.id}; there is nothing to plan.`, {
+        modelId: manifest.id,
+      });
     }
     const files = rows.map((row) => this.embeddings.readablePath(row));
     const root = path.resolve(options.root ?? commonFolder(files));
@@ -120,21 +142,28 @@ export class ClusterService {
       const file = files[index]!;
       const relative = path.relative(root, file);
       if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
-        throw new DermError('invalid-input', `Image ${row.imageId} (${file}) is not inside the root ${root}; give a --root that holds every image, or leave it out.`, {
-          file,
-          field: 'root',
-        });
+        throw new DermError(
+          'invalid-input',
+          `Image ${row.imageId} (${file}) is not inside the root ${root}; give a --root that holds every image, or leave it out.`,
+          {
+            file,
+            field: 'root',
+          },
+        );
       }
       const key = relative.split(path.sep).join('/');
       const earlier = seen.get(key);
-      if (earlier !== undefined) throw new DermError('conflict', `Images ${earlier} and ${row.imageId} are both read from ${file}; the plan needs one file per image.`, { file });
+      if (earlier !== undefined)
+        throw new DermError('conflict', `Images ${earlier} and ${row.imageId} are both read from ${file}; the plan needs one file per image.`, { file });
       seen.set(key, row.imageId);
       images.push({ key, imageId: row.imageId, sha256: row.fileSha256, bytes: row.bytes });
     });
 
     const planFolder = path.resolve(options.out);
     if (fs.existsSync(path.join(planFolder, planFileName))) {
-      throw new DermError('conflict', `${planFolder} already holds a plan (${planFileName}); write the new plan to another folder.`, { file: path.join(planFolder, planFileName) });
+      throw new DermError('conflict', `${planFolder} already holds a plan (${planFileName}); write the new plan to another folder.`, {
+        file: path.join(planFolder, planFileName),
+      });
     }
     if (fs.existsSync(planFolder) && fs.statSync(planFolder).isDirectory() && fs.readdirSync(planFolder).length > 0) {
       throw new DermError('invalid-input', `The plan folder ${planFolder} is not empty; give a new or empty folder.`, { file: planFolder });
@@ -148,13 +177,18 @@ export class ClusterService {
     } catch (error) {
       // A full disk or a quota mid-copy leaves the (new or empty) plan folder as it was, so the same command can run again.
       fs.rmSync(modelFolder, { recursive: true, force: true });
-      throw new DermError('invalid-input', `Cannot copy the model ${onnxPath} into ${modelFolder}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
-        file: modelFolder,
-      });
+      throw new DermError(
+        'invalid-input',
+        `Cannot copy the model ${onnxPath} into ${modelFolder}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+        {
+          file: modelFolder,
+        },
+      );
     }
 
     const shards: EmbeddingPlan['shards'] = [];
-    for (let start = 0; start < images.length; start += options.shardSize) shards.push({ index: shards.length, images: images.slice(start, start + options.shardSize) });
+    for (let start = 0; start < images.length; start += options.shardSize)
+      shards.push({ index: shards.length, images: images.slice(start, start + options.shardSize) });
     const plan: EmbeddingPlan = {
       format: planFormat,
       version: planFormatVersion,
@@ -173,9 +207,13 @@ export class ClusterService {
       writeFileAtomically(path.join(planFolder, planFileName), `${JSON.stringify(plan)}\n`);
     } catch (error) {
       fs.rmSync(modelFolder, { recursive: true, force: true });
-      throw new DermError('invalid-input', `Cannot write ${path.join(planFolder, planFileName)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
-        file: path.join(planFolder, planFileName),
-      });
+      throw new DermError(
+        'invalid-input',
+        `Cannot write ${path.join(planFolder, planFileName)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+        {
+          file: path.join(planFolder, planFileName),
+        },
+      );
     }
     return {
       planFolder,
@@ -209,12 +247,20 @@ export class ClusterService {
     const modelId = plan.model.id;
     const stored = this.embeddingsRepository.model(modelId);
     if (stored && stored.source !== 'onnx') {
-      throw new DermError('conflict', `The library holds imported embeddings under the model id "${modelId}"; the plan's ONNX embeddings would mix two models. Nothing was imported.`, {
-        modelId,
-      });
+      throw new DermError(
+        'conflict',
+        `The library holds imported embeddings under the model id "${modelId}"; the plan's ONNX embeddings would mix two models. Nothing was imported.`,
+        {
+          modelId,
+        },
+      );
     }
     if (stored && stored.dim !== plan.model.dim) {
-      throw new DermError('conflict', `Model "${modelId}" has ${stored.dim}-d embeddings in this library; the plan's are ${plan.model.dim}-d. Nothing was imported.`, { modelId });
+      throw new DermError(
+        'conflict',
+        `Model "${modelId}" has ${stored.dim}-d embeddings in this library; the plan's are ${plan.model.dim}-d. Nothing was imported.`,
+        { modelId },
+      );
     }
 
     const result: ClusterImportResult = {
@@ -253,7 +299,13 @@ export class ClusterService {
       try {
         const checked = await this.checkShard(plan, shard, files);
         for (const failure of checked.manifest.failures) {
-          result.failures.push({ shard: shard.index, key: failure.key, imageId: checked.byKey.get(failure.key)?.imageId ?? null, file: failure.file, reason: failure.reason });
+          result.failures.push({
+            shard: shard.index,
+            key: failure.key,
+            imageId: checked.byKey.get(failure.key)?.imageId ?? null,
+            file: failure.file,
+            reason: failure.reason,
+          });
         }
         const liveIds = [...checked.vectors.keys()];
         const hashes = this.repository.imageHashes(liveIds);
@@ -267,7 +319,10 @@ export class ClusterService {
             continue;
           }
           if (image.fileSha256 !== checked.planSha.get(imageId)) {
-            throw new DermError('embeddings-invalid', `image ${imageId} has sha256 ${image.fileSha256.slice(0, 12)}… in the library, but the plan and the shard say ${checked.planSha.get(imageId)!.slice(0, 12)}…`);
+            throw new DermError(
+              'embeddings-invalid',
+              `image ${imageId} has sha256 ${image.fileSha256.slice(0, 12)}… in the library, but the plan and the shard say ${checked.planSha.get(imageId)!.slice(0, 12)}…`,
+            );
           }
           if (!present.has(imageId)) rows.push({ imageId, vector });
         }
@@ -291,7 +346,12 @@ export class ClusterService {
         result.deletedSincePlan += deleted;
         result.stored += rows.length;
         result.alreadyStored += checked.vectors.size - rows.length - deleted;
-        result.merged.push({ shard: shard.index, stored: rows.length, alreadyStored: checked.vectors.size - rows.length - deleted, failed: checked.manifest.failures.length });
+        result.merged.push({
+          shard: shard.index,
+          stored: rows.length,
+          alreadyStored: checked.vectors.size - rows.length - deleted,
+          failed: checked.manifest.failures.length,
+        });
       } catch (error) {
         if (!(error instanceof DermError)) throw error;
         result.refused.push({ shard: shard.index, file: error.details?.file === files.npz ? files.npz : files.manifest, reason: error.message });
@@ -323,11 +383,14 @@ export class ClusterService {
       return refuse(`not a shard manifest of this version: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
     }
     const manifest: ShardManifest = parsed.data;
-    if (manifest.planId !== plan.planId) return refuse(`the shard belongs to another plan (${manifest.planId}, library ${manifest.libraryId}), not to ${plan.planId}`);
+    if (manifest.planId !== plan.planId)
+      return refuse(`the shard belongs to another plan (${manifest.planId}, library ${manifest.libraryId}), not to ${plan.planId}`);
     if (manifest.libraryId !== plan.libraryId) return refuse(`the shard was made for library ${manifest.libraryId}, not ${plan.libraryId}`);
     if (manifest.shard !== shard.index) return refuse(`the manifest is for shard ${manifest.shard}, not ${shard.index}`);
     if (manifest.model.id !== plan.model.id || manifest.model.sha256 !== plan.model.sha256) {
-      return refuse(`made with model ${manifest.model.id} (sha256 ${manifest.model.sha256.slice(0, 12)}…); the plan's model is ${plan.model.id} (sha256 ${plan.model.sha256.slice(0, 12)}…)`);
+      return refuse(
+        `made with model ${manifest.model.id} (sha256 ${manifest.model.sha256.slice(0, 12)}…); the plan's model is ${plan.model.id} (sha256 ${plan.model.sha256.slice(0, 12)}…)`,
+      );
     }
     if (manifest.model.dim !== plan.model.dim) return refuse(`${manifest.model.dim}-d embeddings; the plan's model makes ${plan.model.dim}-d`);
     if (canonicalJson(manifest.model.preprocessing) !== canonicalJson(plan.model.preprocessing)) {
@@ -336,7 +399,10 @@ export class ClusterService {
     if (!fs.existsSync(files.npz)) return refuse(`its vectors ${path.basename(files.npz)} are missing`);
     const npzSha = await sha256File(files.npz);
     if (npzSha !== manifest.npzSha256) {
-      return refuse(`the file does not match its manifest (sha256 ${npzSha.slice(0, 12)}…, the manifest says ${manifest.npzSha256.slice(0, 12)}…): it is damaged or was replaced`, files.npz);
+      return refuse(
+        `the file does not match its manifest (sha256 ${npzSha.slice(0, 12)}…, the manifest says ${manifest.npzSha256.slice(0, 12)}…): it is damaged or was replaced`,
+        files.npz,
+      );
     }
     const byKey = new Map(shard.images.map((image) => [image.key, image]));
     const embeddedSha = new Map<string, string>();
@@ -344,11 +410,14 @@ export class ClusterService {
       const planned = byKey.get(entry.key);
       if (!planned) return refuse(`key "${entry.key}" is not in shard ${shard.index} of the plan`);
       if (entry.sha256 !== planned.sha256) {
-        return refuse(`the file for key "${entry.key}" had sha256 ${entry.sha256.slice(0, 12)}… on the worker; the plan and the library have ${planned.sha256.slice(0, 12)}…`);
+        return refuse(
+          `the file for key "${entry.key}" had sha256 ${entry.sha256.slice(0, 12)}… on the worker; the plan and the library have ${planned.sha256.slice(0, 12)}…`,
+        );
       }
       embeddedSha.set(entry.key, entry.sha256);
     }
-    for (const failure of manifest.failures) if (!byKey.has(failure.key)) return refuse(`failure for key "${failure.key}", which is not in shard ${shard.index} of the plan`);
+    for (const failure of manifest.failures)
+      if (!byKey.has(failure.key)) return refuse(`failure for key "${failure.key}", which is not in shard ${shard.index} of the plan`);
     const vectors = new Map<number, Float32Array>();
     const planSha = new Map<number, string>();
     // A shard where every image failed has an npz with no arrays (checked above by its sha256); there is nothing to read.

@@ -203,7 +203,11 @@ export function decodeCsvBytes(bytes: Uint8Array, file: string): string {
   const nul = bytes.indexOf(0);
   if (nul >= 0) {
     const { line, column } = positionOf(bytes, nul);
-    throw new DermError('invalid-input', `${file} line ${line}, column ${column}: a NUL character; a CSV holds text only (is this a binary or UTF-16 file?).`, { file, line, column });
+    throw new DermError('invalid-input', `${file} line ${line}, column ${column}: a NUL character; a CSV holds text only (is this a binary or UTF-16 file?).`, {
+      file,
+      line,
+      column,
+    });
   }
   return new TextDecoder('utf-8').decode(bytes);
 }

@@ -84,7 +84,9 @@ function issue(severity: DatasetIssue['severity'], file: string, line: number | 
 
 /** "scin_cases.csv line 7, column image_2_path: …" — how an issue reads in the CLI's text output. */
 export function formatIssue(entry: DatasetIssue): string {
-  const place = [entry.file, entry.line === null ? undefined : `line ${entry.line}`, entry.column ? `column ${entry.column}` : undefined].filter(Boolean).join(', ');
+  const place = [entry.file, entry.line === null ? undefined : `line ${entry.line}`, entry.column ? `column ${entry.column}` : undefined]
+    .filter(Boolean)
+    .join(', ');
   const value = entry.value !== undefined ? ` (value ${JSON.stringify(entry.value)})` : '';
   return `${entry.severity}: ${place}: ${entry.message}${value}`;
 }

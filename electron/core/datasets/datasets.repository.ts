@@ -52,7 +52,10 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 }
 
 export function normalisePath(value: string): string {
-  return value.trim().replaceAll('\\', '/').replace(/^(\.\/)+/, '');
+  return value
+    .trim()
+    .replaceAll('\\', '/')
+    .replace(/^(\.\/)+/, '');
 }
 
 export function stemOf(name: string): string {

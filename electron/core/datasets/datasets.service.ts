@@ -6,14 +6,7 @@ import { isCancellation, ProgressReporter, throwIfCancelled, type JobControl, ty
 import type { LabelKind } from '../labels/label-kinds.js';
 import { emptyReport, type DatasetImportReport, type IssueList } from './dataset-report.js';
 import type { DatasetsRepository, LibraryImageRef } from './datasets.repository.js';
-import {
-  isicAnnotator,
-  parseColumnMapping,
-  parseIsicTable,
-  parseMappedTable,
-  type ColumnMapping,
-  type MetadataParseResult,
-} from './metadata-csv-format.js';
+import { isicAnnotator, parseColumnMapping, parseIsicTable, parseMappedTable, type ColumnMapping, type MetadataParseResult } from './metadata-csv-format.js';
 import { parseScinTables, scinFiles, type ScinCaseRecord } from './scin-format.js';
 
 /** What the dataset import needs from the image import (ImportService.importPaths). */
@@ -81,7 +74,11 @@ export class DatasetsService {
     }
     for (const file of [casesFile, labelsFile]) {
       if (!fs.existsSync(file)) {
-        throw new DermError('not-found', `${file} is missing: a SCIN folder holds dataset/${scinFiles.cases}, dataset/${scinFiles.labels} and dataset/images/.`, { file });
+        throw new DermError(
+          'not-found',
+          `${file} is missing: a SCIN folder holds dataset/${scinFiles.cases}, dataset/${scinFiles.labels} and dataset/images/.`,
+          { file },
+        );
       }
     }
     const parsed = parseScinTables(renameTable(readCsvFile(casesFile), scinFiles.cases), renameTable(readCsvFile(labelsFile), scinFiles.labels));
@@ -279,7 +276,13 @@ export class DatasetsService {
             const image = found.image;
             const earlier = lineOfImage.get(image.id);
             if (earlier !== undefined) {
-              issues.error(file, record.line, `names the same library image (${describeImage(image)}) as line ${earlier}; this row was skipped`, record.match.column, record.match.value);
+              issues.error(
+                file,
+                record.line,
+                `names the same library image (${describeImage(image)}) as line ${earlier}; this row was skipped`,
+                record.match.column,
+                record.match.value,
+              );
               continue;
             }
             lineOfImage.set(image.id, record.line);

@@ -9,7 +9,10 @@ const romanNumerals = ['I', 'II', 'III', 'IV', 'V', 'VI'];
 
 /** Fitzpatrick skin type → 'I'..'VI'. Accepts FST1..FST6, 1..6, I..VI and "type IV". */
 export function fitzpatrickValue(raw: string): ValueResult {
-  const text = raw.trim().toUpperCase().replace(/^(FST|TYPE\s*|FITZPATRICK\s*(TYPE\s*)?)/, '');
+  const text = raw
+    .trim()
+    .toUpperCase()
+    .replace(/^(FST|TYPE\s*|FITZPATRICK\s*(TYPE\s*)?)/, '');
   const asNumber = /^[1-6](\.0+)?$/.test(text) ? Number.parseInt(text, 10) : romanNumerals.indexOf(text) + 1;
   if (asNumber >= 1 && asNumber <= 6) return { ok: true, value: romanNumerals[asNumber - 1]! };
   return { ok: false, message: 'expected a Fitzpatrick skin type: FST1–FST6, 1–6 or I–VI' };

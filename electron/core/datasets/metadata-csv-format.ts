@@ -56,7 +56,10 @@ export function parseIsicTable(table: CsvTable): MetadataParseResult {
   const caseColumn = table.header.includes('patient_id') ? 'patient_id' : table.header.includes('lesion_id') ? 'lesion_id' : null;
   const diagnosisColumns = table.header.includes('diagnosis')
     ? ['diagnosis']
-    : table.header.filter((column) => /^diagnosis_\d$/.test(column)).sort().reverse();
+    : table.header
+        .filter((column) => /^diagnosis_\d$/.test(column))
+        .sort()
+        .reverse();
   const skip = new Set(['isic_id', ...diagnosisColumns, ...(caseColumn ? [caseColumn] : [])]);
   const seen = new Map<string, number>();
   const records: MetadataRowRecord[] = [];
@@ -178,15 +181,22 @@ export function parseColumnMapping(spec: string): ColumnMapping {
 }
 
 export function parseMappedTable(table: CsvTable, mapping: ColumnMapping): MetadataParseResult {
-  const columns = [mapping.image, mapping.case, ...mapping.metadata.map((entry) => entry.column), ...mapping.labels.flatMap((entry) => [entry.column, entry.confidenceColumn])].filter(
-    (column): column is string => column !== undefined,
-  );
+  const columns = [
+    mapping.image,
+    mapping.case,
+    ...mapping.metadata.map((entry) => entry.column),
+    ...mapping.labels.flatMap((entry) => [entry.column, entry.confidenceColumn]),
+  ].filter((column): column is string => column !== undefined);
   const missing = [...new Set(columns)].filter((column) => !table.header.includes(column));
   if (missing.length > 0) {
-    throw new DermError('invalid-input', `${table.file} has no column ${missing.map((column) => `"${column}"`).join(', ')} (columns: ${table.header.join(', ')}).`, {
-      file: table.file,
-      missing,
-    });
+    throw new DermError(
+      'invalid-input',
+      `${table.file} has no column ${missing.map((column) => `"${column}"`).join(', ')} (columns: ${table.header.join(', ')}).`,
+      {
+        file: table.file,
+        missing,
+      },
+    );
   }
   const issues = new IssueList();
   for (const bad of table.malformed) issues.error(table.file, bad.line, `the row ${bad.message}; it was skipped`);
@@ -199,7 +209,10 @@ export function parseMappedTable(table: CsvTable, mapping: ColumnMapping): Metad
       issues.error(table.file, row.line, 'no image named; the row was skipped', mapping.image);
       continue;
     }
-    const key = image.replaceAll('\\', '/').replace(/^(\.\/)+/, '').toLowerCase();
+    const key = image
+      .replaceAll('\\', '/')
+      .replace(/^(\.\/)+/, '')
+      .toLowerCase();
     const earlier = seen.get(key);
     if (earlier !== undefined) {
       issues.error(table.file, row.line, `the image ${image} already appears on line ${earlier}; this row was skipped`, mapping.image, image);
@@ -221,12 +234,24 @@ export function parseMappedTable(table: CsvTable, mapping: ColumnMapping): Metad
     for (const entry of mapping.labels) {
       const raw = cell(entry.column);
       if (raw === '') continue;
-      const values = multiValuedKinds.has(entry.kind) ? raw.split(';').map((value) => value.trim()).filter((value) => value !== '') : [raw];
+      const values = multiValuedKinds.has(entry.kind)
+        ? raw
+            .split(';')
+            .map((value) => value.trim())
+            .filter((value) => value !== '')
+        : [raw];
       let confidence: number | null = null;
       if (entry.confidenceColumn && cell(entry.confidenceColumn) !== '') {
         const parsed = Number(cell(entry.confidenceColumn));
         if (Number.isInteger(parsed) && parsed >= 1 && parsed <= 5) confidence = parsed;
-        else issues.error(table.file, row.line, 'expected a confidence from 1 to 5; the label was imported without one', entry.confidenceColumn, cell(entry.confidenceColumn));
+        else
+          issues.error(
+            table.file,
+            row.line,
+            'expected a confidence from 1 to 5; the label was imported without one',
+            entry.confidenceColumn,
+            cell(entry.confidenceColumn),
+          );
       }
       for (const value of values) record.labels.push({ kind: entry.kind, value, confidence, column: entry.column });
     }

@@ -38,9 +38,13 @@ class Parser {
 
   fail(what: string): never {
     const near = this.text.slice(this.position, this.position + 12);
-    throw new DermError('invalid-input', `Not a Python literal: ${what} at character ${this.position + 1}${near ? ` (near ${JSON.stringify(near)})` : ' (at the end)'}.`, {
-      position: this.position + 1,
-    });
+    throw new DermError(
+      'invalid-input',
+      `Not a Python literal: ${what} at character ${this.position + 1}${near ? ` (near ${JSON.stringify(near)})` : ' (at the end)'}.`,
+      {
+        position: this.position + 1,
+      },
+    );
   }
 
   skipSpace(): void {

@@ -126,7 +126,8 @@ function caseRecord(caseId: string, row: CsvRow, header: string[], issues: Issue
   const ageGroup = cell('age_group');
   if (ageGroup !== '') {
     if (ageGroupPattern.test(ageGroup)) metadata.age_group = ageGroup;
-    else issues.error(file, row.line, 'not an age group (expected e.g. AGE_18_TO_29, AGE_80_OR_ABOVE, AGE_UNKNOWN); age_group was not set', 'age_group', ageGroup);
+    else
+      issues.error(file, row.line, 'not an age group (expected e.g. AGE_18_TO_29, AGE_80_OR_ABOVE, AGE_UNKNOWN); age_group was not set', 'age_group', ageGroup);
   }
   const sex = cell('sex_at_birth');
   if (sex !== '') {
@@ -143,7 +144,8 @@ function caseRecord(caseId: string, row: CsvRow, header: string[], issues: Issue
   for (const column of header.filter((name) => name.startsWith('body_parts_'))) {
     const value = cell(column).toUpperCase();
     if (value === 'YES' || value === 'TRUE') bodyParts.push(column.slice('body_parts_'.length).toUpperCase());
-    else if (value !== '' && value !== 'NO' && value !== 'FALSE') issues.warning(file, row.line, 'expected YES or an empty cell; read as not selected', column, cell(column));
+    else if (value !== '' && value !== 'NO' && value !== 'FALSE')
+      issues.warning(file, row.line, 'expected YES or an empty cell; read as not selected', column, cell(column));
   }
   if (bodyParts.length > 0) metadata.body_parts = bodyParts.join(';');
 
@@ -165,7 +167,14 @@ function caseRecord(caseId: string, row: CsvRow, header: string[], issues: Issue
     let shotType: string | null = null;
     if (shot !== '') {
       if (shotTypePattern.test(shot)) shotType = shot;
-      else issues.error(file, row.line, 'expected a shot type such as CLOSE_UP, AT_AN_ANGLE or AT_DISTANCE; shot_type was not set', `image_${slot}_shot_type`, shot);
+      else
+        issues.error(
+          file,
+          row.line,
+          'expected a shot type such as CLOSE_UP, AT_AN_ANGLE or AT_DISTANCE; shot_type was not set',
+          `image_${slot}_shot_type`,
+          shot,
+        );
     }
     images.push({ path: relative, column, line: row.line, shotType });
   }
@@ -183,7 +192,9 @@ function applyLabelsRow(record: ScinCaseRecord, row: CsvRow, issues: IssueList):
   const confidenceColumn = 'dermatologist_skin_condition_confidence';
   let names: string[] = [];
   try {
-    names = parseStringList(cell(namesColumn)).map((name) => name.trim()).filter((name) => name !== '');
+    names = parseStringList(cell(namesColumn))
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
   } catch (error) {
     issues.error(file, row.line, `${(error as Error).message} No condition labels were imported for this case.`, namesColumn, cell(namesColumn));
   }
@@ -194,7 +205,13 @@ function applyLabelsRow(record: ScinCaseRecord, row: CsvRow, issues: IssueList):
       if (parsed.length === names.length) {
         confidences = parsed.map((value) => (Number.isInteger(value) && value >= 1 && value <= 5 ? value : null));
         if (confidences.some((value) => value === null)) {
-          issues.warning(file, row.line, 'confidences must be whole numbers from 1 to 5; those outside were left empty', confidenceColumn, cell(confidenceColumn));
+          issues.warning(
+            file,
+            row.line,
+            'confidences must be whole numbers from 1 to 5; those outside were left empty',
+            confidenceColumn,
+            cell(confidenceColumn),
+          );
         }
       } else if (cell(confidenceColumn) !== '') {
         issues.error(
@@ -239,7 +256,8 @@ function applyLabelsRow(record: ScinCaseRecord, row: CsvRow, issues: IssueList):
     const fitzpatrickGradableColumn = `dermatologist_gradable_for_fitzpatrick_skin_type_${slot}`;
     const fitzpatrickColumn = `dermatologist_fitzpatrick_skin_type_label_${slot}`;
     const fitzpatrickGradable = cell(fitzpatrickGradableColumn);
-    const notGradable = fitzpatrickGradable !== '' && gradableValue(fitzpatrickGradable).ok && (gradableValue(fitzpatrickGradable) as { value: string }).value === 'no';
+    const notGradable =
+      fitzpatrickGradable !== '' && gradableValue(fitzpatrickGradable).ok && (gradableValue(fitzpatrickGradable) as { value: string }).value === 'no';
     const fitzpatrick = cell(fitzpatrickColumn);
     if (fitzpatrick !== '' && !notGradable && !/^NONE/.test(fitzpatrick.toUpperCase())) {
       const value = fitzpatrickValue(fitzpatrick);

@@ -159,7 +159,11 @@ export class DemoLibraryService {
     const files: DemoFiles = {
       outsidePhoto: path.join(root, 'outside-photo.jpg'),
       broken: ['dataset/images/demo-truncated.png', 'dataset/images/demo-not-a-photo.png'],
-      duplicates: { byteCopy: 'dataset/images/demo-byte-copy.png', pixelCopy: 'dataset/images/demo-pixel-copy.png', nearCopy: 'dataset/images/demo-near-copy.png' },
+      duplicates: {
+        byteCopy: 'dataset/images/demo-byte-copy.png',
+        pixelCopy: 'dataset/images/demo-pixel-copy.png',
+        nearCopy: 'dataset/images/demo-near-copy.png',
+      },
     };
     if (fs.existsSync(complete)) return files;
 
@@ -167,13 +171,33 @@ export class DemoLibraryService {
     let done = 0;
     const height = Math.round(size * 0.75);
     const draw = (entry: DemoCase, seed: number) =>
-      skinImagePixels({ width: size, height, seed, toneIndex: toneOfType[entry.fitzpatrick - 1], lesionColourIndex: entry.condition.colour, lesions: entry.condition.lesions });
+      skinImagePixels({
+        width: size,
+        height,
+        seed,
+        toneIndex: toneOfType[entry.fitzpatrick - 1],
+        lesionColourIndex: entry.condition.colour,
+        lesions: entry.condition.lesions,
+      });
     for (const entry of cases) {
       for (const image of entry.images) {
         throwIfCancelled(control.signal);
         const { data, width, height: rows } = draw(entry, image.seed);
-        await writeAtomically(path.join(root, image.relative), await sharp(data, { raw: { width, height: rows, channels: 3 } }).png().toBuffer());
-        control.onProgress?.({ job: 'demo', done: ++done, total, current: image.relative, ratePerSecond: 0, etaSeconds: null, message: 'Drawing the demo photos' });
+        await writeAtomically(
+          path.join(root, image.relative),
+          await sharp(data, { raw: { width, height: rows, channels: 3 } })
+            .png()
+            .toBuffer(),
+        );
+        control.onProgress?.({
+          job: 'demo',
+          done: ++done,
+          total,
+          current: image.relative,
+          ratePerSecond: 0,
+          etaSeconds: null,
+          message: 'Drawing the demo photos',
+        });
       }
     }
     // Duplicates: the first photo of case 1 again, byte for byte (the import stores it once); its pixels
@@ -183,14 +207,28 @@ export class DemoLibraryService {
     await writeAtomically(path.join(root, files.duplicates.byteCopy), fs.readFileSync(first));
     await writeAtomically(path.join(root, files.duplicates.pixelCopy), await sharp(first).png({ compressionLevel: 2, palette: false }).toBuffer());
     const second = path.join(root, cases[1]!.images[0]!.relative);
-    await writeAtomically(path.join(root, files.duplicates.nearCopy), await sharp(second).modulate({ brightness: 1.04 }).resize(Math.round(size * 0.9)).png().toBuffer());
+    await writeAtomically(
+      path.join(root, files.duplicates.nearCopy),
+      await sharp(second)
+        .modulate({ brightness: 1.04 })
+        .resize(Math.round(size * 0.9))
+        .png()
+        .toBuffer(),
+    );
     // Broken files, listed in the CSV like any photo: the import reports each by line and column.
-    const truncated = await sharp(draw(cases[2]!, 9001).data, { raw: { width: size, height, channels: 3 } }).png().toBuffer();
+    const truncated = await sharp(draw(cases[2]!, 9001).data, { raw: { width: size, height, channels: 3 } })
+      .png()
+      .toBuffer();
     await writeAtomically(path.join(root, files.broken[0]!), truncated.subarray(0, Math.floor(truncated.length / 3)));
     await writeAtomically(path.join(root, files.broken[1]!), Buffer.from('This is a text file with a .png name, not a photograph.\n'));
     // An outside photo (not listed, not imported) to search with.
     const outside = draw(cases[3]!, 9002);
-    await writeAtomically(files.outsidePhoto, await sharp(outside.data, { raw: { width: outside.width, height: outside.height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+    await writeAtomically(
+      files.outsidePhoto,
+      await sharp(outside.data, { raw: { width: outside.width, height: outside.height, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    );
 
     await writeAtomically(path.join(dataset, 'scin_cases.csv'), Buffer.from(formatCsv(casesTable(cases, files))));
     await writeAtomically(path.join(dataset, 'scin_labels.csv'), Buffer.from(formatCsv(labelsTable(cases, files))));
@@ -293,7 +331,11 @@ function extraCase(cases: DemoCase[], files: DemoFiles): DemoCase {
   return {
     ...template,
     caseId: caseIdOf(cases.length),
-    images: [files.duplicates.byteCopy, files.duplicates.pixelCopy, files.duplicates.nearCopy].map((relative, photo) => ({ relative, seed: 0, shotType: shotTypes[photo]! })),
+    images: [files.duplicates.byteCopy, files.duplicates.pixelCopy, files.duplicates.nearCopy].map((relative, photo) => ({
+      relative,
+      seed: 0,
+      shotType: shotTypes[photo]!,
+    })),
   };
 }
 

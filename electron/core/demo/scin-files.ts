@@ -94,4 +94,3 @@ export function pythonDict(weights: Record<string, number>): string {
     .map(([key, value]) => `${pythonString(key)}: ${value}`)
     .join(', ')}}`;
 }
-

@@ -75,7 +75,7 @@ export function skinImagePixels(options: SkinImageOptions = {}): { data: Buffer;
         const radius = 1 + lesion.wobble * Math.sin(lesion.lobes * angle + lesion.phase);
         const distance = Math.sqrt(dx * dx + dy * dy) / radius;
         if (distance < 1.15) {
-          const alpha = distance < 0.85 ? 0.9 : 0.9 * (1.15 - distance) / 0.3;
+          const alpha = distance < 0.85 ? 0.9 : (0.9 * (1.15 - distance)) / 0.3;
           r = r * (1 - alpha) + lesion.colour[0] * alpha;
           g = g * (1 - alpha) + lesion.colour[1] * alpha;
           b = b * (1 - alpha) + lesion.colour[2] * alpha;

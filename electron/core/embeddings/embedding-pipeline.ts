@@ -90,6 +90,8 @@ async function prepareBatch<K>(images: PipelineImage<K>[], runtime: EncoderRunti
   const ok = decoded.filter((entry): entry is { key: K; file: string; rgb: Buffer } => 'rgb' in entry);
   const tensor = new Float32Array(ok.length * valuesPerImage(input));
   ok.forEach((entry, slot) => writeNormalised(entry.rgb, input, tensor, slot));
-  const failed = decoded.filter((entry) => 'reason' in entry).map((entry) => ({ key: entry.key, file: entry.file, reason: (entry as { reason: string }).reason }));
+  const failed = decoded
+    .filter((entry) => 'reason' in entry)
+    .map((entry) => ({ key: entry.key, file: entry.file, reason: (entry as { reason: string }).reason }));
   return { keys: ok.map((entry) => entry.key), tensor, failed, lastFile: decoded.at(-1)?.file };
 }

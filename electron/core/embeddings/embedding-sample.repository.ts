@@ -41,12 +41,18 @@ export class EmbeddingSampleRepository {
     let found = 0;
     for (const row of statement.iterate(modelId, JSON.stringify(imageIds)) as Iterable<{ imageId: number; vector: Buffer }>) {
       if (row.vector.byteLength !== model.dim * 4) {
-        throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`);
+        throw new DermError(
+          'embeddings-invalid',
+          `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`,
+        );
       }
       data.set(blobToVector(row.vector), position.get(row.imageId)! * model.dim);
       found++;
     }
-    if (found !== imageIds.length) throw new DermError('not-found', `${imageIds.length - found} of the sampled images lost their embedding while the map was drawn; draw it again.`, { modelId });
+    if (found !== imageIds.length)
+      throw new DermError('not-found', `${imageIds.length - found} of the sampled images lost their embedding while the map was drawn; draw it again.`, {
+        modelId,
+      });
     return { modelId, dim: model.dim, imageIds: [...imageIds], data };
   }
 }

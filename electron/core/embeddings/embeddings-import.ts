@@ -49,14 +49,22 @@ function normaliseKey(key: string): string {
 export async function importEmbeddingsFile(repository: EmbeddingsRepository, options: ImportEmbeddingsOptions): Promise<ImportEmbeddingsResult> {
   const file = path.resolve(options.file);
   if (!modelIdPattern.test(options.modelId)) {
-    throw new DermError('invalid-input', `The model id "${options.modelId}" must be 2–64 characters of a–z, 0–9, ".", "_" or "-", starting with a letter or digit.`, {
-      field: 'modelId',
-    });
+    throw new DermError(
+      'invalid-input',
+      `The model id "${options.modelId}" must be 2–64 characters of a–z, 0–9, ".", "_" or "-", starting with a letter or digit.`,
+      {
+        field: 'modelId',
+      },
+    );
   }
   if (!fs.existsSync(file)) throw new DermError('not-found', `The embeddings file ${file} does not exist.`, { file });
   const extension = path.extname(file).toLowerCase();
   if (extension !== '.npz' && extension !== '.npy') {
-    throw new DermError('invalid-input', `${file}: expected an .npz file (arrays keyed by image path) or an .npy matrix with --paths; got "${extension || 'no extension'}".`, { file });
+    throw new DermError(
+      'invalid-input',
+      `${file}: expected an .npz file (arrays keyed by image path) or an .npy matrix with --paths; got "${extension || 'no extension'}".`,
+      { file },
+    );
   }
   if (extension === '.npy' && !options.pathsCsv) {
     throw new DermError('invalid-input', `${file} is an .npy matrix: give the CSV of image paths, one per row, with --paths.`, { file });
@@ -64,9 +72,13 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
   const sha256 = await sha256File(file);
   const existing = repository.model(options.modelId);
   if (existing && existing.source !== 'imported') {
-    throw new DermError('conflict', `The model id "${options.modelId}" belongs to an ONNX encoder in this library; import under another id so the two are never mixed.`, {
-      modelId: options.modelId,
-    });
+    throw new DermError(
+      'conflict',
+      `The model id "${options.modelId}" belongs to an ONNX encoder in this library; import under another id so the two are never mixed.`,
+      {
+        modelId: options.modelId,
+      },
+    );
   }
   if (existing && existing.sha256 !== sha256) {
     throw new DermError(
@@ -149,7 +161,9 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
     for (const { index, row, header } of readNpyRows(file)) {
       rows = header.shape[0]!;
       if (rows !== paths.length) {
-        throw new DermError('embeddings-invalid', `${file} has ${rows} rows but ${options.pathsCsv} lists ${paths.length} paths; they must match one to one.`, { file });
+        throw new DermError('embeddings-invalid', `${file} has ${rows} rows but ${options.pathsCsv} lists ${paths.length} paths; they must match one to one.`, {
+          file,
+        });
       }
       accept(paths[index]!, row, [row.length], `${file}, row ${index + 1} ("${paths[index]}")`);
     }

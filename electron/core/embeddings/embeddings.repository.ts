@@ -95,7 +95,9 @@ export class EmbeddingsRepository {
   }
 
   models(): Array<EmbeddingModelRecord & { count: number }> {
-    const rows = this.db.prepare('SELECT m.id, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id').all() as {
+    const rows = this.db
+      .prepare('SELECT m.id, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id')
+      .all() as {
       id: string;
       count: number;
     }[];
@@ -112,11 +114,15 @@ export class EmbeddingsRepository {
     for (const row of rows) {
       const bad = firstNonFinite(row.vector);
       if (bad >= 0) {
-        throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector[bad]} at value ${bad}; embeddings must be finite. Nothing of this batch was stored in ${this.db.name}.`, {
-          imageId: row.imageId,
-          modelId,
-          file: this.db.name,
-        });
+        throw new DermError(
+          'embeddings-invalid',
+          `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector[bad]} at value ${bad}; embeddings must be finite. Nothing of this batch was stored in ${this.db.name}.`,
+          {
+            imageId: row.imageId,
+            modelId,
+            file: this.db.name,
+          },
+        );
       }
     }
     const now = new Date().toISOString();
@@ -189,7 +195,9 @@ export class EmbeddingsRepository {
   /** Ids of the images (not deleted) that have an embedding of the model, without reading the vectors. */
   matrixImageIds(modelId: string): number[] {
     return (
-      this.db.prepare('SELECT e.image_id AS imageId FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id').all(modelId) as Array<{
+      this.db
+        .prepare('SELECT e.image_id AS imageId FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id')
+        .all(modelId) as Array<{
         imageId: number;
       }>
     ).map((row) => row.imageId);
@@ -209,7 +217,10 @@ export class EmbeddingsRepository {
     for (const row of statement.iterate(modelId) as Iterable<{ imageId: number; vector: Buffer }>) {
       if (wanted && !wanted.has(row.imageId)) continue;
       if (row.vector.byteLength !== model.dim * 4) {
-        throw new DermError('embeddings-invalid', `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`);
+        throw new DermError(
+          'embeddings-invalid',
+          `The embedding of image ${row.imageId} for model "${modelId}" has ${row.vector.byteLength / 4} values; expected ${model.dim}.`,
+        );
       }
       const vector = storedVector(row.vector, row.imageId, modelId, this.db.name);
       data.set(vector, ids.length * model.dim);

@@ -125,7 +125,8 @@ const hostIsLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * the data that follows is aligned for memory mapping.
  */
 export function encodeNpy(data: FloatArray, shape: readonly number[]): Uint8Array {
-  if (shape.some((size) => !Number.isInteger(size) || size < 0)) throw new DermError('invalid-input', `An .npy shape must be non-negative integers; got (${shape.join(', ')}).`);
+  if (shape.some((size) => !Number.isInteger(size) || size < 0))
+    throw new DermError('invalid-input', `An .npy shape must be non-negative integers; got (${shape.join(', ')}).`);
   if (elementCount(shape) !== data.length) {
     throw new DermError('invalid-input', `An .npy shape (${shape.join(', ')}) holds ${elementCount(shape)} values but ${data.length} were given.`);
   }
@@ -200,7 +201,11 @@ export function* readNpyRows(file: string, rowsPerRead = 256): Generator<{ index
     const [rows, dim] = header.shape as [number, number];
     const rowBytes = dim * itemSize(header.dtype);
     const expected = header.dataOffset + rows * rowBytes;
-    if (size !== expected) throw invalid(file, `shape (${rows}, ${dim}) of ${header.dtype} needs ${expected} bytes but the file has ${size}${size < expected ? ' (truncated)' : ''}.`);
+    if (size !== expected)
+      throw invalid(
+        file,
+        `shape (${rows}, ${dim}) of ${header.dtype} needs ${expected} bytes but the file has ${size}${size < expected ? ' (truncated)' : ''}.`,
+      );
     const buffer = Buffer.alloc(rowBytes * Math.max(1, Math.min(rowsPerRead, rows)));
     for (let start = 0; start < rows; start += rowsPerRead) {
       const count = Math.min(rowsPerRead, rows - start);

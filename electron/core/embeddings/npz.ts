@@ -103,7 +103,8 @@ export async function* readNpzEntries(file: string, options: ReadNpzOptions = {}
       if (entry.size > maxEntryBytes) {
         fail(`the entry declares ${entry.size} bytes, more than the ${maxEntryBytes} one embedding may take; nothing was inflated.`);
       }
-      if (entry.method === 0 && entry.compressedSize !== entry.size) fail(`a stored entry's sizes disagree (${entry.compressedSize} stored, ${entry.size} declared).`);
+      if (entry.method === 0 && entry.compressedSize !== entry.size)
+        fail(`a stored entry's sizes disagree (${entry.compressedSize} stored, ${entry.size} declared).`);
       // Deflate never expands by more than 5 bytes per 16 KiB block, so a larger compressed size is not deflate.
       if (entry.method === 8 && entry.compressedSize > entry.size + Math.ceil(entry.size / 16384) * 5 + 64) {
         fail(`the compressed size ${entry.compressedSize} is impossible for ${entry.size} deflated bytes.`);
@@ -186,14 +187,17 @@ async function readCentralDirectory(file: string, size: number, read: ReadAt): P
     if (locator.length < 20 || locator.readUInt32LE(0) !== signatures.zip64Locator) fail('the end record asks for ZIP64 but the ZIP64 locator is missing.');
     const zip64Offset = Number(locator.readBigUInt64LE(8));
     const zip64 = await read(zip64Offset, 56);
-    if (zip64.length < 56 || zip64.readUInt32LE(0) !== signatures.zip64End || zip64Offset + 56 > endOffset - 20) fail('the ZIP64 end record is missing or damaged.');
+    if (zip64.length < 56 || zip64.readUInt32LE(0) !== signatures.zip64End || zip64Offset + 56 > endOffset - 20)
+      fail('the ZIP64 end record is missing or damaged.');
     count = Number(zip64.readBigUInt64LE(32));
     directorySize = Number(zip64.readBigUInt64LE(40));
     directoryOffset = Number(zip64.readBigUInt64LE(48));
     directoryEnd = zip64Offset;
   }
   if (directoryOffset + directorySize !== directoryEnd) {
-    fail(`the central directory (${directorySize} bytes at ${directoryOffset}) does not end where the end record starts (${directoryEnd}); the archive is damaged or was cut and patched.`);
+    fail(
+      `the central directory (${directorySize} bytes at ${directoryOffset}) does not end where the end record starts (${directoryEnd}); the archive is damaged or was cut and patched.`,
+    );
   }
   const directory = await read(directoryOffset, directorySize);
   if (directory.length !== directorySize) fail('the central directory is cut short.');
@@ -202,7 +206,8 @@ async function readCentralDirectory(file: string, size: number, read: ReadAt): P
   const names = new Set<string>();
   let position = 0;
   for (let index = 0; index < count; index++) {
-    if (position + 46 > directory.length || directory.readUInt32LE(position) !== signatures.central) fail(`central directory entry ${index + 1} of ${count} is damaged.`);
+    if (position + 46 > directory.length || directory.readUInt32LE(position) !== signatures.central)
+      fail(`central directory entry ${index + 1} of ${count} is damaged.`);
     const flags = directory.readUInt16LE(position + 8);
     const method = directory.readUInt16LE(position + 10);
     const crc32 = directory.readUInt32LE(position + 16);
@@ -220,7 +225,8 @@ async function readCentralDirectory(file: string, size: number, read: ReadAt): P
     if (localOffset === 0xffffffff) localOffset = zip64.shift() ?? fail(`entry "${name}" lacks its ZIP64 offset.`, { entry: name });
     position += 46 + nameLength + extraLength + commentLength;
     if (flags & 0x1) fail(`entry "${name}" is encrypted, which .npz files never are.`, { entry: name });
-    if (method !== 0 && method !== 8) fail(`entry "${name}" uses ZIP compression method ${method}; only stored (0) and deflated (8) entries are supported.`, { entry: name });
+    if (method !== 0 && method !== 8)
+      fail(`entry "${name}" uses ZIP compression method ${method}; only stored (0) and deflated (8) entries are supported.`, { entry: name });
     if (names.has(name)) fail(`entry "${name}" appears twice in the archive.`, { entry: name });
     names.add(name);
     entries.push({ name, method, flags, crc32, compressedSize, size: entrySize, localOffset, dataOffset: 0 });
@@ -257,7 +263,9 @@ async function readCentralDirectory(file: string, size: number, read: ReadAt): P
       const compressed = wide ? Number(descriptor.readBigUInt64LE(signed + 4)) : descriptor.readUInt32LE(signed + 4);
       const uncompressed = wide ? Number(descriptor.readBigUInt64LE(signed + 12)) : descriptor.readUInt32LE(signed + 8);
       if (crc !== entry.crc32 || compressed !== entry.compressedSize || uncompressed !== entry.size) {
-        where(`its data descriptor (CRC ${hex(crc)}, ${compressed} → ${uncompressed} bytes) disagrees with the central directory (CRC ${hex(entry.crc32)}, ${entry.compressedSize} → ${entry.size} bytes).`);
+        where(
+          `its data descriptor (CRC ${hex(crc)}, ${compressed} → ${uncompressed} bytes) disagrees with the central directory (CRC ${hex(entry.crc32)}, ${entry.compressedSize} → ${entry.size} bytes).`,
+        );
       }
       recordEnd = dataEnd + length;
     } else {
@@ -267,11 +275,16 @@ async function readCentralDirectory(file: string, size: number, read: ReadAt): P
       if (compressed === 0xffffffff) compressed = localZip64.shift() ?? where('its local header lacks the ZIP64 compressed size.');
       const crc = header.readUInt32LE(14);
       if (crc !== entry.crc32 || compressed !== entry.compressedSize || uncompressed !== entry.size) {
-        where(`its local header (CRC ${hex(crc)}, ${compressed} → ${uncompressed} bytes) disagrees with the central directory (CRC ${hex(entry.crc32)}, ${entry.compressedSize} → ${entry.size} bytes).`);
+        where(
+          `its local header (CRC ${hex(crc)}, ${compressed} → ${uncompressed} bytes) disagrees with the central directory (CRC ${hex(entry.crc32)}, ${entry.compressedSize} → ${entry.size} bytes).`,
+        );
       }
     }
     const next = ordered[index + 1]?.localOffset ?? directoryOffset;
-    if (recordEnd > next) where(`its data (bytes ${entry.dataOffset}–${recordEnd}) runs into ${ordered[index + 1] ? `entry "${ordered[index + 1]!.name}"` : 'the central directory'}.`);
+    if (recordEnd > next)
+      where(
+        `its data (bytes ${entry.dataOffset}–${recordEnd}) runs into ${ordered[index + 1] ? `entry "${ordered[index + 1]!.name}"` : 'the central directory'}.`,
+      );
   }
   return ordered;
 }
@@ -284,7 +297,8 @@ function zip64Fields(extra: Buffer): number[] {
     const length = extra.readUInt16LE(position + 2);
     if (id === 0x0001) {
       const values: number[] = [];
-      for (let offset = position + 4; offset + 8 <= Math.min(extra.length, position + 4 + length); offset += 8) values.push(Number(extra.readBigUInt64LE(offset)));
+      for (let offset = position + 4; offset + 8 <= Math.min(extra.length, position + 4 + length); offset += 8)
+        values.push(Number(extra.readBigUInt64LE(offset)));
       return values;
     }
     position += 4 + length;
@@ -349,7 +363,9 @@ async function inflateEntry(read: ReadAt, entry: ZipEntry, maxEntryBytes: number
           const header = parseNpyHeader(out.subarray(0, Math.min(filled, entry.size)), 'entry');
           const needed = header.dataOffset + elementCount(header.shape) * itemSize(header.dtype);
           if (needed > maxEntryBytes || needed !== entry.size) {
-            failure = new Error(`its .npy header says shape (${header.shape.join(', ')}) of ${header.dtype}, ${needed} bytes, but the ZIP entry declares ${entry.size}; stopped before reading further.`);
+            failure = new Error(
+              `its .npy header says shape (${header.shape.join(', ')}) of ${header.dtype}, ${needed} bytes, but the ZIP entry declares ${entry.size}; stopped before reading further.`,
+            );
           }
         }
       } catch (error) {

@@ -43,18 +43,25 @@ export class ExportRepository {
 
   /** Ids of images with a current label of this kind and value (any annotator or origin). */
   imagesWithLabel(kind: string, value: string): Set<number> {
-    const rows = this.db.prepare('SELECT DISTINCT image_id AS id FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL').all(kind, value) as { id: number }[];
+    const rows = this.db.prepare('SELECT DISTINCT image_id AS id FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL').all(kind, value) as {
+      id: number;
+    }[];
     return new Set(rows.map((row) => row.id));
   }
 
   /** Ids of images passing an SQL condition over `images i` (the search filter grammar's output), in id order. */
   imageIdsWhere(condition: { sql: string; params: unknown[] }): number[] {
-    return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map((row) => row.id);
+    return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map(
+      (row) => row.id,
+    );
   }
 
   /** Every library setting (thresholds and preferences), parsed from JSON; the pseudonym secret is never among them. */
   settings(): Record<string, unknown> {
-    const rows = this.db.prepare('SELECT key, value FROM settings WHERE key <> ? ORDER BY key').all(pseudonymSecretKey) as Array<{ key: string; value: string }>;
+    const rows = this.db.prepare('SELECT key, value FROM settings WHERE key <> ? ORDER BY key').all(pseudonymSecretKey) as Array<{
+      key: string;
+      value: string;
+    }>;
     return Object.fromEntries(rows.map((row) => [row.key, JSON.parse(row.value) as unknown]));
   }
 

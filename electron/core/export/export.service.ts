@@ -89,9 +89,18 @@ export interface ExportDependencies {
     imageFile(id: number): string;
   };
   labels: {
-    labelsForImages(
-      imageIds: number[] | undefined,
-    ): Map<number, Array<{ kind: LabelKind; value: string; confidence: number | null; annotator: string | null; origin: LabelOrigin; sessionId: number | null; createdAt: string }>>;
+    labelsForImages(imageIds: number[] | undefined): Map<
+      number,
+      Array<{
+        kind: LabelKind;
+        value: string;
+        confidence: number | null;
+        annotator: string | null;
+        origin: LabelOrigin;
+        sessionId: number | null;
+        createdAt: string;
+      }>
+    >;
   };
   embeddings: {
     models(): Array<EmbeddingModelRecord & { count: number }>;
@@ -171,7 +180,13 @@ export class ExportService {
       status: 'success',
       folder: folder.root,
       files: [],
-      counts: { images: records.length, cases: new Set(records.map((record) => record.caseId).filter((id) => id !== null)).size, labels: 0, embeddings: 0, imageFiles: 0 },
+      counts: {
+        images: records.length,
+        cases: new Set(records.map((record) => record.caseId).filter((id) => id !== null)).size,
+        labels: 0,
+        embeddings: 0,
+        imageFiles: 0,
+      },
       model: model ? { id: model.id, sha256: model.sha256, dim: model.dim } : null,
       issues,
     };
@@ -188,7 +203,11 @@ export class ExportService {
         for (const entry of metadata.values()) for (const key of dropMetadata) delete entry[key];
         if (pseudonyms) {
           // Free text can hold anything, names included, and cannot be checked: notes stay in the library.
-          for (const [imageId, list] of labels) labels.set(imageId, list.filter((label) => label.kind !== 'note'));
+          for (const [imageId, list] of labels)
+            labels.set(
+              imageId,
+              list.filter((label) => label.kind !== 'note'),
+            );
         }
         report.files.push(this.writeImagesCsv(folder, records, keys, metadata, flags, labels, pseudonyms));
         step('images.csv');
@@ -202,7 +221,11 @@ export class ExportService {
         const matrix = this.dependencies.embeddings.matrix(model.id, imageIds);
         report.counts.embeddings = matrix.imageIds.length;
         const missing = imageIds.length - matrix.imageIds.length;
-        if (missing > 0) issues.push({ imageId: null, message: `${missing} of ${imageIds.length} images have no embedding for model "${model.id}" and are not in the embedding files.` });
+        if (missing > 0)
+          issues.push({
+            imageId: null,
+            message: `${missing} of ${imageIds.length} images have no embedding for model "${model.id}" and are not in the embedding files.`,
+          });
         if (formats.includes('npz')) {
           report.files.push(this.writeEmbeddingsNpz(folder, `${modelFileStem}.npz`, matrix, keys));
           step(`${modelFileStem}.npz`);
@@ -226,7 +249,9 @@ export class ExportService {
         } catch (error) {
           if (isCancellation(error)) throw error;
           // A de-identified report names no path: the error text of a failed read carries the original one.
-          const why = pseudonyms ? `${(error as NodeJS.ErrnoException).code ?? 'unreadable or undecodable'} (see the library for the file)` : (error as Error).message;
+          const why = pseudonyms
+            ? `${(error as NodeJS.ErrnoException).code ?? 'unreadable or undecodable'} (see the library for the file)`
+            : (error as Error).message;
           issues.push({ imageId: record.id, message: `The image file could not be exported: ${why}` });
         }
         step(target.name);
@@ -269,7 +294,9 @@ export class ExportService {
         : null,
       thresholds: { quality: this.dependencies.qualityThresholds() },
       settings: pseudonyms ? 'omitted from a de-identified export (settings can hold names)' : repository.settings(),
-      taxonomy: this.dependencies.taxonomy.list().map((entry) => ({ kind: entry.kind, code: entry.code, displayName: entry.displayName, parentCode: entry.parentCode })),
+      taxonomy: this.dependencies.taxonomy
+        .list()
+        .map((entry) => ({ kind: entry.kind, code: entry.code, displayName: entry.displayName, parentCode: entry.parentCode })),
       counts: report.counts,
       files: report.files,
       issues,
@@ -308,7 +335,10 @@ export class ExportService {
     }
     for (const { kind, value } of filter.labels ?? []) {
       if (!(labelKinds as readonly string[]).includes(kind)) {
-        throw new DermError('invalid-input', `filter label kind "${kind}" is not a label kind; expected one of ${labelKinds.join(', ')}.`, { field: 'filter.labels', value: kind });
+        throw new DermError('invalid-input', `filter label kind "${kind}" is not a label kind; expected one of ${labelKinds.join(', ')}.`, {
+          field: 'filter.labels',
+          value: kind,
+        });
       }
       const having = this.dependencies.repository.imagesWithLabel(kind, value);
       ids = ids.filter((id) => having.has(id));
@@ -336,14 +366,20 @@ export class ExportService {
       const model = embeddings.model(modelId);
       if (!model) {
         const known = embeddings.models().map((entry) => entry.id);
-        throw new DermError('not-found', `The library has no model "${modelId}"${known.length ? ` (models: ${known.join(', ')})` : ''}.`, { field: 'model', value: modelId });
+        throw new DermError('not-found', `The library has no model "${modelId}"${known.length ? ` (models: ${known.join(', ')})` : ''}.`, {
+          field: 'model',
+          value: modelId,
+        });
       }
       return model;
     }
     const withEmbeddings = embeddings.models().filter((entry) => entry.count > 0);
     if (withEmbeddings.length === 1) return withEmbeddings[0]!;
-    if (withEmbeddings.length === 0) throw new DermError('not-found', 'The library has no embeddings to export; run `dermws embed` or import embeddings first.', { field: 'model' });
-    throw new DermError('invalid-input', `Several models have embeddings (${withEmbeddings.map((entry) => entry.id).join(', ')}); choose one with --model.`, { field: 'model' });
+    if (withEmbeddings.length === 0)
+      throw new DermError('not-found', 'The library has no embeddings to export; run `dermws embed` or import embeddings first.', { field: 'model' });
+    throw new DermError('invalid-input', `Several models have embeddings (${withEmbeddings.map((entry) => entry.id).join(', ')}); choose one with --model.`, {
+      field: 'model',
+    });
   }
 
   private writeImagesCsv(
@@ -392,8 +428,14 @@ export class ExportService {
             record.height,
             record.format,
             ...(pseudonyms ? [] : [record.fileSha256, record.importedAt]),
-            imageFlags.filter((flag) => flag.source === 'auto').map((flag) => flag.flag).join(';'),
-            imageFlags.filter((flag) => flag.source === 'manual').map((flag) => flag.flag).join(';'),
+            imageFlags
+              .filter((flag) => flag.source === 'auto')
+              .map((flag) => flag.flag)
+              .join(';'),
+            imageFlags
+              .filter((flag) => flag.source === 'manual')
+              .map((flag) => flag.flag)
+              .join(';'),
             ...metadataKeys.map((key) => imageMetadata[key] ?? ''),
           ];
           for (const kind of kinds) {
@@ -423,10 +465,23 @@ export class ExportService {
     folder.writeFile('labels_long.csv', (temporary) => {
       const writer = new CsvFileWriter(temporary);
       try {
-        writer.write(['image_id', pseudonyms ? 'export_key' : 'relative_path', 'case_key', 'kind', 'value', 'confidence', 'annotator', 'origin', 'consensus', 'session_id', 'created_at']);
+        writer.write([
+          'image_id',
+          pseudonyms ? 'export_key' : 'relative_path',
+          'case_key',
+          'kind',
+          'value',
+          'confidence',
+          'annotator',
+          'origin',
+          'consensus',
+          'session_id',
+          'created_at',
+        ]);
         for (const record of records) {
           const imageLabels = [...(labels.get(record.id) ?? [])].sort(
-            (a, b) => labelKinds.indexOf(a.kind) - labelKinds.indexOf(b.kind) || (a.annotator ?? '').localeCompare(b.annotator ?? '') || a.value.localeCompare(b.value),
+            (a, b) =>
+              labelKinds.indexOf(a.kind) - labelKinds.indexOf(b.kind) || (a.annotator ?? '').localeCompare(b.annotator ?? '') || a.value.localeCompare(b.value),
           );
           for (const label of imageLabels) {
             writer.write([
@@ -460,7 +515,8 @@ export class ExportService {
       writeNpz(
         temporary,
         (function* () {
-          for (let row = 0; row < imageIds.length; row++) yield [keys.get(imageIds[row]!)!, data.subarray(row * dim, (row + 1) * dim), [dim]] as [string, Float32Array, number[]];
+          for (let row = 0; row < imageIds.length; row++)
+            yield [keys.get(imageIds[row]!)!, data.subarray(row * dim, (row + 1) * dim), [dim]] as [string, Float32Array, number[]];
         })(),
       );
     });
@@ -490,7 +546,10 @@ function validateFormats(formats: readonly string[]): ExportFormat[] {
   if (formats.length === 0) throw new DermError('invalid-input', `formats is empty; choose any of ${exportFormats.join(', ')}.`, { field: 'formats' });
   for (const format of formats) {
     if (!(exportFormats as readonly string[]).includes(format)) {
-      throw new DermError('invalid-input', `format "${format}" is not an export format; expected ${exportFormats.join(', ')}.`, { field: 'formats', value: format });
+      throw new DermError('invalid-input', `format "${format}" is not an export format; expected ${exportFormats.join(', ')}.`, {
+        field: 'formats',
+        value: format,
+      });
     }
   }
   return [...new Set(formats)] as ExportFormat[];
@@ -525,7 +584,9 @@ export function exportKeys(records: ImageRecord[], issues: ExportReport['issues'
       key = `image-${record.id}/${fileName === '..' || fileName === '.' ? 'image' : fileName}`;
       issues.push({
         imageId: record.id,
-        message: safe ? `Its path ${relative} is shared with another exported image; exported as ${key}.` : `Its path ${JSON.stringify(record.relativePath)} is not a safe relative path; exported as ${key}.`,
+        message: safe
+          ? `Its path ${relative} is shared with another exported image; exported as ${key}.`
+          : `Its path ${JSON.stringify(record.relativePath)} is not a safe relative path; exported as ${key}.`,
       });
     }
     used.add(key.toLowerCase());
@@ -537,7 +598,16 @@ export function exportKeys(records: ImageRecord[], issues: ExportReport['issues'
 /** What a de-identified export promises; written into its manifest as `deidentified`. */
 export const deidentifiedLayout = {
   keys: 'export_key, case_key and annotator are pseudonyms: HMAC-SHA256 of the file content hash, case key or annotator name under a secret kept in the library, so re-exports of this library match but the pseudonyms cannot be turned back into names without it',
-  removed: ['relative_path', 'original_path', 'file_sha256', 'imported_at', 'note labels', 'settings', 'request filter', 'imported model preprocessing (file names)'],
+  removed: [
+    'relative_path',
+    'original_path',
+    'file_sha256',
+    'imported_at',
+    'note labels',
+    'settings',
+    'request filter',
+    'imported model preprocessing (file names)',
+  ],
   images: 'copies are named images/<export_key> and re-encoded without EXIF/GPS/XMP/IPTC',
   notRemoved: 'metadata values and label values are exported as stored: drop identifying metadata columns with dropMetadata (--drop-meta)',
 } as const;

@@ -28,7 +28,11 @@ export function exportFormatFor(sourceFormat: string): { format: ExportImageForm
 /** Pixel limit when decoding for export, the same order as the import's (100 MP). */
 const maxInputPixels = 100_000_000;
 
-export async function writeImageWithoutMetadata(source: string, target: string, format: ExportImageFormat): Promise<{ width: number; height: number; bytes: number }> {
+export async function writeImageWithoutMetadata(
+  source: string,
+  target: string,
+  format: ExportImageFormat,
+): Promise<{ width: number; height: number; bytes: number }> {
   let pipeline = sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error' }).rotate();
   if (format === 'jpeg') pipeline = pipeline.jpeg({ quality: 95, chromaSubsampling: '4:4:4' });
   else if (format === 'webp') pipeline = pipeline.webp({ quality: 95 });

@@ -148,7 +148,9 @@ export class ImageFacetsRepository {
       facets.push({
         field: 'monkTone',
         title: 'Monk tone',
-        values: monk.map((row) => ({ value: row.value, display: row.value, count: row.n })).sort((a, b) => Number(a.value) - Number(b.value) || a.value.localeCompare(b.value)),
+        values: monk
+          .map((row) => ({ value: row.value, display: row.value, count: row.n }))
+          .sort((a, b) => Number(a.value) - Number(b.value) || a.value.localeCompare(b.value)),
         more: 0,
       });
     }
@@ -160,7 +162,13 @@ export class ImageFacetsRepository {
       for (const row of all<{ value: string; n: number }>(
         `SELECT m.value AS value, COUNT(*) AS n FROM image_metadata m WHERE m.key = 'body_parts' AND ${member('m.image_id')} GROUP BY m.value`,
       )) {
-        for (const site of new Set(row.value.split(';').map((part) => part.trim()).filter((part) => part !== ''))) bodySites.set(site, (bodySites.get(site) ?? 0) + row.n);
+        for (const site of new Set(
+          row.value
+            .split(';')
+            .map((part) => part.trim())
+            .filter((part) => part !== ''),
+        ))
+          bodySites.set(site, (bodySites.get(site) ?? 0) + row.n);
       }
       for (const row of all<{ value: string; n: number }>(
         `SELECT l.value AS value, COUNT(DISTINCT l.image_id) AS n FROM labels l
@@ -170,7 +178,17 @@ export class ImageFacetsRepository {
       )) {
         bodySites.set(row.value, (bodySites.get(row.value) ?? 0) + row.n);
       }
-      facets.push(limited({ field: 'bodySite', title: 'Body site', values: [...bodySites].map(([value, count]) => ({ value, display: displayOf('body_site', value), count })), more: 0 }, true));
+      facets.push(
+        limited(
+          {
+            field: 'bodySite',
+            title: 'Body site',
+            values: [...bodySites].map(([value, count]) => ({ value, display: displayOf('body_site', value), count })),
+            more: 0,
+          },
+          true,
+        ),
+      );
     }
 
     if (wants('case')) {
@@ -182,11 +200,14 @@ export class ImageFacetsRepository {
         this.db.prepare(`SELECT COUNT(DISTINCT i.case_id) AS n FROM live_images i WHERE i.case_id IS NOT NULL AND ${member('i.id')}`).get() as { n: number }
       ).n;
       const caseKeys = new Map(
-        all<{ id: number; key: string }>('SELECT id, case_key AS key FROM cases WHERE id IN (SELECT value FROM json_each(?))', JSON.stringify(cases.map((row) => row.caseId))).map(
-          (row) => [row.id, row.key],
-        ),
+        all<{ id: number; key: string }>(
+          'SELECT id, case_key AS key FROM cases WHERE id IN (SELECT value FROM json_each(?))',
+          JSON.stringify(cases.map((row) => row.caseId)),
+        ).map((row) => [row.id, row.key]),
       );
-      const caseValues = cases.slice(0, maxFacetValues).map((row) => ({ value: caseKeys.get(row.caseId) ?? String(row.caseId), display: caseKeys.get(row.caseId) ?? String(row.caseId), count: row.n }));
+      const caseValues = cases
+        .slice(0, maxFacetValues)
+        .map((row) => ({ value: caseKeys.get(row.caseId) ?? String(row.caseId), display: caseKeys.get(row.caseId) ?? String(row.caseId), count: row.n }));
       facets.push({ field: 'case', title: 'Case', values: caseValues, more: Math.max(0, caseCount - caseValues.length) });
     }
 
@@ -195,7 +216,12 @@ export class ImageFacetsRepository {
         `SELECT s.session_id AS id, ls.name AS name, COUNT(*) AS n FROM session_items s JOIN labelling_sessions ls ON ls.id = s.session_id
          JOIN live_images i ON i.id = s.image_id WHERE ${member('s.image_id')} GROUP BY s.session_id ORDER BY s.session_id`,
       );
-      facets.push({ field: 'session', title: 'Labelling session', values: sessions.map((row) => ({ value: String(row.id), display: row.name, count: row.n })), more: 0 });
+      facets.push({
+        field: 'session',
+        title: 'Labelling session',
+        values: sessions.map((row) => ({ value: String(row.id), display: row.name, count: row.n })),
+        more: 0,
+      });
     }
 
     if (wants('annotator')) {
@@ -203,7 +229,12 @@ export class ImageFacetsRepository {
         `SELECT a.name AS name, (SELECT COUNT(DISTINCT l.image_id) FROM labels l WHERE l.annotator_id = a.id AND l.superseded_at IS NULL AND ${member('l.image_id')}) AS n
          FROM annotators a`,
       ).filter((row) => row.n > 0);
-      facets.push(limited({ field: 'annotator', title: 'Annotator', values: annotators.map((row) => ({ value: row.name, display: row.name, count: row.n })), more: 0 }, true));
+      facets.push(
+        limited(
+          { field: 'annotator', title: 'Annotator', values: annotators.map((row) => ({ value: row.name, display: row.name, count: row.n })), more: 0 },
+          true,
+        ),
+      );
     }
 
     if (wants('flag')) {
@@ -211,7 +242,12 @@ export class ImageFacetsRepository {
         `SELECT x.flag AS flag, COUNT(DISTINCT x.image_id) AS n FROM image_flags x JOIN live_images i ON i.id = x.image_id
          WHERE ${member('x.image_id')} GROUP BY x.flag ORDER BY x.flag`,
       );
-      facets.push({ field: 'flag', title: 'Quality flag', values: flags.map((row) => ({ value: row.flag, display: row.flag.replaceAll('_', ' '), count: row.n })), more: 0 });
+      facets.push({
+        field: 'flag',
+        title: 'Quality flag',
+        values: flags.map((row) => ({ value: row.flag, display: row.flag.replaceAll('_', ' '), count: row.n })),
+        more: 0,
+      });
     }
 
     if (wants('batch')) {
@@ -219,7 +255,21 @@ export class ImageFacetsRepository {
         `SELECT b.id AS id, b.started_at AS startedAt, b.status AS status, (SELECT COUNT(*) FROM live_images i WHERE i.batch_id = b.id AND ${member('i.id')}) AS n
          FROM import_batches b ORDER BY b.id DESC`,
       ).filter((row) => row.n > 0);
-      facets.push(limited({ field: 'batch', title: 'Import batch', values: batches.map((row) => ({ value: String(row.id), display: `#${row.id} · ${row.startedAt.slice(0, 10)}${row.status === 'completed' ? '' : ` · ${row.status}`}`, count: row.n })), more: 0 }, false));
+      facets.push(
+        limited(
+          {
+            field: 'batch',
+            title: 'Import batch',
+            values: batches.map((row) => ({
+              value: String(row.id),
+              display: `#${row.id} · ${row.startedAt.slice(0, 10)}${row.status === 'completed' ? '' : ` · ${row.status}`}`,
+              count: row.n,
+            })),
+            more: 0,
+          },
+          false,
+        ),
+      );
     }
 
     return { total, facets };

@@ -141,15 +141,16 @@ export class ImagesRepository {
 
   count(filter: ImageFilter = {}): number {
     const { where, parameters } = buildFilter(filter);
-    return (this.db.prepare(`SELECT COUNT(*) AS count FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where}`).get(...parameters) as { count: number }).count;
+    return (this.db.prepare(`SELECT COUNT(*) AS count FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where}`).get(...parameters) as { count: number })
+      .count;
   }
 
   /** Ids of every image matching the filter, in id order (for jobs that walk the library). */
   ids(filter: ImageFilter = {}): number[] {
     const { where, parameters } = buildFilter(filter);
-    return (this.db.prepare(`SELECT i.id AS id FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where} ORDER BY i.id`).all(...parameters) as { id: number }[]).map(
-      (row) => row.id,
-    );
+    return (
+      this.db.prepare(`SELECT i.id AS id FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where} ORDER BY i.id`).all(...parameters) as { id: number }[]
+    ).map((row) => row.id);
   }
 
   /** Non-deleted images whose path relative to their import root is exactly this (`/` separators). */

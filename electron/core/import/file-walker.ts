@@ -71,7 +71,12 @@ export async function listImportFiles(inputs: string[], root?: string): Promise<
         await enterFolder(entryPath, base, ancestors);
       } else if (isFile) {
         if (imageExtensions.has(path.extname(entry.name).toLowerCase())) addFile(entryPath, base);
-        else problems.push({ path: entryPath, outcome: 'skipped', reason: `Not an image file name (extension "${path.extname(entry.name) || 'none'}"); files inside folders are imported only with an image extension.` });
+        else
+          problems.push({
+            path: entryPath,
+            outcome: 'skipped',
+            reason: `Not an image file name (extension "${path.extname(entry.name) || 'none'}"); files inside folders are imported only with an image extension.`,
+          });
       }
     }
   };

@@ -76,7 +76,9 @@ export class ImportBatchesRepository {
    */
   findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch[] {
     const rows = this.db
-      .prepare(`SELECT * FROM import_batches WHERE status IN (${resumableBatchStatuses.map(() => '?').join(', ')}) AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC`)
+      .prepare(
+        `SELECT * FROM import_batches WHERE status IN (${resumableBatchStatuses.map(() => '?').join(', ')}) AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC`,
+      )
       .all(...resumableBatchStatuses, JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow[];
     return rows.map(rowToBatch);
   }

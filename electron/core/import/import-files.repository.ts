@@ -25,7 +25,11 @@ export class ImportFilesRepository {
 
   /** Writes the managed copy of the source bytes; returns its path relative to the library root. */
   async writeManagedCopy(fileSha256: string, sourcePath: string, bytes: Buffer): Promise<string> {
-    const extension = path.extname(sourcePath).toLowerCase().replace(/[^.a-z0-9]/g, '') || '.img';
+    const extension =
+      path
+        .extname(sourcePath)
+        .toLowerCase()
+        .replace(/[^.a-z0-9]/g, '') || '.img';
     const relative = path.posix.join('images', fileSha256.slice(0, 2), `${fileSha256}${extension}`);
     await this.writeAtomically(relative, bytes);
     return relative;

@@ -90,7 +90,8 @@ export class ImportService {
   async importPaths(paths: string[], options: ImportOptions = {}): Promise<ImportReport> {
     if (paths.length === 0) throw new DermError('invalid-input', 'Give at least one file or folder to import.', { field: 'paths' });
     const maxPixels = options.maxPixels ?? defaultMaxPixels;
-    if (!Number.isFinite(maxPixels) || maxPixels <= 0) throw new DermError('invalid-input', `maxPixels must be a positive number; got ${maxPixels}.`, { field: 'maxPixels' });
+    if (!Number.isFinite(maxPixels) || maxPixels <= 0)
+      throw new DermError('invalid-input', `maxPixels must be a positive number; got ${maxPixels}.`, { field: 'maxPixels' });
     const concurrency = options.concurrency ?? Math.max(2, Math.min(8, os.availableParallelism() + 1));
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
       throw new DermError('invalid-input', `concurrency must be a whole number from 1 to 64; got ${concurrency}.`, { field: 'concurrency' });
@@ -176,9 +177,7 @@ export class ImportService {
   ): Promise<ImportReport> {
     const { batches, quality, transaction } = this.dependencies;
     const total = listing.files.length + listing.problems.length;
-    const settled = new Set(
-      (resumed ? batches.outcomes(batchId) : []).filter((outcome) => outcome.outcome !== 'failed').map((outcome) => outcome.path),
-    );
+    const settled = new Set((resumed ? batches.outcomes(batchId) : []).filter((outcome) => outcome.outcome !== 'failed').map((outcome) => outcome.path));
     transaction(() => {
       batches.setTotal(batchId, total);
       for (const problem of listing.problems) batches.recordOutcome(batchId, problem, this.clock());
@@ -214,7 +213,11 @@ export class ImportService {
     batches.finish(batchId, fatal !== undefined ? 'failed' : cancelled ? 'cancelled' : 'completed', cancelled || fatal !== undefined ? null : this.clock());
     if (fatal !== undefined) {
       if (fatal instanceof LibraryWriteError) {
-        throw new DermError('internal', `${fatal.message} The import stopped; images already imported are kept, and running the same import again resumes it.`, { batchId });
+        throw new DermError(
+          'internal',
+          `${fatal.message} The import stopped; images already imported are kept, and running the same import again resumes it.`,
+          { batchId },
+        );
       }
       throw fatal;
     }
@@ -272,7 +275,11 @@ export class ImportService {
     const reducing = reduceForAnalysis(decoded.pixels, decoded.width, decoded.height);
     const pixelSha256 = crypto.createHash('sha256').update(`${decoded.width}x${decoded.height}x3\n`).update(decoded.pixels).digest('hex');
     const reduced = await reducing;
-    const thumbnail = makeThumbnail({ pixels: Buffer.from(reduced.pixels.buffer, reduced.pixels.byteOffset, reduced.pixels.byteLength), width: reduced.width, height: reduced.height });
+    const thumbnail = makeThumbnail({
+      pixels: Buffer.from(reduced.pixels.buffer, reduced.pixels.byteOffset, reduced.pixels.byteLength),
+      width: reduced.width,
+      height: reduced.height,
+    });
     const metrics = quality.computeMetrics(decoded.pixels, decoded.width, decoded.height, reduced);
 
     let thumbnailPath: string;

@@ -160,7 +160,8 @@ function readHeader(fd: number, file: string): CopyHeader {
   if (!Number.isInteger(header.rows) || header.rows < 0 || !Number.isInteger(header.dim) || header.dim < 1) {
     throw new EmbeddingCopyProblem('damaged', `the header of the embedding copy ${file} has an impossible shape`);
   }
-  if (header.precision !== 'float16' && header.precision !== 'float32') throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} names an unknown precision`);
+  if (header.precision !== 'float16' && header.precision !== 'float32')
+    throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} names an unknown precision`);
   return header;
 }
 
@@ -235,7 +236,10 @@ export class EmbeddingCopy {
   }
 
   /** Only the header, checked against what the index expects: cheap enough for a status line. */
-  static inspect(file: string, expected: EmbeddingCopyTie): { state: 'ready' | 'missing' | 'stale' | 'damaged'; reason: string; bytes: number | null; precision: EmbeddingCopyPrecision | null } {
+  static inspect(
+    file: string,
+    expected: EmbeddingCopyTie,
+  ): { state: 'ready' | 'missing' | 'stale' | 'damaged'; reason: string; bytes: number | null; precision: EmbeddingCopyPrecision | null } {
     if (!fs.existsSync(file)) return { state: 'missing', reason: `the embedding copy ${file} is missing`, bytes: null, precision: null };
     let fd: number | undefined;
     try {
@@ -245,7 +249,13 @@ export class EmbeddingCopy {
       const wrong = mismatch(header, expected);
       if (wrong) return { state: 'stale', reason: `the embedding copy is out of date: ${wrong}`, bytes, precision: header.precision };
       const expectedBytes = headerBytes + header.rows * (header.dim * bytesPerValue(header.precision) + 20);
-      if (bytes !== expectedBytes) return { state: 'damaged', reason: `the embedding copy ${file} has ${bytes} bytes; its header implies ${expectedBytes}`, bytes, precision: header.precision };
+      if (bytes !== expectedBytes)
+        return {
+          state: 'damaged',
+          reason: `the embedding copy ${file} has ${bytes} bytes; its header implies ${expectedBytes}`,
+          bytes,
+          precision: header.precision,
+        };
       return { state: 'ready', reason: `${header.rows} ${header.precision} rows`, bytes, precision: header.precision };
     } catch (error) {
       const state = error instanceof EmbeddingCopyProblem ? error.state : 'damaged';
@@ -278,9 +288,11 @@ export class EmbeddingCopy {
       const tableStart = headerBytes + header.rows * copy.rowBytes;
       const tableBytes = header.rows * 20;
       const size = fs.fstatSync(fd).size;
-      if (size !== tableStart + tableBytes) throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} has ${size} bytes; its header implies ${tableStart + tableBytes}`);
+      if (size !== tableStart + tableBytes)
+        throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} has ${size} bytes; its header implies ${tableStart + tableBytes}`);
       const table = Buffer.allocUnsafe(tableBytes);
-      if (fs.readSync(fd, table, 0, tableBytes, tableStart) !== tableBytes) throw new EmbeddingCopyProblem('damaged', `the row table of the embedding copy ${file} is cut short`);
+      if (fs.readSync(fd, table, 0, tableBytes, tableStart) !== tableBytes)
+        throw new EmbeddingCopyProblem('damaged', `the row table of the embedding copy ${file} is cut short`);
       if (createHash('sha256').update(table).digest('hex') !== header.tableSha256) {
         throw new EmbeddingCopyProblem('damaged', `the row table of the embedding copy ${file} does not match its checksum`);
       }
@@ -390,7 +402,8 @@ export class EmbeddingCopy {
     for (let index = 0; index < unit.length; index++) {
       const expected = unit[index]!;
       const tolerance = this.header.precision === 'float32' ? 0 : Math.max(Math.abs(expected) * 2 ** -11, 2 ** -25);
-      if (!(Math.abs(stored[index]! - expected) <= tolerance)) return `image ${imageId} differs from SQLite at value ${index} (${stored[index]} against ${expected})`;
+      if (!(Math.abs(stored[index]! - expected) <= tolerance))
+        return `image ${imageId} differs from SQLite at value ${index} (${stored[index]} against ${expected})`;
     }
     return null;
   }

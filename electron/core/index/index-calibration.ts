@@ -131,7 +131,13 @@ export function recallOfCandidates(truth: Array<Set<number>>, candidates: Array<
 }
 
 /** The (candidates, ef) settings tried in order of query cost, cheapest first. */
-export function searchLadder(startCandidates: number, startEf: number, projected: boolean, live: number, maxCandidates: number): Array<{ candidates: number; ef: number }> {
+export function searchLadder(
+  startCandidates: number,
+  startEf: number,
+  projected: boolean,
+  live: number,
+  maxCandidates: number,
+): Array<{ candidates: number; ef: number }> {
   const cap = Math.max(1, Math.min(maxCandidates, live));
   const steps: Array<{ candidates: number; ef: number }> = [];
   if (!projected) {

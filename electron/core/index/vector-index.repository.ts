@@ -188,9 +188,13 @@ export class VectorIndexRepository {
       fittedAt: row.fitted_at as string,
     };
     if (record.mean.length !== record.inputDim || record.components.length !== record.inputDim * record.outputDim) {
-      throw new DermError('index-invalid', `The stored projection v${record.version} of model "${modelId}" has the wrong size; refit it with "dermws index rebuild --refit --model ${modelId}".`, {
-        modelId,
-      });
+      throw new DermError(
+        'index-invalid',
+        `The stored projection v${record.version} of model "${modelId}" has the wrong size; refit it with "dermws index rebuild --refit --model ${modelId}".`,
+        {
+          modelId,
+        },
+      );
     }
     return record;
   }
@@ -203,7 +207,9 @@ export class VectorIndexRepository {
   /** Stores a new projection as the next version and returns it. */
   addProjection(projection: Omit<ProjectionRecord, 'version' | 'fittedAt'>): ProjectionRecord {
     return writeTransaction(this.db, () => {
-      const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?').get(projection.modelId) as { version: number };
+      const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?').get(projection.modelId) as {
+        version: number;
+      };
       const record: ProjectionRecord = { ...projection, version: row.version + 1, fittedAt: new Date().toISOString() };
       this.db
         .prepare(

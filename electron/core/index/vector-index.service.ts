@@ -6,7 +6,16 @@ import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
 import { EmbeddingCopy, EmbeddingCopyProblem, type EmbeddingCopyPrecision, type EmbeddingCopyTie } from './embedding-copy.js';
-import { describeCalibration, makeProbes, ProbeTruth, probeIds, recallOfCandidates, searchLadder, type IndexCalibration, type Probe } from './index-calibration.js';
+import {
+  describeCalibration,
+  makeProbes,
+  ProbeTruth,
+  probeIds,
+  recallOfCandidates,
+  searchLadder,
+  type IndexCalibration,
+  type Probe,
+} from './index-calibration.js';
 import { readPointsFromIndexFile } from './hnsw-file-points.js';
 import { matrix, OnnxAffine, OnnxGemm } from '../math/onnx-gemm.js';
 import { fitRandomizedPca, projectionBias } from '../math/randomized-pca.js';
@@ -263,20 +272,46 @@ export class VectorIndexService {
   private copyStatus(modelId: string, record: VectorIndexRecord | undefined): EmbeddingCopyStatus {
     const file = this.embeddingCopyFile(modelId);
     const base = { file, precision: null, fileBytes: fs.existsSync(file) ? fs.statSync(file).size : null };
-    if (record && record.projectionVersion === null) return { ...base, state: 'unused', rerankFrom: 'graph', reason: 'the graph holds the full embeddings; nothing is re-ranked' };
+    if (record && record.projectionVersion === null)
+      return { ...base, state: 'unused', rerankFrom: 'graph', reason: 'the graph holds the full embeddings; nothing is re-ranked' };
     const wanted = this.parameters.embeddingCopy;
-    if (wanted === 'none') return { ...base, state: 'off', rerankFrom: 'sqlite', reason: 'no flat copy is kept (parameter embeddingCopy "none"); candidates are re-ranked from SQLite' };
+    if (wanted === 'none')
+      return {
+        ...base,
+        state: 'off',
+        rerankFrom: 'sqlite',
+        reason: 'no flat copy is kept (parameter embeddingCopy "none"); candidates are re-ranked from SQLite',
+      };
     const loaded = this.loaded.get(modelId);
     if (loaded && record && loaded.record.fileSha256 === record.fileSha256) {
       if (loaded.copy) {
-        return { ...base, state: 'ready', rerankFrom: 'copy', precision: loaded.copy.precision, reason: `${loaded.copy.rows} ${loaded.copy.precision} rows, generation ${loaded.copy.generation}` };
+        return {
+          ...base,
+          state: 'ready',
+          rerankFrom: 'copy',
+          precision: loaded.copy.precision,
+          reason: `${loaded.copy.rows} ${loaded.copy.precision} rows, generation ${loaded.copy.generation}`,
+        };
       }
-      if (loaded.copyProblem) return { ...base, state: loaded.copyProblem.state, rerankFrom: 'sqlite', reason: `${loaded.copyProblem.reason}; candidates are re-ranked from SQLite` };
+      if (loaded.copyProblem)
+        return { ...base, state: loaded.copyProblem.state, rerankFrom: 'sqlite', reason: `${loaded.copyProblem.reason}; candidates are re-ranked from SQLite` };
     }
     if (!record) return { ...base, state: 'missing', rerankFrom: 'sqlite', reason: 'no index has been built for this model' };
-    const inspected = EmbeddingCopy.inspect(file, { modelId, dim: record.modelDim, precision: wanted, graphSha256: record.fileSha256, changeSeq: record.changeSeq });
+    const inspected = EmbeddingCopy.inspect(file, {
+      modelId,
+      dim: record.modelDim,
+      precision: wanted,
+      graphSha256: record.fileSha256,
+      changeSeq: record.changeSeq,
+    });
     if (inspected.state === 'ready') return { ...base, state: 'ready', rerankFrom: 'copy', precision: inspected.precision, reason: inspected.reason };
-    return { ...base, state: inspected.state, rerankFrom: 'sqlite', precision: inspected.precision, reason: `${inspected.reason}; it is rebuilt at the next open of the index, and until then candidates are re-ranked from SQLite` };
+    return {
+      ...base,
+      state: inspected.state,
+      rerankFrom: 'sqlite',
+      precision: inspected.precision,
+      reason: `${inspected.reason}; it is rebuilt at the next open of the index, and until then candidates are re-ranked from SQLite`,
+    };
   }
 
   private model(modelId: string): { dim: number } {
@@ -332,14 +367,18 @@ export class VectorIndexService {
     const file = this.indexFile(modelId);
     if (!record) return { state: 'missing', reason: 'no index has been built for this model' };
     if (!fs.existsSync(file)) return { state: 'missing', reason: `the index file ${file} is missing` };
-    if (record.modelDim !== modelDim) return { state: 'stale', reason: `the index was built for ${record.modelDim}-d embeddings; the model now has ${modelDim}` };
+    if (record.modelDim !== modelDim)
+      return { state: 'stale', reason: `the index was built for ${record.modelDim}-d embeddings; the model now has ${modelDim}` };
     if (record.m !== this.parameters.m || record.efConstruction !== this.parameters.efConstruction) {
       return { state: 'stale', reason: `the index was built with M=${record.m}, efConstruction=${record.efConstruction}` };
     }
     const projection = this.wantedProjection(modelId, modelDim, liveCount);
     if (projection.refit) return { state: 'stale', reason: projection.refit };
     if ((projection.current?.version ?? null) !== record.projectionVersion) {
-      return { state: 'stale', reason: `the index uses projection ${record.projectionVersion ?? 'none'}; the current one is ${projection.current?.version ?? 'none'}` };
+      return {
+        state: 'stale',
+        reason: `the index uses projection ${record.projectionVersion ?? 'none'}; the current one is ${projection.current?.version ?? 'none'}`,
+      };
     }
     const sha = await sha256OfFile(file);
     if (sha !== record.fileSha256) return { state: 'corrupt', reason: `the index file ${file} does not match its recorded checksum` };
@@ -397,7 +436,9 @@ export class VectorIndexService {
     const model = this.model(modelId);
     const liveIds = this.repository.liveIds(modelId);
     if (liveIds.length === 0) {
-      throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, { modelId });
+      throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, {
+        modelId,
+      });
     }
     this.removeAbandonedTemporaryFiles(modelId);
     const record = this.repository.record(modelId);
@@ -484,7 +525,10 @@ export class VectorIndexService {
   }
 
   /** Drops a copy that failed (its file too when it was never sealed) and remembers why. */
-  private abandonCopy(loaded: { copy?: EmbeddingCopy | undefined; copyProblem?: LoadedIndex['copyProblem'] }, problem: NonNullable<LoadedIndex['copyProblem']>): void {
+  private abandonCopy(
+    loaded: { copy?: EmbeddingCopy | undefined; copyProblem?: LoadedIndex['copyProblem'] },
+    problem: NonNullable<LoadedIndex['copyProblem']>,
+  ): void {
     const copy = loaded.copy;
     loaded.copy = undefined;
     loaded.copyProblem = problem;
@@ -494,7 +538,11 @@ export class VectorIndexService {
   }
 
   /** Writes unit rows into the loaded copy; a write that fails (full disk) leaves the re-rank on SQLite. */
-  private copyRows(loaded: { copy?: EmbeddingCopy | undefined; copyProblem?: LoadedIndex['copyProblem'] }, imageIds: readonly number[], unit: Float32Array): void {
+  private copyRows(
+    loaded: { copy?: EmbeddingCopy | undefined; copyProblem?: LoadedIndex['copyProblem'] },
+    imageIds: readonly number[],
+    unit: Float32Array,
+  ): void {
     if (!loaded.copy || imageIds.length === 0) return;
     try {
       loaded.copy.put(imageIds, unit);
@@ -581,9 +629,9 @@ export class VectorIndexService {
   private sampleDisagreement(loaded: LoadedIndex, copy: EmbeddingCopy): string | null {
     const ids = [...loaded.live].sort((a, b) => a - b);
     const pending = new Set(this.repository.changesSince(loaded.record.modelId, loaded.record.changeSeq).imageIds);
-    const sample = [...new Set(Array.from({ length: Math.min(8, ids.length) }, (_, index) => ids[Math.floor(((index + 0.5) * ids.length) / Math.min(8, ids.length))]!))].filter(
-      (imageId) => !pending.has(imageId),
-    );
+    const sample = [
+      ...new Set(Array.from({ length: Math.min(8, ids.length) }, (_, index) => ids[Math.floor(((index + 0.5) * ids.length) / Math.min(8, ids.length))]!)),
+    ].filter((imageId) => !pending.has(imageId));
     for (const imageId of sample) if (!copy.has(imageId)) return `image ${imageId} has no row`;
     let rows: ReturnType<VectorIndexRepository['vectors']>;
     try {
@@ -630,7 +678,9 @@ export class VectorIndexService {
     if (live.size !== record.elementCount || idChecksum(live) !== record.idChecksum) throw new Error('the ids in the file differ from its record');
     const projectionRecord = record.projectionVersion === null ? undefined : this.repository.projection(record.modelId, record.projectionVersion);
     if (record.projectionVersion !== null && !projectionRecord) throw new Error(`projection v${record.projectionVersion} is missing`);
-    const projection = projectionRecord ? await this.loadProjection(projectionRecord, record.calibration?.projection?.powerIterations ?? this.parameters.pcaPowerIterations) : undefined;
+    const projection = projectionRecord
+      ? await this.loadProjection(projectionRecord, record.calibration?.projection?.powerIterations ?? this.parameters.pcaPowerIterations)
+      : undefined;
     return { record, hnsw, live, deleted, projection };
   }
 
@@ -648,7 +698,9 @@ export class VectorIndexService {
     const changeSeq = this.repository.lastChangeSeq(modelId);
     const liveIds = this.repository.liveIds(modelId);
     if (liveIds.length === 0) {
-      throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, { modelId });
+      throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, {
+        modelId,
+      });
     }
     const reporter = new ProgressReporter('index-build', liveIds.length, control.onProgress);
     reporter.report(0, `${modelId}: ${reason}`, true);
@@ -880,7 +932,10 @@ export class VectorIndexService {
     const target = this.recallTarget();
     const modelId = loaded.record.modelId;
     const previous = loaded.record.calibration;
-    const start = trigger === 'build' || !previous ? { candidates: this.parameters.rerankCandidates, ef: this.parameters.efSearch } : { candidates: previous.candidates, ef: previous.ef };
+    const start =
+      trigger === 'build' || !previous
+        ? { candidates: this.parameters.rerankCandidates, ef: this.parameters.efSearch }
+        : { candidates: previous.candidates, ef: previous.ef };
     let best = { loaded, measured: await this.measureLadder(loaded, probes, truth, target, start), fit: build?.fit };
     const tried: string[] = [];
     let budgetNote = '';
@@ -956,7 +1011,11 @@ export class VectorIndexService {
     const steps: FitSettings[] = [];
     const sample = (size: number) => Math.min(live, 32768, size);
     const deeper = { width: base.width, sampleSize: sample(base.sampleSize * 2), powerIterations: Math.min(6, base.powerIterations + 2) };
-    const wider = { width: Math.min(768, Math.ceil((base.width * 4) / 3 / 32) * 32), sampleSize: sample(base.sampleSize * 4), powerIterations: deeper.powerIterations };
+    const wider = {
+      width: Math.min(768, Math.ceil((base.width * 4) / 3 / 32) * 32),
+      sampleSize: sample(base.sampleSize * 4),
+      powerIterations: deeper.powerIterations,
+    };
     for (const step of [deeper, wider]) {
       const width = Math.min(step.width, step.sampleSize - 1);
       const last = steps.at(-1) ?? base;
@@ -1043,10 +1102,14 @@ export class VectorIndexService {
     const file = this.indexFile(loaded.record.modelId);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new DermError('index-invalid', `The index file ${file} of the library ${this.locations.root} is a folder; move that folder away (nothing in it belongs to the library) and rebuild.`, {
-        file,
-        modelId: loaded.record.modelId,
-      });
+      throw new DermError(
+        'index-invalid',
+        `The index file ${file} of the library ${this.locations.root} is a folder; move that folder away (nothing in it belongs to the library) and rebuild.`,
+        {
+          file,
+          modelId: loaded.record.modelId,
+        },
+      );
     }
     const temporary = `${file}.${process.pid}.partial`;
     try {
@@ -1187,7 +1250,10 @@ export class VectorIndexService {
     const rows = new Map<number, number>();
     imageIds.forEach((imageId, index) => {
       if (!loaded.live.has(imageId)) {
-        throw new DermError('not-found', `Image ${imageId} is not in the index of model "${modelId}" (it has no embedding of that model, or it was deleted).`, { modelId, imageId });
+        throw new DermError('not-found', `Image ${imageId} is not in the index of model "${modelId}" (it has no embedding of that model, or it was deleted).`, {
+          modelId,
+          imageId,
+        });
       }
       rows.set(imageId, index);
     });
@@ -1196,7 +1262,9 @@ export class VectorIndexService {
     const spotChecks = imageIds.length > 0 ? [0, imageIds.length - 1] : [];
     const fromFile =
       readPointsFromIndexFile(this.indexFile(modelId), dim, rows, data) &&
-      spotChecks.every((index) => loaded.hnsw.getPoint(imageIds[index]!).every((value, column) => Math.abs(value - data[index * dim + column]!) <= 1e-6 * Math.max(1, Math.abs(value))));
+      spotChecks.every((index) =>
+        loaded.hnsw.getPoint(imageIds[index]!).every((value, column) => Math.abs(value - data[index * dim + column]!) <= 1e-6 * Math.max(1, Math.abs(value))),
+      );
     if (!fromFile) {
       for (let start = 0; start < imageIds.length; start += 1024) {
         throwIfCancelled(control.signal);
@@ -1208,7 +1276,11 @@ export class VectorIndexService {
       modelId,
       dim,
       projection: loaded.projection
-        ? { version: loaded.projection.record.version, inputDim: loaded.projection.record.inputDim, explainedVariance: loaded.projection.record.explainedVariance }
+        ? {
+            version: loaded.projection.record.version,
+            inputDim: loaded.projection.record.inputDim,
+            explainedVariance: loaded.projection.record.explainedVariance,
+          }
         : null,
       data,
     };
@@ -1231,10 +1303,13 @@ export class VectorIndexService {
     if (!options.exact && !options.rerankFromDatabase) await this.ensureCopy(modelId);
     const loaded = this.loaded.get(modelId)!;
     if (query.length !== loaded.record.modelDim) {
-      throw new DermError('invalid-input', `The query vector has ${query.length} values; model "${modelId}" has ${loaded.record.modelDim}.`, { field: 'query' });
+      throw new DermError('invalid-input', `The query vector has ${query.length} values; model "${modelId}" has ${loaded.record.modelDim}.`, {
+        field: 'query',
+      });
     }
     for (let index = 0; index < query.length; index++) {
-      if (!Number.isFinite(query[index]!)) throw new DermError('invalid-input', `The query vector has a non-finite value at position ${index}.`, { field: 'query' });
+      if (!Number.isFinite(query[index]!))
+        throw new DermError('invalid-input', `The query vector has a non-finite value at position ${index}.`, { field: 'query' });
     }
     let clock = performance.now();
     const lap = (stage: 'normalise' | 'project' | 'graph' | 'rerank') => {
@@ -1263,9 +1338,7 @@ export class VectorIndexService {
     let request = Math.min(baseCandidates, loaded.live.size);
     for (;;) {
       loaded.hnsw.setEf(Math.max(ef, request));
-      const found = options.allow
-        ? loaded.hnsw.searchKnn(projectedQuery, request, options.allow)
-        : loaded.hnsw.searchKnn(projectedQuery, request);
+      const found = options.allow ? loaded.hnsw.searchKnn(projectedQuery, request, options.allow) : loaded.hnsw.searchKnn(projectedQuery, request);
       const enough = found.neighbors.length >= Math.min(request, allowedCount);
       if (enough || request >= loaded.live.size) {
         lap('graph');
@@ -1292,7 +1365,8 @@ export class VectorIndexService {
     threshold: number,
     options: JobControl & { perImage?: number } = {},
   ): Promise<Array<{ a: number; b: number; similarity: number }>> {
-    if (!(threshold > 0 && threshold <= 1)) throw new DermError('invalid-input', `The similarity threshold must be above 0 and at most 1; got ${threshold}.`, { field: 'threshold' });
+    if (!(threshold > 0 && threshold <= 1))
+      throw new DermError('invalid-input', `The similarity threshold must be above 0 and at most 1; got ${threshold}.`, { field: 'threshold' });
     await this.ensureReady(modelId, options);
     const loaded = this.loaded.get(modelId)!;
     const perImage = Math.min(options.perImage ?? 10, loaded.live.size);
@@ -1320,7 +1394,9 @@ export class VectorIndexService {
         });
       });
       if (toCheck.length > 0) {
-        const candidates = new Map(this.repository.vectors(modelId, [...new Set(toCheck.map((item) => item.candidate))]).map((row) => [row.imageId, row.vector]));
+        const candidates = new Map(
+          this.repository.vectors(modelId, [...new Set(toCheck.map((item) => item.candidate))]).map((row) => [row.imageId, row.vector]),
+        );
         for (const { row, candidate } of toCheck) {
           const vector = candidates.get(candidate);
           if (!vector) continue;

@@ -84,7 +84,11 @@ export class AgreementService {
         if (byAnnotator.size < 2) continue;
         const categories = new Set([...byAnnotator.values()].map(categoryOf));
         if (categories.size < 2) continue;
-        const adjudicated = consensus.get(imageId)?.map((label) => label.value).sort() ?? null;
+        const adjudicated =
+          consensus
+            .get(imageId)
+            ?.map((label) => label.value)
+            .sort() ?? null;
         if (adjudicated && !options.includeAdjudicated) continue;
         out.push({
           imageId,
@@ -105,7 +109,8 @@ export class AgreementService {
   private kinds(kind: string | undefined): LabelKind[] {
     if (kind === undefined) return labelKinds.filter((candidate) => candidate !== 'note');
     const parsed = parseLabelKind(kind);
-    if (parsed === 'note') throw new DermError('invalid-input', 'kind note is free text; agreement is measured on the other kinds.', { field: 'kind', value: kind });
+    if (parsed === 'note')
+      throw new DermError('invalid-input', 'kind note is free text; agreement is measured on the other kinds.', { field: 'kind', value: kind });
     return [parsed];
   }
 
@@ -183,6 +188,12 @@ export class AgreementService {
     }
     if (items.length === 0) return { annotators, items: 0, unanimous: null, meanPairAgreement: null, kappa: null };
     const fleiss = fleissKappa(items);
-    return { annotators, items: items.length, unanimous: round(unanimousAgreement(items)), meanPairAgreement: round(fleiss.observed), kappa: round(fleiss.kappa) };
+    return {
+      annotators,
+      items: items.length,
+      unanimous: round(unanimousAgreement(items)),
+      meanPairAgreement: round(fleiss.observed),
+      kappa: round(fleiss.kappa),
+    };
   }
 }

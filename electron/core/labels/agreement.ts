@@ -20,7 +20,10 @@ export interface CohenKappaResult {
 export function cohensKappaFromTable(table: number[][]): CohenKappaResult {
   const size = table.length;
   if (size === 0 || table.some((row) => row.length !== size)) {
-    throw new DermError('invalid-input', `A contingency table for Cohen's kappa must be square; got ${table.map((row) => row.length).join('/')} columns for ${size} rows.`);
+    throw new DermError(
+      'invalid-input',
+      `A contingency table for Cohen's kappa must be square; got ${table.map((row) => row.length).join('/')} columns for ${size} rows.`,
+    );
   }
   let items = 0;
   let agreeing = 0;
@@ -82,9 +85,14 @@ export function fleissKappaFromCounts(counts: number[][]): FleissKappaResult {
   const columnTotals = new Array<number>(categories).fill(0);
   let sumAgreement = 0;
   counts.forEach((row, item) => {
-    if (row.length !== categories) throw new DermError('invalid-input', `Fleiss' kappa: item ${item + 1} has ${row.length} categories; item 1 has ${categories}.`);
+    if (row.length !== categories)
+      throw new DermError('invalid-input', `Fleiss' kappa: item ${item + 1} has ${row.length} categories; item 1 has ${categories}.`);
     const total = row.reduce((sum, count) => sum + count, 0);
-    if (total !== raters) throw new DermError('invalid-input', `Fleiss' kappa needs the same number of ratings for every item; item ${item + 1} has ${total}, item 1 has ${raters}.`);
+    if (total !== raters)
+      throw new DermError(
+        'invalid-input',
+        `Fleiss' kappa needs the same number of ratings for every item; item ${item + 1} has ${total}, item 1 has ${raters}.`,
+      );
     let squares = 0;
     row.forEach((count, category) => {
       squares += count * count;

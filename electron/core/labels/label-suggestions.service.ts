@@ -47,7 +47,8 @@ export class LabelSuggestionsService {
     const kind = parseLabelKind(options.kind ?? 'condition');
     if (kind === 'note') throw new DermError('invalid-input', 'kind note is free text; suggestions are made for the other kinds.', { field: 'kind' });
     const k = options.k ?? 10;
-    if (!Number.isInteger(k) || k < 1 || k > 1000) throw new DermError('invalid-input', `k must be a whole number from 1 to 1000; got ${String(k)}.`, { field: 'k', value: k });
+    if (!Number.isInteger(k) || k < 1 || k > 1000)
+      throw new DermError('invalid-input', `k must be a whole number from 1 to 1000; got ${String(k)}.`, { field: 'k', value: k });
     const modelId = this.model(options.modelId);
     const query = this.embeddings.get(modelId, imageId);
     if (!query) throw new DermError('not-found', `Image ${imageId} has no embedding for model "${modelId}"; embed it first.`, { imageId, modelId });
@@ -103,7 +104,9 @@ export class LabelSuggestionsService {
     if (models.length === 1) return models[0]!.id;
     throw new DermError(
       'invalid-input',
-      models.length === 0 ? 'Label suggestions need embeddings, and the library has none yet.' : `Choose the model for suggestions: one of ${models.map((model) => model.id).join(', ')}.`,
+      models.length === 0
+        ? 'Label suggestions need embeddings, and the library has none yet.'
+        : `Choose the model for suggestions: one of ${models.map((model) => model.id).join(', ')}.`,
       { field: 'modelId' },
     );
   }
@@ -116,7 +119,11 @@ export class LabelSuggestionsService {
 function voteShares(labels: Label[]): Array<{ value: string; share: number }> {
   const consensus = labels.filter((label) => label.origin === 'consensus');
   const byRater = new Map<string, string[]>();
-  if (consensus.length > 0) byRater.set('consensus', consensus.map((label) => label.value));
+  if (consensus.length > 0)
+    byRater.set(
+      'consensus',
+      consensus.map((label) => label.value),
+    );
   else {
     for (const label of labels) {
       const rater = `${label.annotatorId ?? 'unknown'}:${label.origin}`;

@@ -152,11 +152,13 @@ export class LabelsRepository {
   }
 
   annotators(): Array<{ id: number; name: string; createdAt: string }> {
-    return (this.statement('SELECT id, name, created_at FROM annotators ORDER BY name').all() as { id: number; name: string; created_at: string }[]).map((row) => ({
-      id: row.id,
-      name: row.name,
-      createdAt: row.created_at,
-    }));
+    return (this.statement('SELECT id, name, created_at FROM annotators ORDER BY name').all() as { id: number; name: string; created_at: string }[]).map(
+      (row) => ({
+        id: row.id,
+        name: row.name,
+        createdAt: row.created_at,
+      }),
+    );
   }
 
   existingImageIds(ids: number[]): Set<number> {
@@ -170,15 +172,13 @@ export class LabelsRepository {
     const rows =
       slot.origin === 'consensus'
         ? this.statement(
-              `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
+            `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
                WHERE l.image_id = ? AND l.kind = ? AND l.origin = 'consensus' AND l.superseded_at IS NULL ORDER BY l.value`,
-            )
-            .all(slot.imageId, slot.kind)
+          ).all(slot.imageId, slot.kind)
         : this.statement(
-              `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
+            `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
                WHERE l.image_id = ? AND l.kind = ? AND l.origin = ? AND l.annotator_id IS ? AND l.superseded_at IS NULL ORDER BY l.value`,
-            )
-            .all(slot.imageId, slot.kind, slot.origin, slot.annotatorId);
+          ).all(slot.imageId, slot.kind, slot.origin, slot.annotatorId);
     // INDEXED BY: without statistics SQLite picks labels_kind_value or labels_annotator here and scans
     // every label of the kind (or annotator) on each call, which makes bulk imports quadratic.
     return (rows as LabelRow[]).map(toLabel);
@@ -190,8 +190,16 @@ export class LabelsRepository {
   }
 
   insertLabel(slot: LabelSlot, value: LabelValue, writerId: number | null, sessionId: number | null, at: string): void {
-    this.statement('INSERT INTO labels (image_id, kind, value, confidence, annotator_id, session_id, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(slot.imageId, slot.kind, value.value, value.confidence, slot.origin === 'consensus' ? writerId : slot.annotatorId, sessionId, slot.origin, at);
+    this.statement('INSERT INTO labels (image_id, kind, value, confidence, annotator_id, session_id, origin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      slot.imageId,
+      slot.kind,
+      value.value,
+      value.confidence,
+      slot.origin === 'consensus' ? writerId : slot.annotatorId,
+      sessionId,
+      slot.origin,
+      at,
+    );
   }
 
   insertAudit(entry: {
@@ -206,46 +214,57 @@ export class LabelsRepository {
     after: LabelValue[];
   }): void {
     this.statement(
-        `INSERT INTO label_audit (at, action, edit_id, reverts_edit_id, annotator_id, session_id, image_id, kind, origin, slot_annotator_id, before_values, after_values)
+      `INSERT INTO label_audit (at, action, edit_id, reverts_edit_id, annotator_id, session_id, image_id, kind, origin, slot_annotator_id, before_values, after_values)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        entry.at,
-        entry.action,
-        entry.editId,
-        entry.revertsEditId,
-        entry.annotatorId,
-        entry.sessionId,
-        entry.slot.imageId,
-        entry.slot.kind,
-        entry.slot.origin,
-        entry.slot.origin === 'consensus' ? null : entry.slot.annotatorId,
-        JSON.stringify(entry.before),
-        JSON.stringify(entry.after),
-      );
+    ).run(
+      entry.at,
+      entry.action,
+      entry.editId,
+      entry.revertsEditId,
+      entry.annotatorId,
+      entry.sessionId,
+      entry.slot.imageId,
+      entry.slot.kind,
+      entry.slot.origin,
+      entry.slot.origin === 'consensus' ? null : entry.slot.annotatorId,
+      JSON.stringify(entry.before),
+      JSON.stringify(entry.after),
+    );
   }
 
   insertEdit(edit: Omit<LabelEdit, 'id'>): number {
     return Number(
-      this.statement('INSERT INTO label_edits (annotator_id, previous_edit_id, session_id, description, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(edit.annotatorId, edit.previousEditId, edit.sessionId, edit.description, edit.createdAt).lastInsertRowid,
+      this.statement('INSERT INTO label_edits (annotator_id, previous_edit_id, session_id, description, created_at) VALUES (?, ?, ?, ?, ?)').run(
+        edit.annotatorId,
+        edit.previousEditId,
+        edit.sessionId,
+        edit.description,
+        edit.createdAt,
+      ).lastInsertRowid,
     );
   }
 
   edit(id: number): LabelEdit | undefined {
     const row = this.statement('SELECT * FROM label_edits WHERE id = ?').get(id) as
-      | { id: number; annotator_id: number; previous_edit_id: number | null; session_id: number | null; description: string; created_at: string }
-      | undefined;
+      { id: number; annotator_id: number; previous_edit_id: number | null; session_id: number | null; description: string; created_at: string } | undefined;
     return row
-      ? { id: row.id, annotatorId: row.annotator_id, previousEditId: row.previous_edit_id, sessionId: row.session_id, description: row.description, createdAt: row.created_at }
+      ? {
+          id: row.id,
+          annotatorId: row.annotator_id,
+          previousEditId: row.previous_edit_id,
+          sessionId: row.session_id,
+          description: row.description,
+          createdAt: row.created_at,
+        }
       : undefined;
   }
 
   /** The edit redo re-applies from `cursor`: the newest edit made when the cursor was there. */
   newestChildEdit(annotatorId: number, cursor: number | null): LabelEdit | undefined {
-    const row = this.statement('SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1').get(annotatorId, cursor) as
-      | { id: number }
-      | undefined;
+    const row = this.statement('SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1').get(
+      annotatorId,
+      cursor,
+    ) as { id: number } | undefined;
     return row ? this.edit(row.id) : undefined;
   }
 
@@ -256,16 +275,16 @@ export class LabelsRepository {
 
   setCursor(annotatorId: number, editId: number | null, at: string): void {
     this.statement(
-        'INSERT INTO label_edit_cursors (annotator_id, edit_id, updated_at) VALUES (?, ?, ?) ON CONFLICT(annotator_id) DO UPDATE SET edit_id = excluded.edit_id, updated_at = excluded.updated_at',
-      )
-      .run(annotatorId, editId, at);
+      'INSERT INTO label_edit_cursors (annotator_id, edit_id, updated_at) VALUES (?, ?, ?) ON CONFLICT(annotator_id) DO UPDATE SET edit_id = excluded.edit_id, updated_at = excluded.updated_at',
+    ).run(annotatorId, editId, at);
   }
 
   /** The slot changes an edit made originally (not its later undo/redo rows), in the order made. */
   changesOfEdit(editId: number): AuditEntry[] {
     return (
-      this.statement(`SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`)
-        .all(editId) as AuditRow[]
+      this.statement(
+        `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`,
+      ).all(editId) as AuditRow[]
     ).map(toAudit);
   }
 
@@ -283,10 +302,9 @@ export class LabelsRepository {
     params.push(filter.limit ?? -1);
     return (
       this.statement(
-          `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id
+        `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id
            ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY la.id LIMIT ?`,
-        )
-        .all(...params) as AuditRow[]
+      ).all(...params) as AuditRow[]
     ).map(toAudit);
   }
 
@@ -312,8 +330,9 @@ export class LabelsRepository {
       params.push(filter.annotatorId);
     }
     return (
-      this.statement(`SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`)
-        .all(...params) as LabelRow[]
+      this.statement(
+        `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`,
+      ).all(...params) as LabelRow[]
     ).map(toLabel);
   }
 }

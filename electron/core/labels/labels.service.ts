@@ -56,7 +56,8 @@ export interface ImportLabelsReport {
   problems: Array<{ index: number; imageId: number; kind: string; value: string; message: string }>;
 }
 
-const canonical = (values: LabelValue[]) => JSON.stringify([...values].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0)).map((v) => [v.value, v.confidence]));
+const canonical = (values: LabelValue[]) =>
+  JSON.stringify([...values].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0)).map((v) => [v.value, v.confidence]));
 
 function sameValues(a: LabelValue[], b: LabelValue[]): boolean {
   return canonical(a) === canonical(b);
@@ -72,7 +73,8 @@ function annotatorName(name: string, field = 'annotator'): string {
 }
 
 function checkImageId(imageId: number): void {
-  if (!Number.isInteger(imageId) || imageId <= 0) throw new DermError('invalid-input', `image id must be a positive whole number; got ${String(imageId)}.`, { field: 'imageId', value: imageId });
+  if (!Number.isInteger(imageId) || imageId <= 0)
+    throw new DermError('invalid-input', `image id must be a positive whole number; got ${String(imageId)}.`, { field: 'imageId', value: imageId });
 }
 
 /**
@@ -91,12 +93,19 @@ export class LabelsService {
     const kind = parseLabelKind(input.kind);
     const value = this.normalizeValue(kind, { value: input.value, confidence: input.confidence ?? null }, 'value');
     const annotator = annotatorName(input.annotator);
-    return this.interactive(annotator, input.sessionId ?? null, 'set', `set ${kind} = ${value.value} on image ${input.imageId}`, (annotatorId) => {
-      const slot: LabelSlot = { imageId: input.imageId, kind, origin: 'manual', annotatorId };
-      const before = this.repository.slotRows(slot).map(toValue);
-      const after = multiValuedKinds.has(kind) ? [...before.filter((existing) => existing.value !== value.value), value] : [value];
-      return [{ slot, after }];
-    }, [input.imageId]);
+    return this.interactive(
+      annotator,
+      input.sessionId ?? null,
+      'set',
+      `set ${kind} = ${value.value} on image ${input.imageId}`,
+      (annotatorId) => {
+        const slot: LabelSlot = { imageId: input.imageId, kind, origin: 'manual', annotatorId };
+        const before = this.repository.slotRows(slot).map(toValue);
+        const after = multiValuedKinds.has(kind) ? [...before.filter((existing) => existing.value !== value.value), value] : [value];
+        return [{ slot, after }];
+      },
+      [input.imageId],
+    );
   }
 
   /**
@@ -104,7 +113,10 @@ export class LabelsService {
    * takes the whole selection back). Images that already hold the value are left alone. When any id is
    * not in the library nothing is stored and the error names the ids.
    */
-  labelImages(input: { imageIds: number[]; kind: string; value: string; confidence?: number | null; annotator: string }): { images: number; changed: SlotChange[] } {
+  labelImages(input: { imageIds: number[]; kind: string; value: string; confidence?: number | null; annotator: string }): {
+    images: number;
+    changed: SlotChange[];
+  } {
     if (!Array.isArray(input.imageIds) || input.imageIds.length === 0) {
       throw new DermError('invalid-input', 'imageIds: give at least one image to label.', { field: 'imageIds' });
     }
@@ -113,13 +125,19 @@ export class LabelsService {
     const annotator = annotatorName(input.annotator);
     const imageIds = [...new Set(input.imageIds)];
     const target = imageIds.length === 1 ? `image ${imageIds[0]}` : `${imageIds.length} images`;
-    const changed = this.interactive(annotator, null, 'set', `set ${kind} = ${value.value} on ${target}`, (annotatorId) =>
-      imageIds.map((imageId) => {
-        const slot: LabelSlot = { imageId, kind, origin: 'manual', annotatorId };
-        const before = this.repository.slotRows(slot).map(toValue);
-        return { slot, after: multiValuedKinds.has(kind) ? [...before.filter((existing) => existing.value !== value.value), value] : [value] };
-      }),
-    imageIds);
+    const changed = this.interactive(
+      annotator,
+      null,
+      'set',
+      `set ${kind} = ${value.value} on ${target}`,
+      (annotatorId) =>
+        imageIds.map((imageId) => {
+          const slot: LabelSlot = { imageId, kind, origin: 'manual', annotatorId };
+          const before = this.repository.slotRows(slot).map(toValue);
+          return { slot, after: multiValuedKinds.has(kind) ? [...before.filter((existing) => existing.value !== value.value), value] : [value] };
+        }),
+      imageIds,
+    );
     return { images: imageIds.length, changed };
   }
 
@@ -128,14 +146,25 @@ export class LabelsService {
     const kind = parseLabelKind(input.kind);
     const annotator = annotatorName(input.annotator);
     const removeValue = input.value === undefined ? undefined : kind === 'note' ? input.value : (this.taxonomy.resolve(kind, input.value) ?? input.value);
-    return this.interactive(annotator, input.sessionId ?? null, 'remove', `remove ${kind}${removeValue ? ` = ${removeValue}` : ''} from image ${input.imageId}`, (annotatorId) => {
-      const slot: LabelSlot = { imageId: input.imageId, kind, origin: 'manual', annotatorId };
-      const before = this.repository.slotRows(slot).map(toValue);
-      if (removeValue !== undefined && !before.some((existing) => existing.value === removeValue)) {
-        throw new DermError('not-found', `Image ${input.imageId} has no ${kind} label "${removeValue}" by ${annotator}.`, { imageId: input.imageId, kind, value: removeValue });
-      }
-      return [{ slot, after: removeValue === undefined ? [] : before.filter((existing) => existing.value !== removeValue) }];
-    }, [input.imageId]);
+    return this.interactive(
+      annotator,
+      input.sessionId ?? null,
+      'remove',
+      `remove ${kind}${removeValue ? ` = ${removeValue}` : ''} from image ${input.imageId}`,
+      (annotatorId) => {
+        const slot: LabelSlot = { imageId: input.imageId, kind, origin: 'manual', annotatorId };
+        const before = this.repository.slotRows(slot).map(toValue);
+        if (removeValue !== undefined && !before.some((existing) => existing.value === removeValue)) {
+          throw new DermError('not-found', `Image ${input.imageId} has no ${kind} label "${removeValue}" by ${annotator}.`, {
+            imageId: input.imageId,
+            kind,
+            value: removeValue,
+          });
+        }
+        return [{ slot, after: removeValue === undefined ? [] : before.filter((existing) => existing.value !== removeValue) }];
+      },
+      [input.imageId],
+    );
   }
 
   /**
@@ -147,16 +176,23 @@ export class LabelsService {
     const seen = new Set<LabelKind>();
     const normalized = input.labels.map((entry, index) => {
       const kind = parseLabelKind(entry.kind, `labels[${index}].kind`);
-      if (seen.has(kind)) throw new DermError('invalid-input', `labels[${index}]: kind ${kind} is given twice; give all of its values in one entry.`, { field: 'kind', kind });
+      if (seen.has(kind))
+        throw new DermError('invalid-input', `labels[${index}]: kind ${kind} is given twice; give all of its values in one entry.`, { field: 'kind', kind });
       seen.add(kind);
       const values = this.normalizeValues(kind, entry.values, `labels[${index}]`);
       return { kind, values };
     });
     const action = input.action ?? 'record';
     const kinds = normalized.map((entry) => entry.kind).join(', ');
-    return this.interactive(annotator, input.sessionId ?? null, action, `${action} ${kinds} on image ${input.imageId}`, (annotatorId) =>
-      normalized.map(({ kind, values }) => ({ slot: { imageId: input.imageId, kind, origin: 'manual' as const, annotatorId }, after: values })),
-    [input.imageId]);
+    return this.interactive(
+      annotator,
+      input.sessionId ?? null,
+      action,
+      `${action} ${kinds} on image ${input.imageId}`,
+      (annotatorId) =>
+        normalized.map(({ kind, values }) => ({ slot: { imageId: input.imageId, kind, origin: 'manual' as const, annotatorId }, after: values })),
+      [input.imageId],
+    );
   }
 
   /** Stores the adjudicated (consensus) values of a kind for an image, replacing any earlier consensus. */
@@ -165,9 +201,14 @@ export class LabelsService {
     const values = this.normalizeValues(kind, input.values, 'values');
     if (values.length === 0) throw new DermError('invalid-input', 'values: adjudication needs at least one value.', { field: 'values' });
     const annotator = annotatorName(input.annotator);
-    return this.interactive(annotator, null, 'adjudicate', `adjudicate ${kind} = ${values.map((v) => v.value).join(', ')} on image ${input.imageId}`, () => [
-      { slot: { imageId: input.imageId, kind, origin: 'consensus', annotatorId: null }, after: values },
-    ], [input.imageId]);
+    return this.interactive(
+      annotator,
+      null,
+      'adjudicate',
+      `adjudicate ${kind} = ${values.map((v) => v.value).join(', ')} on image ${input.imageId}`,
+      () => [{ slot: { imageId: input.imageId, kind, origin: 'consensus', annotatorId: null }, after: values }],
+      [input.imageId],
+    );
   }
 
   /**
@@ -250,7 +291,13 @@ export class LabelsService {
       if (!multiValuedKinds.has(group.kind) && group.values.size > 1) {
         groups.delete(`${group.imageId}\u0000${group.kind}`);
         for (const index of group.indexes) {
-          problems.push({ index, imageId: group.imageId, kind: group.kind, value: String(rows[index]!.value), message: `${group.kind} takes one value per image and annotator; the rows give ${group.values.size} (${[...group.values.keys()].join(', ')})` });
+          problems.push({
+            index,
+            imageId: group.imageId,
+            kind: group.kind,
+            value: String(rows[index]!.value),
+            message: `${group.kind} takes one value per image and annotator; the rows give ${group.values.size} (${[...group.values.keys()].join(', ')})`,
+          });
         }
       }
     }
@@ -385,7 +432,8 @@ export class LabelsService {
     }
     if (kind === 'note') {
       const text = input.value.trim();
-      if (text.length > maxNoteLength) throw new DermError('invalid-input', `${field}: a note may have at most ${maxNoteLength} characters; got ${text.length}.`, { field });
+      if (text.length > maxNoteLength)
+        throw new DermError('invalid-input', `${field}: a note may have at most ${maxNoteLength} characters; got ${text.length}.`, { field });
       return { value: text, confidence: null };
     }
     return { value: this.taxonomy.requireCode(kind, input.value, field), confidence };
@@ -421,7 +469,11 @@ export class LabelsService {
       if (missing.length > 0) {
         // A selection can be large: name the first few ids and count the rest.
         const named = `${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`;
-        throw new DermError('not-found', `${missing.length === 1 ? 'Image' : 'Images'} ${named} ${missing.length === 1 ? 'is' : 'are'} not in the library; nothing was stored.`, { imageIds: missing });
+        throw new DermError(
+          'not-found',
+          `${missing.length === 1 ? 'Image' : 'Images'} ${named} ${missing.length === 1 ? 'is' : 'are'} not in the library; nothing was stored.`,
+          { imageIds: missing },
+        );
       }
       const at = this.now().toISOString();
       const annotatorId = this.repository.ensureAnnotator(annotator, at);
@@ -457,7 +509,17 @@ export class LabelsService {
     for (const value of after) {
       if (!kept.has(`${value.value}\u0000${value.confidence}`)) this.repository.insertLabel(slot, value, context.actorId, context.sessionId, context.at);
     }
-    this.repository.insertAudit({ at: context.at, action: context.action, editId: context.editId, revertsEditId: context.revertsEditId, annotatorId: context.actorId, sessionId: context.sessionId, slot, before, after });
+    this.repository.insertAudit({
+      at: context.at,
+      action: context.action,
+      editId: context.editId,
+      revertsEditId: context.revertsEditId,
+      annotatorId: context.actorId,
+      sessionId: context.sessionId,
+      slot,
+      before,
+      after,
+    });
     return true;
   }
 }

@@ -77,7 +77,15 @@ export class TaxonomyService {
         // A user's own hotkey wins over the starter's.
         const hotkey = entry.hotkey && !takenHotkeys.has(hotkeyKey) ? entry.hotkey : null;
         if (hotkey) takenHotkeys.add(hotkeyKey);
-        fresh.push({ kind: entry.kind, code: entry.code, displayName: entry.displayName, parentCode: entry.parentCode ?? null, hotkey, sortOrder: entry.sortOrder ?? 0, builtIn: true });
+        fresh.push({
+          kind: entry.kind,
+          code: entry.code,
+          displayName: entry.displayName,
+          parentCode: entry.parentCode ?? null,
+          hotkey,
+          sortOrder: entry.sortOrder ?? 0,
+          builtIn: true,
+        });
       }
       this.repository.upsert(fresh, this.now().toISOString());
       this.settings.set(starterVersionSetting, starterTaxonomyVersion);
@@ -110,7 +118,8 @@ export class TaxonomyService {
     const sorted = [...entries].sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind) || a.sortOrder - b.sortOrder || a.code.localeCompare(b.code));
     const children = new Map<string, TaxonomyEntry[]>();
     for (const entry of sorted) {
-      const parentKey = entry.parentCode && byKey.has(`${entry.kind}\u0000${entry.parentCode}`) ? `${entry.kind}\u0000${entry.parentCode}` : `${entry.kind}\u0000`;
+      const parentKey =
+        entry.parentCode && byKey.has(`${entry.kind}\u0000${entry.parentCode}`) ? `${entry.kind}\u0000${entry.parentCode}` : `${entry.kind}\u0000`;
       const siblings = children.get(parentKey);
       if (siblings) siblings.push(entry);
       else children.set(parentKey, [entry]);
@@ -195,11 +204,22 @@ export class TaxonomyService {
         .replace(/^_+|_+$/g, '')
         .slice(0, 60);
       if (!taxonomyCodePattern.test(code)) {
-        throw new DermError('invalid-input', `The ${kind} value "${name}" cannot be turned into a taxonomy code (it has no letters or digits).`, { kind, value: name });
+        throw new DermError('invalid-input', `The ${kind} value "${name}" cannot be turned into a taxonomy code (it has no letters or digits).`, {
+          kind,
+          value: name,
+        });
       }
       const base = code;
       for (let suffix = 2; this.repository.get(kind, code) || fresh.some((entry) => entry.code === code); suffix++) code = `${base}_${suffix}`;
-      fresh.push({ kind, code, displayName: name.trim().slice(0, maxDisplayNameLength), parentCode: null, hotkey: null, sortOrder: nextOrder++, builtIn: false });
+      fresh.push({
+        kind,
+        code,
+        displayName: name.trim().slice(0, maxDisplayNameLength),
+        parentCode: null,
+        hotkey: null,
+        sortOrder: nextOrder++,
+        builtIn: false,
+      });
       codes.push(code);
     }
     if (fresh.length > 0) this.repository.transaction(() => this.repository.upsert(fresh, this.now().toISOString()));
@@ -255,11 +275,15 @@ export class TaxonomyService {
     }
     const children = this.repository.childCount(kind, code);
     if (children > 0) {
-      throw new DermError('in-use', `The ${kind} entry "${code}" is the parent of ${children} other entr${children === 1 ? 'y' : 'ies'}; move or remove them first.`, {
-        kind,
-        code,
-        children,
-      });
+      throw new DermError(
+        'in-use',
+        `The ${kind} entry "${code}" is the parent of ${children} other entr${children === 1 ? 'y' : 'ies'}; move or remove them first.`,
+        {
+          kind,
+          code,
+          children,
+        },
+      );
     }
     this.repository.remove(kind, code);
   }
@@ -403,7 +427,11 @@ export class TaxonomyService {
       const key = `${kind}\u0000${code}`;
       const earlier = firstSeen.get(key);
       if (earlier) {
-        problem('code', code, `${kind} code "${code}" appears twice in the file (first at ${earlier.line !== undefined ? `line ${earlier.line}` : earlier.path})`);
+        problem(
+          'code',
+          code,
+          `${kind} code "${code}" appears twice in the file (first at ${earlier.line !== undefined ? `line ${earlier.line}` : earlier.path})`,
+        );
         continue;
       }
       firstSeen.set(key, where);
@@ -422,7 +450,8 @@ export class TaxonomyService {
 
     // Parents must exist in the file or the library, with the same kind, and form no cycle.
     const inFile = new Map(entries.map((entry) => [`${entry.kind}\u0000${entry.code}`, entry]));
-    const parentOf = (kind: string, code: string): string | null => inFile.get(`${kind}\u0000${code}`)?.parentCode ?? this.repository.get(kind, code)?.parentCode ?? null;
+    const parentOf = (kind: string, code: string): string | null =>
+      inFile.get(`${kind}\u0000${code}`)?.parentCode ?? this.repository.get(kind, code)?.parentCode ?? null;
     for (const entry of entries) {
       if (entry.parentCode === null) continue;
       const where = entry.where;
@@ -431,7 +460,12 @@ export class TaxonomyService {
         continue;
       }
       if (!inFile.has(`${entry.kind}\u0000${entry.parentCode}`) && !this.repository.get(entry.kind, entry.parentCode)) {
-        problems.push({ ...where, field: 'parent', value: entry.parentCode, message: `parent "${entry.parentCode}" is not a ${entry.kind} entry in this file or the library` });
+        problems.push({
+          ...where,
+          field: 'parent',
+          value: entry.parentCode,
+          message: `parent "${entry.parentCode}" is not a ${entry.kind} entry in this file or the library`,
+        });
         continue;
       }
       const seen = new Set([entry.code]);
@@ -447,14 +481,20 @@ export class TaxonomyService {
     // Hotkeys are unique per kind, among the file's entries and the library's entries the file leaves alone.
     const hotkeyOwners = new Map<string, string>();
     for (const existing of this.repository.all()) {
-      if (existing.hotkey && !inFile.has(`${existing.kind}\u0000${existing.code}`)) hotkeyOwners.set(`${existing.kind}\u0000${existing.hotkey}`, `library entry "${existing.code}"`);
+      if (existing.hotkey && !inFile.has(`${existing.kind}\u0000${existing.code}`))
+        hotkeyOwners.set(`${existing.kind}\u0000${existing.hotkey}`, `library entry "${existing.code}"`);
     }
     for (const entry of entries) {
       if (!entry.hotkey) continue;
       const key = `${entry.kind}\u0000${entry.hotkey}`;
       const owner = hotkeyOwners.get(key);
       if (owner) {
-        problems.push({ ...entry.where, field: 'hotkey', value: entry.hotkey, message: `hotkey "${entry.hotkey}" is already used by ${owner} of kind ${entry.kind}` });
+        problems.push({
+          ...entry.where,
+          field: 'hotkey',
+          value: entry.hotkey,
+          message: `hotkey "${entry.hotkey}" is already used by ${owner} of kind ${entry.kind}`,
+        });
       } else {
         hotkeyOwners.set(key, `"${entry.code}" (${entry.where.line !== undefined ? `line ${entry.where.line}` : entry.where.path})`);
       }

@@ -18,13 +18,74 @@ const histogramDefinitions: Array<{
   direction: 'below' | 'above';
   max?: number;
 }> = [
-  { metric: 'brightness_p99', label: 'Brightest areas (99th percentile)', explanation: 'Images whose brightest parts stay below the line are flagged dark.', sql: 'q.brightness_p99', flag: 'dark', threshold: 'darkP99Below', direction: 'below', max: 1 },
-  { metric: 'brightness_p05', label: 'Darkest areas (5th percentile)', explanation: 'Images whose darkest parts are above the line are flagged overexposed.', sql: 'q.brightness_p05', flag: 'overexposed', threshold: 'overexposedP05Above', direction: 'above', max: 1 },
-  { metric: 'blur_score', label: 'Blur score', explanation: 'Above the line an image is flagged blurry (0 sharp, 1 fully blurred).', sql: 'q.blur_score', flag: 'blurry', threshold: 'blurryAbove', direction: 'above', max: 1 },
-  { metric: 'entropy', label: 'Information (entropy, bits)', explanation: 'Below the line an image is flagged low information.', sql: 'q.entropy', flag: 'low_information', threshold: 'lowEntropyBelow', direction: 'below', max: 8 },
-  { metric: 'saturation_mean', label: 'Colour saturation', explanation: 'Below the line an image is flagged grayscale.', sql: 'q.saturation_mean', flag: 'grayscale', threshold: 'grayscaleSaturationBelow', direction: 'below' },
-  { metric: 'aspect', label: 'Aspect ratio (short ÷ long side)', explanation: 'Below the line an image is flagged odd aspect ratio.', sql: 'MIN(q.aspect_ratio, 1.0 / q.aspect_ratio)', flag: 'odd_aspect_ratio', threshold: 'oddAspectBelow', direction: 'below', max: 1 },
-  { metric: 'short_side', label: 'Short side (pixels)', explanation: 'Below the line an image is flagged low resolution.', sql: 'MIN(i.width, i.height)', flag: 'low_resolution', threshold: 'lowResolutionBelow', direction: 'below' },
+  {
+    metric: 'brightness_p99',
+    label: 'Brightest areas (99th percentile)',
+    explanation: 'Images whose brightest parts stay below the line are flagged dark.',
+    sql: 'q.brightness_p99',
+    flag: 'dark',
+    threshold: 'darkP99Below',
+    direction: 'below',
+    max: 1,
+  },
+  {
+    metric: 'brightness_p05',
+    label: 'Darkest areas (5th percentile)',
+    explanation: 'Images whose darkest parts are above the line are flagged overexposed.',
+    sql: 'q.brightness_p05',
+    flag: 'overexposed',
+    threshold: 'overexposedP05Above',
+    direction: 'above',
+    max: 1,
+  },
+  {
+    metric: 'blur_score',
+    label: 'Blur score',
+    explanation: 'Above the line an image is flagged blurry (0 sharp, 1 fully blurred).',
+    sql: 'q.blur_score',
+    flag: 'blurry',
+    threshold: 'blurryAbove',
+    direction: 'above',
+    max: 1,
+  },
+  {
+    metric: 'entropy',
+    label: 'Information (entropy, bits)',
+    explanation: 'Below the line an image is flagged low information.',
+    sql: 'q.entropy',
+    flag: 'low_information',
+    threshold: 'lowEntropyBelow',
+    direction: 'below',
+    max: 8,
+  },
+  {
+    metric: 'saturation_mean',
+    label: 'Colour saturation',
+    explanation: 'Below the line an image is flagged grayscale.',
+    sql: 'q.saturation_mean',
+    flag: 'grayscale',
+    threshold: 'grayscaleSaturationBelow',
+    direction: 'below',
+  },
+  {
+    metric: 'aspect',
+    label: 'Aspect ratio (short ÷ long side)',
+    explanation: 'Below the line an image is flagged odd aspect ratio.',
+    sql: 'MIN(q.aspect_ratio, 1.0 / q.aspect_ratio)',
+    flag: 'odd_aspect_ratio',
+    threshold: 'oddAspectBelow',
+    direction: 'below',
+    max: 1,
+  },
+  {
+    metric: 'short_side',
+    label: 'Short side (pixels)',
+    explanation: 'Below the line an image is flagged low resolution.',
+    sql: 'MIN(i.width, i.height)',
+    flag: 'low_resolution',
+    threshold: 'lowResolutionBelow',
+    direction: 'below',
+  },
 ];
 
 /**
@@ -50,7 +111,18 @@ export class LibraryViewRepository {
       cards: imageIds.flatMap((id) => {
         const card = cards.get(id);
         if (!card) return [];
-        return [{ imageId: id, fileName: path.basename(card.originalPath), width: card.width, height: card.height, caseKey: card.caseKey, metadata: card.metadata, flags: card.flags, labels: card.labels }];
+        return [
+          {
+            imageId: id,
+            fileName: path.basename(card.originalPath),
+            width: card.width,
+            height: card.height,
+            caseKey: card.caseKey,
+            metadata: card.metadata,
+            flags: card.flags,
+            labels: card.labels,
+          },
+        ];
       }),
     };
   }
@@ -94,7 +166,9 @@ export class LibraryViewRepository {
 
   /** The flags one image carries now. */
   flagsOf(imageId: number): string[] {
-    return (this.db.prepare('SELECT DISTINCT flag FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{ flag: string }>).map((row) => row.flag);
+    return (this.db.prepare('SELECT DISTINCT flag FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{ flag: string }>).map(
+      (row) => row.flag,
+    );
   }
 
   overview(): CallOutput<'libraryOverview'> {
@@ -108,9 +182,13 @@ export class LibraryViewRepository {
       )
       .all() as Array<{ flag: string; count: number }>;
     const embeddings = this.db
-      .prepare('SELECT m.id AS modelId, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id')
+      .prepare(
+        'SELECT m.id AS modelId, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id',
+      )
       .all() as Array<{ modelId: string; count: number }>;
-    const metadataKeys = (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key LIMIT 200').all() as Array<{ key: string }>).map((row) => row.key);
+    const metadataKeys = (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key LIMIT 200').all() as Array<{ key: string }>).map(
+      (row) => row.key,
+    );
     return { images, batches, flags, embeddings, metadataKeys };
   }
 
@@ -121,11 +199,25 @@ export class LibraryViewRepository {
          FROM live_images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ?`,
       )
       .get(imageId) as
-      | { id: number; original_path: string; relative_path: string | null; width: number; height: number; format: string; bytes: number; imported_at: string; batch_id: number; case_key: string | null }
+      | {
+          id: number;
+          original_path: string;
+          relative_path: string | null;
+          width: number;
+          height: number;
+          format: string;
+          bytes: number;
+          imported_at: string;
+          batch_id: number;
+          case_key: string | null;
+        }
       | undefined;
     if (!row) throw new DermError('not-found', `There is no image ${imageId} in this library.`, { imageId });
     const metadata: Record<string, string> = {};
-    for (const entry of this.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(imageId) as Array<{ key: string; value: string }>) {
+    for (const entry of this.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(imageId) as Array<{
+      key: string;
+      value: string;
+    }>) {
       metadata[entry.key] = entry.value;
     }
     const flags = this.db.prepare('SELECT flag, source, detail FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{
@@ -137,7 +229,8 @@ export class LibraryViewRepository {
     let quality: Record<string, number> | null = null;
     if (metrics) {
       quality = {};
-      for (const [key, value] of Object.entries(metrics)) if (typeof value === 'number' && key !== 'image_id' && key !== 'metrics_version') quality[key] = value;
+      for (const [key, value] of Object.entries(metrics))
+        if (typeof value === 'number' && key !== 'image_id' && key !== 'metrics_version') quality[key] = value;
     }
     const labels = this.db
       .prepare(
@@ -166,12 +259,16 @@ export class LibraryViewRepository {
 
   importReport(batchId: number, outcome: string | undefined): CallOutput<'importReport'> {
     const batch = this.db.prepare('SELECT id, status, total_files, imported, duplicates, failed FROM import_batches WHERE id = ?').get(batchId) as
-      | { id: number; status: CallOutput<'importReport'>['status']; total_files: number; imported: number; duplicates: number; failed: number }
-      | undefined;
+      { id: number; status: CallOutput<'importReport'>['status']; total_files: number; imported: number; duplicates: number; failed: number } | undefined;
     if (!batch) throw new DermError('not-found', `There is no import batch ${batchId}.`, { batchId });
     const rows = this.db
       .prepare(`SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ${outcome ? 'AND outcome = ?' : ''} ORDER BY id LIMIT 5000`)
-      .all(...(outcome ? [batchId, outcome] : [batchId])) as Array<{ path: string; outcome: 'imported' | 'duplicate' | 'failed' | 'skipped'; reason: string | null; image_id: number | null }>;
+      .all(...(outcome ? [batchId, outcome] : [batchId])) as Array<{
+      path: string;
+      outcome: 'imported' | 'duplicate' | 'failed' | 'skipped';
+      reason: string | null;
+      image_id: number | null;
+    }>;
     return {
       batchId,
       status: batch.status,
@@ -193,10 +290,7 @@ export class LibraryViewRepository {
     const histograms: CallOutput<'qualityOverview'>['histograms'] = [];
     for (const definition of histogramDefinitions) {
       const values = (
-        this.db
-          .prepare(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN live_images i ON i.id = q.image_id`)
-          .raw()
-          .all() as Array<[number | null]>
+        this.db.prepare(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN live_images i ON i.id = q.image_id`).raw().all() as Array<[number | null]>
       )
         .map((row) => row[0])
         .filter((value): value is number => value !== null && Number.isFinite(value));
@@ -229,8 +323,7 @@ export class LibraryViewRepository {
    */
   mediaFile(kind: 'thumbnail' | 'image', imageId: number, libraryRoot: string): string {
     const row = this.db.prepare('SELECT thumbnail_path, managed_path, original_path FROM images WHERE id = ?').get(imageId) as
-      | { thumbnail_path: string; managed_path: string | null; original_path: string }
-      | undefined;
+      { thumbnail_path: string; managed_path: string | null; original_path: string } | undefined;
     if (!row) throw new DermError('not-found', `There is no image ${imageId}.`, { imageId });
     if (kind === 'thumbnail') return servableMediaFile(path.join(libraryRoot, row.thumbnail_path), imageId, { libraryRoot });
     if (!row.managed_path) return servableMediaFile(row.original_path, imageId, { recordedOriginal: row.original_path });

@@ -106,11 +106,7 @@ export function applyMigrations(db: Database.Database, migrations: Migration[], 
           throw new Error(`${broken.length} rows would point nowhere (first: ${first.table} row ${first.rowid} → ${first.parent})`);
         }
       }
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        migration.version,
-        migration.name,
-        new Date().toISOString(),
-      );
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(migration.version, migration.name, new Date().toISOString());
       return true;
     });
     const foreignKeysWereOn = migration.foreignKeysOff && db.pragma('foreign_keys', { simple: true }) === 1;
@@ -120,7 +116,7 @@ export function applyMigrations(db: Database.Database, migrations: Migration[], 
     } catch (error) {
       throw new DermError(
         'migration-failed',
-        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, "0")}_${migration.name}: ${(error as Error).message}. The library was left at version ${current}.`,
+        `Upgrading ${databaseFile} failed at migration ${String(migration.version).padStart(4, '0')}_${migration.name}: ${(error as Error).message}. The library was left at version ${current}.`,
         { file: databaseFile, migration: migration.version },
       );
     } finally {

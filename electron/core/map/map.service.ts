@@ -70,7 +70,9 @@ export class MapService {
     if (!modelId) {
       throw new DermError(
         stored.length === 0 ? 'not-found' : 'invalid-input',
-        stored.length === 0 ? 'No image has an embedding yet: embed the library first (Models & settings).' : `Choose a model: the library has embeddings of ${stored.map((model) => model.id).join(', ')}.`,
+        stored.length === 0
+          ? 'No image has an embedding yet: embed the library first (Models & settings).'
+          : `Choose a model: the library has embeddings of ${stored.map((model) => model.id).join(', ')}.`,
         { field: 'modelId' },
       );
     }
@@ -97,7 +99,12 @@ export class MapService {
       vectors = this.readEmbeddings(modelId, imageIds, reporter, control);
       note = `This model has no search index yet, so the map read ${imageIds.length.toLocaleString()} embeddings from the library (slower at scale). The first similar-case search builds it (or "dermws index rebuild"); the next map then reads the index instead.`;
     }
-    const reduced = await this.principalCoordinates(vectors.data, imageIds.length, vectors.dim, fromIndex ? imageIds.length : Math.min(imageIds.length, mapFitRows));
+    const reduced = await this.principalCoordinates(
+      vectors.data,
+      imageIds.length,
+      vectors.dim,
+      fromIndex ? imageIds.length : Math.min(imageIds.length, mapFitRows),
+    );
     throwIfCancelled(control.signal);
     reporter.report(imageIds.length, 'colour groups', true);
     const groups = this.groups(imageIds, request.colourBy);
@@ -126,7 +133,10 @@ export class MapService {
 
   result(mapId: string): MapLayout {
     const layout = this.layouts.get(mapId);
-    if (!layout) throw new DermError('not-found', `There is no map "${mapId}" in this run of the app (only the last ${keptLayouts} are kept); draw the map again.`, { mapId });
+    if (!layout)
+      throw new DermError('not-found', `There is no map "${mapId}" in this run of the app (only the last ${keptLayouts} are kept); draw the map again.`, {
+        mapId,
+      });
     return layout;
   }
 
@@ -157,7 +167,11 @@ export class MapService {
         const row = Math.floor((index * rows) / fitRows);
         fitSample.set(data.subarray(row * dim, (row + 1) * dim), index * dim);
       }
-      const model = await fitRandomizedPca(gemm, matrix(fitRows, dim, fitSample), { components: Math.min(mapComponents, dim, fitRows - 1), seed: 1, centreInPlace: true });
+      const model = await fitRandomizedPca(gemm, matrix(fitRows, dim, fitSample), {
+        components: Math.min(mapComponents, dim, fitRows - 1),
+        seed: 1,
+        centreInPlace: true,
+      });
       const centred = new Float32Array(rows * dim);
       for (let row = 0; row < rows; row++) {
         const offset = row * dim;

@@ -142,7 +142,9 @@ export async function fitLogisticModels(
     }
   });
 
-  const preconditioning: Preconditioning | null = options.preconditioner ? { preconditioner: options.preconditioner, l2: options.l2, coefficients: new Float64Array(options.preconditioner.rank) } : null;
+  const preconditioning: Preconditioning | null = options.preconditioner
+    ? { preconditioner: options.preconditioner, l2: options.l2, coefficients: new Float64Array(options.preconditioner.rank) }
+    : null;
   let passes = 0;
   for (;;) {
     const active = columns.filter((column) => column.outcome === null);
@@ -191,7 +193,8 @@ export async function fitLogisticModels(
       const gradient = new Float64Array(size);
       const residualSum = residualSums[position]!;
       for (let feature = 0; feature < dim; feature++) {
-        gradient[feature] = (products[feature * count + position]! - model.mean[feature]! * residualSum) / model.std[feature]! + options.l2 * column.trial[feature]!;
+        gradient[feature] =
+          (products[feature * count + position]! - model.mean[feature]! * residualSum) / model.std[feature]! + options.l2 * column.trial[feature]!;
       }
       gradient[dim] = residualSum;
       advance(column, losses[position]!, gradient, options, preconditioning);
@@ -335,7 +338,14 @@ function propose(column: ColumnState, preconditioning: Preconditioning | null): 
       const latest = column.history[column.history.length - 1]!;
       restScale = restCurvatureScale(preconditioning.preconditioner, latest.s, latest.y) ?? undefined;
     }
-    applyInverseCurvature(preconditioning.preconditioner, Math.max(column.curvature, 1e-6), preconditioning.l2, direction, preconditioning.coefficients, restScale);
+    applyInverseCurvature(
+      preconditioning.preconditioner,
+      Math.max(column.curvature, 1e-6),
+      preconditioning.l2,
+      direction,
+      preconditioning.coefficients,
+      restScale,
+    );
   } else if (column.history.length > 0) {
     const latest = column.history[column.history.length - 1]!;
     scale(direction, 1 / (latest.rho * dot(latest.y, latest.y)));

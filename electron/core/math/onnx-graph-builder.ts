@@ -182,9 +182,10 @@ export class OnnxGraphBuilder {
     }
     const outputSpec = options.outputs ?? 1;
     const prefix = opType.toLowerCase();
-    const outputs = typeof outputSpec === 'number'
-      ? Array.from({ length: outputSpec }, () => this.claim(this.uniqueName(prefix), 'output'))
-      : outputSpec.map((name) => this.claim(name, 'output'));
+    const outputs =
+      typeof outputSpec === 'number'
+        ? Array.from({ length: outputSpec }, () => this.claim(this.uniqueName(prefix), 'output'))
+        : outputSpec.map((name) => this.claim(name, 'output'));
     this.nodes.push({
       opType,
       name: options.name ?? this.uniqueName(`${opType}_node`),
@@ -241,7 +242,12 @@ export class OnnxGraphBuilder {
     return this.op('Pad', [x, this.int64Constant('pads', [0, 0, top, left, 0, 0, bottom, right])], { mode: 'constant' });
   }
 
-  maxPool(x: string, kernel: readonly [number, number], strides: readonly [number, number], pads: readonly [number, number, number, number] = [0, 0, 0, 0]): string {
+  maxPool(
+    x: string,
+    kernel: readonly [number, number],
+    strides: readonly [number, number],
+    pads: readonly [number, number, number, number] = [0, 0, 0, 0],
+  ): string {
     return this.op('MaxPool', [x], { kernel_shape: kernel, strides, pads });
   }
 
@@ -391,7 +397,10 @@ const littleEndian = os.endianness() === 'LE';
 function tensorData(entry: InitializerEntry): Uint8Array {
   const values = typeof entry.source === 'function' ? entry.source() : entry.source;
   if (values.length !== entry.elementCount) {
-    throw new DermError('invalid-input', `initializer "${entry.name}": its generator made ${values.length} values for shape [${entry.dims.join(', ')}] (${entry.elementCount} expected).`);
+    throw new DermError(
+      'invalid-input',
+      `initializer "${entry.name}": its generator made ${values.length} values for shape [${entry.dims.join(', ')}] (${entry.elementCount} expected).`,
+    );
   }
   if (littleEndian) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const out = Buffer.alloc(values.byteLength);
@@ -416,14 +425,16 @@ function attribute(opType: string, name: string, value: AttributeValue): OnnxTyp
   const { AttributeType } = onnx.AttributeProto;
   if (typeof value === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
   if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw new DermError('invalid-input', `node ${opType}: attribute ${name}=${value} is not an integer; wrap floats with float().`);
+    if (!Number.isInteger(value))
+      throw new DermError('invalid-input', `node ${opType}: attribute ${name}=${value} is not an integer; wrap floats with float().`);
     return { name, type: AttributeType.INT, i: value };
   }
   if ('float' in value) return { name, type: AttributeType.FLOAT, f: value.float };
   if ('floats' in value) return { name, type: AttributeType.FLOATS, floats: [...value.floats] };
   const ints = value as readonly number[];
   for (const item of ints) {
-    if (!Number.isInteger(item)) throw new DermError('invalid-input', `node ${opType}: attribute ${name} holds ${item}, not an integer; wrap floats with floats().`);
+    if (!Number.isInteger(item))
+      throw new DermError('invalid-input', `node ${opType}: attribute ${name} holds ${item}, not an integer; wrap floats with floats().`);
   }
   return { name, type: AttributeType.INTS, ints: [...ints] };
 }

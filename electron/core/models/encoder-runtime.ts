@@ -19,7 +19,6 @@ function toDermError(error: SerializedError): DermError {
   return new DermError(error.code, error.message, error.details);
 }
 
-
 /** How long a closing encoder may take to finish its run in flight and release its session before it is terminated. */
 const encoderCloseGraceMs = 60_000;
 /**
@@ -48,9 +47,14 @@ export class EncoderRuntime {
     readonly fixedBatchSize: number | undefined,
   ) {
     worker.on('message', (message: EncoderReply) => this.onMessage(message));
-    worker.on('error', (error) => this.fail(new DermError('model-failed', `The encoder worker for ${model.onnxPath} failed: ${error.message}`, { file: model.onnxPath })));
+    worker.on('error', (error) =>
+      this.fail(new DermError('model-failed', `The encoder worker for ${model.onnxPath} failed: ${error.message}`, { file: model.onnxPath })),
+    );
     worker.on('exit', (code) => {
-      if (!this.closed) this.fail(new DermError('model-failed', `The encoder worker for ${model.onnxPath} stopped unexpectedly (exit code ${code}).`, { file: model.onnxPath }));
+      if (!this.closed)
+        this.fail(
+          new DermError('model-failed', `The encoder worker for ${model.onnxPath} stopped unexpectedly (exit code ${code}).`, { file: model.onnxPath }),
+        );
     });
   }
 
@@ -61,7 +65,9 @@ export class EncoderRuntime {
       try {
         sha256 = await sha256File(onnxPath);
       } catch (error) {
-        throw new DermError('model-invalid', `The model file ${onnxPath} (named by ${manifestPath}) cannot be read: ${(error as Error).message}`, { file: onnxPath });
+        throw new DermError('model-invalid', `The model file ${onnxPath} (named by ${manifestPath}) cannot be read: ${(error as Error).message}`, {
+          file: onnxPath,
+        });
       }
     }
     if (sha256 !== manifest.sha256) {
@@ -105,7 +111,18 @@ export class EncoderRuntime {
     }
     const providerBatch = defaultBatchSize(loaded.provider);
     const batchSize = contract.fixedBatchSize ?? providerBatch;
-    return new EncoderRuntime(worker, model, sha256, loaded.provider, loaded.fallbackReason, loaded.attempts, loaded.inputs, loaded.outputs, batchSize, contract.fixedBatchSize);
+    return new EncoderRuntime(
+      worker,
+      model,
+      sha256,
+      loaded.provider,
+      loaded.fallbackReason,
+      loaded.attempts,
+      loaded.inputs,
+      loaded.outputs,
+      batchSize,
+      contract.fixedBatchSize,
+    );
   }
 
   /** False once the worker has died or the runtime was closed; a new one must be started. */
@@ -187,9 +204,13 @@ export class EncoderRuntime {
       if (!Number.isFinite(message.data[index]!)) {
         const image = Math.floor(index / this.dim);
         entry.reject(
-          new DermError('model-failed', `The model ${onnxPath} produced ${message.data[index]} at value ${index % this.dim} of image ${image + 1} in a batch: it outputs NaN or infinite values.`, {
-            file: onnxPath,
-          }),
+          new DermError(
+            'model-failed',
+            `The model ${onnxPath} produced ${message.data[index]} at value ${index % this.dim} of image ${image + 1} in a batch: it outputs NaN or infinite values.`,
+            {
+              file: onnxPath,
+            },
+          ),
         );
         return;
       }

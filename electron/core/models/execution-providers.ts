@@ -21,7 +21,10 @@ export function providerOrder(platform: NodeJS.Platform = process.platform, arch
 export function providersFromEnvironment(value: string | undefined): ExecutionProvider[] | undefined {
   if (!value) return undefined;
   const known: ExecutionProvider[] = ['cuda', 'dml', 'coreml', 'cpu'];
-  const names = value.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
   for (const name of names) {
     if (!known.includes(name as ExecutionProvider)) {
       throw new Error(`DERMWS_EXECUTION_PROVIDERS: unknown execution provider "${name}"; expected some of ${known.join(', ')}.`);

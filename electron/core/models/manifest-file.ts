@@ -36,11 +36,17 @@ export function readManifestFile(file: string): ManifestLocation {
       return `field ${field}: ${issue.message}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`;
     });
     const more = parsed.error.issues.length > 5 ? `; and ${parsed.error.issues.length - 5} more` : '';
-    throw new DermError('model-invalid', `manifest ${file}: ${problems.join('; ')}${more}.`, { file, fields: parsed.error.issues.map((issue) => issue.path.join('.')) });
+    throw new DermError('model-invalid', `manifest ${file}: ${problems.join('; ')}${more}.`, {
+      file,
+      fields: parsed.error.issues.map((issue) => issue.path.join('.')),
+    });
   }
   const manifest = parsed.data;
   if (path.isAbsolute(manifest.file) || manifest.file.split(/[\\/]/).includes('..')) {
-    throw new DermError('model-invalid', `manifest ${file}: field file: must be a file name next to the manifest, not "${manifest.file}".`, { file, field: 'file' });
+    throw new DermError('model-invalid', `manifest ${file}: field file: must be a file name next to the manifest, not "${manifest.file}".`, {
+      file,
+      field: 'file',
+    });
   }
   return { manifestPath: path.resolve(file), onnxPath: path.resolve(path.dirname(file), manifest.file), manifest };
 }

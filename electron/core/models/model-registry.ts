@@ -120,7 +120,10 @@ export class ModelRegistry {
     const problem = listing.problems.find((entry) => entry.message.includes(`"${wanted}"`));
     const known = listing.models.map((model) => model.manifest.id).join(', ') || 'none';
     if (wanted === null || wanted === undefined) {
-      throw new DermError('not-found', `No encoder model is available (known models: none). ${listing.problems.map((entry) => entry.message).join(' ')}`.trim());
+      throw new DermError(
+        'not-found',
+        `No encoder model is available (known models: none). ${listing.problems.map((entry) => entry.message).join(' ')}`.trim(),
+      );
     }
     throw new DermError('not-found', `No model with id "${wanted}". Known models: ${known}.${problem ? ` ${problem.message}` : ''}`, { modelId: wanted });
   }
@@ -167,7 +170,8 @@ export class ModelRegistry {
       const fileName = `${id}.onnx`;
       fs.copyFileSync(source, path.join(temporary, fileName));
       const copiedSha = await sha256File(path.join(temporary, fileName));
-      if (copiedSha !== candidate.manifest.sha256) throw new DermError('model-invalid', `The copy of ${source} does not have the declared sha256; the file changed while it was being added.`);
+      if (copiedSha !== candidate.manifest.sha256)
+        throw new DermError('model-invalid', `The copy of ${source} does not have the declared sha256; the file changed while it was being added.`);
       const manifest = { ...candidate.manifest, file: fileName };
       fs.writeFileSync(path.join(temporary, `${id}.manifest.json`), `${JSON.stringify(manifest, null, 2)}\n`);
       fs.renameSync(temporary, folder);

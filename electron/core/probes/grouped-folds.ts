@@ -14,9 +14,13 @@ export function groupedFolds(groupOfRow: Int32Array, folds: number, seed: number
     throw new DermError('invalid-input', `folds must be a whole number of at least 2; got ${folds}.`, { field: 'folds' });
   }
   if (groupCount < folds) {
-    throw new DermError('invalid-input', `Cannot split ${groupCount} cases into ${folds} folds: each fold needs at least one case. Use fewer folds or label more cases.`, {
-      field: 'folds',
-    });
+    throw new DermError(
+      'invalid-input',
+      `Cannot split ${groupCount} cases into ${folds} folds: each fold needs at least one case. Use fewer folds or label more cases.`,
+      {
+        field: 'folds',
+      },
+    );
   }
   const sizes = new Int32Array(groupCount);
   for (const group of groupOfRow) sizes[group]!++;

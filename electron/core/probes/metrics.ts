@@ -257,7 +257,9 @@ export interface RocPoint {
  */
 export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>, weights?: ArrayLike<number>): RocPoint[] | null {
   if (labels.length !== scores.length || (weights && weights.length !== scores.length)) {
-    throw new RangeError(`rocCurve: ${scores.length} scores, ${labels.length} labels${weights ? ` and ${weights.length} weights` : ''}; every row needs one of each`);
+    throw new RangeError(
+      `rocCurve: ${scores.length} scores, ${labels.length} labels${weights ? ` and ${weights.length} weights` : ''}; every row needs one of each`,
+    );
   }
   const order = Array.from({ length: scores.length }, (_, index) => index).sort((a, b) => scores[b]! - scores[a]! || a - b);
   const blockScores: number[] = [];

@@ -52,7 +52,10 @@ export function predictionExportFormat(file: string): PredictionExportFormat {
   const extension = path.extname(file).toLowerCase();
   if (extension === '.csv') return 'csv';
   if (extension === '.npz') return 'npz';
-  throw new DermError('invalid-input', `The predictions file "${file}" must end in .csv or .npz; got "${extension || 'no extension'}".`, { field: 'predictions', value: file });
+  throw new DermError('invalid-input', `The predictions file "${file}" must end in .csv or .npz; got "${extension || 'no extension'}".`, {
+    field: 'predictions',
+    value: file,
+  });
 }
 
 /**
@@ -61,7 +64,8 @@ export function predictionExportFormat(file: string): PredictionExportFormat {
  * its manifest may exist yet. Returns the data and manifest paths.
  */
 export function checkExportTarget(folder: string, fileName: string): { file: string; manifestFile: string } {
-  if (typeof fileName !== 'string' || fileName.trim() === '') throw new DermError('invalid-input', 'The predictions file name is empty.', { field: 'predictions' });
+  if (typeof fileName !== 'string' || fileName.trim() === '')
+    throw new DermError('invalid-input', 'The predictions file name is empty.', { field: 'predictions' });
   const root = path.resolve(folder);
   const file = path.resolve(root, fileName);
   const inside = (base: string, target: string) => {
@@ -69,24 +73,37 @@ export function checkExportTarget(folder: string, fileName: string): { file: str
     return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
   };
   if (!inside(root, file)) {
-    throw new DermError('invalid-input', `The predictions file "${fileName}" escapes the folder ${root}; give a file name inside it.`, { field: 'predictions', value: fileName });
-  }
-  const parent = path.dirname(file);
-  if (!fs.existsSync(parent) || !fs.statSync(parent).isDirectory()) {
-    throw new DermError('invalid-input', `The folder ${parent} for the predictions file does not exist; create it first.`, { field: 'predictions', value: fileName });
-  }
-  const realRoot = fs.realpathSync(root);
-  const realParent = fs.realpathSync(parent);
-  if (realParent !== realRoot && !inside(realRoot, realParent)) {
-    throw new DermError('invalid-input', `The predictions file "${fileName}" escapes the folder ${root} through a symbolic link (${parent} is ${realParent}).`, {
+    throw new DermError('invalid-input', `The predictions file "${fileName}" escapes the folder ${root}; give a file name inside it.`, {
       field: 'predictions',
       value: fileName,
     });
   }
+  const parent = path.dirname(file);
+  if (!fs.existsSync(parent) || !fs.statSync(parent).isDirectory()) {
+    throw new DermError('invalid-input', `The folder ${parent} for the predictions file does not exist; create it first.`, {
+      field: 'predictions',
+      value: fileName,
+    });
+  }
+  const realRoot = fs.realpathSync(root);
+  const realParent = fs.realpathSync(parent);
+  if (realParent !== realRoot && !inside(realRoot, realParent)) {
+    throw new DermError(
+      'invalid-input',
+      `The predictions file "${fileName}" escapes the folder ${root} through a symbolic link (${parent} is ${realParent}).`,
+      {
+        field: 'predictions',
+        value: fileName,
+      },
+    );
+  }
   const manifestFile = `${file}.manifest.json`;
   for (const target of [file, manifestFile]) {
     if (fs.existsSync(target) || isLink(target)) {
-      throw new DermError('conflict', `${target} already exists; nothing was written. Choose another file name or remove it first.`, { field: 'predictions', value: target });
+      throw new DermError('conflict', `${target} already exists; nothing was written. Choose another file name or remove it first.`, {
+        field: 'predictions',
+        value: target,
+      });
     }
   }
   return { file, manifestFile };
@@ -101,7 +118,13 @@ function isLink(target: string): boolean {
   }
 }
 
-export function predictionManifest(run: ProbeRunRecord, images: ExportedOutOfFoldImage[], format: PredictionExportFormat, file: string, exportedAt: string): PredictionExportManifest {
+export function predictionManifest(
+  run: ProbeRunRecord,
+  images: ExportedOutOfFoldImage[],
+  format: PredictionExportFormat,
+  file: string,
+  exportedAt: string,
+): PredictionExportManifest {
   const hyper = run.manifest.hyperparameters as ProbeRunRecord['manifest']['hyperparameters'] & { gradientTolerance?: number };
   const groupKeys = [...new Set(images.map((image) => image.groupKey))];
   const columns: Record<string, string> =

@@ -167,21 +167,35 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
   let spectrumRounds = 0;
   const preconditioner =
     preconditionerRank > 0
-      ? await covarianceSpectrum(solverEngine, populationRows, finalModel.mean, finalModel.std, {
-          ...defaultSpectrumOptions,
-          rank: preconditionerRank,
-          oversample: Math.ceil(preconditionerRank / 2),
-        }, {
-          ...(control.isCancelled ? { isCancelled: control.isCancelled } : {}),
-          onRound: (round) => {
-            spectrumRounds = round;
-            control.onProgress?.({ stage: 'preparing the solver (feature spectrum)', stageIndex: 0, stageCount, pass: round, activeColumns: 0, columns: 0 });
+      ? await covarianceSpectrum(
+          solverEngine,
+          populationRows,
+          finalModel.mean,
+          finalModel.std,
+          {
+            ...defaultSpectrumOptions,
+            rank: preconditionerRank,
+            oversample: Math.ceil(preconditionerRank / 2),
           },
-        })
+          {
+            ...(control.isCancelled ? { isCancelled: control.isCancelled } : {}),
+            onRound: (round) => {
+              spectrumRounds = round;
+              control.onProgress?.({ stage: 'preparing the solver (feature spectrum)', stageIndex: 0, stageCount, pass: round, activeColumns: 0, columns: 0 });
+            },
+          },
+        )
       : null;
 
   const mainModels = [...cvModels, finalModel];
-  const mainFit = await fitLogisticModels(solverEngine, targets, known, labelCount, mainModels, solverOptions('cross-validation and final fit', mainModels.length * labelCount));
+  const mainFit = await fitLogisticModels(
+    solverEngine,
+    targets,
+    known,
+    labelCount,
+    mainModels,
+    solverOptions('cross-validation and final fit', mainModels.length * labelCount),
+  );
   const fits: FittedModels[] = [mainFit];
   const mainProbabilities = await probabilitiesOf(engine, mainFit);
   const mainColumns = mainModels.length * labelCount;
@@ -198,7 +212,9 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
   const overall = groupMetrics(outOfFold, problem, populationRows, settings.bootstrapReplicates, SeededRandom.derive(settings.seed, 2).nextInt(2 ** 31), true);
 
   // Repeated grouped CV: the same k-fold with other fold seeds, fitted together, to show how much the split alone moves each AUC.
-  const repeatAucs: Array<Array<number | null>> = [labels.map((_, label) => (overall.perLabel[label]!.auc.status === 'measured' ? labelAuc(outOfFold, problem, populationRows, label) : null))];
+  const repeatAucs: Array<Array<number | null>> = [
+    labels.map((_, label) => (overall.perLabel[label]!.auc.status === 'measured' ? labelAuc(outOfFold, problem, populationRows, label) : null)),
+  ];
   const repeatFits: FittedModels[] = [];
   if (repeatSeeds.length > 1) {
     stageIndex++;
@@ -209,7 +225,14 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
         return { trainingRows, ...featureStatisticsOf(data, dim, trainingRows) };
       }),
     );
-    const fit = await fitLogisticModels(solverEngine, targets, known, labelCount, models, solverOptions(`${repeatSeeds.length - 1} more fold seeds`, models.length * labelCount));
+    const fit = await fitLogisticModels(
+      solverEngine,
+      targets,
+      known,
+      labelCount,
+      models,
+      solverOptions(`${repeatSeeds.length - 1} more fold seeds`, models.length * labelCount),
+    );
     fits.push(fit);
     repeatFits.push(fit);
     const probabilities = await probabilitiesOf(solverEngine, fit);
@@ -255,13 +278,30 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
       const rows = Int32Array.from(byValue.get(value)!);
       const cases = distinctCases(rows, caseOfRow);
       if (cases < settings.minGroupCases) {
-        return { value, images: rows.length, cases, status: 'too-small', reason: `only ${cases} case${cases === 1 ? '' : 's'} (at least ${settings.minGroupCases} needed)` };
+        return {
+          value,
+          images: rows.length,
+          cases,
+          status: 'too-small',
+          reason: `only ${cases} case${cases === 1 ? '' : 's'} (at least ${settings.minGroupCases} needed)`,
+        };
       }
       const seed = SeededRandom.derive(settings.seed, 3, attributeIndex, valueIndex).nextInt(2 ** 31);
-      return { value, images: rows.length, cases, status: 'measured', metrics: groupMetrics(outOfFold, problem, rows, settings.bootstrapReplicates, seed, false) };
+      return {
+        value,
+        images: rows.length,
+        cases,
+        status: 'measured',
+        metrics: groupMetrics(outOfFold, problem, rows, settings.bootstrapReplicates, seed, false),
+      };
     });
     const missingRows = Int32Array.from(missing);
-    return { attribute: subgroup.attribute, source: subgroup.source, notRecorded: { images: missingRows.length, cases: distinctCases(missingRows, caseOfRow) }, groups };
+    return {
+      attribute: subgroup.attribute,
+      source: subgroup.source,
+      notRecorded: { images: missingRows.length, cases: distinctCases(missingRows, caseOfRow) },
+      groups,
+    };
   });
 
   const curve: CurvePoint[] = [];
@@ -330,9 +370,18 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
   // Per label, the fits its reported numbers come from: the k fold models and the final model of the main CV, and the repeats' fold models.
   const perLabelSolver: LabelSolverSummary[] = labels.map((label, index) => {
     const columnsOf = (fit: FittedModels) => Array.from({ length: fit.weights.length }, (_, model) => model * labelCount + index);
-    const iterations = [...columnsOf(mainFit).map((column) => mainFit.iterations[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.iterations[column]!))];
-    const labelOutcomes = [...columnsOf(mainFit).map((column) => mainFit.outcomes[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.outcomes[column]!))];
-    const gradients = [...columnsOf(mainFit).map((column) => mainFit.relativeGradients[column]!), ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.relativeGradients[column]!))];
+    const iterations = [
+      ...columnsOf(mainFit).map((column) => mainFit.iterations[column]!),
+      ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.iterations[column]!)),
+    ];
+    const labelOutcomes = [
+      ...columnsOf(mainFit).map((column) => mainFit.outcomes[column]!),
+      ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.outcomes[column]!)),
+    ];
+    const gradients = [
+      ...columnsOf(mainFit).map((column) => mainFit.relativeGradients[column]!),
+      ...repeatFits.flatMap((fit) => columnsOf(fit).map((column) => fit.relativeGradients[column]!)),
+    ];
     // A stalled line search found no lower loss along a descent direction: the loss differences left are below what float32
     // products resolve, so the fit is as close as this solver gets (the bench measured such fits within 3e-4 of a far-past-convergence reference).
     return {
@@ -345,7 +394,10 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
     };
   });
   const curveFits = fits.slice(1 + repeatFits.length);
-  const curveNotConverged = curveFits.reduce((sum, fit) => sum + fit.outcomes.filter((outcome) => outcome !== 'converged' && outcome !== 'line-search-stalled').length, 0);
+  const curveNotConverged = curveFits.reduce(
+    (sum, fit) => sum + fit.outcomes.filter((outcome) => outcome !== 'converged' && outcome !== 'line-search-stalled').length,
+    0,
+  );
 
   const finalWeights = Float32Array.from(mainFit.weights[folds]!);
   return {
@@ -377,7 +429,11 @@ export async function evaluateProbe(engine: MatrixEngine, problem: ProbeProblem,
 /** Fold of every population row (−1 elsewhere) for one fold seed; cases are taken in the order of their indices. */
 function foldsOfRows(problem: ProbeProblem, seed: number): Int32Array {
   const { populationRows, caseOfRow, rowCount, settings } = problem;
-  const foldOfPopulation = groupedFolds(Int32Array.from(populationRows, (row) => caseOfRow[row]!), settings.folds, seed);
+  const foldOfPopulation = groupedFolds(
+    Int32Array.from(populationRows, (row) => caseOfRow[row]!),
+    settings.folds,
+    seed,
+  );
   const foldOfRow = new Int32Array(rowCount).fill(-1);
   populationRows.forEach((row, position) => {
     foldOfRow[row] = foldOfPopulation[position]!;
@@ -391,7 +447,14 @@ export function repeatSeed(seed: number, repeat: number): number {
 }
 
 /** Rows of one data-efficiency model: the seeded case subsample of a training fold (exported so tests can fit the same subset directly). */
-export function curveTrainingRows(trainingRows: Int32Array, caseOfRow: Int32Array, fraction: number, seed: number, seedIndex: number, fold: number): Int32Array {
+export function curveTrainingRows(
+  trainingRows: Int32Array,
+  caseOfRow: Int32Array,
+  fraction: number,
+  seed: number,
+  seedIndex: number,
+  fold: number,
+): Int32Array {
   return subsampleByCase(trainingRows, caseOfRow, fraction, SeededRandom.derive(seed, 4, seedIndex, fold, Math.round(fraction * 1e6)));
 }
 
@@ -464,7 +527,11 @@ function knownRows(problem: ProbeProblem, rows: Int32Array, label: number): Int3
 
 function labelAuc(scores: Float32Array, problem: ProbeProblem, rows: Int32Array, label: number): number | null {
   const labelCount = problem.labels.length;
-  return rocAuc(column(scores, labelCount, label, problem.rowCount), column(problem.targets, labelCount, label, problem.rowCount), knownRows(problem, rows, label));
+  return rocAuc(
+    column(scores, labelCount, label, problem.rowCount),
+    column(problem.targets, labelCount, label, problem.rowCount),
+    knownRows(problem, rows, label),
+  );
 }
 
 function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Array, replicates: number, seed: number, withReliability: boolean): GroupMetrics {
@@ -482,8 +549,10 @@ function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Ar
     const positives = positiveCasesOf[label]!;
     const negatives = negativeCasesOf[label]!;
     const floor = settings.minClassCases;
-    if (positives < floor) return `too few positives: ${positives} positive case${positives === 1 ? '' : 's'} (${positiveRowsOf[label]!.length} images); at least ${floor} needed`;
-    if (negatives < floor) return `too few negatives: ${negatives} negative case${negatives === 1 ? '' : 's'} (${negativeRowsOf[label]!.length} images); at least ${floor} needed`;
+    if (positives < floor)
+      return `too few positives: ${positives} positive case${positives === 1 ? '' : 's'} (${positiveRowsOf[label]!.length} images); at least ${floor} needed`;
+    if (negatives < floor)
+      return `too few negatives: ${negatives} negative case${negatives === 1 ? '' : 's'} (${negativeRowsOf[label]!.length} images); at least ${floor} needed`;
     return null;
   });
   const ranked: Array<RankedScores | null> = labels.map((_, label) =>
@@ -510,7 +579,12 @@ function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Ar
     } else if (!interval) {
       auc = { status: 'too-small', reason: 'no bootstrap replicate drew both classes' };
     } else {
-      auc = { status: 'measured', value: rocAuc(scoreColumns[index]!, targetColumn, labelRows)!, ci95: [interval.low, interval.high], bootstrapReplicates: interval.replicates };
+      auc = {
+        status: 'measured',
+        value: rocAuc(scoreColumns[index]!, targetColumn, labelRows)!,
+        ci95: [interval.low, interval.high],
+        bootstrapReplicates: interval.replicates,
+      };
     }
     const summary = calibration(scoreColumns[index]!, targetColumn, labelRows);
     const metrics: LabelMetrics = {
@@ -528,7 +602,13 @@ function groupMetrics(scores: Float32Array, problem: ProbeProblem, rows: Int32Ar
     if (withReliability) {
       metrics.reliability = summary.bins;
       // Curves only in the overall table: per subgroup they would multiply the stored JSON for little gain.
-      const roc = auc.status === 'measured' ? rocCurve(Float64Array.from(labelRows, (row) => scoreColumns[index]![row]!), Uint8Array.from(labelRows, (row) => targetColumn[row]!)) : null;
+      const roc =
+        auc.status === 'measured'
+          ? rocCurve(
+              Float64Array.from(labelRows, (row) => scoreColumns[index]![row]!),
+              Uint8Array.from(labelRows, (row) => targetColumn[row]!),
+            )
+          : null;
       if (roc) metrics.roc = storedRocCurve(roc);
     }
     return metrics;
@@ -584,4 +664,3 @@ function compareSubgroupValues(a: string, b: string): number {
   if (Number.isFinite(numberA) && Number.isFinite(numberB)) return numberA - numberB;
   return a.localeCompare(b);
 }
-

@@ -6,9 +6,7 @@ import type { ReliabilityBin, StoredRocCurve } from './metrics.js';
  * number with its case-bootstrap interval or an explicit "too small" with the reason, never a number
  * computed from a group that cannot support one.
  */
-export type AucResult =
-  | { status: 'measured'; value: number; ci95: [number, number]; bootstrapReplicates: number }
-  | { status: 'too-small'; reason: string };
+export type AucResult = { status: 'measured'; value: number; ci95: [number, number]; bootstrapReplicates: number } | { status: 'too-small'; reason: string };
 
 export interface LabelMetrics {
   label: string;

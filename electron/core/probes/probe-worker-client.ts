@@ -3,10 +3,7 @@ import { siblingModule, startWorker } from '../jobs/worker-threads.js';
 import type { ProbeOutcome, ProbeProblem, StageProgress } from './probe-evaluation.js';
 
 export type ProbeWorkerMessage =
-  | { type: 'progress'; progress: StageProgress }
-  | { type: 'done'; outcome: ProbeOutcome }
-  | { type: 'cancelled' }
-  | { type: 'failed'; error: SerializedError };
+  { type: 'progress'; progress: StageProgress } | { type: 'done'; outcome: ProbeOutcome } | { type: 'cancelled' } | { type: 'failed'; error: SerializedError };
 
 export interface ProbeWorkerControl {
   signal?: AbortSignal;

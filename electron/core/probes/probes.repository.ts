@@ -171,7 +171,14 @@ export class ProbesRepository {
   /** Stores the evaluation, the final model and its predictions in one transaction. */
   completeRun(
     runId: number,
-    result: { metrics: ProbeMetrics; model: StoredProbeModel; predictions: ProbePredictionRow[]; outOfFold: ProbeOutOfFoldImage[]; labels: string[]; finishedAt: string },
+    result: {
+      metrics: ProbeMetrics;
+      model: StoredProbeModel;
+      predictions: ProbePredictionRow[];
+      outOfFold: ProbeOutOfFoldImage[];
+      labels: string[];
+      finishedAt: string;
+    },
   ): void {
     const insert = this.db.prepare('INSERT INTO probe_predictions (run_id, image_id, label, probability) VALUES (?, ?, ?, ?)');
     const insertFold = this.db.prepare('INSERT INTO probe_folds (run_id, image_id, group_key, fold) VALUES (?, ?, ?, ?)');
@@ -204,8 +211,7 @@ export class ProbesRepository {
 
   model(runId: number): StoredProbeModel | undefined {
     const row = this.db.prepare('SELECT final_weights AS weights, final_offsets AS offsets FROM probe_runs WHERE id = ?').get(runId) as
-      | { weights: Buffer | null; offsets: string | null }
-      | undefined;
+      { weights: Buffer | null; offsets: string | null } | undefined;
     if (!row?.weights || !row.offsets) return undefined;
     return { weights: blobToVector(row.weights), offsets: JSON.parse(row.offsets) as number[] };
   }
@@ -222,10 +228,14 @@ export class ProbesRepository {
 
   predictions(runId: number, imageIds?: number[]): ProbePredictionRow[] {
     if (imageIds) {
-      const statement = this.db.prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? AND image_id = ? ORDER BY label');
+      const statement = this.db.prepare(
+        'SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? AND image_id = ? ORDER BY label',
+      );
       return imageIds.flatMap((imageId) => statement.all(runId, imageId) as ProbePredictionRow[]);
     }
-    return this.db.prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label').all(runId) as ProbePredictionRow[];
+    return this.db
+      .prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label')
+      .all(runId) as ProbePredictionRow[];
   }
 
   /**

@@ -5,10 +5,35 @@ import { appVersion } from '../library/installation.js';
 import type { ProbeProblem, ProbeSettings } from './probe-evaluation.js';
 import { defaultSpectrumOptions } from '../math/spectral-preconditioner.js';
 import type { SubgroupAttribute } from './probe-metrics.types.js';
-import { checkExportTarget, predictionExportFormat, predictionManifest, predictionsCsv, writePredictionExport, type PredictionExportFormat, type PredictionExportManifest } from './out-of-fold-export.js';
+import {
+  checkExportTarget,
+  predictionExportFormat,
+  predictionManifest,
+  predictionsCsv,
+  writePredictionExport,
+  type PredictionExportFormat,
+  type PredictionExportManifest,
+} from './out-of-fold-export.js';
 import { runProbeInWorker } from './probe-worker-client.js';
-import { compareText, type ExportedOutOfFoldImage, type ProbeLabelKind, type ProbeManifest, type ProbeOutOfFoldImage, type ProbePredictionRow, type ProbeRunRecord, type ProbeRunStatus, type ProbesRepository } from './probes.repository.js';
-import { normaliseFitzpatrick, normaliseMonkTone, resolveMultiLabel, resolveQualityTargets, resolveSingleValue, type ResolvedTargets } from './target-resolution.js';
+import {
+  compareText,
+  type ExportedOutOfFoldImage,
+  type ProbeLabelKind,
+  type ProbeManifest,
+  type ProbeOutOfFoldImage,
+  type ProbePredictionRow,
+  type ProbeRunRecord,
+  type ProbeRunStatus,
+  type ProbesRepository,
+} from './probes.repository.js';
+import {
+  normaliseFitzpatrick,
+  normaliseMonkTone,
+  resolveMultiLabel,
+  resolveQualityTargets,
+  resolveSingleValue,
+  type ResolvedTargets,
+} from './target-resolution.js';
 
 export interface TrainProbeOptions extends JobControl {
   /** Embedding model; default: the only model with embeddings in the library. */
@@ -161,7 +186,11 @@ export class ProbesService {
     const orderedPopulation = [...populationImages].sort((a, b) => compareText(groupKeyOf(a), groupKeyOf(b)) || compareText(shaOf(a), shaOf(b)));
     const orderedRest = matrix.imageIds.filter((imageId) => !populationSet.has(imageId)).sort((a, b) => compareText(shaOf(a), shaOf(b)));
     const imageOfRow = [...orderedPopulation, ...orderedRest];
-    permuteRows(matrix.data, matrix.dim, Int32Array.from(imageOfRow, (imageId) => rowOfImage.get(imageId)!));
+    permuteRows(
+      matrix.data,
+      matrix.dim,
+      Int32Array.from(imageOfRow, (imageId) => rowOfImage.get(imageId)!),
+    );
 
     const rowCount = imageOfRow.length;
     const labelCount = labels.length;
@@ -269,7 +298,10 @@ export class ProbesService {
           const current = Math.max(typical, stagePasses + (progress.activeColumns > 0 ? 1 : 0));
           reporter ??= new ProgressReporter('probe-train', stageCount * typicalStagePasses, options.onProgress);
           reporter.setTotal(finished + current + (stageCount - progress.stageIndex - 1) * typical);
-          reporter.report(finished + stagePasses, progress.columns > 0 ? `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running` : progress.stage);
+          reporter.report(
+            finished + stagePasses,
+            progress.columns > 0 ? `${progress.stage}: ${progress.activeColumns} of ${progress.columns} fits running` : progress.stage,
+          );
         },
       });
       const predictions: ProbePredictionRow[] = [];
@@ -316,7 +348,10 @@ export class ProbesService {
    * The labels a probe could learn, most positive cases first, with positive and negative case counts
    * among the embedded population, for choosing labels in the app's form.
    */
-  labelChoices(labelKind: ProbeLabelKind = probeDefaults.labelKind, modelId?: string): { modelId: string; labels: Array<{ label: string; positiveCases: number; negativeCases: number }> } {
+  labelChoices(
+    labelKind: ProbeLabelKind = probeDefaults.labelKind,
+    modelId?: string,
+  ): { modelId: string; labels: Array<{ label: string; positiveCases: number; negativeCases: number }> } {
     const chosenModel = this.chooseModel(modelId);
     const resolved =
       labelKind === 'condition'
@@ -348,14 +383,21 @@ export class ProbesService {
   outOfFold(runId: number): { run: ProbeReport; images: ExportedOutOfFoldImage[] } {
     const run = this.report(runId);
     if (run.status !== 'completed') {
-      throw new DermError('invalid-input', `Probe run ${runId} is ${run.status}; only a completed run has out-of-fold predictions.`, { field: 'runId', value: runId });
-    }
-    const images = this.probes.outOfFold(runId, run.labels);
-    if (images.length === 0) {
-      throw new DermError('not-found', `Probe run ${runId} was stored before out-of-fold predictions were kept; train it again with the same options to get them.`, {
+      throw new DermError('invalid-input', `Probe run ${runId} is ${run.status}; only a completed run has out-of-fold predictions.`, {
         field: 'runId',
         value: runId,
       });
+    }
+    const images = this.probes.outOfFold(runId, run.labels);
+    if (images.length === 0) {
+      throw new DermError(
+        'not-found',
+        `Probe run ${runId} was stored before out-of-fold predictions were kept; train it again with the same options to get them.`,
+        {
+          field: 'runId',
+          value: runId,
+        },
+      );
     }
     return { run, images };
   }
@@ -365,7 +407,10 @@ export class ProbesService {
    * `<file>.manifest.json` beside it. Refuses a name that leads outside the folder or already exists;
    * nothing is written then.
    */
-  exportPredictions(runId: number, target: { folder: string; fileName: string }): { file: string; manifestFile: string; format: PredictionExportFormat; images: number; labels: string[] } {
+  exportPredictions(
+    runId: number,
+    target: { folder: string; fileName: string },
+  ): { file: string; manifestFile: string; format: PredictionExportFormat; images: number; labels: string[] } {
     const format = predictionExportFormat(target.fileName);
     const paths = checkExportTarget(target.folder, target.fileName);
     const { run, images } = this.outOfFold(runId);
@@ -385,10 +430,18 @@ export class ProbesService {
    * The images the run's out-of-fold predictions get most wrong for one label: positives with the
    * lowest probability and negatives with the highest, by |truth − probability|, worst first.
    */
-  worstPredictions(runId: number, label: string, limit = 24): Array<{ imageId: number; groupKey: string; fold: number; truth: 0 | 1; probability: number; error: number }> {
+  worstPredictions(
+    runId: number,
+    label: string,
+    limit = 24,
+  ): Array<{ imageId: number; groupKey: string; fold: number; truth: 0 | 1; probability: number; error: number }> {
     const { run, images } = this.outOfFold(runId);
     const index = run.labels.indexOf(label);
-    if (index < 0) throw new DermError('invalid-input', `Probe run ${runId} has no label "${label}"; its labels are ${run.labels.join(', ')}.`, { field: 'label', value: label });
+    if (index < 0)
+      throw new DermError('invalid-input', `Probe run ${runId} has no label "${label}"; its labels are ${run.labels.join(', ')}.`, {
+        field: 'label',
+        value: label,
+      });
     return images
       .flatMap((image) => {
         const truth = image.truths[index];
@@ -428,7 +481,10 @@ export class ProbesService {
       throw new DermError('invalid-input', `Probe run ${runId} is ${run.status}; only a completed run can predict.`, { field: 'runId', value: runId });
     }
     const embeddingModel = this.embeddings.model(run.modelId);
-    if (!embeddingModel) throw new DermError('not-found', `Probe run ${runId} was trained on model "${run.modelId}", which has no embeddings in this library any more.`, { runId });
+    if (!embeddingModel)
+      throw new DermError('not-found', `Probe run ${runId} was trained on model "${run.modelId}", which has no embeddings in this library any more.`, {
+        runId,
+      });
     if (embeddingModel.sha256 !== run.modelSha256) {
       throw new DermError(
         'conflict',
@@ -440,7 +496,11 @@ export class ProbesService {
     const labels = run.labels;
     const labelCount = labels.length;
     if (model.weights.length !== matrix.dim * labelCount) {
-      throw new DermError('embeddings-invalid', `Probe run ${runId} has ${model.weights.length} weights; expected ${matrix.dim} × ${labelCount} for model "${run.modelId}".`, { runId });
+      throw new DermError(
+        'embeddings-invalid',
+        `Probe run ${runId} has ${model.weights.length} weights; expected ${matrix.dim} × ${labelCount} for model "${run.modelId}".`,
+        { runId },
+      );
     }
     const rows: ProbePredictionRow[] = [];
     const images: ProbePredictionResult['images'] = [];
@@ -478,12 +538,17 @@ export class ProbesService {
     return [...latest.values()].flatMap((run) => {
       const rows = this.probes.predictions(run.id, [imageId]);
       if (rows.length === 0) return [];
-      return [{ runId: run.id, modelId: run.modelId, labelKind: run.labelKind, probabilities: Object.fromEntries(rows.map((row) => [row.label, row.probability])) }];
+      return [
+        { runId: run.id, modelId: run.modelId, labelKind: run.labelKind, probabilities: Object.fromEntries(rows.map((row) => [row.label, row.probability])) },
+      ];
     });
   }
 
   private chooseModel(requested: string | undefined): string {
-    const withEmbeddings = this.embeddings.models().filter((entry) => entry.count > 0).map((entry) => entry.id);
+    const withEmbeddings = this.embeddings
+      .models()
+      .filter((entry) => entry.count > 0)
+      .map((entry) => entry.id);
     if (requested === undefined) {
       if (withEmbeddings.length === 1) return withEmbeddings[0]!;
       throw new DermError(
@@ -495,10 +560,14 @@ export class ProbesService {
       );
     }
     if (!this.embeddings.model(requested) || !withEmbeddings.includes(requested)) {
-      throw new DermError('not-found', `The library has no embeddings for model "${requested}". Models with embeddings: ${withEmbeddings.join(', ') || 'none'}.`, {
-        field: 'modelId',
-        value: requested,
-      });
+      throw new DermError(
+        'not-found',
+        `The library has no embeddings for model "${requested}". Models with embeddings: ${withEmbeddings.join(', ') || 'none'}.`,
+        {
+          field: 'modelId',
+          value: requested,
+        },
+      );
     }
     return requested;
   }
@@ -515,13 +584,18 @@ export class ProbesService {
     if (!(Number.isFinite(l2) && l2 > 0)) throw new DermError('invalid-input', `l2 must be a positive number; got ${l2}.`, { field: 'l2' });
     const tolerance = options.tolerance ?? probeDefaults.tolerance;
     if (typeof tolerance !== 'number' || !(Number.isFinite(tolerance) && tolerance > 0 && tolerance < 1)) {
-      throw new DermError('invalid-input', `tolerance must be a number between 0 and 1 (exclusive), relative to the gradient at the start; got ${String(tolerance)}.`, {
-        field: 'tolerance',
-      });
+      throw new DermError(
+        'invalid-input',
+        `tolerance must be a number between 0 and 1 (exclusive), relative to the gradient at the start; got ${String(tolerance)}.`,
+        {
+          field: 'tolerance',
+        },
+      );
     }
     const curveFractions = options.curveFractions ?? probeDefaults.curveFractions;
     for (const fraction of curveFractions) {
-      if (!(fraction > 0 && fraction <= 1)) throw new DermError('invalid-input', `Curve fractions must be in (0, 1]; got ${fraction}.`, { field: 'curveFractions' });
+      if (!(fraction > 0 && fraction <= 1))
+        throw new DermError('invalid-input', `Curve fractions must be in (0, 1]; got ${fraction}.`, { field: 'curveFractions' });
     }
     const settings: ProbeSettings = {
       folds: integer('folds', options.folds, probeDefaults.folds, 2, 50),
@@ -572,13 +646,18 @@ export class ProbesService {
       }
       return set.size;
     };
-    const ranked = [...positiveCases.entries()].map(([label, cases]) => ({ label, cases: cases.size })).sort((a, b) => b.cases - a.cases || a.label.localeCompare(b.label));
+    const ranked = [...positiveCases.entries()]
+      .map(([label, cases]) => ({ label, cases: cases.size }))
+      .sort((a, b) => b.cases - a.cases || a.label.localeCompare(b.label));
     if (options.labels && options.labels.length > 0) {
       const labels = [...new Set(options.labels.map((label) => label.trim()).filter((label) => label.length > 0))];
       for (const label of labels) {
         const cases = positiveCases.get(label)?.size ?? 0;
         if (cases < 2 || negativeCaseCount(label) < 2) {
-          const common = ranked.slice(0, 10).map((entry) => `${entry.label} (${entry.cases})`).join(', ');
+          const common = ranked
+            .slice(0, 10)
+            .map((entry) => `${entry.label} (${entry.cases})`)
+            .join(', ');
           throw new DermError(
             'invalid-input',
             `Label "${label}" has ${cases} positive case${cases === 1 ? '' : 's'} and ${negativeCaseCount(label)} negative among the embedded ${labelKind} population; a probe needs at least 2 of each. Most common: ${common || 'none'}.`,
@@ -595,10 +674,12 @@ export class ProbesService {
     if (chosen.length === 0) {
       throw new DermError(
         'invalid-input',
-        `No ${labelKind} label has at least ${needed} positive and ${needed} negative cases among ${allCases.size} embedded cases; name labels explicitly. Most common: ${ranked
-          .slice(0, 10)
-          .map((entry) => `${entry.label} (${entry.cases})`)
-          .join(', ') || 'none'}.`,
+        `No ${labelKind} label has at least ${needed} positive and ${needed} negative cases among ${allCases.size} embedded cases; name labels explicitly. Most common: ${
+          ranked
+            .slice(0, 10)
+            .map((entry) => `${entry.label} (${entry.cases})`)
+            .join(', ') || 'none'
+        }.`,
         { field: 'labels' },
       );
     }

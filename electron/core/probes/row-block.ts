@@ -36,7 +36,14 @@ export async function fitOnOwnRows(
   const swaps = moveRowsToFront(data, dim, engine.rows, rows);
   try {
     const identity = Int32Array.from({ length: count }, (_, position) => position);
-    return await fitLogisticModels(engine.prefix(count), localTargets, localKnown, labelCount, [{ trainingRows: identity, mean: model.mean, std: model.std }], options);
+    return await fitLogisticModels(
+      engine.prefix(count),
+      localTargets,
+      localKnown,
+      labelCount,
+      [{ trainingRows: identity, mean: model.mean, std: model.std }],
+      options,
+    );
   } finally {
     undoSwaps(data, dim, swaps);
   }

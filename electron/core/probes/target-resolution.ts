@@ -111,7 +111,10 @@ const roman = ['I', 'II', 'III', 'IV', 'V', 'VI'];
 
 /** 'III', 'FST3', '3', 'type iii' → 'III'; anything else (e.g. NONE_SELECTED) → null. */
 export function normaliseFitzpatrick(value: string): string | null {
-  const text = value.trim().toUpperCase().replace(/^(FST|TYPE)\s*/, '');
+  const text = value
+    .trim()
+    .toUpperCase()
+    .replace(/^(FST|TYPE)\s*/, '');
   if (roman.includes(text)) return text;
   const number = Number(text);
   return Number.isInteger(number) && number >= 1 && number <= 6 ? roman[number - 1]! : null;

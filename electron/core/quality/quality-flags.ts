@@ -97,10 +97,14 @@ export function validateThresholdChange(current: QualityThresholds, change: Reco
     }
     const parsed = qualityThresholdsSchema().shape[name as QualityThresholdName].safeParse(value);
     if (!parsed.success) {
-      throw new DermError('invalid-input', `Quality threshold ${name} cannot be ${JSON.stringify(value)}: ${parsed.error.issues.map((issue) => issue.message).join('; ')}.`, {
-        field: name,
-        value,
-      });
+      throw new DermError(
+        'invalid-input',
+        `Quality threshold ${name} cannot be ${JSON.stringify(value)}: ${parsed.error.issues.map((issue) => issue.message).join('; ')}.`,
+        {
+          field: name,
+          value,
+        },
+      );
     }
     next[name] = parsed.data;
   }
@@ -113,7 +117,9 @@ export function parseThresholdAssignment(text: string): [QualityThresholdName, n
   if (!match) throw new DermError('invalid-input', `--set expects NAME=VALUE (e.g. blurryAbove=0.6); got "${text}".`, { field: '--set' });
   const name = match[1]!;
   if (!(qualityThresholdNames as string[]).includes(name)) {
-    throw new DermError('invalid-input', `Unknown quality threshold "${name}" in --set ${text}. Known thresholds: ${qualityThresholdNames.join(', ')}.`, { field: name });
+    throw new DermError('invalid-input', `Unknown quality threshold "${name}" in --set ${text}. Known thresholds: ${qualityThresholdNames.join(', ')}.`, {
+      field: name,
+    });
   }
   const value = Number(match[2]);
   if (!Number.isFinite(value)) throw new DermError('invalid-input', `--set ${text}: "${match[2]}" is not a number.`, { field: name });

@@ -51,11 +51,9 @@ export class QualityRepository {
   }
 
   sizes(): Array<{ imageId: number; sizeSqrt: number }> {
-    return (
-      this.db
-        .prepare('SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN live_images i ON i.id = q.image_id')
-        .all() as Array<{ imageId: number; sizeSqrt: number }>
-    );
+    return this.db
+      .prepare('SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN live_images i ON i.id = q.image_id')
+      .all() as Array<{ imageId: number; sizeSqrt: number }>;
   }
 
   /** Groups of two or more non-deleted images with the same decoded pixels. */
@@ -66,7 +64,12 @@ export class QualityRepository {
          GROUP BY pixel_sha256 HAVING COUNT(*) > 1`,
       )
       .all() as Array<{ ids: string }>;
-    return rows.map((row) => row.ids.split(',').map(Number).sort((a, b) => a - b));
+    return rows.map((row) =>
+      row.ids
+        .split(',')
+        .map(Number)
+        .sort((a, b) => a - b),
+    );
   }
 
   /** Replaces the automatic flags named in `flags` for one image (manual flags are never touched). */
@@ -148,11 +151,8 @@ export class QualityRepository {
   }
 
   flaggedImageCount(): number {
-    return (
-      this.db
-        .prepare('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id')
-        .get() as { count: number }
-    ).count;
+    return (this.db.prepare('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id').get() as { count: number })
+      .count;
   }
 
   transaction<T>(work: () => T): T {

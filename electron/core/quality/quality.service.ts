@@ -160,7 +160,10 @@ export class QualityService {
    */
   setNotAnIssue(imageId: number, flag: string, notAnIssue: boolean): void {
     if (!(qualityFlags as readonly string[]).includes(flag)) {
-      throw new DermError('invalid-input', `"${flag}" is not an automatic quality flag; expected one of ${qualityFlags.join(', ')}.`, { field: 'flag', value: flag });
+      throw new DermError('invalid-input', `"${flag}" is not an automatic quality flag; expected one of ${qualityFlags.join(', ')}.`, {
+        field: 'flag',
+        value: flag,
+      });
     }
     if (!this.repository.isLiveImage(imageId)) throw new DermError('not-found', `There is no image ${imageId} in this library.`, { imageId });
     const at = this.clock().toISOString();
@@ -215,7 +218,10 @@ export class QualityService {
       for (const imageId of group) {
         const others = group.filter((other) => other !== imageId);
         const shown = others.slice(0, 5).join(', ');
-        add(imageId, { flag: 'duplicate', detail: `same pixels as image${others.length > 1 ? 's' : ''} ${shown}${others.length > 5 ? ` and ${others.length - 5} more` : ''}` });
+        add(imageId, {
+          flag: 'duplicate',
+          detail: `same pixels as image${others.length > 1 ? 's' : ''} ${shown}${others.length > 5 ? ` and ${others.length - 5} more` : ''}`,
+        });
       }
     }
     return decisions;
@@ -226,7 +232,10 @@ export class QualityService {
 function checkFlagName(flag: string): string {
   const name = flag.trim();
   if (!/^[a-z][a-z0-9_]{0,39}$/.test(name)) {
-    throw new DermError('invalid-input', `flag "${flag}" must be a lower-case word of letters, digits and "_" (at most 40), e.g. needs_review.`, { field: 'flag', value: flag });
+    throw new DermError('invalid-input', `flag "${flag}" must be a lower-case word of letters, digits and "_" (at most 40), e.g. needs_review.`, {
+      field: 'flag',
+      value: flag,
+    });
   }
   return name;
 }

@@ -89,7 +89,6 @@ export interface SearchBenchmarkReport {
   native: LatencyFigures & { graphOnlyP50Ms: number };
 }
 
-
 function percentile(values: number[], fraction: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0;
@@ -112,12 +111,16 @@ async function readThrough(file: string): Promise<void> {
 
 /** Checks the vectors a benchmark is given: finite values and a usable shape, naming `source` and the row. */
 export function checkBenchmarkVectors(values: Float32Array | Float64Array, shape: readonly number[], source: string): void {
-  if (shape.length !== 2) throw new DermError('invalid-input', `${source}: expected a 2-D array (rows × dimensions); it has shape (${shape.join(', ')}).`, { file: source });
-  if (shape[0] === 0 || shape[1] === 0) throw new DermError('invalid-input', `${source}: the array is empty (shape ${shape[0]} × ${shape[1]}).`, { file: source });
+  if (shape.length !== 2)
+    throw new DermError('invalid-input', `${source}: expected a 2-D array (rows × dimensions); it has shape (${shape.join(', ')}).`, { file: source });
+  if (shape[0] === 0 || shape[1] === 0)
+    throw new DermError('invalid-input', `${source}: the array is empty (shape ${shape[0]} × ${shape[1]}).`, { file: source });
   const dim = shape[1]!;
   for (let index = 0; index < values.length; index++) {
     if (!Number.isFinite(values[index]!)) {
-      throw new DermError('invalid-input', `${source}: row ${Math.floor(index / dim)} has a non-finite value (${values[index]}) at column ${index % dim}.`, { file: source });
+      throw new DermError('invalid-input', `${source}: row ${Math.floor(index / dim)} has a non-finite value (${values[index]}) at column ${index % dim}.`, {
+        file: source,
+      });
     }
   }
 }
@@ -148,7 +151,10 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
         embeddings.put(
           'bench',
           '0'.repeat(64),
-          Array.from({ length: rows }, (_, offset) => ({ imageId: start + offset + 1, vector: vectors.subarray((start + offset) * dim, (start + offset + 1) * dim) })),
+          Array.from({ length: rows }, (_, offset) => ({
+            imageId: start + offset + 1,
+            vector: vectors.subarray((start + offset) * dim, (start + offset + 1) * dim),
+          })),
         );
       }
 
@@ -187,7 +193,8 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
       for (let start = 0; start < count; start += 4096) {
         const rows = Math.min(4096, count - start);
         const scores = await gemm.multiply(matrix(rows, dim, unit.subarray(start * dim, (start + rows) * dim)), queryMatrix, false, true);
-        for (let row = 0; row < rows; row++) for (let query = 0; query < queryCount; query++) tops[query]!.offer(start + row + 1, scores.data[row * queryCount + query]!);
+        for (let row = 0; row < rows; row++)
+          for (let query = 0; query < queryCount; query++) tops[query]!.offer(start + row + 1, scores.data[row * queryCount + query]!);
       }
       const truth = tops.map((top) => top.result().map((neighbour) => neighbour.imageId));
 
@@ -210,7 +217,11 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           await service.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, { rerankFromDatabase: true });
         }
         type Stage = 'normalise' | 'project' | 'graph' | 'rerank';
-        const measure = () => ({ times: [] as number[], found: [] as number[][], stages: { normalise: [], project: [], graph: [], rerank: [] } as Record<Stage, number[]> });
+        const measure = () => ({
+          times: [] as number[],
+          found: [] as number[][],
+          stages: { normalise: [], project: [], graph: [], rerank: [] } as Record<Stage, number[]>,
+        });
         const figures = (run: ReturnType<typeof measure>) => ({
           p50Ms: percentile(run.times, 0.5),
           p99Ms: percentile(run.times, 0.99),
@@ -225,7 +236,10 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
         const query = async (target: VectorIndexService, run: ReturnType<typeof measure>, index: number, fromDatabase: boolean) => {
           const stageTimes: Partial<Record<Stage, number>> = {};
           const t = performance.now();
-          const result = await target.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, { stages: stageTimes, rerankFromDatabase: fromDatabase });
+          const result = await target.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, {
+            stages: stageTimes,
+            rerankFromDatabase: fromDatabase,
+          });
           run.times.push(performance.now() - t);
           run.found.push(result.map((hit) => hit.imageId));
           for (const stage of Object.keys(run.stages) as Stage[]) run.stages[stage].push(stageTimes[stage] ?? 0);
@@ -280,7 +294,10 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
               firstMs,
               p50Ms: percentile(requestTimes, 0.5),
               p99Ms: percentile(requestTimes, 0.99),
-              stagesP50Ms: Object.fromEntries(stageNames.map((name) => [name, percentile(stageTimes[name], 0.5)])) as Record<(typeof stageNames)[number], number>,
+              stagesP50Ms: Object.fromEntries(stageNames.map((name) => [name, percentile(stageTimes[name], 0.5)])) as Record<
+                (typeof stageNames)[number],
+                number
+              >,
             };
           } finally {
             await fresh.close();
@@ -320,11 +337,15 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           nativeFound.push(top.result().map((neighbour) => neighbour.imageId));
         }
         // Before the float32 comparison rewrites the copy: the web API then opens the default float16 one.
-        if (input.withLibrary) await input.withLibrary({ folder: library.paths.root, modelId: 'bench', queryImageIds: queryRows?.map((row) => row + 1) ?? null });
+        if (input.withLibrary)
+          await input.withLibrary({ folder: library.paths.root, modelId: 'bench', queryImageIds: queryRows?.map((row) => row + 1) ?? null });
         let precisions: SearchBenchmarkReport['precisions'] = null;
         if (input.comparePrecisions && copyStatus.state === 'ready' && copyStatus.precision === 'float16') {
           say('rebuilding the flat copy in float32 and comparing its re-rank with float16');
-          const wide = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, { ...(input.parameters ?? {}), embeddingCopy: 'float32' });
+          const wide = new VectorIndexService(new VectorIndexRepository(library.db), embeddings, library.paths, {
+            ...(input.parameters ?? {}),
+            embeddingCopy: 'float32',
+          });
           try {
             const rebuildStarted = performance.now();
             await wide.ensureReady('bench');
@@ -373,7 +394,12 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           precisions,
           libraryImage,
           request,
-          native: { p50Ms: percentile(nativeTimes, 0.5), p99Ms: percentile(nativeTimes, 0.99), recall: recallAt(k, nativeFound, truth), graphOnlyP50Ms: percentile(graphTimes, 0.5) },
+          native: {
+            p50Ms: percentile(nativeTimes, 0.5),
+            p99Ms: percentile(nativeTimes, 0.99),
+            recall: recallAt(k, nativeFound, truth),
+            graphOnlyP50Ms: percentile(graphTimes, 0.5),
+          },
         };
       } finally {
         await service.close();
@@ -395,14 +421,23 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
     `build ${report.buildSeconds.toFixed(1)} s (PCA fit ${report.fitSeconds === null ? 'none' : `${report.fitSeconds.toFixed(1)} s`}), ${report.graphDim}-d graph, file ${(report.indexFileBytes / 2 ** 20).toFixed(0)} MB`,
   ];
   const c = report.calibration;
-  if (c) lines.push(`calibration: recall@10 ${c.recall.toFixed(3)} on ${c.probes} probes, candidates ${c.candidates}, ef ${c.ef} (${c.met ? `target ${c.target} met` : c.note}), ${c.seconds.toFixed(1)} s`);
+  if (c)
+    lines.push(
+      `calibration: recall@10 ${c.recall.toFixed(3)} on ${c.probes} probes, candidates ${c.candidates}, ef ${c.ef} (${c.met ? `target ${c.target} met` : c.note}), ${c.seconds.toFixed(1)} s`,
+    );
   const megabytes = (bytes: number | null) => (bytes === null ? 'none' : `${(bytes / 2 ** 20).toFixed(0)} MB`);
   lines.push(
     `open to ready ${ms(report.openMs)}, resident memory added by the open index ${megabytes(report.openResidentBytes)}, after the queries ${megabytes(report.queryResidentBytes)}`,
   );
-  lines.push(`flat copy for the re-rank: ${report.embeddingCopy.state}${report.embeddingCopy.precision ? `, ${report.embeddingCopy.precision}` : ''}, ${megabytes(report.embeddingCopy.fileBytes)} on disk`);
+  lines.push(
+    `flat copy for the re-rank: ${report.embeddingCopy.state}${report.embeddingCopy.precision ? `, ${report.embeddingCopy.precision}` : ''}, ${megabytes(report.embeddingCopy.fileBytes)} on disk`,
+  );
   const copyReady = report.embeddingCopy.state === 'ready';
-  const rerankFrom = copyReady ? `the flat ${report.embeddingCopy.precision} copy` : report.embeddingCopy.state === 'unused' ? 'the graph (no re-rank)' : 'SQLite';
+  const rerankFrom = copyReady
+    ? `the flat ${report.embeddingCopy.precision} copy`
+    : report.embeddingCopy.state === 'unused'
+      ? 'the graph (no re-rank)'
+      : 'SQLite';
   const queryLine = (s: SearchBenchmarkReport['service']) =>
     `p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}; stages p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`;
   lines.push(`service query: ${queryLine(report.service)} (re-rank from ${rerankFrom})`);
@@ -415,15 +450,20 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
         `float16 gave the same top ${report.k} in the same order on ${(p.sameTopK * 100).toFixed(0)}% of queries, ${(p.overlap * 100).toFixed(1)}% of the ids`,
     );
   }
-  if (report.libraryImage) lines.push(`query by library image (projected point from the graph): p50 ${ms(report.libraryImage.p50Ms)}, p99 ${ms(report.libraryImage.p99Ms)}`);
+  if (report.libraryImage)
+    lines.push(`query by library image (projected point from the graph): p50 ${ms(report.libraryImage.p50Ms)}, p99 ${ms(report.libraryImage.p99Ms)}`);
   if (report.request) {
-    lines.push(`whole request (library image, 24 results without itself, with cards): first after open ${ms(report.request.firstMs)}, then p50 ${ms(report.request.p50Ms)}, p99 ${ms(report.request.p99Ms)}`);
+    lines.push(
+      `whole request (library image, 24 results without itself, with cards): first after open ${ms(report.request.firstMs)}, then p50 ${ms(report.request.p50Ms)}, p99 ${ms(report.request.p99Ms)}`,
+    );
     const r = report.request.stagesP50Ms;
     lines.push(
       `  request stages, p50: query image + embedding ${ms(r.query)}, eligible ${ms(r.eligible)}, index ready ${ms(r.ready)}, index search ${ms(r.index)}, cards ${ms(r.cards)}, JSON ${ms(r.json)}`,
     );
   }
   const n = report.native;
-  lines.push(`hnswlib searchKnn on the same file (pre-projected queries, in-memory re-rank): p50 ${ms(n.p50Ms)} (graph alone ${ms(n.graphOnlyP50Ms)}), p99 ${ms(n.p99Ms)}, recall@${report.k} ${n.recall.toFixed(3)}`);
+  lines.push(
+    `hnswlib searchKnn on the same file (pre-projected queries, in-memory re-rank): p50 ${ms(n.p50Ms)} (graph alone ${ms(n.graphOnlyP50Ms)}), p99 ${ms(n.p99Ms)}, recall@${report.k} ${n.recall.toFixed(3)}`,
+  );
   return lines;
 }

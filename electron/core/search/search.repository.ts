@@ -39,9 +39,7 @@ export class SearchRepository {
 
   /** The image, when it exists and is not deleted. */
   liveImage(imageId: number): { id: number; caseId: number | null } | undefined {
-    return this.db.prepare('SELECT id, case_id AS caseId FROM live_images WHERE id = ?').get(imageId) as
-      | { id: number; caseId: number | null }
-      | undefined;
+    return this.db.prepare('SELECT id, case_id AS caseId FROM live_images WHERE id = ?').get(imageId) as { id: number; caseId: number | null } | undefined;
   }
 
   imageIdsOfCase(caseId: number): number[] {

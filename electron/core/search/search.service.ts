@@ -130,10 +130,15 @@ export class SearchService {
       );
     }
     if (models.length === 1) return models[0]!.id;
-    if (models.length === 0) throw new DermError('not-found', 'The library has no embeddings yet; run "dermws embed" (or import embeddings) before searching.', {});
-    throw new DermError('invalid-input', `The library has embeddings of several models (${models.map((model) => model.id).join(', ')}); choose one with --model.`, {
-      field: 'model',
-    });
+    if (models.length === 0)
+      throw new DermError('not-found', 'The library has no embeddings yet; run "dermws embed" (or import embeddings) before searching.', {});
+    throw new DermError(
+      'invalid-input',
+      `The library has embeddings of several models (${models.map((model) => model.id).join(', ')}); choose one with --model.`,
+      {
+        field: 'model',
+      },
+    );
   }
 
   async search(request: SearchRequest, control: JobControl = {}, stages?: SearchRequestStages): Promise<SearchResponse> {
@@ -145,7 +150,8 @@ export class SearchService {
       clock = now;
     };
     const k = request.k ?? 10;
-    if (!Number.isInteger(k) || k < 1 || k > maxK) throw new DermError('invalid-input', `k must be a whole number from 1 to ${maxK}; got ${String(k)}.`, { field: 'k' });
+    if (!Number.isInteger(k) || k < 1 || k > maxK)
+      throw new DermError('invalid-input', `k must be a whole number from 1 to ${maxK}; got ${String(k)}.`, { field: 'k' });
     const where = [...(request.where ?? [])];
     const clauses = parseSearchFilter(where);
     const modelId = this.resolveModel(request.modelId);
@@ -158,7 +164,11 @@ export class SearchService {
       const image = Number.isInteger(imageId) ? this.repository.liveImage(imageId) : undefined;
       if (!image) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
       const vector = this.embeddings.get(modelId, imageId);
-      if (!vector) throw new DermError('not-found', `Image ${imageId} has no embedding for model "${modelId}"; run "dermws embed --model ${modelId}" first.`, { imageId, modelId });
+      if (!vector)
+        throw new DermError('not-found', `Image ${imageId} has no embedding for model "${modelId}"; run "dermws embed --model ${modelId}" first.`, {
+          imageId,
+          modelId,
+        });
       queryVector = vector;
       query = { kind: 'image', imageId };
       if (request.excludeSelf) excluded.add(imageId);
@@ -276,9 +286,11 @@ export class SearchService {
     const { keep, others, action } = request;
     checkAction(action);
     if (others.length === 0) throw new DermError('invalid-input', 'Name at least one image to mark as a duplicate of the one kept.', { field: 'others' });
-    if (others.includes(keep)) throw new DermError('invalid-input', `Image ${keep} is the one kept; it cannot also be marked as its duplicate.`, { field: 'others' });
+    if (others.includes(keep))
+      throw new DermError('invalid-input', `Image ${keep} is the one kept; it cannot also be marked as its duplicate.`, { field: 'others' });
     for (const imageId of [keep, ...others]) {
-      if (!Number.isInteger(imageId) || !this.repository.liveImage(imageId)) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
+      if (!Number.isInteger(imageId) || !this.repository.liveImage(imageId))
+        throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
     }
     const images = [...new Set(others)];
     const changedImages = action === 'flag' ? this.repository.flagDuplicates(keep, images) : this.repository.markDeleted(images);
@@ -289,12 +301,18 @@ export class SearchService {
    * Takes a duplicate decision back: removes the manual `duplicate` flag of these images (action
    * flag) or restores images marked deleted (action delete). Checks every id first.
    */
-  undoDuplicates(request: { images: readonly number[]; action: DuplicateAction }): { action: DuplicateAction; images: number[]; changed: number; changedImages: number[] } {
+  undoDuplicates(request: { images: readonly number[]; action: DuplicateAction }): {
+    action: DuplicateAction;
+    images: number[];
+    changed: number;
+    changedImages: number[];
+  } {
     const { action } = request;
     checkAction(action);
     if (request.images.length === 0) throw new DermError('invalid-input', 'Name at least one image whose duplicate decision to undo.', { field: 'images' });
     for (const imageId of request.images) {
-      if (!Number.isInteger(imageId) || !this.repository.imageExists(imageId)) throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
+      if (!Number.isInteger(imageId) || !this.repository.imageExists(imageId))
+        throw new DermError('not-found', `There is no image ${imageId} in the library.`, { imageId });
     }
     const images = [...new Set(request.images)];
     const changedImages = action === 'flag' ? this.repository.unflagDuplicates(images) : this.repository.restoreDeleted(images);
@@ -314,5 +332,6 @@ export interface DuplicateResolution {
 }
 
 function checkAction(action: string): void {
-  if (action !== 'flag' && action !== 'delete') throw new DermError('invalid-input', `The duplicate action must be "flag" or "delete"; got "${String(action)}".`, { field: 'action' });
+  if (action !== 'flag' && action !== 'delete')
+    throw new DermError('invalid-input', `The duplicate action must be "flag" or "delete"; got "${String(action)}".`, { field: 'action' });
 }

@@ -87,7 +87,7 @@ export function filterSql(clauses: readonly FilterClause[]): { sql: string; para
         break;
       case 'meta':
         if (clause.op === '~') {
-          parts.push("EXISTS (SELECT 1 FROM image_metadata m WHERE m.image_id = i.id AND m.key = ? AND instr(lower(m.value), lower(?)) > 0)");
+          parts.push('EXISTS (SELECT 1 FROM image_metadata m WHERE m.image_id = i.id AND m.key = ? AND instr(lower(m.value), lower(?)) > 0)');
         } else {
           parts.push(`${clause.op === '!=' ? 'NOT ' : ''}EXISTS (SELECT 1 FROM image_metadata m WHERE m.image_id = i.id AND m.key = ? AND m.value = ?)`);
         }

@@ -98,8 +98,7 @@ export class SessionsRepository {
           session.agreement ? 1 : 0,
           session.createdAt,
           session.updatedAt,
-        )
-        .lastInsertRowid,
+        ).lastInsertRowid,
     );
     const insert = this.db.prepare('INSERT INTO session_items (session_id, position, image_id, queue_key) VALUES (?, ?, ?, ?)');
     items.forEach((item, position) => insert.run(id, position, item.imageId, item.queueKey));
@@ -155,13 +154,15 @@ export class SessionsRepository {
   /** First position ≥ `from` (or, with `wrap`, anywhere) whose image is neither labelled nor skipped. */
   nextPending(sessionId: number, from: number, wrap: boolean): number | undefined {
     const after = this.db
-      .prepare('SELECT position FROM session_items WHERE session_id = ? AND position >= ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1')
+      .prepare(
+        'SELECT position FROM session_items WHERE session_id = ? AND position >= ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1',
+      )
       .get(sessionId, from) as { position: number } | undefined;
     if (after || !wrap) return after?.position;
     return (
-      this.db.prepare('SELECT position FROM session_items WHERE session_id = ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1').get(sessionId) as
-        | { position: number }
-        | undefined
+      this.db
+        .prepare('SELECT position FROM session_items WHERE session_id = ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1')
+        .get(sessionId) as { position: number } | undefined
     )?.position;
   }
 

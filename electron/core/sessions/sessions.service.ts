@@ -95,7 +95,10 @@ const maxSessionImages = 500_000;
 function checkSeconds(seconds: number | undefined): number {
   if (seconds === undefined) return 0;
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) {
-    throw new DermError('invalid-input', `secondsSpent must be a number of seconds from 0 to 86400; got ${String(seconds)}.`, { field: 'secondsSpent', value: seconds });
+    throw new DermError('invalid-input', `secondsSpent must be a number of seconds from 0 to 86400; got ${String(seconds)}.`, {
+      field: 'secondsSpent',
+      value: seconds,
+    });
   }
   return seconds;
 }
@@ -118,15 +121,23 @@ export class SessionsService {
 
   create(input: CreateSessionInput): SessionSummary {
     const name = typeof input.name === 'string' ? input.name.trim() : '';
-    if (name === '' || name.length > 200) throw new DermError('invalid-input', `name must be 1–200 characters; got ${JSON.stringify(input.name)}.`, { field: 'name' });
+    if (name === '' || name.length > 200)
+      throw new DermError('invalid-input', `name must be 1–200 characters; got ${JSON.stringify(input.name)}.`, { field: 'name' });
     const order = input.order ?? 'unlabelled-first';
     if (!(queueOrders as readonly string[]).includes(order)) {
-      throw new DermError('invalid-input', `order "${order}" is not a queue order; expected one of ${queueOrders.join(', ')}.`, { field: 'order', value: order });
+      throw new DermError('invalid-input', `order "${order}" is not a queue order; expected one of ${queueOrders.join(', ')}.`, {
+        field: 'order',
+        value: order,
+      });
     }
     const seed = input.seed ?? 1;
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new DermError('invalid-input', `seed must be a whole number from 0 to 4294967295; got ${String(seed)}.`, { field: 'seed' });
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      throw new DermError('invalid-input', `seed must be a whole number from 0 to 4294967295; got ${String(seed)}.`, { field: 'seed' });
     if (input.suggestions !== undefined && !(suggestionModes as readonly string[]).includes(input.suggestions)) {
-      throw new DermError('invalid-input', `suggestions "${String(input.suggestions)}" is not a mode; expected one of ${suggestionModes.join(', ')}.`, { field: 'suggestions', value: input.suggestions });
+      throw new DermError('invalid-input', `suggestions "${String(input.suggestions)}" is not a mode; expected one of ${suggestionModes.join(', ')}.`, {
+        field: 'suggestions',
+        value: input.suggestions,
+      });
     }
     if (input.agreement !== undefined && typeof input.agreement !== 'boolean') {
       throw new DermError('invalid-input', `agreement must be true or false; got ${String(input.agreement)}.`, { field: 'agreement' });
@@ -138,22 +149,29 @@ export class SessionsService {
     let imageIds: number[];
     if (input.imageIds !== undefined) {
       input.imageIds.forEach((id, index) => {
-        if (!Number.isInteger(id) || id <= 0) throw new DermError('invalid-input', `imageIds[${index}] must be a positive whole number; got ${String(id)}.`, { field: 'imageIds', index });
+        if (!Number.isInteger(id) || id <= 0)
+          throw new DermError('invalid-input', `imageIds[${index}] must be a positive whole number; got ${String(id)}.`, { field: 'imageIds', index });
       });
       const unique = [...new Set(input.imageIds)];
       const { live, missing } = this.repository.liveImageIds(unique);
       if (missing.length > 0) {
-        throw new DermError('not-found', `Image${missing.length === 1 ? '' : 's'} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} not in the library (or deleted).`, {
-          field: 'imageIds',
-          missing,
-        });
+        throw new DermError(
+          'not-found',
+          `Image${missing.length === 1 ? '' : 's'} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} not in the library (or deleted).`,
+          {
+            field: 'imageIds',
+            missing,
+          },
+        );
       }
       imageIds = live;
     } else {
       imageIds = this.repository.filteredImageIds(parseFilter(input.where ?? []));
     }
-    if (imageIds.length === 0) throw new DermError('invalid-input', 'The image set of the session is empty: no image matches.', { field: input.imageIds ? 'imageIds' : 'where' });
-    if (imageIds.length > maxSessionImages) throw new DermError('invalid-input', `A session may hold at most ${maxSessionImages} images; this set has ${imageIds.length}.`, { field: 'where' });
+    if (imageIds.length === 0)
+      throw new DermError('invalid-input', 'The image set of the session is empty: no image matches.', { field: input.imageIds ? 'imageIds' : 'where' });
+    if (imageIds.length > maxSessionImages)
+      throw new DermError('invalid-input', `A session may hold at most ${maxSessionImages} images; this set has ${imageIds.length}.`, { field: 'where' });
 
     const at = this.now().toISOString();
     return this.repository.transaction(() => {
@@ -194,7 +212,8 @@ export class SessionsService {
     const session = this.session(sessionId);
     const current = this.repository.item(sessionId, session.position);
     const followingPosition = current ? this.repository.nextPending(sessionId, current.position + 1, true) : undefined;
-    const following = followingPosition !== undefined && followingPosition !== current?.position ? this.repository.item(sessionId, followingPosition) : undefined;
+    const following =
+      followingPosition !== undefined && followingPosition !== current?.position ? this.repository.item(sessionId, followingPosition) : undefined;
     return {
       session: this.summary(sessionId),
       current: current ? this.item(session, current) : null,
@@ -261,7 +280,10 @@ export class SessionsService {
   setSuggestions(sessionId: number, suggestions: SuggestionMode): SessionSummary {
     this.session(sessionId);
     if (!(suggestionModes as readonly string[]).includes(suggestions)) {
-      throw new DermError('invalid-input', `suggestions "${String(suggestions)}" is not a mode; expected one of ${suggestionModes.join(', ')}.`, { field: 'suggestions', value: suggestions });
+      throw new DermError('invalid-input', `suggestions "${String(suggestions)}" is not a mode; expected one of ${suggestionModes.join(', ')}.`, {
+        field: 'suggestions',
+        value: suggestions,
+      });
     }
     this.repository.updateSuggestions(sessionId, suggestions, this.now().toISOString());
     return this.summary(sessionId);
@@ -283,7 +305,10 @@ export class SessionsService {
     const session = this.session(sessionId);
     const summary = this.summary(sessionId);
     const items = this.repository.items(sessionId);
-    const times = items.filter((item) => item.labelledAt !== null).map((item) => item.secondsSpent).sort((a, b) => a - b);
+    const times = items
+      .filter((item) => item.labelledAt !== null)
+      .map((item) => item.secondsSpent)
+      .sort((a, b) => a - b);
     const mean = times.length ? times.reduce((sum, value) => sum + value, 0) / times.length : null;
     const median = times.length ? (times.length % 2 ? times[(times.length - 1) / 2]! : (times[times.length / 2 - 1]! + times[times.length / 2]!) / 2) : null;
     const labelCounts: Record<string, Record<string, number>> = {};
@@ -309,12 +334,14 @@ export class SessionsService {
 
   private annotatorName(name: string): string {
     const trimmed = typeof name === 'string' ? name.trim() : '';
-    if (trimmed === '' || trimmed.length > 100) throw new DermError('invalid-input', `annotator must be a name of 1–100 characters; got ${JSON.stringify(name)}.`, { field: 'annotator' });
+    if (trimmed === '' || trimmed.length > 100)
+      throw new DermError('invalid-input', `annotator must be a name of 1–100 characters; got ${JSON.stringify(name)}.`, { field: 'annotator' });
     return trimmed;
   }
 
   private session(sessionId: number): SessionRecord {
-    if (!Number.isInteger(sessionId) || sessionId <= 0) throw new DermError('invalid-input', `session id must be a positive whole number; got ${String(sessionId)}.`, { field: 'sessionId' });
+    if (!Number.isInteger(sessionId) || sessionId <= 0)
+      throw new DermError('invalid-input', `session id must be a positive whole number; got ${String(sessionId)}.`, { field: 'sessionId' });
     const session = this.repository.session(sessionId);
     if (!session) throw new DermError('not-found', `There is no labelling session ${sessionId}.`, { sessionId });
     return session;
@@ -398,7 +425,10 @@ export class SessionsService {
         return { items: sorted.map((imageId) => ({ imageId, queueKey: key(imageId) })), details: null };
       }
       case 'random': {
-        const shuffled = seededShuffle([...imageIds].sort((a, b) => a - b), seed);
+        const shuffled = seededShuffle(
+          [...imageIds].sort((a, b) => a - b),
+          seed,
+        );
         return { items: shuffled.map((imageId) => ({ imageId, queueKey: null })), details: null };
       }
       case 'cluster':
@@ -408,7 +438,11 @@ export class SessionsService {
     }
   }
 
-  private clusterQueue(imageIds: number[], seed: number, input: CreateSessionInput): { items: Array<{ imageId: number; queueKey: number | null }>; details: Record<string, unknown> } {
+  private clusterQueue(
+    imageIds: number[],
+    seed: number,
+    input: CreateSessionInput,
+  ): { items: Array<{ imageId: number; queueKey: number | null }>; details: Record<string, unknown> } {
     let modelId = input.modelId;
     if (modelId === undefined) {
       const models = this.embeddings.models().filter((model) => model.count > 0);
@@ -424,23 +458,35 @@ export class SessionsService {
       modelId = models[0]!.id;
     }
     const matrix = this.embeddings.matrix(modelId, imageIds);
-    if (matrix.imageIds.length === 0) throw new DermError('invalid-input', `None of the session's images has an embedding for model "${modelId}"; embed them first.`, { field: 'modelId', modelId });
+    if (matrix.imageIds.length === 0)
+      throw new DermError('invalid-input', `None of the session's images has an embedding for model "${modelId}"; embed them first.`, {
+        field: 'modelId',
+        modelId,
+      });
     const clusters = input.clusters ?? Math.max(2, Math.min(50, Math.round(Math.sqrt(matrix.imageIds.length / 2))));
-    if (!Number.isInteger(clusters) || clusters < 1 || clusters > 1000) throw new DermError('invalid-input', `clusters must be a whole number from 1 to 1000; got ${String(clusters)}.`, { field: 'clusters' });
+    if (!Number.isInteger(clusters) || clusters < 1 || clusters > 1000)
+      throw new DermError('invalid-input', `clusters must be a whole number from 1 to 1000; got ${String(clusters)}.`, { field: 'clusters' });
     const result = kMeans(matrix.data, matrix.dim, clusters, seed);
     const ordered = clusterOrder(result).map((row) => ({ imageId: matrix.imageIds[row]!, queueKey: result.assignments[row]! }));
     // Images without an embedding cannot be placed in a cluster; they come last, in id order.
     const embedded = new Set(matrix.imageIds);
-    const rest = imageIds.filter((id) => !embedded.has(id)).sort((a, b) => a - b).map((imageId) => ({ imageId, queueKey: null }));
+    const rest = imageIds
+      .filter((id) => !embedded.has(id))
+      .sort((a, b) => a - b)
+      .map((imageId) => ({ imageId, queueKey: null }));
     return { items: [...ordered, ...rest], details: { modelId, clusters: result.clusters, iterations: result.iterations, withoutEmbedding: rest.length } };
   }
 
   private uncertainQueue(imageIds: number[]): { items: Array<{ imageId: number; queueKey: number | null }>; details: Record<string, unknown> } {
     const run = this.repository.latestProbeRun();
     if (!run) {
-      throw new DermError('not-found', 'The "uncertain" order needs a completed probe run with predictions, and this library has none yet; train a probe first (dermws probe train).', {
-        field: 'order',
-      });
+      throw new DermError(
+        'not-found',
+        'The "uncertain" order needs a completed probe run with predictions, and this library has none yet; train a probe first (dermws probe train).',
+        {
+          field: 'order',
+        },
+      );
     }
     const margins = this.repository.probeMargins(run.id, imageIds);
     const withPrediction = imageIds.filter((id) => margins.has(id)).sort((a, b) => margins.get(a)! - margins.get(b)! || a - b);

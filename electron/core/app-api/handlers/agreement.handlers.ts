@@ -11,7 +11,12 @@ export const agreementHandlers: HandlerGroup<'agreementReport' | 'adjudicate'> =
     };
   },
   adjudicate: (input, { core, emit }) => {
-    const changes = core.agreement.adjudicate({ imageId: input.imageId, kind: input.kind, values: input.values.map((value) => ({ value })), annotator: input.annotator });
+    const changes = core.agreement.adjudicate({
+      imageId: input.imageId,
+      kind: input.kind,
+      values: input.values.map((value) => ({ value })),
+      annotator: input.annotator,
+    });
     emit({ type: 'library-changed', what: 'labels' });
     return { changed: changes.length, values: core.labels.consensus(input.imageId, input.kind).map((label) => label.value) };
   },

@@ -44,7 +44,13 @@ export const labellingHandlers: HandlerGroup<Names> = {
     return { labels: core.labels.currentLabels(input.imageId).map(shownLabel) };
   },
   labelImages: (input, { core, emit }) => {
-    const result = core.labels.labelImages({ imageIds: input.imageIds, kind: input.kind, value: input.value, confidence: input.confidence ?? null, annotator: input.annotator });
+    const result = core.labels.labelImages({
+      imageIds: input.imageIds,
+      kind: input.kind,
+      value: input.value,
+      confidence: input.confidence ?? null,
+      annotator: input.annotator,
+    });
     if (result.changed.length > 0) emit({ type: 'library-changed', what: 'labels' });
     return { images: result.images, changed: new Set(result.changed.map((change) => change.imageId)).size };
   },

@@ -38,7 +38,8 @@ export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'library
     return { values };
   },
   settingsSet: (input, { core, emit }) => {
-    if (input.key === pseudonymSecretKey) throw new DermError('invalid-input', `The setting "${input.key}" is managed by the library and cannot be set.`, { field: 'key' });
+    if (input.key === pseudonymSecretKey)
+      throw new DermError('invalid-input', `The setting "${input.key}" is managed by the library and cannot be set.`, { field: 'key' });
     core.settings.set(input.key, input.value ?? null);
     emit({ type: 'library-changed', what: 'settings' });
     return { key: input.key };

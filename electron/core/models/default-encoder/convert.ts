@@ -52,7 +52,7 @@ export function defaultEncoderManifest(nsfwjsVersion: string, sha256: string): M
     licence: 'MIT (nsfwjs, Copyright (c) 2019 Infinite Red, Inc.)',
     origin: defaultEncoderOrigin(nsfwjsVersion),
     assumptions: [
-      'nsfwjs divides pixels by 255 and resizes with tf.image.resizeBilinear(alignCorners = true); sharp\'s bilinear kernel samples at pixel centres, so resized pixels differ slightly from what the weights saw in nsfwjs.',
+      "nsfwjs divides pixels by 255 and resizes with tf.image.resizeBilinear(alignCorners = true); sharp's bilinear kernel samples at pixel centres, so resized pixels differ slightly from what the weights saw in nsfwjs.",
       'nsfwjs stretches any photo to 224x224 without keeping its aspect ratio; fit "stretch" does the same.',
     ],
     description:

@@ -151,12 +151,17 @@ export function convertKerasModel(options: KerasConversionOptions): KerasConvers
   let converted = 0;
 
   const emitConv = (conv: PendingConv): string =>
-    graph.conv(conv.input, graph.constant('weight', conv.dims, conv.weight), conv.bias === undefined ? undefined : graph.constant('bias', [conv.dims[0]], conv.bias), {
-      strides: conv.strides,
-      pads: conv.pads,
-      dilations: conv.dilations,
-      group: conv.group,
-    });
+    graph.conv(
+      conv.input,
+      graph.constant('weight', conv.dims, conv.weight),
+      conv.bias === undefined ? undefined : graph.constant('bias', [conv.dims[0]], conv.bias),
+      {
+        strides: conv.strides,
+        pads: conv.pads,
+        dilations: conv.dilations,
+        group: conv.group,
+      },
+    );
   const valueOf = (name: string): string => {
     const tensor = tensors.get(name)!;
     if (tensor.value === undefined) tensor.value = emitConv(tensor.pending!);
@@ -184,7 +189,8 @@ export function convertKerasModel(options: KerasConversionOptions): KerasConvers
     const inputs = inboundNames(layer);
     const first = inputs[0] === undefined ? undefined : tensors.get(inputs[0]);
     if (layer.class_name !== 'InputLayer' && first === undefined) fail(layer, 'has no converted input.');
-    if (layer.config.data_format !== undefined && layer.config.data_format !== 'channels_last') fail(layer, `data_format ${String(layer.config.data_format)} is not supported.`);
+    if (layer.config.data_format !== undefined && layer.config.data_format !== 'channels_last')
+      fail(layer, `data_format ${String(layer.config.data_format)} is not supported.`);
 
     switch (layer.class_name) {
       case 'InputLayer': {
@@ -203,10 +209,15 @@ export function convertKerasModel(options: KerasConversionOptions): KerasConvers
         const padding = layer.config.padding;
         let top: number, bottom: number, left: number, right: number;
         if (typeof padding === 'number') [top, bottom, left, right] = [padding, padding, padding, padding];
-        else if (Array.isArray(padding) && padding.length === 2 && padding.every(Array.isArray)) [[top, bottom], [left, right]] = padding as [[number, number], [number, number]];
-        else if (Array.isArray(padding) && padding.length === 2) [top, bottom, left, right] = [padding[0], padding[0], padding[1], padding[1]] as [number, number, number, number];
+        else if (Array.isArray(padding) && padding.length === 2 && padding.every(Array.isArray))
+          [[top, bottom], [left, right]] = padding as [[number, number], [number, number]];
+        else if (Array.isArray(padding) && padding.length === 2)
+          [top, bottom, left, right] = [padding[0], padding[0], padding[1], padding[1]] as [number, number, number, number];
         else fail(layer, `padding ${JSON.stringify(padding)} is not understood.`);
-        tensors.set(layer.name, { value: graph.padSpatial(valueOf(inputs[0]!), [top, left, bottom, right]), shape: [channels, height + top + bottom, width + left + right] });
+        tensors.set(layer.name, {
+          value: graph.padSpatial(valueOf(inputs[0]!), [top, left, bottom, right]),
+          shape: [channels, height + top + bottom, width + left + right],
+        });
         break;
       }
       case 'Conv2D':
@@ -248,14 +259,16 @@ export function convertKerasModel(options: KerasConversionOptions): KerasConvers
         };
         const shape = [outChannels, outHeight, outWidth];
         const onlyConsumer = options.layers.find((candidate) => needed.has(candidate.name) && inboundNames(candidate).includes(layer.name));
-        const foldable = (layer.config.activation ?? 'linear') === 'linear' && consumers.get(layer.name) === 1 && onlyConsumer?.class_name === 'BatchNormalization';
+        const foldable =
+          (layer.config.activation ?? 'linear') === 'linear' && consumers.get(layer.name) === 1 && onlyConsumer?.class_name === 'BatchNormalization';
         tensors.set(layer.name, foldable ? { pending: conv, shape } : { value: activation(layer, emitConv(conv)), shape });
         break;
       }
       case 'BatchNormalization': {
         const [channels] = requireMap(layer, first!.shape);
         const axis = layer.config.axis;
-        if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3)))) fail(layer, `axis ${JSON.stringify(axis)} is not the channel axis.`);
+        if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3))))
+          fail(layer, `axis ${JSON.stringify(axis)} is not the channel axis.`);
         const epsilon = Number(layer.config.epsilon ?? 1e-3);
         const gamma = layer.config.scale === false ? new Float32Array(channels).fill(1) : weightOf(layer, 'gamma', channels);
         const beta = layer.config.center === false ? new Float32Array(channels) : weightOf(layer, 'beta', channels);
@@ -292,7 +305,8 @@ export function convertKerasModel(options: KerasConversionOptions): KerasConvers
       case 'Add': {
         if (inputs.length < 2) fail(layer, 'needs at least two inputs.');
         for (const name of inputs) {
-          if (tensors.get(name)!.shape.join('x') !== first!.shape.join('x')) fail(layer, `input "${name}" has shape [${tensors.get(name)!.shape.join(', ')}], not [${first!.shape.join(', ')}].`);
+          if (tensors.get(name)!.shape.join('x') !== first!.shape.join('x'))
+            fail(layer, `input "${name}" has shape [${tensors.get(name)!.shape.join(', ')}], not [${first!.shape.join(', ')}].`);
         }
         let sum = valueOf(inputs[0]!);
         for (const name of inputs.slice(1)) sum = graph.add(sum, valueOf(name));
@@ -307,7 +321,10 @@ export function convertKerasModel(options: KerasConversionOptions): KerasConvers
         const input = valueOf(inputs[0]!);
         const whole = ph === height && pw === width;
         const value = whole ? graph.op('GlobalAveragePool', [input]) : graph.op('AveragePool', [input], { kernel_shape: [ph, pw], strides });
-        tensors.set(layer.name, { value, shape: whole ? [channels, 1, 1] : [channels, validOutput(height, ph, strides[0], 1), validOutput(width, pw, strides[1], 1)] });
+        tensors.set(layer.name, {
+          value,
+          shape: whole ? [channels, 1, 1] : [channels, validOutput(height, ph, strides[0], 1), validOutput(width, pw, strides[1], 1)],
+        });
         break;
       }
       case 'GlobalAveragePooling2D': {

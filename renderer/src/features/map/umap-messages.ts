@@ -7,7 +7,4 @@ export interface UmapRequest {
   seed: number;
 }
 
-export type UmapReply =
-  | { type: 'progress'; epoch: number; epochs: number }
-  | { type: 'done'; positions: Float32Array }
-  | { type: 'failed'; message: string };
+export type UmapReply = { type: 'progress'; epoch: number; epochs: number } | { type: 'done'; positions: Float32Array } | { type: 'failed'; message: string };

@@ -312,8 +312,12 @@ export class LabellingState {
     const kinds = new Set<string>([...Object.keys(this.draft), ...this.touched]);
     const labels = [...kinds]
       .filter((kind) => kind !== 'note')
-      .map((kind) => ({ kind: kind as LabelKindName, values: (this.draft[kind as LabelKindName] ?? []).map((entry) => ({ value: entry.value, confidence: entry.confidence })) }));
-    if (this.note.trim() || this.touched.has('note')) labels.push({ kind: 'note' as LabelKindName, values: this.note.trim() ? [{ value: this.note.trim(), confidence: null }] : [] });
+      .map((kind) => ({
+        kind: kind as LabelKindName,
+        values: (this.draft[kind as LabelKindName] ?? []).map((entry) => ({ value: entry.value, confidence: entry.confidence })),
+      }));
+    if (this.note.trim() || this.touched.has('note'))
+      labels.push({ kind: 'note' as LabelKindName, values: this.note.trim() ? [{ value: this.note.trim(), confidence: null }] : [] });
     return this.change(() => api.sessionRecord({ sessionId: this.sessionId, imageId: current.imageId, labels, secondsSpent: this.seconds() }));
   }
 
