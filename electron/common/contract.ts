@@ -98,9 +98,12 @@ export const importOutcomeSchema = z.object({
  */
 export const importBatchStatusSchema = z.enum(['running', 'completed', 'cancelled', 'interrupted', 'failed']);
 
+/** The result of an import job (JobInfo.result of importStart) and what `dermws import --json` prints. */
 export const importReportSchema = z.object({
   batchId: z.int(),
   status: z.enum(['success', 'partial', 'cancelled', 'failed']),
+  /** True when this run finished a batch that an earlier, interrupted run had started. */
+  resumed: z.boolean(),
   total: z.int(),
   imported: z.int(),
   duplicates: z.int(),
@@ -286,11 +289,16 @@ const searchOptions = {
   exact: z.boolean().optional(),
 };
 
-const aucSchema = z.union([
-  z.object({ status: z.literal('measured'), value: z.number(), ci95: z.tuple([z.number(), z.number()]) }),
+/** An AUC is a number with its case-bootstrap interval or an explicit "too small" with the reason, never a number from a group that cannot support one. */
+export const aucSchema = z.union([
+  z.object({ status: z.literal('measured'), value: z.number(), ci95: z.tuple([z.number(), z.number()]), bootstrapReplicates: z.int().optional() }),
   z.object({ status: z.literal('too-small'), reason: z.string() }),
 ]);
-const labelMetricsSchema = z.object({
+/** One bin of a reliability diagram: predicted probabilities in [lower, lower + 0.1). */
+export const reliabilityBinSchema = z.object({ lower: z.number(), count: z.int(), meanPredicted: z.number().nullable(), observedRate: z.number().nullable() });
+/** A ROC curve as stored in a run's metrics: columns of equal length; threshold is null at the (0, 0) start; exactPoints counts the vertices before downsampling. */
+export const storedRocCurveSchema = z.object({ fpr: z.array(z.number()), tpr: z.array(z.number()), threshold: z.array(z.number().nullable()), exactPoints: z.int() });
+export const labelMetricsSchema = z.object({
   label: z.string(),
   images: z.int(),
   positives: z.int(),
@@ -302,11 +310,11 @@ const labelMetricsSchema = z.object({
   accuracy: z.number(),
   brier: z.number(),
   ece: z.number(),
-  reliability: z.array(z.object({ lower: z.number(), count: z.int(), meanPredicted: z.number().nullable(), observedRate: z.number().nullable() })).optional(),
+  reliability: z.array(reliabilityBinSchema).optional(),
   /** Pooled out-of-fold ROC curve (≤200 vertices from (0, 0) to (1, 1)); overall table only; absent in older runs. */
-  roc: z.object({ fpr: z.array(z.number()), tpr: z.array(z.number()), threshold: z.array(z.number().nullable()), exactPoints: z.int() }).optional(),
+  roc: storedRocCurveSchema.optional(),
 });
-const groupMetricsSchema = z.object({
+export const groupMetricsSchema = z.object({
   images: z.int(),
   cases: z.int(),
   macroAuc: z.number().nullable(),
@@ -314,6 +322,11 @@ const groupMetricsSchema = z.object({
   subsetAccuracy: z.number(),
   perLabel: z.array(labelMetricsSchema),
 });
+/** One value of a subgroup attribute (e.g. Fitzpatrick III): its metrics, or why the group is too small to measure. */
+export const subgroupResultSchema = z.union([
+  z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('measured'), metrics: groupMetricsSchema }),
+  z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('too-small'), reason: z.string() }),
+]);
 export const probeRunSummarySchema = z.object({
   id: z.int(),
   createdAt: z.string(),
@@ -347,12 +360,7 @@ export const probeReportSchema = z.object({
           attribute: z.string(),
           source: z.string(),
           notRecorded: z.object({ images: z.int(), cases: z.int() }),
-          groups: z.array(
-            z.union([
-              z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('measured'), metrics: groupMetricsSchema }),
-              z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('too-small'), reason: z.string() }),
-            ]),
-          ),
+          groups: z.array(subgroupResultSchema),
         }),
       ),
       curve: z.array(
@@ -399,11 +407,12 @@ const emptyInput = z.strictObject({});
 
 export const contract = {
   appInfo: defineCall({
-    description: 'Version, where the app runs (electron or web) and the open library.',
+    description: 'Version, where the app runs (electron, web or cli) and the open library.',
     input: emptyInput,
     output: z.object({
       appVersion: z.string(),
-      mode: z.enum(['electron', 'web']),
+      /** cli: `dermws` calling in-process (its --json prints these outputs). */
+      mode: z.enum(['electron', 'web', 'cli']),
       libraryFolder: z.string(),
       schemaVersion: z.int(),
       /** Whether files can be given as paths on this machine (true in both modes: the server is local). */

@@ -7,7 +7,8 @@ import { LibraryViewRepository } from '../library-view/library-view.repository.j
 import { explainLibraryError } from '../library/library-errors.js';
 
 export interface AppApiOptions {
-  mode: 'electron' | 'web';
+  /** cli: the `dermws` command line, an in-process client of the same calls. */
+  mode: 'electron' | 'web' | 'cli';
   appVersion: string;
   /** Folder the web bridge stores browser uploads in, one sub-folder per upload id. */
   uploadsFolder?: string;

@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { z } from 'zod';
+import type { libraryCheckReportSchema } from '../../common/contract.js';
 import { firstNonFinite, blobToVector } from '../embeddings/vector-codec.js';
 import { decodeImage, makeThumbnail } from '../import/image-decoder.js';
 import { ImportFilesRepository } from '../import/import-files.repository.js';
@@ -38,21 +40,13 @@ export interface LibraryCheckStageReport {
   total: number;
 }
 
-export interface LibraryCheckReport {
-  library: string;
-  database: string;
-  /** quick: SQLite's quick_check (pages and records, not index contents); full: integrity_check. */
-  level: 'quick' | 'full';
-  /** complete: every stage ran; cancelled: stopped at a stage boundary or between two units of a stage. */
-  status: 'complete' | 'cancelled';
-  /** True only for a complete check with no problem left unrepaired. */
-  ok: boolean;
-  counts: { images: number; embeddings: number; thumbnails: number; managedCopies: number };
-  stages: LibraryCheckStageReport[];
-  problems: LibraryProblem[];
-  /** Temporary files of writers that are gone (killed mid-write), removed by this check. */
-  temporaryFilesRemoved: string[];
-}
+/**
+ * quick: SQLite's quick_check (pages and records, not index contents); full: integrity_check.
+ * complete: every stage ran; cancelled: stopped at a stage boundary or between two units of a stage.
+ * temporaryFilesRemoved: temporary files of writers that are gone (killed mid-write), removed by this
+ * check. The contract's schema: the report the CLI prints and the library-check job's result.
+ */
+export type LibraryCheckReport = z.infer<typeof libraryCheckReportSchema>;
 
 export interface LibraryCheckOptions extends JobControl {
   full?: boolean;

@@ -1,13 +1,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { z } from 'zod';
+import type { exportReportSchema } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import { CsvFileWriter, type CsvValue } from '../csv/csv.js';
 import type { EmbeddingMatrix, EmbeddingModelRecord } from '../embeddings/embeddings.repository.js';
 import { writeNpy } from '../embeddings/npy-format.js';
 import { writeNpz } from '../embeddings/npz.js';
 import type { ImageFilter, ImageRecord } from '../images/images.repository.js';
-import { isCancellation, ProgressReporter, throwIfCancelled, type JobControl, type JobStatus } from '../jobs/job.js';
+import { isCancellation, ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
 import { labelKinds, type LabelKind, type LabelOrigin } from '../labels/label-kinds.js';
 import { parseSearchFilter, searchFilterSql } from '../search/search-filter.js';
 import { ExportFolder } from './export-paths.js';
@@ -70,15 +72,8 @@ export interface ExportedFile {
   entries: number;
 }
 
-export interface ExportReport {
-  status: JobStatus;
-  folder: string;
-  files: ExportedFile[];
-  counts: { images: number; cases: number; labels: number; embeddings: number; imageFiles: number };
-  model: { id: string; sha256: string; dim: number } | null;
-  /** Images exported with a caveat or left out of a file (no embedding, unreadable image file, renamed key). */
-  issues: Array<{ imageId: number | null; message: string }>;
-}
+/** Issues: images exported with a caveat or left out of a file (no embedding, unreadable image file, renamed key). The contract's schema. */
+export type ExportReport = z.infer<typeof exportReportSchema>;
 
 /** What the export reads through other features' services. */
 export interface ExportDependencies {

@@ -1,9 +1,11 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import type { z } from 'zod';
+import type { importReportSchema } from '../../common/contract.js';
 import { DermError, isDermError } from '../../common/errors.js';
 import type { ImagesRepository } from '../images/images.repository.js';
-import { ProgressReporter, type JobControl, type JobStatus, type ProgressListener } from '../jobs/job.js';
+import { ProgressReporter, type JobControl, type ProgressListener } from '../jobs/job.js';
 import { reduceForAnalysis } from '../quality/quality-reduce.js';
 import type { QualityService } from '../quality/quality.service.js';
 import { explainFileSystemError, listImportFiles, type ListedFile } from './file-walker.js';
@@ -45,18 +47,7 @@ export interface ImportOptions extends JobControl {
   onDecoded?: (image: DecodedImageEvent) => Promise<void> | void;
 }
 
-export interface ImportReport {
-  batchId: number;
-  status: JobStatus;
-  /** True when this run finished a batch that an earlier, interrupted run had started. */
-  resumed: boolean;
-  total: number;
-  imported: number;
-  duplicates: number;
-  failed: number;
-  skipped: number;
-  outcomes: ImportOutcome[];
-}
+export type ImportReport = z.infer<typeof importReportSchema>;
 
 export interface ImportDependencies {
   images: ImagesRepository;

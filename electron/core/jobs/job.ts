@@ -1,3 +1,6 @@
+import type { z } from 'zod';
+import type { jobProgressSchema } from '../../common/contract.js';
+
 /**
  * Long work is a job: it reports progress, can be cancelled through an AbortSignal, and ends with a
  * status. Jobs commit their unit of work atomically, so a cancelled or killed job is resumed simply by
@@ -5,21 +8,12 @@
  */
 export type JobStatus = 'success' | 'partial' | 'cancelled' | 'failed';
 
-export interface JobProgress {
-  /** Stable job kind, e.g. "import", "embed", "index-build", "probe-train". */
-  job: string;
-  done: number;
-  total: number;
-  /** What is being worked on now (a file path, an image id, a fold), when there is one. */
-  current?: string;
-  /** Units per second since the job started. */
-  ratePerSecond: number;
-  /** Seconds left at the current rate; null until a rate is known. */
-  etaSeconds: number | null;
-  message?: string;
-  /** For a job that runs in stages (the library check): the stage `done` and `total` count in. */
-  stage?: string;
-}
+/**
+ * A job's progress: job kind ("import", "embed", "index-build", "probe-train" …), units done of
+ * total, what is worked on now, units per second since the start and seconds left at that rate (null
+ * until a rate is known). The contract's schema, so the events the app sends are this very type.
+ */
+export type JobProgress = z.infer<typeof jobProgressSchema>;
 
 export type ProgressListener = (progress: JobProgress) => void;
 

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { reliabilityBinSchema, storedRocCurveSchema } from '../../common/contract.js';
 import { SeededRandom } from '../../common/seeded-random.js';
 
 /**
@@ -148,13 +150,8 @@ function caseWeightedAuc(ranked: RankedScores, caseAt: Int32Array, multiplicity:
   return pairs / (totalPositive * negativesBelow);
 }
 
-export interface ReliabilityBin {
-  /** Lower edge of the predicted-probability bin; bins are [lower, lower + 0.1). */
-  lower: number;
-  count: number;
-  meanPredicted: number | null;
-  observedRate: number | null;
-}
+/** A reliability-diagram bin: predicted probabilities in [lower, lower + 0.1). */
+export type ReliabilityBin = z.infer<typeof reliabilityBinSchema>;
 
 export interface CalibrationSummary {
   brier: number;
@@ -403,14 +400,7 @@ class VertexHeap {
 }
 
 /** A ROC curve as stored in a run's metrics: columns of equal length, rounded so the JSON stays small. */
-export interface StoredRocCurve {
-  fpr: number[];
-  tpr: number[];
-  /** Score threshold of each vertex; null at the (0, 0) start. */
-  threshold: Array<number | null>;
-  /** Vertices of the exact curve before downsampling (distinct scores + 1). */
-  exactPoints: number;
-}
+export type StoredRocCurve = z.infer<typeof storedRocCurveSchema>;
 
 /**
  * The exact curve downsampled to at most `maxPoints` vertices, rates rounded to 1e-6 and thresholds

@@ -1,51 +1,18 @@
 import type { ColumnOutcome } from '../math/logistic-regression.js';
-import type { ReliabilityBin, StoredRocCurve } from './metrics.js';
+import type { z } from 'zod';
+import type { aucSchema, groupMetricsSchema, labelMetricsSchema, subgroupResultSchema } from '../../common/contract.js';
 
 /**
- * The stored, JSON-serialisable evaluation of a probe run (probe_runs.metrics). Every AUC is either a
- * number with its case-bootstrap interval or an explicit "too small" with the reason, never a number
- * computed from a group that cannot support one.
+ * The stored, JSON-serialisable evaluation of a probe run (probe_runs.metrics). The per-label
+ * metrics are the contract's schema (what probeReport shows), so the stored shape and the shown one
+ * cannot drift apart.
  */
-export type AucResult = { status: 'measured'; value: number; ci95: [number, number]; bootstrapReplicates: number } | { status: 'too-small'; reason: string };
+export type AucResult = z.infer<typeof aucSchema>;
+export type LabelMetrics = z.infer<typeof labelMetricsSchema>;
 
-export interface LabelMetrics {
-  label: string;
-  /** Images whose target for this label is known. */
-  images: number;
-  positives: number;
-  negatives: number;
-  /** Cases with at least one positive image. */
-  positiveCases: number;
-  /** Cases with at least one negative image (absent in runs stored before the per-label case floor). */
-  negativeCases?: number;
-  auc: AucResult;
-  /** At threshold 0.5. */
-  accuracy: number;
-  brier: number;
-  ece: number;
-  /** Reliability diagram (ten equal-width bins); only in the overall table. */
-  reliability?: ReliabilityBin[];
-  /**
-   * Pooled out-of-fold ROC curve (every population image scored by the fold model that did not see
-   * it), downsampled to at most 200 vertices; only in the overall table, absent in runs stored before
-   * curves were kept and when the AUC is too small to measure.
-   */
-  roc?: StoredRocCurve;
-}
+export type GroupMetrics = z.infer<typeof groupMetricsSchema>;
 
-export interface GroupMetrics {
-  images: number;
-  cases: number;
-  /** Mean of the measured per-label AUCs; null when none could be measured. */
-  macroAuc: number | null;
-  hammingLoss: number;
-  subsetAccuracy: number;
-  perLabel: LabelMetrics[];
-}
-
-export type SubgroupResult =
-  | { value: string; images: number; cases: number; status: 'measured'; metrics: GroupMetrics }
-  | { value: string; images: number; cases: number; status: 'too-small'; reason: string };
+export type SubgroupResult = z.infer<typeof subgroupResultSchema>;
 
 export type SubgroupAttribute = 'fitzpatrick' | 'monk_tone' | 'sex' | 'age_group';
 
