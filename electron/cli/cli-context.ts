@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import type { z } from 'zod';
+import { contract, type CallInput, type CallName, type CallOutput } from '../common/contract.js';
 import { DermError, serializeError } from '../common/errors.js';
 import type { Core } from '../core/core.js';
 import type { JobProgress } from '../core/jobs/job.js';
@@ -51,6 +53,35 @@ export async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }
+}
+
+/**
+ * Runs one contract call in this process through the app's own handler, with the same input and
+ * output validation as the desktop app and the web mode, so `--json` prints exactly the call's
+ * output: one documented shape (docs/cli.md names the call of each command).
+ */
+export async function callContract<Name extends CallName>(core: Core, name: Name, input: CallInput<Name>): Promise<CallOutput<Name>> {
+  const [{ AppApi }, { handlers }, { appVersion }] = await Promise.all([
+    import('../core/app-api/app-api.js'),
+    import('../core/app-api/create-app-api.js'),
+    import('../core/library/installation.js'),
+  ]);
+  const api = new AppApi(core, handlers, { mode: 'cli', appVersion: appVersion() });
+  return (await api.invoke(name, input)) as CallOutput<Name>;
+}
+
+/**
+ * Prints what a command computed with the same core function as the call's handler, as the call's
+ * output: validated by the contract's output schema first, so a field the contract does not promise
+ * is never printed and a missing one fails loudly instead of printing a shape of the CLI's own.
+ */
+export function printCallOutput(name: CallName, value: unknown): void {
+  printJson(contract[name].output.parse(value));
+}
+
+/** Prints a job's result (JobInfo.result of the call that starts it) as the contract's schema for that result, e.g. libraryCheckReportSchema. */
+export function printJobResult(schema: z.ZodType, value: unknown): void {
+  printJson(schema.parse(value));
 }
 
 export function printJson(value: unknown): void {

@@ -187,6 +187,8 @@ export const sessionSummarySchema = z.object({
   name: z.string(),
   annotator: z.string(),
   order: z.string(),
+  /** Seed of the random and cluster orders: the same seed over the same images gives the same queue. */
+  seed: z.int(),
   status: z.string(),
   /** 'blind': predictions and suggestions stay hidden until the annotator has chosen. */
   suggestions: z.enum(['shown', 'blind']),

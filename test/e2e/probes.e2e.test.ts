@@ -107,7 +107,7 @@ describe('probes screen in the browser', () => {
     await page.setViewportSize({ width: 1440, height: 900 });
 
     const listed = await runDermws('--library', folder, '--json', 'probe', 'list');
-    expect(listed.json.at(-1)).toMatchObject({ status: 'completed', labels: ['eczema', 'psoriasis'] });
+    expect(listed.json.runs.at(-1)).toMatchObject({ status: 'completed', labels: ['eczema', 'psoriasis'] });
   }, 300_000);
 
   it('downloads the out-of-fold predictions and their manifest', async () => {

@@ -241,7 +241,7 @@ describe('probes on generated data', () => {
     expect(trained.metrics.overall.perLabel[0]!.label).toBe('linear');
     expect(trained.metrics.curve).toHaveLength(1);
     const listed = await runDermws('--library', library.paths.root, '--json', 'probe', 'list');
-    expect((JSON.parse(listed.stdout) as Array<{ id: number }>).map((run) => run.id)).toContain(trained.id);
+    expect((JSON.parse(listed.stdout) as { runs: Array<{ id: number }> }).runs.map((run) => run.id)).toContain(trained.id);
     const report = await runDermws('--library', library.paths.root, 'probe', 'report', String(trained.id));
     expect(report.stdout).toContain('linear');
     expect(report.stdout).toContain('fitzpatrick');

@@ -6,7 +6,7 @@ import type { Label } from '../../core/labels/labels.repository.js';
 import type { KindLabelsInput, SlotChange, UndoRedoResult } from '../../core/labels/labels.service.js';
 import type { TaxonomyKind } from '../../core/labels/taxonomy.service.js';
 import type { SessionNext, SessionSummary } from '../../core/sessions/sessions.service.js';
-import { parsePositiveInteger, printJson, withCore } from '../cli-context.js';
+import { callContract, parsePositiveInteger, printCallOutput, printJson, withCore } from '../cli-context.js';
 
 /**
  * `dermws taxonomy`, `label`, `session`, `agreement` and `adjudicate`. The --json shapes are
@@ -56,7 +56,7 @@ function registerTaxonomy(program: Command): void {
       await withCore(command, (core, { json }) => {
         const kind = options.kind === undefined ? undefined : (parseLabelKind(options.kind, '--kind') as TaxonomyKind);
         const entries = core.taxonomy.list(kind);
-        if (json) return printJson({ entries });
+        if (json) return printCallOutput('taxonomyList', { entries });
         for (const entry of entries) {
           write(
             `${entry.kind.padEnd(13)} ${'  '.repeat(entry.depth)}${entry.code.padEnd(34 - 2 * entry.depth)} ${entry.hotkey ? `[${entry.hotkey}]` : '   '} ${entry.displayName}${entry.labelCount ? `  (${entry.labelCount} labels)` : ''}`,
@@ -123,11 +123,11 @@ function registerLabel(program: Command): void {
     .action(async (imageIdText: string | undefined, options: LabelOptions, command: Command) => {
       if (imageIdText === undefined) throw new DermError('invalid-input', 'Give an image id, or one of: undo, redo, history, suggest.', { field: 'image-id' });
       const imageId = parsePositiveInteger('image-id', imageIdText);
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         if (options.kind === undefined) {
-          const labels = core.labels.currentLabels(imageId, options.annotator ? { annotator: options.annotator } : {});
-          if (json) printJson({ imageId, labels });
-          else printLabels(labels);
+          // Showing labels is the labelsOfImage call (an unknown image is an error, not an empty list).
+          if (json) return printJson(await callContract(core, 'labelsOfImage', { imageId, ...(options.annotator ? { annotator: options.annotator } : {}) }));
+          printLabels(core.labels.currentLabels(imageId, options.annotator ? { annotator: options.annotator } : {}));
           return;
         }
         const annotator = requireAnnotator(options);
@@ -204,7 +204,7 @@ function registerLabel(program: Command): void {
         if (options.model) suggestOptions.modelId = options.model;
         if (options.neighbours !== undefined) suggestOptions.k = parsePositiveInteger('--neighbours', options.neighbours, 1000);
         const result = core.suggestions.suggest(imageId, suggestOptions);
-        if (json) return printJson(result);
+        if (json) return printCallOutput('labelSuggestions', result);
         if (result.suggestions.length === 0) return write(`No labelled neighbours with ${result.kind} labels.`);
         for (const suggestion of result.suggestions)
           write(`${suggestion.score.toFixed(3)}  ${suggestion.value}  (${suggestion.neighbours} of ${result.neighbours.length} neighbours)`);
@@ -309,7 +309,7 @@ function registerSession(program: Command): void {
           if (options.agreement) input.agreement = true;
           if (options.suggestions !== undefined) input.suggestions = options.suggestions as NonNullable<typeof input.suggestions>;
           const created = core.sessions.create(input);
-          if (json) printJson(created);
+          if (json) printCallOutput('sessionCreate', created);
           else printSessionLine(created);
         });
       },
@@ -323,7 +323,7 @@ function registerSession(program: Command): void {
     .action(async (id: string, mode: string, _options: unknown, command: Command) => {
       await withCore(command, (core, { json }) => {
         const updated = core.sessions.setSuggestions(sessionId(id), mode as Parameters<typeof core.sessions.setSuggestions>[1]);
-        if (json) printJson(updated);
+        if (json) printCallOutput('sessionSetSuggestions', updated);
         else printSessionLine(updated);
       });
     });
@@ -334,7 +334,7 @@ function registerSession(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       await withCore(command, (core, { json }) => {
         const sessions = core.sessions.list();
-        if (json) return printJson({ sessions });
+        if (json) return printCallOutput('sessionList', { sessions });
         if (sessions.length === 0) write('No sessions.');
         sessions.forEach(printSessionLine);
       });
@@ -347,7 +347,7 @@ function registerSession(program: Command): void {
     .action(async (id: string, _options: unknown, command: Command) => {
       await withCore(command, (core, { json }) => {
         const next = core.sessions.next(sessionId(id));
-        if (json) printJson(next);
+        if (json) printCallOutput('sessionNext', next);
         else printNext(next);
       });
     });
@@ -368,7 +368,7 @@ function registerSession(program: Command): void {
           parseLabelArguments(options.label ?? [], options.clear ?? []),
           parseSeconds(options.seconds),
         );
-        if (json) printJson(next);
+        if (json) printCallOutput('sessionRecord', next);
         else printNext(next);
       });
     });
@@ -386,7 +386,7 @@ function registerSession(program: Command): void {
           options.image === undefined ? undefined : parsePositiveInteger('--image', options.image),
           parseSeconds(options.seconds),
         );
-        if (json) printJson(next);
+        if (json) printCallOutput('sessionSkip', next);
         else printNext(next);
       });
     });
@@ -399,7 +399,8 @@ function registerSession(program: Command): void {
       .action(async (id: string, _options: unknown, command: Command) => {
         await withCore(command, (core, { json }) => {
           const next = action === 'previous' ? core.sessions.previous(sessionId(id)) : core.sessions.resume(sessionId(id));
-          if (json) printJson(next);
+          // Resuming answers like sessionNext (the app resumes a session by asking for its next image).
+          if (json) printCallOutput(action === 'previous' ? 'sessionPrevious' : 'sessionNext', next);
           else printNext(next);
         });
       });
@@ -412,7 +413,7 @@ function registerSession(program: Command): void {
     .action(async (id: string, _options: unknown, command: Command) => {
       await withCore(command, (core, { json }) => {
         const paused = core.sessions.pause(sessionId(id));
-        if (json) printJson(paused);
+        if (json) printCallOutput('sessionPause', paused);
         else printSessionLine(paused);
       });
     });
@@ -485,8 +486,8 @@ function registerAgreement(program: Command): void {
             .map((name) => name.trim())
             .filter(Boolean);
         const kinds = core.agreement.agreement(agreementOptions);
-        const disagreements = options.disagreements ? core.agreement.disagreements(agreementOptions) : undefined;
-        if (json) return printJson(disagreements ? { kinds, disagreements } : { kinds });
+        const disagreements = options.disagreements || json ? core.agreement.disagreements(agreementOptions) : undefined;
+        if (json) return printCallOutput('agreementReport', { kinds, disagreements });
         printAgreement(kinds);
         if (kinds.every((kind) => kind.annotators.length < 2)) write('No label kind has two or more annotators yet.');
         for (const item of disagreements ?? [])
@@ -510,8 +511,10 @@ function registerAgreement(program: Command): void {
           values: options.value.map((value) => ({ value })),
           annotator: options.annotator,
         });
-        if (json) printJson({ imageId, changes });
-        else printChanges(changes);
+        if (json) {
+          const values = core.labels.consensus(imageId, parseLabelKind(options.kind, '--kind')).map((label) => label.value);
+          printCallOutput('adjudicate', { changed: changes.length, values });
+        } else printChanges(changes);
       });
     });
 }

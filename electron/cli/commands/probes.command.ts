@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { AucResult, GroupMetrics, ProbeMetrics } from '../../core/probes/probe-metrics.types.js';
 import type { ProbeReport, TrainProbeOptions } from '../../core/probes/probes.service.js';
-import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { callContract, parsePositiveInteger, printCallOutput, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws probe train|report|predict|list`. With --json, train and report print the stored run
@@ -39,7 +39,8 @@ export function registerProbesCommands(program: Command): void {
         await withInterrupt(async (signal) => {
           const onProgress = progressPrinter();
           const run = await core.probes.train({ ...trainOptions(options), signal, ...(onProgress ? { onProgress } : {}) });
-          if (json) printJson(run);
+          // The app trains through a job whose result names the run, then shows it with probeReport: --json prints that report.
+          if (json) printJson(await callContract(core, 'probeReport', { runId: run.id }));
           else printReport(run);
         });
       });
@@ -51,7 +52,7 @@ export function registerProbesCommands(program: Command): void {
     .argument('<run>', 'probe run id')
     .option('--predictions <file>', 'write the out-of-fold predictions (.csv or .npz) and <file>.manifest.json; the file must not exist')
     .action(async (run: string, options: { predictions?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const runId = parsePositiveInteger('run', run);
         if (options.predictions !== undefined) {
           // An absolute path names its own folder; a relative one must stay inside the current folder.
@@ -66,9 +67,8 @@ export function registerProbesCommands(program: Command): void {
             );
           return;
         }
-        const report = core.probes.report(runId);
-        if (json) printJson(report);
-        else printReport(report);
+        if (json) return printJson(await callContract(core, 'probeReport', { runId }));
+        printReport(core.probes.report(runId));
       });
     });
 
@@ -102,10 +102,7 @@ export function registerProbesCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       await withCore(command, (core, { json }) => {
         const runs = core.probes.list();
-        if (json) {
-          printJson(runs);
-          return;
-        }
+        if (json) return printCallOutput('probeList', { runs });
         for (const run of runs) {
           const auc = run.macroAuc === null ? '   —  ' : run.macroAuc.toFixed(3);
           process.stdout.write(
