@@ -227,6 +227,9 @@ const kindLabelsSchema = z.strictObject({
 
 const undoResultSchema = z.object({ description: z.string().nullable(), canUndo: z.boolean(), canRedo: z.boolean() });
 
+/** One suggested value: score is Σ weight × share over the neighbours that carry it (a kind's scores sum to at most 1); neighbours counts them. */
+export const labelSuggestionSchema = z.object({ value: z.string(), score: z.number(), neighbours: z.int() });
+
 export const exportReportSchema = z.object({
   status: z.enum(['success', 'partial', 'cancelled', 'failed']),
   folder: z.string(),
@@ -261,7 +264,8 @@ export const modelCheckSchema = z.object({
   batchSize: z.int(),
 });
 
-const pairAgreementSchema = z.object({
+/** Agreement of two annotators on the images both labelled with one kind. */
+export const pairAgreementSchema = z.object({
   annotatorA: z.string(),
   annotatorB: z.string(),
   items: z.int(),
@@ -269,6 +273,12 @@ const pairAgreementSchema = z.object({
   kappa: z.number().nullable(),
   expectedAgreement: z.number().nullable(),
 });
+
+/**
+ * Agreement of three or more annotators on the images all of them labelled: unanimous is the share
+ * of those images on which all agree, meanPairAgreement Fleiss' P̄, kappa Fleiss' κ.
+ */
+export const groupAgreementSchema = z.object({ annotators: z.array(z.string()), items: z.int(), unanimous: z.number().nullable(), meanPairAgreement: z.number().nullable(), kappa: z.number().nullable() });
 
 export const imageCardSchema = z.object({
   imageId: z.int(),
@@ -329,13 +339,15 @@ export const subgroupResultSchema = z.union([
   z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('measured'), metrics: groupMetricsSchema }),
   z.object({ value: z.string(), images: z.int(), cases: z.int(), status: z.literal('too-small'), reason: z.string() }),
 ]);
+export const probeRunStatusSchema = z.enum(['running', 'completed', 'cancelled', 'failed']);
+export const probeLabelKindSchema = z.enum(['condition', 'quality']);
 export const probeRunSummarySchema = z.object({
   id: z.int(),
   createdAt: z.string(),
   finishedAt: z.string().nullable(),
-  status: z.string(),
+  status: probeRunStatusSchema,
   modelId: z.string(),
-  labelKind: z.string(),
+  labelKind: probeLabelKindSchema,
   labels: z.array(z.string()),
   seed: z.int(),
   folds: z.int(),
@@ -657,7 +669,7 @@ export const contract = {
     }),
     output: z.object({
       modelId: z.string(),
-      suggestions: z.array(z.object({ value: z.string(), score: z.number(), neighbours: z.int() })),
+      suggestions: z.array(labelSuggestionSchema),
     }),
   }),
   sessionCreate: defineCall({
@@ -833,15 +845,7 @@ export const contract = {
           kind: z.string(),
           annotators: z.array(z.string()),
           pairs: z.array(pairAgreementSchema),
-          group: z
-            .object({
-              annotators: z.array(z.string()),
-              items: z.int(),
-              unanimous: z.number().nullable(),
-              meanPairAgreement: z.number().nullable(),
-              kappa: z.number().nullable(),
-            })
-            .nullable(),
+          group: groupAgreementSchema.nullable(),
         }),
       ),
       disagreements: z.array(

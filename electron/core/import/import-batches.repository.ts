@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { importOutcomeSchema } from '../../common/contract.js';
 import type Database from 'better-sqlite3';
 
 export type ImportOutcomeKind = 'imported' | 'duplicate' | 'failed' | 'skipped';
@@ -11,13 +13,8 @@ export type BatchStatus = 'running' | 'completed' | 'cancelled' | 'interrupted' 
 /** Statuses of a batch that running the same import again resumes. */
 export const resumableBatchStatuses: readonly BatchStatus[] = ['running', 'cancelled', 'interrupted', 'failed'];
 
-export interface ImportOutcome {
-  path: string;
-  outcome: ImportOutcomeKind;
-  reason?: string;
-  /** The new image, or for a duplicate the image already in the library. */
-  imageId?: number;
-}
+/** One file's outcome; imageId is the new image, or for a duplicate the image already in the library (the contract's schema). */
+export type ImportOutcome = z.infer<typeof importOutcomeSchema>;
 
 export interface ImportBatch {
   id: number;

@@ -1,28 +1,15 @@
+import type { z } from 'zod';
+import type { groupAgreementSchema, pairAgreementSchema } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import { cohensKappa, fleissKappa, unanimousAgreement } from './agreement.js';
 import { labelKinds, multiValuedKinds, parseLabelKind, type LabelKind } from './label-kinds.js';
 import type { LabelsService, LabelValueInput, SlotChange } from './labels.service.js';
 
-export interface PairAgreement {
-  annotatorA: string;
-  annotatorB: string;
-  /** Images both labelled (with this kind). */
-  items: number;
-  percentAgreement: number | null;
-  kappa: number | null;
-  expectedAgreement: number | null;
-}
+/** Agreement of two annotators on the images both labelled (the contract's schema). */
+export type PairAgreement = z.infer<typeof pairAgreementSchema>;
 
-export interface GroupAgreement {
-  annotators: string[];
-  /** Images every one of the annotators labelled. */
-  items: number;
-  /** Share of those images on which all annotators agree. */
-  unanimous: number | null;
-  /** Mean pairwise agreement per image (Fleiss' P̄). */
-  meanPairAgreement: number | null;
-  kappa: number | null;
-}
+/** Fleiss' κ, unanimity and mean pairwise agreement of three or more annotators (the contract's schema). */
+export type GroupAgreement = z.infer<typeof groupAgreementSchema>;
 
 export interface ValueAgreement {
   value: string;

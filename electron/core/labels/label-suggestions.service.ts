@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { labelSuggestionSchema } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { parseLabelKind, type LabelKind } from './label-kinds.js';
@@ -13,13 +15,7 @@ export interface SuggestionNeighbour {
   values: Array<{ value: string; share: number }>;
 }
 
-export interface LabelSuggestion {
-  value: string;
-  /** Σ weight × share over the neighbours that carry the value; the scores of a kind sum to at most 1. */
-  score: number;
-  /** How many of the k neighbours carry the value. */
-  neighbours: number;
-}
+export type LabelSuggestion = z.infer<typeof labelSuggestionSchema>;
 
 export interface LabelSuggestions {
   imageId: number;

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { probeLabelKindSchema, probeRunStatusSchema } from '../../common/contract.js';
 import type Database from 'better-sqlite3';
 import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
 import type { ProbeMetrics } from './probe-metrics.types.js';
@@ -5,8 +7,8 @@ import type { LabelRow } from './target-resolution.js';
 import { writeTransaction } from '../library/write-transaction.js';
 import type { ProbeRunsRow } from '../library/table-rows.js';
 
-export type ProbeLabelKind = 'condition' | 'quality';
-export type ProbeRunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+export type ProbeLabelKind = z.infer<typeof probeLabelKindSchema>;
+export type ProbeRunStatus = z.infer<typeof probeRunStatusSchema>;
 
 export interface ProbeManifest {
   modelId: string;

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { probeRunSummarySchema } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { isCancellation, ProgressReporter, type JobControl } from '../jobs/job.js';
@@ -23,7 +25,6 @@ import {
   type ProbeOutOfFoldImage,
   type ProbePredictionRow,
   type ProbeRunRecord,
-  type ProbeRunStatus,
   type ProbesRepository,
 } from './probes.repository.js';
 import {
@@ -86,20 +87,7 @@ export const probeDefaults = {
   repeats: 1,
 };
 
-export interface ProbeRunSummary {
-  id: number;
-  createdAt: string;
-  finishedAt: string | null;
-  status: ProbeRunStatus;
-  modelId: string;
-  labelKind: ProbeLabelKind;
-  labels: string[];
-  seed: number;
-  folds: number;
-  images: number;
-  cases: number;
-  macroAuc: number | null;
-}
+export type ProbeRunSummary = z.infer<typeof probeRunSummarySchema>;
 
 export interface ProbeReport extends ProbeRunRecord {
   predictionCount: number;
