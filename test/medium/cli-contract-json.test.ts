@@ -108,6 +108,9 @@ describe('dermws --json prints contract outputs', () => {
     expect(suggested.modelId).toBe(modelId);
 
     expect((await run('label', current, '--kind', 'fitzpatrick', '--value', 'II', '--annotator', 'dr-b')).code).toBe(0);
+    const shown = await expectCallOutput('labelsOfImage', 'label', current);
+    const fitzpatrick = shown.labels.filter((entry: { kind: string }) => entry.kind === 'fitzpatrick');
+    expect(fitzpatrick.map((entry: { annotator: string; value: string }) => `${entry.annotator}:${entry.value}`).sort()).toEqual(['dr-a:IV', 'dr-b:II']);
     const agreement = await expectCallOutput('agreementReport', 'agreement', '--kind', 'fitzpatrick');
     expect(agreement.disagreements).toHaveLength(1);
     const adjudicated = await expectCallOutput('adjudicate', 'adjudicate', current, '--kind', 'fitzpatrick', '--value', 'III', '--annotator', 'dr-lead');
