@@ -278,7 +278,13 @@ export const pairAgreementSchema = z.object({
  * Agreement of three or more annotators on the images all of them labelled: unanimous is the share
  * of those images on which all agree, meanPairAgreement Fleiss' P̄, kappa Fleiss' κ.
  */
-export const groupAgreementSchema = z.object({ annotators: z.array(z.string()), items: z.int(), unanimous: z.number().nullable(), meanPairAgreement: z.number().nullable(), kappa: z.number().nullable() });
+export const groupAgreementSchema = z.object({
+  annotators: z.array(z.string()),
+  items: z.int(),
+  unanimous: z.number().nullable(),
+  meanPairAgreement: z.number().nullable(),
+  kappa: z.number().nullable(),
+});
 
 export const imageCardSchema = z.object({
   imageId: z.int(),
@@ -309,7 +315,12 @@ export const aucSchema = z.union([
 /** One bin of a reliability diagram: predicted probabilities in [lower, lower + 0.1). */
 export const reliabilityBinSchema = z.object({ lower: z.number(), count: z.int(), meanPredicted: z.number().nullable(), observedRate: z.number().nullable() });
 /** A ROC curve as stored in a run's metrics: columns of equal length; threshold is null at the (0, 0) start; exactPoints counts the vertices before downsampling. */
-export const storedRocCurveSchema = z.object({ fpr: z.array(z.number()), tpr: z.array(z.number()), threshold: z.array(z.number().nullable()), exactPoints: z.int() });
+export const storedRocCurveSchema = z.object({
+  fpr: z.array(z.number()),
+  tpr: z.array(z.number()),
+  threshold: z.array(z.number().nullable()),
+  exactPoints: z.int(),
+});
 export const labelMetricsSchema = z.object({
   label: z.string(),
   images: z.int(),

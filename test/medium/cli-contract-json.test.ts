@@ -42,7 +42,9 @@ beforeAll(() => {
   const random = new SeededRandom(11);
   const embeddings = new EmbeddingsRepository(library.db);
   embeddings.registerModel({ id: modelId, displayName: 'contract test', dim, sha256: 'b'.repeat(64), source: 'imported', preprocessing: null });
-  const insertLabel = library.db.prepare("INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')");
+  const insertLabel = library.db.prepare(
+    "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')",
+  );
   const rows: Array<{ imageId: number; vector: number[] }> = [];
   let latent: number[] = [];
   imageIds.forEach((imageId, index) => {
@@ -80,7 +82,23 @@ async function expectCallOutput(name: CallName, ...args: string[]) {
 
 describe('dermws --json prints contract outputs', () => {
   it('probe train, list and report print probeReport and probeList', async () => {
-    const trained = await expectCallOutput('probeReport', 'probe', 'train', '--labels', 'raised', '--model', modelId, '--folds', '3', '--bootstrap', '50', '--curve', 'none', '--min-class-cases', '2');
+    const trained = await expectCallOutput(
+      'probeReport',
+      'probe',
+      'train',
+      '--labels',
+      'raised',
+      '--model',
+      modelId,
+      '--folds',
+      '3',
+      '--bootstrap',
+      '50',
+      '--curve',
+      'none',
+      '--min-class-cases',
+      '2',
+    );
     expect(trained.status).toBe('completed');
     const listed = await expectCallOutput('probeList', 'probe', 'list');
     expect(listed.runs.map((entry: { id: number }) => entry.id)).toContain(trained.id);
@@ -90,7 +108,21 @@ describe('dermws --json prints contract outputs', () => {
 
   it('taxonomy, sessions, suggestions, agreement and adjudication print their calls', async () => {
     await expectCallOutput('taxonomyList', 'taxonomy', 'list', '--kind', 'body_site');
-    const created = await expectCallOutput('sessionCreate', 'session', 'create', '--name', 'contract', '--annotator', 'dr-a', '--images', imageIds.slice(0, 4).join(','), '--order', 'random', '--seed', '4');
+    const created = await expectCallOutput(
+      'sessionCreate',
+      'session',
+      'create',
+      '--name',
+      'contract',
+      '--annotator',
+      'dr-a',
+      '--images',
+      imageIds.slice(0, 4).join(','),
+      '--order',
+      'random',
+      '--seed',
+      '4',
+    );
     expect(created.seed).toBe(4);
     const id = String(created.id);
     const next = await expectCallOutput('sessionNext', 'session', 'next', id);
