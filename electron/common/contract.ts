@@ -286,6 +286,9 @@ export const groupAgreementSchema = z.object({
   kappa: z.number().nullable(),
 });
 
+/** Agreement on one value of a multi-valued kind, as presence or absence (binary κ). */
+export const valueAgreementSchema = z.object({ value: z.string(), pairs: z.array(pairAgreementSchema), group: groupAgreementSchema.nullable() });
+
 export const imageCardSchema = z.object({
   imageId: z.int(),
   fileName: z.string(),
@@ -857,6 +860,8 @@ export const contract = {
           annotators: z.array(z.string()),
           pairs: z.array(pairAgreementSchema),
           group: groupAgreementSchema.nullable(),
+          /** Multi-valued kinds only: presence/absence agreement per value (binary κ). */
+          perValue: z.array(valueAgreementSchema).optional(),
         }),
       ),
       disagreements: z.array(

@@ -145,6 +145,12 @@ describe('dermws --json prints contract outputs', () => {
     expect(fitzpatrick.map((entry: { annotator: string; value: string }) => `${entry.annotator}:${entry.value}`).sort()).toEqual(['dr-a:IV', 'dr-b:II']);
     const agreement = await expectCallOutput('agreementReport', 'agreement', '--kind', 'fitzpatrick');
     expect(agreement.disagreements).toHaveLength(1);
+    // A multi-valued kind also reports agreement per value; the CLI prints it because the contract carries it.
+    for (const annotator of ['dr-a', 'dr-b']) {
+      expect((await run('label', current, '--kind', 'body_site', '--value', 'HEAD_OR_NECK', '--annotator', annotator)).code).toBe(0);
+    }
+    const perValue = await expectCallOutput('agreementReport', 'agreement', '--kind', 'body_site');
+    expect(perValue.kinds[0].perValue).toEqual([expect.objectContaining({ value: 'HEAD_OR_NECK' })]);
     const adjudicated = await expectCallOutput('adjudicate', 'adjudicate', current, '--kind', 'fitzpatrick', '--value', 'III', '--annotator', 'dr-lead');
     expect(adjudicated).toEqual({ changed: 1, values: ['III'] });
   });

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { groupAgreementSchema, pairAgreementSchema } from '../../common/contract.js';
+import type { groupAgreementSchema, pairAgreementSchema, valueAgreementSchema } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
 import { cohensKappa, fleissKappa, unanimousAgreement } from './agreement.js';
 import { labelKinds, multiValuedKinds, parseLabelKind, type LabelKind } from './label-kinds.js';
@@ -11,11 +11,7 @@ export type PairAgreement = z.infer<typeof pairAgreementSchema>;
 /** Fleiss' κ, unanimity and mean pairwise agreement of three or more annotators (the contract's schema). */
 export type GroupAgreement = z.infer<typeof groupAgreementSchema>;
 
-export interface ValueAgreement {
-  value: string;
-  pairs: PairAgreement[];
-  group: GroupAgreement | null;
-}
+export type ValueAgreement = z.infer<typeof valueAgreementSchema>;
 
 export interface KindAgreement {
   kind: LabelKind;

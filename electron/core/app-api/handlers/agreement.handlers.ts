@@ -6,7 +6,13 @@ export const agreementHandlers: HandlerGroup<'agreementReport' | 'adjudicate'> =
     const kinds = core.agreement.agreement(options);
     const disagreements = core.agreement.disagreements({ ...options, ...(input.includeAdjudicated ? { includeAdjudicated: true } : {}) });
     return {
-      kinds: kinds.map((kind) => ({ kind: kind.kind, annotators: kind.annotators, pairs: kind.pairs, group: kind.group })),
+      kinds: kinds.map((kind) => ({
+        kind: kind.kind,
+        annotators: kind.annotators,
+        pairs: kind.pairs,
+        group: kind.group,
+        ...(kind.perValue ? { perValue: kind.perValue } : {}),
+      })),
       disagreements,
     };
   },
