@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import type { z } from 'zod';
-import { contract, type CallInput, type CallName, type CallOutput } from '../common/contract.js';
+import type { CallInput, CallName, CallOutput } from '../common/contract.js';
 import { DermError, serializeError } from '../common/errors.js';
 import type { Core } from '../core/core.js';
 import type { JobProgress } from '../core/jobs/job.js';
@@ -75,13 +74,19 @@ export async function callContract<Name extends CallName>(core: Core, name: Name
  * output: validated by the contract's output schema first, so a field the contract does not promise
  * is never printed and a missing one fails loudly instead of printing a shape of the CLI's own.
  */
-export function printCallOutput(name: CallName, value: unknown): void {
+export async function printCallOutput(name: CallName, value: unknown): Promise<void> {
+  // The contract (and zod with it) loads only when a command prints JSON: start-up stays light.
+  const { contract } = await import('../common/contract.js');
   printJson(contract[name].output.parse(value));
 }
 
-/** Prints a job's result (JobInfo.result of the call that starts it) as the contract's schema for that result, e.g. libraryCheckReportSchema. */
-export function printJobResult(schema: z.ZodType, value: unknown): void {
-  printJson(schema.parse(value));
+/** The contract schemas that describe a job's result (JobInfo.result of the call that starts it). */
+export type JobResultSchemaName = 'importReportSchema' | 'libraryCheckReportSchema' | 'exportReportSchema';
+
+/** Prints a job's result as the contract's schema for that result, e.g. libraryCheckReportSchema. */
+export async function printJobResult(schemaName: JobResultSchemaName, value: unknown): Promise<void> {
+  const contractModule = await import('../common/contract.js');
+  printJson(contractModule[schemaName].parse(value));
 }
 
 export function printJson(value: unknown): void {

@@ -5,7 +5,6 @@ import type { ExportFilter, ExportFormat, ExportReport } from '../../core/export
 import { exportFormats } from '../../core/export/export-formats.js';
 import type { JobStatus } from '../../core/jobs/job.js';
 import { parseSearchFilter } from '../../core/search/search-filter.js';
-import { exportReportSchema } from '../../common/contract.js';
 import { exitCodes, parsePositiveInteger, printJobResult, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
@@ -116,7 +115,7 @@ export function registerDatasetsCommands(program: Command): void {
             ...(options.model ? { modelId: options.model } : {}),
             ...(progress ? { onProgress: progress } : {}),
           });
-          if (json) printJobResult(exportReportSchema, report);
+          if (json) await printJobResult('exportReportSchema', report);
           else printExportReport(report);
           process.exitCode = exitCodeFor(report.status);
         }),

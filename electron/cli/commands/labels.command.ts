@@ -53,10 +53,10 @@ function registerTaxonomy(program: Command): void {
     .description('list taxonomy entries (the starter taxonomy is installed on first use)')
     .option('--kind <kind>', 'only this label kind')
     .action(async (options: { kind?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const kind = options.kind === undefined ? undefined : (parseLabelKind(options.kind, '--kind') as TaxonomyKind);
         const entries = core.taxonomy.list(kind);
-        if (json) return printCallOutput('taxonomyList', { entries });
+        if (json) return await printCallOutput('taxonomyList', { entries });
         for (const entry of entries) {
           write(
             `${entry.kind.padEnd(13)} ${'  '.repeat(entry.depth)}${entry.code.padEnd(34 - 2 * entry.depth)} ${entry.hotkey ? `[${entry.hotkey}]` : '   '} ${entry.displayName}${entry.labelCount ? `  (${entry.labelCount} labels)` : ''}`,
@@ -197,14 +197,14 @@ function registerLabel(program: Command): void {
     .option('-k, --neighbours <n>', 'neighbours to use (default 10)')
     .action(async (imageIdText: string, options: { model?: string; neighbours?: string }, command: Command) => {
       const imageId = parsePositiveInteger('image-id', imageIdText);
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const global = command.optsWithGlobals() as LabelOptions;
         const suggestOptions: { kind?: string; modelId?: string; k?: number } = {};
         if (global.kind) suggestOptions.kind = global.kind;
         if (options.model) suggestOptions.modelId = options.model;
         if (options.neighbours !== undefined) suggestOptions.k = parsePositiveInteger('--neighbours', options.neighbours, 1000);
         const result = core.suggestions.suggest(imageId, suggestOptions);
-        if (json) return printCallOutput('labelSuggestions', result);
+        if (json) return await printCallOutput('labelSuggestions', result);
         if (result.suggestions.length === 0) return write(`No labelled neighbours with ${result.kind} labels.`);
         for (const suggestion of result.suggestions)
           write(`${suggestion.score.toFixed(3)}  ${suggestion.value}  (${suggestion.neighbours} of ${result.neighbours.length} neighbours)`);
@@ -289,7 +289,7 @@ function registerSession(program: Command): void {
         },
         command: Command,
       ) => {
-        await withCore(command, (core, { json }) => {
+        await withCore(command, async (core, { json }) => {
           const input: Parameters<typeof core.sessions.create>[0] = { name: options.name, annotator: options.annotator };
           if (options.images !== undefined)
             input.imageIds = options.images
@@ -309,7 +309,7 @@ function registerSession(program: Command): void {
           if (options.agreement) input.agreement = true;
           if (options.suggestions !== undefined) input.suggestions = options.suggestions as NonNullable<typeof input.suggestions>;
           const created = core.sessions.create(input);
-          if (json) printCallOutput('sessionCreate', created);
+          if (json) await printCallOutput('sessionCreate', created);
           else printSessionLine(created);
         });
       },
@@ -321,9 +321,9 @@ function registerSession(program: Command): void {
     .argument('<id>', 'session id')
     .argument('<mode>', 'blind or shown')
     .action(async (id: string, mode: string, _options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const updated = core.sessions.setSuggestions(sessionId(id), mode as Parameters<typeof core.sessions.setSuggestions>[1]);
-        if (json) printCallOutput('sessionSetSuggestions', updated);
+        if (json) await printCallOutput('sessionSetSuggestions', updated);
         else printSessionLine(updated);
       });
     });
@@ -332,9 +332,9 @@ function registerSession(program: Command): void {
     .command('list')
     .description('list sessions with progress')
     .action(async (_options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const sessions = core.sessions.list();
-        if (json) return printCallOutput('sessionList', { sessions });
+        if (json) return await printCallOutput('sessionList', { sessions });
         if (sessions.length === 0) write('No sessions.');
         sessions.forEach(printSessionLine);
       });
@@ -345,9 +345,9 @@ function registerSession(program: Command): void {
     .description('the image to label now (where the session left off) and the next one')
     .argument('<id>', 'session id')
     .action(async (id: string, _options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const next = core.sessions.next(sessionId(id));
-        if (json) printCallOutput('sessionNext', next);
+        if (json) await printCallOutput('sessionNext', next);
         else printNext(next);
       });
     });
@@ -361,14 +361,14 @@ function registerSession(program: Command): void {
     .option('--clear <kind>', "clear the annotator's labels of this kind, repeatable", collect)
     .option('--seconds <s>', 'time spent on the image')
     .action(async (id: string, imageIdText: string, options: { label?: string[]; clear?: string[]; seconds?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const next = core.sessions.record(
           sessionId(id),
           parsePositiveInteger('image-id', imageIdText),
           parseLabelArguments(options.label ?? [], options.clear ?? []),
           parseSeconds(options.seconds),
         );
-        if (json) printCallOutput('sessionRecord', next);
+        if (json) await printCallOutput('sessionRecord', next);
         else printNext(next);
       });
     });
@@ -380,13 +380,13 @@ function registerSession(program: Command): void {
     .option('--image <id>', 'image to skip (default: the current one)')
     .option('--seconds <s>', 'time spent on the image')
     .action(async (id: string, options: { image?: string; seconds?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const next = core.sessions.skip(
           sessionId(id),
           options.image === undefined ? undefined : parsePositiveInteger('--image', options.image),
           parseSeconds(options.seconds),
         );
-        if (json) printCallOutput('sessionSkip', next);
+        if (json) await printCallOutput('sessionSkip', next);
         else printNext(next);
       });
     });
@@ -397,10 +397,10 @@ function registerSession(program: Command): void {
       .description(action === 'previous' ? 'go back one image' : 'resume a paused session where it left off')
       .argument('<id>', 'session id')
       .action(async (id: string, _options: unknown, command: Command) => {
-        await withCore(command, (core, { json }) => {
+        await withCore(command, async (core, { json }) => {
           const next = action === 'previous' ? core.sessions.previous(sessionId(id)) : core.sessions.resume(sessionId(id));
           // Resuming answers like sessionNext (the app resumes a session by asking for its next image).
-          if (json) printCallOutput(action === 'previous' ? 'sessionPrevious' : 'sessionNext', next);
+          if (json) await printCallOutput(action === 'previous' ? 'sessionPrevious' : 'sessionNext', next);
           else printNext(next);
         });
       });
@@ -411,9 +411,9 @@ function registerSession(program: Command): void {
     .description('pause a session')
     .argument('<id>', 'session id')
     .action(async (id: string, _options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const paused = core.sessions.pause(sessionId(id));
-        if (json) printCallOutput('sessionPause', paused);
+        if (json) await printCallOutput('sessionPause', paused);
         else printSessionLine(paused);
       });
     });
@@ -477,7 +477,7 @@ function registerAgreement(program: Command): void {
     .option('--annotators <names>', 'compare only these annotators (comma-separated)')
     .option('--disagreements', 'also list the images the annotators disagree on (not yet adjudicated)')
     .action(async (options: { kind?: string; annotators?: string; disagreements?: boolean }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const agreementOptions: { kind?: string; annotators?: string[] } = {};
         if (options.kind !== undefined) agreementOptions.kind = options.kind;
         if (options.annotators !== undefined)
@@ -487,7 +487,7 @@ function registerAgreement(program: Command): void {
             .filter(Boolean);
         const kinds = core.agreement.agreement(agreementOptions);
         const disagreements = options.disagreements || json ? core.agreement.disagreements(agreementOptions) : undefined;
-        if (json) return printCallOutput('agreementReport', { kinds, disagreements });
+        if (json) return await printCallOutput('agreementReport', { kinds, disagreements });
         printAgreement(kinds);
         if (kinds.every((kind) => kind.annotators.length < 2)) write('No label kind has two or more annotators yet.');
         for (const item of disagreements ?? [])
@@ -504,7 +504,7 @@ function registerAgreement(program: Command): void {
     .requiredOption('--annotator <name>', 'who adjudicates')
     .action(async (imageIdText: string, options: { kind: string; value: string[]; annotator: string }, command: Command) => {
       const imageId = parsePositiveInteger('image-id', imageIdText);
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const changes = core.agreement.adjudicate({
           imageId,
           kind: options.kind,
@@ -513,7 +513,7 @@ function registerAgreement(program: Command): void {
         });
         if (json) {
           const values = core.labels.consensus(imageId, parseLabelKind(options.kind, '--kind')).map((label) => label.value);
-          printCallOutput('adjudicate', { changed: changes.length, values });
+          await printCallOutput('adjudicate', { changed: changes.length, values });
         } else printChanges(changes);
       });
     });

@@ -5,7 +5,6 @@ import type { ImportReport } from '../../core/import/import.service.js';
 import type { ProgressListener } from '../../core/jobs/job.js';
 import type { LibraryCheckReport } from '../../core/check/library-check.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
-import { importReportSchema, libraryCheckReportSchema } from '../../common/contract.js';
 import { exitCodes, printJobResult, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
@@ -29,7 +28,7 @@ export function registerLibraryCommands(program: Command): void {
             ...(options.root ? { root: options.root } : {}),
             ...(progress ? { onProgress: progress } : {}),
           });
-          if (json) printJobResult(importReportSchema, report);
+          if (json) await printJobResult('importReportSchema', report);
           else printImportReport(report);
           process.exitCode = report.status === 'cancelled' ? exitCodes.cancelled : report.failed > 0 ? exitCodes.partial : exitCodes.ok;
         });
@@ -89,7 +88,7 @@ export function registerLibraryCommands(program: Command): void {
         } finally {
           process.off('SIGINT', onSignal);
         }
-        if (json) printJobResult(libraryCheckReportSchema, report);
+        if (json) await printJobResult('libraryCheckReportSchema', report);
         else printCheckReport(report, core.library.readOnly);
         process.exitCode = report.status === 'cancelled' ? exitCodes.cancelled : report.ok ? exitCodes.ok : exitCodes.partial;
       });

@@ -100,9 +100,9 @@ export function registerProbesCommands(program: Command): void {
     .command('list')
     .description('list stored probe runs')
     .action(async (_options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const runs = core.probes.list();
-        if (json) return printCallOutput('probeList', { runs });
+        if (json) return await printCallOutput('probeList', { runs });
         for (const run of runs) {
           const auc = run.macroAuc === null ? '   —  ' : run.macroAuc.toFixed(3);
           process.stdout.write(
