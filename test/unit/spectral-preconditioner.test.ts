@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { featureStatistics, fitLogisticModels, predictAll, type LogisticOptions, type ProbeModelSpec } from '../../electron/core/math/logistic-regression.js';
 import { MatrixEngine } from '../../electron/core/math/matrix-engine.js';
 import { SeededRandom } from '../../electron/common/seeded-random.js';
-import { covarianceSpectrum, symmetricEigen } from '../../electron/core/math/spectral-preconditioner.js';
+import { symmetricEigen } from '../../electron/core/math/dense-linear-algebra.js';
+import { covarianceSpectrum } from '../../electron/core/math/spectral-preconditioner.js';
 
 const rows = 400;
 const dim = 48;

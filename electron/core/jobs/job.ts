@@ -54,12 +54,15 @@ export class ProgressReporter {
   }
 }
 
+/** The error every cancelled job ends with; isCancellation() recognises it. */
+export function cancellationError(): Error {
+  const error = new Error('The job was cancelled.');
+  error.name = 'AbortError';
+  return error;
+}
+
 export function throwIfCancelled(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) {
-    const error = new Error('The job was cancelled.');
-    error.name = 'AbortError';
-    throw error;
-  }
+  if (signal?.aborted) throw cancellationError();
 }
 
 export function isCancellation(error: unknown): boolean {

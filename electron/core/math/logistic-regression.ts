@@ -1,5 +1,6 @@
 import type { MatrixEngine } from './matrix-engine.js';
 import { applyInverseCurvature, restCurvatureScale, type SpectralPreconditioner } from './spectral-preconditioner.js';
+import { cancellationError } from '../jobs/job.js';
 
 /**
  * Many L2-regularised logistic regressions trained at once on one embedding matrix: every model
@@ -149,7 +150,7 @@ export async function fitLogisticModels(
   for (;;) {
     const active = columns.filter((column) => column.outcome === null);
     if (active.length === 0) break;
-    if (options.isCancelled?.()) throw cancellation();
+    if (options.isCancelled?.()) throw cancellationError();
     const count = active.length;
     const packed = new Float32Array(dim * count);
     const offsets = new Float64Array(count);
@@ -395,12 +396,6 @@ function maxAbs(values: Float64Array): number {
   let max = 0;
   for (const value of values) if (Math.abs(value) > max) max = Math.abs(value);
   return max;
-}
-
-function cancellation(): Error {
-  const error = new Error('The job was cancelled.');
-  error.name = 'AbortError';
-  return error;
 }
 
 /** Probabilities of every row for every label of one fitted model: rows × labelCount, row-major. */

@@ -1,5 +1,7 @@
 import type { MatrixEngine } from './matrix-engine.js';
 import { SeededRandom } from '../../common/seeded-random.js';
+import { cancellationError } from '../jobs/job.js';
+import { symmetricEigen } from './dense-linear-algebra.js';
 
 /**
  * The leading eigenpairs of the standardised features' covariance C = ZᵀZ/N (Z: the population's
@@ -60,7 +62,7 @@ export async function covarianceSpectrum(
   let basis: Float64Array[] = Array.from({ length: width }, () => gaussianVector(random, dim));
   basis = orthonormalise(basis, random);
   const step = async (round: number) => {
-    if (control.isCancelled?.()) throw cancellation();
+    if (control.isCancelled?.()) throw cancellationError();
     const image = await covarianceTimes(engine, rows, mean, std, basis);
     control.onRound?.(round + 1, options.iterations + 1);
     return image;
@@ -204,53 +206,6 @@ function orthonormalise(vectors: Float64Array[], random: SeededRandom): Float64A
   return out;
 }
 
-/** Cyclic Jacobi eigen-decomposition of a small symmetric matrix (row-major n × n); eigenvectors are the columns of `vectors`. */
-export function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  const a = Float64Array.from(matrix);
-  const v = new Float64Array(n * n);
-  for (let index = 0; index < n; index++) v[index * n + index] = 1;
-  for (let sweep = 0; sweep < 60; sweep++) {
-    let off = 0;
-    let diagonal = 0;
-    for (let p = 0; p < n; p++) {
-      diagonal += a[p * n + p]! ** 2;
-      for (let q = p + 1; q < n; q++) off += a[p * n + q]! ** 2;
-    }
-    if (off <= 1e-30 * Math.max(diagonal, 1e-300)) break;
-    for (let p = 0; p < n - 1; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q]!;
-        if (apq === 0) continue;
-        const app = a[p * n + p]!;
-        const aqq = a[q * n + q]!;
-        const theta = (aqq - app) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p]!;
-          const akq = a[k * n + q]!;
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k]!;
-          const aqk = a[q * n + k]!;
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p]!;
-          const vkq = v[k * n + q]!;
-          v[k * n + p] = c * vkp - s * vkq;
-          v[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  return { values: Float64Array.from({ length: n }, (_, index) => a[index * n + index]!), vectors: v };
-}
-
 function gaussianVector(random: SeededRandom, length: number): Float64Array {
   return Float64Array.from({ length }, () => Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next()));
 }
@@ -263,12 +218,6 @@ function dot(a: Float64Array, b: Float64Array, length = a.length): number {
 
 function axpy(alpha: number, x: Float64Array, y: Float64Array): void {
   for (let index = 0; index < x.length; index++) y[index]! += alpha * x[index]!;
-}
-
-function cancellation(): Error {
-  const error = new Error('The job was cancelled.');
-  error.name = 'AbortError';
-  return error;
 }
 
 /**
