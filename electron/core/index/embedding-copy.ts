@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { RowScorer } from '../math/vector-kernels.js';
 import { TopK, type Neighbour } from '../math/vector-math.js';
 
 /**
@@ -12,10 +13,12 @@ import { TopK, type Neighbour } from '../math/vector-math.js';
  *
  * Layout: a 4096-byte header (u32 length + JSON), the rows (float16 or float32, little-endian, rows in
  * the order the images were indexed: ascending id at a build, appended by sync), then the row table:
- * each row's image id (u32) and two checks (f64: the sum of squares and the sum of the row's values
- * as decoded). The re-rank computes both checks in the same pass as the dot product, in the same
- * order as when the row was written, so a damaged row (a flipped bit, a torn write, a row another
- * process is rewriting) shows as a mismatch on the very query that reads it, at no extra read.
+ * every row's image id (u32), then every row's two checks: the wrapping 32-bit sum of its raw words
+ * (i32) and the sum of squares of its values as decoded (f32). The re-rank's SIMD kernel
+ * (math/vector-kernels.ts) computes both in the same pass as the dot product, bit for bit as when the
+ * row was written, so a damaged row (a flipped bit changes the word sum; a torn write or a row another
+ * process is rewriting changes either) shows as a mismatch on the very query that reads it, at no
+ * extra read. The sum of squares also renormalises the row after float16 rounding.
  */
 
 export type EmbeddingCopyPrecision = 'float16' | 'float32';
@@ -33,7 +36,7 @@ export interface EmbeddingCopyTie {
 
 interface CopyHeader extends EmbeddingCopyTie {
   format: 'dermws-embedding-copy';
-  version: 1;
+  version: 2;
   rows: number;
   /** Counts every seal: a copy written by another process after this one opened it has another generation. */
   generation: number;
@@ -46,6 +49,9 @@ interface CopyHeader extends EmbeddingCopyTie {
 
 const headerBytes = 4096;
 const formatName = 'dermws-embedding-copy';
+const formatVersion = 2;
+/** Row table bytes per row: image id, word sum, sum of squares. */
+const tableBytesPerRow = 12;
 
 /** Why a copy cannot be used: missing, stale (another graph, model, width or precision) or damaged (truncated, unreadable, wrong values). */
 export class EmbeddingCopyProblem extends Error {
@@ -107,43 +113,6 @@ export function halfToFloat(half: number): number {
   return halfToFloatTable[half & 0xffff]!;
 }
 
-// The one pass of the re-rank: dot with the unit query, sum of squares and sum of the row. Written
-// without a branch on zeros (a data-dependent branch on post-ReLU rows mispredicts about half the
-// time and costs more than the multiply it saves). Results go to module variables so the hot loop
-// allocates nothing.
-let passSquares = 0;
-let passSum = 0;
-
-function passFloat16(unit: Float32Array, row: Uint16Array, offset: number, dim: number): number {
-  let ab = 0;
-  let bb = 0;
-  let sum = 0;
-  for (let index = 0; index < dim; index++) {
-    const y = halfToFloatTable[row[offset + index]!]!;
-    ab += unit[index]! * y;
-    bb += y * y;
-    sum += y;
-  }
-  passSquares = bb;
-  passSum = sum;
-  return ab;
-}
-
-function passFloat32(unit: Float32Array, row: Float32Array, offset: number, dim: number): number {
-  let ab = 0;
-  let bb = 0;
-  let sum = 0;
-  for (let index = 0; index < dim; index++) {
-    const y = row[offset + index]!;
-    ab += unit[index]! * y;
-    bb += y * y;
-    sum += y;
-  }
-  passSquares = bb;
-  passSum = sum;
-  return ab;
-}
-
 function readHeader(fd: number, file: string): CopyHeader {
   const head = Buffer.alloc(headerBytes);
   const read = fs.readSync(fd, head, 0, headerBytes, 0);
@@ -156,7 +125,9 @@ function readHeader(fd: number, file: string): CopyHeader {
   } catch {
     throw new EmbeddingCopyProblem('damaged', `the header of the embedding copy ${file} is not valid JSON`);
   }
-  if (header.format !== formatName || header.version !== 1) throw new EmbeddingCopyProblem('stale', `${file} is not an embedding copy this version writes`);
+  // Another format, or version 1 (f64 checks summed in JavaScript), is rebuilt like any stale copy.
+  if (header.format !== formatName || header.version !== formatVersion)
+    throw new EmbeddingCopyProblem('stale', `${file} is not an embedding copy this version writes`);
   if (!Number.isInteger(header.rows) || header.rows < 0 || !Number.isInteger(header.dim) || header.dim < 1) {
     throw new EmbeddingCopyProblem('damaged', `the header of the embedding copy ${file} has an impossible shape`);
   }
@@ -182,9 +153,11 @@ function mismatch(header: CopyHeader, expected: EmbeddingCopyTie): string | null
 export class EmbeddingCopy {
   private readonly rowOf = new Map<number, number>();
   private readonly ids: number[] = [];
-  /** Two per row: sum of squares, sum. */
-  private readonly checks: number[] = [];
+  /** Per row: the wrapping 32-bit sum of its raw words, and the sum of squares of its values (f32). */
+  private readonly wordSums: number[] = [];
+  private readonly squares: number[] = [];
   private scratch: Buffer;
+  private readonly scorer: RowScorer;
   private readonly rowBytes: number;
   private sealed: boolean;
 
@@ -196,6 +169,7 @@ export class EmbeddingCopy {
   ) {
     this.rowBytes = header.dim * bytesPerValue(header.precision);
     this.scratch = Buffer.allocUnsafeSlow(this.rowBytes);
+    this.scorer = new RowScorer(header.dim, header.precision);
     this.sealed = header.complete;
   }
 
@@ -220,7 +194,7 @@ export class EmbeddingCopy {
     const fd = fs.openSync(file, 'w+');
     const header: CopyHeader = {
       format: formatName,
-      version: 1,
+      version: formatVersion,
       ...identity,
       graphSha256: '',
       changeSeq: 0,
@@ -248,7 +222,7 @@ export class EmbeddingCopy {
       const bytes = fs.fstatSync(fd).size;
       const wrong = mismatch(header, expected);
       if (wrong) return { state: 'stale', reason: `the embedding copy is out of date: ${wrong}`, bytes, precision: header.precision };
-      const expectedBytes = headerBytes + header.rows * (header.dim * bytesPerValue(header.precision) + 20);
+      const expectedBytes = headerBytes + header.rows * (header.dim * bytesPerValue(header.precision) + tableBytesPerRow);
       if (bytes !== expectedBytes)
         return {
           state: 'damaged',
@@ -286,7 +260,7 @@ export class EmbeddingCopy {
       if (wrong) throw new EmbeddingCopyProblem('stale', `the embedding copy is out of date: ${wrong}`);
       const copy = new EmbeddingCopy(file, fd, header, writable);
       const tableStart = headerBytes + header.rows * copy.rowBytes;
-      const tableBytes = header.rows * 20;
+      const tableBytes = header.rows * tableBytesPerRow;
       const size = fs.fstatSync(fd).size;
       if (size !== tableStart + tableBytes)
         throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} has ${size} bytes; its header implies ${tableStart + tableBytes}`);
@@ -301,8 +275,10 @@ export class EmbeddingCopy {
         copy.ids.push(imageId);
         copy.rowOf.set(imageId, row);
       }
-      const checksStart = header.rows * 4;
-      for (let index = 0; index < header.rows * 2; index++) copy.checks.push(table.readDoubleLE(checksStart + index * 8));
+      for (let row = 0; row < header.rows; row++) {
+        copy.wordSums.push(table.readInt32LE((header.rows + row) * 4));
+        copy.squares.push(table.readFloatLE((2 * header.rows + row) * 4));
+      }
       return copy;
     } catch (error) {
       fs.closeSync(fd);
@@ -324,39 +300,48 @@ export class EmbeddingCopy {
       this.writeHeader();
       this.sealed = false;
     }
-    const encoded = this.scratch;
-    const halves = this.header.precision === 'float16' ? new Uint16Array(encoded.buffer, encoded.byteOffset, dim) : undefined;
-    const floats = this.header.precision === 'float32' ? new Float32Array(encoded.buffer, encoded.byteOffset, dim) : undefined;
-    const none = new Float32Array(dim);
-    ids.forEach((imageId, index) => {
-      const values = unitRows.subarray(index * dim, (index + 1) * dim);
-      if (halves) {
-        for (let at = 0; at < dim; at++) halves[at] = floatToHalf(values[at]!);
-        passFloat16(none, halves, 0, dim);
-      } else {
-        floats!.set(values);
-        passFloat32(none, floats!, 0, dim);
+    const scorer = this.scorer;
+    for (let start = 0; start < ids.length; start += scorer.batchRows) {
+      const count = Math.min(scorer.batchRows, ids.length - start);
+      // Encoded in the kernel's slots, so the checks stored are the ones every read recomputes.
+      for (let slot = 0; slot < count; slot++) {
+        const values = unitRows.subarray((start + slot) * dim, (start + slot + 1) * dim);
+        const bytes = scorer.slot(slot);
+        if (this.header.precision === 'float16') {
+          const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, dim);
+          for (let at = 0; at < dim; at++) halves[at] = floatToHalf(values[at]!);
+        } else {
+          new Float32Array(bytes.buffer, bytes.byteOffset, dim).set(values);
+        }
       }
-      let row = this.rowOf.get(imageId);
-      if (row === undefined) {
-        row = this.ids.length;
-        this.ids.push(imageId);
-        this.rowOf.set(imageId, row);
-        this.checks.push(passSquares, passSum);
-      } else {
-        this.checks[row * 2] = passSquares;
-        this.checks[row * 2 + 1] = passSum;
+      scorer.score(count);
+      for (let slot = 0; slot < count; slot++) {
+        const imageId = ids[start + slot]!;
+        let row = this.rowOf.get(imageId);
+        if (row === undefined) {
+          row = this.ids.length;
+          this.ids.push(imageId);
+          this.rowOf.set(imageId, row);
+          this.wordSums.push(scorer.words(slot));
+          this.squares.push(scorer.squares(slot));
+        } else {
+          this.wordSums[row] = scorer.words(slot);
+          this.squares[row] = scorer.squares(slot);
+        }
+        fs.writeSync(this.fd, scorer.slot(slot), 0, this.rowBytes, headerBytes + row * this.rowBytes);
       }
-      fs.writeSync(this.fd, encoded, 0, this.rowBytes, headerBytes + row * this.rowBytes);
-    });
+    }
   }
 
   /** Writes the row table and a complete header tied to the graph file, then truncates anything after them. */
   seal(tie: Pick<EmbeddingCopyTie, 'graphSha256' | 'changeSeq'>): void {
     const rows = this.ids.length;
-    const table = Buffer.alloc(rows * 20);
-    this.ids.forEach((imageId, row) => table.writeUInt32LE(imageId, row * 4));
-    this.checks.forEach((value, index) => table.writeDoubleLE(value, rows * 4 + index * 8));
+    const table = Buffer.alloc(rows * tableBytesPerRow);
+    this.ids.forEach((imageId, row) => {
+      table.writeUInt32LE(imageId, row * 4);
+      table.writeInt32LE(this.wordSums[row]!, (rows + row) * 4);
+      table.writeFloatLE(this.squares[row]!, (2 * rows + row) * 4);
+    });
     const tableStart = headerBytes + rows * this.rowBytes;
     fs.writeSync(this.fd, table, 0, table.length, tableStart);
     fs.ftruncateSync(this.fd, tableStart + table.length);
@@ -409,26 +394,36 @@ export class EmbeddingCopy {
   }
 
   /**
-   * The k best candidates by cosine with the unit query, one positioned read of each row into a
-   * reused buffer. Returns a problem instead when a candidate has no row, a read comes back short or
-   * a row's checks disagree: the caller then answers from SQLite.
+   * The k best candidates by cosine with the unit query: one positioned read of each row straight into
+   * the SIMD kernel's memory, then one kernel call per 256 rows. Returns a problem instead when a
+   * candidate has no row, a read comes back short or a row's checks disagree: the caller then answers
+   * from SQLite.
    */
   rerank(unit: Float32Array, candidates: readonly number[], k: number): { neighbours: Neighbour[] } | { problem: string } {
-    const dim = this.header.dim;
     const top = new TopK(k);
-    const buffer = this.scratch;
-    const halves = this.header.precision === 'float16' ? new Uint16Array(buffer.buffer, buffer.byteOffset, dim) : undefined;
-    const floats = halves ? undefined : new Float32Array(buffer.buffer, buffer.byteOffset, dim);
-    for (const imageId of candidates) {
-      const row = this.rowOf.get(imageId);
-      if (row === undefined) return { problem: `the embedding copy has no row for image ${imageId}` };
-      const read = fs.readSync(this.fd, buffer, 0, this.rowBytes, headerBytes + row * this.rowBytes);
-      if (read !== this.rowBytes) return { problem: `the embedding copy ${this.file} is cut short (row ${row} of image ${imageId})` };
-      const ab = halves ? passFloat16(unit, halves, 0, dim) : passFloat32(unit, floats!, 0, dim);
-      if (passSquares !== this.checks[row * 2] || passSum !== this.checks[row * 2 + 1]) {
-        return { problem: `the row of image ${imageId} in the embedding copy ${this.file} does not match its check (damaged or rewritten)` };
+    const scorer = this.scorer;
+    scorer.setQuery(unit);
+    const rows: number[] = [];
+    for (let start = 0; start < candidates.length; start += scorer.batchRows) {
+      const count = Math.min(scorer.batchRows, candidates.length - start);
+      rows.length = 0;
+      for (let slot = 0; slot < count; slot++) {
+        const imageId = candidates[start + slot]!;
+        const row = this.rowOf.get(imageId);
+        if (row === undefined) return { problem: `the embedding copy has no row for image ${imageId}` };
+        const read = fs.readSync(this.fd, scorer.slot(slot), 0, this.rowBytes, headerBytes + row * this.rowBytes);
+        if (read !== this.rowBytes) return { problem: `the embedding copy ${this.file} is cut short (row ${row} of image ${imageId})` };
+        rows.push(row);
       }
-      top.offer(imageId, passSquares === 0 ? 0 : ab / Math.sqrt(passSquares));
+      scorer.score(count);
+      for (let slot = 0; slot < count; slot++) {
+        const row = rows[slot]!;
+        const squares = scorer.squares(slot);
+        if (scorer.words(slot) !== this.wordSums[row] || squares !== this.squares[row]) {
+          return { problem: `the row of image ${candidates[start + slot]} in the embedding copy ${this.file} does not match its check (damaged or rewritten)` };
+        }
+        top.offer(candidates[start + slot]!, squares === 0 ? 0 : scorer.dot(slot) / Math.sqrt(squares));
+      }
     }
     return { neighbours: top.result() };
   }

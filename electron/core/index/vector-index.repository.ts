@@ -110,6 +110,11 @@ export class VectorIndexRepository {
     };
   }
 
+  /** The sha256 of the file the model's index record names, or null: the per-query freshness check, without reading the record's id lists. */
+  recordedFileSha256(modelId: string): string | null {
+    return this.db.prepare<[string], { sha: string }>('SELECT file_sha256 AS sha FROM vector_indexes WHERE model_id = ?').get(modelId)?.sha ?? null;
+  }
+
   /** Records a freshly written file and drops the change-log entries it already contains, atomically. */
   saveRecord(record: VectorIndexRecord): void {
     writeTransaction(this.db, () => {

@@ -422,8 +422,7 @@ export class VectorIndexService {
   private async readyUnlocked(modelId: string, control: JobControl): Promise<{ rebuilt: IndexBuildResult | null }> {
     const cached = this.loaded.get(modelId);
     if (cached) {
-      const stored = this.repository.record(modelId);
-      if (stored && stored.fileSha256 === cached.record.fileSha256) {
+      if (this.repository.recordedFileSha256(modelId) === cached.record.fileSha256) {
         await this.applyChanges(modelId, cached);
         return { rebuilt: null };
       }

@@ -1,0 +1,148 @@
+;; WebAssembly SIMD kernels of the search hot path (compiled by `npm run generate:kernels` into
+;; vector-kernels.generated.ts; a unit test checks the two agree). Plain f32x4 arithmetic with no
+;; fused multiply-add and no relaxed SIMD, so a result is the same bits on every machine: the
+;; embedding copy stores the checks these kernels compute and compares them on every read.
+;;
+;; Memory layout is the caller's (vector-kernels.ts): every row and the query are padded with zeros
+;; to a multiple of 8 values, so the loops step 8 values at a time with two accumulators each.
+(module
+  (memory (export "memory") 1)
+
+  ;; For each of $count float16 rows (little-endian binary16, $stride bytes apart, starting at $rows):
+  ;; the dot product with the float32 query at $query, the sum of squares of the decoded values, and
+  ;; the wrapping 32-bit sum of the raw 16-bit words (the row's integrity check). Writes 12 bytes a
+  ;; row at $out: f32 dot, f32 squares, i32 word sum. $stride / 2 values are read from each row.
+  (func (export "dotHalfRows") (param $query i32) (param $rows i32) (param $count i32) (param $stride i32) (param $out i32)
+    (local $p i32) (local $end i32) (local $q i32)
+    (local $dotA v128) (local $dotB v128) (local $sqA v128) (local $sqB v128) (local $words v128)
+    (local $h v128) (local $f v128)
+    (block $done
+      (loop $eachRow
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $p (local.get $rows))
+        (local.set $end (i32.add (local.get $rows) (local.get $stride)))
+        (local.set $q (local.get $query))
+        (local.set $dotA (v128.const i32x4 0 0 0 0))
+        (local.set $dotB (v128.const i32x4 0 0 0 0))
+        (local.set $sqA (v128.const i32x4 0 0 0 0))
+        (local.set $sqB (v128.const i32x4 0 0 0 0))
+        (local.set $words (v128.const i32x4 0 0 0 0))
+        (loop $eachEight
+          ;; values 0-3: binary16 -> binary32 by moving exponent and mantissa up 13 bits and scaling
+          ;; by 2^112 (exact for normal and subnormal halves), then putting the sign back.
+          (local.set $h (v128.load16x4_u (local.get $p)))
+          (local.set $words (i32x4.add (local.get $words) (local.get $h)))
+          (local.set $f
+            (v128.or
+              (f32x4.mul
+                (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)) (i32.const 13))
+                (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+              (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
+          (local.set $dotA (f32x4.add (local.get $dotA) (f32x4.mul (v128.load (local.get $q)) (local.get $f))))
+          (local.set $sqA (f32x4.add (local.get $sqA) (f32x4.mul (local.get $f) (local.get $f))))
+          ;; values 4-7
+          (local.set $h (v128.load16x4_u offset=8 (local.get $p)))
+          (local.set $words (i32x4.add (local.get $words) (local.get $h)))
+          (local.set $f
+            (v128.or
+              (f32x4.mul
+                (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)) (i32.const 13))
+                (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+              (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
+          (local.set $dotB (f32x4.add (local.get $dotB) (f32x4.mul (v128.load offset=16 (local.get $q)) (local.get $f))))
+          (local.set $sqB (f32x4.add (local.get $sqB) (f32x4.mul (local.get $f) (local.get $f))))
+          (local.set $p (i32.add (local.get $p) (i32.const 16)))
+          (local.set $q (i32.add (local.get $q) (i32.const 32)))
+          (br_if $eachEight (i32.lt_u (local.get $p) (local.get $end))))
+        (local.set $dotA (f32x4.add (local.get $dotA) (local.get $dotB)))
+        (local.set $sqA (f32x4.add (local.get $sqA) (local.get $sqB)))
+        (f32.store (local.get $out)
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $dotA)) (f32x4.extract_lane 1 (local.get $dotA)))
+            (f32.add (f32x4.extract_lane 2 (local.get $dotA)) (f32x4.extract_lane 3 (local.get $dotA)))))
+        (f32.store offset=4 (local.get $out)
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $sqA)) (f32x4.extract_lane 1 (local.get $sqA)))
+            (f32.add (f32x4.extract_lane 2 (local.get $sqA)) (f32x4.extract_lane 3 (local.get $sqA)))))
+        (i32.store offset=8 (local.get $out)
+          (i32.add
+            (i32.add (i32x4.extract_lane 0 (local.get $words)) (i32x4.extract_lane 1 (local.get $words)))
+            (i32.add (i32x4.extract_lane 2 (local.get $words)) (i32x4.extract_lane 3 (local.get $words)))))
+        (local.set $out (i32.add (local.get $out) (i32.const 12)))
+        (local.set $rows (local.get $end))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $eachRow))))
+
+  ;; The same for float32 rows ($stride / 4 values each): dot, squares, and the wrapping 32-bit sum
+  ;; of the raw 32-bit words.
+  (func (export "dotFloatRows") (param $query i32) (param $rows i32) (param $count i32) (param $stride i32) (param $out i32)
+    (local $p i32) (local $end i32) (local $q i32)
+    (local $dotA v128) (local $dotB v128) (local $sqA v128) (local $sqB v128) (local $words v128)
+    (local $f v128)
+    (block $done
+      (loop $eachRow
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $p (local.get $rows))
+        (local.set $end (i32.add (local.get $rows) (local.get $stride)))
+        (local.set $q (local.get $query))
+        (local.set $dotA (v128.const i32x4 0 0 0 0))
+        (local.set $dotB (v128.const i32x4 0 0 0 0))
+        (local.set $sqA (v128.const i32x4 0 0 0 0))
+        (local.set $sqB (v128.const i32x4 0 0 0 0))
+        (local.set $words (v128.const i32x4 0 0 0 0))
+        (loop $eachEight
+          (local.set $f (v128.load (local.get $p)))
+          (local.set $words (i32x4.add (local.get $words) (local.get $f)))
+          (local.set $dotA (f32x4.add (local.get $dotA) (f32x4.mul (v128.load (local.get $q)) (local.get $f))))
+          (local.set $sqA (f32x4.add (local.get $sqA) (f32x4.mul (local.get $f) (local.get $f))))
+          (local.set $f (v128.load offset=16 (local.get $p)))
+          (local.set $words (i32x4.add (local.get $words) (local.get $f)))
+          (local.set $dotB (f32x4.add (local.get $dotB) (f32x4.mul (v128.load offset=16 (local.get $q)) (local.get $f))))
+          (local.set $sqB (f32x4.add (local.get $sqB) (f32x4.mul (local.get $f) (local.get $f))))
+          (local.set $p (i32.add (local.get $p) (i32.const 32)))
+          (local.set $q (i32.add (local.get $q) (i32.const 32)))
+          (br_if $eachEight (i32.lt_u (local.get $p) (local.get $end))))
+        (local.set $dotA (f32x4.add (local.get $dotA) (local.get $dotB)))
+        (local.set $sqA (f32x4.add (local.get $sqA) (local.get $sqB)))
+        (f32.store (local.get $out)
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $dotA)) (f32x4.extract_lane 1 (local.get $dotA)))
+            (f32.add (f32x4.extract_lane 2 (local.get $dotA)) (f32x4.extract_lane 3 (local.get $dotA)))))
+        (f32.store offset=4 (local.get $out)
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $sqA)) (f32x4.extract_lane 1 (local.get $sqA)))
+            (f32.add (f32x4.extract_lane 2 (local.get $sqA)) (f32x4.extract_lane 3 (local.get $sqA)))))
+        (i32.store offset=8 (local.get $out)
+          (i32.add
+            (i32.add (i32x4.extract_lane 0 (local.get $words)) (i32x4.extract_lane 1 (local.get $words)))
+            (i32.add (i32x4.extract_lane 2 (local.get $words)) (i32x4.extract_lane 3 (local.get $words)))))
+        (local.set $out (i32.add (local.get $out) (i32.const 12)))
+        (local.set $rows (local.get $end))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $eachRow))))
+
+  ;; out[0..width) += sum over j of query[j] * matrix[j][0..width), skipping the query's zeros (a
+  ;; post-ReLU embedding has about 40% of them). The matrix is row-major, $rowBytes per row (the width
+  ;; padded to 8 values); the caller puts the bias in out first. $dim query values are read.
+  (func (export "addSparseRowTimesMatrix") (param $query i32) (param $dim i32) (param $matrix i32) (param $rowBytes i32) (param $out i32)
+    (local $j i32) (local $value f32) (local $scale v128) (local $m i32) (local $o i32) (local $end i32)
+    (block $done
+      (loop $eachValue
+        (br_if $done (i32.ge_u (local.get $j) (local.get $dim)))
+        (local.set $value (f32.load (i32.add (local.get $query) (i32.shl (local.get $j) (i32.const 2)))))
+        (if (f32.ne (local.get $value) (f32.const 0))
+          (then
+            (local.set $scale (f32x4.splat (local.get $value)))
+            (local.set $m (i32.add (local.get $matrix) (i32.mul (local.get $j) (local.get $rowBytes))))
+            (local.set $o (local.get $out))
+            (local.set $end (i32.add (local.get $out) (local.get $rowBytes)))
+            (loop $eachEight
+              (v128.store (local.get $o)
+                (f32x4.add (v128.load (local.get $o)) (f32x4.mul (local.get $scale) (v128.load (local.get $m)))))
+              (v128.store offset=16 (local.get $o)
+                (f32x4.add (v128.load offset=16 (local.get $o)) (f32x4.mul (local.get $scale) (v128.load offset=16 (local.get $m)))))
+              (local.set $m (i32.add (local.get $m) (i32.const 32)))
+              (local.set $o (i32.add (local.get $o) (i32.const 32)))
+              (br_if $eachEight (i32.lt_u (local.get $o) (local.get $end))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $eachValue)))))

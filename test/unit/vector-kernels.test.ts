@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { generateVectorKernels, kernelsModule } from '../../build/generate-vector-kernels.mjs';
+import { floatToHalf, halfToFloat } from '../../electron/core/index/embedding-copy.js';
+import { RowScorer, SparseAffine } from '../../electron/core/math/vector-kernels.js';
+import { gaussianSource } from '../../electron/core/math/randomized-pca.js';
+
+/** Post-ReLU-like rows: ~40% exact zeros, the rest positive. */
+function reluRows(count: number, dim: number, seed: number): Float32Array {
+  const normal = gaussianSource(seed);
+  const rows = new Float32Array(count * dim);
+  for (let index = 0; index < rows.length; index++) rows[index] = Math.max(0, normal() + 0.25);
+  for (let row = 0; row < count; row++) {
+    const values = rows.subarray(row * dim, (row + 1) * dim);
+    const norm = Math.hypot(...values);
+    for (let at = 0; at < dim; at++) values[at]! /= norm;
+  }
+  return rows;
+}
+
+function loadHalves(scorer: RowScorer, slot: number, halves: Uint16Array): void {
+  const bytes = scorer.slot(slot);
+  new Uint16Array(bytes.buffer, bytes.byteOffset, halves.length).set(halves);
+}
+
+describe('WebAssembly vector kernels', () => {
+  it('are compiled from vector-kernels.wat as committed (else run npm run generate:kernels)', async () => {
+    expect(fs.readFileSync(kernelsModule, 'utf8')).toBe(await generateVectorKernels());
+  });
+
+  it('decode every finite float16 exactly, subnormals and signs included, and sum the raw words', () => {
+    const dim = 3; // padded to 8 by the scorer: the padding must read as zeros
+    const scorer = new RowScorer(dim, 'float16', 256);
+    scorer.setQuery(Float32Array.of(1, 0, 0));
+    const finite = Array.from({ length: 65536 }, (_, half) => half).filter((half) => ((half >> 10) & 0x1f) !== 31);
+    const wrong: string[] = [];
+    for (let start = 0; start < finite.length; start += 256) {
+      const batch = finite.slice(start, start + 256);
+      batch.forEach((half, slot) => loadHalves(scorer, slot, Uint16Array.of(half, 0, 0)));
+      scorer.score(batch.length);
+      batch.forEach((half, slot) => {
+        const value = halfToFloat(half);
+        // -0 times 1 plus the +0 the sum starts from is +0.
+        if (scorer.dot(slot) !== (value === 0 ? 0 : value)) wrong.push(`0x${half.toString(16)}: dot ${scorer.dot(slot)}, expected ${value}`);
+        if (scorer.squares(slot) !== Math.fround(value * value)) wrong.push(`0x${half.toString(16)}: squares ${scorer.squares(slot)}`);
+        if (scorer.words(slot) !== half) wrong.push(`0x${half.toString(16)}: word sum ${scorer.words(slot)}`);
+      });
+    }
+    expect(finite.length).toBe(63488);
+    expect(wrong).toEqual([]);
+  });
+
+  it('score float16 and float32 rows like a float64 reference, on a width that is not a multiple of 8', () => {
+    const dim = 6141;
+    const rows = reluRows(40, dim, 5);
+    const query = reluRows(1, dim, 6);
+    for (const precision of ['float16', 'float32'] as const) {
+      const scorer = new RowScorer(dim, precision, 16);
+      scorer.setQuery(query);
+      for (let start = 0; start < 40; start += 16) {
+        const count = Math.min(16, 40 - start);
+        const decoded: Float32Array[] = [];
+        const words: number[] = [];
+        for (let slot = 0; slot < count; slot++) {
+          const values = rows.subarray((start + slot) * dim, (start + slot + 1) * dim);
+          const bytes = scorer.slot(slot);
+          if (precision === 'float16') {
+            const halves = Uint16Array.from(values, floatToHalf);
+            loadHalves(scorer, slot, halves);
+            decoded.push(Float32Array.from(halves, halfToFloat));
+            words.push(halves.reduce((sum, half) => (sum + half) | 0, 0));
+          } else {
+            new Float32Array(bytes.buffer, bytes.byteOffset, dim).set(values);
+            decoded.push(values);
+            words.push(new Int32Array(values.slice().buffer).reduce((sum, word) => (sum + word) | 0, 0));
+          }
+        }
+        scorer.score(count);
+        decoded.forEach((values, slot) => {
+          let dot = 0;
+          let squares = 0;
+          for (let at = 0; at < dim; at++) {
+            dot += query[at]! * values[at]!;
+            squares += values[at]! * values[at]!;
+          }
+          expect(Math.abs(scorer.dot(slot) - dot)).toBeLessThan(1e-5 * dot);
+          expect(Math.abs(scorer.squares(slot) - squares)).toBeLessThan(1e-5 * squares);
+          expect(scorer.words(slot)).toBe(words[slot]);
+        });
+      }
+    }
+  });
+
+  it('any single flipped bit, the last value included, changes a float16 row’s word sum', () => {
+    const dim = 13;
+    const scorer = new RowScorer(dim, 'float16', 1);
+    scorer.setQuery(new Float32Array(dim));
+    const halves = Uint16Array.from(reluRows(1, dim, 9), floatToHalf);
+    loadHalves(scorer, 0, halves);
+    scorer.score(1);
+    const intact = scorer.words(0);
+    for (let at = 0; at < dim; at++) {
+      for (let bit = 0; bit < 16; bit++) {
+        const damaged = halves.slice();
+        damaged[at]! ^= 1 << bit;
+        loadHalves(scorer, 0, damaged);
+        scorer.score(1);
+        expect(scorer.words(0), `value ${at}, bit ${bit}`).not.toBe(intact);
+      }
+    }
+  });
+
+  it('project one query like x · W + b in float64, skipping its zeros, for widths that are not multiples of 8', () => {
+    const inputDim = 101;
+    const outputDim = 37;
+    const normal = gaussianSource(11);
+    const weights = Float32Array.from({ length: inputDim * outputDim }, () => normal());
+    const bias = Float32Array.from({ length: outputDim }, () => normal());
+    const affine = new SparseAffine(inputDim, outputDim, weights, bias);
+    for (const seed of [1, 2, 3]) {
+      const query = reluRows(1, inputDim, seed);
+      expect(query.filter((value) => value === 0).length).toBeGreaterThan(10);
+      const projected = affine.apply(query);
+      expect(projected.length).toBe(outputDim);
+      for (let col = 0; col < outputDim; col++) {
+        let expected = bias[col]!;
+        for (let row = 0; row < inputDim; row++) expected += query[row]! * weights[row * outputDim + col]!;
+        expect(Math.abs(projected[col]! - expected)).toBeLessThan(1e-5 * (1 + Math.abs(expected)));
+      }
+    }
+    expect(() => affine.apply(new Float32Array(inputDim - 1))).toThrow(/100 values; the projection takes 101/);
+  });
+});
