@@ -7,7 +7,7 @@ import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
-import { launchChromium, reportCspViolations } from '../helpers/chromium.js';
+import { launchChromium, newRecordedPage, reportCspViolations } from '../helpers/chromium.js';
 
 /**
  * The Similar cases compare view at 1:1 and a whole library selection labelled at once, end to end in
@@ -74,17 +74,8 @@ describe('compare at 1:1 and labelling a selection in the browser', () => {
     }
     server = await startServer({ libraryFolder, port: 0 });
     browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
-    page = await context.newPage();
+    page = await newRecordedPage(browser, { viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 }, problems);
     await page.addInitScript(reportCspViolations);
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-    });
-    page.on('response', (response) => {
-      if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url().replace(/token=[^&]+/, 'token=…')}`);
-    });
   }, 300_000);
 
   afterAll(async () => {

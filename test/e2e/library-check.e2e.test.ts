@@ -2,19 +2,18 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { openLibrary } from '../../electron/core/library/library.js';
 import { insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 /**
  * The library check in Debian's Chromium through the web mode: started from the Models & settings
  * screen, it shows its progress (stage, bar, counts) and then the report: what each stage checked and
  * the problems it found. Also the Import screen's note about an interrupted import.
  */
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 const imageCount = 40;
 let folder: string;
@@ -56,7 +55,7 @@ beforeAll(async () => {
     library.close();
   }
   server = await startServer({ libraryFolder: root, port: 0 });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { rawToFile } from '../medium/import-helpers.js';
-import { imagesLoaded, launchChromium } from '../helpers/chromium.js';
+import { imagesLoaded, launchChromium, newRecordedPage } from '../helpers/chromium.js';
 
 /**
  * The Library screen's filters, badges and selection actions, and the Quality screen's review list,
@@ -87,16 +87,7 @@ describe('library filters and selection actions in the browser', () => {
     }
     server = await startServer({ libraryFolder, port: 0 });
     browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-    });
-    page.on('response', (response) => {
-      if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url().replace(/token=[^&]+/, 'token=…')}`);
-    });
+    page = await newRecordedPage(browser, { viewport: { width: 1440, height: 900 } }, problems);
   }, 300_000);
 
   afterAll(async () => {

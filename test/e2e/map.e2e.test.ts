@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/web/serve.js';
 import { createCore } from '../../electron/core/core.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
+import { launchChromium, newRecordedPage } from '../helpers/chromium.js';
 
 /**
  * The Map screen end to end in Debian's Chromium through the web mode, on a library of generated skin
@@ -17,8 +18,6 @@ import { writeSkinImage } from '../fixtures/skin-images.js';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const artifacts = path.join(root, 'test-artifacts');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const roman = ['I', 'II', 'III', 'IV', 'V', 'VI'];
 const photoCount = 14;
 
@@ -66,17 +65,8 @@ describe('the embedding map in the browser', () => {
       core.close();
     }
     server = await startServer({ libraryFolder, port: 0 });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-    });
-    page.on('response', (response) => {
-      if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url().replace(/token=[^&]+/, 'token=…')}`);
-    });
+    browser = await launchChromium();
+    page = await newRecordedPage(browser, { viewport: { width: 1440, height: 900 } }, problems);
     page.on('request', (request) => {
       const call = /\/api\/(map[A-Za-z]+)$/.exec(new URL(request.url()).pathname);
       if (call) mapCalls.push(call[1]!);

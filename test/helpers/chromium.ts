@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 
 /** Debian's Chromium, or the browser CHROMIUM_PATH names. */
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -15,6 +15,32 @@ export async function launchChromium(): Promise<Browser> {
     );
   }
   return chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+}
+
+/**
+ * Collects into `problems` what should fail an end-to-end test: uncaught page exceptions, console
+ * errors and responses of 400 or more. The session token is masked in the addresses, so a failure
+ * message never prints it.
+ */
+function recordPageProblems(page: Page, problems: string[]): void {
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()} for ${response.url().replace(/token=[^&]+/, 'token=…')}`);
+  });
+}
+
+/**
+ * A page in a new context of `browser` whose problems go into `problems` (see recordPageProblems).
+ * Waits default to 30 s: the page loads a library the test built before, and never asserts speed.
+ */
+export async function newRecordedPage(browser: Browser, context: BrowserContextOptions, problems: string[]): Promise<Page> {
+  const page = await (await browser.newContext(context)).newPage();
+  page.setDefaultTimeout(30_000);
+  recordPageProblems(page, problems);
+  return page;
 }
 
 // Functions below run in the page (passed to page.waitForFunction / addInitScript, never eval'd: the
