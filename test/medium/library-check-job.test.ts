@@ -78,6 +78,29 @@ function temporaryFiles(root: string): string[] {
   return found;
 }
 
+/**
+ * A repairing check of a fresh damaged library, cancelled at the first progress event `cancelHere`
+ * accepts. The core is closed before it returns; closing removes no file, so what the check left on
+ * disk is what the caller sees.
+ */
+async function repairCancelledAt(cancelHere: (progress: JobProgress) => boolean): Promise<Damaged & { report: LibraryCheckReport }> {
+  const damaged = await damagedLibrary();
+  const core = createCore({ libraryFolder: damaged.root });
+  try {
+    const controller = new AbortController();
+    const report = await core.check.check({
+      repair: true,
+      signal: controller.signal,
+      onProgress: (progress) => {
+        if (cancelHere(progress)) controller.abort();
+      },
+    });
+    return { ...damaged, report };
+  } finally {
+    core.close();
+  }
+}
+
 describe('library check as a job', () => {
   it('reports progress for each stage in order, from 0 to its total, and repairs every missing file', async () => {
     const { root, images } = await damagedLibrary();
@@ -118,58 +141,32 @@ describe('library check as a job', () => {
   });
 
   it('cancelled when the embeddings stage ends: reports the stages it finished, checks and repairs nothing more', async () => {
-    const { root, images } = await damagedLibrary();
-    const core = createCore({ libraryFolder: root });
-    try {
-      const controller = new AbortController();
-      const report = await core.check.check({
-        repair: true,
-        signal: controller.signal,
-        onProgress: (progress) => {
-          if (progress.stage === 'embeddings' && progress.done === progress.total) controller.abort();
-        },
-      });
-      expect(report).toMatchObject({ status: 'cancelled', ok: false, counts: { images: 4, embeddings: 4, thumbnails: 0, managedCopies: 0 }, problems: [] });
-      expect(report.stages.map((stage) => [stage.stage, stage.state, stage.checked])).toEqual([
-        ['database', 'done', 1],
-        ['embeddings', 'done', 4],
-        ['thumbnails', 'not-run', 0],
-        ['managed-copies', 'not-run', 0],
-        ['repair', 'not-run', 0],
-      ]);
-      expect(fs.existsSync(path.join(root, images[0]!.thumbnail_path))).toBe(false);
-      expect(fs.existsSync(path.join(root, images[1]!.managed_path))).toBe(false);
-    } finally {
-      core.close();
-    }
+    const { root, images, report } = await repairCancelledAt((progress) => progress.stage === 'embeddings' && progress.done === progress.total);
+    expect(report).toMatchObject({ status: 'cancelled', ok: false, counts: { images: 4, embeddings: 4, thumbnails: 0, managedCopies: 0 }, problems: [] });
+    expect(report.stages.map((stage) => [stage.stage, stage.state, stage.checked])).toEqual([
+      ['database', 'done', 1],
+      ['embeddings', 'done', 4],
+      ['thumbnails', 'not-run', 0],
+      ['managed-copies', 'not-run', 0],
+      ['repair', 'not-run', 0],
+    ]);
+    expect(fs.existsSync(path.join(root, images[0]!.thumbnail_path))).toBe(false);
+    expect(fs.existsSync(path.join(root, images[1]!.managed_path))).toBe(false);
   });
 
   it('cancelled after the first repair: that file is whole, the others are left missing and say so, no temporary file remains', async () => {
-    const { root, images } = await damagedLibrary();
-    const core = createCore({ libraryFolder: root });
-    try {
-      const controller = new AbortController();
-      const report = await core.check.check({
-        repair: true,
-        signal: controller.signal,
-        onProgress: (progress) => {
-          if (progress.stage === 'repair' && progress.done === 1) controller.abort();
-        },
-      });
-      expect(report.status).toBe('cancelled');
-      expect(report.stages.at(-1)).toEqual({ stage: 'repair', state: 'cancelled', checked: 1, total: 3 });
-      // Library copies are repaired first (a thumbnail is made again from the copy).
-      expect(report.problems.map((problem) => [problem.kind, problem.imageId, problem.repaired])).toEqual([
-        ['thumbnail', images[0]!.id, false],
-        ['thumbnail', images[2]!.id, false],
-        ['managed-copy', images[1]!.id, true],
-      ]);
-      expect(fs.readFileSync(path.join(root, images[1]!.managed_path))).toEqual(fs.readFileSync(images[1]!.original_path));
-      expect(fs.existsSync(path.join(root, images[0]!.thumbnail_path))).toBe(false);
-      expect(temporaryFiles(root)).toEqual([]);
-    } finally {
-      core.close();
-    }
+    const { root, images, report } = await repairCancelledAt((progress) => progress.stage === 'repair' && progress.done === 1);
+    expect(report.status).toBe('cancelled');
+    expect(report.stages.at(-1)).toEqual({ stage: 'repair', state: 'cancelled', checked: 1, total: 3 });
+    // Library copies are repaired first (a thumbnail is made again from the copy).
+    expect(report.problems.map((problem) => [problem.kind, problem.imageId, problem.repaired])).toEqual([
+      ['thumbnail', images[0]!.id, false],
+      ['thumbnail', images[2]!.id, false],
+      ['managed-copy', images[1]!.id, true],
+    ]);
+    expect(fs.readFileSync(path.join(root, images[1]!.managed_path))).toEqual(fs.readFileSync(images[1]!.original_path));
+    expect(fs.existsSync(path.join(root, images[0]!.thumbnail_path))).toBe(false);
+    expect(temporaryFiles(root)).toEqual([]);
   });
 
   it("runs as the app's library-check job: stage progress events, a report as its result, and jobCancel ends it as cancelled with what it checked", async () => {
