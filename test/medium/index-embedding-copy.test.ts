@@ -40,6 +40,21 @@ interface Fixture {
   service(parameters?: Partial<VectorIndexParameters>): VectorIndexService;
 }
 
+/** `count` new synthetic images, embedded with post-ReLU-shaped vectors drawn from `seed`. */
+function addEmbeddedImages(library: Library, embeddings: EmbeddingsRepository, count: number, seed: number): { ids: number[]; data: Float32Array } {
+  const ids = insertSyntheticImages(library, count);
+  const { data } = flatNonNegativeVectors({ count, dim, seed });
+  embeddings.put(
+    modelId,
+    'a'.repeat(64),
+    ids.map((imageId, row) => ({
+      imageId,
+      vector: data.subarray(row * dim, (row + 1) * dim),
+    })),
+  );
+  return { ids, data };
+}
+
 function fixture(count: number): Fixture {
   const library = createTestLibrary();
   cleanups.push(() => library.cleanup());
@@ -52,16 +67,7 @@ function fixture(count: number): Fixture {
     source: 'imported',
     preprocessing: null,
   });
-  const ids = insertSyntheticImages(library, count);
-  const { data } = flatNonNegativeVectors({ count, dim, seed: 11 });
-  embeddings.put(
-    modelId,
-    'a'.repeat(64),
-    ids.map((imageId, row) => ({
-      imageId,
-      vector: data.subarray(row * dim, (row + 1) * dim),
-    })),
-  );
+  const { ids, data } = addEmbeddedImages(library, embeddings, count, 11);
   return {
     library,
     embeddings,
@@ -204,16 +210,7 @@ describe('flat embedding copy for the re-rank', () => {
     await service.ensureReady(modelId);
     const generation = openCopy(f, service).generation;
 
-    const added = insertSyntheticImages(f.library, 120);
-    const extra = flatNonNegativeVectors({ count: 120, dim, seed: 23 }).data;
-    f.embeddings.put(
-      modelId,
-      'a'.repeat(64),
-      added.map((imageId, row) => ({
-        imageId,
-        vector: extra.subarray(row * dim, (row + 1) * dim),
-      })),
-    );
+    const { ids: added, data: extra } = addEmbeddedImages(f.library, f.embeddings, 120, 23);
     // Image 5 re-embedded as a copy of a new image's vector; two images deleted.
     const reembedded = f.ids[5]!;
     f.embeddings.put(modelId, 'a'.repeat(64), [{ imageId: reembedded, vector: extra.subarray(7 * dim, 8 * dim) }]);
@@ -320,16 +317,7 @@ describe('flat embedding copy for the re-rank', () => {
 
     // Stale: a copy sealed with an older index file (saved before a sync, put back after it).
     const older = fs.readFileSync(file);
-    const more = insertSyntheticImages(f.library, 10);
-    const extra = flatNonNegativeVectors({ count: 10, dim, seed: 31 }).data;
-    f.embeddings.put(
-      modelId,
-      'a'.repeat(64),
-      more.map((imageId, row) => ({
-        imageId,
-        vector: extra.subarray(row * dim, (row + 1) * dim),
-      })),
-    );
+    const { ids: more, data: extra } = addEmbeddedImages(f.library, f.embeddings, 10, 31);
     const syncing = f.service();
     await syncing.sync(modelId);
     await syncing.close();
