@@ -1,6 +1,6 @@
 import { DermError } from '../../common/errors.js';
 import { checkConfidence, maxNoteLength, multiValuedKinds, parseLabelKind, type LabelKind, type LabelOrigin } from './label-kinds.js';
-import type { AuditAction, AuditEntry, Label, LabelSlot, LabelsRepository, LabelValue } from './labels.repository.js';
+import type { AuditAction, AuditEntry, Label, LabelEdit, LabelSlot, LabelsRepository, LabelValue } from './labels.repository.js';
 import type { TaxonomyService } from './taxonomy.service.js';
 
 export interface LabelValueInput {
@@ -330,20 +330,7 @@ export class LabelsService {
       const edit = this.repository.edit(cursor)!;
       const at = this.now().toISOString();
       const changes = this.repository.changesOfEdit(edit.id).reverse();
-      const applied: SlotChange[] = [];
-      for (const change of changes) {
-        const slot = slotOf(change);
-        const current = this.repository.slotRows(slot).map(toValue);
-        if (!sameValues(current, change.after)) {
-          throw new DermError(
-            'conflict',
-            `Cannot undo "${edit.description}": the ${change.kind} labels of image ${change.imageId} were changed since (now ${describeValues(current)}). Nothing was undone.`,
-            { editId: edit.id, imageId: change.imageId, kind: change.kind },
-          );
-        }
-        this.applySlot(slot, change.before, { action: 'undo', at, editId: null, revertsEditId: edit.id, actorId: annotatorId, sessionId: edit.sessionId });
-        applied.push({ imageId: change.imageId, kind: change.kind, origin: change.origin, annotator: name, before: change.after, after: change.before });
-      }
+      const applied = this.replay('undo', edit, changes, { annotatorId, name, at });
       this.repository.setCursor(annotatorId, edit.previousEditId, at);
       return { edit: summary(edit), changes: applied.reverse(), canUndo: edit.previousEditId !== null, canRedo: true };
     });
@@ -358,20 +345,7 @@ export class LabelsService {
       const edit = this.repository.newestChildEdit(annotatorId, cursor);
       if (!edit) return { edit: null, changes: [], canUndo: cursor !== null, canRedo: false };
       const at = this.now().toISOString();
-      const applied: SlotChange[] = [];
-      for (const change of this.repository.changesOfEdit(edit.id)) {
-        const slot = slotOf(change);
-        const current = this.repository.slotRows(slot).map(toValue);
-        if (!sameValues(current, change.before)) {
-          throw new DermError(
-            'conflict',
-            `Cannot redo "${edit.description}": the ${change.kind} labels of image ${change.imageId} were changed since (now ${describeValues(current)}). Nothing was redone.`,
-            { editId: edit.id, imageId: change.imageId, kind: change.kind },
-          );
-        }
-        this.applySlot(slot, change.after, { action: 'redo', at, editId: null, revertsEditId: edit.id, actorId: annotatorId, sessionId: edit.sessionId });
-        applied.push({ imageId: change.imageId, kind: change.kind, origin: change.origin, annotator: name, before: change.before, after: change.after });
-      }
+      const applied = this.replay('redo', edit, this.repository.changesOfEdit(edit.id), { annotatorId, name, at });
       this.repository.setCursor(annotatorId, edit.id, at);
       return { edit: summary(edit), changes: applied, canUndo: true, canRedo: this.repository.newestChildEdit(annotatorId, edit.id) !== undefined };
     });
@@ -489,6 +463,30 @@ export class LabelsService {
   }
 
   /** Makes a slot hold exactly `after`: supersedes rows that go, inserts values that are new, keeps the rest untouched. */
+  /**
+   * Undo puts each slot of `changes` back from its `after` to its `before`; redo the other way. A slot
+   * that no longer holds what the edit left there (or, for redo, what it found) was changed since:
+   * the whole step is refused, and the caller's transaction keeps every slot as it was.
+   */
+  private replay(action: 'undo' | 'redo', edit: LabelEdit, changes: AuditEntry[], actor: { annotatorId: number; name: string; at: string }): SlotChange[] {
+    const applied: SlotChange[] = [];
+    for (const change of changes) {
+      const [from, to] = action === 'undo' ? [change.after, change.before] : [change.before, change.after];
+      const slot = slotOf(change);
+      const current = this.repository.slotRows(slot).map(toValue);
+      if (!sameValues(current, from)) {
+        throw new DermError(
+          'conflict',
+          `Cannot ${action} "${edit.description}": the ${change.kind} labels of image ${change.imageId} were changed since (now ${describeValues(current)}). Nothing was ${action === 'undo' ? 'undone' : 'redone'}.`,
+          { editId: edit.id, imageId: change.imageId, kind: change.kind },
+        );
+      }
+      this.applySlot(slot, to, { action, at: actor.at, editId: null, revertsEditId: edit.id, actorId: actor.annotatorId, sessionId: edit.sessionId });
+      applied.push({ imageId: change.imageId, kind: change.kind, origin: change.origin, annotator: actor.name, before: from, after: to });
+    }
+    return applied;
+  }
+
   private applySlot(
     slot: LabelSlot,
     after: LabelValue[],
