@@ -126,6 +126,13 @@ interface RepairUnit {
   kind: 'thumbnail' | 'managed-copy';
 }
 
+/** What the thumbnail and library-copy stages add to: the problems found, the repairs they allow, the counts. */
+interface FileStageFindings {
+  problems: LibraryProblem[];
+  repairs: RepairUnit[];
+  counts: LibraryCheckReport['counts'];
+}
+
 /**
  * `dermws check` and the app's check: is what the library stores whole and consistent? Optionally
  * repairs what it can. A long job: it reports progress per stage (`stage` on each event, forced at the
@@ -236,12 +243,12 @@ export class LibraryCheckService {
         counts.images = rows.length;
         return rows.length;
       },
-      (tick) => this.checkThumbnails(rows, problems, repairs, counts, tick),
+      (tick) => this.checkThumbnails(rows, { problems, repairs, counts }, tick),
     );
     await run(
       'managed-copies',
       () => (managed = rows.filter((row) => row.managed_path !== null)).length,
-      (tick) => this.checkManagedCopies(managed, problems, repairs, counts, tick),
+      (tick) => this.checkManagedCopies(managed, { problems, repairs, counts }, tick),
     );
     if (repair) {
       // Library copies first: a thumbnail is made again from the restored copy when there is one.
@@ -334,13 +341,7 @@ export class LibraryCheckService {
     return this.library.db.prepare('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as ImageFilesRow[];
   }
 
-  private async checkThumbnails(
-    rows: ImageFilesRow[],
-    problems: LibraryProblem[],
-    repairs: RepairUnit[],
-    counts: LibraryCheckReport['counts'],
-    tick: Tick,
-  ): Promise<void> {
+  private async checkThumbnails(rows: ImageFilesRow[], { problems, repairs, counts }: FileStageFindings, tick: Tick): Promise<void> {
     const { paths } = this.library;
     for (const row of rows) {
       const thumbnail = path.join(paths.root, row.thumbnail_path);
@@ -361,13 +362,7 @@ export class LibraryCheckService {
     }
   }
 
-  private async checkManagedCopies(
-    rows: ImageFilesRow[],
-    problems: LibraryProblem[],
-    repairs: RepairUnit[],
-    counts: LibraryCheckReport['counts'],
-    tick: Tick,
-  ): Promise<void> {
+  private async checkManagedCopies(rows: ImageFilesRow[], { problems, repairs, counts }: FileStageFindings, tick: Tick): Promise<void> {
     const { paths } = this.library;
     for (const row of rows) {
       const managed = path.join(paths.root, row.managed_path!);
