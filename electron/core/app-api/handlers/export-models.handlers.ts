@@ -1,5 +1,20 @@
 import path from 'node:path';
+import type { CallOutput } from '../../../common/contract.js';
+import type { ModelCheckResult } from '../../models/model-registry.js';
 import type { HandlerGroup } from '../app-api.js';
+
+/** What a check (modelsCheck) and an add (modelsAdd) answer: one contract shape, without the paths and provider attempts. */
+function modelCheckOutput(result: ModelCheckResult): CallOutput<'modelsCheck' | 'modelsAdd'> {
+  return {
+    id: result.id,
+    displayName: result.displayName,
+    dim: result.dim,
+    sha256: result.sha256,
+    provider: result.provider,
+    fallbackReason: result.fallbackReason,
+    batchSize: result.batchSize,
+  };
+}
 
 export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | 'modelsCheck' | 'modelsAdd' | 'embedStart'> = {
   exportStart: (input, { core, jobs }) => {
@@ -40,30 +55,8 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
       defaultModelId: listing.defaultModelId,
     };
   },
-  modelsCheck: async (input, { core }) => {
-    const result = await core.models.check(input.modelId);
-    return {
-      id: result.id,
-      displayName: result.displayName,
-      dim: result.dim,
-      sha256: result.sha256,
-      provider: result.provider,
-      fallbackReason: result.fallbackReason,
-      batchSize: result.batchSize,
-    };
-  },
-  modelsAdd: async (input, { core }) => {
-    const result = await core.models.add(path.resolve(input.onnxPath), path.resolve(input.manifestPath));
-    return {
-      id: result.id,
-      displayName: result.displayName,
-      dim: result.dim,
-      sha256: result.sha256,
-      provider: result.provider,
-      fallbackReason: result.fallbackReason,
-      batchSize: result.batchSize,
-    };
-  },
+  modelsCheck: async (input, { core }) => modelCheckOutput(await core.models.check(input.modelId)),
+  modelsAdd: async (input, { core }) => modelCheckOutput(await core.models.add(path.resolve(input.onnxPath), path.resolve(input.manifestPath))),
   embedStart: (input, { core, jobs, emit }) => {
     const job = jobs.start('embed', async ({ signal, onProgress }) => {
       try {
