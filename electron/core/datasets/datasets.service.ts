@@ -3,11 +3,10 @@ import path from 'node:path';
 import { DermError } from '../../common/errors.js';
 import { readCsvFile } from '../csv/csv.js';
 import { isCancellation, ProgressReporter, throwIfCancelled, type JobControl, type JobStatus, type ProgressListener } from '../jobs/job.js';
-import type { LabelKind } from '../labels/label-kinds.js';
 import { emptyReport, type DatasetImportReport, type IssueList } from './dataset-report.js';
 import type { DatasetsRepository, LibraryImageRef } from './datasets.repository.js';
 import { isicAnnotator, parseColumnMapping, parseIsicTable, parseMappedTable, type ColumnMapping, type MetadataParseResult } from './metadata-csv-format.js';
-import { parseScinTables, scinFiles, type ScinCaseRecord } from './scin-format.js';
+import { parseScinTables, scinFiles, type ScinCaseRecord, type ScinLabel } from './scin-format.js';
 
 /** What the dataset import needs from the image import (ImportService.importPaths). */
 export interface ImageFileImporter {
@@ -39,15 +38,9 @@ export interface CsvImportOptions extends JobControl {
   annotator?: string;
 }
 
-interface PendingLabel {
+/** A label read from a dataset's CSV (SCIN or a mapped CSV) with its cell, once its image is known. */
+interface PendingLabel extends ScinLabel {
   imageId: number;
-  kind: LabelKind;
-  value: string;
-  confidence: number | null;
-  annotator: string;
-  file: string;
-  line: number;
-  column: string;
 }
 
 /**
