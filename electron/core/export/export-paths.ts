@@ -73,11 +73,7 @@ export class ExportFolder {
    * itself, never a file a link points to.
    */
   writeFile(name: string, write: (temporaryPath: string) => void): string {
-    const target = this.resolve(name);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    this.resolve(name);
-    const temporary = `${target}.${process.pid}.partial`;
-    fs.rmSync(temporary, { force: true });
+    const { target, temporary } = this.prepareWrite(name);
     try {
       write(temporary);
       fs.renameSync(temporary, target);
@@ -89,11 +85,7 @@ export class ExportFolder {
   }
 
   async writeFileAsync(name: string, write: (temporaryPath: string) => Promise<void>): Promise<string> {
-    const target = this.resolve(name);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    this.resolve(name);
-    const temporary = `${target}.${process.pid}.partial`;
-    fs.rmSync(temporary, { force: true });
+    const { target, temporary } = this.prepareWrite(name);
     try {
       await write(temporary);
       fs.renameSync(temporary, target);
@@ -102,5 +94,18 @@ export class ExportFolder {
       throw error;
     }
     return target;
+  }
+
+  /**
+   * The target of `name` and an emptied temporary name beside it. The name is resolved again once its
+   * folders exist, so a link planted among them is refused before anything is written.
+   */
+  private prepareWrite(name: string): { target: string; temporary: string } {
+    const target = this.resolve(name);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    this.resolve(name);
+    const temporary = `${target}.${process.pid}.partial`;
+    fs.rmSync(temporary, { force: true });
+    return { target, temporary };
   }
 }
