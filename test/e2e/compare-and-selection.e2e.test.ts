@@ -1,13 +1,11 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/web/serve.js';
-import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
-import { writeSkinImage } from '../fixtures/skin-images.js';
 import { launchChromium, newRecordedPage, reportCspViolations } from '../helpers/chromium.js';
+import { embeddedPhotoLibrary } from '../helpers/embedded-photo-library.js';
 
 /**
  * The Similar cases compare view at 1:1 and a whole library selection labelled at once, end to end in
@@ -48,30 +46,23 @@ describe('compare at 1:1 and labelling a selection in the browser', () => {
   let server: RunningServer;
   let browser: Browser;
   let page: Page;
-  const ids: number[] = [];
+  let ids: number[] = [];
   const problems: string[] = [];
   const screenshot = (name: string) => page.screenshot({ path: path.join(artifacts, `compare-${name}.png`) });
 
   beforeAll(async () => {
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     fs.mkdirSync(artifacts, { recursive: true });
-    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-compare-'));
-    libraryFolder = path.join(folder, 'library');
-    const photos = path.join(folder, 'photos');
-    for (let index = 0; index < photoCount; index++) {
-      await writeSkinImage(path.join(photos, `photo-${index}.jpg`), { seed: 700 + index, toneIndex: (index * 3) % 10, ...sizeOf(index), format: 'jpeg' });
-    }
-    const core = createCore({ libraryFolder });
-    try {
-      await core.import.importPaths([photos]);
-      for (let index = 0; index < photoCount; index++) {
-        ids.push(core.images.list({ limit: 100 }).find((entry) => entry.originalPath.endsWith(`photo-${index}.jpg`))!.id);
-      }
-      const embedded = await core.embeddings.embedLibrary();
-      expect(embedded.failed).toEqual([]);
-    } finally {
-      core.close();
-    }
+    ({ folder, libraryFolder, ids } = await embeddedPhotoLibrary(
+      'dermws-e2e-compare-',
+      Array.from({ length: photoCount }, (_, index) => ({
+        name: `photo-${index}.jpg`,
+        seed: 700 + index,
+        toneIndex: (index * 3) % 10,
+        ...sizeOf(index),
+        format: 'jpeg' as const,
+      })),
+    ));
     server = await startServer({ libraryFolder, port: 0 });
     browser = await launchChromium();
     page = await newRecordedPage(browser, { viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 }, problems);

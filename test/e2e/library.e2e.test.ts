@@ -1,16 +1,14 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { strFromU8, unzipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/web/serve.js';
-import { createCore } from '../../electron/core/core.js';
 import { runDermws } from '../fixtures/cli-runner.js';
-import { writeSkinImage } from '../fixtures/skin-images.js';
 import { rawToFile } from '../medium/import-helpers.js';
 import { imagesLoaded, launchChromium, newRecordedPage } from '../helpers/chromium.js';
+import { embeddedPhotoLibrary } from '../helpers/embedded-photo-library.js';
 
 /**
  * The Library screen's filters, badges and selection actions, and the Quality screen's review list,
@@ -33,7 +31,7 @@ describe('library filters and selection actions in the browser', () => {
   let browser: Browser;
   let page: Page;
   /** Image id of photo i. */
-  const ids: number[] = [];
+  let ids: number[] = [];
   let darkId = 0;
   const problems: string[] = [];
 
@@ -43,48 +41,39 @@ describe('library filters and selection actions in the browser', () => {
   beforeAll(async () => {
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     fs.mkdirSync(artifacts, { recursive: true });
-    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-library-'));
-    libraryFolder = path.join(folder, 'library');
-    const photos = path.join(folder, 'photos');
-    for (let index = 0; index < photoCount; index++) {
-      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), {
+    // The default encoder embeds the library, so similar-case search and the map have something to show.
+    ({ folder, libraryFolder, ids } = await embeddedPhotoLibrary(
+      'dermws-e2e-library-',
+      Array.from({ length: photoCount }, (_, index) => ({
+        name: `photo-${String(index).padStart(2, '0')}.jpg`,
         seed: 300 + index,
         toneIndex: index % 10,
         width: 420,
         height: 320,
-        format: 'jpeg',
-      });
-    }
-    // One photo too dark to read, for the Quality screen's review list.
-    await rawToFile(path.join(photos, 'underexposed.png'), Buffer.alloc(420 * 320 * 3, 2), 420, 320, (image) => image.png());
-    const core = createCore({ libraryFolder });
-    try {
-      await core.import.importPaths([photos]);
-      for (let index = 0; index < photoCount; index++) {
-        const name = `photo-${String(index).padStart(2, '0')}.jpg`;
-        const image = core.images.list({ limit: 100 }).find((entry) => entry.originalPath.endsWith(name))!;
-        ids.push(image.id);
-        core.library.db
-          .prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'fitzpatrick_self', ?, 'scin')")
-          .run(image.id, `FST${(index % 6) + 1}`);
-        core.labels.setLabel({ imageId: image.id, kind: 'condition', value: conditionOf(index), annotator: 'alice' });
-      }
-      darkId = core.images.list({ limit: 100 }).find((entry) => entry.originalPath.endsWith('underexposed.png'))!.id;
-      // Cases of two photos each, as SCIN's cases hold 1–3.
-      const insertCase = core.library.db.prepare("INSERT INTO cases (case_key, source, created_at) VALUES (?, 'test', ?)");
-      const setCase = core.library.db.prepare('UPDATE images SET case_id = ? WHERE id = ?');
-      for (let index = 0; index < photoCount; index += 2) {
-        const caseId = insertCase.run(`case-${index / 2}`, new Date().toISOString()).lastInsertRowid;
-        setCase.run(caseId, ids[index]);
-        setCase.run(caseId, ids[index + 1]);
-      }
-      // The default encoder (converted once per machine into DERMWS_MODEL_CACHE) embeds the library, so
-      // similar-case search and the map have something to show.
-      const embedded = await core.embeddings.embedLibrary();
-      expect(embedded.failed).toEqual([]);
-    } finally {
-      core.close();
-    }
+        format: 'jpeg' as const,
+      })),
+      {
+        // One photo too dark to read, for the Quality screen's review list.
+        addFiles: (photos) => rawToFile(path.join(photos, 'underexposed.png'), Buffer.alloc(420 * 320 * 3, 2), 420, 320, (image) => image.png()),
+        prepare: (core, photoIds) => {
+          for (const [index, imageId] of photoIds.entries()) {
+            core.library.db
+              .prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'fitzpatrick_self', ?, 'scin')")
+              .run(imageId, `FST${(index % 6) + 1}`);
+            core.labels.setLabel({ imageId, kind: 'condition', value: conditionOf(index), annotator: 'alice' });
+          }
+          darkId = core.images.list({ limit: 100 }).find((entry) => entry.originalPath.endsWith('underexposed.png'))!.id;
+          // Cases of two photos each, as SCIN's cases hold 1–3.
+          const insertCase = core.library.db.prepare("INSERT INTO cases (case_key, source, created_at) VALUES (?, 'test', ?)");
+          const setCase = core.library.db.prepare('UPDATE images SET case_id = ? WHERE id = ?');
+          for (let index = 0; index < photoCount; index += 2) {
+            const caseId = insertCase.run(`case-${index / 2}`, new Date().toISOString()).lastInsertRowid;
+            setCase.run(caseId, photoIds[index]);
+            setCase.run(caseId, photoIds[index + 1]);
+          }
+        },
+      },
+    ));
     server = await startServer({ libraryFolder, port: 0 });
     browser = await launchChromium();
     page = await newRecordedPage(browser, { viewport: { width: 1440, height: 900 } }, problems);

@@ -1,12 +1,10 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../electron/web/serve.js';
-import { createCore } from '../../electron/core/core.js';
-import { writeSkinImage } from '../fixtures/skin-images.js';
 import { launchChromium, newRecordedPage } from '../helpers/chromium.js';
+import { embeddedPhotoLibrary } from '../helpers/embedded-photo-library.js';
 
 /**
  * The Map screen end to end in Debian's Chromium through the web mode, on a library of generated skin
@@ -33,37 +31,33 @@ describe('the embedding map in the browser', () => {
   beforeAll(async () => {
     process.env.DERMWS_MODEL_CACHE ??= path.join(root, 'native-models', 'generated');
     fs.mkdirSync(artifacts, { recursive: true });
-    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-e2e-map-'));
-    const libraryFolder = path.join(folder, 'library');
-    const photos = path.join(folder, 'photos');
-    for (let index = 0; index < photoCount; index++) {
-      await writeSkinImage(path.join(photos, `photo-${String(index).padStart(2, '0')}.jpg`), {
+    let libraryFolder: string;
+    ({ folder, libraryFolder } = await embeddedPhotoLibrary(
+      'dermws-e2e-map-',
+      Array.from({ length: photoCount }, (_, index) => ({
+        name: `photo-${String(index).padStart(2, '0')}.jpg`,
         seed: 500 + index,
         toneIndex: index % 10,
         width: 360,
         height: 280,
-        format: 'jpeg',
-      });
-    }
-    const core = createCore({ libraryFolder });
-    try {
-      await core.import.importPaths([photos]);
-      const images = core.images.list({ limit: 100 });
-      const insert = core.library.db.prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'fitzpatrick_self', ?, 'scin')");
-      images.forEach((image) => {
-        const index = Number(/photo-(\d+)/.exec(image.originalPath)![1]);
-        // Types V, III, I … out of count order, so a legend sorted by count would not come out I..VI.
-        insert.run(image.id, `FST${[5, 3, 1, 6, 2, 4, 5, 5, 3][index % 9]}`);
-        core.labels.setLabel({ imageId: image.id, kind: 'condition', value: index % 3 === 0 ? 'psoriasis' : 'eczema', annotator: 'alice' });
-      });
-      const embedded = await core.embeddings.embedLibrary();
-      expect(embedded.failed).toEqual([]);
-      const stored = (core.library.db.prepare('SELECT DISTINCT model_id AS id FROM embeddings').all() as Array<{ id: string }>).map((row) => row.id);
-      expect(stored).toHaveLength(1);
-      await core.index.rebuild(stored[0]!);
-    } finally {
-      core.close();
-    }
+        format: 'jpeg' as const,
+      })),
+      {
+        prepare: async (core) => {
+          const images = core.images.list({ limit: 100 });
+          const insert = core.library.db.prepare("INSERT INTO image_metadata (image_id, key, value, source) VALUES (?, 'fitzpatrick_self', ?, 'scin')");
+          images.forEach((image) => {
+            const index = Number(/photo-(\d+)/.exec(image.originalPath)![1]);
+            // Types V, III, I … out of count order, so a legend sorted by count would not come out I..VI.
+            insert.run(image.id, `FST${[5, 3, 1, 6, 2, 4, 5, 5, 3][index % 9]}`);
+            core.labels.setLabel({ imageId: image.id, kind: 'condition', value: index % 3 === 0 ? 'psoriasis' : 'eczema', annotator: 'alice' });
+          });
+          const stored = (core.library.db.prepare('SELECT DISTINCT model_id AS id FROM embeddings').all() as Array<{ id: string }>).map((row) => row.id);
+          expect(stored).toHaveLength(1);
+          await core.index.rebuild(stored[0]!);
+        },
+      },
+    ));
     server = await startServer({ libraryFolder, port: 0 });
     browser = await launchChromium();
     page = await newRecordedPage(browser, { viewport: { width: 1440, height: 900 } }, problems);
