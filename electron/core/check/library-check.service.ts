@@ -157,6 +157,18 @@ export class LibraryCheckService {
     const repairs: RepairUnit[] = [];
     let cancelled = false;
 
+    // A damaged page can make any read fail, counting a stage's units or checking them; the stage is
+    // marked failed and what was found so far is still reported.
+    const failed = (entry: LibraryCheckStageReport, error: unknown): void => {
+      entry.state = 'failed';
+      problems.push({
+        kind: 'database',
+        message: `Reading the library failed (${entry.stage}): ${(error as Error).message}`,
+        file: paths.database,
+        repaired: false,
+      });
+    };
+
     const run = async (stage: LibraryCheckStage, totalOf: () => number, work: (tick: Tick) => Promise<void> | void): Promise<void> => {
       const entry = stages.find((candidate) => candidate.stage === stage)!;
       if (options.signal?.aborted) {
@@ -167,13 +179,7 @@ export class LibraryCheckService {
       try {
         total = totalOf();
       } catch (error) {
-        entry.state = 'failed';
-        problems.push({
-          kind: 'database',
-          message: `Reading the library failed (${stage}): ${(error as Error).message}`,
-          file: paths.database,
-          repaired: false,
-        });
+        failed(entry, error);
         return;
       }
       entry.total = total;
@@ -209,14 +215,7 @@ export class LibraryCheckService {
           cancelled = true;
           return;
         }
-        entry.state = 'failed';
-        // A damaged page can make any read fail; what was found so far is still reported.
-        problems.push({
-          kind: 'database',
-          message: `Reading the library failed (${stage}): ${(error as Error).message}`,
-          file: paths.database,
-          repaired: false,
-        });
+        failed(entry, error);
       }
     };
 
