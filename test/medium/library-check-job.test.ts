@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AppEvent, JobInfo, LibraryCheckReport } from '../../electron/common/contract.js';
 import { createAppApi } from '../../electron/core/app-api/create-app-api.js';
@@ -168,6 +169,43 @@ describe('library check as a job', () => {
     expect(fs.existsSync(path.join(root, images[0]!.thumbnail_path))).toBe(false);
     expect(temporaryFiles(root)).toEqual([]);
   });
+
+  // What fails is the embeddings table, changed behind the open core's back by another connection: once
+  // when the stage counts its units (the table is gone), once while it checks them (a column is gone).
+  for (const [when, damage, cause] of [
+    ['counting', 'DROP TABLE embeddings', 'no such table: embeddings'],
+    ['checking', 'ALTER TABLE embeddings DROP COLUMN vector', 'no such column: vector'],
+  ] as const) {
+    it(`a stage that cannot be read while ${when} is marked failed with the reason, and the later stages still run`, async () => {
+      const root = path.join(scratch, `unreadable-${when}`);
+      const library = openLibrary(root);
+      insertSyntheticImages(library, 3);
+      library.close();
+      const core = createCore({ libraryFolder: root });
+      try {
+        const other = new Database(path.join(root, 'library.sqlite'));
+        other.exec(damage);
+        other.close();
+        const report = await core.check.check();
+        expect(report.stages.map((stage) => [stage.stage, stage.state])).toEqual([
+          ['database', 'done'],
+          ['embeddings', 'failed'],
+          ['thumbnails', 'done'],
+          ['managed-copies', 'done'],
+        ]);
+        expect(report.ok).toBe(false);
+        expect(report.problems[0]).toEqual({
+          kind: 'database',
+          message: `Reading the library failed (embeddings): ${cause}`,
+          file: path.join(root, 'library.sqlite'),
+          repaired: false,
+        });
+        expect(report.counts.thumbnails).toBe(3);
+      } finally {
+        core.close();
+      }
+    });
+  }
 
   it("runs as the app's library-check job: stage progress events, a report as its result, and jobCancel ends it as cancelled with what it checked", async () => {
     const { root } = await damagedLibrary();
