@@ -285,6 +285,24 @@ describe('labels', () => {
     labels.importLabels([{ imageId: image!, kind: 'condition', value: 'urticaria' }], { annotator: 'dr-a', origin: 'manual' });
     const error = caughtDermError(() => labels.undo('dr-a'));
     expect(error.code).toBe('conflict');
+    expect(error.message).toMatch(
+      new RegExp(`^Cannot undo ".*": the condition labels of image ${image} were changed since \\(now .*urticaria.*\\)\\. Nothing was undone\\.$`),
+    );
+    expect(values(labels.currentLabels(image!, { annotator: 'dr-a', origins: ['manual'] }))).toEqual(['urticaria']);
+  });
+
+  it('refuses a redo whose labels were changed since the undo, and changes nothing', () => {
+    const lib = library();
+    const { labels } = services(lib);
+    const [image] = insertSyntheticImages(lib, 1);
+    labels.setLabel({ imageId: image!, kind: 'condition', value: 'tinea', annotator: 'dr-a' });
+    labels.undo('dr-a');
+    labels.importLabels([{ imageId: image!, kind: 'condition', value: 'urticaria' }], { annotator: 'dr-a', origin: 'manual' });
+    const error = caughtDermError(() => labels.redo('dr-a'));
+    expect(error.code).toBe('conflict');
+    expect(error.message).toMatch(
+      new RegExp(`^Cannot redo ".*": the condition labels of image ${image} were changed since \\(now .*urticaria.*\\)\\. Nothing was redone\\.$`),
+    );
     expect(values(labels.currentLabels(image!, { annotator: 'dr-a', origins: ['manual'] }))).toEqual(['urticaria']);
   });
 
