@@ -1,5 +1,25 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import type { CallOutput } from '../../../common/contract.js';
+import type { ModelCheckResult } from '../../models/model-registry.js';
 import type { HandlerGroup } from '../app-api.js';
+
+/** modelsCheck's and modelsAdd's output: what the check found, without the files' paths (they stay on this machine). */
+function modelCheckOutput(result: ModelCheckResult): CallOutput<'modelsCheck'> {
+  return {
+    id: result.id,
+    displayName: result.displayName,
+    dim: result.dim,
+    sha256: result.sha256,
+    provider: result.provider,
+    fallbackReason: result.fallbackReason,
+    batchSize: result.batchSize,
+    attempts: result.attempts.map((attempt) => ({ provider: attempt.provider, ...(attempt.error === undefined ? {} : { error: attempt.error }) })),
+    inputs: result.inputs.map((value) => ({ name: value.name, type: value.type, shape: value.shape })),
+    outputs: result.outputs.map((value) => ({ name: value.name, type: value.type, shape: value.shape })),
+    sampleNorms: result.sampleNorms,
+  };
+}
 
 export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | 'modelsCheck' | 'modelsAdd' | 'embedStart'> = {
   exportStart: (input, { core, jobs }) => {
@@ -22,7 +42,8 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
   },
   modelsList: async (_input, { core }) => {
     const listing = await core.models.list();
-    const counts = new Map(core.embeddings.storedModels().map((model) => [model.id, model.count]));
+    const stored = core.embeddings.storedModels();
+    const counts = new Map(stored.map((model) => [model.id, model.count]));
     return {
       models: listing.models.map((model) => ({
         id: model.manifest.id,
@@ -34,7 +55,19 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
         description: model.manifest.description ?? null,
         assumptions: model.manifest.assumptions ?? [],
         embedded: counts.get(model.manifest.id) ?? 0,
+        inputLayout: model.manifest.input.layout,
+        sha256: model.manifest.sha256,
+        origin: model.manifest.origin,
+        fileExists: fs.existsSync(model.onnxPath),
         searchIndex: counts.has(model.manifest.id) ? core.index.calibrationSummary(model.manifest.id) : null,
+      })),
+      stored: stored.map((model) => ({
+        id: model.id,
+        displayName: model.displayName,
+        source: model.source,
+        dim: model.dim,
+        sha256: model.sha256,
+        images: model.count,
       })),
       problems: listing.problems,
       defaultModelId: listing.defaultModelId,
@@ -42,27 +75,11 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
   },
   modelsCheck: async (input, { core }) => {
     const result = await core.models.check(input.modelId);
-    return {
-      id: result.id,
-      displayName: result.displayName,
-      dim: result.dim,
-      sha256: result.sha256,
-      provider: result.provider,
-      fallbackReason: result.fallbackReason,
-      batchSize: result.batchSize,
-    };
+    return modelCheckOutput(result);
   },
   modelsAdd: async (input, { core }) => {
     const result = await core.models.add(path.resolve(input.onnxPath), path.resolve(input.manifestPath));
-    return {
-      id: result.id,
-      displayName: result.displayName,
-      dim: result.dim,
-      sha256: result.sha256,
-      provider: result.provider,
-      fallbackReason: result.fallbackReason,
-      batchSize: result.batchSize,
-    };
+    return modelCheckOutput(result);
   },
   embedStart: (input, { core, jobs, emit }) => {
     const job = jobs.start('embed', async ({ signal, onProgress }) => {
