@@ -302,6 +302,8 @@ const graphValueSchema = z.object({ name: z.string(), type: z.string().nullable(
 export const modelCheckSchema = z.object({
   id: z.string(),
   displayName: z.string(),
+  /** Where the model is registered: default (the bundled encoder), bundled, library (added), or candidate (being added). */
+  source: z.string(),
   dim: z.int(),
   sha256: z.string(),
   provider: z.string(),

@@ -9,6 +9,7 @@ function modelCheckOutput(result: ModelCheckResult): CallOutput<'modelsCheck'> {
   return {
     id: result.id,
     displayName: result.displayName,
+    source: result.source,
     dim: result.dim,
     sha256: result.sha256,
     provider: result.provider,
