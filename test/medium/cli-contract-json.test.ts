@@ -246,6 +246,8 @@ describe('dermws --json prints contract outputs', () => {
     const history = await expectCallOutput('labelHistory', 'label', 'history', '--image', image);
     expect(history.entries.map((entry: { action: string }) => entry.action)).toEqual(['set', 'remove', 'undo', 'redo']);
     expect(history.entries[0]).toMatchObject({ annotator: 'dr-h', kind: 'condition', after: [{ value: 'eczema', confidence: 3 }] });
+    const noSession = await run('label', image, '--kind', 'condition', '--value', 'eczema', '--annotator', 'dr-h', '--session', '999999');
+    expect(noSession.json.error).toMatchObject({ code: 'not-found', message: expect.stringContaining('999999') });
     const missing = await run('label', 'history', '--image', '999999');
     expect(missing.code).toBe(2);
     expect(missing.json.error).toMatchObject({ code: 'not-found' });

@@ -132,6 +132,8 @@ function registerLabel(program: Command): void {
         }
         const annotator = requireAnnotator(options);
         const sessionId = options.session === undefined ? null : parsePositiveInteger('--session', options.session);
+        // As in the labelSet call: the session named must exist (its id is stored with the change).
+        if (sessionId !== null) core.sessions.get(sessionId);
         let changes: SlotChange[];
         if (options.remove) {
           changes = core.labels.removeLabel({

@@ -67,6 +67,8 @@ export const labellingHandlers: HandlerGroup<Names> = {
     return { labels: core.labels.currentLabels(input.imageId, input.annotator ? { annotator: input.annotator } : {}).map(shownLabel) };
   },
   labelSet: (input, { core, emit }) => {
+    // A session named must exist: its id is stored with the change and its undo.
+    if (input.sessionId !== undefined) core.sessions.get(input.sessionId);
     const changes = core.labels.setLabel({
       imageId: input.imageId,
       kind: input.kind,
@@ -90,6 +92,7 @@ export const labellingHandlers: HandlerGroup<Names> = {
     return { images: result.images, changed: new Set(result.changed.map((change) => change.imageId)).size };
   },
   labelRemove: (input, { core, emit }) => {
+    if (input.sessionId !== undefined) core.sessions.get(input.sessionId);
     const changes = core.labels.removeLabel({
       imageId: input.imageId,
       kind: input.kind,
