@@ -290,6 +290,14 @@ describe('dermws --json prints contract outputs', () => {
       const checked = await expectCallOutput('modelsCheck', 'models', 'check', 'tiny-contract');
       expect(checked.inputs[0].name).toBe('image');
       expect(checked.outputs[0].name).toBe('embedding');
+      // A photo file as the query (embedded on the fly): the two photos imported above are the images this model embeds
+      // (the synthetic rows have no files, so the embedding reports them failed and goes on).
+      await run('embed', '--model', 'tiny-contract');
+      const photo = path.join(scratch, 'photos', 'photo-0.jpg');
+      const byFile = await expectCallOutput('searchSimilar', 'search', photo, '--model', 'tiny-contract', '-k', '2');
+      expect(byFile.results.map((hit: { fileName: string }) => hit.fileName).sort()).toEqual(['photo-0.jpg', 'photo-1.jpg']);
+      expect(byFile.results[0]).toMatchObject({ fileName: 'photo-0.jpg', similarity: expect.closeTo(1, 5) });
+      expect(JSON.stringify(byFile)).not.toContain(scratch);
       const unknown = await run('models', 'check', 'no-such-model');
       expect(unknown.code).toBe(2);
       expect(unknown.json.error.message).toMatch(/no-such-model/);
