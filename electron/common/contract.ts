@@ -225,7 +225,43 @@ const kindLabelsSchema = z.strictObject({
   values: z.array(z.strictObject({ value: z.string().min(1).max(4000), confidence: z.int().min(1).max(5).nullable().optional() })).max(50),
 });
 
-const undoResultSchema = z.object({ description: z.string().nullable(), canUndo: z.boolean(), canRedo: z.boolean() });
+/** One value of a label slot. */
+const labelValueSchema = z.object({ value: z.string(), confidence: z.int().nullable() });
+
+/**
+ * What one label change did to one slot (an image's labels of one kind by one annotator and origin):
+ * the values before and after. Changes are what undo takes back and what the audit log records.
+ */
+export const labelSlotChangeSchema = z.object({
+  imageId: z.int(),
+  kind: z.string(),
+  origin: z.string(),
+  annotator: z.string().nullable(),
+  before: z.array(labelValueSchema),
+  after: z.array(labelValueSchema),
+});
+
+/** One entry of the label audit log: a slot change with when, how and by whom it was made. */
+export const labelAuditEntrySchema = labelSlotChangeSchema.extend({
+  id: z.int(),
+  at: z.string(),
+  action: z.enum(['set', 'remove', 'record', 'import', 'adjudicate', 'undo', 'redo']),
+  /** The undoable edit the change belongs to (null for imports); revertsEditId names the edit an undo or redo replays. */
+  editId: z.int().nullable(),
+  revertsEditId: z.int().nullable(),
+  sessionId: z.int().nullable(),
+});
+
+/** The label changes a call made, with the image's labels after them. */
+const labelChangeResultSchema = z.object({ labels: z.array(labelSchema), changes: z.array(labelSlotChangeSchema) });
+
+const undoResultSchema = z.object({
+  description: z.string().nullable(),
+  canUndo: z.boolean(),
+  canRedo: z.boolean(),
+  /** The slot changes the undo or redo applied (empty when there was nothing to do). */
+  changes: z.array(labelSlotChangeSchema),
+});
 
 /** One suggested value: score is Σ weight × share over the neighbours that carry it (a kind's scores sum to at most 1); neighbours counts them. */
 export const labelSuggestionSchema = z.object({ value: z.string(), score: z.number(), neighbours: z.int() });
@@ -250,18 +286,36 @@ export const modelSummarySchema = z.object({
   description: z.string().nullable(),
   assumptions: z.array(z.string()),
   embedded: z.int(),
+  /** Image layout the encoder takes, e.g. "NCHW". */
+  inputLayout: z.string(),
+  sha256: z.string(),
+  /** Where the weights come from (the manifest's origin). */
+  origin: z.string(),
+  /** Whether the ONNX file is present (a bundled manifest can describe a model not exported yet); the path stays on this machine. */
+  fileExists: z.boolean(),
   /** The search index's own measured recall, e.g. "recall@10 0.996 measured on 256 probes at build (candidates 128, ef 160, 256-d)"; null before one is built. */
   searchIndex: z.string().nullable(),
 });
 
+const graphValueSchema = z.object({ name: z.string(), type: z.string().nullable(), shape: z.array(z.union([z.int(), z.string()])) });
+
 export const modelCheckSchema = z.object({
   id: z.string(),
   displayName: z.string(),
+  /** Where the model is registered: default (the bundled encoder), bundled, library (added), or candidate (being added). */
+  source: z.string(),
   dim: z.int(),
   sha256: z.string(),
   provider: z.string(),
   fallbackReason: z.string().nullable(),
   batchSize: z.int(),
+  /** Each execution provider tried, in order, with why it could not be used (absent for the one that loaded). */
+  attempts: z.array(z.object({ provider: z.string(), error: z.string().optional() })),
+  /** The graph's inputs and outputs as loaded (symbolic dimensions by name). */
+  inputs: z.array(graphValueSchema),
+  outputs: z.array(graphValueSchema),
+  /** L2 norms of the embeddings of the generated test images. */
+  sampleNorms: z.array(z.number()),
 });
 
 /** Agreement of two annotators on the images both labelled with one kind. */
@@ -457,14 +511,28 @@ export const contract = {
     output: jobStartedSchema,
   }),
   libraryOverview: defineCall({
-    description: 'Counts for the navigation and the library header: images, import batches, flags, embeddings per model.',
+    description:
+      'Counts for the navigation and the library header: images (live and deleted, bytes, cases, formats), import batches, flags, embeddings per model, the schema version. `dermws info --json` prints it.',
     input: emptyInput,
     output: z.object({
       images: z.int(),
+      /** Images marked deleted (kept until purged; a duplicate review can restore them). */
+      deletedImages: z.int(),
+      /** Bytes of the live images' files as imported. */
+      bytes: z.int(),
+      cases: z.int(),
+      /** Live images per file format, e.g. {"jpeg": 120, "png": 2}. */
+      formats: z.record(z.string(), z.int()),
+      /** Live images carrying at least one flag. */
+      flaggedImages: z.int(),
+      schemaVersion: z.int(),
+      /** Every import batch; `batches` lists the latest 50, newest first. */
+      batchCount: z.int(),
       batches: z.array(
         z.object({
           id: z.int(),
           startedAt: z.string(),
+          finishedAt: z.string().nullable(),
           status: importBatchStatusSchema,
           total: z.int(),
           imported: z.int(),
@@ -620,9 +688,16 @@ export const contract = {
     output: z.object({ flags: z.array(z.string()) }),
   }),
   qualitySetThresholds: defineCall({
-    description: 'Changes flag thresholds and re-flags the library from stored metrics (no decoding).',
+    description: 'Changes flag thresholds and re-flags the library from stored metrics (no decoding); `dermws qc --set` prints its output.',
     input: z.strictObject({ change: z.record(z.string().min(1), z.number()) }),
-    output: z.object({ thresholds: z.record(z.string(), z.number()), flagCounts: z.record(z.string(), z.int()) }),
+    output: z.object({
+      thresholds: z.record(z.string(), z.number()),
+      flagCounts: z.record(z.string(), z.int()),
+      /** Each threshold given, with its value before and after. */
+      changed: z.array(z.object({ name: z.string(), from: z.number(), to: z.number() })),
+      images: z.int(),
+      flaggedImages: z.int(),
+    }),
   }),
   taxonomyList: defineCall({
     description: 'The label vocabulary (starter taxonomy plus imported entries), with hotkeys and how often each code is used.',
@@ -642,8 +717,10 @@ export const contract = {
       value: z.string().min(1).max(4000),
       confidence: z.int().min(1).max(5).optional(),
       annotator: annotatorSchema,
+      /** The labelling session the change belongs to (its undo and audit entries name it). */
+      sessionId: sessionId.optional(),
     }),
-    output: z.object({ labels: z.array(labelSchema) }),
+    output: labelChangeResultSchema,
   }),
   labelImages: defineCall({
     description:
@@ -660,8 +737,8 @@ export const contract = {
   }),
   labelRemove: defineCall({
     description: 'Removes an annotator’s label of a kind (one value, or all of the kind).',
-    input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).optional(), annotator: annotatorSchema }),
-    output: z.object({ labels: z.array(labelSchema) }),
+    input: z.strictObject({ imageId, kind: labelKindSchema, value: z.string().min(1).optional(), annotator: annotatorSchema, sessionId: sessionId.optional() }),
+    output: labelChangeResultSchema,
   }),
   labelUndo: defineCall({
     description: 'Undoes the annotator’s last label change (persisted: works after a restart).',
@@ -672,6 +749,11 @@ export const contract = {
     description: 'Redoes the annotator’s last undone label change.',
     input: z.strictObject({ annotator: annotatorSchema }),
     output: undoResultSchema,
+  }),
+  labelHistory: defineCall({
+    description: 'The audit log of label changes, oldest first: every slot change with its values before and after, optionally of one image or one annotator.',
+    input: z.strictObject({ imageId: imageId.optional(), annotator: annotatorSchema.optional(), limit: z.int().min(1).max(1_000_000).optional() }),
+    output: z.object({ entries: z.array(labelAuditEntrySchema) }),
   }),
   labelSuggestions: defineCall({
     description: 'Labels of the most similar labelled images, weighted by similarity: suggestions shown beside the image, never applied by themselves.',
@@ -774,6 +856,8 @@ export const contract = {
     input: emptyInput,
     output: z.object({
       models: z.array(modelSummarySchema),
+      /** Every model holding embeddings in this library, encoders and imported embeddings alike, with its image count. */
+      stored: z.array(z.object({ id: z.string(), displayName: z.string(), source: z.string(), dim: z.int(), sha256: z.string(), images: z.int() })),
       problems: z.array(z.object({ file: z.string(), message: z.string() })),
       defaultModelId: z.string().nullable(),
     }),
@@ -799,6 +883,8 @@ export const contract = {
     ]),
     output: z.object({
       modelId: z.string(),
+      /** The filter clauses applied, as given. */
+      where: z.array(z.string()),
       eligible: z.int(),
       /** How complete the list is: exact, or the index's measured recall (and whether it met its target). */
       completeness: z.object({

@@ -140,7 +140,7 @@ describe('library filters and selection actions in the browser', () => {
     await expect
       .poll(async () => {
         const info = await runDermws('--library', libraryFolder, '--json', 'info');
-        return info.json?.flags?.needs_review;
+        return (info.json?.flags as Array<{ flag: string; count: number }> | undefined)?.find((entry) => entry.flag === 'needs_review')?.count;
       })
       .toBe(eczema.length);
     const db = new Database(path.join(libraryFolder, 'library.sqlite'), { readonly: true, fileMustExist: true });
@@ -216,7 +216,7 @@ describe('library filters and selection actions in the browser', () => {
     await row.getByRole('button', { name: 'Not an issue' }).click();
     await flaggedList.getByRole('list', { name: 'Marked not an issue' }).locator(`li[data-image-id="${darkId}"]`).waitFor();
     const info = await runDermws('--library', libraryFolder, '--json', 'qc', '--reflag');
-    expect(info.json.flags.dark).toBe(0);
+    expect(info.json.flagCounts.dark).toBe(0);
 
     // A threshold moved by mistake is undone, and the library is back on the default.
     const slider = page.getByRole('slider', { name: /Short side/ });

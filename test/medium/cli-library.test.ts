@@ -55,16 +55,18 @@ describe('dermws import / info / qc', () => {
 
     const info = await dermws('--library', library, 'info', '--json');
     expect(info.code).toBe(0);
-    expect(info.json).toMatchObject({
-      library,
-      images: 3,
-      deletedImages: 0,
-      formats: { jpeg: 3 },
-      batches: 4,
-      lastImport: { status: 'completed', imported: 0, failed: 1 },
-    });
+    // libraryOverview: batches newest first, flags as counts of the flags images carry.
+    expect(info.json).toMatchObject({ images: 3, deletedImages: 0, formats: { jpeg: 3 }, batchCount: 4 });
+    expect(info.json.batches).toHaveLength(4);
+    expect(info.json.batches[0]).toMatchObject({ status: 'completed', imported: 0, failed: 1 });
     expect(info.json.schemaVersion).toBeGreaterThanOrEqual(1);
-    expect(Object.keys(info.json.flags)).toEqual(expect.arrayContaining(['dark', 'blurry', 'duplicate', 'odd_size']));
+    const qc = await dermws('--library', library, 'qc', '--json');
+    expect(info.json.flaggedImages).toBe(qc.json.flaggedImages);
+    expect(Object.fromEntries(info.json.flags.map((entry: { flag: string; count: number }) => [entry.flag, entry.count]))).toEqual(
+      Object.fromEntries(Object.entries(qc.json.flagCounts).filter(([, count]) => count !== 0)),
+    );
+    const told = await dermws('--library', library, 'info');
+    expect(told.stdout).toContain(`Library ${library}`);
   });
 
   it('qc shows flag counts and thresholds; --set validates, stores and re-flags', async () => {
@@ -77,15 +79,14 @@ describe('dermws import / info / qc', () => {
 
     const plain = await dermws('--library', library, 'qc', '--json');
     expect(plain.code).toBe(0);
-    expect(plain.json).toMatchObject({ images: 2, reflagged: false, changed: [], flags: { low_resolution: 0, blurry: 0 } });
+    expect(plain.json).toMatchObject({ images: 2, flagCounts: { low_resolution: 0, blurry: 0 } });
     expect(plain.json.thresholds.lowResolutionBelow).toBe(300);
 
     const set = await dermws('--library', library, 'qc', '--set', 'lowResolutionBelow=1000', 'blurryAbove=0.05', '--json');
     expect(set.code).toBe(0);
     expect(set.json).toMatchObject({
-      reflagged: true,
       flaggedImages: 2,
-      flags: { low_resolution: 2, blurry: 2 },
+      flagCounts: { low_resolution: 2, blurry: 2 },
       changed: [
         { name: 'lowResolutionBelow', from: 300, to: 1000 },
         { name: 'blurryAbove', from: 0.6, to: 0.05 },
@@ -117,7 +118,7 @@ describe('dermws import / info / qc', () => {
     expect(signal).toBe('SIGKILL');
 
     const info = await dermws('--library', library, 'info', '--json');
-    expect(info.json.lastImport).toMatchObject({ status: 'interrupted', totalFiles: count, imported: 3, duplicates: 0, failed: 0, finishedAt: null });
+    expect(info.json.batches[0]).toMatchObject({ status: 'interrupted', total: count, imported: 3, duplicates: 0, failed: 0, finishedAt: null });
     const told = await dermws('--library', library, 'info');
     expect(told.stdout).toMatch(/Last import: batch \d+, interrupted, .* — 3 imported, 0 duplicates, 0 failed of 24/);
     expect(told.stdout).toContain('Run the same import again to resume it.');

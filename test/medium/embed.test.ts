@@ -259,7 +259,7 @@ describe('dermws models / embed (CLI)', () => {
       const listing = JSON.parse(listed.stdout);
       expect(listing.defaultModelId).toBe('nsfwjs-mobilenet-v2');
       expect(listing.models.map((model: { id: string }) => model.id)).toEqual(['nsfwjs-mobilenet-v2', 'tiny']);
-      expect(listing.models[1]).toMatchObject({ source: 'library', dim: 16, embeddedImages: 0, fileExists: true });
+      expect(listing.models[1]).toMatchObject({ source: 'library', dim: 16, embedded: 0, fileExists: true });
 
       const checked = await cli(['--library', root, '--json', 'models', 'check', 'tiny']);
       expect(JSON.parse(checked.stdout)).toMatchObject({ id: 'tiny', provider: 'cpu', fallbackReason: null });

@@ -35,7 +35,7 @@ describe('dermws labelling commands', () => {
     expect(undo.json).toMatchObject({ canUndo: false, canRedo: true, changes: [{ imageId: ids[0], after: [] }] });
     expect((await run('label', String(ids[0]))).json.labels).toEqual([]);
     const redo = await run('label', 'redo', '--annotator', 'dr-a');
-    expect(redo.json.edit.description).toContain('chilblains');
+    expect(redo.json.description).toContain('chilblains');
     expect((await run('label', 'history', '--image', String(ids[0]))).json.entries.map((entry: { action: string }) => entry.action)).toEqual([
       'set',
       'undo',

@@ -102,6 +102,7 @@ describe('web mode hardening', () => {
       ['labelsOfImage', { imageId: missing }],
       ['labelSet', { imageId: missing, kind: 'note', value: 'x', annotator: 'dr-a' }],
       ['labelRemove', { imageId: missing, kind: 'note', annotator: 'dr-a' }],
+      ['labelHistory', { imageId: missing }],
       ['probePredictions', { imageId: missing }],
       ['labelSuggestions', { imageId: missing }],
       ['duplicatesResolve', { keep: missing, others: [missing + 1], action: 'flag' }],

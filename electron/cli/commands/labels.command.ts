@@ -132,6 +132,8 @@ function registerLabel(program: Command): void {
         }
         const annotator = requireAnnotator(options);
         const sessionId = options.session === undefined ? null : parsePositiveInteger('--session', options.session);
+        // As in the labelSet call: the session named must exist (its id is stored with the change).
+        if (sessionId !== null) core.sessions.get(sessionId);
         let changes: SlotChange[];
         if (options.remove) {
           changes = core.labels.removeLabel({
@@ -146,8 +148,11 @@ function registerLabel(program: Command): void {
           const confidence = options.confidence === undefined ? null : parsePositiveInteger('--confidence', options.confidence, 5);
           changes = core.labels.setLabel({ imageId, kind: options.kind, value: options.value, confidence, annotator, sessionId });
         }
-        if (json) printJson({ imageId, changes });
-        else printChanges(changes);
+        if (json) {
+          // The labelSet / labelRemove output, mapped by the calls' handlers' own function: the slot changes and the image's labels after them.
+          const { labelChangeOutput } = await import('../../core/app-api/handlers/labelling.handlers.js');
+          await printCallOutput(options.remove ? 'labelRemove' : 'labelSet', labelChangeOutput(core, imageId, changes));
+        } else printChanges(changes);
       });
     });
 
@@ -156,10 +161,13 @@ function registerLabel(program: Command): void {
       .command(direction)
       .description(`${direction} the annotator's last ${direction === 'undo' ? '' : 'undone '}change (works across restarts)`)
       .action(async (_options: unknown, command: Command) => {
-        await withCore(command, (core, { json }) => {
+        await withCore(command, async (core, { json }) => {
           const annotator = requireAnnotator(command.optsWithGlobals() as LabelOptions);
           const result: UndoRedoResult = direction === 'undo' ? core.labels.undo(annotator) : core.labels.redo(annotator);
-          if (json) return printJson(result);
+          if (json) {
+            const { undoOutput } = await import('../../core/app-api/handlers/labelling.handlers.js');
+            return await printCallOutput(direction === 'undo' ? 'labelUndo' : 'labelRedo', undoOutput(result));
+          }
           if (!result.edit) return write(`Nothing to ${direction} for ${annotator}.`);
           write(`${direction === 'undo' ? 'Undid' : 'Redid'}: ${result.edit.description}`);
           printChanges(result.changes);
@@ -173,14 +181,16 @@ function registerLabel(program: Command): void {
     .option('--image <id>', 'only this image')
     .option('--limit <n>', 'at most this many entries')
     .action(async (options: { image?: string; limit?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const global = command.optsWithGlobals() as LabelOptions;
         const filter: { imageId?: number; annotator?: string; limit?: number } = {};
         if (options.image !== undefined) filter.imageId = parsePositiveInteger('--image', options.image);
         if (options.limit !== undefined) filter.limit = parsePositiveInteger('--limit', options.limit);
         if (global.annotator) filter.annotator = global.annotator;
+        // The labelHistory call: an image that does not exist is an error, not an empty log.
+        if (json) return printJson(await callContract(core, 'labelHistory', filter));
+        if (filter.imageId !== undefined) core.images.require(filter.imageId);
         const entries = core.labels.history(filter);
-        if (json) return printJson({ entries });
         for (const entry of entries) {
           write(
             `${entry.at}  ${entry.action.padEnd(10)} ${entry.annotator ?? ''}  image ${entry.imageId} ${entry.kind}: ${describeValues(entry.before)} → ${describeValues(entry.after)}`,

@@ -5,7 +5,7 @@ import type { ImportReport } from '../../core/import/import.service.js';
 import type { ProgressListener } from '../../core/jobs/job.js';
 import type { LibraryCheckReport } from '../../core/check/library-check.service.js';
 import { parseThresholdAssignment, qualityThresholdNames } from '../../core/quality/quality-flags.js';
-import { exitCodes, printJobResult, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { callContract, exitCodes, printJobResult, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws import`, `dermws info` and `dermws qc`. JSON shapes are documented in docs/library.md
@@ -39,10 +39,11 @@ export function registerLibraryCommands(program: Command): void {
     .command('info')
     .description('what the library holds: images, formats, quality flags, import batches, schema version, folder')
     .action(async (_options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
-        const info = libraryInfo(core);
-        if (json) printJson(info);
+      await withCore(command, async (core, { json }) => {
+        // --json prints libraryOverview, the call the app's library header reads; the folder is the text's (and appInfo's).
+        if (json) printJson(await callContract(core, 'libraryOverview', {}));
         else {
+          const info = libraryInfo(core);
           process.stdout.write(`Library ${info.library} (schema ${info.schemaVersion})\n`);
           process.stdout.write(
             `${info.images} images (${formatBytes(info.bytes)}), ${info.deletedImages} deleted, ${info.cases} cases, ${info.batches} import batches\n`,
@@ -106,7 +107,17 @@ export function registerLibraryCommands(program: Command): void {
         const [name, value] = parseThresholdAssignment(assignment);
         change[name] = value;
       }
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
+        if (json) {
+          // --set is the qualitySetThresholds call (the Quality screen's); the listing, after --reflag or not, is qualityOverview.
+          if (Object.keys(change).length > 0) printJson(await callContract(core, 'qualitySetThresholds', { change }));
+          else {
+            if (options.reflag) core.quality.reflag();
+            printJson(await callContract(core, 'qualityOverview', {}));
+          }
+          process.exitCode = exitCodes.ok;
+          return;
+        }
         const before = core.quality.thresholds();
         let reflagged = false;
         if (Object.keys(change).length > 0) {
@@ -126,25 +137,19 @@ export function registerLibraryCommands(program: Command): void {
           images: core.images.count(),
           flaggedImages: core.quality.flaggedImageCount(),
           flags: core.quality.flagCounts(),
-          thresholds,
-          changed,
-          reflagged,
         };
-        if (json) printJson(result);
-        else {
-          for (const entry of changed) process.stdout.write(`${entry.name}: ${entry.from} → ${entry.to}\n`);
-          if (reflagged) process.stdout.write('Re-flagged every image from its stored metrics.\n');
-          process.stdout.write(`${result.flaggedImages} of ${result.images} images flagged\n`);
-          for (const [flag, count] of Object.entries(result.flags)) process.stdout.write(`  ${flag.padEnd(18)} ${count}\n`);
-          process.stdout.write('Thresholds:\n');
-          for (const [name, value] of Object.entries(thresholds)) process.stdout.write(`  ${name.padEnd(26)} ${value}\n`);
-        }
+        for (const entry of changed) process.stdout.write(`${entry.name}: ${entry.from} → ${entry.to}\n`);
+        if (reflagged) process.stdout.write('Re-flagged every image from its stored metrics.\n');
+        process.stdout.write(`${result.flaggedImages} of ${result.images} images flagged\n`);
+        for (const [flag, count] of Object.entries(result.flags)) process.stdout.write(`  ${flag.padEnd(18)} ${count}\n`);
+        process.stdout.write('Thresholds:\n');
+        for (const [name, value] of Object.entries(thresholds)) process.stdout.write(`  ${name.padEnd(26)} ${value}\n`);
         process.exitCode = exitCodes.ok;
       });
     });
 }
 
-/** The `dermws info --json` object. */
+/** What `dermws info` says (its --json prints libraryOverview instead). */
 export function libraryInfo(core: Core) {
   const totals = core.images.totals();
   const batches = core.importBatches.list(1);

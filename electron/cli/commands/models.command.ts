@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { callContract, exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
 import { importClusterResults } from './cluster.command.js';
 
 /**
- * `dermws models list|add|check`, `dermws embed` and `dermws embeddings import`. JSON shapes are
- * documented in docs/models.md.
+ * `dermws models list|add|check|remove`, `dermws embed` and `dermws embeddings import`. With --json,
+ * models list, check and add print the modelsList, modelsCheck and modelsAdd calls' outputs, through
+ * the calls themselves (file paths stay in the text output); the other shapes are documented in
+ * docs/models.md.
  */
 export function registerModelsCommands(program: Command): void {
   const models = program.command('models').description('encoder models: list, add and check ONNX encoders');
@@ -17,6 +19,12 @@ export function registerModelsCommands(program: Command): void {
     .description('list the models this library can use (bundled default, native-models/manifests, the library models folder)')
     .action(async (_options: unknown, command: Command) => {
       await withCore(command, async (core, { json }) => {
+        if (json) {
+          const listed = await callContract(core, 'modelsList', {});
+          printJson(listed);
+          if (listed.problems.length > 0) process.exitCode = exitCodes.partial;
+          return;
+        }
         const listing = await core.models.list();
         const stored = core.embeddings.storedModels();
         const counts = new Map(stored.map((model) => [model.id, model.count]));
@@ -27,43 +35,23 @@ export function registerModelsCommands(program: Command): void {
           default: model.manifest.id === listing.defaultModelId,
           dim: model.manifest.output.dim,
           input: model.manifest.input,
-          manifestPath: model.manifestPath,
           onnxPath: model.onnxPath,
           // A bundled manifest can describe a model the user has not exported yet (Derm Foundation).
           fileExists: fs.existsSync(model.onnxPath),
-          sha256: model.manifest.sha256,
-          licence: model.manifest.licence,
-          origin: model.manifest.origin,
           embeddedImages: counts.get(model.manifest.id) ?? 0,
         }));
-        if (json) {
-          printJson({
-            defaultModelId: listing.defaultModelId,
-            models: rows,
-            stored: stored.map((model) => ({
-              id: model.id,
-              displayName: model.displayName,
-              source: model.source,
-              dim: model.dim,
-              sha256: model.sha256,
-              images: model.count,
-            })),
-            problems: listing.problems,
-          });
-        } else {
-          for (const row of rows) {
-            process.stdout.write(
-              `${row.default ? '*' : ' '} ${row.id.padEnd(28)} ${String(row.dim).padStart(5)}-d  ${row.input.width}x${row.input.height} ${row.input.layout}  ${row.source.padEnd(7)}  ${row.embeddedImages} embedded  ${row.displayName}${row.fileExists ? '' : `  (missing: ${row.onnxPath})`}\n`,
-            );
-          }
-          const encoderIds = new Set(rows.map((row) => row.id));
-          for (const model of stored.filter((entry) => !encoderIds.has(entry.id))) {
-            process.stdout.write(
-              `  ${model.id.padEnd(28)} ${String(model.dim).padStart(5)}-d  (${model.source} embeddings only)  ${model.count} embedded  ${model.displayName}\n`,
-            );
-          }
-          for (const problem of listing.problems) process.stdout.write(`! ${problem.message}\n`);
+        for (const row of rows) {
+          process.stdout.write(
+            `${row.default ? '*' : ' '} ${row.id.padEnd(28)} ${String(row.dim).padStart(5)}-d  ${row.input.width}x${row.input.height} ${row.input.layout}  ${row.source.padEnd(7)}  ${row.embeddedImages} embedded  ${row.displayName}${row.fileExists ? '' : `  (missing: ${row.onnxPath})`}\n`,
+          );
         }
+        const encoderIds = new Set(rows.map((row) => row.id));
+        for (const model of stored.filter((entry) => !encoderIds.has(entry.id))) {
+          process.stdout.write(
+            `  ${model.id.padEnd(28)} ${String(model.dim).padStart(5)}-d  (${model.source} embeddings only)  ${model.count} embedded  ${model.displayName}\n`,
+          );
+        }
+        for (const problem of listing.problems) process.stdout.write(`! ${problem.message}\n`);
         if (listing.problems.length > 0) process.exitCode = exitCodes.partial;
       });
     });
@@ -75,12 +63,10 @@ export function registerModelsCommands(program: Command): void {
     .requiredOption('--manifest <file>', 'its manifest (JSON, see native-models/README.md)')
     .action(async (file: string, options: { manifest: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
+        if (json) return printJson(await callContract(core, 'modelsAdd', { onnxPath: file, manifestPath: options.manifest }));
         const result = await core.models.add(file, options.manifest);
-        if (json) printJson(result);
-        else {
-          process.stdout.write(`Added ${result.id} to ${result.manifestPath}\n`);
-          printCheck(result);
-        }
+        process.stdout.write(`Added ${result.id} to ${result.manifestPath}\n`);
+        printCheck(result);
       });
     });
 
@@ -91,9 +77,9 @@ export function registerModelsCommands(program: Command): void {
     .action(async (id: string | undefined, _options: unknown, command: Command) => {
       await withCore(command, async (core, { json }) => {
         const model = await core.models.get(id);
-        const result = await core.models.check(model);
-        if (json) printJson(result);
-        else printCheck(result);
+        // The call names its model; the command's default (no id) is the default model, resolved here.
+        if (json) return printJson(await callContract(core, 'modelsCheck', { modelId: model.manifest.id }));
+        printCheck(await core.models.check(model));
       });
     });
 

@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { Core } from '../../core/core.js';
 import type { DuplicateReport, SearchResponse } from '../../core/search/search.service.js';
-import { parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { parsePositiveInteger, printCallOutput, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws search`, `dermws duplicates` and `dermws index status|rebuild`. With --json: search prints
- * SearchResponse, duplicates prints DuplicateReport (or the resolution with --keep), index status
- * prints IndexStatus[] and index rebuild prints IndexBuildResult[]; the shapes are documented in
- * docs/search-index.md ("Commands").
+ * searchSimilar's output, duplicates duplicatesFind's (duplicatesResolve's with --keep/--mark,
+ * duplicatesUndo's with --unflag/--restore), computed by the same core functions as those calls and
+ * mapped by their handlers' own functions; index status prints IndexStatus[] and index rebuild prints
+ * IndexBuildResult[] (docs/search-index.md, "Commands").
  */
 export function registerSearchCommands(program: Command): void {
   program
@@ -41,8 +42,11 @@ export function registerSearchCommands(program: Command): void {
             { signal, ...(onProgress ? { onProgress } : {}) },
           );
         });
-        if (json) printJson(response);
-        else printSearch(response);
+        if (json) {
+          // The handler's mapping: image cards name the file, not its folder (paths stay in the text output).
+          const { searchSimilarOutput } = await import('../../core/app-api/handlers/search.handlers.js');
+          await printCallOutput('searchSimilar', searchSimilarOutput(response));
+        } else printSearch(response);
       });
     });
 
@@ -71,7 +75,7 @@ export function registerSearchCommands(program: Command): void {
             images: list.split(',').map((id) => parsePositiveInteger(flag ? '--unflag' : '--restore', id.trim())),
             action: flag ? 'flag' : 'delete',
           });
-          if (json) printJson(result);
+          if (json) await printCallOutput('duplicatesUndo', { changed: result.changed, changedImages: result.changedImages });
           else
             process.stdout.write(
               `${flag ? 'unflagged' : 'restored'} ${result.changed} of ${result.images.join(', ')}${result.changed < result.images.length ? ` (the others ${flag ? 'had no manual duplicate flag' : 'were not deleted'})` : ''}\n`,
@@ -87,7 +91,7 @@ export function registerSearchCommands(program: Command): void {
             others: options.mark.split(',').map((id) => parsePositiveInteger('--mark', id.trim())),
             action: options.delete ? 'delete' : 'flag',
           });
-          if (json) printJson(result);
+          if (json) await printCallOutput('duplicatesResolve', { changed: result.changed, changedImages: result.changedImages });
           else
             process.stdout.write(
               `kept image ${result.keep}; ${result.action === 'flag' ? 'flagged' : 'deleted'} ${result.changed} of ${result.images.join(', ')}\n`,
@@ -108,8 +112,10 @@ export function registerSearchCommands(program: Command): void {
             ...(onProgress ? { onProgress } : {}),
           });
         });
-        if (json) printJson(report);
-        else printDuplicates(report);
+        if (json) {
+          const { duplicatesFindOutput } = await import('../../core/app-api/handlers/search.handlers.js');
+          await printCallOutput('duplicatesFind', duplicatesFindOutput(report));
+        } else printDuplicates(report);
       });
     });
 

@@ -171,10 +171,13 @@ export class LibraryViewRepository {
     );
   }
 
-  overview(): CallOutput<'libraryOverview'> {
+  /** libraryOverview's counts from the database; the handler adds the totals the image and batch repositories keep. */
+  overview(): Pick<CallOutput<'libraryOverview'>, 'images' | 'batches' | 'flags' | 'embeddings' | 'metadataKeys'> {
     const images = (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n;
     const batches = this.db
-      .prepare('SELECT id, started_at AS startedAt, status, total_files AS total, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50')
+      .prepare(
+        'SELECT id, started_at AS startedAt, finished_at AS finishedAt, status, total_files AS total, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50',
+      )
       .all() as CallOutput<'libraryOverview'>['batches'];
     const flags = this.db
       .prepare(

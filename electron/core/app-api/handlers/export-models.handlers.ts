@@ -1,18 +1,24 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CallOutput } from '../../../common/contract.js';
 import type { ModelCheckResult } from '../../models/model-registry.js';
 import type { HandlerGroup } from '../app-api.js';
 
-/** What a check (modelsCheck) and an add (modelsAdd) answer: one contract shape, without the paths and provider attempts. */
+/** What a check (modelsCheck) and an add (modelsAdd) answer: one contract shape, without the files' paths (they stay on this machine). */
 function modelCheckOutput(result: ModelCheckResult): CallOutput<'modelsCheck' | 'modelsAdd'> {
   return {
     id: result.id,
     displayName: result.displayName,
+    source: result.source,
     dim: result.dim,
     sha256: result.sha256,
     provider: result.provider,
     fallbackReason: result.fallbackReason,
     batchSize: result.batchSize,
+    attempts: result.attempts.map((attempt) => ({ provider: attempt.provider, ...(attempt.error === undefined ? {} : { error: attempt.error }) })),
+    inputs: result.inputs.map((value) => ({ name: value.name, type: value.type, shape: value.shape })),
+    outputs: result.outputs.map((value) => ({ name: value.name, type: value.type, shape: value.shape })),
+    sampleNorms: result.sampleNorms,
   };
 }
 
@@ -37,7 +43,8 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
   },
   modelsList: async (_input, { core }) => {
     const listing = await core.models.list();
-    const counts = new Map(core.embeddings.storedModels().map((model) => [model.id, model.count]));
+    const stored = core.embeddings.storedModels();
+    const counts = new Map(stored.map((model) => [model.id, model.count]));
     return {
       models: listing.models.map((model) => ({
         id: model.manifest.id,
@@ -49,7 +56,19 @@ export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | '
         description: model.manifest.description ?? null,
         assumptions: model.manifest.assumptions ?? [],
         embedded: counts.get(model.manifest.id) ?? 0,
+        inputLayout: model.manifest.input.layout,
+        sha256: model.manifest.sha256,
+        origin: model.manifest.origin,
+        fileExists: fs.existsSync(model.onnxPath),
         searchIndex: counts.has(model.manifest.id) ? core.index.calibrationSummary(model.manifest.id) : null,
+      })),
+      stored: stored.map((model) => ({
+        id: model.id,
+        displayName: model.displayName,
+        source: model.source,
+        dim: model.dim,
+        sha256: model.sha256,
+        images: model.count,
       })),
       problems: listing.problems,
       defaultModelId: listing.defaultModelId,

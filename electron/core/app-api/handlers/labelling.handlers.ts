@@ -1,5 +1,7 @@
-import type { Label } from '../../labels/labels.repository.js';
-import type { UndoRedoResult } from '../../labels/labels.service.js';
+import type { CallOutput } from '../../../common/contract.js';
+import type { Core } from '../../core.js';
+import type { AuditEntry, Label } from '../../labels/labels.repository.js';
+import type { SlotChange, UndoRedoResult } from '../../labels/labels.service.js';
 import type { HandlerGroup } from '../app-api.js';
 
 type Names =
@@ -10,6 +12,7 @@ type Names =
   | 'labelRemove'
   | 'labelUndo'
   | 'labelRedo'
+  | 'labelHistory'
   | 'labelSuggestions'
   | 'sessionCreate'
   | 'sessionList'
@@ -24,8 +27,33 @@ function shownLabel(label: Label) {
   return { kind: label.kind, value: label.value, confidence: label.confidence, annotator: label.annotator, origin: label.origin };
 }
 
-function undoShape(result: UndoRedoResult) {
-  return { description: result.edit?.description ?? null, canUndo: result.canUndo, canRedo: result.canRedo };
+function slotChange(change: SlotChange) {
+  return { imageId: change.imageId, kind: change.kind, origin: change.origin, annotator: change.annotator, before: change.before, after: change.after };
+}
+
+/** labelSet's and labelRemove's output: the slot changes made and the image's labels after them (also what `dermws label --json` prints). */
+export function labelChangeOutput(core: Core, imageId: number, changes: SlotChange[]): CallOutput<'labelSet'> {
+  return { labels: core.labels.currentLabels(imageId).map(shownLabel), changes: changes.map(slotChange) };
+}
+
+/** labelUndo's and labelRedo's output (also what `dermws label undo|redo --json` prints). */
+export function undoOutput(result: UndoRedoResult): CallOutput<'labelUndo'> {
+  return { description: result.edit?.description ?? null, canUndo: result.canUndo, canRedo: result.canRedo, changes: result.changes.map(slotChange) };
+}
+
+/** labelHistory's output (also what `dermws label history --json` prints); the slot's annotator id stays inside. */
+export function labelHistoryOutput(entries: AuditEntry[]): CallOutput<'labelHistory'> {
+  return {
+    entries: entries.map((entry) => ({
+      id: entry.id,
+      at: entry.at,
+      action: entry.action,
+      editId: entry.editId,
+      revertsEditId: entry.revertsEditId,
+      sessionId: entry.sessionId,
+      ...slotChange(entry),
+    })),
+  };
 }
 
 export const labellingHandlers: HandlerGroup<Names> = {
@@ -39,9 +67,18 @@ export const labellingHandlers: HandlerGroup<Names> = {
     return { labels: core.labels.currentLabels(input.imageId, input.annotator ? { annotator: input.annotator } : {}).map(shownLabel) };
   },
   labelSet: (input, { core, emit }) => {
-    core.labels.setLabel({ imageId: input.imageId, kind: input.kind, value: input.value, confidence: input.confidence ?? null, annotator: input.annotator });
+    // A session named must exist: its id is stored with the change and its undo.
+    if (input.sessionId !== undefined) core.sessions.get(input.sessionId);
+    const changes = core.labels.setLabel({
+      imageId: input.imageId,
+      kind: input.kind,
+      value: input.value,
+      confidence: input.confidence ?? null,
+      annotator: input.annotator,
+      sessionId: input.sessionId ?? null,
+    });
     emit({ type: 'library-changed', what: 'labels' });
-    return { labels: core.labels.currentLabels(input.imageId).map(shownLabel) };
+    return labelChangeOutput(core, input.imageId, changes);
   },
   labelImages: (input, { core, emit }) => {
     const result = core.labels.labelImages({
@@ -55,19 +92,37 @@ export const labellingHandlers: HandlerGroup<Names> = {
     return { images: result.images, changed: new Set(result.changed.map((change) => change.imageId)).size };
   },
   labelRemove: (input, { core, emit }) => {
-    core.labels.removeLabel({ imageId: input.imageId, kind: input.kind, annotator: input.annotator, ...(input.value ? { value: input.value } : {}) });
+    if (input.sessionId !== undefined) core.sessions.get(input.sessionId);
+    const changes = core.labels.removeLabel({
+      imageId: input.imageId,
+      kind: input.kind,
+      annotator: input.annotator,
+      sessionId: input.sessionId ?? null,
+      ...(input.value ? { value: input.value } : {}),
+    });
     emit({ type: 'library-changed', what: 'labels' });
-    return { labels: core.labels.currentLabels(input.imageId).map(shownLabel) };
+    return labelChangeOutput(core, input.imageId, changes);
   },
   labelUndo: (input, { core, emit }) => {
     const result = core.labels.undo(input.annotator);
     emit({ type: 'library-changed', what: 'labels' });
-    return undoShape(result);
+    return undoOutput(result);
   },
   labelRedo: (input, { core, emit }) => {
     const result = core.labels.redo(input.annotator);
     emit({ type: 'library-changed', what: 'labels' });
-    return undoShape(result);
+    return undoOutput(result);
+  },
+  labelHistory: (input, { core }) => {
+    // Naming an image that does not exist is a 404, as for every call that names an image.
+    if (input.imageId !== undefined) core.images.require(input.imageId);
+    return labelHistoryOutput(
+      core.labels.history({
+        ...(input.imageId !== undefined ? { imageId: input.imageId } : {}),
+        ...(input.annotator ? { annotator: input.annotator } : {}),
+        ...(input.limit !== undefined ? { limit: input.limit } : {}),
+      }),
+    );
   },
   labelSuggestions: (input, { core }) => {
     core.images.require(input.imageId);

@@ -1,7 +1,25 @@
 import { libraryCheckReportSchema } from '../../../common/contract.js';
 import { DermError } from '../../../common/errors.js';
 import { pseudonymSecretKey } from '../../export/export.repository.js';
+import type { CallOutput } from '../../../common/contract.js';
+import type { Core } from '../../core.js';
+import type { LibraryViewRepository } from '../../library-view/library-view.repository.js';
 import type { HandlerGroup } from '../app-api.js';
+
+/** libraryOverview's output (also what `dermws info --json` prints). */
+export function libraryOverviewOutput(core: Core, view: LibraryViewRepository): CallOutput<'libraryOverview'> {
+  const totals = core.images.totals();
+  return {
+    ...view.overview(),
+    deletedImages: totals.deleted,
+    bytes: totals.bytes,
+    cases: totals.cases,
+    formats: core.images.formatCounts(),
+    flaggedImages: core.quality.flaggedImageCount(),
+    schemaVersion: core.library.schemaVersion,
+    batchCount: core.importBatches.count(),
+  };
+}
 
 export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'libraryOverview' | 'settingsGet' | 'settingsSet'> = {
   appInfo: (_input, { core, options }) => ({
@@ -25,7 +43,7 @@ export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'library
     });
     return { jobId: job.id };
   },
-  libraryOverview: (_input, { view }) => view.overview(),
+  libraryOverview: (_input, { core, view }) => libraryOverviewOutput(core, view),
   settingsGet: (input, { core }) => {
     const values: Record<string, unknown> = {};
     const keys = input.keys ?? core.settings.keys();

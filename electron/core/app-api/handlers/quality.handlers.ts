@@ -20,8 +20,14 @@ export const qualityHandlers: HandlerGroup<'qualityOverview' | 'qualitySetThresh
     return { flags: view.flagsOf(input.imageId) };
   },
   qualitySetThresholds: (input, { core, emit }) => {
+    const before = core.quality.thresholds();
     const { thresholds, reflag } = core.quality.setThresholds(input.change);
     emit({ type: 'library-changed', what: 'flags' });
-    return { thresholds, flagCounts: reflag.flags };
+    const changed = Object.keys(input.change).map((name) => ({
+      name,
+      from: before[name as keyof typeof before],
+      to: thresholds[name as keyof typeof thresholds],
+    }));
+    return { thresholds, flagCounts: reflag.flags, changed, images: core.images.count({}), flaggedImages: core.quality.flaggedImageCount() };
   },
 };

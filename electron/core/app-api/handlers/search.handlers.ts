@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../../common/errors.js';
 import type { ImageCard } from '../../search/search.repository.js';
-import type { SearchHit } from '../../search/search.service.js';
+import type { DuplicateReport, SearchHit, SearchResponse } from '../../search/search.service.js';
+import type { CallOutput } from '../../../common/contract.js';
 import type { HandlerGroup } from '../app-api.js';
 
+/** What a browser sees of an image in a list: its file's name, never the folder it lies in (paths stay on this machine). */
 function imageCard(image: ImageCard) {
   return {
     imageId: image.imageId,
@@ -20,6 +22,34 @@ function imageCard(image: ImageCard) {
 
 function card(hit: SearchHit) {
   return { ...imageCard(hit), rank: hit.rank, similarity: hit.similarity };
+}
+
+/** searchSimilar's output from a search: also what `dermws search --json` prints. */
+export function searchSimilarOutput(response: SearchResponse): CallOutput<'searchSimilar'> {
+  return {
+    modelId: response.modelId,
+    where: response.where,
+    eligible: response.eligible,
+    completeness: response.completeness,
+    results: response.results.map(card),
+  };
+}
+
+/** duplicatesFind's output from a duplicate review: also what `dermws duplicates --json` prints. */
+export function duplicatesFindOutput(report: DuplicateReport): CallOutput<'duplicatesFind'> {
+  return {
+    modelId: report.modelId,
+    threshold: report.threshold,
+    groups: report.groups.map((group) => ({
+      imageIds: group.imageIds,
+      keep: group.keep,
+      exact: group.exact,
+      maxSimilarity: group.maxSimilarity,
+      minSimilarity: group.minSimilarity,
+      pairs: group.pairs,
+      images: group.images.map(imageCard),
+    })),
+  };
 }
 
 /** The one photo of an upload used as a search query (the first image file, in name order). */
@@ -43,16 +73,16 @@ export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | '
     };
     if ('imageId' in input) {
       const response = await core.search.search({ query: { imageId: input.imageId }, excludeSelf: input.excludeSelf ?? true, ...common });
-      return { modelId: response.modelId, eligible: response.eligible, completeness: response.completeness, results: response.results.map(card) };
+      return searchSimilarOutput(response);
     }
     if ('path' in input) {
       const response = await core.search.search({ query: { file: path.resolve(input.path) }, ...common });
-      return { modelId: response.modelId, eligible: response.eligible, completeness: response.completeness, results: response.results.map(card) };
+      return searchSimilarOutput(response);
     }
     const file = uploadedPhoto(options.uploadsFolder, input.uploadId);
     try {
       const response = await core.search.search({ query: { file }, ...common });
-      return { modelId: response.modelId, eligible: response.eligible, completeness: response.completeness, results: response.results.map(card) };
+      return searchSimilarOutput(response);
     } finally {
       fs.rmSync(path.join(options.uploadsFolder!, input.uploadId), { recursive: true, force: true });
     }
@@ -62,19 +92,7 @@ export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | '
       ...(input.threshold !== undefined ? { threshold: input.threshold } : {}),
       ...(input.modelId ? { modelId: input.modelId } : {}),
     });
-    return {
-      modelId: report.modelId,
-      threshold: report.threshold,
-      groups: report.groups.map((group) => ({
-        imageIds: group.imageIds,
-        keep: group.keep,
-        exact: group.exact,
-        maxSimilarity: group.maxSimilarity,
-        minSimilarity: group.minSimilarity,
-        pairs: group.pairs,
-        images: group.images.map(imageCard),
-      })),
-    };
+    return duplicatesFindOutput(report);
   },
   duplicatesResolve: (input, { core, emit }) => {
     const result = core.search.resolveDuplicates({ keep: input.keep, others: input.others, action: input.action });
