@@ -356,4 +356,31 @@ describe('flat embedding copy for the re-rank', () => {
     expect(await Promise.all(queries.map((query) => service.search(modelId, query, 10)))).toEqual(expected);
     expect(fs.readdirSync(f.library.paths.indexes).filter((name) => name.endsWith('.partial'))).toEqual([]);
   });
+  it('a copy written in the earlier format (1) is stale: answered from SQLite until the next search rebuilds it in format 2', async () => {
+    const f = fixture(300);
+    const queries = queriesOf(f, 5);
+    const ids = (answers: Neighbour[][]) => answers.map((hits) => hits.map((hit) => hit.imageId));
+    const first = f.service();
+    await first.ensureReady(modelId);
+    const intact = await Promise.all(queries.map((query) => first.search(modelId, query, 10)));
+    await first.close();
+    const file = first.embeddingCopyFile(modelId);
+    const header = (bytes: Buffer) => JSON.parse(bytes.subarray(4, 4 + bytes.readUInt32LE(0)).toString('utf8')) as { version: number };
+    const bytes = fs.readFileSync(file);
+    expect(header(bytes).version).toBe(2);
+    const older = Buffer.from(JSON.stringify({ ...header(bytes), version: 1 }), 'utf8');
+    bytes.fill(0, 0, 4096);
+    bytes.writeUInt32LE(older.length, 0);
+    older.copy(bytes, 4);
+    fs.writeFileSync(file, bytes);
+
+    const later = f.service();
+    const status = (await later.status(modelId)).embeddingCopy;
+    expect(status).toMatchObject({ state: 'stale', rerankFrom: 'sqlite' });
+    expect(status.reason).toMatch(/not an embedding copy this version writes/);
+    expect(ids(await Promise.all(queries.map((query) => later.search(modelId, query, 10))))).toEqual(ids(intact));
+    expect((await later.status(modelId)).embeddingCopy.state).toBe('ready');
+    expect(header(fs.readFileSync(file)).version).toBe(2);
+    expectCopyAgreesWithDatabase(f, openCopy(f, later));
+  });
 });
