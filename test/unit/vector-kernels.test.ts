@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateVectorKernels, kernelsModule } from '../../build/generate-vector-kernels.mjs';
 import { floatToHalf, halfToFloat } from '../../electron/core/index/embedding-copy.js';
-import { RowScorer, SparseAffine } from '../../electron/core/math/vector-kernels.js';
+import { RowScorer } from '../../electron/core/math/vector-kernels.js';
 import { gaussianSource } from '../../electron/core/math/randomized-pca.js';
 
 /** Post-ReLU-like rows: ~40% exact zeros, the rest positive. */
@@ -108,26 +108,5 @@ describe('WebAssembly vector kernels', () => {
         expect(scorer.words(0), `value ${at}, bit ${bit}`).not.toBe(intact);
       }
     }
-  });
-
-  it('project one query like x · W + b in float64, skipping its zeros, for widths that are not multiples of 8', () => {
-    const inputDim = 101;
-    const outputDim = 37;
-    const normal = gaussianSource(11);
-    const weights = Float32Array.from({ length: inputDim * outputDim }, () => normal());
-    const bias = Float32Array.from({ length: outputDim }, () => normal());
-    const affine = new SparseAffine(inputDim, outputDim, weights, bias);
-    for (const seed of [1, 2, 3]) {
-      const query = reluRows(1, inputDim, seed);
-      expect(query.filter((value) => value === 0).length).toBeGreaterThan(10);
-      const projected = affine.apply(query);
-      expect(projected.length).toBe(outputDim);
-      for (let col = 0; col < outputDim; col++) {
-        let expected = bias[col]!;
-        for (let row = 0; row < inputDim; row++) expected += query[row]! * weights[row * outputDim + col]!;
-        expect(Math.abs(projected[col]! - expected)).toBeLessThan(1e-5 * (1 + Math.abs(expected)));
-      }
-    }
-    expect(() => affine.apply(new Float32Array(inputDim - 1))).toThrow(/100 values; the projection takes 101/);
   });
 });

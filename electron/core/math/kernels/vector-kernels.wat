@@ -119,30 +119,4 @@
         (local.set $out (i32.add (local.get $out) (i32.const 12)))
         (local.set $rows (local.get $end))
         (local.set $count (i32.sub (local.get $count) (i32.const 1)))
-        (br $eachRow))))
-
-  ;; out[0..width) += sum over j of query[j] * matrix[j][0..width), skipping the query's zeros (a
-  ;; post-ReLU embedding has about 40% of them). The matrix is row-major, $rowBytes per row (the width
-  ;; padded to 8 values); the caller puts the bias in out first. $dim query values are read.
-  (func (export "addSparseRowTimesMatrix") (param $query i32) (param $dim i32) (param $matrix i32) (param $rowBytes i32) (param $out i32)
-    (local $j i32) (local $value f32) (local $scale v128) (local $m i32) (local $o i32) (local $end i32)
-    (block $done
-      (loop $eachValue
-        (br_if $done (i32.ge_u (local.get $j) (local.get $dim)))
-        (local.set $value (f32.load (i32.add (local.get $query) (i32.shl (local.get $j) (i32.const 2)))))
-        (if (f32.ne (local.get $value) (f32.const 0))
-          (then
-            (local.set $scale (f32x4.splat (local.get $value)))
-            (local.set $m (i32.add (local.get $matrix) (i32.mul (local.get $j) (local.get $rowBytes))))
-            (local.set $o (local.get $out))
-            (local.set $end (i32.add (local.get $out) (local.get $rowBytes)))
-            (loop $eachEight
-              (v128.store (local.get $o)
-                (f32x4.add (v128.load (local.get $o)) (f32x4.mul (local.get $scale) (v128.load (local.get $m)))))
-              (v128.store offset=16 (local.get $o)
-                (f32x4.add (v128.load offset=16 (local.get $o)) (f32x4.mul (local.get $scale) (v128.load offset=16 (local.get $m)))))
-              (local.set $m (i32.add (local.get $m) (i32.const 32)))
-              (local.set $o (i32.add (local.get $o) (i32.const 32)))
-              (br_if $eachEight (i32.lt_u (local.get $o) (local.get $end))))))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $eachValue)))))
+        (br $eachRow)))))
