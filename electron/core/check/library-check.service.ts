@@ -227,7 +227,7 @@ export class LibraryCheckService {
       async (tick) => {
         await this.checkDatabase(options.full === true, problems, tick);
         // Known even when the check stops before the thumbnails stage reads the rows.
-        counts.images = (this.library.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+        counts.images = this.library.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM images').get()!.n;
       },
     );
     await run(
@@ -288,7 +288,7 @@ export class LibraryCheckService {
   }
 
   private embeddingCount(): number {
-    return (this.library.db.prepare('SELECT COUNT(*) AS n FROM embeddings').get() as { n: number }).n;
+    return this.library.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM embeddings').get()!.n;
   }
 
   /**
@@ -298,7 +298,12 @@ export class LibraryCheckService {
    */
   private async checkEmbeddings(problems: LibraryProblem[], counts: LibraryCheckReport['counts'], tick: Tick): Promise<void> {
     const { db, paths } = this.library;
-    const modelDims = new Map((db.prepare('SELECT id, dim FROM embedding_models').all() as Array<{ id: string; dim: number }>).map((row) => [row.id, row.dim]));
+    const modelDims = new Map(
+      db
+        .prepare<unknown[], { id: string; dim: number }>('SELECT id, dim FROM embedding_models')
+        .all()
+        .map((row) => [row.id, row.dim]),
+    );
     const page = db.prepare('SELECT rowid AS position, image_id, model_id, dim, vector FROM embeddings WHERE rowid > ? ORDER BY rowid LIMIT ?');
     let after = 0;
     for (;;) {
@@ -337,7 +342,9 @@ export class LibraryCheckService {
   }
 
   private imageRows(): ImageFilesRow[] {
-    return this.library.db.prepare('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id').all() as ImageFilesRow[];
+    return this.library.db
+      .prepare<unknown[], ImageFilesRow>('SELECT id, file_sha256, original_path, managed_path, thumbnail_path FROM images ORDER BY id')
+      .all();
   }
 
   private async checkThumbnails(rows: ImageFilesRow[], { problems, repairs, counts }: FileStageFindings, tick: Tick): Promise<void> {

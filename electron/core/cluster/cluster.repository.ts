@@ -15,14 +15,13 @@ export class ClusterRepository {
 
   /** Images (not deleted) without an embedding from this model file, in id order, with their file hash. */
   imagesToPlan(modelId: string, modelSha256: string): PlannedImageRow[] {
-    return (
-      this.db
-        .prepare(
-          `SELECT i.id, i.original_path, i.managed_path, i.file_sha256, i.bytes FROM live_images i
+    return this.db
+      .prepare<unknown[], { id: number; original_path: string; managed_path: string | null; file_sha256: string; bytes: number }>(
+        `SELECT i.id, i.original_path, i.managed_path, i.file_sha256, i.bytes FROM live_images i
            WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id`,
-        )
-        .all(modelId, modelSha256) as Array<{ id: number; original_path: string; managed_path: string | null; file_sha256: string; bytes: number }>
-    ).map((row) => ({ imageId: row.id, originalPath: row.original_path, managedPath: row.managed_path, fileSha256: row.file_sha256, bytes: row.bytes }));
+      )
+      .all(modelId, modelSha256)
+      .map((row) => ({ imageId: row.id, originalPath: row.original_path, managedPath: row.managed_path, fileSha256: row.file_sha256, bytes: row.bytes }));
   }
 
   /** The stored file hash of each image and whether it is deleted; ids that do not exist are absent. */

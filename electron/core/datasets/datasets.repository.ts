@@ -96,8 +96,10 @@ export class DatasetsRepository {
 
   imageLookup(): ImageLookup {
     const rows = this.db
-      .prepare('SELECT id, relative_path AS relativePath, original_path AS originalPath, case_id AS caseId FROM live_images ORDER BY id')
-      .all() as LibraryImageRef[];
+      .prepare<unknown[], LibraryImageRef>(
+        'SELECT id, relative_path AS relativePath, original_path AS originalPath, case_id AS caseId FROM live_images ORDER BY id',
+      )
+      .all();
     return new ImageLookup(rows);
   }
 

@@ -140,8 +140,8 @@ export class DemoLibraryService {
   /** Demo images go into an empty library (or one holding only an earlier, interrupted demo). */
   private refuseForeignImages(root: string): void {
     const foreign = this.library.db
-      .prepare('SELECT COUNT(*) AS n FROM images WHERE substr(original_path, 1, ?) <> ?')
-      .get(root.length + 1, root + path.sep) as { n: number };
+      .prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM images WHERE substr(original_path, 1, ?) <> ?')
+      .get(root.length + 1, root + path.sep)!;
     if (foreign.n > 0) {
       throw new DermError(
         'invalid-input',

@@ -13,11 +13,12 @@ export class EmbeddingSampleRepository {
 
   /** Ids of the images (not deleted) that have an embedding of the model, ascending. */
   liveImageIds(modelId: string): number[] {
-    return (
-      this.db
-        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id')
-        .all(modelId) as Array<{ id: number }>
-    ).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>(
+        'SELECT e.image_id AS id FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id',
+      )
+      .all(modelId)
+      .map((row) => row.id);
   }
 
   /** At most `limit` ids spread evenly over the library's order (reproducible: the same library gives the same sample). */
@@ -31,7 +32,7 @@ export class EmbeddingSampleRepository {
 
   /** The vectors of these images, in the order given, as one matrix. */
   rows(modelId: string, imageIds: readonly number[]): EmbeddingMatrix {
-    const model = this.db.prepare('SELECT dim FROM embedding_models WHERE id = ?').get(modelId) as { dim: number } | undefined;
+    const model = this.db.prepare<unknown[], { dim: number }>('SELECT dim FROM embedding_models WHERE id = ?').get(modelId);
     if (!model) throw new DermError('not-found', `The library has no embeddings for model "${modelId}".`, { modelId });
     const position = new Map(imageIds.map((id, index) => [id, index]));
     const data = new Float32Array(imageIds.length * model.dim);

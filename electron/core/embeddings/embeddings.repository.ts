@@ -64,10 +64,13 @@ export class EmbeddingsRepository {
     return writeTransaction(this.db, () => {
       const model = this.model(id);
       if (!model) {
-        const known = (this.db.prepare('SELECT id FROM embedding_models ORDER BY id').all() as Array<{ id: string }>).map((row) => row.id);
+        const known = this.db
+          .prepare<unknown[], { id: string }>('SELECT id FROM embedding_models ORDER BY id')
+          .all()
+          .map((row) => row.id);
         throw new DermError('not-found', `The library has no model "${id}"${known.length ? ` (models: ${known.join(', ')})` : ''}.`, { modelId: id });
       }
-      const held = (this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ?').get(id) as { n: number }).n;
+      const held = this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ?').get(id)!.n;
       if (held > 0) {
         throw new DermError(
           'conflict',
@@ -81,7 +84,7 @@ export class EmbeddingsRepository {
   }
 
   model(id: string): EmbeddingModelRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM embedding_models WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const row = this.db.prepare<unknown[], Record<string, unknown>>('SELECT * FROM embedding_models WHERE id = ?').get(id);
     if (!row) return undefined;
     return {
       id: row.id as string,
@@ -96,11 +99,10 @@ export class EmbeddingsRepository {
 
   models(): Array<EmbeddingModelRecord & { count: number }> {
     const rows = this.db
-      .prepare('SELECT m.id, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id')
-      .all() as {
-      id: string;
-      count: number;
-    }[];
+      .prepare<unknown[], { id: string; count: number }>(
+        'SELECT m.id, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id',
+      )
+      .all();
     return rows.map((row) => ({ ...this.model(row.id)!, count: row.count }));
   }
 
@@ -132,23 +134,22 @@ export class EmbeddingsRepository {
   }
 
   get(modelId: string, imageId: number): Float32Array | undefined {
-    const row = this.db.prepare('SELECT vector FROM embeddings WHERE model_id = ? AND image_id = ?').get(modelId, imageId) as { vector: Buffer } | undefined;
+    const row = this.db.prepare<unknown[], { vector: Buffer }>('SELECT vector FROM embeddings WHERE model_id = ? AND image_id = ?').get(modelId, imageId);
     return row ? blobToVector(row.vector) : undefined;
   }
 
   count(modelId: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ?').get(modelId) as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ?').get(modelId)!.n;
   }
 
   /** Image ids (not deleted) that have no embedding for the model yet, in id order. */
   imagesWithout(modelId: string, limit = -1): number[] {
-    return (
-      this.db
-        .prepare(
-          'SELECT i.id FROM live_images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id) ORDER BY i.id LIMIT ?',
-        )
-        .all(modelId, limit) as { id: number }[]
-    ).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>(
+        'SELECT i.id FROM live_images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id) ORDER BY i.id LIMIT ?',
+      )
+      .all(modelId, limit)
+      .map((row) => row.id);
   }
 
   /**
@@ -156,18 +157,17 @@ export class EmbeddingsRepository {
    * made by a different file under the same id (its sha256 differs), in id order.
    */
   imagesNeedingEmbedding(modelId: string, modelSha256: string): number[] {
-    return (
-      this.db
-        .prepare(
-          'SELECT i.id FROM live_images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id',
-        )
-        .all(modelId, modelSha256) as { id: number }[]
-    ).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>(
+        'SELECT i.id FROM live_images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id',
+      )
+      .all(modelId, modelSha256)
+      .map((row) => row.id);
   }
 
   /** Number of images (not deleted) in the library. */
   activeImageCount(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM live_images').get()!.n;
   }
 
   /** Where each image's pixels can be read: the managed copy (relative to the library root) or the original file. */
@@ -183,24 +183,22 @@ export class EmbeddingsRepository {
 
   /** Every image (not deleted) with the paths npz keys are matched against. */
   imagePaths(): Array<{ imageId: number; originalPath: string; relativePath: string | null }> {
-    return (
-      this.db.prepare('SELECT id, original_path, relative_path FROM live_images ORDER BY id').all() as {
-        id: number;
-        original_path: string;
-        relative_path: string | null;
-      }[]
-    ).map((row) => ({ imageId: row.id, originalPath: row.original_path, relativePath: row.relative_path }));
+    return this.db
+      .prepare<unknown[], { id: number; original_path: string; relative_path: string | null }>(
+        'SELECT id, original_path, relative_path FROM live_images ORDER BY id',
+      )
+      .all()
+      .map((row) => ({ imageId: row.id, originalPath: row.original_path, relativePath: row.relative_path }));
   }
 
   /** Ids of the images (not deleted) that have an embedding of the model, without reading the vectors. */
   matrixImageIds(modelId: string): number[] {
-    return (
-      this.db
-        .prepare('SELECT e.image_id AS imageId FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id')
-        .all(modelId) as Array<{
-        imageId: number;
-      }>
-    ).map((row) => row.imageId);
+    return this.db
+      .prepare<unknown[], { imageId: number }>(
+        'SELECT e.image_id AS imageId FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id',
+      )
+      .all(modelId)
+      .map((row) => row.imageId);
   }
 
   /** All embeddings of a model for images not deleted (optionally only `imageIds`), in image-id order, as one matrix. */

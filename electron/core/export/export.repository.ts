@@ -17,8 +17,10 @@ export class ExportRepository {
   /** Metadata of the given images, keyed by image id (one JSON-array statement however many ids). */
   metadataFor(imageIds: number[]): Map<number, Record<string, string>> {
     const rows = this.db
-      .prepare('SELECT image_id AS imageId, key, value FROM image_metadata WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, key')
-      .all(JSON.stringify(imageIds)) as Array<{ imageId: number; key: string; value: string }>;
+      .prepare<unknown[], { imageId: number; key: string; value: string }>(
+        'SELECT image_id AS imageId, key, value FROM image_metadata WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, key',
+      )
+      .all(JSON.stringify(imageIds));
     const byImage = new Map<number, Record<string, string>>();
     for (const row of rows) {
       const entry = byImage.get(row.imageId) ?? {};
@@ -30,8 +32,10 @@ export class ExportRepository {
 
   flagsFor(imageIds: number[]): Map<number, FlagRow[]> {
     const rows = this.db
-      .prepare('SELECT image_id AS imageId, flag, source FROM image_flags WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, flag, source')
-      .all(JSON.stringify(imageIds)) as FlagRow[];
+      .prepare<unknown[], FlagRow>(
+        'SELECT image_id AS imageId, flag, source FROM image_flags WHERE image_id IN (SELECT value FROM json_each(?)) ORDER BY image_id, flag, source',
+      )
+      .all(JSON.stringify(imageIds));
     const byImage = new Map<number, FlagRow[]>();
     for (const row of rows) {
       const list = byImage.get(row.imageId);
@@ -43,25 +47,25 @@ export class ExportRepository {
 
   /** Ids of images with a current label of this kind and value (any annotator or origin). */
   imagesWithLabel(kind: string, value: string): Set<number> {
-    const rows = this.db.prepare('SELECT DISTINCT image_id AS id FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL').all(kind, value) as {
-      id: number;
-    }[];
+    const rows = this.db
+      .prepare<unknown[], { id: number }>('SELECT DISTINCT image_id AS id FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL')
+      .all(kind, value);
     return new Set(rows.map((row) => row.id));
   }
 
   /** Ids of images passing an SQL condition over `images i` (the search filter grammar's output), in id order. */
   imageIdsWhere(condition: { sql: string; params: unknown[] }): number[] {
-    return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map(
-      (row) => row.id,
-    );
+    return this.db
+      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`)
+      .all(...condition.params)
+      .map((row) => row.id);
   }
 
   /** Every library setting (thresholds and preferences), parsed from JSON; the pseudonym secret is never among them. */
   settings(): Record<string, unknown> {
-    const rows = this.db.prepare('SELECT key, value FROM settings WHERE key <> ? ORDER BY key').all(pseudonymSecretKey) as Array<{
-      key: string;
-      value: string;
-    }>;
+    const rows = this.db
+      .prepare<unknown[], { key: string; value: string }>('SELECT key, value FROM settings WHERE key <> ? ORDER BY key')
+      .all(pseudonymSecretKey);
     return Object.fromEntries(rows.map((row) => [row.key, JSON.parse(row.value) as unknown]));
   }
 
@@ -75,12 +79,15 @@ export class ExportRepository {
     this.db
       .prepare('INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES (?, ?, ?)')
       .run(pseudonymSecretKey, JSON.stringify(crypto.randomBytes(32).toString('hex')), new Date().toISOString());
-    const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(pseudonymSecretKey) as { value: string };
+    const row = this.db.prepare<unknown[], { value: string }>('SELECT value FROM settings WHERE key = ?').get(pseudonymSecretKey)!;
     return Buffer.from(JSON.parse(row.value) as string, 'hex');
   }
 
   /** Metadata keys present in the library (for checking the keys a de-identified export drops). */
   metadataKeys(): string[] {
-    return (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+    return this.db
+      .prepare<unknown[], { key: string }>('SELECT DISTINCT key FROM image_metadata ORDER BY key')
+      .all()
+      .map((row) => row.key);
   }
 }

@@ -83,10 +83,10 @@ export class ImageFacetsRepository {
   private countFacets(unrestricted: boolean, only: string | undefined): { total: number; facets: Facet[] } {
     const wants = (key: string) => only === undefined || only === key;
     const member = (column: string) => (unrestricted ? '1' : `${column} IN (SELECT id FROM temp.library_facet_ids)`);
-    const all = <Row>(sql: string, ...parameters: unknown[]) => this.db.prepare(sql).all(...parameters) as Row[];
+    const all = <Row>(sql: string, ...parameters: unknown[]) => this.db.prepare<unknown[], Row>(sql).all(...parameters);
     const total = unrestricted
-      ? (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n
-      : (this.db.prepare('SELECT COUNT(*) AS n FROM temp.library_facet_ids').get() as { n: number }).n;
+      ? this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM live_images').get()!.n
+      : this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM temp.library_facet_ids').get()!.n;
 
     const names = new Map<string, { display: string; order: number }>();
     for (const row of all<{ kind: string; code: string; display: string; sortOrder: number }>(
@@ -196,9 +196,9 @@ export class ImageFacetsRepository {
         `SELECT i.case_id AS caseId, COUNT(*) AS n FROM live_images i WHERE i.case_id IS NOT NULL AND ${member('i.id')}
          GROUP BY i.case_id ORDER BY n DESC, i.case_id LIMIT ${maxFacetValues + 1}`,
       );
-      const caseCount = (
-        this.db.prepare(`SELECT COUNT(DISTINCT i.case_id) AS n FROM live_images i WHERE i.case_id IS NOT NULL AND ${member('i.id')}`).get() as { n: number }
-      ).n;
+      const caseCount = this.db
+        .prepare<unknown[], { n: number }>(`SELECT COUNT(DISTINCT i.case_id) AS n FROM live_images i WHERE i.case_id IS NOT NULL AND ${member('i.id')}`)
+        .get()!.n;
       const caseKeys = new Map(
         all<{ id: number; key: string }>(
           'SELECT id, case_key AS key FROM cases WHERE id IN (SELECT value FROM json_each(?))',

@@ -103,7 +103,7 @@ export class ImagesRepository {
   ) {}
 
   get(id: number): ImageRecord | undefined {
-    const row = this.db.prepare(`${selectImages} WHERE i.id = ?`).get(id) as ImageRow | undefined;
+    const row = this.db.prepare<unknown[], ImageRow>(`${selectImages} WHERE i.id = ?`).get(id);
     return row ? rowToImage(row) : undefined;
   }
 
@@ -135,28 +135,30 @@ export class ImagesRepository {
       throw new DermError('invalid-input', `limit must be a whole number from 1 to ${maxPageSize}; got ${limit}.`, { field: 'limit' });
     }
     const { where, parameters } = buildFilter(options);
-    const rows = this.db.prepare(`${selectImages} ${where} ORDER BY i.id LIMIT ? OFFSET ?`).all(...parameters, limit, offset) as ImageRow[];
+    const rows = this.db.prepare<unknown[], ImageRow>(`${selectImages} ${where} ORDER BY i.id LIMIT ? OFFSET ?`).all(...parameters, limit, offset);
     return rows.map(rowToImage);
   }
 
   count(filter: ImageFilter = {}): number {
     const { where, parameters } = buildFilter(filter);
-    return (this.db.prepare(`SELECT COUNT(*) AS count FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where}`).get(...parameters) as { count: number })
-      .count;
+    return this.db
+      .prepare<unknown[], { count: number }>(`SELECT COUNT(*) AS count FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where}`)
+      .get(...parameters)!.count;
   }
 
   /** Ids of every image matching the filter, in id order (for jobs that walk the library). */
   ids(filter: ImageFilter = {}): number[] {
     const { where, parameters } = buildFilter(filter);
-    return (
-      this.db.prepare(`SELECT i.id AS id FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where} ORDER BY i.id`).all(...parameters) as { id: number }[]
-    ).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where} ORDER BY i.id`)
+      .all(...parameters)
+      .map((row) => row.id);
   }
 
   /** Non-deleted images whose path relative to their import root is exactly this (`/` separators). */
   findByRelativePath(relativePath: string): ImageRecord[] {
     const normalised = relativePath.replaceAll('\\', '/').replace(/^\.\//, '');
-    return (this.db.prepare(`${selectLiveImages} WHERE i.relative_path = ? ORDER BY i.id`).all(normalised) as ImageRow[]).map(rowToImage);
+    return this.db.prepare<unknown[], ImageRow>(`${selectLiveImages} WHERE i.relative_path = ? ORDER BY i.id`).all(normalised).map(rowToImage);
   }
 
   /**
@@ -165,19 +167,21 @@ export class ImagesRepository {
    */
   findByFileName(fileName: string): ImageRecord[] {
     const rows = this.db
-      .prepare(`${selectLiveImages} WHERE (i.original_path = ? OR i.original_path LIKE ? ESCAPE '\\' OR i.original_path LIKE ? ESCAPE '\\') ORDER BY i.id`)
-      .all(fileName, `%/${escapeLike(fileName)}`, `%\\${escapeLike(fileName)}`) as ImageRow[];
+      .prepare<unknown[], ImageRow>(
+        `${selectLiveImages} WHERE (i.original_path = ? OR i.original_path LIKE ? ESCAPE '\\' OR i.original_path LIKE ? ESCAPE '\\') ORDER BY i.id`,
+      )
+      .all(fileName, `%/${escapeLike(fileName)}`, `%\\${escapeLike(fileName)}`);
     return rows.map(rowToImage).filter((image) => baseName(image.originalPath) === fileName);
   }
 
   findByFileSha256(fileSha256: string): ImageRecord | undefined {
-    const row = this.db.prepare(`${selectImages} WHERE i.file_sha256 = ?`).get(fileSha256) as ImageRow | undefined;
+    const row = this.db.prepare<unknown[], ImageRow>(`${selectImages} WHERE i.file_sha256 = ?`).get(fileSha256);
     return row ? rowToImage(row) : undefined;
   }
 
   /** Non-deleted images with exactly these decoded pixels. */
   findByPixelSha256(pixelSha256: string): ImageRecord[] {
-    return (this.db.prepare(`${selectLiveImages} WHERE i.pixel_sha256 = ? ORDER BY i.id`).all(pixelSha256) as ImageRow[]).map(rowToImage);
+    return this.db.prepare<unknown[], ImageRow>(`${selectLiveImages} WHERE i.pixel_sha256 = ? ORDER BY i.id`).all(pixelSha256).map(rowToImage);
   }
 
   /** Absolute path of the image's thumbnail (256-px WebP). */
@@ -193,7 +197,7 @@ export class ImagesRepository {
 
   /** Image metadata (key → value) of one image. */
   metadata(id: number): Record<string, string> {
-    const rows = this.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(id) as { key: string; value: string }[];
+    const rows = this.db.prepare<unknown[], { key: string; value: string }>('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(id);
     return Object.fromEntries(rows.map((row) => [row.key, row.value]));
   }
 
@@ -234,22 +238,21 @@ export class ImagesRepository {
 
   /** Counts of non-deleted images per stored format. */
   formatCounts(): Record<string, number> {
-    const rows = this.db.prepare('SELECT format, COUNT(*) AS count FROM live_images GROUP BY format ORDER BY format').all() as {
-      format: string;
-      count: number;
-    }[];
+    const rows = this.db
+      .prepare<unknown[], { format: string; count: number }>('SELECT format, COUNT(*) AS count FROM live_images GROUP BY format ORDER BY format')
+      .all();
     return Object.fromEntries(rows.map((row) => [row.format, row.count]));
   }
 
   /** Totals over non-deleted images, plus the number of deleted ones. */
   totals(): { images: number; deleted: number; bytes: number; cases: number } {
     const row = this.db
-      .prepare(
+      .prepare<unknown[], { images: number | null; deleted: number | null; bytes: number; cases: number }>(
         `SELECT SUM(deleted_at IS NULL) AS images, SUM(deleted_at IS NOT NULL) AS deleted,
            COALESCE(SUM(CASE WHEN deleted_at IS NULL THEN bytes END), 0) AS bytes,
            COUNT(DISTINCT CASE WHEN deleted_at IS NULL THEN case_id END) AS cases FROM images`,
       )
-      .get() as { images: number | null; deleted: number | null; bytes: number; cases: number };
+      .get()!;
     return { images: row.images ?? 0, deleted: row.deleted ?? 0, bytes: row.bytes, cases: row.cases };
   }
 }

@@ -53,17 +53,17 @@ export class ImportBatchesRepository {
   }
 
   get(id: number): ImportBatch | undefined {
-    const row = this.db.prepare('SELECT * FROM import_batches WHERE id = ?').get(id) as BatchRow | undefined;
+    const row = this.db.prepare<unknown[], BatchRow>('SELECT * FROM import_batches WHERE id = ?').get(id);
     return row ? rowToBatch(row) : undefined;
   }
 
   count(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS count FROM import_batches').get() as { count: number }).count;
+    return this.db.prepare<unknown[], { count: number }>('SELECT COUNT(*) AS count FROM import_batches').get()!.count;
   }
 
   /** Most recent first. */
   list(limit = 50): ImportBatch[] {
-    return (this.db.prepare('SELECT * FROM import_batches ORDER BY id DESC LIMIT ?').all(limit) as BatchRow[]).map(rowToBatch);
+    return this.db.prepare<unknown[], BatchRow>('SELECT * FROM import_batches ORDER BY id DESC LIMIT ?').all(limit).map(rowToBatch);
   }
 
   /**
@@ -73,16 +73,16 @@ export class ImportBatchesRepository {
    */
   findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch[] {
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], BatchRow>(
         `SELECT * FROM import_batches WHERE status IN (${resumableBatchStatuses.map(() => '?').join(', ')}) AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC`,
       )
-      .all(...resumableBatchStatuses, JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0) as BatchRow[];
+      .all(...resumableBatchStatuses, JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0);
     return rows.map(rowToBatch);
   }
 
   /** Batches whose status says a process is working on them (it may have died). */
   running(): ImportBatch[] {
-    return (this.db.prepare("SELECT * FROM import_batches WHERE status = 'running' ORDER BY id").all() as BatchRow[]).map(rowToBatch);
+    return this.db.prepare<unknown[], BatchRow>("SELECT * FROM import_batches WHERE status = 'running' ORDER BY id").all().map(rowToBatch);
   }
 
   setRunning(id: number): void {
@@ -104,12 +104,11 @@ export class ImportBatchesRepository {
   }
 
   outcomes(batchId: number): ImportOutcome[] {
-    const rows = this.db.prepare('SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ORDER BY id').all(batchId) as Array<{
-      path: string;
-      outcome: ImportOutcomeKind;
-      reason: string | null;
-      image_id: number | null;
-    }>;
+    const rows = this.db
+      .prepare<unknown[], { path: string; outcome: ImportOutcomeKind; reason: string | null; image_id: number | null }>(
+        'SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ORDER BY id',
+      )
+      .all(batchId);
     return rows.map((row) => {
       const outcome: ImportOutcome = { path: row.path, outcome: row.outcome };
       if (row.reason !== null) outcome.reason = row.reason;

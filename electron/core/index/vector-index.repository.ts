@@ -87,7 +87,7 @@ export class VectorIndexRepository {
   }
 
   record(modelId: string): VectorIndexRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM vector_indexes WHERE model_id = ?').get(modelId) as Record<string, unknown> | undefined;
+    const row = this.db.prepare<unknown[], Record<string, unknown>>('SELECT * FROM vector_indexes WHERE model_id = ?').get(modelId);
     if (!row) return undefined;
     return {
       modelId: row.model_id as string,
@@ -141,27 +141,29 @@ export class VectorIndexRepository {
 
   /** Highest change-log sequence number for the model (0 when none). */
   lastChangeSeq(modelId: string): number {
-    const row = this.db.prepare('SELECT MAX(seq) AS seq FROM vector_index_changes WHERE model_id = ?').get(modelId) as { seq: number | null };
+    const row = this.db.prepare<unknown[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM vector_index_changes WHERE model_id = ?').get(modelId)!;
     return row.seq ?? 0;
   }
 
   /** Image ids changed after `seq`, and the sequence number they run up to. */
   changesSince(modelId: string, seq: number): { imageIds: number[]; lastSeq: number } {
-    const rows = this.db.prepare('SELECT seq, image_id AS imageId FROM vector_index_changes WHERE model_id = ? AND seq > ? ORDER BY seq').all(modelId, seq) as {
-      seq: number;
-      imageId: number;
-    }[];
+    const rows = this.db
+      .prepare<unknown[], { seq: number; imageId: number }>(
+        'SELECT seq, image_id AS imageId FROM vector_index_changes WHERE model_id = ? AND seq > ? ORDER BY seq',
+      )
+      .all(modelId, seq);
     const imageIds = [...new Set(rows.map((row) => row.imageId))];
     return { imageIds, lastSeq: rows.length > 0 ? rows[rows.length - 1]!.seq : seq };
   }
 
   /** Image ids (not deleted) that have an embedding for the model, ascending. */
   liveIds(modelId: string): number[] {
-    return (
-      this.db
-        .prepare('SELECT e.image_id AS id FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id')
-        .all(modelId) as { id: number }[]
-    ).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>(
+        'SELECT e.image_id AS id FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id',
+      )
+      .all(modelId)
+      .map((row) => row.id);
   }
 
   /** Embeddings of the given images that exist and are not deleted, in no particular order. */
@@ -212,9 +214,9 @@ export class VectorIndexRepository {
   /** Stores a new projection as the next version and returns it. */
   addProjection(projection: Omit<ProjectionRecord, 'version' | 'fittedAt'>): ProjectionRecord {
     return writeTransaction(this.db, () => {
-      const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?').get(projection.modelId) as {
-        version: number;
-      };
+      const row = this.db
+        .prepare<unknown[], { version: number }>('SELECT COALESCE(MAX(version), 0) AS version FROM vector_projections WHERE model_id = ?')
+        .get(projection.modelId)!;
       const record: ProjectionRecord = { ...projection, version: row.version + 1, fittedAt: new Date().toISOString() };
       this.db
         .prepare(

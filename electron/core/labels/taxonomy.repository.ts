@@ -41,12 +41,12 @@ export class TaxonomyRepository {
   }
 
   get(kind: string, code: string): TaxonomyEntry | undefined {
-    const row = this.db.prepare('SELECT * FROM taxonomy_entries WHERE kind = ? AND code = ?').get(kind, code) as EntryRow | undefined;
+    const row = this.db.prepare<unknown[], EntryRow>('SELECT * FROM taxonomy_entries WHERE kind = ? AND code = ?').get(kind, code);
     return row ? toEntry(row) : undefined;
   }
 
   count(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM taxonomy_entries').get() as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM taxonomy_entries').get()!.n;
   }
 
   /** Inserts new entries and updates existing ones (by kind + code), all in the caller's transaction. */
@@ -79,21 +79,22 @@ export class TaxonomyRepository {
   }
 
   childCount(kind: string, code: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM taxonomy_entries WHERE kind = ? AND parent_code = ?').get(kind, code) as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM taxonomy_entries WHERE kind = ? AND parent_code = ?').get(kind, code)!.n;
   }
 
   /** Current labels (any annotator, any origin) that use the code. */
   labelUseCount(kind: string, code: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL').get(kind, code) as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM labels WHERE kind = ? AND value = ? AND superseded_at IS NULL').get(kind, code)!
+      .n;
   }
 
   /** Current label counts per (kind, code). */
   labelUseCounts(): Map<string, number> {
-    const rows = this.db.prepare('SELECT kind, value, COUNT(*) AS n FROM labels WHERE superseded_at IS NULL GROUP BY kind, value').all() as {
-      kind: string;
-      value: string;
-      n: number;
-    }[];
+    const rows = this.db
+      .prepare<unknown[], { kind: string; value: string; n: number }>(
+        'SELECT kind, value, COUNT(*) AS n FROM labels WHERE superseded_at IS NULL GROUP BY kind, value',
+      )
+      .all();
     return new Map(rows.map((row) => [`${row.kind}\u0000${row.value}`, row.n]));
   }
 

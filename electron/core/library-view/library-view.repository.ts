@@ -137,24 +137,22 @@ export class LibraryViewRepository {
     const definition = histogramDefinitions.find((entry) => entry.flag === flag);
     const value = definition ? definition.sql : 'NULL';
     const order = definition ? `v ${definition.direction === 'below' ? 'ASC' : 'DESC'}, f.image_id` : 'f.image_id';
-    const total = (
-      this.db.prepare('SELECT COUNT(DISTINCT f.image_id) AS n FROM image_flags f JOIN live_images i ON i.id = f.image_id WHERE f.flag = ?').get(flag) as {
-        n: number;
-      }
-    ).n;
+    const total = this.db
+      .prepare<unknown[], { n: number }>('SELECT COUNT(DISTINCT f.image_id) AS n FROM image_flags f JOIN live_images i ON i.id = f.image_id WHERE f.flag = ?')
+      .get(flag)!.n;
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], { imageId: number; v: number | null; source: string; detail: string | null }>(
         `SELECT f.image_id AS imageId, ${value} AS v, group_concat(f.source) AS source, MAX(f.detail) AS detail
          FROM image_flags f JOIN live_images i ON i.id = f.image_id LEFT JOIN quality_metrics q ON q.image_id = f.image_id
          WHERE f.flag = ? GROUP BY f.image_id ORDER BY ${order} LIMIT ?`,
       )
-      .all(flag, limit) as Array<{ imageId: number; v: number | null; source: string; detail: string | null }>;
+      .all(flag, limit);
     const overridden = this.db
-      .prepare(
+      .prepare<unknown[], { imageId: number; v: number | null; setAt: string }>(
         `SELECT o.image_id AS imageId, ${value} AS v, o.set_at AS setAt FROM quality_overrides o JOIN live_images i ON i.id = o.image_id
          LEFT JOIN quality_metrics q ON q.image_id = o.image_id WHERE o.flag = ? ORDER BY o.set_at DESC, o.image_id LIMIT ?`,
       )
-      .all(flag, limit) as Array<{ imageId: number; v: number | null; setAt: string }>;
+      .all(flag, limit);
     return {
       flag,
       metric: definition?.label ?? null,
@@ -166,43 +164,42 @@ export class LibraryViewRepository {
 
   /** The flags one image carries now. */
   flagsOf(imageId: number): string[] {
-    return (this.db.prepare('SELECT DISTINCT flag FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{ flag: string }>).map(
-      (row) => row.flag,
-    );
+    return this.db
+      .prepare<unknown[], { flag: string }>('SELECT DISTINCT flag FROM image_flags WHERE image_id = ? ORDER BY flag')
+      .all(imageId)
+      .map((row) => row.flag);
   }
 
   /** libraryOverview's counts from the database; the handler adds the totals the image and batch repositories keep. */
   overview(): Pick<CallOutput<'libraryOverview'>, 'images' | 'batches' | 'flags' | 'embeddings' | 'metadataKeys'> {
-    const images = (this.db.prepare('SELECT COUNT(*) AS n FROM live_images').get() as { n: number }).n;
+    const images = this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM live_images').get()!.n;
     const batches = this.db
-      .prepare(
+      .prepare<unknown[], CallOutput<'libraryOverview'>['batches'][number]>(
         'SELECT id, started_at AS startedAt, finished_at AS finishedAt, status, total_files AS total, imported, failed, duplicates FROM import_batches ORDER BY id DESC LIMIT 50',
       )
-      .all() as CallOutput<'libraryOverview'>['batches'];
+      .all();
     const flags = this.db
-      .prepare(
+      .prepare<unknown[], { flag: string; count: number }>(
         'SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id GROUP BY f.flag ORDER BY f.flag',
       )
-      .all() as Array<{ flag: string; count: number }>;
+      .all();
     const embeddings = this.db
-      .prepare(
+      .prepare<unknown[], { modelId: string; count: number }>(
         'SELECT m.id AS modelId, COUNT(e.image_id) AS count FROM embedding_models m LEFT JOIN embeddings e ON e.model_id = m.id GROUP BY m.id ORDER BY m.id',
       )
-      .all() as Array<{ modelId: string; count: number }>;
-    const metadataKeys = (this.db.prepare('SELECT DISTINCT key FROM image_metadata ORDER BY key LIMIT 200').all() as Array<{ key: string }>).map(
-      (row) => row.key,
-    );
+      .all();
+    const metadataKeys = this.db
+      .prepare<unknown[], { key: string }>('SELECT DISTINCT key FROM image_metadata ORDER BY key LIMIT 200')
+      .all()
+      .map((row) => row.key);
     return { images, batches, flags, embeddings, metadataKeys };
   }
 
   detail(imageId: number): CallOutput<'imageDetail'> {
     const row = this.db
-      .prepare(
-        `SELECT i.id, i.original_path, i.relative_path, i.width, i.height, i.format, i.bytes, i.imported_at, i.batch_id, c.case_key
-         FROM live_images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ?`,
-      )
-      .get(imageId) as
-      | {
+      .prepare<
+        unknown[],
+        {
           id: number;
           original_path: string;
           relative_path: string | null;
@@ -214,21 +211,24 @@ export class LibraryViewRepository {
           batch_id: number;
           case_key: string | null;
         }
-      | undefined;
+      >(
+        `SELECT i.id, i.original_path, i.relative_path, i.width, i.height, i.format, i.bytes, i.imported_at, i.batch_id, c.case_key
+         FROM live_images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id = ?`,
+      )
+      .get(imageId);
     if (!row) throw new DermError('not-found', `There is no image ${imageId} in this library.`, { imageId });
     const metadata: Record<string, string> = {};
-    for (const entry of this.db.prepare('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key').all(imageId) as Array<{
-      key: string;
-      value: string;
-    }>) {
+    for (const entry of this.db
+      .prepare<unknown[], { key: string; value: string }>('SELECT key, value FROM image_metadata WHERE image_id = ? ORDER BY key')
+      .all(imageId)) {
       metadata[entry.key] = entry.value;
     }
-    const flags = this.db.prepare('SELECT flag, source, detail FROM image_flags WHERE image_id = ? ORDER BY flag').all(imageId) as Array<{
-      flag: string;
-      source: string;
-      detail: string | null;
-    }>;
-    const metrics = this.db.prepare('SELECT * FROM quality_metrics WHERE image_id = ?').get(imageId) as Record<string, unknown> | undefined;
+    const flags = this.db
+      .prepare<unknown[], { flag: string; source: string; detail: string | null }>(
+        'SELECT flag, source, detail FROM image_flags WHERE image_id = ? ORDER BY flag',
+      )
+      .all(imageId);
+    const metrics = this.db.prepare<unknown[], Record<string, unknown>>('SELECT * FROM quality_metrics WHERE image_id = ?').get(imageId);
     let quality: Record<string, number> | null = null;
     if (metrics) {
       quality = {};
@@ -236,11 +236,11 @@ export class LibraryViewRepository {
         if (typeof value === 'number' && key !== 'image_id' && key !== 'metrics_version') quality[key] = value;
     }
     const labels = this.db
-      .prepare(
+      .prepare<unknown[], CallOutput<'imageDetail'>['labels'][number]>(
         `SELECT l.kind, l.value, l.confidence, a.name AS annotator, l.origin FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id
          WHERE l.image_id = ? AND l.superseded_at IS NULL ORDER BY l.kind, l.value`,
       )
-      .all(imageId) as CallOutput<'imageDetail'>['labels'];
+      .all(imageId);
     return {
       id: row.id,
       fileName: path.basename(row.original_path),
@@ -261,17 +261,18 @@ export class LibraryViewRepository {
   }
 
   importReport(batchId: number, outcome: string | undefined): CallOutput<'importReport'> {
-    const batch = this.db.prepare('SELECT id, status, total_files, imported, duplicates, failed FROM import_batches WHERE id = ?').get(batchId) as
-      { id: number; status: CallOutput<'importReport'>['status']; total_files: number; imported: number; duplicates: number; failed: number } | undefined;
+    const batch = this.db
+      .prepare<
+        unknown[],
+        { id: number; status: CallOutput<'importReport'>['status']; total_files: number; imported: number; duplicates: number; failed: number }
+      >('SELECT id, status, total_files, imported, duplicates, failed FROM import_batches WHERE id = ?')
+      .get(batchId);
     if (!batch) throw new DermError('not-found', `There is no import batch ${batchId}.`, { batchId });
     const rows = this.db
-      .prepare(`SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ${outcome ? 'AND outcome = ?' : ''} ORDER BY id LIMIT 5000`)
-      .all(...(outcome ? [batchId, outcome] : [batchId])) as Array<{
-      path: string;
-      outcome: 'imported' | 'duplicate' | 'failed' | 'skipped';
-      reason: string | null;
-      image_id: number | null;
-    }>;
+      .prepare<unknown[], { path: string; outcome: 'imported' | 'duplicate' | 'failed' | 'skipped'; reason: string | null; image_id: number | null }>(
+        `SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ${outcome ? 'AND outcome = ?' : ''} ORDER BY id LIMIT 5000`,
+      )
+      .all(...(outcome ? [batchId, outcome] : [batchId]));
     return {
       batchId,
       status: batch.status,
@@ -325,8 +326,11 @@ export class LibraryViewRepository {
    * a regular file inside the library or the recorded original itself (see servableMediaFile).
    */
   mediaFile(kind: 'thumbnail' | 'image', imageId: number, libraryRoot: string): string {
-    const row = this.db.prepare('SELECT thumbnail_path, managed_path, original_path FROM images WHERE id = ?').get(imageId) as
-      { thumbnail_path: string; managed_path: string | null; original_path: string } | undefined;
+    const row = this.db
+      .prepare<unknown[], { thumbnail_path: string; managed_path: string | null; original_path: string }>(
+        'SELECT thumbnail_path, managed_path, original_path FROM images WHERE id = ?',
+      )
+      .get(imageId);
     if (!row) throw new DermError('not-found', `There is no image ${imageId}.`, { imageId });
     if (kind === 'thumbnail') return servableMediaFile(path.join(libraryRoot, row.thumbnail_path), imageId, { libraryRoot });
     if (!row.managed_path) return servableMediaFile(row.original_path, imageId, { recordedOriginal: row.original_path });

@@ -57,7 +57,7 @@ export const schemaTableSql = `CREATE TABLE IF NOT EXISTS schema_migrations (
 export function appliedVersion(db: Database.Database): number {
   const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
   if (!table) return 0;
-  const row = db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get() as { version: number | null };
+  const row = db.prepare<unknown[], { version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations').get()!;
   return row.version ?? 0;
 }
 
@@ -69,7 +69,7 @@ export function appliedVersion(db: Database.Database): number {
 export function schemaRecordDamage(db: Database.Database, migrations: Migration[]): string | undefined {
   const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
   if (!table) return undefined;
-  const rows = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as Array<{ version: unknown; name: unknown }>;
+  const rows = db.prepare<unknown[], { version: unknown; name: unknown }>('SELECT version, name FROM schema_migrations ORDER BY version').all();
   for (const [index, row] of rows.entries()) {
     if (row.version !== index + 1) return `schema_migrations holds version ${String(row.version)} where ${index + 1} was expected`;
     const known = migrations[index];

@@ -5,13 +5,16 @@ export class SettingsRepository {
   constructor(private readonly db: Database.Database) {}
 
   get<T>(key: string): T | undefined {
-    const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.db.prepare<unknown[], { value: string }>('SELECT value FROM settings WHERE key = ?').get(key);
     return row ? (JSON.parse(row.value) as T) : undefined;
   }
 
   /** Every stored key, in order. */
   keys(): string[] {
-    return (this.db.prepare('SELECT key FROM settings ORDER BY key').all() as Array<{ key: string }>).map((row) => row.key);
+    return this.db
+      .prepare<unknown[], { key: string }>('SELECT key FROM settings ORDER BY key')
+      .all()
+      .map((row) => row.key);
   }
 
   set(key: string, value: unknown): void {

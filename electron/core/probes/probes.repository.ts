@@ -107,23 +107,23 @@ export class ProbesRepository {
   /** Current labels of a kind on images that are not deleted. */
   currentLabels(kind: string): LabelRow[] {
     return this.db
-      .prepare(
+      .prepare<unknown[], LabelRow>(
         `SELECT l.image_id AS imageId, l.value AS value, l.confidence AS confidence, l.origin AS origin
          FROM labels l JOIN live_images i ON i.id = l.image_id
          WHERE l.kind = ? AND l.superseded_at IS NULL
          ORDER BY l.image_id, l.id`,
       )
-      .all(kind) as LabelRow[];
+      .all(kind);
   }
 
   /** Quality flags set by a person (image_flags with source 'manual') on images that are not deleted. */
   manualImageFlags(): Array<{ imageId: number; flag: string }> {
     return this.db
-      .prepare(
+      .prepare<unknown[], { imageId: number; flag: string }>(
         `SELECT f.image_id AS imageId, f.flag AS flag FROM image_flags f JOIN live_images i ON i.id = f.image_id
          WHERE f.source = 'manual' ORDER BY f.image_id, f.flag`,
       )
-      .all() as Array<{ imageId: number; flag: string }>;
+      .all();
   }
 
   /**
@@ -132,20 +132,22 @@ export class ProbesRepository {
    */
   imageKeys(): Map<number, { caseKey: string | null; fileSha256: string }> {
     const rows = this.db
-      .prepare('SELECT i.id AS id, c.case_key AS caseKey, i.file_sha256 AS fileSha256 FROM live_images i LEFT JOIN cases c ON c.id = i.case_id')
-      .all() as Array<{ id: number; caseKey: string | null; fileSha256: string }>;
+      .prepare<unknown[], { id: number; caseKey: string | null; fileSha256: string }>(
+        'SELECT i.id AS id, c.case_key AS caseKey, i.file_sha256 AS fileSha256 FROM live_images i LEFT JOIN cases c ON c.id = i.case_id',
+      )
+      .all();
     return new Map(rows.map((row) => [row.id, { caseKey: row.caseKey, fileSha256: row.fileSha256 }]));
   }
 
   /** image id → value of one metadata key. */
   metadataValues(key: string): Map<number, string> {
-    const rows = this.db.prepare('SELECT image_id AS imageId, value FROM image_metadata WHERE key = ?').all(key) as Array<{ imageId: number; value: string }>;
+    const rows = this.db.prepare<unknown[], { imageId: number; value: string }>('SELECT image_id AS imageId, value FROM image_metadata WHERE key = ?').all(key);
     return new Map(rows.map((row) => [row.imageId, row.value]));
   }
 
   /** Embeddings of a model stored from a different model file than the current one (left over from before a re-embed). */
   staleEmbeddings(modelId: string, sha256: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ? AND model_sha256 != ?').get(modelId, sha256) as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM embeddings WHERE model_id = ? AND model_sha256 != ?').get(modelId, sha256)!.n;
   }
 
   insertRun(run: { createdAt: string; manifest: ProbeManifest }): number {
@@ -203,17 +205,20 @@ export class ProbesRepository {
   }
 
   run(runId: number): ProbeRunRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM probe_runs WHERE id = ?').get(runId) as RunRow | undefined;
+    const row = this.db.prepare<unknown[], RunRow>('SELECT * FROM probe_runs WHERE id = ?').get(runId);
     return row ? toRecord(row) : undefined;
   }
 
   runs(): ProbeRunRecord[] {
-    return (this.db.prepare('SELECT * FROM probe_runs ORDER BY id').all() as RunRow[]).map(toRecord);
+    return this.db.prepare<unknown[], RunRow>('SELECT * FROM probe_runs ORDER BY id').all().map(toRecord);
   }
 
   model(runId: number): StoredProbeModel | undefined {
-    const row = this.db.prepare('SELECT final_weights AS weights, final_offsets AS offsets FROM probe_runs WHERE id = ?').get(runId) as
-      { weights: Buffer | null; offsets: string | null } | undefined;
+    const row = this.db
+      .prepare<unknown[], { weights: Buffer | null; offsets: string | null }>(
+        'SELECT final_weights AS weights, final_offsets AS offsets FROM probe_runs WHERE id = ?',
+      )
+      .get(runId);
     if (!row?.weights || !row.offsets) return undefined;
     return { weights: blobToVector(row.weights), offsets: JSON.parse(row.offsets) as number[] };
   }
@@ -236,8 +241,8 @@ export class ProbesRepository {
       return imageIds.flatMap((imageId) => statement.all(runId, imageId) as ProbePredictionRow[]);
     }
     return this.db
-      .prepare('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label')
-      .all(runId) as ProbePredictionRow[];
+      .prepare<unknown[], ProbePredictionRow>('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label')
+      .all(runId);
   }
 
   /**
@@ -246,20 +251,19 @@ export class ProbesRepository {
    */
   outOfFold(runId: number, labels: string[]): ExportedOutOfFoldImage[] {
     const images = this.db
-      .prepare(
+      .prepare<unknown[], Omit<ExportedOutOfFoldImage, 'truths' | 'probabilities'>>(
         `SELECT f.image_id AS imageId, f.group_key AS groupKey, f.fold AS fold, i.file_sha256 AS fileSha256, i.relative_path AS relativePath, i.original_path AS originalPath
          FROM probe_folds f JOIN images i ON i.id = f.image_id WHERE f.run_id = ?`,
       )
-      .all(runId) as Array<Omit<ExportedOutOfFoldImage, 'truths' | 'probabilities'>>;
+      .all(runId);
     const byImage = new Map<number, ExportedOutOfFoldImage>();
     for (const image of images) byImage.set(image.imageId, { ...image, truths: labels.map(() => null), probabilities: labels.map(() => Number.NaN) });
     const column = new Map(labels.map((label, index) => [label, index]));
-    const cells = this.db.prepare('SELECT image_id AS imageId, label, truth, probability FROM probe_out_of_fold WHERE run_id = ?').iterate(runId) as Iterable<{
-      imageId: number;
-      label: string;
-      truth: 0 | 1 | null;
-      probability: number;
-    }>;
+    const cells = this.db
+      .prepare<unknown[], { imageId: number; label: string; truth: 0 | 1 | null; probability: number }>(
+        'SELECT image_id AS imageId, label, truth, probability FROM probe_out_of_fold WHERE run_id = ?',
+      )
+      .iterate(runId);
     for (const cell of cells) {
       const image = byImage.get(cell.imageId);
       const index = column.get(cell.label);
@@ -272,7 +276,7 @@ export class ProbesRepository {
   }
 
   predictionCount(runId: number): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM probe_predictions WHERE run_id = ?').get(runId) as { n: number }).n;
+    return this.db.prepare<unknown[], { n: number }>('SELECT COUNT(*) AS n FROM probe_predictions WHERE run_id = ?').get(runId)!.n;
   }
 }
 

@@ -40,30 +40,32 @@ export class QualityRepository {
   }
 
   metrics(imageId: number): QualityMetrics | undefined {
-    const row = this.db.prepare(`${metricsSelect} WHERE q.image_id = ?`).get(imageId) as MetricsRow | undefined;
+    const row = this.db.prepare<unknown[], MetricsRow>(`${metricsSelect} WHERE q.image_id = ?`).get(imageId);
     return row ? rowToMetrics(row) : undefined;
   }
 
   /** Metrics of every image that is not deleted, in id order. */
   allMetrics(): Array<{ imageId: number; metrics: QualityMetrics }> {
-    const rows = this.db.prepare(`${liveMetricsSelect} ORDER BY q.image_id`).all() as MetricsRow[];
+    const rows = this.db.prepare<unknown[], MetricsRow>(`${liveMetricsSelect} ORDER BY q.image_id`).all();
     return rows.map((row) => ({ imageId: row.image_id, metrics: rowToMetrics(row) }));
   }
 
   sizes(): Array<{ imageId: number; sizeSqrt: number }> {
     return this.db
-      .prepare('SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN live_images i ON i.id = q.image_id')
-      .all() as Array<{ imageId: number; sizeSqrt: number }>;
+      .prepare<unknown[], { imageId: number; sizeSqrt: number }>(
+        'SELECT q.image_id AS imageId, q.size_sqrt AS sizeSqrt FROM quality_metrics q JOIN live_images i ON i.id = q.image_id',
+      )
+      .all();
   }
 
   /** Groups of two or more non-deleted images with the same decoded pixels. */
   pixelDuplicateGroups(): number[][] {
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], { ids: string }>(
         `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM live_images ORDER BY id)
          GROUP BY pixel_sha256 HAVING COUNT(*) > 1`,
       )
-      .all() as Array<{ ids: string }>;
+      .all();
     return rows.map((row) =>
       row.ids
         .split(',')
@@ -116,11 +118,11 @@ export class QualityRepository {
   /** "Not an issue" decisions, per image, on images that are not deleted. */
   overrides(flag?: string): Array<{ imageId: number; flag: string; setAt: string }> {
     return this.db
-      .prepare(
+      .prepare<unknown[], { imageId: number; flag: string; setAt: string }>(
         `SELECT o.image_id AS imageId, o.flag AS flag, o.set_at AS setAt FROM quality_overrides o JOIN live_images i ON i.id = o.image_id
          ${flag ? 'WHERE o.flag = ?' : ''} ORDER BY o.image_id, o.flag`,
       )
-      .all(...(flag ? [flag] : [])) as Array<{ imageId: number; flag: string; setAt: string }>;
+      .all(...(flag ? [flag] : []));
   }
 
   /** Whether the image exists and is not deleted. */
@@ -143,16 +145,17 @@ export class QualityRepository {
   /** Number of non-deleted images carrying each flag (automatic or manual, counted once per image). */
   flagCounts(): Record<string, number> {
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], { flag: string; count: number }>(
         `SELECT f.flag AS flag, COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id GROUP BY f.flag ORDER BY f.flag`,
       )
-      .all() as Array<{ flag: string; count: number }>;
+      .all();
     return Object.fromEntries(rows.map((row) => [row.flag, row.count]));
   }
 
   flaggedImageCount(): number {
-    return (this.db.prepare('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id').get() as { count: number })
-      .count;
+    return this.db
+      .prepare<unknown[], { count: number }>('SELECT COUNT(DISTINCT f.image_id) AS count FROM image_flags f JOIN live_images i ON i.id = f.image_id')
+      .get()!.count;
   }
 
   transaction<T>(work: () => T): T {

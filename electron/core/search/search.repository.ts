@@ -32,18 +32,22 @@ export class SearchRepository {
 
   /** Ids of images (not deleted) matching a condition over `images i`, ascending. */
   matchingIds(condition: { sql: string; params: unknown[] }): number[] {
-    return (this.db.prepare(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`).all(...condition.params) as { id: number }[]).map(
-      (row) => row.id,
-    );
+    return this.db
+      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`)
+      .all(...condition.params)
+      .map((row) => row.id);
   }
 
   /** The image, when it exists and is not deleted. */
   liveImage(imageId: number): { id: number; caseId: number | null } | undefined {
-    return this.db.prepare('SELECT id, case_id AS caseId FROM live_images WHERE id = ?').get(imageId) as { id: number; caseId: number | null } | undefined;
+    return this.db.prepare<unknown[], { id: number; caseId: number | null }>('SELECT id, case_id AS caseId FROM live_images WHERE id = ?').get(imageId);
   }
 
   imageIdsOfCase(caseId: number): number[] {
-    return (this.db.prepare('SELECT id FROM images WHERE case_id = ?').all(caseId) as { id: number }[]).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>('SELECT id FROM images WHERE case_id = ?')
+      .all(caseId)
+      .map((row) => row.id);
   }
 
   private cardsStatement: Database.Statement | undefined;
@@ -93,11 +97,11 @@ export class SearchRepository {
   /** Groups of live images whose decoded pixels hash the same (re-encoded or renamed copies). */
   exactDuplicateGroups(): number[][] {
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], { ids: string }>(
         `SELECT group_concat(id) AS ids FROM (SELECT id, pixel_sha256 FROM live_images ORDER BY id)
          GROUP BY pixel_sha256 HAVING COUNT(*) > 1 ORDER BY MIN(id)`,
       )
-      .all() as { ids: string }[];
+      .all();
     return rows.map((row) => row.ids.split(',').map(Number));
   }
 

@@ -106,12 +106,12 @@ export class SessionsRepository {
   }
 
   session(id: number): SessionRecord | undefined {
-    const row = this.db.prepare(`${selectSession} WHERE s.id = ?`).get(id) as SessionRow | undefined;
+    const row = this.db.prepare<unknown[], SessionRow>(`${selectSession} WHERE s.id = ?`).get(id);
     return row ? toSession(row) : undefined;
   }
 
   sessions(): SessionRecord[] {
-    return (this.db.prepare(`${selectSession} ORDER BY s.id`).all() as SessionRow[]).map(toSession);
+    return this.db.prepare<unknown[], SessionRow>(`${selectSession} ORDER BY s.id`).all().map(toSession);
   }
 
   updateSession(id: number, changes: { status?: SessionStatus; position?: number }, at: string): void {
@@ -138,32 +138,32 @@ export class SessionsRepository {
   }
 
   items(sessionId: number): SessionItemRecord[] {
-    return (this.db.prepare('SELECT * FROM session_items WHERE session_id = ? ORDER BY position').all(sessionId) as ItemRow[]).map(toItem);
+    return this.db.prepare<unknown[], ItemRow>('SELECT * FROM session_items WHERE session_id = ? ORDER BY position').all(sessionId).map(toItem);
   }
 
   item(sessionId: number, position: number): SessionItemRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM session_items WHERE session_id = ? AND position = ?').get(sessionId, position) as ItemRow | undefined;
+    const row = this.db.prepare<unknown[], ItemRow>('SELECT * FROM session_items WHERE session_id = ? AND position = ?').get(sessionId, position);
     return row ? toItem(row) : undefined;
   }
 
   itemByImage(sessionId: number, imageId: number): SessionItemRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM session_items WHERE session_id = ? AND image_id = ?').get(sessionId, imageId) as ItemRow | undefined;
+    const row = this.db.prepare<unknown[], ItemRow>('SELECT * FROM session_items WHERE session_id = ? AND image_id = ?').get(sessionId, imageId);
     return row ? toItem(row) : undefined;
   }
 
   /** First position ≥ `from` (or, with `wrap`, anywhere) whose image is neither labelled nor skipped. */
   nextPending(sessionId: number, from: number, wrap: boolean): number | undefined {
     const after = this.db
-      .prepare(
+      .prepare<unknown[], { position: number }>(
         'SELECT position FROM session_items WHERE session_id = ? AND position >= ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1',
       )
-      .get(sessionId, from) as { position: number } | undefined;
+      .get(sessionId, from);
     if (after || !wrap) return after?.position;
-    return (
-      this.db
-        .prepare('SELECT position FROM session_items WHERE session_id = ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1')
-        .get(sessionId) as { position: number } | undefined
-    )?.position;
+    return this.db
+      .prepare<unknown[], { position: number }>(
+        'SELECT position FROM session_items WHERE session_id = ? AND labelled_at IS NULL AND skipped_at IS NULL ORDER BY position LIMIT 1',
+      )
+      .get(sessionId)?.position;
   }
 
   markItem(sessionId: number, position: number, outcome: 'labelled' | 'skipped', seconds: number, at: string): void {
@@ -178,19 +178,22 @@ export class SessionsRepository {
 
   counts(sessionId: number): { total: number; labelled: number; skipped: number; seconds: number } {
     return this.db
-      .prepare(
+      .prepare<unknown[], { total: number; labelled: number; skipped: number; seconds: number }>(
         `SELECT COUNT(*) AS total, COUNT(labelled_at) AS labelled,
            SUM(CASE WHEN labelled_at IS NULL AND skipped_at IS NOT NULL THEN 1 ELSE 0 END) AS skipped,
            COALESCE(SUM(seconds_spent), 0) AS seconds
          FROM session_items WHERE session_id = ?`,
       )
-      .get(sessionId) as { total: number; labelled: number; skipped: number; seconds: number };
+      .get(sessionId)!;
   }
 
   /** Image ids (not deleted) matching the filter, in id order. */
   filteredImageIds(clauses: FilterClause[]): number[] {
     const { sql, params } = filterSql(clauses);
-    return (this.db.prepare(`SELECT i.id FROM images i WHERE ${sql} ORDER BY i.id`).all(...params) as { id: number }[]).map((row) => row.id);
+    return this.db
+      .prepare<unknown[], { id: number }>(`SELECT i.id FROM images i WHERE ${sql} ORDER BY i.id`)
+      .all(...params)
+      .map((row) => row.id);
   }
 
   /** Of the given ids, those that exist and are not deleted (in the order given). */
@@ -205,11 +208,11 @@ export class SessionsRepository {
   /** Per image: labels the annotator gave (any kind) and labels anyone gave. */
   labelCounts(imageIds: number[], annotatorId: number | undefined): Map<number, { mine: number; anyone: number }> {
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], { imageId: number; mine: number; anyone: number }>(
         `SELECT image_id AS imageId, SUM(CASE WHEN annotator_id IS ? THEN 1 ELSE 0 END) AS mine, COUNT(*) AS anyone
          FROM labels WHERE superseded_at IS NULL AND image_id IN (SELECT value FROM json_each(?)) GROUP BY image_id`,
       )
-      .all(annotatorId ?? -1, JSON.stringify(imageIds)) as { imageId: number; mine: number; anyone: number }[];
+      .all(annotatorId ?? -1, JSON.stringify(imageIds));
     return new Map(rows.map((row) => [row.imageId, { mine: row.mine, anyone: row.anyone }]));
   }
 
@@ -221,23 +224,23 @@ export class SessionsRepository {
   latestProbeRun(): { id: number; modelId: string; labelKind: string; createdAt: string } | undefined {
     if (!this.hasTable('probe_runs') || !this.hasTable('probe_predictions')) return undefined;
     const row = this.db
-      .prepare(
+      .prepare<unknown[], { id: number; modelId: string; labelKind: string; createdAt: string }>(
         `SELECT r.id, r.model_id AS modelId, r.label_kind AS labelKind, r.created_at AS createdAt FROM probe_runs r
          WHERE r.status = 'completed' AND EXISTS (SELECT 1 FROM probe_predictions p WHERE p.run_id = r.id)
          ORDER BY r.created_at DESC, r.id DESC LIMIT 1`,
       )
-      .get() as { id: number; modelId: string; labelKind: string; createdAt: string } | undefined;
+      .get();
     return row;
   }
 
   /** Per image: the probability closest to 0.5 among the run's labels, as |p − 0.5| (0 = most uncertain). */
   probeMargins(runId: number, imageIds: number[]): Map<number, number> {
     const rows = this.db
-      .prepare(
+      .prepare<unknown[], { imageId: number; margin: number }>(
         `SELECT image_id AS imageId, MIN(ABS(probability - 0.5)) AS margin FROM probe_predictions
          WHERE run_id = ? AND image_id IN (SELECT value FROM json_each(?)) GROUP BY image_id`,
       )
-      .all(runId, JSON.stringify(imageIds)) as { imageId: number; margin: number }[];
+      .all(runId, JSON.stringify(imageIds));
     return new Map(rows.map((row) => [row.imageId, row.margin]));
   }
 }
