@@ -39,14 +39,20 @@ export function generateTableRows(migrationsFolder = path.join(root, 'migrations
       '// One row type per table and view, as `SELECT *` returns it through better-sqlite3.',
       '',
     ];
+    const columnsOf = (name) => db.prepare('SELECT name, type, "notnull" AS required, pk FROM pragma_table_info(?) ORDER BY cid').all(name);
+    // An INTEGER PRIMARY KEY is the rowid: never NULL even without NOT NULL.
+    const nullable = (column) => column.required === 0 && !(column.pk === 1 && column.type.toUpperCase() === 'INTEGER');
     for (const { name, type } of objects) {
-      const columns = db.prepare('SELECT name, type, "notnull" AS required, pk FROM pragma_table_info(?) ORDER BY cid').all(name);
+      // SQLite reports every column of a view as nullable; a column a view passes through unchanged
+      // (SQLite names its origin table and column) keeps the nullability it has in that table.
+      const origins = type === 'view' ? db.prepare(`SELECT * FROM "${name}"`).columns() : [];
       lines.push(`/** The \`${name}\` ${type}. */`, `export interface ${typeName(name)} {`);
-      for (const column of columns) {
-        const base = tsType(column.type);
-        // An INTEGER PRIMARY KEY is the rowid: never NULL even without NOT NULL.
-        const nullable = column.required === 0 && !(column.pk === 1 && column.type.toUpperCase() === 'INTEGER');
-        lines.push(`  ${column.name}: ${base}${nullable ? ' | null' : ''};`);
+      for (const column of columnsOf(name)) {
+        const origin = origins.find((entry) => entry.name === column.name);
+        const source = origin?.table ? columnsOf(origin.table).find((entry) => entry.name === origin.column) : undefined;
+        // A view's computed column has no declared type, and its value's type is the expression's: unknown here.
+        if (type === 'view' && !source && column.type === '') lines.push(`  ${column.name}: unknown;`);
+        else lines.push(`  ${column.name}: ${tsType(column.type)}${nullable(source ?? column) ? ' | null' : ''};`);
       }
       lines.push('}', '');
     }

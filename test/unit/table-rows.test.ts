@@ -11,13 +11,14 @@ describe('row types generated from the migrations', () => {
     expect(fs.readFileSync(tableRowsFile, 'utf8')).toBe(generateTableRows());
   });
 
-  it('follow a migration: a new column appears in its table and its views, with its nullability', () => {
+  it('follow a migration: a new column appears in its table and its views, with its nullability, which a view keeps', () => {
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-rows-'));
     try {
       for (const file of fs.readdirSync(migrations)) fs.copyFileSync(path.join(migrations, file), path.join(folder, file));
       fs.writeFileSync(
         path.join(folder, '9999_extra.sql'),
-        'ALTER TABLE images ADD COLUMN colour_profile TEXT;\nALTER TABLE cases ADD COLUMN site_count INTEGER NOT NULL DEFAULT 0;',
+        'ALTER TABLE images ADD COLUMN colour_profile TEXT;\nALTER TABLE cases ADD COLUMN site_count INTEGER NOT NULL DEFAULT 0;\n' +
+          'CREATE VIEW case_sites AS SELECT case_key, site_count, site_count + 1 AS next_site FROM cases;',
       );
       const generated = generateTableRows(folder);
       const block = (name: string) =>
@@ -26,6 +27,10 @@ describe('row types generated from the migrations', () => {
       expect(block('LiveImagesRow')).toContain('colour_profile: string | null;');
       expect(block('CasesRow')).toContain('site_count: number;');
       expect(block('ImagesRow')).toContain('  id: number;\n');
+      // A view's pass-through columns keep their table's nullability; a computed one's type is the expression's, which the generator does not know.
+      expect(block('LiveImagesRow')).toContain('  id: number;\n  file_sha256: string;\n');
+      expect(block('LiveImagesRow')).toContain('  case_id: number | null;\n');
+      expect(block('CaseSitesRow')).toContain('  case_key: string;\n  site_count: number;\n  next_site: unknown;\n');
     } finally {
       fs.rmSync(folder, { recursive: true, force: true });
     }

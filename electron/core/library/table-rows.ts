@@ -169,23 +169,23 @@ export interface LabelsRow {
 
 /** The `live_images` view. */
 export interface LiveImagesRow {
-  id: number | null;
-  file_sha256: string | null;
-  pixel_sha256: string | null;
-  original_path: string | null;
+  id: number;
+  file_sha256: string;
+  pixel_sha256: string;
+  original_path: string;
   relative_path: string | null;
   managed_path: string | null;
-  thumbnail_path: string | null;
-  width: number | null;
-  height: number | null;
-  format: string | null;
-  bytes: number | null;
-  exif_orientation: number | null;
+  thumbnail_path: string;
+  width: number;
+  height: number;
+  format: string;
+  bytes: number;
+  exif_orientation: number;
   source_color_space: string | null;
   source_bit_depth: string | null;
-  had_alpha: number | null;
-  imported_at: string | null;
-  batch_id: number | null;
+  had_alpha: number;
+  imported_at: string;
+  batch_id: number;
   case_id: number | null;
   deleted_at: string | null;
 }
