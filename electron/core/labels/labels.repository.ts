@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { LabelKind, LabelOrigin } from './label-kinds.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { AnnotatorsRow, LabelAuditRow, LabelEditCursorsRow, LabelEditsRow, LabelsRow } from '../library/table-rows.js';
 
 /** One value of a label slot. */
 export interface LabelValue {
@@ -58,18 +59,8 @@ export interface LabelEdit {
   createdAt: string;
 }
 
-interface LabelRow {
-  id: number;
-  image_id: number;
-  kind: string;
-  value: string;
-  confidence: number | null;
-  annotator_id: number | null;
-  annotator: string | null;
-  session_id: number | null;
-  origin: string;
-  created_at: string;
-}
+/** What `labelColumns` selects: a label with its annotator's name. */
+type LabelRow = Omit<LabelsRow, 'superseded_at'> & { annotator: string | null };
 
 function toLabel(row: LabelRow): Label {
   return {
@@ -86,21 +77,8 @@ function toLabel(row: LabelRow): Label {
   };
 }
 
-interface AuditRow {
-  id: number;
-  at: string;
-  action: string;
-  edit_id: number | null;
-  reverts_edit_id: number | null;
-  annotator: string | null;
-  session_id: number | null;
-  image_id: number;
-  kind: string;
-  origin: string;
-  slot_annotator_id: number | null;
-  before_values: string;
-  after_values: string;
-}
+/** `la.*` with the annotator's name. */
+type AuditRow = LabelAuditRow & { annotator: string | null };
 
 function toAudit(row: AuditRow): AuditEntry {
   return {
@@ -125,14 +103,15 @@ const labelColumns = 'l.id, l.image_id, l.kind, l.value, l.confidence, l.annotat
 /** Every read and write of `annotators`, `labels`, `label_audit`, `label_edits` and `label_edit_cursors`. */
 export class LabelsRepository {
   /** Prepared once per SQL text: imports and undo run these statements thousands of times. */
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
 
   constructor(private readonly db: Database.Database) {}
 
-  private statement(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
+  /** `Row` is the shape of the rows `sql` returns; the cache is keyed by the SQL text, so one text always meets one `Row`. */
+  private statement<Row = unknown>(sql: string): Database.Statement<unknown[], Row> {
+    let statement = this.statements.get(sql) as Database.Statement<unknown[], Row> | undefined;
     if (!statement) {
-      statement = this.db.prepare(sql);
+      statement = this.db.prepare<unknown[], Row>(sql);
       this.statements.set(sql, statement);
     }
     return statement;
@@ -143,7 +122,7 @@ export class LabelsRepository {
   }
 
   annotatorId(name: string): number | undefined {
-    return (this.statement('SELECT id FROM annotators WHERE name = ?').get(name) as { id: number } | undefined)?.id;
+    return this.statement<Pick<AnnotatorsRow, 'id'>>('SELECT id FROM annotators WHERE name = ?').get(name)?.id;
   }
 
   ensureAnnotator(name: string, at: string): number {
@@ -152,13 +131,9 @@ export class LabelsRepository {
   }
 
   annotators(): Array<{ id: number; name: string; createdAt: string }> {
-    return (this.statement('SELECT id, name, created_at FROM annotators ORDER BY name').all() as { id: number; name: string; created_at: string }[]).map(
-      (row) => ({
-        id: row.id,
-        name: row.name,
-        createdAt: row.created_at,
-      }),
-    );
+    return this.statement<AnnotatorsRow>('SELECT id, name, created_at FROM annotators ORDER BY name')
+      .all()
+      .map((row) => ({ id: row.id, name: row.name, createdAt: row.created_at }));
   }
 
   existingImageIds(ids: number[]): Set<number> {
@@ -171,17 +146,17 @@ export class LabelsRepository {
   slotRows(slot: LabelSlot): Label[] {
     const rows =
       slot.origin === 'consensus'
-        ? this.statement(
+        ? this.statement<LabelRow>(
             `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
                WHERE l.image_id = ? AND l.kind = ? AND l.origin = 'consensus' AND l.superseded_at IS NULL ORDER BY l.value`,
           ).all(slot.imageId, slot.kind)
-        : this.statement(
+        : this.statement<LabelRow>(
             `SELECT ${labelColumns} FROM labels l INDEXED BY labels_current LEFT JOIN annotators a ON a.id = l.annotator_id
                WHERE l.image_id = ? AND l.kind = ? AND l.origin = ? AND l.annotator_id IS ? AND l.superseded_at IS NULL ORDER BY l.value`,
           ).all(slot.imageId, slot.kind, slot.origin, slot.annotatorId);
     // INDEXED BY: without statistics SQLite picks labels_kind_value or labels_annotator here and scans
     // every label of the kind (or annotator) on each call, which makes bulk imports quadratic.
-    return (rows as LabelRow[]).map(toLabel);
+    return rows.map(toLabel);
   }
 
   supersede(ids: number[], at: string): void {
@@ -245,8 +220,7 @@ export class LabelsRepository {
   }
 
   edit(id: number): LabelEdit | undefined {
-    const row = this.statement('SELECT * FROM label_edits WHERE id = ?').get(id) as
-      { id: number; annotator_id: number; previous_edit_id: number | null; session_id: number | null; description: string; created_at: string } | undefined;
+    const row = this.statement<LabelEditsRow>('SELECT * FROM label_edits WHERE id = ?').get(id);
     return row
       ? {
           id: row.id,
@@ -261,15 +235,14 @@ export class LabelsRepository {
 
   /** The edit redo re-applies from `cursor`: the newest edit made when the cursor was there. */
   newestChildEdit(annotatorId: number, cursor: number | null): LabelEdit | undefined {
-    const row = this.statement('SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1').get(
-      annotatorId,
-      cursor,
-    ) as { id: number } | undefined;
+    const row = this.statement<Pick<LabelEditsRow, 'id'>>(
+      'SELECT id FROM label_edits WHERE annotator_id = ? AND previous_edit_id IS ? ORDER BY id DESC LIMIT 1',
+    ).get(annotatorId, cursor);
     return row ? this.edit(row.id) : undefined;
   }
 
   cursor(annotatorId: number): number | null {
-    const row = this.statement('SELECT edit_id FROM label_edit_cursors WHERE annotator_id = ?').get(annotatorId) as { edit_id: number | null } | undefined;
+    const row = this.statement<Pick<LabelEditCursorsRow, 'edit_id'>>('SELECT edit_id FROM label_edit_cursors WHERE annotator_id = ?').get(annotatorId);
     return row?.edit_id ?? null;
   }
 
@@ -281,11 +254,11 @@ export class LabelsRepository {
 
   /** The slot changes an edit made originally (not its later undo/redo rows), in the order made. */
   changesOfEdit(editId: number): AuditEntry[] {
-    return (
-      this.statement(
-        `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`,
-      ).all(editId) as AuditRow[]
-    ).map(toAudit);
+    return this.statement<AuditRow>(
+      `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id WHERE la.edit_id = ? ORDER BY la.id`,
+    )
+      .all(editId)
+      .map(toAudit);
   }
 
   audit(filter: { imageId?: number; annotatorId?: number; limit?: number } = {}): AuditEntry[] {
@@ -300,12 +273,12 @@ export class LabelsRepository {
       params.push(filter.annotatorId);
     }
     params.push(filter.limit ?? -1);
-    return (
-      this.statement(
-        `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id
+    return this.statement<AuditRow>(
+      `SELECT la.*, a.name AS annotator FROM label_audit la LEFT JOIN annotators a ON a.id = la.annotator_id
            ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY la.id LIMIT ?`,
-      ).all(...params) as AuditRow[]
-    ).map(toAudit);
+    )
+      .all(...params)
+      .map(toAudit);
   }
 
   /** Current labels of the images, optionally only some kinds, origins or one annotator. */
@@ -329,10 +302,10 @@ export class LabelsRepository {
       where.push('l.annotator_id = ?');
       params.push(filter.annotatorId);
     }
-    return (
-      this.statement(
-        `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`,
-      ).all(...params) as LabelRow[]
-    ).map(toLabel);
+    return this.statement<LabelRow>(
+      `SELECT ${labelColumns} FROM labels l LEFT JOIN annotators a ON a.id = l.annotator_id WHERE ${where.join(' AND ')} ORDER BY l.image_id, l.kind, l.origin, a.name, l.value`,
+    )
+      .all(...params)
+      .map(toLabel);
   }
 }
