@@ -10,6 +10,7 @@ import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import { reduceForAnalysis } from '../quality/quality-reduce.js';
 import type { Library, LibraryPaths } from '../library/library.js';
 import { loadMigrations, schemaRecordDamage } from '../library/migrations.js';
+import type { EmbeddingsRow, ImagesRow } from '../library/table-rows.js';
 
 export type LibraryProblemKind = 'database' | 'schema' | 'embedding' | 'thumbnail' | 'managed-copy';
 
@@ -102,13 +103,7 @@ export function removeAbandonedTemporaryFiles(paths: LibraryPaths): string[] {
   return removed.sort();
 }
 
-interface ImageFilesRow {
-  id: number;
-  file_sha256: string;
-  original_path: string;
-  managed_path: string | null;
-  thumbnail_path: string;
-}
+type ImageFilesRow = Pick<ImagesRow, 'id' | 'file_sha256' | 'original_path' | 'managed_path' | 'thumbnail_path'>;
 
 /** Units between two turns of the event loop, so a cancel (Ctrl-C, the app's Cancel) is seen while a stage runs. */
 const unitsPerTurn = 256;
@@ -304,10 +299,12 @@ export class LibraryCheckService {
         .all()
         .map((row) => [row.id, row.dim]),
     );
-    const page = db.prepare('SELECT rowid AS position, image_id, model_id, dim, vector FROM embeddings WHERE rowid > ? ORDER BY rowid LIMIT ?');
+    const page = db.prepare<unknown[], Pick<EmbeddingsRow, 'image_id' | 'model_id' | 'dim' | 'vector'> & { position: number }>(
+      'SELECT rowid AS position, image_id, model_id, dim, vector FROM embeddings WHERE rowid > ? ORDER BY rowid LIMIT ?',
+    );
     let after = 0;
     for (;;) {
-      const rows = page.all(after, embeddingsPerPage) as Array<{ position: number; image_id: number; model_id: string; dim: number; vector: Buffer }>;
+      const rows = page.all(after, embeddingsPerPage);
       if (rows.length === 0) return;
       for (const row of rows) {
         after = row.position;

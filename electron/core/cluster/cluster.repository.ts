@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { ImagesRow, LiveImagesRow } from '../library/table-rows.js';
 
 export interface PlannedImageRow {
   imageId: number;
@@ -16,7 +17,7 @@ export class ClusterRepository {
   /** Images (not deleted) without an embedding from this model file, in id order, with their file hash. */
   imagesToPlan(modelId: string, modelSha256: string): PlannedImageRow[] {
     return this.db
-      .prepare<unknown[], { id: number; original_path: string; managed_path: string | null; file_sha256: string; bytes: number }>(
+      .prepare<unknown[], Pick<LiveImagesRow, 'id' | 'original_path' | 'managed_path' | 'file_sha256' | 'bytes'>>(
         `SELECT i.id, i.original_path, i.managed_path, i.file_sha256, i.bytes FROM live_images i
            WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model_id = ? AND e.image_id = i.id AND e.model_sha256 = ?) ORDER BY i.id`,
       )
@@ -26,10 +27,10 @@ export class ClusterRepository {
 
   /** The stored file hash of each image and whether it is deleted; ids that do not exist are absent. */
   imageHashes(imageIds: readonly number[]): Map<number, { fileSha256: string; deleted: boolean }> {
-    const statement = this.db.prepare('SELECT file_sha256, deleted_at FROM images WHERE id = ?');
+    const statement = this.db.prepare<unknown[], Pick<ImagesRow, 'file_sha256' | 'deleted_at'>>('SELECT file_sha256, deleted_at FROM images WHERE id = ?');
     const found = new Map<number, { fileSha256: string; deleted: boolean }>();
     for (const imageId of imageIds) {
-      const row = statement.get(imageId) as { file_sha256: string; deleted_at: string | null } | undefined;
+      const row = statement.get(imageId);
       if (row) found.set(imageId, { fileSha256: row.file_sha256, deleted: row.deleted_at !== null });
     }
     return found;

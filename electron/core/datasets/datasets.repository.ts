@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { CasesRow, ImageMetadataRow } from '../library/table-rows.js';
 
 export interface LibraryImageRef {
   id: number;
@@ -67,12 +68,12 @@ export function stemOf(name: string): string {
 export class DatasetsRepository {
   // Prepared once: a SCIN import runs these tens of thousands of times.
   private readonly statements: {
-    image: Database.Statement;
-    caseKey: Database.Statement;
-    findCase: Database.Statement;
+    image: Database.Statement<unknown[], LibraryImageRef>;
+    caseKey: Database.Statement<unknown[], { caseKey: string }>;
+    findCase: Database.Statement<unknown[], Pick<CasesRow, 'id'>>;
     insertCase: Database.Statement;
     setImageCase: Database.Statement;
-    getMetadata: Database.Statement;
+    getMetadata: Database.Statement<unknown[], Pick<ImageMetadataRow, 'value'>>;
     putMetadata: Database.Statement;
   };
 
@@ -104,16 +105,16 @@ export class DatasetsRepository {
   }
 
   image(id: number): LibraryImageRef | undefined {
-    return this.statements.image.get(id) as LibraryImageRef | undefined;
+    return this.statements.image.get(id);
   }
 
   caseKey(caseId: number): string | undefined {
-    return (this.statements.caseKey.get(caseId) as { caseKey: string } | undefined)?.caseKey;
+    return this.statements.caseKey.get(caseId)?.caseKey;
   }
 
   /** The case with this key, created when missing. */
   ensureCase(caseKey: string, source: string, at: string): { id: number; created: boolean } {
-    const found = this.statements.findCase.get(caseKey) as { id: number } | undefined;
+    const found = this.statements.findCase.get(caseKey);
     if (found) return { id: found.id, created: false };
     return { id: this.statements.insertCase.run(caseKey, source, at).lastInsertRowid as number, created: true };
   }
@@ -124,7 +125,7 @@ export class DatasetsRepository {
 
   /** Sets one metadata value; 'unchanged' when it already had exactly this value. */
   setMetadata(imageId: number, key: string, value: string, source: string): 'set' | 'unchanged' {
-    const existing = this.statements.getMetadata.get(imageId, key) as { value: string } | undefined;
+    const existing = this.statements.getMetadata.get(imageId, key);
     if (existing?.value === value) return 'unchanged';
     this.statements.putMetadata.run(imageId, key, value, source);
     return 'set';

@@ -10,6 +10,7 @@ import type { EmbedLibraryResult, EmbeddingService } from '../embeddings/embeddi
 import { isCancellation, throwIfCancelled, type JobControl, type JobStatus } from '../jobs/job.js';
 import type { ImportLabelsReport, LabelsService } from '../labels/labels.service.js';
 import type { Library } from '../library/library.js';
+import type { LiveImagesRow } from '../library/table-rows.js';
 import { pythonDict, pythonList, scinCaseColumns, scinLabelColumns } from './scin-files.js';
 import { skinImagePixels } from './skin-photos.js';
 
@@ -238,10 +239,10 @@ export class DemoLibraryService {
 
   /** The second reader's condition labels, agreeing with SCIN's dermatologists on most cases. */
   private labelSecondReader(root: string, cases: DemoCase[]): DemoReport['secondReader'] {
-    const idOf = this.library.db.prepare('SELECT id FROM live_images WHERE original_path = ?');
+    const idOf = this.library.db.prepare<unknown[], Pick<LiveImagesRow, 'id'>>('SELECT id FROM live_images WHERE original_path = ?');
     const rows = cases.flatMap((entry) =>
       entry.images.flatMap((image) => {
-        const row = idOf.get(path.join(root, image.relative)) as { id: number } | undefined;
+        const row = idOf.get(path.join(root, image.relative));
         return row ? [{ imageId: row.id, kind: 'condition', value: entry.secondReaderCondition, confidence: 3 }] : [];
       }),
     );

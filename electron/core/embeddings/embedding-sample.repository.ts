@@ -36,11 +36,11 @@ export class EmbeddingSampleRepository {
     if (!model) throw new DermError('not-found', `The library has no embeddings for model "${modelId}".`, { modelId });
     const position = new Map(imageIds.map((id, index) => [id, index]));
     const data = new Float32Array(imageIds.length * model.dim);
-    const statement = this.db.prepare(
+    const statement = this.db.prepare<unknown[], { imageId: number; vector: Buffer }>(
       'SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e WHERE e.model_id = ? AND e.image_id IN (SELECT value FROM json_each(?))',
     );
     let found = 0;
-    for (const row of statement.iterate(modelId, JSON.stringify(imageIds)) as Iterable<{ imageId: number; vector: Buffer }>) {
+    for (const row of statement.iterate(modelId, JSON.stringify(imageIds))) {
       if (row.vector.byteLength !== model.dim * 4) {
         throw new DermError(
           'embeddings-invalid',

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import { blobToVector, firstNonFinite, storedVector, vectorToBlob } from './vector-codec.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { EmbeddingModelsRow, ImagesRow, LiveImagesRow } from '../library/table-rows.js';
 
 export interface EmbeddingModelRecord {
   id: string;
@@ -84,16 +85,17 @@ export class EmbeddingsRepository {
   }
 
   model(id: string): EmbeddingModelRecord | undefined {
-    const row = this.db.prepare<unknown[], Record<string, unknown>>('SELECT * FROM embedding_models WHERE id = ?').get(id);
+    const row = this.db.prepare<unknown[], EmbeddingModelsRow>('SELECT * FROM embedding_models WHERE id = ?').get(id);
     if (!row) return undefined;
     return {
-      id: row.id as string,
-      displayName: row.display_name as string,
-      dim: row.dim as number,
-      sha256: row.sha256 as string,
-      source: row.source as 'onnx' | 'imported',
-      preprocessing: row.preprocessing ? JSON.parse(row.preprocessing as string) : null,
-      registeredAt: row.registered_at as string,
+      // The row was found by this key, so it is the key (the column's type allows NULL; the WHERE does not).
+      id,
+      displayName: row.display_name,
+      dim: row.dim,
+      sha256: row.sha256,
+      source: row.source as EmbeddingModelRecord['source'],
+      preprocessing: row.preprocessing ? JSON.parse(row.preprocessing) : null,
+      registeredAt: row.registered_at,
     };
   }
 
@@ -172,10 +174,12 @@ export class EmbeddingsRepository {
 
   /** Where each image's pixels can be read: the managed copy (relative to the library root) or the original file. */
   imageSources(imageIds: readonly number[]): Array<{ imageId: number; originalPath: string; managedPath: string | null; relativePath: string | null }> {
-    const statement = this.db.prepare('SELECT id, original_path, managed_path, relative_path FROM images WHERE id = ?');
+    const statement = this.db.prepare<unknown[], Pick<ImagesRow, 'id' | 'original_path' | 'managed_path' | 'relative_path'>>(
+      'SELECT id, original_path, managed_path, relative_path FROM images WHERE id = ?',
+    );
     const rows: Array<{ imageId: number; originalPath: string; managedPath: string | null; relativePath: string | null }> = [];
     for (const imageId of imageIds) {
-      const row = statement.get(imageId) as { id: number; original_path: string; managed_path: string | null; relative_path: string | null } | undefined;
+      const row = statement.get(imageId);
       if (row) rows.push({ imageId: row.id, originalPath: row.original_path, managedPath: row.managed_path, relativePath: row.relative_path });
     }
     return rows;
@@ -184,9 +188,7 @@ export class EmbeddingsRepository {
   /** Every image (not deleted) with the paths npz keys are matched against. */
   imagePaths(): Array<{ imageId: number; originalPath: string; relativePath: string | null }> {
     return this.db
-      .prepare<unknown[], { id: number; original_path: string; relative_path: string | null }>(
-        'SELECT id, original_path, relative_path FROM live_images ORDER BY id',
-      )
+      .prepare<unknown[], Pick<LiveImagesRow, 'id' | 'original_path' | 'relative_path'>>('SELECT id, original_path, relative_path FROM live_images ORDER BY id')
       .all()
       .map((row) => ({ imageId: row.id, originalPath: row.original_path, relativePath: row.relative_path }));
   }
@@ -209,10 +211,10 @@ export class EmbeddingsRepository {
     const total = this.count(modelId);
     const data = new Float32Array(total * model.dim);
     const ids: number[] = [];
-    const statement = this.db.prepare(
+    const statement = this.db.prepare<unknown[], { imageId: number; vector: Buffer }>(
       'SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN live_images i ON i.id = e.image_id WHERE e.model_id = ? ORDER BY e.image_id',
     );
-    for (const row of statement.iterate(modelId) as Iterable<{ imageId: number; vector: Buffer }>) {
+    for (const row of statement.iterate(modelId)) {
       if (wanted && !wanted.has(row.imageId)) continue;
       if (row.vector.byteLength !== model.dim * 4) {
         throw new DermError(

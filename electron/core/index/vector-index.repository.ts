@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { DermError } from '../../common/errors.js';
 import { blobToVector, storedVector, vectorToBlob } from '../embeddings/vector-codec.js';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { VectorIndexesRow, VectorProjectionsRow } from '../library/table-rows.js';
 import type { IndexCalibration } from './index-calibration.js';
 
 /** What an index file was built from; the row lives in `vector_indexes` (migration 0005). */
@@ -77,36 +78,37 @@ function parseCalibration(text: string | null): IndexCalibration | null {
  * so a 100k × 6144 library is never held in memory at once).
  */
 export class VectorIndexRepository {
-  private readonly byIdsStatement: Database.Statement;
+  private readonly byIdsStatement: Database.Statement<unknown[], { imageId: number; vector: Buffer }>;
 
   constructor(private readonly db: Database.Database) {
-    this.byIdsStatement = db.prepare(
+    this.byIdsStatement = db.prepare<unknown[], { imageId: number; vector: Buffer }>(
       `SELECT e.image_id AS imageId, e.vector AS vector FROM embeddings e JOIN live_images i ON i.id = e.image_id
        WHERE e.model_id = ? AND e.image_id IN (SELECT value FROM json_each(?))`,
     );
   }
 
   record(modelId: string): VectorIndexRecord | undefined {
-    const row = this.db.prepare<unknown[], Record<string, unknown>>('SELECT * FROM vector_indexes WHERE model_id = ?').get(modelId);
+    const row = this.db.prepare<unknown[], VectorIndexesRow>('SELECT * FROM vector_indexes WHERE model_id = ?').get(modelId);
     if (!row) return undefined;
     return {
-      modelId: row.model_id as string,
-      file: row.file as string,
-      fileSha256: row.file_sha256 as string,
-      space: row.space as 'cosine' | 'l2',
-      modelDim: row.model_dim as number,
-      graphDim: row.graph_dim as number,
-      projectionVersion: (row.projection_version as number | null) ?? null,
-      elementCount: row.element_count as number,
-      idChecksum: row.id_checksum as string,
-      deletedIds: blobToIds(row.deleted_ids as Buffer),
-      capacity: row.capacity as number,
-      m: row.m as number,
-      efConstruction: row.ef_construction as number,
-      changeSeq: row.change_seq as number,
-      builtAt: row.built_at as string,
-      updatedAt: row.updated_at as string,
-      calibration: parseCalibration(row.calibration as string | null),
+      // The row was found by this key, so it is the key (the column's type allows NULL; the WHERE does not).
+      modelId,
+      file: row.file,
+      fileSha256: row.file_sha256,
+      space: row.space as VectorIndexRecord['space'],
+      modelDim: row.model_dim,
+      graphDim: row.graph_dim,
+      projectionVersion: row.projection_version,
+      elementCount: row.element_count,
+      idChecksum: row.id_checksum,
+      deletedIds: blobToIds(row.deleted_ids),
+      capacity: row.capacity,
+      m: row.m,
+      efConstruction: row.ef_construction,
+      changeSeq: row.change_seq,
+      builtAt: row.built_at,
+      updatedAt: row.updated_at,
+      calibration: parseCalibration(row.calibration),
     };
   }
 
@@ -169,7 +171,7 @@ export class VectorIndexRepository {
   /** Embeddings of the given images that exist and are not deleted, in no particular order. */
   vectors(modelId: string, imageIds: readonly number[]): EmbeddingRow[] {
     if (imageIds.length === 0) return [];
-    const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds)) as { imageId: number; vector: Buffer }[];
+    const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds));
     return rows.map((row) => {
       const vector = storedVector(row.vector, row.imageId, modelId, this.db.name);
       return { imageId: row.imageId, vector };
@@ -177,22 +179,21 @@ export class VectorIndexRepository {
   }
 
   projection(modelId: string, version?: number): ProjectionRecord | undefined {
-    const row = (
+    const row =
       version === undefined
-        ? this.db.prepare('SELECT * FROM vector_projections WHERE model_id = ? ORDER BY version DESC LIMIT 1').get(modelId)
-        : this.db.prepare('SELECT * FROM vector_projections WHERE model_id = ? AND version = ?').get(modelId, version)
-    ) as Record<string, unknown> | undefined;
+        ? this.db.prepare<unknown[], VectorProjectionsRow>('SELECT * FROM vector_projections WHERE model_id = ? ORDER BY version DESC LIMIT 1').get(modelId)
+        : this.db.prepare<unknown[], VectorProjectionsRow>('SELECT * FROM vector_projections WHERE model_id = ? AND version = ?').get(modelId, version);
     if (!row) return undefined;
     const record: ProjectionRecord = {
-      modelId: row.model_id as string,
-      version: row.version as number,
-      inputDim: row.input_dim as number,
-      outputDim: row.output_dim as number,
-      sampleSize: row.sample_size as number,
-      explainedVariance: row.explained_variance as number,
-      mean: blobToVector(row.mean as Buffer),
-      components: blobToVector(row.components as Buffer),
-      fittedAt: row.fitted_at as string,
+      modelId: row.model_id,
+      version: row.version,
+      inputDim: row.input_dim,
+      outputDim: row.output_dim,
+      sampleSize: row.sample_size,
+      explainedVariance: row.explained_variance,
+      mean: blobToVector(row.mean),
+      components: blobToVector(row.components),
+      fittedAt: row.fitted_at,
     };
     if (record.mean.length !== record.inputDim || record.components.length !== record.inputDim * record.outputDim) {
       throw new DermError(

@@ -293,10 +293,10 @@ export class LibraryViewRepository {
   qualityHistograms(thresholds: Record<string, number>): CallOutput<'qualityOverview'>['histograms'] {
     const histograms: CallOutput<'qualityOverview'>['histograms'] = [];
     for (const definition of histogramDefinitions) {
-      const values = (
-        this.db.prepare(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN live_images i ON i.id = q.image_id`).raw().all() as Array<[number | null]>
-      )
-        .map((row) => row[0])
+      const values = this.db
+        .prepare<unknown[], number | null>(`SELECT ${definition.sql} AS v FROM quality_metrics q JOIN live_images i ON i.id = q.image_id`)
+        .pluck()
+        .all()
         .filter((value): value is number => value !== null && Number.isFinite(value));
       const threshold = thresholds[definition.threshold] ?? 0;
       const dataMax = values.reduce((max, value) => Math.max(max, value), 0);

@@ -235,10 +235,10 @@ export class ProbesRepository {
 
   predictions(runId: number, imageIds?: number[]): ProbePredictionRow[] {
     if (imageIds) {
-      const statement = this.db.prepare(
+      const statement = this.db.prepare<unknown[], ProbePredictionRow>(
         'SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? AND image_id = ? ORDER BY label',
       );
-      return imageIds.flatMap((imageId) => statement.all(runId, imageId) as ProbePredictionRow[]);
+      return imageIds.flatMap((imageId) => statement.all(runId, imageId));
     }
     return this.db
       .prepare<unknown[], ProbePredictionRow>('SELECT image_id AS imageId, label, probability FROM probe_predictions WHERE run_id = ? ORDER BY image_id, label')

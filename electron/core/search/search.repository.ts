@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { writeTransaction } from '../library/write-transaction.js';
+import type { CasesRow, ImagesRow } from '../library/table-rows.js';
 
 /** What a search result shows beside the query for side-by-side comparison. */
 export interface ImageCard {
@@ -22,6 +23,14 @@ export interface ImageCard {
   /** Current labels by kind (values of every annotator, distinct, sorted). */
   labels: Record<string, string[]>;
 }
+
+/** A row of `cards`' statement: the image's columns, its case key (NULL without a case) and three JSON arrays. */
+type CardRow = Pick<ImagesRow, 'id' | 'thumbnail_path' | 'original_path' | 'managed_path' | 'width' | 'height' | 'format' | 'batch_id' | 'pixel_sha256'> & {
+  case_key: CasesRow['case_key'] | null;
+  metadata: string;
+  flags: string;
+  labels: string;
+};
 
 /** The SQLite side of search: filter → image ids, result cards, exact duplicates and duplicate review actions. */
 export class SearchRepository {
@@ -50,7 +59,7 @@ export class SearchRepository {
       .map((row) => row.id);
   }
 
-  private cardsStatement: Database.Statement | undefined;
+  private cardsStatement: Database.Statement<unknown[], CardRow> | undefined;
 
   /**
    * The cards of these images in one statement: the image row, its case, and its metadata, flags and
@@ -60,7 +69,7 @@ export class SearchRepository {
   cards(imageIds: readonly number[]): Map<number, ImageCard> {
     const cards = new Map<number, ImageCard>();
     if (imageIds.length === 0) return cards;
-    this.cardsStatement ??= this.db.prepare(
+    this.cardsStatement ??= this.db.prepare<unknown[], CardRow>(
       `SELECT i.id, i.thumbnail_path, i.original_path, i.managed_path, i.width, i.height, i.format, i.batch_id, i.pixel_sha256, c.case_key,
          (SELECT json_group_array(json_array(key, value)) FROM (SELECT key, value FROM image_metadata m WHERE m.image_id = i.id ORDER BY key)) AS metadata,
          (SELECT json_group_array(flag) FROM (SELECT DISTINCT flag FROM image_flags f WHERE f.image_id = i.id ORDER BY flag)) AS flags,
@@ -68,26 +77,26 @@ export class SearchRepository {
             SELECT DISTINCT kind, value FROM labels l WHERE l.image_id = i.id AND l.superseded_at IS NULL AND l.kind != 'note' ORDER BY kind, value)) AS labels
        FROM images i LEFT JOIN cases c ON c.id = i.case_id WHERE i.id IN (SELECT value FROM json_each(?))`,
     );
-    const rows = this.cardsStatement.all(JSON.stringify(imageIds)) as Array<Record<string, unknown>>;
+    const rows = this.cardsStatement.all(JSON.stringify(imageIds));
     const absolute = (relative: string) => (path.isAbsolute(relative) ? relative : path.join(this.libraryRoot, relative));
     for (const row of rows) {
       const metadata: Record<string, string> = {};
-      for (const [key, value] of JSON.parse(row.metadata as string) as Array<[string, string]>) metadata[key] = value;
+      for (const [key, value] of JSON.parse(row.metadata) as Array<[string, string]>) metadata[key] = value;
       const labels: Record<string, string[]> = {};
-      for (const [kind, value] of JSON.parse(row.labels as string) as Array<[string, string]>) (labels[kind] ??= []).push(value);
-      cards.set(row.id as number, {
-        imageId: row.id as number,
-        thumbnailPath: absolute(row.thumbnail_path as string),
-        originalPath: row.original_path as string,
-        managedPath: row.managed_path ? absolute(row.managed_path as string) : null,
-        width: row.width as number,
-        height: row.height as number,
-        format: row.format as string,
-        batchId: row.batch_id as number,
-        caseKey: (row.case_key as string | null) ?? null,
-        pixelSha256: row.pixel_sha256 as string,
+      for (const [kind, value] of JSON.parse(row.labels) as Array<[string, string]>) (labels[kind] ??= []).push(value);
+      cards.set(row.id, {
+        imageId: row.id,
+        thumbnailPath: absolute(row.thumbnail_path),
+        originalPath: row.original_path,
+        managedPath: row.managed_path ? absolute(row.managed_path) : null,
+        width: row.width,
+        height: row.height,
+        format: row.format,
+        batchId: row.batch_id,
+        caseKey: row.case_key,
+        pixelSha256: row.pixel_sha256,
         metadata,
-        flags: JSON.parse(row.flags as string) as string[],
+        flags: JSON.parse(row.flags) as string[],
         labels,
       });
     }
