@@ -22,7 +22,7 @@ export interface EmbeddingModelsRow {
   display_name: string;
   dim: number;
   sha256: string;
-  source: string;
+  source: 'onnx' | 'imported';
   preprocessing: string | null;
   registered_at: string;
 }
@@ -41,7 +41,7 @@ export interface EmbeddingsRow {
 export interface ImageFlagsRow {
   image_id: number;
   flag: string;
-  source: string;
+  source: 'auto' | 'manual';
   detail: string | null;
   set_at: string;
 }
@@ -82,7 +82,7 @@ export interface ImportBatchesRow {
   id: number;
   started_at: string;
   finished_at: string | null;
-  status: string;
+  status: 'running' | 'completed' | 'cancelled' | 'interrupted' | 'failed';
   copy_into_library: number;
   source_paths: string;
   total_files: number;
@@ -96,7 +96,7 @@ export interface ImportOutcomesRow {
   id: number;
   batch_id: number;
   path: string;
-  outcome: string;
+  outcome: 'imported' | 'duplicate' | 'failed' | 'skipped';
   reason: string | null;
   image_id: number | null;
   at: string;
@@ -106,14 +106,14 @@ export interface ImportOutcomesRow {
 export interface LabelAuditRow {
   id: number;
   at: string;
-  action: string;
+  action: 'set' | 'remove' | 'record' | 'import' | 'adjudicate' | 'undo' | 'redo';
   edit_id: number | null;
   reverts_edit_id: number | null;
   annotator_id: number | null;
   session_id: number | null;
   image_id: number;
   kind: string;
-  origin: string;
+  origin: 'manual' | 'imported' | 'consensus';
   slot_annotator_id: number | null;
   before_values: string;
   after_values: string;
@@ -142,14 +142,14 @@ export interface LabellingSessionsRow {
   name: string;
   annotator_id: number;
   image_set: string;
-  queue_order: string;
+  queue_order: 'unlabelled-first' | 'random' | 'cluster' | 'uncertain';
   seed: number;
   order_details: string | null;
-  status: string;
+  status: 'active' | 'paused' | 'completed';
   position: number;
   created_at: string;
   updated_at: string;
-  suggestions: string;
+  suggestions: 'shown' | 'blind';
   agreement: number;
 }
 
@@ -162,7 +162,7 @@ export interface LabelsRow {
   confidence: number | null;
   annotator_id: number | null;
   session_id: number | null;
-  origin: string;
+  origin: 'manual' | 'imported' | 'consensus';
   created_at: string;
   superseded_at: string | null;
 }
@@ -222,9 +222,9 @@ export interface ProbeRunsRow {
   finished_at: string | null;
   model_id: string;
   model_sha256: string;
-  label_kind: string;
+  label_kind: 'condition' | 'quality';
   labels: string;
-  status: string;
+  status: 'running' | 'completed' | 'cancelled' | 'failed';
   seed: number;
   folds: number;
   hyperparameters: string;
@@ -304,7 +304,7 @@ export interface VectorIndexesRow {
   model_id: string | null;
   file: string;
   file_sha256: string;
-  space: string;
+  space: 'cosine' | 'l2';
   model_dim: number;
   graph_dim: number;
   projection_version: number | null;
