@@ -2,7 +2,8 @@ import type Database from 'better-sqlite3';
 import { writeTransaction } from '../library/write-transaction.js';
 import type { ImagesRow, LiveImagesRow } from '../library/table-rows.js';
 
-export interface PlannedImageRow {
+/** An image a cluster plan shards out: where its pixels are and what identifies its file. */
+export interface PlannedImage {
   imageId: number;
   originalPath: string;
   managedPath: string | null;
@@ -15,7 +16,7 @@ export class ClusterRepository {
   constructor(private readonly db: Database.Database) {}
 
   /** Images (not deleted) without an embedding from this model file, in id order, with their file hash. */
-  imagesToPlan(modelId: string, modelSha256: string): PlannedImageRow[] {
+  imagesToPlan(modelId: string, modelSha256: string): PlannedImage[] {
     return this.db
       .prepare<unknown[], Pick<LiveImagesRow, 'id' | 'original_path' | 'managed_path' | 'file_sha256' | 'bytes'>>(
         `SELECT i.id, i.original_path, i.managed_path, i.file_sha256, i.bytes FROM live_images i

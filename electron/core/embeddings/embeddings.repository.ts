@@ -93,7 +93,7 @@ export class EmbeddingsRepository {
       displayName: row.display_name,
       dim: row.dim,
       sha256: row.sha256,
-      source: row.source as EmbeddingModelRecord['source'],
+      source: row.source,
       preprocessing: row.preprocessing ? JSON.parse(row.preprocessing) : null,
       registeredAt: row.registered_at,
     };

@@ -1,13 +1,13 @@
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
+import type { ImageFlagsRow } from '../library/table-rows.js';
 
 /** Settings key of the de-identified export's HMAC secret; left out of settings() and every manifest. */
 export const pseudonymSecretKey = 'export.pseudonym_secret';
 
-export interface FlagRow {
-  imageId: number;
-  flag: string;
-  source: 'auto' | 'manual';
+/** An image_flags row as `SELECT image_id AS imageId, flag, source` returns it. */
+export interface FlagRow extends Pick<ImageFlagsRow, 'flag' | 'source'> {
+  imageId: ImageFlagsRow['image_id'];
 }
 
 /** The reads an export needs that no other repository offers: bulk metadata and flags, settings, label filters. */

@@ -1,14 +1,15 @@
 import type { z } from 'zod';
 import type { importOutcomeSchema } from '../../common/contract.js';
 import type Database from 'better-sqlite3';
+import type { ImportBatchesRow, ImportOutcomesRow } from '../library/table-rows.js';
 
-export type ImportOutcomeKind = 'imported' | 'duplicate' | 'failed' | 'skipped';
+export type ImportOutcomeKind = ImportOutcomesRow['outcome'];
 /**
  * running: a live process works on it (or one died and nobody has looked yet); completed; cancelled:
  * someone asked it to stop; interrupted: its process died mid-import (found at the next open or
  * import); failed: an error stopped it. Running the same import again resumes any but a completed one.
  */
-export type BatchStatus = 'running' | 'completed' | 'cancelled' | 'interrupted' | 'failed';
+export type BatchStatus = ImportBatchesRow['status'];
 
 /** Statuses of a batch that running the same import again resumes. */
 export const resumableBatchStatuses: readonly BatchStatus[] = ['running', 'cancelled', 'interrupted', 'failed'];
@@ -29,19 +30,6 @@ export interface ImportBatch {
   failed: number;
 }
 
-interface BatchRow {
-  id: number;
-  started_at: string;
-  finished_at: string | null;
-  status: BatchStatus;
-  copy_into_library: number;
-  source_paths: string;
-  total_files: number;
-  imported: number;
-  duplicates: number;
-  failed: number;
-}
-
 /** Every read and write of `import_batches` and `import_outcomes`. */
 export class ImportBatchesRepository {
   constructor(private readonly db: Database.Database) {}
@@ -53,7 +41,7 @@ export class ImportBatchesRepository {
   }
 
   get(id: number): ImportBatch | undefined {
-    const row = this.db.prepare<unknown[], BatchRow>('SELECT * FROM import_batches WHERE id = ?').get(id);
+    const row = this.db.prepare<unknown[], ImportBatchesRow>('SELECT * FROM import_batches WHERE id = ?').get(id);
     return row ? rowToBatch(row) : undefined;
   }
 
@@ -63,7 +51,7 @@ export class ImportBatchesRepository {
 
   /** Most recent first. */
   list(limit = 50): ImportBatch[] {
-    return this.db.prepare<unknown[], BatchRow>('SELECT * FROM import_batches ORDER BY id DESC LIMIT ?').all(limit).map(rowToBatch);
+    return this.db.prepare<unknown[], ImportBatchesRow>('SELECT * FROM import_batches ORDER BY id DESC LIMIT ?').all(limit).map(rowToBatch);
   }
 
   /**
@@ -73,7 +61,7 @@ export class ImportBatchesRepository {
    */
   findUnfinished(sourcePaths: string[], copyIntoLibrary: boolean): ImportBatch[] {
     const rows = this.db
-      .prepare<unknown[], BatchRow>(
+      .prepare<unknown[], ImportBatchesRow>(
         `SELECT * FROM import_batches WHERE status IN (${resumableBatchStatuses.map(() => '?').join(', ')}) AND source_paths = ? AND copy_into_library = ? ORDER BY id DESC`,
       )
       .all(...resumableBatchStatuses, JSON.stringify(sourcePaths), copyIntoLibrary ? 1 : 0);
@@ -82,7 +70,7 @@ export class ImportBatchesRepository {
 
   /** Batches whose status says a process is working on them (it may have died). */
   running(): ImportBatch[] {
-    return this.db.prepare<unknown[], BatchRow>("SELECT * FROM import_batches WHERE status = 'running' ORDER BY id").all().map(rowToBatch);
+    return this.db.prepare<unknown[], ImportBatchesRow>("SELECT * FROM import_batches WHERE status = 'running' ORDER BY id").all().map(rowToBatch);
   }
 
   setRunning(id: number): void {
@@ -105,7 +93,7 @@ export class ImportBatchesRepository {
 
   outcomes(batchId: number): ImportOutcome[] {
     const rows = this.db
-      .prepare<unknown[], { path: string; outcome: ImportOutcomeKind; reason: string | null; image_id: number | null }>(
+      .prepare<unknown[], Pick<ImportOutcomesRow, 'path' | 'outcome' | 'reason' | 'image_id'>>(
         'SELECT path, outcome, reason, image_id FROM import_outcomes WHERE batch_id = ? ORDER BY id',
       )
       .all(batchId);
@@ -131,7 +119,7 @@ export class ImportBatchesRepository {
   }
 }
 
-function rowToBatch(row: BatchRow): ImportBatch {
+function rowToBatch(row: ImportBatchesRow): ImportBatch {
   return {
     id: row.id,
     startedAt: row.started_at,

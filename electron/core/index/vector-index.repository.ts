@@ -40,7 +40,8 @@ export interface ProjectionRecord {
   fittedAt: string;
 }
 
-export interface EmbeddingRow {
+/** An image's stored embedding, decoded. */
+export interface ImageVector {
   imageId: number;
   vector: Float32Array;
 }
@@ -95,7 +96,7 @@ export class VectorIndexRepository {
       modelId,
       file: row.file,
       fileSha256: row.file_sha256,
-      space: row.space as VectorIndexRecord['space'],
+      space: row.space,
       modelDim: row.model_dim,
       graphDim: row.graph_dim,
       projectionVersion: row.projection_version,
@@ -169,7 +170,7 @@ export class VectorIndexRepository {
   }
 
   /** Embeddings of the given images that exist and are not deleted, in no particular order. */
-  vectors(modelId: string, imageIds: readonly number[]): EmbeddingRow[] {
+  vectors(modelId: string, imageIds: readonly number[]): ImageVector[] {
     if (imageIds.length === 0) return [];
     const rows = this.byIdsStatement.all(modelId, JSON.stringify(imageIds));
     return rows.map((row) => {

@@ -72,7 +72,7 @@ function toLabel(row: LabelRow): Label {
     annotator: row.annotator,
     annotatorId: row.annotator_id,
     sessionId: row.session_id,
-    origin: row.origin as LabelOrigin,
+    origin: row.origin,
     createdAt: row.created_at,
   };
 }
@@ -84,14 +84,14 @@ function toAudit(row: AuditRow): AuditEntry {
   return {
     id: row.id,
     at: row.at,
-    action: row.action as AuditAction,
+    action: row.action,
     editId: row.edit_id,
     revertsEditId: row.reverts_edit_id,
     annotator: row.annotator,
     sessionId: row.session_id,
     imageId: row.image_id,
     kind: row.kind as LabelKind,
-    origin: row.origin as LabelOrigin,
+    origin: row.origin,
     slotAnnotatorId: row.slot_annotator_id,
     before: JSON.parse(row.before_values) as LabelValue[],
     after: JSON.parse(row.after_values) as LabelValue[],

@@ -5,7 +5,7 @@ import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
 import type { ProbeMetrics } from './probe-metrics.types.js';
 import type { LabelRow } from './target-resolution.js';
 import { writeTransaction } from '../library/write-transaction.js';
-import type { ProbeRunsRow } from '../library/table-rows.js';
+import type { ProbePredictionsRow, ProbeRunsRow } from '../library/table-rows.js';
 
 export type ProbeLabelKind = z.infer<typeof probeLabelKindSchema>;
 export type ProbeRunStatus = z.infer<typeof probeRunStatusSchema>;
@@ -91,14 +91,10 @@ export interface ExportedOutOfFoldImage extends ProbeOutOfFoldImage {
   originalPath: string;
 }
 
-export interface ProbePredictionRow {
-  imageId: number;
-  label: string;
-  probability: number;
+/** A probe_predictions row of one run, as `SELECT image_id AS imageId, label, probability` returns it. */
+export interface ProbePredictionRow extends Pick<ProbePredictionsRow, 'label' | 'probability'> {
+  imageId: ProbePredictionsRow['image_id'];
 }
-
-/** A probe_runs row with its status and label kind narrowed to what the code writes. */
-type RunRow = Omit<ProbeRunsRow, 'status' | 'label_kind'> & { status: ProbeRunStatus; label_kind: ProbeLabelKind };
 
 /** Every read the probes need from the library (labels, cases, metadata) and every write of probe runs. */
 export class ProbesRepository {
@@ -205,12 +201,12 @@ export class ProbesRepository {
   }
 
   run(runId: number): ProbeRunRecord | undefined {
-    const row = this.db.prepare<unknown[], RunRow>('SELECT * FROM probe_runs WHERE id = ?').get(runId);
+    const row = this.db.prepare<unknown[], ProbeRunsRow>('SELECT * FROM probe_runs WHERE id = ?').get(runId);
     return row ? toRecord(row) : undefined;
   }
 
   runs(): ProbeRunRecord[] {
-    return this.db.prepare<unknown[], RunRow>('SELECT * FROM probe_runs ORDER BY id').all().map(toRecord);
+    return this.db.prepare<unknown[], ProbeRunsRow>('SELECT * FROM probe_runs ORDER BY id').all().map(toRecord);
   }
 
   model(runId: number): StoredProbeModel | undefined {
@@ -284,7 +280,7 @@ export function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function toRecord(row: RunRow): ProbeRunRecord {
+function toRecord(row: ProbeRunsRow): ProbeRunRecord {
   return {
     id: row.id,
     createdAt: row.created_at,

@@ -1,3 +1,5 @@
+import type { LabelsRow } from '../library/table-rows.js';
+
 /**
  * How the current labels of a library become a probe's training targets. Several annotators may
  * label one image, and SCIN imports carry dermatologists' confidences; the rules are:
@@ -11,11 +13,8 @@
  * - Single-valued kinds (gradable, Fitzpatrick, Monk tone) take the consensus, else the value most
  *   annotators gave; a tie is unresolved.
  */
-export interface LabelRow {
-  imageId: number;
-  value: string;
-  confidence: number | null;
-  origin: 'manual' | 'imported' | 'consensus';
+export interface LabelRow extends Pick<LabelsRow, 'value' | 'confidence' | 'origin'> {
+  imageId: LabelsRow['image_id'];
 }
 
 export interface ResolvedTargets {
