@@ -53,10 +53,10 @@ export class ExportRepository {
     return new Set(rows.map((row) => row.id));
   }
 
-  /** Ids of images passing an SQL condition over `images i` (the search filter grammar's output), in id order. */
+  /** Ids of images (not deleted) passing an SQL condition over `live_images i` (the search filter grammar's output), in id order. */
   imageIdsWhere(condition: { sql: string; params: unknown[] }): number[] {
     return this.db
-      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`)
+      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM live_images i WHERE ${condition.sql} ORDER BY i.id`)
       .all(...condition.params)
       .map((row) => row.id);
   }

@@ -62,16 +62,16 @@ export class ImageFacetsRepository {
   }
 
   private countUnder(filter: ImageFilter, only?: string): { total: number; facets: Facet[] } {
-    const { where, parameters } = buildFilter(filter);
+    const { source, where, parameters } = buildFilter(filter);
     // The filtered ids are written once into a temporary table keyed by id, so each facet's query
     // tests membership with a rowid lookup instead of re-running the filter. With no filter and no
     // deleted images every image counts, and the facets read their indexes without the membership test.
     const hasDeleted = this.db.prepare('SELECT 1 FROM images WHERE deleted_at IS NOT NULL LIMIT 1').get() !== undefined;
-    const unrestricted = where === 'WHERE i.deleted_at IS NULL' && !hasDeleted;
+    const unrestricted = source === 'live_images' && where === '' && !hasDeleted;
     if (!unrestricted) {
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS library_facet_ids (id INTEGER PRIMARY KEY)');
       this.db.exec('DELETE FROM temp.library_facet_ids');
-      this.db.prepare(`INSERT INTO temp.library_facet_ids (id) SELECT i.id FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where}`).run(...parameters);
+      this.db.prepare(`INSERT INTO temp.library_facet_ids (id) SELECT i.id FROM ${source} i LEFT JOIN cases c ON c.id = i.case_id ${where}`).run(...parameters);
     }
     try {
       return this.countFacets(unrestricted, only);

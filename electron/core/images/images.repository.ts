@@ -134,23 +134,23 @@ export class ImagesRepository {
     if (!Number.isInteger(limit) || limit < 1 || limit > maxPageSize) {
       throw new DermError('invalid-input', `limit must be a whole number from 1 to ${maxPageSize}; got ${limit}.`, { field: 'limit' });
     }
-    const { where, parameters } = buildFilter(options);
-    const rows = this.db.prepare<unknown[], ImageRow>(`${selectImages} ${where} ORDER BY i.id LIMIT ? OFFSET ?`).all(...parameters, limit, offset);
+    const { source, where, parameters } = buildFilter(options);
+    const rows = this.db.prepare<unknown[], ImageRow>(`${selectImagesFrom(source)} ${where} ORDER BY i.id LIMIT ? OFFSET ?`).all(...parameters, limit, offset);
     return rows.map(rowToImage);
   }
 
   count(filter: ImageFilter = {}): number {
-    const { where, parameters } = buildFilter(filter);
+    const { source, where, parameters } = buildFilter(filter);
     return this.db
-      .prepare<unknown[], { count: number }>(`SELECT COUNT(*) AS count FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where}`)
+      .prepare<unknown[], { count: number }>(`SELECT COUNT(*) AS count FROM ${source} i LEFT JOIN cases c ON c.id = i.case_id ${where}`)
       .get(...parameters)!.count;
   }
 
   /** Ids of every image matching the filter, in id order (for jobs that walk the library). */
   ids(filter: ImageFilter = {}): number[] {
-    const { where, parameters } = buildFilter(filter);
+    const { source, where, parameters } = buildFilter(filter);
     return this.db
-      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM images i LEFT JOIN cases c ON c.id = i.case_id ${where} ORDER BY i.id`)
+      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM ${source} i LEFT JOIN cases c ON c.id = i.case_id ${where} ORDER BY i.id`)
       .all(...parameters)
       .map((row) => row.id);
   }
@@ -259,11 +259,14 @@ export class ImagesRepository {
 
 const romanNumerals = ['I', 'II', 'III', 'IV', 'V', 'VI'];
 
-/** The WHERE clause (over `images i LEFT JOIN cases c`) of a filter, with its parameters. */
-export function buildFilter(filter: ImageFilter): { where: string; parameters: unknown[] } {
+/**
+ * A filter as SQL: the table to read as `i` (live_images, unless deleted images are included) and the
+ * WHERE clause over `${source} i LEFT JOIN cases c`, with its parameters.
+ */
+export function buildFilter(filter: ImageFilter): { source: 'images' | 'live_images'; where: string; parameters: unknown[] } {
+  const source = filter.includeDeleted ? 'images' : 'live_images';
   const clauses: string[] = [];
   const parameters: unknown[] = [];
-  if (!filter.includeDeleted) clauses.push('i.deleted_at IS NULL');
   for (const flag of filter.flags ?? []) {
     clauses.push('EXISTS (SELECT 1 FROM image_flags f WHERE f.image_id = i.id AND f.flag = ?)');
     parameters.push(flag);
@@ -327,7 +330,7 @@ export function buildFilter(filter: ImageFilter): { where: string; parameters: u
     clauses.push('i.id IN (SELECT value FROM json_each(?))');
     parameters.push(JSON.stringify(filter.ids));
   }
-  return { where: clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', parameters };
+  return { source, where: clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '', parameters };
 }
 
 function escapeLike(text: string): string {

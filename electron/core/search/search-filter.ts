@@ -55,7 +55,7 @@ export function parseSearchFilter(clauses: readonly string[]): SearchFilterClaus
   return split.map((clause, index) => parseSearchFilterClause(clause, index));
 }
 
-/** SQL condition over `images i` for the images that pass every clause (deleted images never do). */
+/** SQL condition over `live_images i` for the images that pass every clause (the view leaves deleted images out). */
 export function searchFilterSql(clauses: readonly SearchFilterClause[]): { sql: string; params: unknown[] } {
   const library = filterSql(clauses.flatMap((clause) => (clause.field === 'library' ? [clause.clause] : [])));
   const parts = [library.sql];

@@ -39,10 +39,10 @@ export class SearchRepository {
     private readonly libraryRoot: string,
   ) {}
 
-  /** Ids of images (not deleted) matching a condition over `images i`, ascending. */
+  /** Ids of images (not deleted) matching a condition over `live_images i`, ascending. */
   matchingIds(condition: { sql: string; params: unknown[] }): number[] {
     return this.db
-      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM images i WHERE ${condition.sql} ORDER BY i.id`)
+      .prepare<unknown[], { id: number }>(`SELECT i.id AS id FROM live_images i WHERE ${condition.sql} ORDER BY i.id`)
       .all(...condition.params)
       .map((row) => row.id);
   }

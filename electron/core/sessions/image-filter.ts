@@ -67,9 +67,12 @@ export function parseFilter(clauses: readonly string[]): FilterClause[] {
   return clauses.map((clause, index) => parseFilterClause(clause, index));
 }
 
-/** SQL condition over `images i` (with its parameters) that holds for the images matching every clause. */
+/**
+ * SQL condition over `live_images i` (with its parameters) that holds for the images matching every
+ * clause: deleted images are left out by reading the view, not by the condition.
+ */
 export function filterSql(clauses: readonly FilterClause[]): { sql: string; params: unknown[] } {
-  const parts = ['i.deleted_at IS NULL'];
+  const parts: string[] = [];
   const params: unknown[] = [];
   for (const clause of clauses) {
     switch (clause.field) {
@@ -108,5 +111,5 @@ export function filterSql(clauses: readonly FilterClause[]): { sql: string; para
         break;
     }
   }
-  return { sql: parts.join(' AND '), params };
+  return { sql: parts.length > 0 ? parts.join(' AND ') : 'TRUE', params };
 }

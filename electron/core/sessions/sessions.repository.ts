@@ -191,7 +191,7 @@ export class SessionsRepository {
   filteredImageIds(clauses: FilterClause[]): number[] {
     const { sql, params } = filterSql(clauses);
     return this.db
-      .prepare<unknown[], { id: number }>(`SELECT i.id FROM images i WHERE ${sql} ORDER BY i.id`)
+      .prepare<unknown[], { id: number }>(`SELECT i.id FROM live_images i WHERE ${sql} ORDER BY i.id`)
       .all(...params)
       .map((row) => row.id);
   }
