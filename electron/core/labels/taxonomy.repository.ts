@@ -32,11 +32,10 @@ export class TaxonomyRepository {
   constructor(private readonly db: Database.Database) {}
 
   all(kind?: string): TaxonomyEntry[] {
-    const rows = (
+    const rows =
       kind === undefined
-        ? this.db.prepare('SELECT * FROM taxonomy_entries ORDER BY kind, sort_order, code').all()
-        : this.db.prepare('SELECT * FROM taxonomy_entries WHERE kind = ? ORDER BY sort_order, code').all(kind)
-    ) as EntryRow[];
+        ? this.db.prepare<unknown[], EntryRow>('SELECT * FROM taxonomy_entries ORDER BY kind, sort_order, code').all()
+        : this.db.prepare<unknown[], EntryRow>('SELECT * FROM taxonomy_entries WHERE kind = ? ORDER BY sort_order, code').all(kind);
     return rows.map(toEntry);
   }
 

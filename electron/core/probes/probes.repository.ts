@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { probeLabelKindSchema, probeRunStatusSchema } from '../../common/contract.js';
 import type Database from 'better-sqlite3';
 import { blobToVector, vectorToBlob } from '../embeddings/vector-codec.js';
+import type { ProbeSettings } from './probe-evaluation.js';
 import type { ProbeMetrics } from './probe-metrics.types.js';
 import type { LabelRow } from './target-resolution.js';
 import { writeTransaction } from '../library/write-transaction.js';
@@ -23,21 +24,15 @@ export interface ProbeManifest {
   };
   seed: number;
   folds: number;
-  hyperparameters: {
-    l2: number;
-    classWeights: boolean;
+  /** The settings the run was evaluated with, as recorded. */
+  hyperparameters: Pick<
+    ProbeSettings,
+    'l2' | 'classWeights' | 'maxIterations' | 'tolerance' | 'bootstrapReplicates' | 'curveSeeds' | 'minGroupCases' | 'minClassCases' | 'repeats'
+  > & {
+    /** The solver, in words (with its preconditioner when it had one). */
     solver: string;
-    maxIterations: number;
-    /** Relative stopping rule of the solver (largest gradient component ≤ tolerance × its value at the start). */
-    tolerance: number;
-    bootstrapReplicates: number;
+    /** Case fractions of the data-efficiency curve, ending with 1 (the cross-validation itself). */
     curveFractions: number[];
-    curveSeeds: number;
-    minGroupCases: number;
-    /** A label's AUC (overall or in a subgroup) needs at least this many positive and this many negative cases. */
-    minClassCases: number;
-    /** Repeats of the grouped k-fold with different fold seeds (1 = the CV once). */
-    repeats: number;
   };
   appVersion: string;
   population: {
