@@ -7,6 +7,7 @@ import { servableMediaFile } from '../media/media-file.js';
 import type { ImageFacetsRepository } from '../images/image-facets.repository.js';
 import type { ImageFilter } from '../images/images.repository.js';
 import type { SearchRepository } from '../search/search.repository.js';
+import type { CasesRow, ImageFlagsRow, LiveImagesRow } from '../library/table-rows.js';
 
 const histogramDefinitions: Array<{
   metric: string;
@@ -199,17 +200,8 @@ export class LibraryViewRepository {
     const row = this.db
       .prepare<
         unknown[],
-        {
-          id: number;
-          original_path: string;
-          relative_path: string | null;
-          width: number;
-          height: number;
-          format: string;
-          bytes: number;
-          imported_at: string;
-          batch_id: number;
-          case_key: string | null;
+        Pick<LiveImagesRow, 'id' | 'original_path' | 'relative_path' | 'width' | 'height' | 'format' | 'bytes' | 'imported_at' | 'batch_id'> & {
+          case_key: CasesRow['case_key'] | null;
         }
       >(
         `SELECT i.id, i.original_path, i.relative_path, i.width, i.height, i.format, i.bytes, i.imported_at, i.batch_id, c.case_key
@@ -224,9 +216,7 @@ export class LibraryViewRepository {
       metadata[entry.key] = entry.value;
     }
     const flags = this.db
-      .prepare<unknown[], { flag: string; source: string; detail: string | null }>(
-        'SELECT flag, source, detail FROM image_flags WHERE image_id = ? ORDER BY flag',
-      )
+      .prepare<unknown[], Pick<ImageFlagsRow, 'flag' | 'source' | 'detail'>>('SELECT flag, source, detail FROM image_flags WHERE image_id = ? ORDER BY flag')
       .all(imageId);
     const metrics = this.db.prepare<unknown[], Record<string, unknown>>('SELECT * FROM quality_metrics WHERE image_id = ?').get(imageId);
     let quality: Record<string, number> | null = null;
