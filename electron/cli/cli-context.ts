@@ -1,9 +1,15 @@
 import type { Command } from 'commander';
+import type { z } from 'zod';
+import type * as ContractModuleValues from '../common/contract.js';
 import type { CallInput, CallName, CallOutput } from '../common/contract.js';
 import { DermError, serializeError } from '../common/errors.js';
 import type { Core } from '../core/core.js';
 import type { JobProgress } from '../core/jobs/job.js';
 import { explainLibraryError } from '../core/library/library-errors.js';
+import type { CliOutputName, cliOutputs } from './cli-outputs.js';
+
+type ContractModule = typeof ContractModuleValues;
+type CliOutputs = typeof cliOutputs;
 
 /**
  * Exit codes of every `dermws` command (documented in docs/cli.md):
@@ -80,13 +86,32 @@ export async function printCallOutput(name: CallName, value: unknown): Promise<v
   printJson(contract[name].output.parse(value));
 }
 
-/** The contract schemas that describe a job's result (JobInfo.result of the call that starts it). */
-export type JobResultSchemaName = 'importReportSchema' | 'libraryCheckReportSchema' | 'exportReportSchema';
+/**
+ * The contract schemas that describe a job's result (JobInfo.result of the call that starts it), and
+ * datasetImportReportSchema, the part of the demo job's result that a dataset import reports alone.
+ */
+export type JobResultSchemaName =
+  | 'importReportSchema'
+  | 'datasetImportReportSchema'
+  | 'libraryCheckReportSchema'
+  | 'exportReportSchema'
+  | 'embedReportSchema'
+  | 'demoReportSchema'
+  | 'clusterImportReportSchema';
 
 /** Prints a job's result as the contract's schema for that result, e.g. libraryCheckReportSchema. */
-export async function printJobResult(schemaName: JobResultSchemaName, value: unknown): Promise<void> {
+export async function printJobResult<Name extends JobResultSchemaName>(schemaName: Name, value: z.input<ContractModule[Name]>): Promise<void> {
   const contractModule = await import('../common/contract.js');
   printJson(contractModule[schemaName].parse(value));
+}
+
+/**
+ * Prints the output of a command that has no call in the contract with its own schema (cli-outputs.ts),
+ * validated first like a call's output. The value's type is checked against the schema at compile time.
+ */
+export async function printCliOutput<Name extends CliOutputName>(name: Name, value: z.input<CliOutputs[Name]>): Promise<void> {
+  const { cliOutputs } = await import('./cli-outputs.js');
+  printJson(cliOutputs[name].parse(value));
 }
 
 export function printJson(value: unknown): void {

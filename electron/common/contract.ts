@@ -276,6 +276,121 @@ export const exportReportSchema = z.object({
 });
 export type ExportReport = z.infer<typeof exportReportSchema>;
 
+/** How a job ended, as its result reports it (a job result's `status`). */
+export const jobResultStatusSchema = z.enum(['success', 'partial', 'cancelled', 'failed']);
+
+/** The result of an embedding job (JobInfo.result of embedStart) and what `dermws embed --json` prints. */
+export const embedReportSchema = z.object({
+  status: jobResultStatusSchema,
+  modelId: z.string(),
+  /** Images needing an embedding when the job started. */
+  total: z.int(),
+  embedded: z.int(),
+  /** Images that already had an embedding from this model file. */
+  skipped: z.int(),
+  failed: z.array(z.object({ imageId: z.int(), path: z.string(), reason: z.string() })),
+  provider: z.enum(['cuda', 'dml', 'coreml', 'cpu']),
+  fallbackReason: z.string().optional(),
+  batchSize: z.int(),
+});
+export type EmbedReport = z.infer<typeof embedReportSchema>;
+
+/**
+ * One problem found while importing a dataset, located precisely enough to fix it in a spreadsheet:
+ * the file, the physical line (1-based, the header is line 1), the column and the offending value.
+ * `error` issues mean something was not imported; `warning` issues mean it was imported with a caveat.
+ */
+export const datasetIssueSchema = z.object({
+  severity: z.enum(['error', 'warning']),
+  /** File name as given (for SCIN: scin_cases.csv / scin_labels.csv; else the CSV path). */
+  file: z.string(),
+  line: z.int().nullable(),
+  column: z.string().optional(),
+  value: z.string().optional(),
+  message: z.string(),
+});
+
+/** What a dataset import reports (`dermws dataset import-*`; the demo job's `datasetImport`). */
+export const datasetImportReportSchema = z.object({
+  dataset: z.enum(['scin', 'isic', 'csv']),
+  status: jobResultStatusSchema,
+  files: z.array(z.string()),
+  /** Data rows read (all CSVs together), and rows that contributed something. */
+  rows: z.int(),
+  rowsApplied: z.int(),
+  cases: z.object({ created: z.int(), existing: z.int() }),
+  images: z.object({
+    /** Image files new to the library. */
+    imported: z.int(),
+    /** Image files already in the library (a re-run, or the same file listed twice). */
+    alreadyInLibrary: z.int(),
+    /** Listed in the CSV but absent on disk. */
+    missing: z.int(),
+    /** Present but could not be decoded or read. */
+    failed: z.int(),
+    /** Images linked to a case or given metadata/labels by this import. */
+    matched: z.int(),
+  }),
+  metadata: z.object({ set: z.int(), unchanged: z.int() }),
+  /**
+   * Labels by slot (one image, kind and annotator): slots whose values changed, slots that already held
+   * exactly these values (a re-run), and the number of label values the slots hold.
+   */
+  labels: z.object({ changedSlots: z.int(), unchangedSlots: z.int(), values: z.int() }),
+  issues: z.array(datasetIssueSchema),
+  /** Import batch that brought the image files in (SCIN), when files were imported. */
+  importBatchId: z.int().nullable(),
+});
+
+/** The result of the demo job (JobInfo.result of demoStart) and what `dermws demo --json` prints. */
+export const demoReportSchema = z.object({
+  status: jobResultStatusSchema,
+  libraryFolder: z.string(),
+  /** The generated dataset: `<folder>/dataset/scin_cases.csv`, `scin_labels.csv`, `images/`. */
+  datasetFolder: z.string(),
+  /** A photo that is not in the library, for trying similar-case search with an outside photo. */
+  outsidePhoto: z.string(),
+  cases: z.int(),
+  photos: z.int(),
+  /** Listed in the CSV but broken on purpose (the import reports them). */
+  brokenFiles: z.array(z.string()),
+  /** Copies made on purpose: byte-identical, same pixels re-encoded, and a slightly brighter re-take. */
+  duplicateFiles: z.object({ byteCopy: z.string(), pixelCopy: z.string(), nearCopy: z.string() }),
+  datasetImport: datasetImportReportSchema,
+  /** The second reader's condition labels: label slots changed and unchanged, label values stored. */
+  secondReader: z.object({ changedSlots: z.int(), unchangedSlots: z.int(), labels: z.int() }),
+  embedding: embedReportSchema.nullable(),
+});
+
+/**
+ * The result of merging a cluster run (JobInfo.result of clusterImportStart) and what
+ * `dermws embeddings import OUT_DIR --json` prints.
+ */
+export const clusterImportReportSchema = z.object({
+  status: jobResultStatusSchema,
+  folder: z.string(),
+  planId: z.string(),
+  modelId: z.string(),
+  /** Shards in the plan. */
+  shards: z.int(),
+  merged: z.array(z.object({ shard: z.int(), stored: z.int(), alreadyStored: z.int(), failed: z.int() })),
+  /** Vectors written by this run (0 on a rerun with nothing new). */
+  stored: z.int(),
+  /** Vectors in accepted shards that the library already held from this model file. */
+  alreadyStored: z.int(),
+  missing: z.array(z.object({ shard: z.int(), reason: z.string() })),
+  refused: z.array(z.object({ shard: z.int(), file: z.string(), reason: z.string() })),
+  /** Images a worker could not embed, with its reason. */
+  failures: z.array(z.object({ shard: z.int(), key: z.string(), imageId: z.int().nullable(), file: z.string(), reason: z.string() })),
+  /** Images deleted from the library after the plan was written (their vectors are not stored). */
+  deletedSincePlan: z.int(),
+  /**
+   * The HNSW index update when the model had an index (null when there was none): changes folded in,
+   * whether the index had to be rebuilt instead, and how many images it holds now.
+   */
+  index: z.object({ folded: z.int(), rebuilt: z.boolean(), indexed: z.int() }).nullable(),
+});
+
 export const modelSummarySchema = z.object({
   id: z.string(),
   displayName: z.string(),

@@ -253,11 +253,13 @@ describe('dermws search / duplicates / index', () => {
 
     const status = await runDermws('index', 'status', '--library', root, '--json');
     expect(status.code).toBe(0);
-    expect(status.json).toEqual([expect.objectContaining({ modelId: 'vectors', state: 'missing', databaseCount: 90, modelDim: 32 })]);
+    expect(status.json).toEqual({ indexes: [expect.objectContaining({ modelId: 'vectors', state: 'missing', databaseCount: 90, modelDim: 32 })] });
 
     const rebuilt = await runDermws('index', 'rebuild', '--library', root, '--json');
-    expect(rebuilt.json).toEqual([expect.objectContaining({ status: 'success', modelId: 'vectors', elements: 90, graphDim: 32, projectionVersion: null })]);
-    expect((await runDermws('index', 'status', '--library', root, '--json')).json[0].state).toBe('ready');
+    expect(rebuilt.json).toEqual({
+      indexes: [expect.objectContaining({ status: 'success', modelId: 'vectors', elements: 90, graphDim: 32, projectionVersion: null })],
+    });
+    expect((await runDermws('index', 'status', '--library', root, '--json')).json.indexes[0].state).toBe('ready');
 
     const found = await runDermws('search', String(ids[4]), '-k', '3', '--where', 'flag!=blurry', '--library', root, '--json');
     expect(found.code).toBe(0);

@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { globalOptions, parsePositiveInteger, printJson } from '../cli-context.js';
+import { globalOptions, parsePositiveInteger, printCliOutput } from '../cli-context.js';
 
 /**
  * `dermws bench search --vectors X.npy [--queries Q.npy] [--k 10] [--json]`: the similar-case index
  * measured on a researcher's own embeddings (SCIN ships Derm Foundation embeddings as npz) in a
- * temporary library; the user's library is not opened. --json prints SearchBenchmarkReport.
+ * temporary library; the user's library is not opened. --json prints the benchSearch schema of cli-outputs.ts.
  */
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('measure the workstation on your own data');
@@ -45,7 +45,7 @@ export function registerBenchCommands(program: Command): void {
         ...(queries ? { queries: queries.data } : {}),
         onStep: json ? undefined : (line) => process.stderr.write(`${line}…\n`),
       });
-      if (json) printJson(report);
+      if (json) await printCliOutput('benchSearch', report);
       else process.stdout.write(`${formatSearchBenchmark(report).join('\n')}\n`);
     });
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { ClusterImportResult } from '../../core/cluster/cluster.service.js';
 import type { Core } from '../../core/core.js';
-import { exitCodes, globalOptions, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { exitCodes, globalOptions, parsePositiveInteger, printCliOutput, printJobResult, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws embed plan` and `dermws embed shard`: the two halves of embedding on a cluster (docs/models.md,
@@ -33,7 +33,7 @@ export function registerClusterCommands(program: Command): void {
           ...(options.model === undefined ? {} : { modelId: options.model }),
           ...(options.root === undefined ? {} : { root: options.root }),
         });
-        if (json) printJson(result);
+        if (json) await printCliOutput('embedPlan', result);
         else {
           process.stdout.write(
             `Plan ${result.planId}: ${result.images} images of ${result.modelId} in ${result.shards} shard(s) of up to ${result.shardSize}, written to ${result.planFolder}\n` +
@@ -76,7 +76,7 @@ export function registerClusterCommands(program: Command): void {
             ...(batchSize === undefined ? {} : { batchSize }),
             ...(onProgress ? { onProgress } : {}),
           });
-          if (json) printJson(result);
+          if (json) await printCliOutput('embedShard', result);
           else {
             const how = result.provider ? ` on ${result.provider}, batch ${result.batchSize}` : '';
             const state =
@@ -108,7 +108,7 @@ export async function importClusterResults(command: Command, folder: string): Pr
     await withInterrupt(async (signal) => {
       const onProgress = json ? undefined : progressPrinter();
       const result = await core.cluster.importResults(folder, { signal, ...(onProgress ? { onProgress } : {}) });
-      if (json) printJson(result);
+      if (json) await printJobResult('clusterImportReportSchema', result);
       else printClusterImport(result);
       process.exitCode = result.status === 'cancelled' ? exitCodes.cancelled : result.status === 'success' ? exitCodes.ok : exitCodes.partial;
     });

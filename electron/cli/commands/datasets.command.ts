@@ -5,12 +5,12 @@ import type { ExportFilter, ExportFormat, ExportReport } from '../../core/export
 import { exportFormats } from '../../core/export/export-formats.js';
 import type { JobStatus } from '../../core/jobs/job.js';
 import { parseSearchFilter } from '../../core/search/search-filter.js';
-import { exitCodes, parsePositiveInteger, printJobResult, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { exitCodes, parsePositiveInteger, printJobResult, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
- * `dermws dataset import-scin|import-isic|import-csv` and `dermws export`. The --json output is the
- * service's report object as is (DatasetImportReport / ExportReport), documented in
- * docs/datasets-and-export.md.
+ * `dermws dataset import-scin|import-isic|import-csv` and `dermws export`. With --json they print the
+ * contract's schemas: datasetImportReportSchema (also the demo job's `datasetImport`) and
+ * exportReportSchema (the exportStart job's result), documented in docs/datasets-and-export.md.
  */
 export function registerDatasetsCommands(program: Command): void {
   const dataset = program.command('dataset').description('import datasets and metadata: SCIN, ISIC-style metadata, any CSV with a column mapping');
@@ -29,7 +29,7 @@ export function registerDatasetsCommands(program: Command): void {
             signal,
             ...(progress ? { onProgress: progress } : {}),
           });
-          finishImport(report, Boolean(json));
+          await finishImport(report, Boolean(json));
         }),
       );
     });
@@ -45,7 +45,7 @@ export function registerDatasetsCommands(program: Command): void {
         withInterrupt(async (signal) => {
           const progress = json ? undefined : progressPrinter();
           const report = await core.datasets.importIsic(csv, { signal, ...(progress ? { onProgress: progress } : {}) });
-          finishImport(report, Boolean(json));
+          await finishImport(report, Boolean(json));
         }),
       );
     });
@@ -64,7 +64,7 @@ export function registerDatasetsCommands(program: Command): void {
         withInterrupt(async (signal) => {
           const progress = json ? undefined : progressPrinter();
           const report = await core.datasets.importCsv(csv, mapping, { annotator: options.annotator, signal, ...(progress ? { onProgress: progress } : {}) });
-          finishImport(report, Boolean(json));
+          await finishImport(report, Boolean(json));
         }),
       );
     });
@@ -191,8 +191,8 @@ function exitCodeFor(status: JobStatus): number {
 
 const maxIssuesShown = 50;
 
-function finishImport(report: DatasetImportReport, json: boolean): void {
-  if (json) printJson(report);
+async function finishImport(report: DatasetImportReport, json: boolean): Promise<void> {
+  if (json) await printJobResult('datasetImportReportSchema', report);
   else printImportReport(report);
   process.exitCode = exitCodeFor(report.status);
 }

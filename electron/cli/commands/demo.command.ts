@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { exitCodes, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { exitCodes, printJobResult, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws demo`: generates the demo library (a small SCIN-shaped dataset drawn on all six Fitzpatrick
- * types), imports it and embeds it with the default encoder. With --json prints the DemoReport.
+ * types), imports it and embeds it with the default encoder. With --json prints the demo job's result
+ * (demoReportSchema in the contract), as the app's demoStart job returns it.
  */
 export function registerDemoCommands(program: Command): void {
   program
@@ -18,7 +19,7 @@ export function registerDemoCommands(program: Command): void {
           const onProgress = progressPrinter();
           const report = await core.demo.create({ embed: options.embed, signal, ...(onProgress ? { onProgress } : {}) });
           process.exitCode = report.status === 'cancelled' ? exitCodes.cancelled : report.status === 'success' ? exitCodes.ok : exitCodes.partial;
-          if (json) return printJson(report);
+          if (json) return await printJobResult('demoReportSchema', report);
           const write = (line: string) => process.stdout.write(`${line}\n`);
           const imported = report.datasetImport.images;
           write(`Demo library in ${report.libraryFolder}${report.status === 'cancelled' ? ' — cancelled; run "dermws demo" again to finish' : ''}`);

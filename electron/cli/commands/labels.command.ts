@@ -6,7 +6,7 @@ import type { Label } from '../../core/labels/labels.repository.js';
 import type { KindLabelsInput, SlotChange, UndoRedoResult } from '../../core/labels/labels.service.js';
 import type { TaxonomyKind } from '../../core/labels/taxonomy.service.js';
 import type { SessionNext, SessionSummary } from '../../core/sessions/sessions.service.js';
-import { callContract, parsePositiveInteger, printCallOutput, printJson, withCore } from '../cli-context.js';
+import { callContract, parsePositiveInteger, printCallOutput, printCliOutput, printJson, withCore } from '../cli-context.js';
 
 /**
  * `dermws taxonomy`, `label`, `session`, `agreement` and `adjudicate`. The --json shapes are
@@ -71,10 +71,10 @@ function registerTaxonomy(program: Command): void {
     .argument('<file>', 'a .csv or .json file')
     .option('--kind <kind>', 'kind of entries whose row gives none')
     .action(async (file: string, options: { kind?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const importOptions = options.kind === undefined ? {} : { defaultKind: parseLabelKind(options.kind, '--kind') as TaxonomyKind };
         const report = core.taxonomy.importFile(file, importOptions);
-        if (json) printJson(report);
+        if (json) await printCliOutput('taxonomyImport', report);
         else write(`Imported ${report.entries} entries from ${report.file}: ${report.added} added, ${report.updated} updated.`);
       });
     });
@@ -85,10 +85,10 @@ function registerTaxonomy(program: Command): void {
     .argument('<kind>', 'label kind')
     .argument('<code>', 'entry code')
     .action(async (kind: string, code: string, _options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const parsed = parseLabelKind(kind) as TaxonomyKind;
         core.taxonomy.remove(parsed, code);
-        if (json) printJson({ removed: { kind: parsed, code } });
+        if (json) await printCliOutput('taxonomyRemove', { removed: { kind: parsed, code } });
         else write(`Removed ${parsed} ${code}.`);
       });
     });
@@ -433,9 +433,9 @@ function registerSession(program: Command): void {
     .description('progress, time per image and label counts')
     .argument('<id>', 'session id')
     .action(async (id: string, _options: unknown, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const stats = core.sessions.stats(sessionId(id));
-        if (json) return printJson(stats);
+        if (json) return await printCliOutput('sessionStats', stats);
         printSessionLine(stats.session);
         const { mean, median } = stats.secondsPerLabelledImage;
         write(

@@ -1,7 +1,17 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { callContract, exitCodes, parsePositiveInteger, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import {
+  callContract,
+  exitCodes,
+  parsePositiveInteger,
+  printCliOutput,
+  printJobResult,
+  printJson,
+  progressPrinter,
+  withCore,
+  withInterrupt,
+} from '../cli-context.js';
 import type { ModelCheckResult } from '../../core/models/model-registry.js';
 import { importClusterResults } from './cluster.command.js';
 
@@ -121,7 +131,7 @@ export function registerModelsCommands(program: Command): void {
             ...(onProgress ? { onProgress } : {}),
             signal,
           });
-          if (json) printJson(result);
+          if (json) await printJobResult('embedReportSchema', result);
           else {
             process.stdout.write(
               `${result.modelId}: embedded ${result.embedded} of ${result.total} (already done: ${result.skipped}, failed: ${result.failed.length}) on ${result.provider}, batch ${result.batchSize}${result.status === 'cancelled' ? ' — cancelled; run again to resume' : ''}\n`,
@@ -159,7 +169,7 @@ export function registerModelsCommands(program: Command): void {
           ...(options.paths === undefined ? {} : { pathsCsv: options.paths }),
           ...(options.displayName === undefined ? {} : { displayName: options.displayName }),
         });
-        if (json) printJson(result);
+        if (json) await printCliOutput('embeddingsImport', result);
         else {
           process.stdout.write(
             `${result.modelId}: stored ${result.stored} of ${result.entries} ${result.dim}-d embeddings from ${result.file} (by relative path ${result.matchedByRelativePath}, by file name ${result.matchedByFileName})\n`,

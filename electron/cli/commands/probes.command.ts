@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { AucResult, GroupMetrics, ProbeMetrics } from '../../core/probes/probe-metrics.types.js';
 import type { ProbeReport, TrainProbeOptions } from '../../core/probes/probes.service.js';
-import { callContract, parsePositiveInteger, printCallOutput, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { callContract, parsePositiveInteger, printCallOutput, printCliOutput, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws probe train|report|predict|list`. With --json, train and report print the stored run
@@ -78,11 +78,11 @@ export function registerProbesCommands(program: Command): void {
     .argument('<run>', 'probe run id')
     .option('--images <ids>', 'comma-separated image ids')
     .action(async (run: string, options: { images?: string }, command: Command) => {
-      await withCore(command, (core, { json }) => {
+      await withCore(command, async (core, { json }) => {
         const imageIds = options.images === undefined ? undefined : options.images.split(',').map((id) => parsePositiveInteger('--images', id.trim()));
         const result = core.probes.predict(parsePositiveInteger('run', run), imageIds);
         if (json) {
-          printJson(result);
+          await printCliOutput('probePredict', result);
           return;
         }
         process.stdout.write(`run ${result.runId} (${result.modelId}): ${result.images.length} images\n`);

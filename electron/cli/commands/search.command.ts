@@ -3,14 +3,15 @@ import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
 import type { Core } from '../../core/core.js';
 import type { DuplicateReport, SearchResponse } from '../../core/search/search.service.js';
-import { parsePositiveInteger, printCallOutput, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
+import { parsePositiveInteger, printCallOutput, printCliOutput, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
  * `dermws search`, `dermws duplicates` and `dermws index status|rebuild`. With --json: search prints
  * searchSimilar's output, duplicates duplicatesFind's (duplicatesResolve's with --keep/--mark,
  * duplicatesUndo's with --unflag/--restore), computed by the same core functions as those calls and
- * mapped by their handlers' own functions; index status prints IndexStatus[] and index rebuild prints
- * IndexBuildResult[] (docs/search-index.md, "Commands").
+ * mapped by their handlers' own functions; index status and rebuild print their schemas in
+ * cli-outputs.ts (`{indexes: [...]}`, one entry per model), documented in docs/search-index.md
+ * ("Commands").
  */
 export function registerSearchCommands(program: Command): void {
   program
@@ -129,7 +130,7 @@ export function registerSearchCommands(program: Command): void {
         const statuses = [];
         for (const modelId of modelsOf(core, options.model)) statuses.push(await core.index.status(modelId));
         if (json) {
-          printJson(statuses);
+          await printCliOutput('indexStatus', { indexes: statuses });
           return;
         }
         if (statuses.length === 0) process.stdout.write('no models with embeddings\n');
@@ -180,7 +181,7 @@ export function registerSearchCommands(program: Command): void {
           );
         }
         if (json) {
-          printJson(results);
+          await printCliOutput('indexRebuild', { indexes: results });
           return;
         }
         const { describeCalibration } = await import('../../core/index/index-calibration.js');

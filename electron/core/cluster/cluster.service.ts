@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { clusterImportReportSchema } from '../../common/contract.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,7 +9,7 @@ import type { EmbeddingService } from '../embeddings/embedding.service.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { readNpzEntries } from '../embeddings/npz.js';
 import type { VectorIndexService } from '../index/vector-index.service.js';
-import { ProgressReporter, type JobControl, type JobStatus } from '../jobs/job.js';
+import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import type { SettingsRepository } from '../library/settings.repository.js';
 import { preprocessingRecord, sha256File } from '../models/manifest-file.js';
 import type { ModelRegistry } from '../models/model-registry.js';
@@ -50,30 +52,7 @@ export interface WritePlanResult {
   shards: number;
 }
 
-export interface ClusterImportResult {
-  status: JobStatus;
-  folder: string;
-  planId: string;
-  modelId: string;
-  /** Shards in the plan. */
-  shards: number;
-  merged: Array<{ shard: number; stored: number; alreadyStored: number; failed: number }>;
-  /** Vectors written by this run (0 on a rerun with nothing new). */
-  stored: number;
-  /** Vectors in accepted shards that the library already held from this model file. */
-  alreadyStored: number;
-  missing: Array<{ shard: number; reason: string }>;
-  refused: Array<{ shard: number; file: string; reason: string }>;
-  /** Images a worker could not embed, with its reason. */
-  failures: Array<{ shard: number; key: string; imageId: number | null; file: string; reason: string }>;
-  /** Images deleted from the library after the plan was written (their vectors are not stored). */
-  deletedSincePlan: number;
-  /**
-   * The HNSW index update when the model had an index (null when there was none): changes folded in,
-   * whether the index had to be rebuilt instead, and how many images it holds now.
-   */
-  index: { folded: number; rebuilt: boolean; indexed: number } | null;
-}
+export type ClusterImportResult = z.infer<typeof clusterImportReportSchema>;
 
 /**
  * Hands embedding work to a cluster and takes it back: `writePlan` describes the images still to be

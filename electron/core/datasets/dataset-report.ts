@@ -1,50 +1,8 @@
-import type { JobStatus } from '../jobs/job.js';
+import type { z } from 'zod';
+import type { datasetImportReportSchema, datasetIssueSchema } from '../../common/contract.js';
 
-/**
- * One problem found while importing a dataset, located precisely enough to fix it in a spreadsheet:
- * the file, the physical line (1-based, the header is line 1), the column and the offending value.
- * `error` issues mean something was not imported; `warning` issues mean it was imported with a caveat.
- */
-export interface DatasetIssue {
-  severity: 'error' | 'warning';
-  /** File name as given (for SCIN: scin_cases.csv / scin_labels.csv; else the CSV path). */
-  file: string;
-  line: number | null;
-  column?: string;
-  value?: string;
-  message: string;
-}
-
-export interface DatasetImportReport {
-  dataset: 'scin' | 'isic' | 'csv';
-  status: JobStatus;
-  files: string[];
-  /** Data rows read (all CSVs together), and rows that contributed something. */
-  rows: number;
-  rowsApplied: number;
-  cases: { created: number; existing: number };
-  images: {
-    /** Image files new to the library. */
-    imported: number;
-    /** Image files already in the library (a re-run, or the same file listed twice). */
-    alreadyInLibrary: number;
-    /** Listed in the CSV but absent on disk. */
-    missing: number;
-    /** Present but could not be decoded or read. */
-    failed: number;
-    /** Images linked to a case or given metadata/labels by this import. */
-    matched: number;
-  };
-  metadata: { set: number; unchanged: number };
-  /**
-   * Labels by slot (one image, kind and annotator): slots whose values changed, slots that already held
-   * exactly these values (a re-run), and the number of label values the slots hold.
-   */
-  labels: { changedSlots: number; unchangedSlots: number; values: number };
-  issues: DatasetIssue[];
-  /** Import batch that brought the image files in (SCIN), when files were imported. */
-  importBatchId: number | null;
-}
+export type DatasetIssue = z.infer<typeof datasetIssueSchema>;
+export type DatasetImportReport = z.infer<typeof datasetImportReportSchema>;
 
 export function emptyReport(dataset: DatasetImportReport['dataset'], files: string[]): DatasetImportReport {
   return {

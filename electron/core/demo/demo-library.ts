@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { demoReportSchema } from '../../common/contract.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sharp } from '../runtime/lazy-packages.js';
@@ -8,7 +10,7 @@ import type { DatasetImportReport } from '../datasets/dataset-report.js';
 import type { DatasetsService } from '../datasets/datasets.service.js';
 import type { EmbedLibraryResult, EmbeddingService } from '../embeddings/embedding.service.js';
 import { isCancellation, throwIfCancelled, type JobControl, type JobStatus } from '../jobs/job.js';
-import type { ImportLabelsReport, LabelsService } from '../labels/labels.service.js';
+import type { LabelsService } from '../labels/labels.service.js';
 import type { Library } from '../library/library.js';
 import type { LiveImagesRow } from '../library/table-rows.js';
 import { pythonDict, pythonList, scinCaseColumns, scinLabelColumns } from './scin-files.js';
@@ -46,23 +48,7 @@ export interface DemoOptions extends JobControl {
   modelId?: string;
 }
 
-export interface DemoReport {
-  status: JobStatus;
-  libraryFolder: string;
-  /** The generated dataset: `<folder>/dataset/scin_cases.csv`, `scin_labels.csv`, `images/`. */
-  datasetFolder: string;
-  /** A photo that is not in the library, for trying similar-case search with an outside photo. */
-  outsidePhoto: string;
-  cases: number;
-  photos: number;
-  /** Listed in the CSV but broken on purpose (the import reports them). */
-  brokenFiles: string[];
-  /** Copies made on purpose: byte-identical, same pixels re-encoded, and a slightly brighter re-take. */
-  duplicateFiles: { byteCopy: string; pixelCopy: string; nearCopy: string };
-  datasetImport: DatasetImportReport;
-  secondReader: Pick<ImportLabelsReport, 'changedSlots' | 'unchangedSlots' | 'labels'>;
-  embedding: EmbedLibraryResult | null;
-}
+export type DemoReport = z.infer<typeof demoReportSchema>;
 
 interface DemoCase {
   caseId: string;

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { z } from 'zod';
+import type { embedReportSchema } from '../../common/contract.js';
 import { DermError } from '../../common/errors.js';
-import { ProgressReporter, type JobControl, type JobStatus } from '../jobs/job.js';
+import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import type { EncoderRuntime } from '../models/encoder-runtime.js';
-import type { ExecutionProvider } from '../models/execution-providers.js';
 import { preprocessingRecord } from '../models/manifest-file.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { resizeForModel, valuesPerImage, writeNormalised, type ImageSource, type RawPixels } from '../models/preprocess.js';
@@ -18,25 +19,8 @@ export interface EmbedLibraryOptions extends JobControl {
   batchSize?: number;
 }
 
-export interface EmbedFailure {
-  imageId: number;
-  path: string;
-  reason: string;
-}
-
-export interface EmbedLibraryResult {
-  status: JobStatus;
-  modelId: string;
-  /** Images needing an embedding when the job started. */
-  total: number;
-  embedded: number;
-  /** Images that already had an embedding from this model file. */
-  skipped: number;
-  failed: EmbedFailure[];
-  provider: ExecutionProvider;
-  fallbackReason?: string;
-  batchSize: number;
-}
+export type EmbedLibraryResult = z.infer<typeof embedReportSchema>;
+export type EmbedFailure = EmbedLibraryResult['failed'][number];
 
 /**
  * Turns library images into embeddings with an ONNX encoder running in a worker thread, and imports

@@ -1,0 +1,250 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliOutputs, type CliOutputName } from '../../electron/cli/cli-outputs.js';
+import { clusterImportReportSchema, datasetImportReportSchema, demoReportSchema, embedReportSchema } from '../../electron/common/contract.js';
+import { SeededRandom } from '../../electron/common/seeded-random.js';
+import { formatCsv } from '../../electron/core/csv/csv.js';
+import { writeNpy } from '../../electron/core/embeddings/npy-format.js';
+import { writeNpz } from '../../electron/core/embeddings/npz.js';
+import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
+import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
+import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
+import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { writeScinDataset } from '../fixtures/scin-dataset.js';
+import { writeSkinImage } from '../fixtures/skin-images.js';
+
+/**
+ * `dermws … --json` of the commands that run the app's jobs (embed, demo, a cluster merge, dataset
+ * imports) prints the job's result schema from the contract; the commands with no app call (session
+ * stats, taxonomy import/remove, probe predict, index status/rebuild, embeddings import of a file,
+ * embed plan/shard, bench search) print their schema in electron/cli/cli-outputs.ts (docs/cli.md).
+ * Each runs as its own process through bin/dermws.js, as a script would, and its stdout must parse
+ * with the schema without losing a field.
+ */
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const encoderId = 'nsfwjs-mobilenet-v2';
+const env = {
+  DERMWS_MODEL_CACHE: process.env.DERMWS_MODEL_CACHE ?? path.join(repoRoot, 'native-models', 'generated'),
+  DERMWS_EXECUTION_PROVIDERS: 'cpu',
+};
+
+let scratch: string;
+
+beforeAll(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-cli-json-jobs-'));
+});
+
+afterAll(() => {
+  fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+function dermws(...args: string[]): Promise<CliProcessRun> {
+  return runDermwsProcess(args, env);
+}
+
+/** Parses a command's JSON with the schema and requires the parse to keep every field it printed. */
+function expectShape(schema: z.ZodType, run: CliProcessRun, exitCode = 0): void {
+  expect(run.json?.error, `dermws ${run.args.join(' ')}: ${run.stderr}${JSON.stringify(run.json?.error)}`).toBeUndefined();
+  expect(run.code, `dermws ${run.args.join(' ')}: ${run.stderr}`).toBe(exitCode);
+  const parsed = schema.safeParse(run.json);
+  if (!parsed.success) throw new Error(`output does not match its schema: ${parsed.error.message}\n${run.stdout.slice(0, 400)}`);
+  expect(parsed.data).toEqual(run.json);
+}
+
+const cliSchema = (name: CliOutputName) => cliOutputs[name];
+
+function gaussian(random: SeededRandom): number {
+  return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
+}
+
+/** A library of 24 two-image cases with post-ReLU-like 12-d embeddings; "raised" follows the first coordinate, so a probe can learn it. */
+function syntheticLibrary(): { root: string; imageIds: number[]; modelId: string } {
+  const modelId = 'jobs-json-model';
+  const dim = 12;
+  const library = createTestLibrary('dermws-cli-json-synthetic-');
+  const imageIds = insertSyntheticImages(library, 48, { caseKeyOf: (index) => `case-${Math.floor(index / 2)}` });
+  const random = new SeededRandom(23);
+  const embeddings = new EmbeddingsRepository(library.db);
+  embeddings.registerModel({ id: modelId, displayName: 'jobs json test', dim, sha256: 'c'.repeat(64), source: 'imported', preprocessing: null });
+  const insertLabel = library.db.prepare(
+    "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')",
+  );
+  const rows: Array<{ imageId: number; vector: number[] }> = [];
+  let latent: number[] = [];
+  imageIds.forEach((imageId, index) => {
+    if (index % 2 === 0) latent = Array.from({ length: dim }, () => Math.max(0, gaussian(random)));
+    rows.push({ imageId, vector: latent.map((value) => Math.max(0, value + 0.05 * gaussian(random))) });
+    insertLabel.run(imageId, latent[0]! > 0.4 ? 'raised' : 'flat');
+  });
+  embeddings.put(modelId, 'c'.repeat(64), rows);
+  const root = library.paths.root;
+  library.close();
+  return { root, imageIds, modelId };
+}
+
+describe('dermws --json of jobs and of commands without an app call', () => {
+  it('session stats, taxonomy import and remove, probe predict, index status and rebuild print their schemas', async () => {
+    const { root, imageIds, modelId } = syntheticLibrary();
+    const run = (...args: string[]) => dermws('--library', root, '--json', ...args);
+
+    const created = await run('session', 'create', '--name', 'stats', '--annotator', 'dr-a', '--images', imageIds.slice(0, 3).join(','));
+    expect(created.code).toBe(0);
+    const next = await run('session', 'next', String(created.json.id));
+    expect(
+      (await run('session', 'record', String(created.json.id), String(next.json.current.imageId), '--label', 'fitzpatrick=IV', '--seconds', '2')).code,
+    ).toBe(0);
+    const stats = await run('session', 'stats', String(created.json.id));
+    expectShape(cliSchema('sessionStats'), stats);
+    expect(stats.json.labelCounts).toEqual({ fitzpatrick: { IV: 1 } });
+
+    const taxonomyFile = path.join(scratch, 'taxonomy.csv');
+    fs.writeFileSync(taxonomyFile, 'code,display_name,hotkey\nchilblains,Chilblains,x\n');
+    const imported = await run('taxonomy', 'import', taxonomyFile, '--kind', 'condition');
+    expectShape(cliSchema('taxonomyImport'), imported);
+    expect(imported.json).toMatchObject({ added: 1, entries: 1 });
+    const removed = await run('taxonomy', 'remove', 'condition', 'chilblains');
+    expectShape(cliSchema('taxonomyRemove'), removed);
+    expect(removed.json).toEqual({ removed: { kind: 'condition', code: 'chilblains' } });
+
+    const trained = await run(
+      'probe',
+      'train',
+      '--labels',
+      'raised',
+      '--model',
+      modelId,
+      '--folds',
+      '3',
+      '--bootstrap',
+      '50',
+      '--curve',
+      'none',
+      '--min-class-cases',
+      '2',
+    );
+    expect(trained.code).toBe(0);
+    const predicted = await run('probe', 'predict', String(trained.json.id), '--images', imageIds.slice(0, 2).join(','));
+    expectShape(cliSchema('probePredict'), predicted);
+    expect(predicted.json.images.map((image: { imageId: number }) => image.imageId)).toEqual(imageIds.slice(0, 2));
+
+    const missing = await run('index', 'status');
+    expectShape(cliSchema('indexStatus'), missing);
+    expect(missing.json.indexes).toEqual([expect.objectContaining({ modelId, state: 'missing', databaseCount: 48 })]);
+    const rebuilt = await run('index', 'rebuild');
+    expectShape(cliSchema('indexRebuild'), rebuilt);
+    expect(rebuilt.json.indexes).toEqual([expect.objectContaining({ status: 'success', modelId, elements: 48 })]);
+    const ready = await run('index', 'status', '--model', modelId);
+    expectShape(cliSchema('indexStatus'), ready);
+    expect(ready.json.indexes[0].state).toBe('ready');
+
+    // Bad input still gets a clear error naming what was wrong, as JSON.
+    const unknownRun = await run('probe', 'predict', '999');
+    expect(unknownRun.code).toBe(2);
+    expect(unknownRun.json.error.message).toMatch(/999/);
+    const unknownCode = await run('taxonomy', 'remove', 'condition', 'no-such-code');
+    expect(unknownCode.code).toBe(2);
+    expect(unknownCode.json.error.message).toMatch(/no-such-code/);
+  });
+
+  it('embed plan, shard, the cluster merge, embed and embeddings import of a file print their schemas', async () => {
+    const photos = path.join(scratch, 'photos');
+    for (let index = 0; index < 3; index++) await writeSkinImage(path.join(photos, `photo-${index}.jpg`), { seed: 60 + index, width: 240, height: 180 });
+    const library = path.join(scratch, 'photo-library');
+    expect((await dermws('--library', library, 'import', photos, '--json')).code).toBe(0);
+
+    const planFolder = path.join(scratch, 'plan');
+    const planned = await dermws('--library', library, 'embed', 'plan', '--model', encoderId, '--shard-size', '2', '--out', planFolder, '--json');
+    expectShape(cliSchema('embedPlan'), planned);
+    expect(planned.json).toMatchObject({ modelId: encoderId, images: 3, shards: 2 });
+    const out = path.join(scratch, 'shards');
+    for (const shard of ['0', '1']) {
+      const ran = await dermws('embed', 'shard', planFolder, '--shard', shard, '--out', out, '--json');
+      expectShape(cliSchema('embedShard'), ran);
+      expect(ran.json.status).toBe('success');
+    }
+    const merged = await dermws('--library', library, 'embeddings', 'import', out, '--json');
+    expectShape(clusterImportReportSchema, merged);
+    expect(merged.json).toMatchObject({ status: 'success', modelId: encoderId, stored: 3 });
+
+    const later = path.join(scratch, 'later-photos');
+    await writeSkinImage(path.join(later, 'photo-later.jpg'), { seed: 70, width: 240, height: 180 });
+    expect((await dermws('--library', library, 'import', later, '--json')).code).toBe(0);
+    const embedded = await dermws('--library', library, 'embed', '--model', encoderId, '--json');
+    expectShape(embedReportSchema, embedded);
+    expect(embedded.json).toMatchObject({ status: 'success', modelId: encoderId, total: 1, embedded: 1, provider: 'cpu' });
+
+    // Precomputed 8-d vectors keyed by file name; one key matches no image (exit 1, still the full report).
+    const npz = path.join(scratch, 'vectors.npz');
+    const random = new SeededRandom(5);
+    const vector = () => Float32Array.from({ length: 8 }, () => Math.max(0, gaussian(random)));
+    writeNpz(npz, [
+      ['photo-0.jpg', vector(), [8]],
+      ['photo-1.jpg', vector(), [8]],
+      ['not-in-library.jpg', vector(), [8]],
+    ]);
+    const fileImport = await dermws('--library', library, 'embeddings', 'import', npz, '--model', 'precomputed-8d', '--json');
+    expectShape(cliSchema('embeddingsImport'), fileImport, 1);
+    expect(fileImport.json).toMatchObject({ modelId: 'precomputed-8d', dim: 8, entries: 3, stored: 2, unmatched: ['not-in-library.jpg'] });
+    const noModel = await dermws('--library', library, 'embeddings', 'import', npz, '--json');
+    expect(noModel.code).toBe(2);
+    expect(noModel.json.error.message).toMatch(/--model/);
+  });
+
+  it('dataset import-scin, import-csv and import-isic print datasetImportReportSchema', async () => {
+    const dataset = await writeScinDataset(path.join(scratch, 'scin'), { cases: 5 });
+    const library = path.join(scratch, 'scin-library');
+    // The generated dataset carries deliberate faults: the import is partial (exit 1) and reports each by line.
+    const scin = await dermws('--library', library, 'dataset', 'import-scin', dataset.root, '--json');
+    expectShape(datasetImportReportSchema, scin, 1);
+    expect(scin.json.dataset).toBe('scin');
+    expect(scin.json.issues.length).toBeGreaterThan(0);
+
+    const first = dataset.imagesOnDisk[0]!;
+    const csv = path.join(scratch, 'extra.csv');
+    fs.writeFileSync(
+      csv,
+      formatCsv([
+        ['path', 'clinic'],
+        [first, 'north'],
+      ]),
+    );
+    const mapped = await dermws('--library', library, 'dataset', 'import-csv', csv, '--map', 'image=path,meta.clinic=clinic', '--json');
+    expectShape(datasetImportReportSchema, mapped);
+    expect(mapped.json).toMatchObject({ dataset: 'csv', images: { matched: 1 }, metadata: { set: 1 } });
+
+    const isic = path.join(scratch, 'isic.csv');
+    fs.writeFileSync(
+      isic,
+      formatCsv([
+        ['isic_id', 'diagnosis'],
+        [path.basename(first, path.extname(first)), 'nevus'],
+      ]),
+    );
+    const isicImport = await dermws('--library', library, 'dataset', 'import-isic', isic, '--json');
+    expectShape(datasetImportReportSchema, isicImport);
+    expect(isicImport.json).toMatchObject({ dataset: 'isic', images: { matched: 1 } });
+  });
+
+  it('demo prints demoReportSchema, the demo job’s result', async () => {
+    const demo = await dermws('--library', path.join(scratch, 'demo-library'), 'demo', '--no-embed', '--json');
+    expectShape(demoReportSchema, demo);
+    expect(demo.json).toMatchObject({ status: 'success', cases: 62, embedding: null, datasetImport: { dataset: 'scin' } });
+  });
+
+  it('bench search prints its schema', async () => {
+    const dim = 16;
+    const { data } = flatNonNegativeVectors({ count: 300, dim, clusters: 6, latentDim: 8, seed: 9 });
+    const file = path.join(scratch, 'bench.npy');
+    writeNpy(file, data, [300, dim]);
+    const bench = await dermws('bench', 'search', '--vectors', file, '--json');
+    expectShape(cliSchema('benchSearch'), bench);
+    expect(bench.json).toMatchObject({ count: 300, dim, k: 10 });
+    const tooMany = await dermws('bench', 'search', '--vectors', file, '--k', '0', '--json');
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.json.error.message).toMatch(/--k/);
+  });
+});
