@@ -390,6 +390,7 @@ export const clusterImportReportSchema = z.object({
    */
   index: z.object({ folded: z.int(), rebuilt: z.boolean(), indexed: z.int() }).nullable(),
 });
+export type ClusterImportReport = z.infer<typeof clusterImportReportSchema>;
 
 export const modelSummarySchema = z.object({
   id: z.string(),
