@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import { sessionSummarySchema } from '../common/contract.js';
+import type { RunShardResult } from '../core/cluster/cluster-shard.js';
+import type { WritePlanResult } from '../core/cluster/cluster.service.js';
+import type { ImportEmbeddingsResult } from '../core/embeddings/embeddings-import.js';
+import type { IndexBuildResult, IndexStatus } from '../core/index/vector-index.service.js';
+import type { TaxonomyImportReport } from '../core/labels/taxonomy.service.js';
+import type { ProbePredictionResult } from '../core/probes/probes.service.js';
+import type { SearchBenchmarkReport } from '../core/search/search-benchmark.js';
+import type { SessionStats, SessionSummary } from '../core/sessions/sessions.service.js';
 
 /**
  * The `--json` shapes of the commands that have no call in the app's contract (docs/cli.md, "`--json`
@@ -190,3 +198,24 @@ export const cliOutputs = {
 };
 
 export type CliOutputName = keyof typeof cliOutputs;
+
+/**
+ * Each schema describes exactly what its core function returns, checked by the compiler both ways, so
+ * a field added to either side fails the type-check instead of being dropped from the output unseen.
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+type Printed<Name extends CliOutputName> = z.output<(typeof cliOutputs)[Name]>;
+export type CliOutputsMatchTheCore = [
+  Assert<Same<Omit<Printed<'sessionStats'>, 'session'>, Omit<SessionStats, 'session'>>>,
+  // The session as the contract's session calls show it (sessionSummarySchema): without the stored image set and order details.
+  Assert<Same<keyof Printed<'sessionStats'>['session'], Exclude<keyof SessionSummary, 'imageSet' | 'orderDetails'>>>,
+  Assert<Same<Printed<'taxonomyImport'>, TaxonomyImportReport>>,
+  Assert<Same<Printed<'probePredict'>, ProbePredictionResult>>,
+  Assert<Same<Printed<'indexStatus'>, { indexes: IndexStatus[] }>>,
+  Assert<Same<Printed<'indexRebuild'>, { indexes: IndexBuildResult[] }>>,
+  Assert<Same<Printed<'embeddingsImport'>, ImportEmbeddingsResult>>,
+  Assert<Same<Printed<'embedPlan'>, WritePlanResult>>,
+  Assert<Same<Printed<'embedShard'>, RunShardResult>>,
+  Assert<Same<Printed<'benchSearch'>, SearchBenchmarkReport>>,
+];
