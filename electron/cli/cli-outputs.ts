@@ -2,12 +2,15 @@ import { z } from 'zod';
 import { sessionSummarySchema } from '../common/contract.js';
 import type { RunShardResult } from '../core/cluster/cluster-shard.js';
 import type { WritePlanResult } from '../core/cluster/cluster.service.js';
+import type { EmbeddingService } from '../core/embeddings/embedding.service.js';
 import type { ImportEmbeddingsResult } from '../core/embeddings/embeddings-import.js';
 import type { IndexBuildResult, IndexStatus } from '../core/index/vector-index.service.js';
 import type { TaxonomyImportReport } from '../core/labels/taxonomy.service.js';
-import type { ProbePredictionResult } from '../core/probes/probes.service.js';
+import type { ProbePredictionResult, ProbesService } from '../core/probes/probes.service.js';
 import type { SearchBenchmarkReport } from '../core/search/search-benchmark.js';
 import type { SessionStats, SessionSummary } from '../core/sessions/sessions.service.js';
+import type { RunningServer } from '../web/serve.js';
+import type { WebBridge } from '../web/web-bridge.js';
 
 /**
  * The `--json` shapes of the commands that have no call in the app's contract (docs/cli.md, "`--json`
@@ -111,6 +114,22 @@ export const cliOutputs = {
     /** Requested images that have no embedding for the run's model. */
     withoutEmbedding: z.array(z.int()),
   }),
+  /** `dermws probe report <run> --predictions FILE`: the out-of-fold export written and its manifest beside it. */
+  probePredictionsExport: z.object({
+    file: z.string(),
+    manifestFile: z.string(),
+    format: z.enum(['csv', 'npz']),
+    /** Images (rows) written. */
+    images: z.int(),
+    labels: z.array(z.string()),
+  }),
+  /** `dermws models remove <id> --yes`: the model removed (it held no embeddings) and where it came from. */
+  modelsRemove: z.object({ removed: z.string(), source: z.enum(['onnx', 'imported']) }),
+  /**
+   * `dermws serve`: the start-up line, printed once listening. `url` is the address to open with the
+   * per-run token in it, as the text output shows it; the token is not printed as a field of its own.
+   */
+  serve: z.object({ url: z.string(), origin: z.string(), port: z.int(), host: z.string(), library: z.string() }),
   /** `dermws index status`: one entry per model checked. */
   indexStatus: z.object({ indexes: z.array(indexStatusSchema) }),
   /** `dermws index rebuild`: one entry per model rebuilt. */
@@ -218,4 +237,13 @@ export type CliOutputsMatchTheCore = [
   Assert<Same<Printed<'embedPlan'>, WritePlanResult>>,
   Assert<Same<Printed<'embedShard'>, RunShardResult>>,
   Assert<Same<Printed<'benchSearch'>, SearchBenchmarkReport>>,
+  Assert<Same<Printed<'probePredictionsExport'>, ReturnType<ProbesService['exportPredictions']>>>,
+  // The core names the removed model `id`; the command has always printed it as `removed`.
+  Assert<Same<Printed<'modelsRemove'>, RenamedKey<ReturnType<EmbeddingService['removeModel']>, 'id', 'removed'>>>,
+  // The running server's addresses, the --host asked for and the library served; the token stays inside `url`.
+  Assert<Same<Printed<'serve'>, Pick<WebBridge, 'url' | 'origin' | 'port'> & { host: string; library: RunningServer['libraryFolder'] }>>,
+  Assert<Same<Extract<keyof Printed<'serve'>, 'token'>, never>>,
 ];
+
+/** T with its key From named To instead (every other key as it is). */
+type RenamedKey<T, From extends keyof T, To extends string> = Omit<T, From> & { [Key in To]: T[From] };

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { formatCsv } from '../../electron/core/csv/csv.js';
 import { writeNpy } from '../../electron/core/embeddings/npy-format.js';
 import { writeNpz } from '../../electron/core/embeddings/npz.js';
 import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
+import { openLibrary } from '../../electron/core/library/library.js';
 import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
@@ -19,8 +21,9 @@ import { writeSkinImage } from '../fixtures/skin-images.js';
 /**
  * `dermws … --json` of the commands that run the app's jobs (embed, demo, a cluster merge, dataset
  * imports) prints the job's result schema from the contract; the commands with no app call (session
- * stats, taxonomy import/remove, probe predict, index status/rebuild, embeddings import of a file,
- * embed plan/shard, bench search) print their schema in electron/cli/cli-outputs.ts (docs/cli.md).
+ * stats, taxonomy import/remove, probe predict, probe report --predictions, models remove, index
+ * status/rebuild, embeddings import of a file, embed plan/shard, bench search, serve's start-up line)
+ * print their schema in electron/cli/cli-outputs.ts (docs/cli.md).
  * Each runs as its own process through bin/dermws.js, as a script would, and its stdout must parse
  * with the schema without losing a field.
  */
@@ -56,6 +59,54 @@ function expectShape(schema: z.ZodType, run: CliProcessRun, exitCode = 0): void 
 }
 
 const cliSchema = (name: CliOutputName) => cliOutputs[name];
+
+/**
+ * Starts `dermws serve` as its own process and resolves with what it printed once stdout holds one
+ * whole JSON document (the start-up line), or once the process ends (after an error); `stop` sends SIGINT, as Ctrl+C
+ * does, and resolves with the exit code.
+ */
+function startServe(args: string[]): Promise<{ run: CliProcessRun; stop(): Promise<number | null> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'dermws.js'), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const exited = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      return exited;
+    };
+    const settle = (code: number | null, json: unknown) => {
+      if (settled) return;
+      settled = true;
+      resolve({ run: { args, code, stdout, stderr, json }, stop });
+    };
+    child.on('error', reject);
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      try {
+        const json = JSON.parse(stdout) as { error?: unknown };
+        // An error document is the last thing printed: the exit code follows.
+        if (json.error === undefined) settle(null, json);
+      } catch {
+        // Not one whole document yet: wait for the rest of the line.
+      }
+    });
+    void exited.then((code) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      settle(code, json);
+    });
+  });
+}
 
 function gaussian(random: SeededRandom): number {
   return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
@@ -131,6 +182,18 @@ describe('dermws --json of jobs and of commands without an app call', () => {
     expectShape(cliSchema('probePredict'), predicted);
     expect(predicted.json.images.map((image: { imageId: number }) => image.imageId)).toEqual(imageIds.slice(0, 2));
 
+    // The out-of-fold export: the file and its manifest are written where the report says.
+    const exportFile = path.join(scratch, 'out-of-fold.csv');
+    const exported = await run('probe', 'report', String(trained.json.id), '--predictions', exportFile);
+    expectShape(cliSchema('probePredictionsExport'), exported);
+    expect(exported.json).toMatchObject({ file: exportFile, format: 'csv', images: 48, labels: ['raised'] });
+    expect(fs.readFileSync(exportFile, 'utf8').split('\n')[0]).toMatch(/raised/);
+    expect(JSON.parse(fs.readFileSync(exported.json.manifestFile, 'utf8'))).toMatchObject({ run: expect.objectContaining({ id: trained.json.id }) });
+    const unknownExport = await run('probe', 'report', '999', '--predictions', path.join(scratch, 'never.csv'));
+    expect(unknownExport.code).toBe(2);
+    expect(unknownExport.json.error.message).toMatch(/999/);
+    expect(fs.existsSync(path.join(scratch, 'never.csv'))).toBe(false);
+
     const missing = await run('index', 'status');
     expectShape(cliSchema('indexStatus'), missing);
     expect(missing.json.indexes).toEqual([expect.objectContaining({ modelId, state: 'missing', databaseCount: 48 })]);
@@ -148,6 +211,32 @@ describe('dermws --json of jobs and of commands without an app call', () => {
     const unknownCode = await run('taxonomy', 'remove', 'condition', 'no-such-code');
     expect(unknownCode.code).toBe(2);
     expect(unknownCode.json.error.message).toMatch(/no-such-code/);
+  });
+
+  it('models remove prints its schema; an unknown model or one holding embeddings is refused by name', async () => {
+    const { root, modelId } = syntheticLibrary();
+    const library = openLibrary(root);
+    new EmbeddingsRepository(library.db).registerModel({
+      id: 'matched-nothing',
+      displayName: 'an import that matched no image',
+      dim: 4,
+      sha256: 'd'.repeat(64),
+      source: 'imported',
+      preprocessing: null,
+    });
+    library.close();
+    const run = (...args: string[]) => dermws('--library', root, '--json', ...args);
+
+    const removed = await run('models', 'remove', 'matched-nothing', '--yes');
+    expectShape(cliSchema('modelsRemove'), removed);
+    expect(removed.json).toEqual({ removed: 'matched-nothing', source: 'imported' });
+
+    const unknown = await run('models', 'remove', 'matched-nothing', '--yes');
+    expect(unknown.code).toBe(2);
+    expect(unknown.json.error).toMatchObject({ code: 'not-found', message: expect.stringContaining('"matched-nothing"') });
+    const holding = await run('models', 'remove', modelId, '--yes');
+    expect(holding.code).toBe(2);
+    expect(holding.json.error).toMatchObject({ code: 'conflict', message: expect.stringMatching(new RegExp(`${modelId}.*48 embedding`)) });
   });
 
   it('embed plan, shard, the cluster merge, embed and embeddings import of a file print their schemas', async () => {
@@ -233,6 +322,37 @@ describe('dermws --json of jobs and of commands without an app call', () => {
     const demo = await dermws('--library', path.join(scratch, 'demo-library'), 'demo', '--no-embed', '--json');
     expectShape(demoReportSchema, demo);
     expect(demo.json).toMatchObject({ status: 'success', cases: 62, embedding: null, datasetImport: { dataset: 'scin' } });
+  });
+
+  it('serve prints its start-up line as its schema, with a URL that opens the app; a port in use or a bad --host is refused', async () => {
+    const { root } = syntheticLibrary();
+    const first = await startServe(['--library', root, '--json', 'serve', '--port', '0']);
+    try {
+      // Still running: the line comes once it listens, before Ctrl+C.
+      expect(first.run.code, first.run.stderr).toBeNull();
+      const parsed = cliSchema('serve').safeParse(first.run.json);
+      if (!parsed.success) throw new Error(`output does not match its schema: ${parsed.error.message}\n${first.run.stdout}`);
+      expect(parsed.data).toEqual(first.run.json);
+      const { url, origin, port, host, library } = first.run.json;
+      expect(host).toBe('127.0.0.1');
+      expect(library).toBe(fs.realpathSync(root));
+      expect(origin).toBe(`http://127.0.0.1:${port}`);
+      // The token travels in the URL only, as before: the URL opens the app (traded for a cookie), the bare origin does not.
+      expect(Object.keys(first.run.json).sort()).toEqual(['host', 'library', 'origin', 'port', 'url']);
+      const opened = await fetch(url, { redirect: 'manual' });
+      expect(opened.status).toBe(303);
+      expect(opened.headers.get('set-cookie')).toMatch(/HttpOnly/);
+      expect((await fetch(origin)).status).toBe(401);
+
+      const taken = await startServe(['--library', root, '--json', 'serve', '--port', String(port)]);
+      expect(taken.run.code).toBe(2);
+      expect(taken.run.json.error).toMatchObject({ code: 'in-use', message: expect.stringContaining(`Port ${port}`) });
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    const badHost = await startServe(['--library', root, '--json', 'serve', '--host', 'not a host']);
+    expect(badHost.run.code).toBe(2);
+    expect(badHost.run.json.error.message).toMatch(/--host/);
   });
 
   it('bench search prints its schema', async () => {

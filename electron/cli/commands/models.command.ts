@@ -18,8 +18,9 @@ import { importClusterResults } from './cluster.command.js';
 /**
  * `dermws models list|add|check|remove`, `dermws embed` and `dermws embeddings import`. With --json,
  * models list, check and add print the modelsList, modelsCheck and modelsAdd calls' outputs, through
- * the calls themselves (file paths stay in the text output); the other shapes are documented in
- * docs/models.md.
+ * the calls themselves (file paths stay in the text output); embed prints the embedding job's result
+ * schema, and models remove and embeddings import of a file, which the app has no call for, their
+ * schemas in cli-outputs.ts (docs/cli.md, "`--json` prints contract outputs").
  */
 export function registerModelsCommands(program: Command): void {
   const models = program.command('models').description('encoder models: list, add and check ONNX encoders');
@@ -110,7 +111,7 @@ export function registerModelsCommands(program: Command): void {
       }
       await withCore(command, async (core, { json }) => {
         const removed = core.embeddings.removeModel(id);
-        if (json) printJson({ removed: removed.id, source: removed.source });
+        if (json) await printCliOutput('modelsRemove', { removed: removed.id, source: removed.source });
         else process.stdout.write(`Removed model ${removed.id} (${removed.source}, no embeddings).\n`);
       });
     });

@@ -6,9 +6,9 @@ import type { ProbeReport, TrainProbeOptions } from '../../core/probes/probes.se
 import { callContract, parsePositiveInteger, printCallOutput, printCliOutput, printJson, progressPrinter, withCore, withInterrupt } from '../cli-context.js';
 
 /**
- * `dermws probe train|report|predict|list`. With --json, train and report print the stored run
- * (ProbeReport), predict prints ProbePredictionResult and list prints ProbeRunSummary[]; the shapes
- * are documented in docs/probes.md ("Commands").
+ * `dermws probe train|report|predict|list`. With --json, train and report print the probeReport
+ * call's output and list the probeList call's; predict and report --predictions, which the app has no
+ * call for, print their schemas in cli-outputs.ts (docs/cli.md, "`--json` prints contract outputs").
  */
 export function registerProbesCommands(program: Command): void {
   const probe = program.command('probe').description('linear probes on embeddings: case-grouped cross-validation, subgroups, predictions as suggestions');
@@ -60,7 +60,7 @@ export function registerProbesCommands(program: Command): void {
             ? { folder: path.dirname(options.predictions), fileName: path.basename(options.predictions) }
             : { folder: process.cwd(), fileName: options.predictions };
           const written = core.probes.exportPredictions(runId, target);
-          if (json) printJson(written);
+          if (json) await printCliOutput('probePredictionsExport', written);
           else
             process.stdout.write(
               `wrote ${written.images} images × ${written.labels.length} labels of run ${runId} to ${written.file} (manifest ${written.manifestFile})\n`,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DermError } from '../../common/errors.js';
-import { globalOptions, parsePositiveInteger, printJson } from '../cli-context.js';
+import { globalOptions, parsePositiveInteger, printCliOutput } from '../cli-context.js';
 
 export function registerServeCommands(program: Command): void {
   program
@@ -19,7 +19,13 @@ export function registerServeCommands(program: Command): void {
       const server = await startServer({ hostname: options.host, port, ...(global.library ? { libraryFolder: global.library } : {}) });
       if (server.warning) process.stderr.write(`${server.warning}\n`);
       if (global.json) {
-        printJson({ url: server.bridge.url, origin: server.bridge.origin, port: server.bridge.port, host: options.host, library: server.libraryFolder });
+        await printCliOutput('serve', {
+          url: server.bridge.url,
+          origin: server.bridge.origin,
+          port: server.bridge.port,
+          host: options.host,
+          library: server.libraryFolder,
+        });
       } else {
         process.stdout.write(`derm-workstation is serving ${server.libraryFolder}\nOpen ${server.bridge.url}\nPress Ctrl+C to stop.\n`);
       }
