@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelManifestSchema } from '../../electron/core/models/model-manifest.js';
-import { sha256OfFile } from '../../electron/core/math/onnx-graph-builder.js';
+import { sha256OfFile } from '../../electron/core/runtime/file-hash.js';
 import { convertNsfwjsMobileNetV2, cutLayer, defaultEncoderId, ensureDefaultEncoder } from '../../electron/core/models/default-encoder/convert.js';
 import { readNsfwjsMobileNetV2 } from '../../electron/core/models/default-encoder/nsfwjs-files.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';

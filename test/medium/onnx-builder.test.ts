@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDermError } from '../../electron/common/errors.js';
 import { modelManifestSchema } from '../../electron/core/models/model-manifest.js';
-import { float, OnnxGraphBuilder, sha256OfFile } from '../../electron/core/math/onnx-graph-builder.js';
+import { float, OnnxGraphBuilder } from '../../electron/core/math/onnx-graph-builder.js';
+import { sha256OfFile } from '../../electron/core/runtime/file-hash.js';
 import { brokenModelKinds, writeBrokenModels, writeTinyEncoder } from '../fixtures/test-encoders.js';
 import { skinImagePixels } from '../fixtures/skin-images.js';
 

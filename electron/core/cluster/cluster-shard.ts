@@ -10,7 +10,7 @@ import { writeNpz } from '../embeddings/npz.js';
 import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import { schemaBuiltAtFirstUse } from '../runtime/lazy-packages.js';
 import { EncoderRuntime, type EncoderRuntimeOptions } from '../models/encoder-runtime.js';
-import { sha256File } from '../models/manifest-file.js';
+import { sha256OfFile } from '../runtime/file-hash.js';
 import { planFileName, planModelFile, planShard, readPlan, shardFiles, writeFileAtomically, type PlanImage } from './cluster-plan.js';
 
 export const shardManifestFormat = 'dermws-embedding-shard';
@@ -187,7 +187,7 @@ export async function runShard(options: RunShardOptions): Promise<RunShardResult
       host: os.hostname(),
       startedAt,
       finishedAt: new Date().toISOString(),
-      npzSha256: await sha256File(files.npz),
+      npzSha256: await sha256OfFile(files.npz),
       counts: { images: shard.images.length, embedded: embeddedKeys.length, failed: failures.length },
       embedded: embeddedKeys.map((key) => ({ key, sha256: hashes.get(key)! })),
       failures,
@@ -213,7 +213,7 @@ async function finishedShard(files: { npz: string; manifest: string }, planId: s
       );
     }
     if (manifest.shard !== shard) return undefined;
-    return (await sha256File(files.npz)) === manifest.npzSha256 ? manifest : undefined;
+    return (await sha256OfFile(files.npz)) === manifest.npzSha256 ? manifest : undefined;
   } catch (error) {
     if (error instanceof DermError) throw error;
     // An unreadable manifest is an unfinished shard: it is run again and replaced.

@@ -11,7 +11,8 @@ import { readNpzEntries } from '../embeddings/npz.js';
 import type { VectorIndexService } from '../index/vector-index.service.js';
 import { ProgressReporter, type JobControl } from '../jobs/job.js';
 import type { SettingsRepository } from '../library/settings.repository.js';
-import { preprocessingRecord, sha256File } from '../models/manifest-file.js';
+import { preprocessingRecord } from '../models/manifest-file.js';
+import { sha256OfFile } from '../runtime/file-hash.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { ensureWritableFolder } from './cluster-shard.js';
 import { shardManifestSchema, type ShardManifest } from './cluster-shard.js';
@@ -90,7 +91,7 @@ export class ClusterService {
         file: onnxPath,
       });
     }
-    const sha256 = await sha256File(onnxPath);
+    const sha256 = await sha256OfFile(onnxPath);
     if (sha256 !== manifest.sha256) {
       throw new DermError(
         'model-invalid',
@@ -376,7 +377,7 @@ export class ClusterService {
       return refuse(`its preprocessing ${canonicalJson(manifest.model.preprocessing)} differs from the plan's ${canonicalJson(plan.model.preprocessing)}`);
     }
     if (!fs.existsSync(files.npz)) return refuse(`its vectors ${path.basename(files.npz)} are missing`);
-    const npzSha = await sha256File(files.npz);
+    const npzSha = await sha256OfFile(files.npz);
     if (npzSha !== manifest.npzSha256) {
       return refuse(
         `the file does not match its manifest (sha256 ${npzSha.slice(0, 12)}…, the manifest says ${manifest.npzSha256.slice(0, 12)}…): it is damaged or was replaced`,

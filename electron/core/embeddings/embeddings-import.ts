@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../common/errors.js';
 import { decodeCsvBytes, parseCsv } from '../csv/csv.js';
-import { sha256File } from '../models/manifest-file.js';
+import { sha256OfFile } from '../runtime/file-hash.js';
 import type { EmbeddingsRepository } from './embeddings.repository.js';
 import { readNpyRows, type FloatArray } from './npy-format.js';
 import { readNpzEntries } from './npz.js';
@@ -69,7 +69,7 @@ export async function importEmbeddingsFile(repository: EmbeddingsRepository, opt
   if (extension === '.npy' && !options.pathsCsv) {
     throw new DermError('invalid-input', `${file} is an .npy matrix: give the CSV of image paths, one per row, with --paths.`, { file });
   }
-  const sha256 = await sha256File(file);
+  const sha256 = await sha256OfFile(file);
   const existing = repository.model(options.modelId);
   if (existing && existing.source !== 'imported') {
     throw new DermError(

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hnswlib } from '../runtime/lazy-packages.js';
+import { sha256OfFile, sha256OfFileOnWorker } from '../runtime/file-hash.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
@@ -211,12 +212,6 @@ export function idChecksum(ids: Iterable<number>): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-async function sha256OfFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -363,6 +358,7 @@ export class VectorIndexService {
     modelDim: number,
     liveCount: number,
     record: VectorIndexRecord | undefined,
+    options: { checksum: boolean } = { checksum: true },
   ): Promise<{ state: 'missing' | 'corrupt' | 'stale'; reason: string } | undefined> {
     const file = this.indexFile(modelId);
     if (!record) return { state: 'missing', reason: 'no index has been built for this model' };
@@ -380,6 +376,7 @@ export class VectorIndexService {
         reason: `the index uses projection ${record.projectionVersion ?? 'none'}; the current one is ${projection.current?.version ?? 'none'}`,
       };
     }
+    if (!options.checksum) return undefined;
     const sha = await sha256OfFile(file);
     if (sha !== record.fileSha256) return { state: 'corrupt', reason: `the index file ${file} does not match its recorded checksum` };
     return undefined;
@@ -432,17 +429,27 @@ export class VectorIndexService {
       cached.copy?.close();
       await cached.projection?.affine.release();
     }
+    // The graph file's checksum is computed on another thread while this one reads the library's ids
+    // and the projection (at 100k images each takes a hundred milliseconds or more); the file is only
+    // loaded once the checksum agrees with its record, so hnswlib never parses a damaged file.
+    const file = this.indexFile(modelId);
+    const checksum = fs.existsSync(file) ? sha256OfFileOnWorker(file).catch((error: Error) => error) : undefined;
     const model = this.model(modelId);
     const liveIds = this.repository.liveIds(modelId);
     if (liveIds.length === 0) {
+      await checksum;
       throw new DermError('not-found', `Model "${modelId}" has no embeddings for images in the library yet. Run "dermws embed --model ${modelId}" first.`, {
         modelId,
       });
     }
     this.removeAbandonedTemporaryFiles(modelId);
     const record = this.repository.record(modelId);
-    const problem = await this.problemWith(modelId, model.dim, liveIds.length, record);
+    const problem = await this.problemWith(modelId, model.dim, liveIds.length, record, { checksum: false });
+    const sha = await checksum;
     if (problem) return { rebuilt: await this.build(modelId, problem.reason, control, false) };
+    if (sha instanceof Error) return { rebuilt: await this.build(modelId, `the index file could not be read (${sha.message})`, control, false) };
+    if (sha !== record!.fileSha256)
+      return { rebuilt: await this.build(modelId, `the index file ${file} does not match its recorded checksum`, control, false) };
     let loaded: LoadedIndex;
     try {
       loaded = await this.load(record!);

@@ -440,8 +440,3 @@ function attribute(opType: string, name: string, value: AttributeValue): OnnxTyp
 }
 
 /** sha256 (hex) of a file, read in blocks. */
-export async function sha256OfFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}

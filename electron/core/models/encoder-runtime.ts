@@ -5,7 +5,8 @@ import type { EncoderReply, EncoderRequest } from './encoder-protocol.js';
 import type { GraphValue, ProviderAttempt } from './encoder-session.js';
 import { defaultBatchSize, providerOrder, providersFromEnvironment, type ExecutionProvider } from './execution-providers.js';
 import { checkGraphAgainstManifest } from './graph-contract.js';
-import { sha256File, type ManifestLocation } from './manifest-file.js';
+import type { ManifestLocation } from './manifest-file.js';
+import { sha256OfFile } from '../runtime/file-hash.js';
 import { inputDims, valuesPerImage } from './preprocess.js';
 
 export interface EncoderRuntimeOptions {
@@ -63,7 +64,7 @@ export class EncoderRuntime {
     let sha256 = options.knownSha256;
     if (sha256 === undefined) {
       try {
-        sha256 = await sha256File(onnxPath);
+        sha256 = await sha256OfFile(onnxPath);
       } catch (error) {
         throw new DermError('model-invalid', `The model file ${onnxPath} (named by ${manifestPath}) cannot be read: ${(error as Error).message}`, {
           file: onnxPath,

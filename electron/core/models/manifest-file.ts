@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../common/errors.js';
@@ -58,12 +57,6 @@ function valueAt(value: unknown, keys: PropertyKey[]): unknown {
     current = (current as Record<PropertyKey, unknown>)[key];
   }
   return typeof current === 'object' ? undefined : current;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** The preprocessing record stored with a model's embeddings, so the library says how they were made. */

@@ -4,7 +4,8 @@ import { DermError, serializeError } from '../../common/errors.js';
 import type { GraphValue, ProviderAttempt } from './encoder-session.js';
 import { EncoderRuntime, type EncoderRuntimeOptions } from './encoder-runtime.js';
 import type { ExecutionProvider } from './execution-providers.js';
-import { readManifestFile, sha256File, type ManifestLocation } from './manifest-file.js';
+import { readManifestFile, type ManifestLocation } from './manifest-file.js';
+import { sha256OfFile } from '../runtime/file-hash.js';
 import { resizeForModel, valuesPerImage, writeNormalised } from './preprocess.js';
 
 /** Where a model was found: the bundled default encoder, `native-models/manifests`, or the library's `models/` folder. */
@@ -169,7 +170,7 @@ export class ModelRegistry {
     try {
       const fileName = `${id}.onnx`;
       fs.copyFileSync(source, path.join(temporary, fileName));
-      const copiedSha = await sha256File(path.join(temporary, fileName));
+      const copiedSha = await sha256OfFile(path.join(temporary, fileName));
       if (copiedSha !== candidate.manifest.sha256)
         throw new DermError('model-invalid', `The copy of ${source} does not have the declared sha256; the file changed while it was being added.`);
       const manifest = { ...candidate.manifest, file: fileName };

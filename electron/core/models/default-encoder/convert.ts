@@ -4,7 +4,7 @@ import { DermError } from '../../../common/errors.js';
 import { modelManifestSchema, type ModelManifest } from '../model-manifest.js';
 import { convertKerasModel, type KerasConversion } from './keras-to-onnx.js';
 import { manifestFileName, writeManifestFile, type ModelFiles } from '../model-files.js';
-import { sha256OfFile } from '../../math/onnx-graph-builder.js';
+import { sha256OfFile } from '../../runtime/file-hash.js';
 import { dequantiseWeights, nsfwjsVersion, readNsfwjsMobileNetV2, type NsfwjsModel } from './nsfwjs-files.js';
 
 /**
