@@ -6,8 +6,8 @@ import { DermError, errorCodes, type SerializedError } from './errors.js';
 // violation on every page load even though zod catches it, so wherever a page runs this (the
 // renderer, its workers) zod is jitless: no probe, no compiled parsers. Plain Node (the core worker,
 // CLI, web bridge) has no CSP and keeps the compiled parsers, several times faster on large outputs.
-// This runs before any schema of the contract is built (contract.ts imports this module first),
-// which is when zod reads the setting.
+// This runs before any schema of the contract is built, which is when zod reads the setting: every
+// module under contract/ imports this one, so it is evaluated before theirs.
 const runsInNode = Boolean((globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node);
 z.config({ jitless: !runsInNode });
 
