@@ -1,7 +1,9 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseInput } from '../../electron/common/contract-core.js';
-import { appEventSchema, callNames, contract, createClient } from '../../electron/common/contract.js';
+import { appEventSchema, callNames, contract, createClient, type CallName } from '../../electron/common/contract.js';
 import { DermError } from '../../electron/common/errors.js';
 
 function rejection(call: string, input: unknown): DermError {
@@ -22,7 +24,31 @@ function requiredFields(schema: z.ZodType): string[] {
     .map(([name]) => name);
 }
 
+const featureFolder = path.resolve(import.meta.dirname, '../../electron/common/contract');
+const handlersFolder = path.resolve(import.meta.dirname, '../../electron/core/app-api/handlers');
+
 describe('app contract', () => {
+  it("assembles every feature module's calls, each declared once, and pairs each feature with its handlers", async () => {
+    const declaredIn = new Map<string, string>();
+    const features: string[] = [];
+    for (const file of fs.readdirSync(featureFolder).filter((name) => name.endsWith('.ts'))) {
+      const module = (await import(path.join(featureFolder, file))) as Record<string, unknown>;
+      for (const [exportName, table] of Object.entries(module)) {
+        if (!exportName.endsWith('Calls')) continue;
+        features.push(file.replace(/\.ts$/, ''));
+        for (const [name, spec] of Object.entries(table as Record<string, unknown>)) {
+          expect(declaredIn.get(name), `${name} is declared in ${declaredIn.get(name)} and ${file}`).toBeUndefined();
+          declaredIn.set(name, file);
+          // The assembled table holds the feature's own declaration, not another one of the same name.
+          expect(contract[name as CallName], name).toBe(spec);
+        }
+      }
+    }
+    expect([...declaredIn.keys()].sort()).toEqual([...callNames].sort());
+    expect(features.length).toBeGreaterThan(5);
+    for (const feature of features) expect(fs.existsSync(path.join(handlersFolder, `${feature}.handlers.ts`)), feature).toBe(true);
+  });
+
   it('describes every call with a sentence and zod schemas', () => {
     expect(callNames.length).toBeGreaterThan(5);
     for (const name of callNames) {
