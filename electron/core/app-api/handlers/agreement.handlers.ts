@@ -1,6 +1,7 @@
+import type { agreementCalls } from '../../../common/contract/agreement.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const agreementHandlers: HandlerGroup<'agreementReport' | 'adjudicate'> = {
+export const agreementHandlers: HandlerGroup<keyof typeof agreementCalls> = {
   agreementReport: (input, { core }) => {
     const options = input.kind ? { kind: input.kind } : {};
     const kinds = core.agreement.agreement(options);

@@ -1,7 +1,8 @@
+import type { clusterCalls } from '../../../common/contract/cluster.js';
 import path from 'node:path';
 import type { HandlerGroup } from '../app-api.js';
 
-export const clusterHandlers: HandlerGroup<'clusterImportStart'> = {
+export const clusterHandlers: HandlerGroup<keyof typeof clusterCalls> = {
   clusterImportStart: (input, { core, jobs, emit }) => {
     const job = jobs.start('cluster-import', async ({ signal, onProgress }) => {
       try {

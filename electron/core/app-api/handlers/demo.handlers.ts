@@ -1,6 +1,7 @@
+import type { demoCalls } from '../../../common/contract/demo.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const demoHandlers: HandlerGroup<'demoStart'> = {
+export const demoHandlers: HandlerGroup<keyof typeof demoCalls> = {
   demoStart: (_input, { core, jobs, emit }) => {
     const job = jobs.start('demo', async ({ signal, onProgress }) => {
       try {

@@ -1,3 +1,4 @@
+import type { exportModelsCalls } from '../../../common/contract/export-models.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CallOutput } from '../../../common/contract.js';
@@ -22,7 +23,7 @@ function modelCheckOutput(result: ModelCheckResult): CallOutput<'modelsCheck' | 
   };
 }
 
-export const exportModelsHandlers: HandlerGroup<'exportStart' | 'modelsList' | 'modelsCheck' | 'modelsAdd' | 'embedStart'> = {
+export const exportModelsHandlers: HandlerGroup<keyof typeof exportModelsCalls> = {
   exportStart: (input, { core, jobs }) => {
     const job = jobs.start('export', async ({ signal, onProgress }) => {
       const report = await core.exports.export({

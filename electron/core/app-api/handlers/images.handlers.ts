@@ -1,6 +1,7 @@
+import type { imagesCalls } from '../../../common/contract/images.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const imagesHandlers: HandlerGroup<'imagesPage' | 'imageDetail' | 'importReport' | 'libraryFacets' | 'imageCards' | 'imagesFlag'> = {
+export const imagesHandlers: HandlerGroup<keyof typeof imagesCalls> = {
   libraryFacets: (input, { view }) => view.facets(input.filter ?? {}),
   imageCards: (input, { view }) => view.cards(input.imageIds),
   imagesFlag: (input, { core, emit }) => {

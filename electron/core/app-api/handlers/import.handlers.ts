@@ -1,9 +1,10 @@
+import type { importCalls } from '../../../common/contract/import.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../../common/errors.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const importHandlers: HandlerGroup<'importStart'> = {
+export const importHandlers: HandlerGroup<keyof typeof importCalls> = {
   importStart: (input, { core, jobs, options, emit }) => {
     let paths: string[];
     let root: string | undefined;

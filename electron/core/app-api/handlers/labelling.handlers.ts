@@ -1,27 +1,9 @@
+import type { labellingCalls } from '../../../common/contract/labelling.js';
 import type { CallOutput } from '../../../common/contract.js';
 import type { Core } from '../../core.js';
 import type { AuditEntry, Label } from '../../labels/labels.repository.js';
 import type { SlotChange, UndoRedoResult } from '../../labels/labels.service.js';
 import type { HandlerGroup } from '../app-api.js';
-
-type Names =
-  | 'taxonomyList'
-  | 'labelsOfImage'
-  | 'labelSet'
-  | 'labelImages'
-  | 'labelRemove'
-  | 'labelUndo'
-  | 'labelRedo'
-  | 'labelHistory'
-  | 'labelSuggestions'
-  | 'sessionCreate'
-  | 'sessionList'
-  | 'sessionNext'
-  | 'sessionRecord'
-  | 'sessionSkip'
-  | 'sessionPrevious'
-  | 'sessionPause'
-  | 'sessionSetSuggestions';
 
 function shownLabel(label: Label) {
   return { kind: label.kind, value: label.value, confidence: label.confidence, annotator: label.annotator, origin: label.origin };
@@ -56,7 +38,7 @@ export function labelHistoryOutput(entries: AuditEntry[]): CallOutput<'labelHist
   };
 }
 
-export const labellingHandlers: HandlerGroup<Names> = {
+export const labellingHandlers: HandlerGroup<keyof typeof labellingCalls> = {
   taxonomyList: (input, { core }) => {
     core.taxonomy.ensureStarter();
     return { entries: core.taxonomy.list(input.kind) };

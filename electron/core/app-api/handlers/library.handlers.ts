@@ -1,3 +1,4 @@
+import type { libraryCalls } from '../../../common/contract/library.js';
 import { libraryCheckReportSchema } from '../../../common/contract.js';
 import { DermError } from '../../../common/errors.js';
 import { pseudonymSecretKey } from '../../export/export.repository.js';
@@ -21,7 +22,7 @@ export function libraryOverviewOutput(core: Core, view: LibraryViewRepository): 
   };
 }
 
-export const libraryHandlers: HandlerGroup<'appInfo' | 'libraryCheck' | 'libraryOverview' | 'settingsGet' | 'settingsSet'> = {
+export const libraryHandlers: HandlerGroup<keyof typeof libraryCalls> = {
   appInfo: (_input, { core, options }) => ({
     appVersion: options.appVersion,
     mode: options.mode,

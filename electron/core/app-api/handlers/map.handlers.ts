@@ -1,6 +1,7 @@
+import type { mapCalls } from '../../../common/contract/map.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const mapHandlers: HandlerGroup<'mapPoints' | 'mapGroups' | 'mapStart' | 'mapResult'> = {
+export const mapHandlers: HandlerGroup<keyof typeof mapCalls> = {
   mapGroups: (input, { core }) => ({ groups: core.map.groups(input.imageIds, input.colourBy) }),
   mapPoints: (input, { core }) => core.map.layout(input),
   mapStart: (input, { core, jobs }) => {

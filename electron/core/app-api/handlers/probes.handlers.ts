@@ -1,8 +1,7 @@
+import type { probesCalls } from '../../../common/contract/probes.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const probesHandlers: HandlerGroup<
-  'probeTrainStart' | 'probeList' | 'probeReport' | 'probePredictions' | 'probeLabelChoices' | 'probePredictionsDownload' | 'probeWorstPredictions'
-> = {
+export const probesHandlers: HandlerGroup<keyof typeof probesCalls> = {
   probeLabelChoices: (input, { core }) => core.probes.labelChoices(input.labelKind, input.modelId),
   probePredictionsDownload: (input, { core }) => core.probes.predictionsDownload(input.runId),
   probeWorstPredictions: (input, { core }) => ({ images: core.probes.worstPredictions(input.runId, input.label, input.limit) }),

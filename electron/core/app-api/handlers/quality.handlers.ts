@@ -1,7 +1,8 @@
+import type { qualityCalls } from '../../../common/contract/quality.js';
 import { defaultQualityThresholds } from '../../quality/quality-flags.js';
 import type { HandlerGroup } from '../app-api.js';
 
-export const qualityHandlers: HandlerGroup<'qualityOverview' | 'qualitySetThresholds' | 'qualityFlagged' | 'qualityNotAnIssue'> = {
+export const qualityHandlers: HandlerGroup<keyof typeof qualityCalls> = {
   qualityOverview: (_input, { core, view }) => {
     const thresholds = core.quality.thresholds();
     return {

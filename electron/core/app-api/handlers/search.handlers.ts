@@ -1,3 +1,4 @@
+import type { searchCalls } from '../../../common/contract/search.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DermError } from '../../../common/errors.js';
@@ -62,7 +63,7 @@ function uploadedPhoto(uploadsFolder: string | undefined, uploadId: string): str
   return first;
 }
 
-export const searchHandlers: HandlerGroup<'searchSimilar' | 'duplicatesFind' | 'duplicatesResolve' | 'duplicatesUndo'> = {
+export const searchHandlers: HandlerGroup<keyof typeof searchCalls> = {
   searchSimilar: async (input, { core, options }) => {
     const common = {
       ...(input.modelId ? { modelId: input.modelId } : {}),
