@@ -14,7 +14,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import { openLibrary } from '../../electron/core/library/library.js';
 import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
-import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { caseLabelledLibrary, seededGaussian } from '../fixtures/library-fixture.js';
 import { writeScinDataset } from '../fixtures/scin-dataset.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 
@@ -41,8 +41,11 @@ beforeAll(() => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'dermws-cli-json-jobs-'));
 });
 
+const madeLibraries: Array<() => void> = [];
+
 afterAll(() => {
   fs.rmSync(scratch, { recursive: true, force: true });
+  for (const remove of madeLibraries) remove();
 });
 
 function dermws(...args: string[]): Promise<CliProcessRun> {
@@ -108,33 +111,20 @@ function startServe(args: string[]): Promise<{ run: CliProcessRun; stop(): Promi
   });
 }
 
-function gaussian(random: SeededRandom): number {
-  return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
-}
-
-/** A library of 24 two-image cases with post-ReLU-like 12-d embeddings; "raised" follows the first coordinate, so a probe can learn it. */
+/** A library of 24 two-image cases with post-ReLU-like 12-d embeddings; "raised" follows the first coordinate, so a probe can learn it. Removed after the file's tests. */
 function syntheticLibrary(): { root: string; imageIds: number[]; modelId: string } {
   const modelId = 'jobs-json-model';
-  const dim = 12;
-  const library = createTestLibrary('dermws-cli-json-synthetic-');
-  const imageIds = insertSyntheticImages(library, 48, { caseKeyOf: (index) => `case-${Math.floor(index / 2)}` });
-  const random = new SeededRandom(23);
-  const embeddings = new EmbeddingsRepository(library.db);
-  embeddings.registerModel({ id: modelId, displayName: 'jobs json test', dim, sha256: 'c'.repeat(64), source: 'imported', preprocessing: null });
-  const insertLabel = library.db.prepare(
-    "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')",
-  );
-  const rows: Array<{ imageId: number; vector: number[] }> = [];
-  let latent: number[] = [];
-  imageIds.forEach((imageId, index) => {
-    if (index % 2 === 0) latent = Array.from({ length: dim }, () => Math.max(0, gaussian(random)));
-    rows.push({ imageId, vector: latent.map((value) => Math.max(0, value + 0.05 * gaussian(random))) });
-    insertLabel.run(imageId, latent[0]! > 0.4 ? 'raised' : 'flat');
+  const made = caseLabelledLibrary({
+    prefix: 'dermws-cli-json-synthetic-',
+    modelId,
+    displayName: 'jobs json test',
+    modelSha256: 'c'.repeat(64),
+    dim: 12,
+    cases: 24,
+    seed: 23,
   });
-  embeddings.put(modelId, 'c'.repeat(64), rows);
-  const root = library.paths.root;
-  library.close();
-  return { root, imageIds, modelId };
+  madeLibraries.push(made.remove);
+  return { root: made.root, imageIds: made.imageIds, modelId };
 }
 
 describe('dermws --json of jobs and of commands without an app call', () => {
@@ -269,7 +259,7 @@ describe('dermws --json of jobs and of commands without an app call', () => {
     // Precomputed 8-d vectors keyed by file name; one key matches no image (exit 1, still the full report).
     const npz = path.join(scratch, 'vectors.npz');
     const random = new SeededRandom(5);
-    const vector = () => Float32Array.from({ length: 8 }, () => Math.max(0, gaussian(random)));
+    const vector = () => Float32Array.from({ length: 8 }, () => Math.max(0, seededGaussian(random)));
     writeNpz(npz, [
       ['photo-0.jpg', vector(), [8]],
       ['photo-1.jpg', vector(), [8]],

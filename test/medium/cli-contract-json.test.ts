@@ -3,10 +3,8 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contract, exportReportSchema, importReportSchema, libraryCheckReportSchema, type CallName } from '../../electron/common/contract.js';
-import { SeededRandom } from '../../electron/common/seeded-random.js';
-import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.repository.js';
 import { runDermws } from '../fixtures/cli-runner.js';
-import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
+import { caseLabelledLibrary } from '../fixtures/library-fixture.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { writeTinyEncoder } from '../fixtures/test-encoders.js';
 import { tempFolder } from './import-helpers.js';
@@ -22,45 +20,32 @@ const modelId = 'contract-json-model';
 const dim = 12;
 const cases = 24;
 
-let library: ReturnType<typeof createTestLibrary>;
 let root: string;
 let scratch: string;
 let imageIds: number[];
 
-function gaussian(random: SeededRandom): number {
-  return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
-}
+let removeLibrary: () => void;
 
 beforeAll(() => {
-  library = createTestLibrary('dermws-contract-json-');
-  root = library.paths.root;
-  scratch = tempFolder('dermws-contract-json-scratch-');
   // Two images per case; the label "raised" follows the first coordinate of the case's vector, so a probe can learn it.
-  imageIds = insertSyntheticImages(library, cases * 2, {
-    caseKeyOf: (index) => `case-${Math.floor(index / 2)}`,
+  const made = caseLabelledLibrary({
+    prefix: 'dermws-contract-json-',
+    modelId,
+    displayName: 'contract test',
+    modelSha256: 'b'.repeat(64),
+    dim,
+    cases,
+    seed: 11,
     metadataOf: (index) => ({ fitzpatrick_self: `FST${1 + (Math.floor(index / 2) % 6)}` }),
   });
-  const random = new SeededRandom(11);
-  const embeddings = new EmbeddingsRepository(library.db);
-  embeddings.registerModel({ id: modelId, displayName: 'contract test', dim, sha256: 'b'.repeat(64), source: 'imported', preprocessing: null });
-  const insertLabel = library.db.prepare(
-    "INSERT INTO labels (image_id, kind, value, confidence, origin, created_at) VALUES (?, 'condition', ?, 4, 'imported', '2026-01-01')",
-  );
-  const rows: Array<{ imageId: number; vector: number[] }> = [];
-  let latent: number[] = [];
-  imageIds.forEach((imageId, index) => {
-    // Post-ReLU-like vectors: non-negative with zeros, as real encoders give.
-    if (index % 2 === 0) latent = Array.from({ length: dim }, () => Math.max(0, gaussian(random)));
-    const vector = latent.map((value) => Math.max(0, value + 0.05 * gaussian(random)));
-    rows.push({ imageId, vector });
-    insertLabel.run(imageId, latent[0]! > 0.4 ? 'raised' : 'flat');
-  });
-  embeddings.put(modelId, 'b'.repeat(64), rows);
-  library.close();
+  root = made.root;
+  imageIds = made.imageIds;
+  removeLibrary = made.remove;
+  scratch = tempFolder('dermws-contract-json-scratch-');
 });
 
 afterAll(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+  removeLibrary();
   fs.rmSync(scratch, { recursive: true, force: true });
 });
 
