@@ -131,7 +131,7 @@ export function openLibrary(root: string, options: OpenLibraryOptions = {}): Lib
   }
   const db = new Database(paths.database, { timeout: busyTimeoutMs });
   try {
-    db.pragma('journal_mode = WAL');
+    enableWal(db);
     db.pragma('foreign_keys = ON');
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
@@ -149,6 +149,29 @@ export function openLibrary(root: string, options: OpenLibraryOptions = {}): Lib
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Turns on WAL. Processes creating one library at the same moment all switch its new
+ * rollback-journal file to WAL; one that holds a read lock while another holds the pending lock gets
+ * SQLITE_BUSY at once, because SQLite skips the busy handler where waiting could deadlock. That
+ * answer is retried here, for up to the busy timeout, until the other process has switched the file
+ * and the pragma has nothing left to do.
+ */
+function enableWal(db: Database.Database): void {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? '';
+      if (!code.startsWith('SQLITE_BUSY') || Date.now() > deadline) throw error;
+      Atomics.wait(sleeper, 0, 0, Math.min(100, 2 ** Math.min(attempt, 7)));
+    }
   }
 }
 
