@@ -14,7 +14,7 @@ import { EmbeddingsRepository } from '../../electron/core/embeddings/embeddings.
 import { openLibrary } from '../../electron/core/library/library.js';
 import { runDermwsProcess, type CliProcessRun } from '../fixtures/cli-process.js';
 import { flatNonNegativeVectors } from '../fixtures/clustered-vectors.js';
-import { caseLabelledLibrary, seededGaussian } from '../fixtures/library-fixture.js';
+import { caseLabelledLibrary, quickProbeTrainArgs, seededGaussian } from '../fixtures/library-fixture.js';
 import { writeScinDataset } from '../fixtures/scin-dataset.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 
@@ -151,22 +151,7 @@ describe('dermws --json of jobs and of commands without an app call', () => {
     expectShape(cliSchema('taxonomyRemove'), removed);
     expect(removed.json).toEqual({ removed: { kind: 'condition', code: 'chilblains' } });
 
-    const trained = await run(
-      'probe',
-      'train',
-      '--labels',
-      'raised',
-      '--model',
-      modelId,
-      '--folds',
-      '3',
-      '--bootstrap',
-      '50',
-      '--curve',
-      'none',
-      '--min-class-cases',
-      '2',
-    );
+    const trained = await run(...quickProbeTrainArgs(modelId));
     expect(trained.code).toBe(0);
     const predicted = await run('probe', 'predict', String(trained.json.id), '--images', imageIds.slice(0, 2).join(','));
     expectShape(cliSchema('probePredict'), predicted);

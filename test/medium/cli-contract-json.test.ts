@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contract, exportReportSchema, importReportSchema, libraryCheckReportSchema, type CallName } from '../../electron/common/contract.js';
 import { runDermws } from '../fixtures/cli-runner.js';
-import { caseLabelledLibrary } from '../fixtures/library-fixture.js';
+import { caseLabelledLibrary, quickProbeTrainArgs } from '../fixtures/library-fixture.js';
 import { writeSkinImage } from '../fixtures/skin-images.js';
 import { writeTinyEncoder } from '../fixtures/test-encoders.js';
 import { tempFolder } from './import-helpers.js';
@@ -68,23 +68,7 @@ async function expectCallOutput(name: CallName, ...args: string[]) {
 
 describe('dermws --json prints contract outputs', () => {
   it('probe train, list and report print probeReport and probeList', async () => {
-    const trained = await expectCallOutput(
-      'probeReport',
-      'probe',
-      'train',
-      '--labels',
-      'raised',
-      '--model',
-      modelId,
-      '--folds',
-      '3',
-      '--bootstrap',
-      '50',
-      '--curve',
-      'none',
-      '--min-class-cases',
-      '2',
-    );
+    const trained = await expectCallOutput('probeReport', ...quickProbeTrainArgs(modelId));
     expect(trained.status).toBe('completed');
     const listed = await expectCallOutput('probeList', 'probe', 'list');
     expect(listed.runs.map((entry: { id: number }) => entry.id)).toContain(trained.id);
