@@ -34,6 +34,8 @@ const indexCalibrationSchema = z.object({
   graphDim: z.int(),
   /** Projection fit of the graph measured (null: the graph holds the full embeddings). */
   projection: z.object({ version: z.int(), sampleSize: z.int(), powerIterations: z.int() }).nullable(),
+  /** The in-memory sketch that ranked the candidates before the exact re-rank and how many it kept at k = 10 (null: all were re-ranked exactly). */
+  preselection: z.object({ bits: z.literal(4), kept: z.int() }).nullable(),
   met: z.boolean(),
   /** In words: what was tried and, when the target was missed, why and what to do. */
   note: z.string(),
@@ -195,6 +197,8 @@ export const cliOutputs = {
     embeddingCopy: z.object({ state: z.string(), precision: z.string().nullable(), fileBytes: z.int().nullable() }),
     service: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }),
     serviceFromDatabase: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }),
+    serviceEveryCandidate: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }).nullable(),
+    sketchBytes: z.int(),
     precisions: z
       .object({
         float32: latencySchema.extend({ rerankP50Ms: z.number() }),

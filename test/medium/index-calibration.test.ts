@@ -103,6 +103,9 @@ describe('self-calibrating vector index', () => {
     expect(calibration).toMatchObject({ target: 0.99, probes: 200, met: true, trigger: 'build', graphDim: rebuilt!.graphDim, elementCount: 3000 });
     expect(calibration.recall).toBeGreaterThanOrEqual(0.99);
     expect(calibration.projection).toMatchObject({ version: rebuilt!.projectionVersion });
+    // The queries below pre-rank their candidates on the in-memory sketch, as the calibration measured them.
+    expect(calibration.preselection).toEqual({ bits: 4, kept: 28 });
+    expect(calibration.candidates).toBeGreaterThan(28);
     const measured = await independentRecall(f, service, 200);
     expect(Math.abs(measured - calibration.recall)).toBeLessThanOrEqual(0.02);
     // Stored with the index record: a second service (a second process) sees the same measurement without measuring again.
@@ -112,7 +115,7 @@ describe('self-calibrating vector index', () => {
     expect((await reopened.ensureReady(modelId)).rebuilt).toBeNull();
     expect(reopened.calibration(modelId)).toEqual(calibration);
     expect(reopened.calibrationSummary(modelId)).toBe(
-      `recall@10 ${calibration.recall.toFixed(3)} measured on 200 probes at build (candidates ${calibration.candidates}, ef ${calibration.ef}, ${calibration.graphDim}-d)`,
+      `recall@10 ${calibration.recall.toFixed(3)} measured on 200 probes at build (candidates ${calibration.candidates}, ef ${calibration.ef}, ${calibration.graphDim}-d, 4-bit sketch keeps 28)`,
     );
   });
 

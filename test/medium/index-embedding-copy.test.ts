@@ -356,7 +356,7 @@ describe('flat embedding copy for the re-rank', () => {
     expect(await Promise.all(queries.map((query) => service.search(modelId, query, 10)))).toEqual(expected);
     expect(fs.readdirSync(f.library.paths.indexes).filter((name) => name.endsWith('.partial'))).toEqual([]);
   });
-  it('a copy written in the earlier format (1) is stale: answered from SQLite until the next search rebuilds it in format 2', async () => {
+  it('a copy written in an earlier format (2, no sketch) is stale: answered from SQLite until the next search rebuilds it in format 3', async () => {
     const f = fixture(300);
     const queries = queriesOf(f, 5);
     const ids = (answers: Neighbour[][]) => answers.map((hits) => hits.map((hit) => hit.imageId));
@@ -367,8 +367,9 @@ describe('flat embedding copy for the re-rank', () => {
     const file = first.embeddingCopyFile(modelId);
     const header = (bytes: Buffer) => JSON.parse(bytes.subarray(4, 4 + bytes.readUInt32LE(0)).toString('utf8')) as { version: number };
     const bytes = fs.readFileSync(file);
-    expect(header(bytes).version).toBe(2);
-    const older = Buffer.from(JSON.stringify({ ...header(bytes), version: 1 }), 'utf8');
+    expect(header(bytes).version).toBe(3);
+    const { sketch: _sketch, ...withoutSketch } = header(bytes) as { version: number; sketch: unknown };
+    const older = Buffer.from(JSON.stringify({ ...withoutSketch, version: 2 }), 'utf8');
     bytes.fill(0, 0, 4096);
     bytes.writeUInt32LE(older.length, 0);
     older.copy(bytes, 4);
@@ -380,7 +381,137 @@ describe('flat embedding copy for the re-rank', () => {
     expect(status.reason).toMatch(/not an embedding copy this version writes/);
     expect(ids(await Promise.all(queries.map((query) => later.search(modelId, query, 10))))).toEqual(ids(intact));
     expect((await later.status(modelId)).embeddingCopy.state).toBe('ready');
-    expect(header(fs.readFileSync(file)).version).toBe(2);
+    expect(header(fs.readFileSync(file)).version).toBe(3);
     expectCopyAgreesWithDatabase(f, openCopy(f, later));
+  });
+});
+
+describe('in-memory sketch that pre-ranks the candidates', () => {
+  /** Calibrated, so queries pre-rank as the calibration measured (48 candidates a query, 28 read exactly at k = 10). */
+  const calibrated: Partial<VectorIndexParameters> = { calibrate: true, calibrationProbes: 100 };
+  const ids = (answers: Neighbour[][]) => answers.map((hits) => hits.map((hit) => hit.imageId));
+
+  function sketchBytes(service: VectorIndexService): number {
+    return fs.statSync(service.embeddingCopyFile(modelId).replace(/\.vectors$/, '.sketch')).size;
+  }
+
+  it('reads only the sketch-best candidates, returns exact cosines, and finds the top 10 that re-ranking every candidate finds', async () => {
+    const f = fixture(1500);
+    const service = f.service(calibrated);
+    await service.ensureReady(modelId);
+    const calibration = service.calibration(modelId)!;
+    expect(calibration.preselection).toEqual({ bits: 4, kept: 28 });
+    expect(calibration.candidates).toBeGreaterThanOrEqual(48);
+    expect((await service.status(modelId)).embeddingCopy.reason).toMatch(/4-bit sketch of each/);
+    // 96 values a row: 3 blocks of 32 values, 16 bytes each.
+    expect(sketchBytes(service)).toBe(1500 * 48);
+    expect(fs.readdirSync(f.library.paths.indexes).filter((name) => name.includes('.partial'))).toEqual([]);
+
+    const queries = queriesOf(f, 40);
+    const sketched = await Promise.all(queries.map((query) => service.search(modelId, query, 10)));
+    const everyCandidate = await Promise.all(queries.map((query) => service.search(modelId, query, 10, { rerankFromDatabase: true })));
+    // Choosing 28 of 48 candidates at random would keep about 58% of the top 10.
+    expect(recall(sketched, everyCandidate)).toBeGreaterThanOrEqual(0.98);
+    const live = liveVectors(f);
+    queries.forEach((query, index) => {
+      const unit = normalized(query);
+      for (const hit of sketched[index]!) {
+        const row = normalized(live.get(hit.imageId)!);
+        let dot = 0;
+        for (let at = 0; at < dim; at++) dot += unit[at]! * row[at]!;
+        expect(Math.abs(hit.similarity - dot), `query ${index}, image ${hit.imageId}`).toBeLessThan(2e-3);
+      }
+    });
+  });
+
+  it('a damaged or missing sketch never changes a result: the query that meets it answers from SQLite, and the next search rebuilds it', async () => {
+    const f = fixture(1200);
+    const queries = queriesOf(f, 10);
+    const first = f.service(calibrated);
+    await first.ensureReady(modelId);
+    expect(first.calibration(modelId)!.preselection).not.toBeNull();
+    const fromDatabase = await first.search(modelId, queries[0]!, 10, { rerankFromDatabase: true });
+    const intact = await Promise.all(queries.map((query) => first.search(modelId, query, 10)));
+    await first.close();
+    const copyFile = first.embeddingCopyFile(modelId);
+    const sketchFile = copyFile.replace(/\.vectors$/, '.sketch');
+
+    // The sketch row of the first query's best match, flipped on disk: the open reads the sketch whole
+    // without judging it; the query that scores that row sees its check fail.
+    const copyBytes = fs.readFileSync(copyFile);
+    const rows = (JSON.parse(copyBytes.subarray(4, 4 + copyBytes.readUInt32LE(0)).toString('utf8')) as { rows: number }).rows;
+    const tableStart = 4096 + rows * dim * 2;
+    let row = 0;
+    while (copyBytes.readUInt32LE(tableStart + row * 4) !== fromDatabase[0]!.imageId) row++;
+    const sketch = fs.readFileSync(sketchFile);
+    for (let at = 0; at < 48; at += 5) sketch[row * 48 + at]! ^= 0x33;
+    fs.writeFileSync(sketchFile, sketch);
+    const damaged = f.service(calibrated);
+    await damaged.ensureReady(modelId);
+    const opened = (await damaged.status(modelId)).embeddingCopy;
+    expect(opened.state, opened.reason).toBe('ready');
+    expect(ids([await damaged.search(modelId, queries[0]!, 10)])).toEqual(ids([fromDatabase]));
+    const status = (await damaged.status(modelId)).embeddingCopy;
+    expect(status).toMatchObject({ state: 'damaged', rerankFrom: 'sqlite' });
+    expect(status.reason).toMatch(/sketch of image \d+ .* does not match its check/);
+    expect(ids(await Promise.all(queries.map((query) => damaged.search(modelId, query, 10))))).toEqual(ids(intact));
+    const after = (await damaged.status(modelId)).embeddingCopy;
+    expect(after.state, after.reason).toBe('ready');
+    expect(fs.readFileSync(sketchFile).equals(sketch)).toBe(false);
+    await damaged.close();
+
+    // Missing: the status says so before anything is loaded; the first search rebuilds copy and sketch.
+    fs.rmSync(sketchFile);
+    const missing = f.service(calibrated);
+    const before = (await missing.status(modelId)).embeddingCopy;
+    expect(before).toMatchObject({ state: 'damaged', rerankFrom: 'sqlite' });
+    expect(before.reason).toMatch(/sketch .* is missing/);
+    expect(ids(await Promise.all(queries.map((query) => missing.search(modelId, query, 10))))).toEqual(ids(intact));
+    expect((await missing.status(modelId)).embeddingCopy.state).toBe('ready');
+    expect(sketchBytes(missing)).toBe(1200 * 48);
+    await missing.close();
+
+    // Cut short: the same.
+    fs.truncateSync(sketchFile, 1200 * 48 - 16);
+    const cut = f.service(calibrated);
+    expect((await cut.status(modelId)).embeddingCopy.reason).toMatch(/sketch .* has 57584 bytes; the copy implies 57600/);
+    expect(ids(await Promise.all(queries.map((query) => cut.search(modelId, query, 10))))).toEqual(ids(intact));
+    expect(sketchBytes(cut)).toBe(1200 * 48);
+  });
+
+  it('follows sync: added images get sketch rows, and a query finds them', async () => {
+    const f = fixture(800);
+    const service = f.service(calibrated);
+    await service.ensureReady(modelId);
+    const { ids: more, data: extra } = addEmbeddedImages(f.library, f.embeddings, 40, 41);
+    await service.sync(modelId);
+    expect(sketchBytes(service)).toBe(840 * 48);
+    for (const index of [0, 17, 39]) {
+      const [self] = await service.search(modelId, extra.subarray(index * dim, (index + 1) * dim), 1);
+      expect(self!.imageId).toBe(more[index]);
+    }
+    // The copy sealed after the sync opens with its sketch, and a second process answers the same.
+    const other = f.service(calibrated);
+    const queries = queriesOf(f, 6);
+    expect(ids(await Promise.all(queries.map((query) => other.search(modelId, query, 10))))).toEqual(
+      ids(await Promise.all(queries.map((query) => service.search(modelId, query, 10)))),
+    );
+    expect((await other.status(modelId)).embeddingCopy.state).toBe('ready');
+  });
+
+  it('over its memory limit the copy has no sketch, the calibration says every candidate is read, and the answers stay right', async () => {
+    const f = fixture(900);
+    const service = f.service({ ...calibrated, sketchMemoryLimitBytes: 900 * 48 - 1 });
+    await service.ensureReady(modelId);
+    expect(service.calibration(modelId)!.preselection).toBeNull();
+    expect(service.calibrationSummary(modelId)).not.toMatch(/sketch/);
+    const status = (await service.status(modelId)).embeddingCopy;
+    expect(status.state).toBe('ready');
+    expect(status.reason).not.toMatch(/sketch/);
+    expect(fs.existsSync(service.embeddingCopyFile(modelId).replace(/\.vectors$/, '.sketch'))).toBe(false);
+    const queries = queriesOf(f, 10);
+    const answers = await Promise.all(queries.map((query) => service.search(modelId, query, 10)));
+    const everyCandidate = await Promise.all(queries.map((query) => service.search(modelId, query, 10, { rerankFromDatabase: true })));
+    expect(recall(answers, everyCandidate)).toBeGreaterThanOrEqual(0.99);
   });
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateVectorKernels, kernelsModule } from '../../build/generate-vector-kernels.mjs';
 import { floatToHalf, halfToFloat } from '../../electron/core/index/embedding-copy.js';
-import { RowScorer } from '../../electron/core/math/vector-kernels.js';
+import { RowScorer, SketchTable, sketchBytesPerRow, type SketchRowCheck } from '../../electron/core/math/vector-kernels.js';
 import { gaussianSource } from '../../electron/core/math/randomized-pca.js';
 
 /** Post-ReLU-like rows: ~40% exact zeros, the rest positive. */
@@ -108,5 +108,84 @@ describe('WebAssembly vector kernels', () => {
         expect(scorer.words(0), `value ${at}, bit ${bit}`).not.toBe(intact);
       }
     }
+  });
+});
+
+describe('4-bit sketch kernel', () => {
+  /** Scores `rows` of the table (row numbers) against `query`. */
+  function sketchScores(table: SketchTable, query: Float32Array, rows: number[], checks: SketchRowCheck[]): { scores: Float64Array; words: Int32Array } {
+    const scores = new Float64Array(rows.length);
+    const words = new Int32Array(rows.length);
+    table.setQuery(query);
+    table.score(
+      rows,
+      rows.map((row) => checks[row]),
+      scores,
+      words,
+    );
+    return { scores, words };
+  }
+
+  it('scores every row within the bound its 4-bit codes and the 12-bit query allow, on widths that are not a multiple of 32', () => {
+    for (const dim of [37, 96, 1280, 6141]) {
+      const rows = reluRows(50, dim, dim);
+      const query = reluRows(1, dim, dim + 1);
+      // Start small so encoding grows the memory under the rows already written.
+      const table = new SketchTable(dim, 4);
+      const checks = Array.from({ length: 50 }, (_, row) => table.encode(row, rows.subarray(row * dim, (row + 1) * dim)));
+      expect(table.codes(0, 1).length).toBe(sketchBytesPerRow(dim));
+      const { scores, words } = sketchScores(
+        table,
+        query,
+        Array.from({ length: 50 }, (_, row) => row),
+        checks,
+      );
+      const queryScale = Math.max(...query.map(Math.abs)) / 2047;
+      const bad: string[] = [];
+      for (let row = 0; row < 50; row++) {
+        const values = rows.subarray(row * dim, (row + 1) * dim);
+        let exact = 0;
+        let codeSum = 0;
+        let queryAbs = 0;
+        for (let at = 0; at < dim; at++) {
+          exact += query[at]! * values[at]!;
+          codeSum += checks[row]!.step > 0 ? (values[at]! - checks[row]!.min) / checks[row]!.step + 0.5 : 0;
+          queryAbs += Math.abs(query[at]!);
+        }
+        // value = min + code·step + e (|e| ≤ step/2); query = q̂ + d (|d| ≤ scale/2):
+        // |score − exact| ≤ step·(scale/2)·Σcodes + (step/2)·Σ|q|, plus float rounding.
+        const bound = checks[row]!.step * (queryScale / 2) * codeSum + (checks[row]!.step / 2) * queryAbs + 1e-6;
+        if (!(Math.abs(scores[row]! - exact) <= bound)) bad.push(`${dim}-d row ${row}: ${scores[row]} against ${exact} (bound ${bound})`);
+        if (words[row] !== checks[row]!.words) bad.push(`${dim}-d row ${row}: word sum ${words[row]}, stored ${checks[row]!.words}`);
+      }
+      expect(bad).toEqual([]);
+    }
+  });
+
+  it('ranks rows close to the exact order, is exact for a constant row, and its word sum sees one changed byte', () => {
+    const dim = 6144;
+    const rows = reluRows(64, dim, 77);
+    const query = reluRows(1, dim, 78);
+    const table = new SketchTable(dim, 64);
+    const checks = Array.from({ length: 64 }, (_, row) => table.encode(row, rows.subarray(row * dim, (row + 1) * dim)));
+    const all = Array.from({ length: 64 }, (_, row) => row);
+    const { scores } = sketchScores(table, query, all, checks);
+    const exact = all.map((row) => rows.subarray(row * dim, (row + 1) * dim).reduce((sum, value, at) => sum + value * query[at]!, 0));
+    // These rows' cosines with the query spread over ~0.2; the sketch's error is ~1e-3.
+    const largest = Math.max(...all.map((row) => Math.abs(scores[row]! - exact[row]!)));
+    expect(largest).toBeLessThan(3e-3);
+    expect(largest).toBeGreaterThan(0);
+
+    const constant = new Float32Array(dim).fill(1 / Math.sqrt(dim));
+    checks[5] = table.encode(5, constant);
+    expect(checks[5]!.step).toBe(0);
+    const [score] = sketchScores(table, query, [5], checks).scores;
+    const sum = query.reduce((total, value) => total + value, 0);
+    expect(score).toBeCloseTo(Math.fround(1 / Math.sqrt(dim)) * sum, 12);
+
+    const bytes = table.codes(9, 1);
+    bytes[100]! ^= 0x10;
+    const { words } = sketchScores(table, query, [9], checks);
+    expect(words[0]).not.toBe(checks[9]!.words);
   });
 });

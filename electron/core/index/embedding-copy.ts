@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { RowScorer } from '../math/vector-kernels.js';
+import { RowScorer, SketchTable, sketchBytesPerRow, type SketchRowCheck } from '../math/vector-kernels.js';
 import { TopK, type Neighbour } from '../math/vector-math.js';
 
 /**
@@ -19,6 +19,14 @@ import { TopK, type Neighbour } from '../math/vector-math.js';
  * row was written, so a damaged row (a flipped bit changes the word sum; a torn write or a row another
  * process is rewriting changes either) shows as a mismatch on the very query that reads it, at no
  * extra read. The sum of squares also renormalises the row after float16 rounding.
+ *
+ * Format 3 adds the sketch (when the copy was started with one): every row as 4-bit codes
+ * (math/vector-kernels.ts, SketchTable) in a file beside the copy (`<modelId>.sketch`, rows of a fixed
+ * size written in place like the copy's, so a sync that adds a few rows rewrites only those), read
+ * whole into memory at open. Its per-row constants (min, step) and check (the wrapping sum of the
+ * row's 32-bit words, which the sketch kernel recomputes on every use) follow the copy's own checks in
+ * the row table, under the table's checksum. A query scores every graph candidate on the sketch and
+ * reads only the best few rows of the copy.
  */
 
 export type EmbeddingCopyPrecision = 'float16' | 'float32';
@@ -34,9 +42,16 @@ export interface EmbeddingCopyTie {
   changeSeq: number;
 }
 
+/** The sketch a copy keeps beside it: 4-bit codes, `bytesPerRow` a row. */
+export interface SketchLayout {
+  bits: 4;
+  bytesPerRow: number;
+}
+
 interface CopyHeader extends EmbeddingCopyTie {
   format: 'dermws-embedding-copy';
-  version: 2;
+  version: 3;
+  sketch: SketchLayout | null;
   rows: number;
   /** Counts every seal: a copy written by another process after this one opened it has another generation. */
   generation: number;
@@ -49,9 +64,22 @@ interface CopyHeader extends EmbeddingCopyTie {
 
 const headerBytes = 4096;
 const formatName = 'dermws-embedding-copy';
-const formatVersion = 2;
-/** Row table bytes per row: image id, word sum, sum of squares. */
-const tableBytesPerRow = 12;
+const formatVersion = 3;
+/** Row table bytes per row: image id, word sum, sum of squares; and with a sketch its word sum, min and step. */
+function tableBytesPerRow(header: Pick<CopyHeader, 'sketch'>): number {
+  return header.sketch ? 24 : 12;
+}
+
+/** The sketch file beside a copy file: `<model>.vectors` → `<model>.sketch` (and `.vectors.<pid>.partial` → `.sketch.<pid>.partial`). */
+export function sketchFileOf(copyFile: string): string {
+  const at = copyFile.lastIndexOf('.vectors');
+  return at < 0 ? `${copyFile}.sketch` : `${copyFile.slice(0, at)}.sketch${copyFile.slice(at + '.vectors'.length)}`;
+}
+
+/** Candidates re-ranked exactly for k results when the sketch chooses them: twice k plus 8 (28 at k = 10). */
+export function sketchKept(k: number): number {
+  return 2 * k + 8;
+}
 
 /** Why a copy cannot be used: missing, stale (another graph, model, width or precision) or damaged (truncated, unreadable, wrong values). */
 export class EmbeddingCopyProblem extends Error {
@@ -125,7 +153,7 @@ function readHeader(fd: number, file: string): CopyHeader {
   } catch {
     throw new EmbeddingCopyProblem('damaged', `the header of the embedding copy ${file} is not valid JSON`);
   }
-  // Another format, or version 1 (f64 checks summed in JavaScript), is rebuilt like any stale copy.
+  // Another format, or an earlier version (1: f64 checks summed in JavaScript; 2: no sketch), is rebuilt like any stale copy.
   if (header.format !== formatName || header.version !== formatVersion)
     throw new EmbeddingCopyProblem('stale', `${file} is not an embedding copy this version writes`);
   if (!Number.isInteger(header.rows) || header.rows < 0 || !Number.isInteger(header.dim) || header.dim < 1) {
@@ -133,6 +161,8 @@ function readHeader(fd: number, file: string): CopyHeader {
   }
   if (header.precision !== 'float16' && header.precision !== 'float32')
     throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} names an unknown precision`);
+  if (header.sketch !== null && (header.sketch?.bits !== 4 || header.sketch.bytesPerRow !== sketchBytesPerRow(header.dim)))
+    throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} describes a sketch this version cannot read`);
   return header;
 }
 
@@ -156,6 +186,10 @@ export class EmbeddingCopy {
   /** Per row: the wrapping 32-bit sum of its raw words, and the sum of squares of its values (f32). */
   private readonly wordSums: number[] = [];
   private readonly squares: number[] = [];
+  /** The sketch in memory and its file (copies started with one), with every row's constants and check. */
+  private readonly sketch: SketchTable | undefined;
+  private readonly sketchChecks: SketchRowCheck[] = [];
+  private sketchFd: number | undefined;
   private scratch: Buffer;
   private readonly scorer: RowScorer;
   private readonly rowBytes: number;
@@ -170,7 +204,18 @@ export class EmbeddingCopy {
     this.rowBytes = header.dim * bytesPerValue(header.precision);
     this.scratch = Buffer.allocUnsafeSlow(this.rowBytes);
     this.scorer = new RowScorer(header.dim, header.precision);
+    this.sketch = header.sketch ? new SketchTable(header.dim, header.rows) : undefined;
     this.sealed = header.complete;
+  }
+
+  /** Whether queries can pre-rank their candidates on the sketch. */
+  get hasSketch(): boolean {
+    return this.sketch !== undefined;
+  }
+
+  /** Bytes of the sketch held in memory (0 without one). */
+  get sketchBytes(): number {
+    return this.sketch ? this.ids.length * this.sketch.stride : 0;
   }
 
   get precision(): EmbeddingCopyPrecision {
@@ -190,12 +235,14 @@ export class EmbeddingCopy {
   }
 
   /** A new, empty copy at `file` (the caller writes to a temporary name and renames it once sealed). */
-  static create(file: string, identity: Pick<EmbeddingCopyTie, 'modelId' | 'dim' | 'precision'>): EmbeddingCopy {
+  static create(file: string, identity: Pick<EmbeddingCopyTie, 'modelId' | 'dim' | 'precision'> & { sketch: boolean }): EmbeddingCopy {
     const fd = fs.openSync(file, 'w+');
+    const { sketch, ...tie } = identity;
     const header: CopyHeader = {
       format: formatName,
       version: formatVersion,
-      ...identity,
+      ...tie,
+      sketch: sketch ? { bits: 4, bytesPerRow: sketchBytesPerRow(identity.dim) } : null,
       graphSha256: '',
       changeSeq: 0,
       rows: 0,
@@ -205,7 +252,13 @@ export class EmbeddingCopy {
       writtenAt: new Date().toISOString(),
     };
     const copy = new EmbeddingCopy(file, fd, header, true);
-    copy.writeHeader();
+    try {
+      if (sketch) copy.sketchFd = fs.openSync(sketchFileOf(file), 'w+');
+      copy.writeHeader();
+    } catch (error) {
+      copy.close();
+      throw error;
+    }
     return copy;
   }
 
@@ -222,7 +275,7 @@ export class EmbeddingCopy {
       const bytes = fs.fstatSync(fd).size;
       const wrong = mismatch(header, expected);
       if (wrong) return { state: 'stale', reason: `the embedding copy is out of date: ${wrong}`, bytes, precision: header.precision };
-      const expectedBytes = headerBytes + header.rows * (header.dim * bytesPerValue(header.precision) + tableBytesPerRow);
+      const expectedBytes = headerBytes + header.rows * (header.dim * bytesPerValue(header.precision) + tableBytesPerRow(header));
       if (bytes !== expectedBytes)
         return {
           state: 'damaged',
@@ -230,7 +283,24 @@ export class EmbeddingCopy {
           bytes,
           precision: header.precision,
         };
-      return { state: 'ready', reason: `${header.rows} ${header.precision} rows`, bytes, precision: header.precision };
+      if (!header.sketch) return { state: 'ready', reason: `${header.rows} ${header.precision} rows`, bytes, precision: header.precision };
+      const sketchFile = sketchFileOf(file);
+      const sketchBytes = fs.existsSync(sketchFile) ? fs.statSync(sketchFile).size : null;
+      const wanted = header.rows * header.sketch.bytesPerRow;
+      if (sketchBytes !== wanted)
+        return {
+          state: 'damaged',
+          reason:
+            sketchBytes === null ? `the sketch ${sketchFile} is missing` : `the sketch ${sketchFile} has ${sketchBytes} bytes; the copy implies ${wanted}`,
+          bytes,
+          precision: header.precision,
+        };
+      return {
+        state: 'ready',
+        reason: `${header.rows} ${header.precision} rows, and a 4-bit sketch of each (${(wanted / 2 ** 20).toFixed(0)} MiB in memory)`,
+        bytes: bytes + wanted,
+        precision: header.precision,
+      };
     } catch (error) {
       const state = error instanceof EmbeddingCopyProblem ? error.state : 'damaged';
       return { state, reason: (error as Error).message, bytes: null, precision: null };
@@ -260,7 +330,7 @@ export class EmbeddingCopy {
       if (wrong) throw new EmbeddingCopyProblem('stale', `the embedding copy is out of date: ${wrong}`);
       const copy = new EmbeddingCopy(file, fd, header, writable);
       const tableStart = headerBytes + header.rows * copy.rowBytes;
-      const tableBytes = header.rows * tableBytesPerRow;
+      const tableBytes = header.rows * tableBytesPerRow(header);
       const size = fs.fstatSync(fd).size;
       if (size !== tableStart + tableBytes)
         throw new EmbeddingCopyProblem('damaged', `the embedding copy ${file} has ${size} bytes; its header implies ${tableStart + tableBytes}`);
@@ -279,10 +349,45 @@ export class EmbeddingCopy {
         copy.wordSums.push(table.readInt32LE((header.rows + row) * 4));
         copy.squares.push(table.readFloatLE((2 * header.rows + row) * 4));
       }
+      if (header.sketch) {
+        for (let row = 0; row < header.rows; row++) {
+          copy.sketchChecks.push({
+            words: table.readInt32LE((3 * header.rows + row) * 4),
+            min: table.readFloatLE((4 * header.rows + row) * 4),
+            step: table.readFloatLE((5 * header.rows + row) * 4),
+          });
+        }
+        copy.readSketch(writable);
+      }
       return copy;
     } catch (error) {
       fs.closeSync(fd);
       throw error;
+    }
+  }
+
+  /** Reads the whole sketch file into memory (its rows are checked as queries use them). */
+  private readSketch(writable: boolean): void {
+    const file = sketchFileOf(this.file);
+    const sketch = this.sketch!;
+    const rows = this.header.rows;
+    try {
+      this.sketchFd = fs.openSync(file, writable ? 'r+' : 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new EmbeddingCopyProblem('damaged', `the sketch ${file} is missing`);
+      if (!writable) throw new EmbeddingCopyProblem('damaged', `the sketch ${file} cannot be read (${(error as Error).message})`);
+      this.sketchFd = fs.openSync(file, 'r');
+    }
+    const wanted = rows * sketch.stride;
+    const size = fs.fstatSync(this.sketchFd).size;
+    if (size !== wanted) throw new EmbeddingCopyProblem('damaged', `the sketch ${file} has ${size} bytes; the copy implies ${wanted}`);
+    // Straight into the kernel's memory, in 8 MiB reads.
+    const chunkRows = Math.max(1, Math.floor(2 ** 23 / sketch.stride));
+    for (let first = 0; first < rows; first += chunkRows) {
+      const count = Math.min(chunkRows, rows - first);
+      const target = sketch.codes(first, count);
+      if (fs.readSync(this.sketchFd, target, 0, target.length, first * sketch.stride) !== target.length)
+        throw new EmbeddingCopyProblem('damaged', `the sketch ${file} is cut short`);
     }
   }
 
@@ -329,6 +434,10 @@ export class EmbeddingCopy {
           this.squares[row] = scorer.squares(slot);
         }
         fs.writeSync(this.fd, scorer.slot(slot), 0, this.rowBytes, headerBytes + row * this.rowBytes);
+        if (this.sketch) {
+          this.sketchChecks[row] = this.sketch.encode(row, unitRows.subarray((start + slot) * dim, (start + slot + 1) * dim));
+          fs.writeSync(this.sketchFd!, this.sketch.codes(row, 1), 0, this.sketch.stride, row * this.sketch.stride);
+        }
       }
     }
   }
@@ -336,15 +445,21 @@ export class EmbeddingCopy {
   /** Writes the row table and a complete header tied to the graph file, then truncates anything after them. */
   seal(tie: Pick<EmbeddingCopyTie, 'graphSha256' | 'changeSeq'>): void {
     const rows = this.ids.length;
-    const table = Buffer.alloc(rows * tableBytesPerRow);
+    const table = Buffer.alloc(rows * tableBytesPerRow(this.header));
     this.ids.forEach((imageId, row) => {
       table.writeUInt32LE(imageId, row * 4);
       table.writeInt32LE(this.wordSums[row]!, (rows + row) * 4);
       table.writeFloatLE(this.squares[row]!, (2 * rows + row) * 4);
+      if (!this.sketch) return;
+      const check = this.sketchChecks[row]!;
+      table.writeInt32LE(check.words, (3 * rows + row) * 4);
+      table.writeFloatLE(check.min, (4 * rows + row) * 4);
+      table.writeFloatLE(check.step, (5 * rows + row) * 4);
     });
     const tableStart = headerBytes + rows * this.rowBytes;
     fs.writeSync(this.fd, table, 0, table.length, tableStart);
     fs.ftruncateSync(this.fd, tableStart + table.length);
+    if (this.sketch) fs.ftruncateSync(this.sketchFd!, rows * this.sketch.stride);
     this.header = {
       ...this.header,
       ...tie,
@@ -360,8 +475,17 @@ export class EmbeddingCopy {
 
   /** Renames the (sealed) file; the open descriptor follows it. */
   moveTo(file: string): void {
+    // The sketch first: a copy never sits in place with another copy's sketch beside it unnoticed (its row checks would catch it anyway).
+    if (this.sketch) fs.renameSync(sketchFileOf(this.file), sketchFileOf(file));
     fs.renameSync(this.file, file);
     this.file = file;
+  }
+
+  /** Closes the copy and deletes its files (a copy that was never sealed into place). */
+  discard(): void {
+    this.close();
+    fs.rmSync(this.file, { force: true });
+    if (this.sketch) fs.rmSync(sketchFileOf(this.file), { force: true });
   }
 
   /** The stored row of an image as float32 (null when the copy has none), for checks against SQLite. */
@@ -399,7 +523,12 @@ export class EmbeddingCopy {
    * candidate has no row, a read comes back short or a row's checks disagree: the caller then answers
    * from SQLite.
    */
-  rerank(unit: Float32Array, candidates: readonly number[], k: number): { neighbours: Neighbour[] } | { problem: string } {
+  rerank(unit: Float32Array, candidates: readonly number[], k: number, options: { preselect: boolean }): { neighbours: Neighbour[] } | { problem: string } {
+    if (options.preselect && this.sketch && candidates.length > sketchKept(k)) {
+      const chosen = this.preselect(unit, candidates, sketchKept(k));
+      if ('problem' in chosen) return chosen;
+      candidates = chosen.ids;
+    }
     const top = new TopK(k);
     const scorer = this.scorer;
     scorer.setQuery(unit);
@@ -428,11 +557,45 @@ export class EmbeddingCopy {
     return { neighbours: top.result() };
   }
 
+  /**
+   * The `keep` candidates with the best sketch scores (ties keep the candidates' order), for the exact
+   * re-rank; a problem instead when a candidate has no row or its sketch fails its check.
+   */
+  preselect(unit: Float32Array, candidates: readonly number[], keep: number): { ids: number[] } | { problem: string } {
+    const sketch = this.sketch;
+    if (!sketch || candidates.length <= keep) return { ids: [...candidates] };
+    sketch.setQuery(unit);
+    const scored: Array<{ imageId: number; score: number; position: number }> = [];
+    const scores = new Float64Array(sketch.batchRows);
+    const words = new Int32Array(sketch.batchRows);
+    for (let start = 0; start < candidates.length; start += sketch.batchRows) {
+      const batch = candidates.slice(start, start + sketch.batchRows);
+      const rows: number[] = [];
+      for (const imageId of batch) {
+        const row = this.rowOf.get(imageId);
+        if (row === undefined) return { problem: `the embedding copy has no row for image ${imageId}` };
+        rows.push(row);
+      }
+      const checks = rows.map((row) => this.sketchChecks[row]);
+      sketch.score(rows, checks, scores, words);
+      for (let index = 0; index < batch.length; index++) {
+        if (words[index] !== checks[index]!.words)
+          return { problem: `the sketch of image ${batch[index]} beside the embedding copy ${this.file} does not match its check (damaged or rewritten)` };
+        scored.push({ imageId: batch[index]!, score: scores[index]!, position: start + index });
+      }
+    }
+    scored.sort((a, b) => b.score - a.score || a.position - b.position);
+    return { ids: scored.slice(0, keep).map((item) => item.imageId) };
+  }
+
   close(): void {
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // Closed already.
+    for (const fd of [this.fd, this.sketchFd]) {
+      if (fd === undefined) continue;
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // Closed already.
+      }
     }
   }
 

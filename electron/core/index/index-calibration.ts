@@ -24,6 +24,12 @@ export interface IndexCalibration {
   graphDim: number;
   /** Projection fit of the graph measured (null: the graph holds the full embeddings). */
   projection: { version: number; sampleSize: number; powerIterations: number } | null;
+  /**
+   * The in-memory sketch that ranked the candidates before the exact re-rank, and how many of them it
+   * kept at k = 10 (null: every candidate was re-ranked exactly). Queries pre-rank only when the
+   * calibration measured them doing so.
+   */
+  preselection: { bits: 4; kept: number } | null;
   met: boolean;
   /** In words: what was tried and, when the target was missed, why and what to do. */
   note: string;
@@ -163,7 +169,8 @@ export function searchLadder(
 /** "recall@10 0.996 measured on 256 probes at build (candidates 128, ef 160, 256-d)", plus the target when it was missed. */
 export function describeCalibration(calibration: IndexCalibration): string {
   const when = calibration.trigger === 'build' ? 'at build' : calibration.trigger === 'growth' ? 'after the library grew' : 'at first use';
-  const settings = `candidates ${calibration.candidates}, ef ${calibration.ef}, ${calibration.graphDim}-d`;
+  const sketch = calibration.preselection ? `, ${calibration.preselection.bits}-bit sketch keeps ${calibration.preselection.kept}` : '';
+  const settings = `candidates ${calibration.candidates}, ef ${calibration.ef}, ${calibration.graphDim}-d${sketch}`;
   const line = `recall@10 ${calibration.recall.toFixed(3)} measured on ${calibration.probes} probes ${when} (${settings})`;
   return calibration.met ? line : `${line}; below the target ${calibration.target}: ${calibration.note}`;
 }

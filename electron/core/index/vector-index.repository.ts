@@ -66,7 +66,9 @@ function parseCalibration(text: string | null): IndexCalibration | null {
   if (text === null) return null;
   try {
     const value = JSON.parse(text) as IndexCalibration;
-    if (typeof value.recall === 'number' && typeof value.candidates === 'number' && typeof value.ef === 'number') return value;
+    // Calibrations stored before the sketch existed measured every candidate re-ranked exactly.
+    if (typeof value.recall === 'number' && typeof value.candidates === 'number' && typeof value.ef === 'number')
+      return { ...value, preselection: value.preselection ?? null };
   } catch {
     // An unreadable calibration is treated as none: the index measures itself again at its next use.
   }

@@ -6,8 +6,9 @@ import { sha256OfFile, sha256OfFileOnWorker } from '../runtime/file-hash.js';
 import { DermError } from '../../common/errors.js';
 import type { EmbeddingsRepository } from '../embeddings/embeddings.repository.js';
 import { ProgressReporter, throwIfCancelled, type JobControl } from '../jobs/job.js';
-import { EmbeddingCopy, EmbeddingCopyProblem, type EmbeddingCopyPrecision, type EmbeddingCopyTie } from './embedding-copy.js';
+import { EmbeddingCopy, EmbeddingCopyProblem, sketchFileOf, sketchKept, type EmbeddingCopyPrecision, type EmbeddingCopyTie } from './embedding-copy.js';
 import {
+  calibrationK,
   describeCalibration,
   makeProbes,
   ProbeTruth,
@@ -20,6 +21,7 @@ import {
 import { readPointsFromIndexFile } from './hnsw-file-points.js';
 import { matrix, OnnxAffine, OnnxGemm } from '../math/onnx-gemm.js';
 import { fitRandomizedPca, projectionBias } from '../math/randomized-pca.js';
+import { SketchTable } from '../math/vector-kernels.js';
 import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
 import { cosine, cosineWithUnit, normalized, normalizeRows, TopK, type Neighbour } from '../math/vector-math.js';
 
@@ -70,6 +72,12 @@ export interface VectorIndexParameters {
    * (embedding-copy.ts), or 'none' to re-rank from SQLite. Only projected graphs re-rank.
    */
   embeddingCopy: EmbeddingCopyPrecision | 'none';
+  /**
+   * Most memory the in-memory 4-bit sketch of the embeddings may take (3 KB a row at 6144-d: 300 MB at
+   * 100k). A copy started for more rows than this allows has no sketch, and its queries read every
+   * candidate's row for the exact re-rank.
+   */
+  sketchMemoryLimitBytes: number;
 }
 
 export const defaultIndexParameters: VectorIndexParameters = {
@@ -94,6 +102,7 @@ export const defaultIndexParameters: VectorIndexParameters = {
   recalibrateAfterGrowth: 0.2,
   // float16 re-ranks the same top 10 as float32 on the search bench's data at half the disk and page cache.
   embeddingCopy: 'float16',
+  sketchMemoryLimitBytes: 512 * 2 ** 20,
 };
 
 export type IndexState = 'ready' | 'behind' | 'missing' | 'corrupt' | 'stale';
@@ -159,6 +168,8 @@ export interface IndexSearchOptions {
   stages?: Partial<Record<'normalise' | 'project' | 'graph' | 'rerank', number>>;
   /** Re-rank from SQLite even when the flat copy is ready (the bench's side-by-side figure). */
   rerankFromDatabase?: boolean;
+  /** Re-rank every graph candidate from the copy even where the sketch would choose the few to read (the bench's side-by-side). */
+  rerankEveryCandidate?: boolean;
 }
 
 /** Points read from a model's graph (see VectorIndexService.projectedVectorsFor). */
@@ -263,6 +274,15 @@ export class VectorIndexService {
     return path.join(this.locations.indexes, `${modelId}.vectors`);
   }
 
+  /** The loaded copy's sketch in words, and whether queries use it (only when the calibration measured them doing so). */
+  private sketchNote(loaded: LoadedIndex): string {
+    if (!loaded.copy?.hasSketch) return '';
+    const size = `, and a 4-bit sketch of each (${(loaded.copy.sketchBytes / 2 ** 20).toFixed(1)} MiB in memory)`;
+    return loaded.record.calibration?.preselection
+      ? `${size} that picks the ${loaded.record.calibration.preselection.kept} candidates read at k = 10`
+      : `${size}, unused until the index is calibrated with it`;
+  }
+
   /** Where the re-rank reads from: the loaded index's own knowledge when it is loaded, else the copy's header against the record. */
   private copyStatus(modelId: string, record: VectorIndexRecord | undefined): EmbeddingCopyStatus {
     const file = this.embeddingCopyFile(modelId);
@@ -285,7 +305,7 @@ export class VectorIndexService {
           state: 'ready',
           rerankFrom: 'copy',
           precision: loaded.copy.precision,
-          reason: `${loaded.copy.rows} ${loaded.copy.precision} rows, generation ${loaded.copy.generation}`,
+          reason: `${loaded.copy.rows} ${loaded.copy.precision} rows, generation ${loaded.copy.generation}${this.sketchNote(loaded)}`,
         };
       }
       if (loaded.copyProblem)
@@ -502,7 +522,7 @@ export class VectorIndexService {
   }
 
   private removeAbandonedTemporaryFiles(modelId: string): void {
-    for (const prefix of [`${modelId}.hnsw.`, `${modelId}.vectors.`]) {
+    for (const prefix of [`${modelId}.hnsw.`, `${modelId}.vectors.`, `${modelId}.sketch.`]) {
       for (const name of fs.existsSync(this.locations.indexes) ? fs.readdirSync(this.locations.indexes) : []) {
         if (!name.startsWith(prefix) || !name.endsWith('.partial')) continue;
         const pid = Number(name.slice(prefix.length, -'.partial'.length));
@@ -517,15 +537,17 @@ export class VectorIndexService {
   }
 
   /** A new copy written under a temporary name (renamed over the old one when sealed), or undefined with the reason it could not be started. */
-  private startCopy(modelId: string, dim: number): { copy?: EmbeddingCopy; problem?: LoadedIndex['copyProblem'] } {
+  private startCopy(modelId: string, dim: number, rows: number): { copy?: EmbeddingCopy; problem?: LoadedIndex['copyProblem'] } {
     const precision = this.parameters.embeddingCopy;
     if (precision === 'none') return {};
     const temporary = `${this.embeddingCopyFile(modelId)}.${process.pid}.partial`;
+    const sketch = SketchTable.bytesFor(dim, rows) <= this.parameters.sketchMemoryLimitBytes;
     try {
       fs.mkdirSync(this.locations.indexes, { recursive: true });
-      return { copy: EmbeddingCopy.create(temporary, { modelId, dim, precision }) };
+      return { copy: EmbeddingCopy.create(temporary, { modelId, dim, precision, sketch }) };
     } catch (error) {
       fs.rmSync(temporary, { force: true });
+      fs.rmSync(sketchFileOf(temporary), { force: true });
       return { problem: { state: 'unwritable', reason: `the embedding copy could not be written (${(error as Error).message})` } };
     }
   }
@@ -539,8 +561,8 @@ export class VectorIndexService {
     loaded.copy = undefined;
     loaded.copyProblem = problem;
     if (!copy) return;
-    copy.close();
-    if (copy.path.endsWith('.partial')) fs.rmSync(copy.path, { force: true });
+    if (copy.path.endsWith('.partial')) copy.discard();
+    else copy.close();
   }
 
   /** Writes unit rows into the loaded copy; a write that fails (full disk) leaves the re-rank on SQLite. */
@@ -582,21 +604,23 @@ export class VectorIndexService {
       loaded.copyProblem = { state: problem.state, reason: `${why}; it is rebuilt at the next search` };
       return;
     }
-    const started = this.startCopy(modelId, dim);
+    const started = this.startCopy(modelId, dim, loaded.live.size);
     if (!started.copy) {
       loaded.copyProblem = { state: 'unwritable', reason: `${why}, and ${started.problem!.reason}` };
       return;
     }
-    loaded.copy = started.copy;
+    // Queries that come in while the rows are written (between the yields) re-rank from SQLite: the
+    // copy is attached only once it is whole and sealed.
+    const target: Pick<LoadedIndex, 'copy' | 'copyProblem'> = { copy: started.copy };
     const ids = [...loaded.live].sort((a, b) => a - b);
     const reporter = new ProgressReporter('index-build', ids.length, control.onProgress);
     reporter.report(0, `${modelId}: rebuilding the embedding copy (${why})`, true);
     try {
-      for (let start = 0; start < ids.length && loaded.copy; start += 512) {
+      for (let start = 0; start < ids.length && target.copy; start += 512) {
         throwIfCancelled(control.signal);
         const rows = this.repository.vectors(modelId, ids.slice(start, start + 512));
         this.copyRows(
-          loaded,
+          target,
           rows.map((row) => row.imageId),
           this.unitRows(rows, dim),
         );
@@ -604,12 +628,14 @@ export class VectorIndexService {
         await yieldToEventLoop();
       }
     } catch (error) {
-      this.abandonCopy(loaded, { state: 'missing', reason: `the embedding copy was being rebuilt (${why}) when ${(error as Error).message}` });
+      this.abandonCopy(target, { state: 'missing', reason: `the embedding copy was being rebuilt (${why}) when ${(error as Error).message}` });
+      loaded.copyProblem = target.copyProblem;
       throw error;
     }
-    this.sealCopy(loaded);
-    const failed = loaded.copyProblem as LoadedIndex['copyProblem'];
-    if (failed) loaded.copyProblem = { ...failed, reason: `${why}; rebuilding it failed: ${failed.reason}` };
+    this.sealCopy(loaded, target);
+    loaded.copy = target.copy;
+    const failed = target.copyProblem;
+    loaded.copyProblem = failed ? { ...failed, reason: `${why}; rebuilding it failed: ${failed.reason}` } : undefined;
   }
 
   /** Opens and checks the copy into `loaded.copy`; returns null when it is usable, else why not. */
@@ -656,14 +682,14 @@ export class VectorIndexService {
   }
 
   /** Ties the copy to the graph file the record names (after the graph is written) and moves it into place. */
-  private sealCopy(loaded: LoadedIndex): void {
-    if (!loaded.copy) return;
+  private sealCopy(loaded: LoadedIndex, target: Pick<LoadedIndex, 'copy' | 'copyProblem'> = loaded): void {
+    if (!target.copy) return;
     try {
-      loaded.copy.seal({ graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq });
+      target.copy.seal({ graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq });
       const file = this.embeddingCopyFile(loaded.record.modelId);
-      if (loaded.copy.path !== file) loaded.copy.moveTo(file);
+      if (target.copy.path !== file) target.copy.moveTo(file);
     } catch (error) {
-      this.abandonCopy(loaded, { state: 'unwritable', reason: `the embedding copy could not be written (${(error as Error).message})` });
+      this.abandonCopy(target, { state: 'unwritable', reason: `the embedding copy could not be written (${(error as Error).message})` });
     }
   }
 
@@ -727,7 +753,7 @@ export class VectorIndexService {
     const truth = this.parameters.calibrate ? new ProbeTruth(this.probesFor(modelId, liveIds), model.dim) : undefined;
     const graphStarted = performance.now();
     // The flat copy's rows do not depend on the projection: written once, on the first pass over the embeddings.
-    const copyTarget: Pick<LoadedIndex, 'copy' | 'copyProblem'> = projection ? this.startCopy(modelId, model.dim) : {};
+    const copyTarget: Pick<LoadedIndex, 'copy' | 'copyProblem'> = projection ? this.startCopy(modelId, model.dim, liveIds.length) : {};
     let loaded: LoadedIndex;
     try {
       loaded = await this.construct(modelId, model.dim, liveIds, projection, changeSeq, { control, reporter, truth, copyTarget });
@@ -739,7 +765,7 @@ export class VectorIndexService {
     const graphSeconds = (performance.now() - graphStarted) / 1000;
     try {
       if (truth) {
-        loaded = await this.calibrate(loaded, truth.probes, truth.result(), 'build', {
+        loaded = await this.calibrate(loaded, truth.probes, truth.result(), 'build', copyTarget.copy, {
           liveIds,
           control,
           fit,
@@ -894,7 +920,8 @@ export class VectorIndexService {
     truth: Array<Set<number>>,
     target: number,
     start: { candidates: number; ef: number },
-  ): Promise<{ candidates: number; ef: number; recall: number; tried: number }> {
+    sketch: EmbeddingCopy | undefined,
+  ): Promise<{ candidates: number; ef: number; recall: number; tried: number; preselected: boolean }> {
     const graphDim = loaded.record.graphDim;
     const queries = new Float32Array(probes.length * loaded.record.modelDim);
     probes.forEach((probe, index) => queries.set(probe.vector, index * loaded.record.modelDim));
@@ -912,13 +939,27 @@ export class VectorIndexService {
         const neighbours = loaded.hnsw.searchKnn(points[index]!, request).neighbors.filter((id) => !(probe.excludeSelf && id === probe.imageId));
         return neighbours.slice(0, step.candidates);
       });
-      const recall = recallOfCandidates(truth, found);
+      // What a query re-ranks exactly: the sketch's best few of the candidates, when it chooses them.
+      const reranked = sketch ? this.preselectAll(sketch, probes, found) : found;
+      if (!reranked) sketch = undefined;
+      const recall = recallOfCandidates(truth, reranked ?? found);
       if (recall > best.recall) best = { ...step, recall };
       if (recall >= target) break;
       await yieldToEventLoop();
     }
     loaded.hnsw.setEf(best.ef);
-    return { ...best, tried };
+    return { ...best, tried, preselected: sketch !== undefined };
+  }
+
+  /** Each probe's candidates as the sketch narrows them for the exact re-rank, or null when the sketch fails a check (queries then re-rank every candidate). */
+  private preselectAll(copy: EmbeddingCopy, probes: Probe[], found: number[][]): number[][] | null {
+    const chosen: number[][] = [];
+    for (let index = 0; index < probes.length; index++) {
+      const answer = copy.preselect(probes[index]!.vector, found[index]!, sketchKept(calibrationK));
+      if ('problem' in answer) return null;
+      chosen.push(answer.ids);
+    }
+    return chosen;
   }
 
   /**
@@ -932,6 +973,7 @@ export class VectorIndexService {
     probes: Probe[],
     truth: Array<Set<number>>,
     trigger: IndexCalibration['trigger'],
+    copy: EmbeddingCopy | undefined,
     build?: { liveIds: number[]; control: JobControl; fit: FitSettings; rebuildSeconds: number; changeSeq: number },
   ): Promise<LoadedIndex> {
     const started = performance.now();
@@ -942,7 +984,9 @@ export class VectorIndexService {
       trigger === 'build' || !previous
         ? { candidates: this.parameters.rerankCandidates, ef: this.parameters.efSearch }
         : { candidates: previous.candidates, ef: previous.ef };
-    let best = { loaded, measured: await this.measureLadder(loaded, probes, truth, target, start), fit: build?.fit };
+    // Queries will pre-rank on the copy's sketch when it has one, so the measurement does too.
+    const sketch = copy?.hasSketch && loaded.projection ? copy : undefined;
+    let best = { loaded, measured: await this.measureLadder(loaded, probes, truth, target, start, sketch), fit: build?.fit };
     const tried: string[] = [];
     let budgetNote = '';
     if (build && best.measured.recall < target && loaded.projection) {
@@ -969,7 +1013,7 @@ export class VectorIndexService {
           }
           throw error;
         }
-        const measured = await this.measureLadder(candidate, probes, truth, target, start);
+        const measured = await this.measureLadder(candidate, probes, truth, target, start, sketch);
         tried.push(`${describeFit(fit)}: ${measured.recall.toFixed(3)}`);
         if (measured.recall > best.measured.recall) {
           await best.loaded.projection?.affine.release();
@@ -1000,6 +1044,7 @@ export class VectorIndexService {
       projection: projection
         ? { version: projection.record.version, sampleSize: projection.record.sampleSize, powerIterations: projection.powerIterations }
         : null,
+      preselection: measured.preselected ? { bits: 4, kept: sketchKept(calibrationK) } : null,
       met,
       note,
       trigger,
@@ -1036,7 +1081,7 @@ export class VectorIndexService {
     const liveIds = [...loaded.live].sort((a, b) => a - b);
     const probes = this.probesFor(modelId, liveIds);
     const truth = await this.truthOver(modelId, loaded.record.modelDim, liveIds, probes);
-    await this.calibrate(loaded, probes, truth, trigger);
+    await this.calibrate(loaded, probes, truth, trigger, loaded.copy);
     await this.persist(loaded);
   }
 
@@ -1292,6 +1337,11 @@ export class VectorIndexService {
     };
   }
 
+  /** Bytes of the loaded copy's in-memory sketch (0 when there is none). */
+  sketchBytes(modelId: string): number {
+    return this.loaded.get(modelId)?.copy?.sketchBytes ?? 0;
+  }
+
   /** Number of live elements in the loaded index (after ensureReady). */
   size(modelId: string): number {
     return this.loaded.get(modelId)?.live.size ?? 0;
@@ -1351,7 +1401,7 @@ export class VectorIndexService {
         if (!loaded.projection) {
           return found.neighbors.slice(0, k).map((imageId, index) => ({ imageId, similarity: 1 - found.distances[index]! }));
         }
-        const reranked = this.rerank(loaded, unit, found.neighbors, k, options.rerankFromDatabase === true);
+        const reranked = this.rerank(loaded, unit, found.neighbors, k, options.rerankFromDatabase === true, options.rerankEveryCandidate !== true);
         lap('rerank');
         return reranked;
       }
@@ -1422,9 +1472,9 @@ export class VectorIndexService {
    * from SQLite. A copy that fails its checks on a candidate is dropped for this index (rebuilt at the
    * next call to ensureReady) and the query is answered from SQLite, so a damaged copy never changes a result.
    */
-  private rerank(loaded: LoadedIndex, unit: Float32Array, candidates: number[], k: number, fromDatabase: boolean): Neighbour[] {
+  private rerank(loaded: LoadedIndex, unit: Float32Array, candidates: number[], k: number, fromDatabase: boolean, preselect: boolean): Neighbour[] {
     if (loaded.copy && !fromDatabase) {
-      const answer = loaded.copy.rerank(unit, candidates, k);
+      const answer = loaded.copy.rerank(unit, candidates, k, { preselect: preselect && loaded.record.calibration?.preselection != null });
       if ('neighbours' in answer) return answer.neighbours;
       this.abandonCopy(loaded, { state: 'damaged', reason: answer.problem });
     }

@@ -27,6 +27,7 @@ interface KernelExports {
   memory: KernelMemory;
   dotHalfRows(query: number, rows: number, count: number, stride: number, out: number): void;
   dotFloatRows(query: number, rows: number, count: number, stride: number, out: number): void;
+  sketchDots(query: number, codes: number, stride: number, rowList: number, count: number, out: number): void;
 }
 
 let compiled: object | undefined;
@@ -117,4 +118,150 @@ export class RowScorer {
   words(slot: number): number {
     return this.outWords[slot * 3 + 2]!;
   }
+}
+
+/** Largest magnitude of the sketch query's 16-bit integers: 15 × 2047 × width stays inside i32 for any width up to 69,000. */
+const sketchQueryLevels = 2047;
+/** Levels of a sketch value: 4 bits. */
+const sketchLevels = 15;
+
+/** Bytes of one row's 4-bit sketch: the width padded to 32 values, two values per byte. */
+export function sketchBytesPerRow(dim: number): number {
+  return Math.ceil(dim / 32) * 16;
+}
+
+/** A row's sketch constants: value ≈ min + code × step, and the wrapping sum of its bytes as i32 words. */
+export interface SketchRowCheck {
+  min: number;
+  step: number;
+  words: number;
+}
+
+/**
+ * Every row of an index's embeddings as 4-bit codes held in memory (3 KB a row at 6144-d, a quarter of
+ * the float16 copy): a query scores all its graph candidates on the sketch first and reads only the
+ * best few from the flat copy for the exact cosine. Each row is quantised on its own range
+ * (min + code × step, 16 levels); the query to 16-bit integers on its largest value. The sketch only
+ * chooses which candidates are read: every score a search returns is still the exact cosine, and the
+ * index's calibration measures recall through this same choice.
+ */
+export class SketchTable {
+  readonly stride: number;
+  readonly batchRows: number;
+  private kernels: KernelExports;
+  private readonly queryOffset = 0;
+  private readonly rowListOffset: number;
+  private readonly outOffset: number;
+  private readonly codesOffset: number;
+  private capacity: number;
+  private querySum = 0;
+  private queryScale = 0;
+
+  constructor(
+    readonly dim: number,
+    initialRows = 0,
+    batchRows = 1024,
+  ) {
+    if (!Number.isInteger(dim) || dim < 1) throw new DermError('internal', `A sketch needs a positive width; got ${dim}.`);
+    this.stride = sketchBytesPerRow(dim);
+    this.batchRows = batchRows;
+    this.rowListOffset = (this.stride / 16) * 64;
+    this.outOffset = this.rowListOffset + batchRows * 4;
+    this.codesOffset = Math.ceil((this.outOffset + batchRows * 8) / 64) * 64;
+    this.capacity = Math.max(16, initialRows);
+    this.kernels = instantiate(this.codesOffset + this.capacity * this.stride);
+  }
+
+  /** Bytes the codes of `rows` rows take in memory. */
+  static bytesFor(dim: number, rows: number): number {
+    return sketchBytesPerRow(dim) * rows;
+  }
+
+  /** Makes room for rows 0..rows-1 (the memory only grows). */
+  reserve(rows: number): void {
+    if (rows <= this.capacity) return;
+    const wanted = Math.max(rows, Math.ceil(this.capacity * 1.25));
+    const page = 65536;
+    const pages = Math.ceil((this.codesOffset + wanted * this.stride) / page);
+    const have = this.kernels.memory.buffer.byteLength / page;
+    if (pages > have) this.kernels.memory.grow(pages - have);
+    this.capacity = wanted;
+  }
+
+  /** The codes of rows first..first+count-1, contiguous (for reading them in from a file or writing them out). */
+  codes(first: number, count: number): Uint8Array {
+    this.reserve(first + count);
+    return new Uint8Array(this.kernels.memory.buffer, this.codesOffset + first * this.stride, count * this.stride);
+  }
+
+  /** Quantises a row into slot `row` and returns its constants and check. */
+  encode(row: number, values: Float32Array): SketchRowCheck {
+    const dim = this.dim;
+    if (values.length !== dim) throw new DermError('internal', `A sketch row has ${dim} values; got ${values.length}.`);
+    let min = Infinity;
+    let max = -Infinity;
+    for (let index = 0; index < dim; index++) {
+      const value = values[index]!;
+      if (value < min) min = value;
+      if (value > max) max = value;
+    }
+    // Computed in float32, as stored, so the decode a reader does matches what was encoded.
+    min = Math.fround(min);
+    const step = max > min ? Math.fround((max - min) / sketchLevels) : 0;
+    const bytes = this.codes(row, 1);
+    bytes.fill(0);
+    const code = (index: number) => (index < dim && step > 0 ? Math.min(sketchLevels, Math.max(0, Math.round((values[index]! - min) / step))) : 0);
+    for (let block = 0, base = 0; base < dim; block++, base += 32) {
+      for (let j = 0; j < 16; j++) bytes[block * 16 + j] = code(base + j) | (code(base + 16 + j) << 4);
+    }
+    return { min, step, words: wordSum(bytes) };
+  }
+
+  /** The query, as 16-bit integers on its own scale (its padding stays zero). */
+  setQuery(unit: Float32Array): void {
+    const dim = this.dim;
+    if (unit.length !== dim) throw new DermError('internal', `The query has ${unit.length} values; the sketch has ${dim}.`);
+    let largest = 0;
+    let sum = 0;
+    for (let index = 0; index < dim; index++) {
+      largest = Math.max(largest, Math.abs(unit[index]!));
+      sum += unit[index]!;
+    }
+    this.queryScale = largest > 0 ? largest / sketchQueryLevels : 1;
+    this.querySum = sum;
+    const query = new Int16Array(this.kernels.memory.buffer, this.queryOffset, (this.stride / 16) * 32);
+    query.fill(0);
+    for (let index = 0; index < dim; index++) query[index] = Math.round(unit[index]! / this.queryScale);
+  }
+
+  /**
+   * Scores rows (row numbers, at most batchRows) against the query set last: approximate dot
+   * products into `scores`, and each row's word sum into `words` for the caller to check.
+   */
+  score(rows: ArrayLike<number>, checks: ReadonlyArray<SketchRowCheck | undefined>, scores: Float64Array, words: Int32Array): void {
+    const count = rows.length;
+    if (count > this.batchRows) throw new DermError('internal', `At most ${this.batchRows} sketch rows are scored at once; got ${count}.`);
+    const memory = this.kernels.memory.buffer;
+    const list = new Int32Array(memory, this.rowListOffset, count);
+    for (let index = 0; index < count; index++) {
+      const row = rows[index]!;
+      if (!(row >= 0 && row < this.capacity)) throw new DermError('internal', `Sketch row ${row} is outside the table.`);
+      list[index] = row;
+    }
+    this.kernels.sketchDots(this.queryOffset, this.codesOffset, this.stride, this.rowListOffset, count, this.outOffset);
+    const out = new Int32Array(memory, this.outOffset, count * 2);
+    for (let index = 0; index < count; index++) {
+      const check = checks[index]!;
+      scores[index] = check ? check.step * this.queryScale * out[index * 2]! + check.min * this.querySum : -Infinity;
+      words[index] = out[index * 2 + 1]!;
+    }
+  }
+}
+
+/** The wrapping sum of a byte run's little-endian 32-bit words (its length a multiple of 4), as the sketch kernel computes it. */
+function wordSum(bytes: Uint8Array): number {
+  const words = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  let sum = 0;
+  for (let index = 0; index < words.length; index++) sum = (sum + words[index]!) | 0;
+  return sum;
 }

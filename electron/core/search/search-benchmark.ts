@@ -70,6 +70,13 @@ export interface SearchBenchmarkReport {
   service: LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> };
   /** The same queries, interleaved with those above, re-ranked from SQLite (the path before the flat copy). */
   serviceFromDatabase: LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> };
+  /**
+   * The same queries, interleaved, reading every graph candidate's row from the copy instead of the
+   * few the in-memory sketch picks (null when the calibration did not adopt the sketch).
+   */
+  serviceEveryCandidate: (LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> }) | null;
+  /** Bytes of the in-memory sketch (0 without one). */
+  sketchBytes: number;
   /** float32 copy against the float16 one on the same queries (comparePrecisions). */
   precisions: {
     float32: LatencyFigures & { rerankP50Ms: number };
@@ -234,26 +241,32 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
             rerank: percentile(run.stages.rerank, 0.5),
           },
         });
-        const query = async (target: VectorIndexService, run: ReturnType<typeof measure>, index: number, fromDatabase: boolean) => {
+        const query = async (target: VectorIndexService, run: ReturnType<typeof measure>, index: number, from: 'sketch' | 'copy' | 'database') => {
           const stageTimes: Partial<Record<Stage, number>> = {};
           const t = performance.now();
           const result = await target.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, {
             stages: stageTimes,
-            rerankFromDatabase: fromDatabase,
+            rerankFromDatabase: from === 'database',
+            rerankEveryCandidate: from === 'copy',
           });
           run.times.push(performance.now() - t);
           run.found.push(result.map((hit) => hit.imageId));
           for (const stage of Object.keys(run.stages) as Stage[]) run.stages[stage].push(stageTimes[stage] ?? 0);
         };
-        // Interleaved, so both paths see the same load.
+        // Interleaved, so every path sees the same load.
+        const sketched = service.calibration('bench')?.preselection != null;
         const fromCopy = measure();
+        const everyCandidate = measure();
         const fromDatabase = measure();
         for (let index = 0; index < queryCount; index++) {
-          await query(service, fromCopy, index, false);
-          await query(service, fromDatabase, index, true);
+          await query(service, fromCopy, index, 'sketch');
+          if (sketched) await query(service, everyCandidate, index, 'copy');
+          await query(service, fromDatabase, index, 'database');
         }
         const serviceFigures = figures(fromCopy);
+        const everyCandidateFigures = sketched ? figures(everyCandidate) : null;
         const databaseFigures = figures(fromDatabase);
+        const sketchBytes = service.sketchBytes('bench');
         const queryResidentBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
 
         let libraryImage: { p50Ms: number; p99Ms: number } | null = null;
@@ -365,7 +378,7 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
             await readThrough(wide.embeddingCopyFile('bench'));
             for (let index = 0; index < Math.min(5, queryCount); index++) await wide.search('bench', queries.subarray(index * dim, (index + 1) * dim), k);
             const run = measure();
-            for (let index = 0; index < queryCount; index++) await query(wide, run, index, false);
+            for (let index = 0; index < queryCount; index++) await query(wide, run, index, 'sketch');
             const wideFigures = figures(run);
             let same = 0;
             let shared = 0;
@@ -401,6 +414,8 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           embeddingCopy: { state: copyStatus.state, precision: copyStatus.precision, fileBytes: copyStatus.fileBytes },
           service: serviceFigures,
           serviceFromDatabase: databaseFigures,
+          serviceEveryCandidate: everyCandidateFigures,
+          sketchBytes,
           precisions,
           libraryImage,
           request,
@@ -433,14 +448,15 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
   const c = report.calibration;
   if (c)
     lines.push(
-      `calibration: recall@10 ${c.recall.toFixed(3)} on ${c.probes} probes, candidates ${c.candidates}, ef ${c.ef} (${c.met ? `target ${c.target} met` : c.note}), ${c.seconds.toFixed(1)} s`,
+      `calibration: recall@10 ${c.recall.toFixed(3)} on ${c.probes} probes, candidates ${c.candidates}, ef ${c.ef}${c.preselection ? `, ${c.preselection.bits}-bit sketch keeps ${c.preselection.kept}` : ''} (${c.met ? `target ${c.target} met` : c.note}), ${c.seconds.toFixed(1)} s`,
     );
   const megabytes = (bytes: number | null) => (bytes === null ? 'none' : `${(bytes / 2 ** 20).toFixed(0)} MB`);
   lines.push(
     `open to ready ${ms(report.openMs)}, resident memory added by the open index ${megabytes(report.openResidentBytes)}, after the queries ${megabytes(report.queryResidentBytes)}`,
   );
   lines.push(
-    `flat copy for the re-rank: ${report.embeddingCopy.state}${report.embeddingCopy.precision ? `, ${report.embeddingCopy.precision}` : ''}, ${megabytes(report.embeddingCopy.fileBytes)} on disk`,
+    `flat copy for the re-rank: ${report.embeddingCopy.state}${report.embeddingCopy.precision ? `, ${report.embeddingCopy.precision}` : ''}, ${megabytes(report.embeddingCopy.fileBytes)} on disk` +
+      (report.sketchBytes > 0 ? `; 4-bit sketch ${megabytes(report.sketchBytes)} in memory` : ''),
   );
   const copyReady = report.embeddingCopy.state === 'ready';
   const rerankFrom = copyReady
@@ -451,7 +467,8 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
   const queryLine = (s: SearchBenchmarkReport['service']) =>
     `p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}; stages p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`;
   lines.push(`service query: ${queryLine(report.service)} (re-rank from ${rerankFrom})`);
-  // The path before the flat copy, on the same queries interleaved with the ones above.
+  // The paths before the sketch and before the flat copy, on the same queries interleaved with the ones above.
+  if (report.serviceEveryCandidate) lines.push(`service query reading every candidate from the copy instead: ${queryLine(report.serviceEveryCandidate)}`);
   if (copyReady) lines.push(`service query re-ranked from SQLite instead: ${queryLine(report.serviceFromDatabase)}`);
   const p = report.precisions;
   if (p) {

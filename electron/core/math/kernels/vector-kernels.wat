@@ -119,4 +119,53 @@
         (local.set $out (i32.add (local.get $out) (i32.const 12)))
         (local.set $rows (local.get $end))
         (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $eachRow))))
+
+  ;; The in-memory sketch's pre-rank (vector-kernels.ts, SketchTable): each row is 4-bit codes, two per
+  ;; byte, $stride bytes (16 per 32 values: byte j of a 32-value block holds value j in its low nibble
+  ;; and value 16 + j in its high nibble); the query is 16-bit integers in natural order, 64 bytes per
+  ;; block, zero past the width. For each of $count row numbers (i32) at $rowList, writes 8 bytes at
+  ;; $out: the i32 dot product of codes and query (at most 15 × 2047 × width, far inside i32 for any
+  ;; encoder width), and the wrapping 32-bit sum of the row's raw 32-bit words (its integrity check).
+  ;; Integer arithmetic throughout, so the result is exact and the same on every machine.
+  (func (export "sketchDots") (param $query i32) (param $codes i32) (param $stride i32) (param $rowList i32) (param $count i32) (param $out i32)
+    (local $p i32) (local $end i32) (local $q i32)
+    (local $accA v128) (local $accB v128) (local $words v128) (local $b v128) (local $lo v128) (local $hi v128)
+    (block $done
+      (loop $eachRow
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $p (i32.add (local.get $codes) (i32.mul (i32.load (local.get $rowList)) (local.get $stride))))
+        (local.set $end (i32.add (local.get $p) (local.get $stride)))
+        (local.set $q (local.get $query))
+        (local.set $accA (v128.const i32x4 0 0 0 0))
+        (local.set $accB (v128.const i32x4 0 0 0 0))
+        (local.set $words (v128.const i32x4 0 0 0 0))
+        (loop $eachBlock
+          (local.set $b (v128.load (local.get $p)))
+          (local.set $words (i32x4.add (local.get $words) (local.get $b)))
+          (local.set $lo (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+          (local.set $hi (i8x16.shr_u (local.get $b) (i32.const 4)))
+          (local.set $accA (i32x4.add (local.get $accA)
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $lo)) (v128.load (local.get $q)))))
+          (local.set $accB (i32x4.add (local.get $accB)
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $lo)) (v128.load offset=16 (local.get $q)))))
+          (local.set $accA (i32x4.add (local.get $accA)
+            (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $hi)) (v128.load offset=32 (local.get $q)))))
+          (local.set $accB (i32x4.add (local.get $accB)
+            (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $hi)) (v128.load offset=48 (local.get $q)))))
+          (local.set $p (i32.add (local.get $p) (i32.const 16)))
+          (local.set $q (i32.add (local.get $q) (i32.const 64)))
+          (br_if $eachBlock (i32.lt_u (local.get $p) (local.get $end))))
+        (local.set $accA (i32x4.add (local.get $accA) (local.get $accB)))
+        (i32.store (local.get $out)
+          (i32.add
+            (i32.add (i32x4.extract_lane 0 (local.get $accA)) (i32x4.extract_lane 1 (local.get $accA)))
+            (i32.add (i32x4.extract_lane 2 (local.get $accA)) (i32x4.extract_lane 3 (local.get $accA)))))
+        (i32.store offset=4 (local.get $out)
+          (i32.add
+            (i32.add (i32x4.extract_lane 0 (local.get $words)) (i32x4.extract_lane 1 (local.get $words)))
+            (i32.add (i32x4.extract_lane 2 (local.get $words)) (i32x4.extract_lane 3 (local.get $words)))))
+        (local.set $out (i32.add (local.get $out) (i32.const 8)))
+        (local.set $rowList (i32.add (local.get $rowList) (i32.const 4)))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
         (br $eachRow)))))
