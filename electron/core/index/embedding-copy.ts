@@ -190,6 +190,8 @@ export class EmbeddingCopy {
   private readonly sketch: SketchTable | undefined;
   private readonly sketchChecks: SketchRowCheck[] = [];
   private sketchFd: number | undefined;
+  /** The sketch's reads in flight after open (undefined once it is in memory, or without a sketch). */
+  private sketchLoading: Promise<void> | undefined;
   private scratch: Buffer;
   private readonly scorer: RowScorer;
   private readonly rowBytes: number;
@@ -357,7 +359,7 @@ export class EmbeddingCopy {
             step: table.readFloatLE((5 * header.rows + row) * 4),
           });
         }
-        copy.readSketch(writable);
+        copy.startSketchRead(writable);
       }
       return copy;
     } catch (error) {
@@ -366,8 +368,20 @@ export class EmbeddingCopy {
     }
   }
 
-  /** Reads the whole sketch file into memory (its rows are checked as queries use them). */
-  private readSketch(writable: boolean): void {
+  /**
+   * Resolves once the sketch is in memory (at once for a copy without one, or one being written);
+   * rejects with EmbeddingCopyProblem when it cannot be read. Nothing else may touch the copy before.
+   */
+  async loaded(): Promise<void> {
+    if (this.sketchLoading) await this.sketchLoading;
+  }
+
+  /**
+   * Starts reading the whole sketch file into memory on the thread pool (the open returns at once, so
+   * the caller can load the graph meanwhile; loaded() waits for it). Its rows are checked as queries
+   * use them.
+   */
+  private startSketchRead(writable: boolean): void {
     const file = sketchFileOf(this.file);
     const sketch = this.sketch!;
     const rows = this.header.rows;
@@ -381,14 +395,36 @@ export class EmbeddingCopy {
     const wanted = rows * sketch.stride;
     const size = fs.fstatSync(this.sketchFd).size;
     if (size !== wanted) throw new EmbeddingCopyProblem('damaged', `the sketch ${file} has ${size} bytes; the copy implies ${wanted}`);
-    // Straight into the kernel's memory, in 8 MiB reads.
+    // The memory is grown to its full size first: growing detaches the buffer the reads write into.
+    sketch.reserve(rows);
+    const fd = this.sketchFd;
     const chunkRows = Math.max(1, Math.floor(2 ** 23 / sketch.stride));
-    for (let first = 0; first < rows; first += chunkRows) {
-      const count = Math.min(chunkRows, rows - first);
-      const target = sketch.codes(first, count);
-      if (fs.readSync(this.sketchFd, target, 0, target.length, first * sketch.stride) !== target.length)
-        throw new EmbeddingCopyProblem('damaged', `the sketch ${file} is cut short`);
-    }
+    const chunks: Array<{ first: number; count: number }> = [];
+    for (let first = 0; first < rows; first += chunkRows) chunks.push({ first, count: Math.min(chunkRows, rows - first) });
+    const readChunk = (chunk: { first: number; count: number }) =>
+      new Promise<void>((resolve, reject) => {
+        // Straight into the kernel's memory, 8 MiB a read.
+        const target = sketch.codes(chunk.first, chunk.count);
+        fs.read(fd, target, 0, target.length, chunk.first * sketch.stride, (error, read) => {
+          if (error) reject(new EmbeddingCopyProblem('damaged', `the sketch ${file} cannot be read (${error.message})`));
+          else if (read !== target.length) reject(new EmbeddingCopyProblem('damaged', `the sketch ${file} is cut short`));
+          else resolve();
+        });
+      });
+    // Four reads in flight (the thread pool's size), so the page faults of a 300 MB sketch spread over the cores.
+    const reader = async () => {
+      for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) await readChunk(chunk);
+    };
+    const loading = Promise.all([reader(), reader(), reader(), reader()]).then(() => {
+      if (this.sketchLoading === loading) this.sketchLoading = undefined;
+    });
+    // A copy closed before anyone waited for it must not leave an unhandled rejection behind.
+    loading.catch(() => undefined);
+    this.sketchLoading = loading;
+  }
+
+  private assertLoaded(): void {
+    if (this.sketchLoading) throw new Error('the embedding copy is used before its sketch was read (await loaded() first)');
   }
 
   has(imageId: number): boolean {
@@ -399,6 +435,7 @@ export class EmbeddingCopy {
   put(ids: readonly number[], unitRows: Float32Array): void {
     const dim = this.header.dim;
     if (unitRows.length !== ids.length * dim) throw new Error(`${ids.length} rows of ${dim} values expected; got ${unitRows.length} values`);
+    this.assertLoaded();
     if (this.sealed) {
       // Rows change in place: mark the copy unfinished first, so a process killed before the seal leaves a copy nobody uses.
       this.header = { ...this.header, complete: false };
@@ -564,6 +601,7 @@ export class EmbeddingCopy {
   preselect(unit: Float32Array, candidates: readonly number[], keep: number): { ids: number[] } | { problem: string } {
     const sketch = this.sketch;
     if (!sketch || candidates.length <= keep) return { ids: [...candidates] };
+    this.assertLoaded();
     sketch.setQuery(unit);
     const scored: Array<{ imageId: number; score: number; position: number }> = [];
     const scores = new Float64Array(sketch.batchRows);

@@ -465,19 +465,27 @@ export class VectorIndexService {
     this.removeAbandonedTemporaryFiles(modelId);
     const record = this.repository.record(modelId);
     const problem = await this.problemWith(modelId, model.dim, liveIds.length, record, { checksum: false });
+    // The flat copy is opened now and its sketch read on the thread pool while the graph is checked and loaded.
+    const early = problem ? undefined : this.openCopyEarly(record!);
+    const dropEarly = () => {
+      if (early && 'copy' in early) early.copy.close();
+    };
     const sha = await checksum;
     if (problem) return { rebuilt: await this.build(modelId, problem.reason, control, false) };
-    if (sha instanceof Error) return { rebuilt: await this.build(modelId, `the index file could not be read (${sha.message})`, control, false) };
-    if (sha !== record!.fileSha256)
-      return { rebuilt: await this.build(modelId, `the index file ${file} does not match its recorded checksum`, control, false) };
+    if (sha instanceof Error || sha !== record!.fileSha256) {
+      dropEarly();
+      const reason = sha instanceof Error ? `the index file could not be read (${sha.message})` : `the index file ${file} does not match its recorded checksum`;
+      return { rebuilt: await this.build(modelId, reason, control, false) };
+    }
     let loaded: LoadedIndex;
     try {
       loaded = await this.load(record!);
     } catch (error) {
+      dropEarly();
       return { rebuilt: await this.build(modelId, `the index file could not be read (${(error as Error).message})`, control, false) };
     }
     this.loaded.set(modelId, loaded);
-    await this.attachCopy(loaded, control, { rebuild: false });
+    await this.attachCopy(loaded, control, { rebuild: false, early });
     await this.applyChanges(modelId, loaded);
     const current = this.loaded.get(modelId);
     if (current === loaded && (loaded.live.size !== liveIds.length || idChecksum(loaded.live) !== idChecksum(liveIds))) {
@@ -586,18 +594,25 @@ export class VectorIndexService {
    * re-ranks, not by every open (the map opens the index only to read its points); one that cannot be
    * written leaves the re-rank on SQLite.
    */
-  private async attachCopy(loaded: LoadedIndex, control: JobControl, options: { rebuild: boolean; knownDamage?: string }): Promise<void> {
+  private async attachCopy(
+    loaded: LoadedIndex,
+    control: JobControl,
+    options: { rebuild: boolean; knownDamage?: string; early?: EarlyCopy | undefined },
+  ): Promise<void> {
     const knownDamage = options.knownDamage;
     loaded.copy?.close();
     loaded.copy = undefined;
     loaded.copyProblem = undefined;
-    if (!this.wantsCopy(loaded)) return;
+    if (!this.wantsCopy(loaded)) {
+      if (options.early && 'copy' in options.early) options.early.copy.close();
+      return;
+    }
     const { modelId, modelDim: dim } = loaded.record;
     const precision = this.parameters.embeddingCopy as EmbeddingCopyPrecision;
     const file = this.embeddingCopyFile(modelId);
     const tie = { modelId, dim, precision, graphSha256: loaded.record.fileSha256, changeSeq: loaded.record.changeSeq };
     // A copy a query found damaged is rebuilt whatever its header says (the open's checks did not see that row).
-    const problem = knownDamage !== undefined ? { state: 'damaged' as const, reason: knownDamage } : this.openCopy(loaded, file, tie);
+    const problem = knownDamage !== undefined ? { state: 'damaged' as const, reason: knownDamage } : await this.openCopy(loaded, file, tie, options.early);
     if (problem === null) return;
     const why = problem.reason;
     if (!options.rebuild) {
@@ -638,10 +653,38 @@ export class VectorIndexService {
     loaded.copyProblem = failed ? { ...failed, reason: `${why}; rebuilding it failed: ${failed.reason}` } : undefined;
   }
 
-  /** Opens and checks the copy into `loaded.copy`; returns null when it is usable, else why not. */
-  private openCopy(loaded: LoadedIndex, file: string, tie: EmbeddingCopyTie): { state: 'missing' | 'stale' | 'damaged'; reason: string } | null {
+  /**
+   * The model's copy opened against an index record before its graph is loaded (the sketch's reads then
+   * overlap the graph's), or why it cannot be; undefined when the index keeps no copy.
+   */
+  private openCopyEarly(record: VectorIndexRecord): EarlyCopy | undefined {
+    const precision = this.parameters.embeddingCopy;
+    if (record.projectionVersion === null || precision === 'none') return undefined;
+    const file = this.embeddingCopyFile(record.modelId);
     try {
-      const copy = EmbeddingCopy.open(file, tie, { writable: true });
+      const copy = EmbeddingCopy.open(
+        file,
+        { modelId: record.modelId, dim: record.modelDim, precision, graphSha256: record.fileSha256, changeSeq: record.changeSeq },
+        { writable: true },
+      );
+      return { copy };
+    } catch (error) {
+      return { problem: copyOpenProblem(file, error) };
+    }
+  }
+
+  /** Opens (or takes the early-opened) copy, waits for its sketch and checks it into `loaded.copy`; returns null when it is usable, else why not. */
+  private async openCopy(
+    loaded: LoadedIndex,
+    file: string,
+    tie: EmbeddingCopyTie,
+    early: EarlyCopy | undefined,
+  ): Promise<{ state: 'missing' | 'stale' | 'damaged'; reason: string } | null> {
+    if (early && 'problem' in early) return early.problem;
+    let copy: EmbeddingCopy | undefined;
+    try {
+      copy = early?.copy ?? EmbeddingCopy.open(file, tie, { writable: true });
+      await copy.loaded();
       const disagreement = this.sampleDisagreement(loaded, copy);
       if (!disagreement) {
         loaded.copy = copy;
@@ -650,10 +693,8 @@ export class VectorIndexService {
       copy.close();
       return { state: 'damaged', reason: `the embedding copy disagrees with SQLite: ${disagreement}` };
     } catch (error) {
-      // Any failure to read it (a folder in its place, an I/O error) is a copy to rebuild, never a failed search.
-      return error instanceof EmbeddingCopyProblem
-        ? { state: error.state, reason: error.message }
-        : { state: 'damaged', reason: `the embedding copy ${file} could not be read (${(error as Error).message})` };
+      copy?.close();
+      return copyOpenProblem(file, error);
     }
   }
 
@@ -1501,6 +1542,16 @@ export class VectorIndexService {
     await this.gemm?.release();
     this.gemm = undefined;
   }
+}
+
+/** A copy opened before its graph was loaded, or why it could not be. */
+type EarlyCopy = { copy: EmbeddingCopy } | { problem: { state: 'missing' | 'stale' | 'damaged'; reason: string } };
+
+/** Any failure to read a copy (a folder in its place, an I/O error) is a copy to rebuild, never a failed search. */
+function copyOpenProblem(file: string, error: unknown): { state: 'missing' | 'stale' | 'damaged'; reason: string } {
+  return error instanceof EmbeddingCopyProblem
+    ? { state: error.state, reason: error.message }
+    : { state: 'damaged', reason: `the embedding copy ${file} could not be read (${(error as Error).message})` };
 }
 
 function describeFit(fit: FitSettings): string {
