@@ -275,7 +275,11 @@ function wordSum(bytes: Uint8Array): number {
  */
 export function floatToBfloat16(value: number): number {
   scratchFloat[0] = value;
-  const bits = scratchWord[0]!;
+  return bfloat16Bits(scratchWord[0]!);
+}
+
+/** floatToBfloat16 on the float32's raw bits. */
+function bfloat16Bits(bits: number): number {
   if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x0040;
   return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
 }
@@ -343,16 +347,15 @@ export class QueryProjector {
     // Block b, input row i: 32 halves; within each group of 8, columns j..j+3 take the even places and
     // j+4..j+7 the odd ones (the kernel widens even halves with a shift, odd ones with a mask).
     const halves = new Uint16Array(memory, this.weightsOffset, weightBytes / 2);
-    for (let block = 0; block < this.blocks; block++) {
-      for (let row = 0; row < inputDim; row++) {
-        const base = (block * inputDim + row) * blockColumns;
-        const source = row * outputDim;
-        for (let place = 0; place < blockColumns; place++) {
-          const group = place >> 3;
-          const within = place & 7;
-          const column = block * blockColumns + group * 8 + (within & 1 ? 4 : 0) + (within >> 1);
-          if (column < outputDim) halves[base + place] = floatToBfloat16(weights[source + column]!);
-        }
+    const words = new Uint32Array(weights.buffer, weights.byteOffset, weights.length);
+    // Where column c of a block goes among its 32 places (the inverse of the kernel's reading order).
+    const placeOf = Int32Array.from({ length: blockColumns }, (_, column) => (column >> 3) * 8 + ((column & 7) < 4 ? (column & 3) * 2 : (column & 3) * 2 + 1));
+    const blockStride = inputDim * blockColumns;
+    for (let row = 0; row < inputDim; row++) {
+      const source = row * outputDim;
+      const rowBase = row * blockColumns;
+      for (let column = 0; column < outputDim; column++) {
+        halves[(column >> 5) * blockStride + rowBase + placeOf[column & 31]!] = bfloat16Bits(words[source + column]!);
       }
     }
   }
