@@ -17,7 +17,9 @@
  * flat float16 copy beside the index and from SQLite (the same queries, interleaved), the float32 copy
  * against float16 (recall, same top 10), the whole searchSimilar request in process with its stages
  * and through the web API (`dermws serve`, HTTP + JSON), resident memory and open-to-ready.
- * SEARCH_BENCH_PARTS=service (or layer) runs one half.
+ * SEARCH_BENCH_PARTS=service (or layer) runs one half. Before either, side by side on one 6144 → 384
+ * projection: a query through onnxruntime (`OnnxAffine.apply`, awaited) against the WebAssembly
+ * `QueryProjector` search uses; SEARCH_BENCH_PARTS=projection runs only these small figures.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +31,7 @@ import { blobToVector, vectorToBlob } from '../../electron/core/embeddings/vecto
 import { matrix, multiplyJs, OnnxAffine, OnnxGemm } from '../../electron/core/math/onnx-gemm.js';
 import { fitRandomizedPca, gaussianSource, projectionBias } from '../../electron/core/math/randomized-pca.js';
 import { defaultIndexParameters } from '../../electron/core/index/vector-index.service.js';
+import { QueryProjector } from '../../electron/core/math/vector-kernels.js';
 import { cosine, exactSearch, normalizeRows, TopK, type Neighbour } from '../../electron/core/math/vector-math.js';
 import { benchmarkSearch, formatSearchBenchmark } from '../../electron/core/search/search-benchmark.js';
 import { clusteredVectors, flatNonNegativeVectors, perturbed } from '../fixtures/clustered-vectors.js';
@@ -450,7 +453,81 @@ async function measureWebApi(libraryFolder: string, modelId: string, imageIds: n
   }
 }
 
+/**
+ * One query through the 6144 → 384 projection: onnxruntime (awaited, as search called it) against the
+ * QueryProjector, interleaved and alternating which goes first, on (a) a post-ReLU query with ~40%
+ * exact zeros and (b) a dense noisy one (the noise leaves no zeros); plus the projector made to
+ * multiply the zeros too, to show what skipping them saves. Weights: unit-variance Gaussian columns
+ * scaled like PCA axes; both sides hold the same float32 matrix (ORT as float32, the projector as
+ * bfloat16), so the largest difference is printed beside the times.
+ */
+async function projectionSideBySide(): Promise<void> {
+  const width = 384;
+  const normal = gaussianSource(17);
+  const weights = Float32Array.from({ length: dim * width }, () => normal() / Math.sqrt(dim));
+  const bias = Float32Array.from({ length: width }, () => 0.01 * normal());
+  const affine = await OnnxAffine.create(matrix(dim, width, weights), bias);
+  const projector = new QueryProjector(dim, width, weights, bias);
+  const { data: rows } = flatNonNegativeVectors({ count: 2, dim, seed: 8 });
+  normalizeRows(rows, dim);
+  const relu = rows.slice(0, dim);
+  const dense = normalizeRows(
+    Float32Array.from(rows.subarray(dim), (value) => value + (0.3 / Math.sqrt(dim)) * normal()),
+    dim,
+  );
+  const zeroShare = (query: Float32Array) => query.filter((value) => value === 0).length / dim;
+  const repeats = 400;
+  for (const [name, query] of [
+    [`post-ReLU query (${(zeroShare(relu) * 100).toFixed(0)}% zeros)`, relu],
+    [`dense noisy query (${(zeroShare(dense) * 100).toFixed(0)}% zeros)`, dense],
+  ] as const) {
+    const times = { ort: [] as number[], projector: [] as number[], keepZeros: [] as number[] };
+    const timed = async (into: number[], call: () => unknown) => {
+      const started = performance.now();
+      await call();
+      into.push(performance.now() - started);
+    };
+    for (let repeat = 0; repeat < 50; repeat++) {
+      await affine.apply(query, 1);
+      projector.project(query);
+    }
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      const ort = () => timed(times.ort, () => affine.apply(query, 1));
+      const wasm = () => timed(times.projector, () => projector.project(query));
+      if (repeat % 2 === 0) {
+        await ort();
+        await wasm();
+      } else {
+        await wasm();
+        await ort();
+      }
+      await timed(times.keepZeros, () => projector.project(query, { keepZeros: true }));
+    }
+    const fromOrt = await affine.apply(query, 1);
+    const fromProjector = projector.project(query);
+    let largest = 0;
+    let norm = 0;
+    for (let column = 0; column < width; column++) {
+      largest = Math.max(largest, Math.abs(fromOrt[column]! - fromProjector[column]!));
+      norm += fromOrt[column]! ** 2;
+    }
+    const ortP50 = percentile(times.ort, 0.5);
+    const projectorP50 = percentile(times.projector, 0.5);
+    console.log(
+      `query projection 6144 -> ${width}, ${name}: ORT p50 ${ms(ortP50)} (p99 ${ms(percentile(times.ort, 0.99))}), QueryProjector p50 ${ms(projectorP50)} (p99 ${ms(
+        percentile(times.projector, 0.99),
+      )}), ${(ortP50 / projectorP50).toFixed(1)}x; projector multiplying the zeros too p50 ${ms(percentile(times.keepZeros, 0.5))}; largest difference ${largest.toExponential(1)} (output norm ${Math.sqrt(norm).toFixed(2)}); load average ${os
+        .loadavg()
+        .map((value) => value.toFixed(1))
+        .join(' ')}`,
+    );
+  }
+  projector.release();
+  await affine.release();
+}
+
 export async function run(): Promise<void> {
+  const parts = (process.env.SEARCH_BENCH_PARTS ?? 'layer,service').split(',');
   const gemm = new OnnxGemm();
   // The dominant product of the PCA fit, ORT against a JavaScript loop, on the same operands.
   const normal = gaussianSource(1);
@@ -488,6 +565,11 @@ export async function run(): Promise<void> {
   }
   console.log(`query projection 6144 -> 256: ORT p50 ${ms(percentile(ortTimes, 0.5))}, JavaScript p50 ${ms(percentile(jsTimes, 0.5))}`);
   await affine.release();
+  await projectionSideBySide();
+  if (!parts.includes('layer') && !parts.includes('service')) {
+    await gemm.release();
+    return;
+  }
 
   const sizes = (process.env.SEARCH_BENCH_SIZES ?? '10000,100000').split(',').map(Number);
   const models = (process.env.SEARCH_BENCH_DATA ?? 'hard,decaying,flat').split(',') as DataModel[];

@@ -2,7 +2,15 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateVectorKernels, kernelsModule } from '../../build/generate-vector-kernels.mjs';
 import { floatToHalf, halfToFloat } from '../../electron/core/index/embedding-copy.js';
-import { RowScorer, SketchTable, sketchBytesPerRow, type SketchRowCheck } from '../../electron/core/math/vector-kernels.js';
+import {
+  bfloat16ToFloat,
+  floatToBfloat16,
+  QueryProjector,
+  RowScorer,
+  SketchTable,
+  sketchBytesPerRow,
+  type SketchRowCheck,
+} from '../../electron/core/math/vector-kernels.js';
 import { gaussianSource } from '../../electron/core/math/randomized-pca.js';
 
 /** Post-ReLU-like rows: ~40% exact zeros, the rest positive. */
@@ -108,6 +116,122 @@ describe('WebAssembly vector kernels', () => {
         expect(scorer.words(0), `value ${at}, bit ${bit}`).not.toBe(intact);
       }
     }
+  });
+
+  it('round float32 to bfloat16 to nearest with ties to even, keeping infinities and NaN', () => {
+    const bits = (word: number) => new Float32Array(Uint32Array.of(word).buffer)[0]!;
+    expect(floatToBfloat16(1)).toBe(0x3f80);
+    expect(floatToBfloat16(-2)).toBe(0xc000);
+    expect(floatToBfloat16(bits(0x3f808000))).toBe(0x3f80); // a tie rounds to the even 0x3f80
+    expect(floatToBfloat16(bits(0x3f818000))).toBe(0x3f82); // a tie rounds to the even 0x3f82
+    expect(floatToBfloat16(bits(0x3f808001))).toBe(0x3f81); // past the tie rounds up
+    expect(floatToBfloat16(bits(0x3f807fff))).toBe(0x3f80);
+    expect(floatToBfloat16(bits(0x00018000))).toBe(0x0002); // subnormals round the same way
+    expect(floatToBfloat16(Infinity)).toBe(0x7f80);
+    expect(floatToBfloat16(-Infinity)).toBe(0xff80);
+    expect(floatToBfloat16(bits(0x7f7fffff))).toBe(0x7f80); // the largest float32 rounds up to infinity
+    expect(Number.isNaN(bfloat16ToFloat(floatToBfloat16(NaN)))).toBe(true);
+    expect(Number.isNaN(bfloat16ToFloat(floatToBfloat16(bits(0x7f800001))))).toBe(true); // a NaN whose payload is all in the low bits
+    expect(Object.is(bfloat16ToFloat(floatToBfloat16(-0)), -0)).toBe(true);
+    for (const value of [0.1, -3.14159, 1e-30, 6.1e4, 1 / 78]) {
+      expect(Math.abs(bfloat16ToFloat(floatToBfloat16(value)) - value)).toBeLessThanOrEqual(2 ** -8 * Math.abs(value));
+    }
+  });
+
+  describe('query projection (bfloat16 weights, float32 sums)', () => {
+    /** Weights like PCA axes (unit columns, both signs) and a bias like −mean·V. */
+    function projection(inputDim: number, outputDim: number, seed: number) {
+      const normal = gaussianSource(seed);
+      const weights = Float32Array.from({ length: inputDim * outputDim }, () => normal() / Math.sqrt(inputDim));
+      const bias = Float32Array.from({ length: outputDim }, () => normal() * 0.1);
+      return { weights, bias, projector: new QueryProjector(inputDim, outputDim, weights, bias) };
+    }
+
+    /**
+     * Each output against float64 references. (1) With the float32 weights: bfloat16 keeps 8
+     * significant bits, so |w̃ − w| ≤ 2⁻⁸·|w|, and the m float32 products and sums add at most
+     * γ(m+1) = (m+1)·2⁻²⁴/(1 − (m+1)·2⁻²⁴) of Σ|xᵢ·w̃ᵢⱼ| + |bⱼ| (the standard bound of a recursive
+     * sum); so |y − y₆₄| ≤ 2⁻⁸·Σ|xᵢ·wᵢⱼ| + γ(m+1)·((1 + 2⁻⁸)·Σ|xᵢ·wᵢⱼ| + |bⱼ|). (2) With the
+     * bfloat16 weights themselves, only the γ(m+1) term is left: that checks layout and arithmetic to
+     * float32 rounding, where (1) alone would let a small misplacement through.
+     */
+    function expectWithinBounds(inputDim: number, outputDim: number, weights: Float32Array, bias: Float32Array, query: Float32Array, out: Float32Array) {
+      expect(out.length).toBe(outputDim);
+      const m = query.filter((value) => value !== 0).length;
+      const gamma = ((m + 1) * 2 ** -24) / (1 - (m + 1) * 2 ** -24);
+      let worst = 0;
+      for (let column = 0; column < outputDim; column++) {
+        let exact = bias[column]!;
+        let rounded = bias[column]!;
+        let magnitude = 0;
+        for (let row = 0; row < inputDim; row++) {
+          const weight = weights[row * outputDim + column]!;
+          exact += query[row]! * weight;
+          rounded += query[row]! * bfloat16ToFloat(floatToBfloat16(weight));
+          magnitude += Math.abs(query[row]! * weight);
+        }
+        const summation = gamma * ((1 + 2 ** -8) * magnitude + Math.abs(bias[column]!));
+        const error = Math.abs(out[column]! - exact);
+        expect(error, `column ${column}`).toBeLessThanOrEqual(2 ** -8 * magnitude + summation);
+        expect(Math.abs(out[column]! - rounded), `column ${column} against the bfloat16 weights`).toBeLessThanOrEqual(summation);
+        worst = Math.max(worst, error / magnitude);
+      }
+      return worst;
+    }
+
+    const bitsOf = (values: Float32Array) => Array.from(new Uint32Array(values.slice().buffer));
+
+    it.each([
+      [6144, 384],
+      [1280, 100],
+      [37, 5],
+      [8, 32],
+    ])('projects %i → %i like x · W + b in float64, post-ReLU and dense queries alike', (inputDim, outputDim) => {
+      const { weights, bias, projector } = projection(inputDim, outputDim, inputDim + outputDim);
+      const relu = reluRows(1, inputDim, 3);
+      const normal = gaussianSource(4);
+      const dense = Float32Array.from({ length: inputDim }, () => normal());
+      if (inputDim > 8) expect(relu.filter((value) => value === 0).length).toBeGreaterThan(inputDim * 0.2);
+      for (const query of [relu, dense]) {
+        const worst = expectWithinBounds(inputDim, outputDim, weights, bias, query, projector.project(query));
+        // The bound is a worst case; rounding errors of both signs mostly cancel.
+        expect(worst).toBeLessThan(2 ** -8);
+      }
+    });
+
+    it('skipping zeros gives exactly the bits of multiplying them, negative zeros included; the same query twice gives the same bits', () => {
+      const inputDim = 1283;
+      const outputDim = 70;
+      const { weights, bias, projector } = projection(inputDim, outputDim, 8);
+      const query = reluRows(1, inputDim, 12);
+      for (let at = 5; at < inputDim; at += 97) if (query[at] === 0) query[at] = -0;
+      const skipping = projector.project(query);
+      expect(bitsOf(skipping)).toEqual(bitsOf(projector.project(query, { keepZeros: true })));
+      expect(bitsOf(projector.project(query))).toEqual(bitsOf(skipping));
+      // A second projector from the same weights (fresh memory) agrees to the bit.
+      expect(bitsOf(new QueryProjector(inputDim, outputDim, weights, bias).project(query))).toEqual(bitsOf(skipping));
+      // The same values one place later give other bits: each kept value is paired with its own row.
+      const shifted = query.slice();
+      shifted.copyWithin(1, 0);
+      expect(bitsOf(projector.project(shifted))).not.toEqual(bitsOf(skipping));
+    });
+
+    it('an all-zero query gives the bias exactly, with no NaN', () => {
+      const { bias, projector } = projection(100, 45, 2);
+      const out = projector.project(new Float32Array(100));
+      expect(Array.from(out)).toEqual(Array.from(bias));
+      expect(out.every((value) => Number.isFinite(value))).toBe(true);
+      expect(Array.from(projector.project(new Float32Array(100), { keepZeros: true }))).toEqual(Array.from(bias));
+    });
+
+    it('refuses a query of the wrong width, mismatched weights, and any use after release', () => {
+      const { projector } = projection(37, 5, 1);
+      expect(() => projector.project(new Float32Array(36))).toThrow(/36 values; the projection takes 37/);
+      expect(() => new QueryProjector(37, 5, new Float32Array(37 * 5 - 1), new Float32Array(5))).toThrow(/needs 185 weights and 5 biases; got 184 and 5/);
+      projector.release();
+      expect(projector.memoryBytes).toBe(0);
+      expect(() => projector.project(new Float32Array(37))).toThrow(/released/);
+    });
   });
 });
 

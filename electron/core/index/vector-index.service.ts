@@ -22,6 +22,7 @@ import { readPointsFromIndexFile } from './hnsw-file-points.js';
 import { matrix, OnnxAffine, OnnxGemm } from '../math/onnx-gemm.js';
 import { fitRandomizedPca, projectionBias } from '../math/randomized-pca.js';
 import { SketchTable } from '../math/vector-kernels.js';
+import { QueryProjector } from '../math/vector-kernels.js';
 import type { ProjectionRecord, VectorIndexRecord, VectorIndexRepository } from './vector-index.repository.js';
 import { cosine, cosineWithUnit, normalized, normalizeRows, TopK, type Neighbour } from '../math/vector-math.js';
 
@@ -195,7 +196,10 @@ class BudgetSpent extends Error {}
 
 interface LoadedProjection {
   record: ProjectionRecord;
+  /** Batches of rows (building, sync, similar pairs, the map): float32 products on onnxruntime. */
   affine: OnnxAffine;
+  /** One query at a time (search and its calibration), synchronous, on WebAssembly SIMD with bfloat16 weights. */
+  projector: QueryProjector;
   /** Power iterations of the fit (kept in the calibration record; the projection table predates it). */
   powerIterations: number;
 }
@@ -447,7 +451,7 @@ export class VectorIndexService {
       // the change log up to it: reload that file instead of missing those changes.
       this.loaded.delete(modelId);
       cached.copy?.close();
-      await cached.projection?.affine.release();
+      await releaseProjection(cached.projection);
     }
     // The graph file's checksum is computed on another thread while this one reads the library's ids
     // and the projection (at 100k images each takes a hundred milliseconds or more); the file is only
@@ -737,7 +741,8 @@ export class VectorIndexService {
   private async loadProjection(record: ProjectionRecord, powerIterations: number): Promise<LoadedProjection> {
     const bias = projectionBias(record);
     const affine = await OnnxAffine.create(matrix(record.inputDim, record.outputDim, record.components), bias);
-    return { record, affine, powerIterations };
+    const projector = new QueryProjector(record.inputDim, record.outputDim, record.components, bias);
+    return { record, affine, projector, powerIterations };
   }
 
   private async load(record: VectorIndexRecord): Promise<LoadedIndex> {
@@ -757,6 +762,7 @@ export class VectorIndexService {
     return { record, hnsw, live, deleted, projection };
   }
 
+  /** Batches of unit rows through the projection on onnxruntime (the graph's points are these float32 products). */
   private async project(loaded: { projection: LoadedProjection | undefined }, rows: Float32Array, count: number): Promise<Float32Array> {
     return loaded.projection ? loaded.projection.affine.apply(rows, count) : rows;
   }
@@ -767,7 +773,7 @@ export class VectorIndexService {
     const previous = this.loaded.get(modelId);
     this.loaded.delete(modelId);
     previous?.copy?.close();
-    await previous?.projection?.affine.release();
+    await releaseProjection(previous?.projection);
     const changeSeq = this.repository.lastChangeSeq(modelId);
     const liveIds = this.repository.liveIds(modelId);
     if (liveIds.length === 0) {
@@ -800,7 +806,7 @@ export class VectorIndexService {
       loaded = await this.construct(modelId, model.dim, liveIds, projection, changeSeq, { control, reporter, truth, copyTarget });
     } catch (error) {
       this.abandonCopy(copyTarget, { state: 'missing', reason: 'the build was stopped' });
-      await projection?.affine.release();
+      await releaseProjection(projection);
       throw error;
     }
     const graphSeconds = (performance.now() - graphStarted) / 1000;
@@ -963,11 +969,15 @@ export class VectorIndexService {
     start: { candidates: number; ef: number },
     sketch: EmbeddingCopy | undefined,
   ): Promise<{ candidates: number; ef: number; recall: number; tried: number; preselected: boolean }> {
-    const graphDim = loaded.record.graphDim;
-    const queries = new Float32Array(probes.length * loaded.record.modelDim);
-    probes.forEach((probe, index) => queries.set(probe.vector, index * loaded.record.modelDim));
-    const projected = await this.project(loaded, queries, probes.length);
-    const points = probes.map((_, index) => Array.from(projected.subarray(index * graphDim, (index + 1) * graphDim)));
+    // Each probe is projected the way search() projects that kind of query, so the recall stored is
+    // the recall users get: a library row's point is read from the graph (a query by library image),
+    // a noisy probe goes through the query projector one at a time (its bfloat16 weights round
+    // differently from the float32 batches the graph was built with).
+    const points = probes.map((probe) => {
+      if (!loaded.projection) return Array.from(probe.vector);
+      if (probe.excludeSelf && loaded.live.has(probe.imageId)) return loaded.hnsw.getPoint(probe.imageId);
+      return Array.from(loaded.projection.projector.project(probe.vector));
+    });
     const live = loaded.live.size;
     const ladder = searchLadder(start.candidates, start.ef, loaded.projection !== undefined, live, this.parameters.maxCandidates);
     let best = { ...ladder[0]!, recall: -1 };
@@ -1045,9 +1055,9 @@ export class VectorIndexService {
           projection = await this.loadProjection(record, fit.powerIterations);
           candidate = await this.construct(modelId, loaded.record.modelDim, build.liveIds, projection, build.changeSeq, { control: build.control, deadline });
         } catch (error) {
-          await projection?.affine.release();
+          await releaseProjection(projection);
           if (record) this.repository.deleteProjection(modelId, record.version);
-          if (!(error instanceof BudgetSpent)) await best.loaded.projection?.affine.release();
+          if (!(error instanceof BudgetSpent)) await releaseProjection(best.loaded.projection);
           if (error instanceof BudgetSpent) {
             budgetNote = `; a refit (${describeFit(fit)}) ran past the calibration budget of ${this.parameters.calibrationBudgetSeconds} s and was abandoned`;
             break;
@@ -1057,10 +1067,10 @@ export class VectorIndexService {
         const measured = await this.measureLadder(candidate, probes, truth, target, start, sketch);
         tried.push(`${describeFit(fit)}: ${measured.recall.toFixed(3)}`);
         if (measured.recall > best.measured.recall) {
-          await best.loaded.projection?.affine.release();
+          await releaseProjection(best.loaded.projection);
           best = { loaded: candidate, measured, fit };
         } else {
-          await candidate.projection?.affine.release();
+          await releaseProjection(candidate.projection);
           this.repository.deleteProjection(modelId, record.version);
         }
         if (best.measured.recall >= target) break;
@@ -1426,7 +1436,10 @@ export class VectorIndexService {
     }
     // A library image's projected point is in the graph already (the same product of the same unit vector).
     const fromGraph = loaded.projection && options.libraryImageId !== undefined && loaded.live.has(options.libraryImageId);
-    const projectedQuery = fromGraph ? loaded.hnsw.getPoint(options.libraryImageId!) : Array.from(await this.project(loaded, unit, 1));
+    // Any other query is projected here, in this thread (no onnxruntime round trip per query).
+    const projectedQuery = fromGraph
+      ? loaded.hnsw.getPoint(options.libraryImageId!)
+      : Array.from(loaded.projection ? loaded.projection.projector.project(unit) : unit);
     lap('project');
     const calibration = loaded.record.calibration;
     const candidates = calibration?.candidates ?? this.parameters.rerankCandidates;
@@ -1536,7 +1549,7 @@ export class VectorIndexService {
   async close(): Promise<void> {
     for (const loaded of this.loaded.values()) {
       loaded.copy?.close();
-      await loaded.projection?.affine.release();
+      await releaseProjection(loaded.projection);
     }
     this.loaded.clear();
     await this.gemm?.release();
@@ -1552,6 +1565,13 @@ function copyOpenProblem(file: string, error: unknown): { state: 'missing' | 'st
   return error instanceof EmbeddingCopyProblem
     ? { state: error.state, reason: error.message }
     : { state: 'damaged', reason: `the embedding copy ${file} could not be read (${(error as Error).message})` };
+}
+
+/** Frees both forms of a projection: the ORT session and the query projector's WebAssembly memory. */
+async function releaseProjection(projection: LoadedProjection | undefined): Promise<void> {
+  if (!projection) return;
+  projection.projector.release();
+  await projection.affine.release();
 }
 
 function describeFit(fit: FitSettings): string {

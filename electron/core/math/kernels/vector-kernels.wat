@@ -168,4 +168,79 @@
         (local.set $out (i32.add (local.get $out) (i32.const 8)))
         (local.set $rowList (i32.add (local.get $rowList) (i32.const 4)))
         (local.set $count (i32.sub (local.get $count) (i32.const 1)))
-        (br $eachRow)))))
+        (br $eachRow))))
+
+  ;; One query through a fixed affine map, out = query · W + bias, for the projected index's queries.
+  ;; W is bfloat16, laid out by the caller (vector-kernels.ts QueryProjector) in blocks of 32 output
+  ;; columns: block b's 64 bytes for input row i are at $weights + (b * $inputDim + i) * 64, and each
+  ;; 16-byte group holds columns j..j+3 in its even 16-bit halves and j+4..j+7 in its odd halves, so
+  ;; one shift and one mask turn a load into two f32x4 of weights (bfloat16 is float32's top half).
+  ;; The query's nonzero values are first compacted into (value, row offset) pairs at $pairs (8 bytes
+  ;; each, room for $inputDim of them): a post-ReLU embedding is ~40% exact zeros, and skipping them
+  ;; gives the same bits as multiplying them (an accumulator starts at +0, and adding ±0 to it never
+  ;; changes it); $keepZeros = 1 keeps them all (the dense product, to check that claim). Then each
+  ;; block keeps its 32 sums in 8 registers over every kept value, in row order, and stores them once
+  ;; with the bias added ($bias and $out hold $blocks * 32 floats).
+  (func (export "projectQuery")
+    (param $query i32) (param $inputDim i32) (param $keepZeros i32) (param $pairs i32) (param $weights i32) (param $blocks i32) (param $bias i32) (param $out i32)
+    (local $i i32) (local $value f32) (local $p i32) (local $end i32) (local $w i32) (local $blockBase i32) (local $blockBytes i32)
+    (local $s v128) (local $v v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    ;; Branch-free compaction: every pair is written, the end moves on only past a kept value.
+    (local.set $p (local.get $pairs))
+    (block $compacted
+      (loop $eachInput
+        (br_if $compacted (i32.ge_u (local.get $i) (local.get $inputDim)))
+        (local.set $value (f32.load (i32.add (local.get $query) (i32.shl (local.get $i) (i32.const 2)))))
+        (f32.store (local.get $p) (local.get $value))
+        (i32.store offset=4 (local.get $p) (i32.shl (local.get $i) (i32.const 6)))
+        (local.set $p (i32.add (local.get $p) (i32.shl (i32.or (f32.ne (local.get $value) (f32.const 0)) (local.get $keepZeros)) (i32.const 3))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $eachInput)))
+    (local.set $end (local.get $p))
+    (local.set $blockBase (local.get $weights))
+    (local.set $blockBytes (i32.shl (local.get $inputDim) (i32.const 6)))
+    (block $done
+      (loop $eachBlock
+        (br_if $done (i32.eqz (local.get $blocks)))
+        (local.set $a0 (v128.const i32x4 0 0 0 0))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $a4 (v128.const i32x4 0 0 0 0))
+        (local.set $a5 (v128.const i32x4 0 0 0 0))
+        (local.set $a6 (v128.const i32x4 0 0 0 0))
+        (local.set $a7 (v128.const i32x4 0 0 0 0))
+        (local.set $p (local.get $pairs))
+        (if (i32.lt_u (local.get $p) (local.get $end))
+          (then
+            (loop $eachPair
+              (local.set $s (v128.load32_splat (local.get $p)))
+              (local.set $w (i32.add (local.get $blockBase) (i32.load offset=4 (local.get $p))))
+              (local.set $v (v128.load (local.get $w)))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (i32x4.shl (local.get $v) (i32.const 16)))))
+              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))))
+              (local.set $v (v128.load offset=16 (local.get $w)))
+              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (i32x4.shl (local.get $v) (i32.const 16)))))
+              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))))
+              (local.set $v (v128.load offset=32 (local.get $w)))
+              (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $s) (i32x4.shl (local.get $v) (i32.const 16)))))
+              (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $s) (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))))
+              (local.set $v (v128.load offset=48 (local.get $w)))
+              (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $s) (i32x4.shl (local.get $v) (i32.const 16)))))
+              (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $s) (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))))
+              (local.set $p (i32.add (local.get $p) (i32.const 8)))
+              (br_if $eachPair (i32.lt_u (local.get $p) (local.get $end))))))
+        (v128.store (local.get $out) (f32x4.add (local.get $a0) (v128.load (local.get $bias))))
+        (v128.store offset=16 (local.get $out) (f32x4.add (local.get $a1) (v128.load offset=16 (local.get $bias))))
+        (v128.store offset=32 (local.get $out) (f32x4.add (local.get $a2) (v128.load offset=32 (local.get $bias))))
+        (v128.store offset=48 (local.get $out) (f32x4.add (local.get $a3) (v128.load offset=48 (local.get $bias))))
+        (v128.store offset=64 (local.get $out) (f32x4.add (local.get $a4) (v128.load offset=64 (local.get $bias))))
+        (v128.store offset=80 (local.get $out) (f32x4.add (local.get $a5) (v128.load offset=80 (local.get $bias))))
+        (v128.store offset=96 (local.get $out) (f32x4.add (local.get $a6) (v128.load offset=96 (local.get $bias))))
+        (v128.store offset=112 (local.get $out) (f32x4.add (local.get $a7) (v128.load offset=112 (local.get $bias))))
+        (local.set $out (i32.add (local.get $out) (i32.const 128)))
+        (local.set $bias (i32.add (local.get $bias) (i32.const 128)))
+        (local.set $blockBase (i32.add (local.get $blockBase) (local.get $blockBytes)))
+        (local.set $blocks (i32.sub (local.get $blocks) (i32.const 1)))
+        (br $eachBlock)))))
