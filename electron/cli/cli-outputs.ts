@@ -198,6 +198,7 @@ export const cliOutputs = {
     service: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }),
     serviceFromDatabase: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }),
     serviceEveryCandidate: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }).nullable(),
+    serviceOnnxProjection: latencySchema.extend({ stagesP50Ms: serviceStagesSchema }).nullable(),
     sketchBytes: z.int(),
     precisions: z
       .object({

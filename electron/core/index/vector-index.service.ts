@@ -171,6 +171,8 @@ export interface IndexSearchOptions {
   rerankFromDatabase?: boolean;
   /** Re-rank every graph candidate from the copy even where the sketch would choose the few to read (the bench's side-by-side). */
   rerankEveryCandidate?: boolean;
+  /** Project the query through the onnxruntime session the batches use instead of the query projector (the bench's side-by-side). */
+  projectOnOnnxRuntime?: boolean;
 }
 
 /** Points read from a model's graph (see VectorIndexService.projectedVectorsFor). */
@@ -1439,7 +1441,7 @@ export class VectorIndexService {
     // Any other query is projected here, in this thread (no onnxruntime round trip per query).
     const projectedQuery = fromGraph
       ? loaded.hnsw.getPoint(options.libraryImageId!)
-      : Array.from(loaded.projection ? loaded.projection.projector.project(unit) : unit);
+      : Array.from(!loaded.projection ? unit : options.projectOnOnnxRuntime ? await this.project(loaded, unit, 1) : loaded.projection.projector.project(unit));
     lap('project');
     const calibration = loaded.record.calibration;
     const candidates = calibration?.candidates ?? this.parameters.rerankCandidates;

@@ -75,6 +75,11 @@ export interface SearchBenchmarkReport {
    * few the in-memory sketch picks (null when the calibration did not adopt the sketch).
    */
   serviceEveryCandidate: (LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> }) | null;
+  /**
+   * The same queries, in blocks alternating with the others, each projected through the onnxruntime
+   * session (awaited) instead of the WebAssembly query projector (null without a projection).
+   */
+  serviceOnnxProjection: (LatencyFigures & { stagesP50Ms: Record<'normalise' | 'project' | 'graph' | 'rerank', number> }) | null;
   /** Bytes of the in-memory sketch (0 without one). */
   sketchBytes: number;
   /** float32 copy against the float16 one on the same queries (comparePrecisions). */
@@ -241,13 +246,20 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
             rerank: percentile(run.stages.rerank, 0.5),
           },
         });
-        const query = async (target: VectorIndexService, run: ReturnType<typeof measure>, index: number, from: 'sketch' | 'copy' | 'database') => {
+        const query = async (
+          target: VectorIndexService,
+          run: ReturnType<typeof measure>,
+          index: number,
+          from: 'sketch' | 'copy' | 'database',
+          projectOnOnnxRuntime = false,
+        ) => {
           const stageTimes: Partial<Record<Stage, number>> = {};
           const t = performance.now();
           const result = await target.search('bench', queries.subarray(index * dim, (index + 1) * dim), k, {
             stages: stageTimes,
             rerankFromDatabase: from === 'database',
             rerankEveryCandidate: from === 'copy',
+            projectOnOnnxRuntime,
           });
           run.times.push(performance.now() - t);
           // The second round's answers are the first's (nothing changes between them); recall is over one.
@@ -261,19 +273,24 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
         const fromCopy = measure();
         const everyCandidate = measure();
         const fromDatabase = measure();
-        const paths: Array<[ReturnType<typeof measure>, 'sketch' | 'copy' | 'database']> = [
-          [fromCopy, 'sketch'],
-          ...(sketched ? [[everyCandidate, 'copy'] as [ReturnType<typeof measure>, 'copy']] : []),
-          [fromDatabase, 'database'],
+        const projected = new VectorIndexRepository(library.db).record('bench')?.projectionVersion != null;
+        const onnxProjection = measure();
+        type Path = [ReturnType<typeof measure>, 'sketch' | 'copy' | 'database', boolean];
+        const paths: Path[] = [
+          [fromCopy, 'sketch', false],
+          ...(projected ? [[onnxProjection, 'sketch', true] as Path] : []),
+          ...(sketched ? [[everyCandidate, 'copy', false] as Path] : []),
+          [fromDatabase, 'database', false],
         ];
         for (let round = 0; round < 2; round++) {
-          for (const [run, from] of round === 0 ? paths : [...paths].reverse()) {
-            for (let index = 0; index < queryCount; index++) await query(service, run, index, from);
+          for (const [run, from, projectOnOnnxRuntime] of round === 0 ? paths : [...paths].reverse()) {
+            for (let index = 0; index < queryCount; index++) await query(service, run, index, from, projectOnOnnxRuntime);
           }
         }
         const serviceFigures = figures(fromCopy);
         const everyCandidateFigures = sketched ? figures(everyCandidate) : null;
         const databaseFigures = figures(fromDatabase);
+        const onnxProjectionFigures = projected ? figures(onnxProjection) : null;
         const sketchBytes = service.sketchBytes('bench');
         const queryResidentBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
 
@@ -423,6 +440,7 @@ export async function benchmarkSearch(input: SearchBenchmarkInput): Promise<Sear
           service: serviceFigures,
           serviceFromDatabase: databaseFigures,
           serviceEveryCandidate: everyCandidateFigures,
+          serviceOnnxProjection: onnxProjectionFigures,
           sketchBytes,
           precisions,
           libraryImage,
@@ -476,6 +494,7 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
     `p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}; stages p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`;
   lines.push(`service query: ${queryLine(report.service)} (re-rank from ${rerankFrom})`);
   // The paths before the sketch and before the flat copy, on the same queries interleaved with the ones above.
+  if (report.serviceOnnxProjection) lines.push(`service query with the query projected on onnxruntime instead: ${queryLine(report.serviceOnnxProjection)}`);
   if (report.serviceEveryCandidate) lines.push(`service query reading every candidate from the copy instead: ${queryLine(report.serviceEveryCandidate)}`);
   if (copyReady) lines.push(`service query re-ranked from SQLite instead: ${queryLine(report.serviceFromDatabase)}`);
   const p = report.precisions;
