@@ -21,6 +21,7 @@
  * projection: a query through onnxruntime (`OnnxAffine.apply`, awaited) against the WebAssembly
  * `QueryProjector` search uses; SEARCH_BENCH_PARTS=projection runs only these small figures.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -112,6 +113,7 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
     // with each query stage timed and hnswlib searched directly on the same file as the native figure.
     started = performance.now();
     let webApi = '';
+    let builtCli = '';
     const report = await benchmarkSearch({
       vectors: data,
       count,
@@ -119,7 +121,10 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
       comparePrecisions: true,
       onStep: (line) => console.log(`  ${line}…`),
       withLibrary: async ({ folder: libraryFolder, modelId, queryImageIds }) => {
-        if (queryImageIds) webApi = await measureWebApi(libraryFolder, modelId, queryImageIds);
+        if (queryImageIds) {
+          webApi = await measureWebApi(libraryFolder, modelId, queryImageIds);
+          builtCli = measureBuiltFirstSearch(libraryFolder, modelId, queryImageIds);
+        }
       },
     });
     console.log(
@@ -130,6 +135,7 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
     );
     for (const line of formatSearchBenchmark(report)) console.log(`  ${line}`);
     if (webApi) console.log(`  ${webApi}`);
+    if (builtCli) console.log(`  ${builtCli}`);
   }
   if (!parts.includes('layer')) return;
 
@@ -451,6 +457,32 @@ async function measureWebApi(libraryFolder: string, modelId: string, imageIds: n
     await server.close();
     fs.rmSync(staticFolder, { recursive: true, force: true });
   }
+}
+
+/**
+ * The desktop's first search after opening, as the compiled app does it: `dermws search <image>` as a
+ * new process of the built CLI (dist/, `npm run build:cli`), which starts up, opens the library and
+ * the index (graph, copy and sketch) and answers one 24-result query; beside it `dermws --help`, the
+ * start-up alone. Three images, each a fresh process; wall time as the user waits for it.
+ */
+function measureBuiltFirstSearch(libraryFolder: string, modelId: string, imageIds: number[]): string {
+  const cli = path.resolve('bin/dermws.js');
+  const run = (args: string[]) => {
+    const started = performance.now();
+    const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    const wall = performance.now() - started;
+    if (result.status !== 0) throw new Error(`dermws ${args.join(' ')} exited ${result.status}: ${result.stderr.slice(0, 300)}`);
+    if (result.stderr.includes('tsx')) throw new Error(`dermws ran from its sources, not dist/ (run npm run build:cli): ${result.stderr.slice(0, 300)}`);
+    return wall;
+  };
+  const helpMs = run(['--help']);
+  const searches = imageIds
+    .slice(0, 3)
+    .map((imageId) => run(['--library', libraryFolder, '--json', 'search', String(imageId), '--model', modelId, '-k', '24', '--exclude-self']));
+  return `built CLI, first search in a new process (start-up, open index + copy + sketch, one 24-result query): ${searches.map((value) => ms(value)).join(', ')}; \`--help\` alone ${ms(helpMs)} (load average ${os
+    .loadavg()
+    .map((value) => value.toFixed(1))
+    .join(' ')})`;
 }
 
 /**
