@@ -199,8 +199,13 @@ export function createSearchServices(
   embedder: QueryEmbedder | undefined,
   repositories: Repositories = createRepositories(library),
 ): { index: VectorIndexService; search: SearchService } {
-  const index = new VectorIndexService(repositories.vectorIndex, repositories.embeddings, library.paths, {}, () =>
-    repositories.settings.get<number>('index.recallTarget'),
+  const index = new VectorIndexService(
+    repositories.vectorIndex,
+    repositories.embeddings,
+    library.paths,
+    {},
+    () => repositories.settings.get<number>('index.recallTarget'),
+    () => repositories.settings.get<boolean>('index.sketch'),
   );
   const search = new SearchService(repositories.search, index, repositories.embeddings, embedder);
   return { index, search };

@@ -119,6 +119,8 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
       count,
       dim,
       comparePrecisions: true,
+      // With the sketch (off by default), so its path and the default one are measured side by side.
+      parameters: { sketch: true },
       onStep: (line) => console.log(`  ${line}…`),
       withLibrary: async ({ folder: libraryFolder, modelId, queryImageIds }) => {
         if (queryImageIds) {

@@ -111,7 +111,8 @@ describe('self-calibrating vector index', () => {
     let zeros = 0;
     for (const value of f.data) if (value === 0) zeros++;
     expect(zeros / f.data.length).toBeGreaterThan(0.3);
-    const service = f.service();
+    // With the sketch on, so the agreement below also holds for queries that pre-rank on it.
+    const service = f.service({ ...small, sketch: true });
     const { rebuilt } = await service.ensureReady(modelId);
     const calibration = rebuilt!.calibration!;
     expect(calibration).toMatchObject({ target: 0.99, probes: 200, met: true, trigger: 'build', graphDim: rebuilt!.graphDim, elementCount: 3000 });
@@ -127,9 +128,9 @@ describe('self-calibrating vector index', () => {
     const byImage = await independentRecall(f, service, 200, new Set(f.ids), true);
     expect(Math.abs(byImage - calibration.recall)).toBeLessThanOrEqual(0.02);
     // Stored with the index record: a second service (a second process) sees the same measurement without measuring again.
-    const status = await f.service().status(modelId);
+    const status = await f.service({ ...small, sketch: true }).status(modelId);
     expect(status.calibration).toEqual(calibration);
-    const reopened = f.service();
+    const reopened = f.service({ ...small, sketch: true });
     expect((await reopened.ensureReady(modelId)).rebuilt).toBeNull();
     expect(reopened.calibration(modelId)).toEqual(calibration);
     expect(reopened.calibrationSummary(modelId)).toBe(

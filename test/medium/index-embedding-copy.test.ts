@@ -7,6 +7,7 @@ import { VectorIndexService, type VectorIndexParameters } from '../../electron/c
 import { exactSearch, normalized, normalizeRows, type Neighbour } from '../../electron/core/math/vector-math.js';
 import type { Library } from '../../electron/core/library/library.js';
 import { flatNonNegativeVectors, perturbed } from '../fixtures/clustered-vectors.js';
+import { runDermws } from '../fixtures/cli-runner.js';
 import { createTestLibrary, insertSyntheticImages } from '../fixtures/library-fixture.js';
 
 /**
@@ -388,7 +389,7 @@ describe('flat embedding copy for the re-rank', () => {
 
 describe('in-memory sketch that pre-ranks the candidates', () => {
   /** Calibrated, so queries pre-rank as the calibration measured (48 candidates a query, 28 read exactly at k = 10). */
-  const calibrated: Partial<VectorIndexParameters> = { calibrate: true, calibrationProbes: 100 };
+  const calibrated: Partial<VectorIndexParameters> = { calibrate: true, calibrationProbes: 100, sketch: true };
   const ids = (answers: Neighbour[][]) => answers.map((hits) => hits.map((hit) => hit.imageId));
 
   function sketchBytes(service: VectorIndexService): number {
@@ -513,5 +514,45 @@ describe('in-memory sketch that pre-ranks the candidates', () => {
     const answers = await Promise.all(queries.map((query) => service.search(modelId, query, 10)));
     const everyCandidate = await Promise.all(queries.map((query) => service.search(modelId, query, 10, { rerankFromDatabase: true })));
     expect(recall(answers, everyCandidate)).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('is off by default; dermws index rebuild --sketch on|off saves the library setting and the build keeps or drops it', async () => {
+    const f = fixture(300);
+    const plain = f.service({ calibrate: true, calibrationProbes: 100 });
+    await plain.ensureReady(modelId);
+    expect(plain.calibration(modelId)!.preselection).toBeNull();
+    expect(fs.existsSync(plain.embeddingCopyFile(modelId).replace(/\.vectors$/, '.sketch'))).toBe(false);
+    await plain.close();
+
+    // Through the CLI, on a model wide enough for the default parameters to project it.
+    const library = createTestLibrary();
+    cleanups.push(() => library.cleanup());
+    const embeddings = new EmbeddingsRepository(library.db);
+    const wide = 600;
+    embeddings.registerModel({ id: 'wide', displayName: 'wide', dim: wide, sha256: 'c'.repeat(64), source: 'imported', preprocessing: null });
+    const ids = insertSyntheticImages(library, 400);
+    const { data } = flatNonNegativeVectors({ count: 400, dim: wide, seed: 7 });
+    embeddings.put(
+      'wide',
+      'c'.repeat(64),
+      ids.map((imageId, row) => ({ imageId, vector: data.subarray(row * wide, (row + 1) * wide) })),
+    );
+    const root = library.paths.root;
+    const sketchFile = `${library.paths.indexes}/wide.sketch`;
+    const on = await runDermws('--library', root, '--json', 'index', 'rebuild', '--sketch', 'on');
+    expect(on.code).toBe(0);
+    expect(on.json.indexes[0].calibration.preselection).toEqual({ bits: 4, kept: 28 });
+    expect(fs.statSync(sketchFile).size).toBe(400 * 304);
+    const status = await runDermws('--library', root, '--json', 'index', 'status');
+    expect(status.json.indexes[0].embeddingCopy.reason).toMatch(/4-bit sketch of each/);
+    expect(status.json.indexes[0].calibration.preselection).toEqual({ bits: 4, kept: 28 });
+
+    const off = await runDermws('--library', root, '--json', 'index', 'rebuild', '--sketch', 'off');
+    expect(off.json.indexes[0].calibration.preselection).toBeNull();
+    expect(fs.existsSync(sketchFile)).toBe(false);
+
+    const wrong = await runDermws('--library', root, '--json', 'index', 'rebuild', '--sketch', 'maybe');
+    expect(wrong.code).toBe(2);
+    expect(wrong.json.error).toMatchObject({ code: 'invalid-input', message: expect.stringContaining('--sketch must be "on" or "off"; got "maybe"') });
   });
 });

@@ -160,8 +160,17 @@ export function registerSearchCommands(program: Command): void {
       '--recall-target <r>',
       'recall@10 the index calibrates itself to, above 0 and at most 1 (saved as the library setting index.recallTarget; default 0.99)',
     )
-    .action(async (options: { model?: string; refit?: boolean; recallTarget?: string }, command: Command) => {
+    .option(
+      '--sketch <on|off>',
+      'keep a 4-bit sketch of the embeddings in memory (3 KB an image at 6144-d) that picks the candidates read: faster when the flat copy is not in the page cache (saved as the library setting index.sketch; default off)',
+    )
+    .action(async (options: { model?: string; refit?: boolean; recallTarget?: string; sketch?: string }, command: Command) => {
       await withCore(command, async (core, { json }) => {
+        if (options.sketch !== undefined) {
+          if (options.sketch !== 'on' && options.sketch !== 'off')
+            throw new DermError('invalid-input', `--sketch must be "on" or "off"; got "${options.sketch}".`, { field: 'sketch' });
+          core.settings.set('index.sketch', options.sketch === 'on');
+        }
         if (options.recallTarget !== undefined) {
           const target = Number(options.recallTarget);
           if (!(target > 0 && target <= 1)) {

@@ -514,6 +514,8 @@ export class EmbeddingCopy {
   moveTo(file: string): void {
     // The sketch first: a copy never sits in place with another copy's sketch beside it unnoticed (its row checks would catch it anyway).
     if (this.sketch) fs.renameSync(sketchFileOf(this.file), sketchFileOf(file));
+    // A copy without a sketch takes the place of one with: the old sketch (300 MB at 100k) goes with it.
+    else fs.rmSync(sketchFileOf(file), { force: true });
     fs.renameSync(this.file, file);
     this.file = file;
   }

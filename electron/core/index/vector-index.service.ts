@@ -74,10 +74,14 @@ export interface VectorIndexParameters {
    */
   embeddingCopy: EmbeddingCopyPrecision | 'none';
   /**
-   * Most memory the in-memory 4-bit sketch of the embeddings may take (3 KB a row at 6144-d: 300 MB at
-   * 100k). A copy started for more rows than this allows has no sketch, and its queries read every
-   * candidate's row for the exact re-rank.
+   * Keep an in-memory 4-bit sketch of the embeddings beside the copy, which picks the few candidates
+   * read (the library setting `index.sketch` overrides it). Off by default: with the copy in the page
+   * cache it saves nothing measurable end to end at 100k, and it costs 3 KB a row of memory (300 MB at
+   * 100k × 6144) and open time; it pays when the copy is not in the page cache (28 reads from disk
+   * instead of 96 a query; docs/benchmarks.md).
    */
+  sketch: boolean;
+  /** Most memory the sketch may take: a copy started for more rows than this allows has none. */
   sketchMemoryLimitBytes: number;
 }
 
@@ -103,6 +107,7 @@ export const defaultIndexParameters: VectorIndexParameters = {
   recalibrateAfterGrowth: 0.2,
   // float16 re-ranks the same top 10 as float32 on the search bench's data at half the disk and page cache.
   embeddingCopy: 'float16',
+  sketch: false,
   sketchMemoryLimitBytes: 512 * 2 ** 20,
 };
 
@@ -261,6 +266,8 @@ export class VectorIndexService {
     parameters: Partial<VectorIndexParameters> = {},
     /** The library's `index.recallTarget` setting, read at each calibration. */
     private readonly recallTargetSetting: () => number | undefined = () => undefined,
+    /** The library's `index.sketch` setting, read whenever a copy is started. */
+    private readonly sketchSetting: () => boolean | undefined = () => undefined,
   ) {
     this.parameters = { ...defaultIndexParameters, ...parameters };
   }
@@ -555,7 +562,9 @@ export class VectorIndexService {
     const precision = this.parameters.embeddingCopy;
     if (precision === 'none') return {};
     const temporary = `${this.embeddingCopyFile(modelId)}.${process.pid}.partial`;
-    const sketch = SketchTable.bytesFor(dim, rows) <= this.parameters.sketchMemoryLimitBytes;
+    const setting = this.sketchSetting();
+    const sketch =
+      (typeof setting === 'boolean' ? setting : this.parameters.sketch) && SketchTable.bytesFor(dim, rows) <= this.parameters.sketchMemoryLimitBytes;
     try {
       fs.mkdirSync(this.locations.indexes, { recursive: true });
       return { copy: EmbeddingCopy.create(temporary, { modelId, dim, precision, sketch }) };

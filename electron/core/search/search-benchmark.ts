@@ -492,10 +492,13 @@ export function formatSearchBenchmark(report: SearchBenchmarkReport): string[] {
       : 'SQLite';
   const queryLine = (s: SearchBenchmarkReport['service']) =>
     `p50 ${ms(s.p50Ms)}, p99 ${ms(s.p99Ms)}, recall@${report.k} ${s.recall.toFixed(3)}; stages p50: normalise ${ms(s.stagesP50Ms.normalise)}, project ${ms(s.stagesP50Ms.project)}, graph ${ms(s.stagesP50Ms.graph)}, fetch + re-rank ${ms(s.stagesP50Ms.rerank)}`;
-  lines.push(`service query: ${queryLine(report.service)} (re-rank from ${rerankFrom})`);
+  lines.push(
+    `service query: ${queryLine(report.service)} (re-rank from ${rerankFrom}${report.serviceEveryCandidate ? ', the candidates read picked by the sketch' : ''})`,
+  );
   // The paths before the sketch and before the flat copy, on the same queries interleaved with the ones above.
   if (report.serviceOnnxProjection) lines.push(`service query with the query projected on onnxruntime instead: ${queryLine(report.serviceOnnxProjection)}`);
-  if (report.serviceEveryCandidate) lines.push(`service query reading every candidate from the copy instead: ${queryLine(report.serviceEveryCandidate)}`);
+  if (report.serviceEveryCandidate)
+    lines.push(`service query without the sketch (the default: every candidate read from the copy): ${queryLine(report.serviceEveryCandidate)}`);
   if (copyReady) lines.push(`service query re-ranked from SQLite instead: ${queryLine(report.serviceFromDatabase)}`);
   const p = report.precisions;
   if (p) {
