@@ -119,8 +119,9 @@ async function benchSize(count: number, gemm: OnnxGemm, dataModel: DataModel): P
       count,
       dim,
       comparePrecisions: true,
-      // With the sketch (off by default), so its path and the default one are measured side by side.
-      parameters: { sketch: true },
+      // With the sketch (off by default), so its path and the default one are measured side by side;
+      // SEARCH_BENCH_SKETCH=off builds the library as a user's default one is (the built CLI's first search then has no sketch to read).
+      parameters: { sketch: process.env.SEARCH_BENCH_SKETCH !== 'off' },
       onStep: (line) => console.log(`  ${line}…`),
       withLibrary: async ({ folder: libraryFolder, modelId, queryImageIds }) => {
         if (queryImageIds) {
