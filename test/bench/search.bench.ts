@@ -482,7 +482,7 @@ function measureBuiltFirstSearch(libraryFolder: string, modelId: string, imageId
   const searches = imageIds
     .slice(0, 3)
     .map((imageId) => run(['--library', libraryFolder, '--json', 'search', String(imageId), '--model', modelId, '-k', '24', '--exclude-self']));
-  return `built CLI, first search in a new process (start-up, open index + copy + sketch, one 24-result query): ${searches.map((value) => ms(value)).join(', ')}; \`--help\` alone ${ms(helpMs)} (load average ${os
+  return `built CLI, first search in a new process (start-up, open graph, copy and its sketch when the library keeps one, one 24-result query): ${searches.map((value) => ms(value)).join(', ')}; \`--help\` alone ${ms(helpMs)} (load average ${os
     .loadavg()
     .map((value) => value.toFixed(1))
     .join(' ')})`;
